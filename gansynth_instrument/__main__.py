@@ -1,0 +1,3 @@
+from gansynth_instrument.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""One exception type per boundary; the CLI prints any of them as one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class GansynthError(Exception):
+    """Base for every error a user can cause (bad file, bad name, bad value). Message = one line."""
+
+
+class CheckpointError(GansynthError):
+    """A Magenta checkpoint directory, bundle or experiment.json is missing, malformed or unsupported."""
+
+
+class ModelError(GansynthError):
+    """An ONNX instrument model cannot be loaded, or a request does not fit it (e.g. unknown pitch)."""
+
+
+class PresetError(GansynthError):
+    """A preset or bank file is missing, malformed, or holds a value out of range."""
+
+
+class MidiFileError(GansynthError):
+    """A MIDI file cannot be read or holds nothing playable."""
+
+
+class DeviceError(GansynthError):
+    """An audio device or MIDI port cannot be found or opened."""
+
+
+class OutputError(GansynthError):
+    """An output file or directory cannot be written."""

@@ -1,0 +1,89 @@
+"""The contract between exporter and runtime: what an instrument model's ONNX ``metadata_props`` hold.
+
+Every key is prefixed ``gansynth.``; values are JSON text. The exporter writes ``ModelInfo.to_props()``,
+the runtime reads ``ModelInfo.from_props()``; nothing else parses these keys.
+
+Graph contract (format version 1):
+  inputs  ``z`` float32 [B, latent_size], ``pitch`` int64 [B] (MIDI note numbers from ``pitches``)
+  output  ``spectrogram`` float32 [B, frames, bins, 2]: the *denormalised* generator output
+          (channel 0 = log mel magnitude², channel 1 = mel instantaneous frequency / π), i.e. Magenta's
+          ``generator_fn_specgram`` output before ``data_to_waves``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from gansynth_instrument.errors import ModelError
+
+FORMAT_VERSION = 1
+PREFIX = "gansynth."
+INPUT_LATENT = "z"
+INPUT_PITCH = "pitch"
+OUTPUT_SPECTROGRAM = "spectrogram"
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How the spectrogram maps to audio (Magenta's SpecgramsHelper settings for data_type 'mel')."""
+
+    data_type: str = "mel"
+    n_fft: int = 2048
+    hop_length: int = 512
+    frames: int = 128
+    bins: int = 1024
+    pad_front: int = 3072
+    ifreq: bool = True
+    mag_normalizer_a: float = 0.0661371661726
+    mag_normalizer_b: float = 0.113718730221
+    p_normalizer_a: float = 0.8
+    p_normalizer_b: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the runtime needs to know about a model, stored inside the ONNX file."""
+
+    latent_size: int
+    pitches: tuple[int, ...]
+    sample_rate: int = 16000
+    audio_length: int = 64000
+    representation: Representation = field(default_factory=Representation)
+    source: str = ""
+    source_step: int = 0
+    progress: float = 6.0
+    digest: str = ""
+    exporter_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_props(self) -> dict[str, str]:
+        """Flatten to ONNX ``metadata_props`` (key → JSON text)."""
+        return {PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str = "model") -> ModelInfo:
+        """Parse ``metadata_props``; raises ModelError naming ``where`` and the bad key."""
+        values = {}
+        for f in fields(cls):
+            key = PREFIX + f.name
+            if key not in props:
+                if f.name in ("latent_size", "pitches"):
+                    raise ModelError(f"{where}: not a gansynth-instrument model (no '{key}' metadata)")
+                continue
+            try:
+                values[f.name] = json.loads(props[key])
+            except json.JSONDecodeError as err:
+                raise ModelError(f"{where}: metadata '{key}' is not valid JSON: {err}") from None
+        if values.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ModelError(
+                f"{where}: model format {values['format_version']} is newer than this runtime "
+                f"understands ({FORMAT_VERSION}); upgrade gansynth-instrument"
+            )
+        try:
+            values["pitches"] = tuple(int(p) for p in values["pitches"])
+            if "representation" in values:
+                values["representation"] = Representation(**values["representation"])
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise ModelError(f"{where}: malformed gansynth metadata: {err}") from None
