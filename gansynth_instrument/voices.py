@@ -1,0 +1,482 @@
+"""The voice engine: control-side voice allocation (``Voices``) and the render-side ``Mixer``.
+
+The two halves share nothing but two deques, as FluidSynth's rvoice queue does: ``Voices``
+(control side, MIDI thread) appends commands to ``Mixer.commands``; ``Mixer.render`` (audio thread)
+is their only consumer and appends the serial numbers of voices that ended to ``Mixer.finished``.
+The control side keeps a shadow of every slot's state and decides stealing, the pedal and releases;
+the render side only obeys.
+
+A voice plays one or two cache Notes (two while a morph crossfades between neighbouring steps)
+from the same playback position, each at its own pitch ratio (1.0 for the exact pitch,
+2^(semitones/12) for the nearest-pitch fallback), times the global pitch-bend ratio. Notes play
+their length once and end.
+
+Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
+frames, ``f_rel`` the frame its release began)::
+
+    attack(f)  = min(1, (f + 1) / A)
+    release(f) = clip(1 - (f - f_rel + 1) / R, 0, 1)     (1 before the release)
+    env(f)     = attack(f) * release(f)
+
+Every per-sample quantity is an elementwise function of integer frame counts, so the output does
+not depend on how the audio is cut into blocks; a command's frame stamp is the exact frame it acts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gansynth_instrument.cache import Note
+
+IMMEDIATE = -1
+"""Frame stamp of a command that applies at the start of the next rendered block (live play)."""
+
+# Command opcodes (second tuple field). Layouts, after (frame, op):
+_NOTE_ON = (
+    0  # slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release (frames)
+)
+_RELEASE = 1  # slot, serial
+_MORPH = 2  # slot, serial, note_a, ratio_a, note_b, ratio_b, weight
+_BEND = 3  # bend_ratio
+_SILENCE = 4  # (no fields): every voice stops at once
+
+_NEVER = 1e18  # "released at" frame of a voice that is still held
+_LAYERS = 2
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Note a voice plays and its pitch ratio (playback rate before bend, 1.0 = as cached)."""
+
+    note: Note
+    pitch_ratio: float = 1.0
+
+
+def pitch_ratio(semitones: float) -> float:
+    """Playback-rate ratio that shifts pitch by ``semitones`` (equal temperament)."""
+    return 2.0 ** (semitones / 12.0)
+
+
+class Mixer:
+    """Render side: fixed voice slots mixed into a caller's buffer; see the module docstring.
+
+    Everything is allocated here, before the stream starts. ``render`` is real-time safe: it uses
+    slices and ufuncs with ``out=``, takes no lock, logs nothing, and allocates only small Python
+    objects (views, ints). Notes are owned by the cache, so the audio thread never frees a waveform.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        polyphony: int = 32,
+        channels: int = 2,
+        max_block_frames: int = 1024,
+        glide_frames: int = 64,
+    ) -> None:
+        if polyphony < 1 or channels < 1 or max_block_frames < 1 or glide_frames < 1:
+            raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
+        self.sample_rate = sample_rate
+        self.polyphony = polyphony
+        self.channels = channels
+        self.commands: deque[tuple] = deque()
+        self.finished: deque[int] = deque()
+        self.frames_rendered = 0
+        self.voices_active = 0
+        # Morph weight changes glide over this many frames so a knob step does not click.
+        self._glide_frames = float(glide_frames)
+        self._chunk = max_block_frames
+        voices, layers, chunk = polyphony, _LAYERS, max_block_frames
+
+        self._active = [False] * voices
+        self._serial = [0] * voices
+        self._notes: list[list[np.ndarray | None]] = [[None] * voices for _ in range(layers)]
+        self._ratio = np.ones((layers, voices))
+        self._length = np.zeros((layers, voices))  # pcm length in frames; 0 = no note in the layer
+        self._note_gain = np.zeros((layers, voices))
+        self._progress0 = np.zeros(voices)  # unbent playback position at the last bend change
+        self._since_bend = np.zeros(voices)  # frames since then
+        self._age = np.zeros(voices)  # frames since note-on
+        self._attack = np.ones(voices)
+        self._release = np.ones(voices)
+        self._released_at = np.full(voices, _NEVER)
+        self._amp = np.zeros(voices)  # 0 for a free slot, so stale rows mix as silence
+        self._w_from = np.zeros(voices)
+        self._w_to = np.zeros(voices)
+        self._since_glide = np.zeros(voices)
+        self._bend = 1.0
+        self._top = 0  # slots [0, top) hold every active voice
+
+        self._ramp = np.arange(chunk, dtype=np.float64)
+        self._frames = np.empty((voices, chunk))
+        self._env = np.empty((voices, chunk))
+        self._weight = np.empty((voices, chunk))
+        self._pos = np.empty((layers, voices, chunk))
+        self._floor = np.empty((layers, voices, chunk))
+        self._index = np.empty((layers, voices, chunk), dtype=np.intp)
+        self._index_next = np.empty((layers, voices, chunk), dtype=np.intp)
+        self._valid = np.empty((layers, voices, chunk), dtype=bool)
+        self._row_gain = np.empty((layers, voices, chunk))
+        self._left = np.zeros((layers, voices, chunk), dtype=np.int16)
+        self._right = np.zeros((layers, voices, chunk), dtype=np.int16)
+        self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
+        self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
+        self._mix = np.empty((chunk, 1), dtype=np.float32)
+
+    def render(self, out: np.ndarray, frames: int) -> None:
+        """Fill ``out[:frames]`` ([frames, channels] float32) with the next ``frames`` frames.
+
+        Applies queued commands at their frame stamps (``IMMEDIATE`` at once), splitting the block.
+        """
+        commands = self.commands
+        done = 0
+        while done < frames:
+            now = self.frames_rendered
+            while commands and commands[0][0] <= now:
+                self._apply(commands.popleft())
+            end = min(frames, done + self._chunk)
+            if commands:
+                end = min(end, done + commands[0][0] - now)
+            self._render_chunk(out[done:end], end - done)
+            done = end
+
+    # -- render side internals ---------------------------------------------------------------------
+
+    def _apply(self, cmd: tuple) -> None:
+        op = cmd[1]
+        if op == _NOTE_ON:
+            _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release = cmd
+            self._serial[slot] = serial
+            self._active[slot] = True
+            self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
+            self._progress0[slot] = 0.0
+            self._since_bend[slot] = 0.0
+            self._age[slot] = 0.0
+            self._attack[slot] = attack
+            self._release[slot] = release
+            self._released_at[slot] = _NEVER
+            self._amp[slot] = amp
+            self._w_from[slot] = self._w_to[slot] = weight
+            self._since_glide[slot] = 0.0
+            self._top = max(self._top, slot + 1)
+        elif op == _RELEASE:
+            slot, serial = cmd[2], cmd[3]
+            if self._active[slot] and self._serial[slot] == serial:
+                self._released_at[slot] = min(self._released_at[slot], self._age[slot])
+        elif op == _MORPH:
+            _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight = cmd
+            if not (self._active[slot] and self._serial[slot] == serial):
+                return
+            pcm_b = note_b.pcm if note_b is not None else None
+            same_pair = self._notes[0][slot] is note_a.pcm and self._notes[1][slot] is pcm_b
+            if same_pair:  # glide from wherever the weight is now
+                self._w_from[slot] = self._weight_now(slot)
+            else:  # a new pair of steps: switch at the same playback position
+                self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
+                self._w_from[slot] = weight
+            self._w_to[slot] = weight
+            self._since_glide[slot] = 0.0
+        elif op == _BEND:
+            self._progress0 += self._bend * self._since_bend
+            self._since_bend[:] = 0.0
+            self._bend = cmd[2]
+        elif op == _SILENCE:
+            for slot in range(self._top):
+                if self._active[slot]:
+                    self._end(slot)
+            self._top = 0
+
+    def _set_layers(
+        self, slot: int, note_a: Note, ratio_a: float, note_b: Note | None, ratio_b: float
+    ) -> None:
+        # Ratios include the sample-rate conversion, so a position is in the note's own frames.
+        for layer, note, ratio in ((0, note_a, ratio_a), (1, note_b, ratio_b)):
+            if note is None:
+                self._notes[layer][slot] = None
+                self._length[layer, slot] = 0.0
+                self._note_gain[layer, slot] = 0.0
+            else:
+                self._notes[layer][slot] = note.pcm
+                self._length[layer, slot] = note.pcm.shape[0]
+                self._note_gain[layer, slot] = note.gain
+                self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
+
+    def _weight_now(self, slot: int) -> float:
+        t = min(1.0, (self._since_glide[slot] + 1.0) / self._glide_frames)
+        return self._w_from[slot] + (self._w_to[slot] - self._w_from[slot]) * t
+
+    def _end(self, slot: int) -> None:
+        self._active[slot] = False
+        self._amp[slot] = 0.0
+        self.finished.append(self._serial[slot])
+
+    def _render_chunk(self, out: np.ndarray, n: int) -> None:
+        top = self._top
+        if top == 0:
+            out.fill(0.0)
+            self.frames_rendered += n
+            self.voices_active = 0
+            return
+        ramp = self._ramp[:n]
+        frames = self._frames[:top, :n]
+        env = self._env[:top, :n]
+        weight = self._weight[:top, :n]
+        pos = self._pos[:, :top, :n]
+        floor = self._floor[:, :top, :n]
+        index = self._index[:, :top, :n]
+        index_next = self._index_next[:, :top, :n]
+        valid = self._valid[:, :top, :n]
+        row_gain = self._row_gain[:, :top, :n]
+        left = self._left[:, :top, :n]
+        right = self._right[:, :top, :n]
+        sig = self._sig[:, :top, :n]
+        voice_sig = self._voice_sig[:top, :n]
+        mix = self._mix[:n]
+
+        # Playback position of each layer: ratio * (progress0 + bend * (frames since bend change)).
+        np.add(self._since_bend[:top, None], ramp, out=frames)
+        np.multiply(frames, self._bend, out=frames)
+        np.add(frames, self._progress0[:top, None], out=frames)
+        np.multiply(frames, self._ratio[:, :top, None], out=pos)
+        np.less(pos, self._length[:, :top, None], out=valid)
+        np.floor(pos, out=floor)
+        np.copyto(index, floor, casting="unsafe")
+        np.add(index, 1, out=index_next)
+        np.subtract(pos, floor, out=pos)  # pos now holds the interpolation fraction
+
+        # Morph weight of layer 1 (glides linearly to its target), then per-layer gains.
+        np.add(self._since_glide[:top, None], ramp, out=weight)
+        np.add(weight, 1.0, out=weight)
+        np.multiply(weight, 1.0 / self._glide_frames, out=weight)
+        np.minimum(weight, 1.0, out=weight)
+        np.multiply(weight, (self._w_to - self._w_from)[:top, None], out=weight)
+        np.add(weight, self._w_from[:top, None], out=weight)
+        np.subtract(1.0, weight, out=row_gain[0])
+        np.copyto(row_gain[1], weight)
+        np.multiply(row_gain, self._note_gain[:, :top, None], out=row_gain)
+
+        # Linear interpolation of the int16 waveforms; rows of free slots mix as silence (amp 0).
+        for layer in range(_LAYERS):
+            notes = self._notes[layer]
+            w_edge = 0.0 if layer == 1 else 1.0
+            for slot in range(top):
+                pcm = notes[slot]
+                if pcm is None or not self._active[slot]:
+                    continue
+                if self._w_from[slot] == w_edge and self._w_to[slot] == w_edge:
+                    continue  # the layer is silent for this whole chunk
+                np.take(pcm, index[layer, slot], out=left[layer, slot], mode="clip")
+                np.take(pcm, index_next[layer, slot], out=right[layer, slot], mode="clip")
+        np.subtract(right, left, out=sig, dtype=np.float32)
+        np.multiply(sig, pos, out=sig, casting="same_kind")
+        np.add(sig, left, out=sig, dtype=np.float32)
+        np.multiply(sig, valid, out=sig)
+        np.multiply(sig, row_gain, out=sig, casting="same_kind")
+        np.add(sig[0], sig[1], out=voice_sig)
+
+        # Envelope: attack ramp times release ramp, times the voice's amplitude.
+        np.add(self._age[:top, None], ramp, out=frames)
+        np.add(frames, 1.0, out=frames)
+        np.divide(frames, self._attack[:top, None], out=env)
+        np.minimum(env, 1.0, out=env)
+        np.subtract(frames, self._released_at[:top, None], out=frames)
+        np.divide(frames, self._release[:top, None], out=frames)
+        np.subtract(1.0, frames, out=frames)
+        np.clip(frames, 0.0, 1.0, out=frames)
+        np.multiply(env, frames, out=env)
+        np.multiply(env, self._amp[:top, None], out=env)
+        np.multiply(voice_sig, env, out=voice_sig, casting="same_kind")
+        np.sum(voice_sig, axis=0, out=mix[:, 0])
+        np.copyto(out, mix)
+
+        self._since_bend[:top] += n
+        self._age[:top] += n
+        self._since_glide[:top] += n
+        self.frames_rendered += n
+        last = n - 1
+        active = 0
+        for slot in range(top):
+            if not self._active[slot]:
+                continue
+            over = self._age[slot] - self._released_at[slot] >= self._release[slot]
+            if over or not (valid[0, slot, last] or valid[1, slot, last]):
+                self._end(slot)
+            else:
+                active += 1
+        while self._top and not self._active[self._top - 1]:
+            self._top -= 1
+        self.voices_active = active
+
+
+@dataclass
+class _Slot:
+    """Control-side shadow of one Mixer slot."""
+
+    key: Hashable = None
+    serial: int = 0
+    started: int = 0  # note-on order, for "oldest first"
+    held: bool = False  # key still down
+    sustained: bool = False  # key up but the pedal holds it
+    sounding: bool = False
+
+
+class Voices:
+    """Control side of the voice engine: allocation, stealing, sustain pedal, bend, morph updates.
+
+    Stealing takes a free slot first, then the oldest released voice (its tail is the least
+    audible), then the oldest pedal-sustained one, then the oldest held one. A retriggered key
+    releases its old voice first (FluidSynth's convention). Commands go to the Mixer through its
+    deque; when it holds ``queue_limit`` commands a new one is dropped and counted in ``dropped``.
+    """
+
+    def __init__(self, mixer: Mixer, *, queue_limit: int = 4096) -> None:
+        self._commands = mixer.commands
+        self._finished = mixer.finished
+        self.sample_rate = mixer.sample_rate
+        self.queue_limit = queue_limit
+        self.dropped = 0
+        self.pedal_down = False
+        self._slots = [_Slot() for _ in range(mixer.polyphony)]
+        self._by_serial: dict[int, int] = {}
+        self._serials = 0
+
+    def _send(self, cmd: tuple) -> bool:
+        if len(self._commands) >= self.queue_limit:
+            self.dropped += 1
+            return False
+        self._commands.append(cmd)
+        return True
+
+    def _collect_finished(self) -> None:
+        while self._finished:
+            slot = self._by_serial.pop(self._finished.popleft(), None)
+            if slot is not None:
+                self._slots[slot] = _Slot()
+
+    def _pick_slot(self) -> int:
+        def score(item: tuple[int, _Slot]) -> tuple[int, int]:
+            _, s = item
+            if not s.sounding:
+                tier = 0
+            elif not s.held and not s.sustained:
+                tier = 1  # released: already fading out
+            elif s.sustained:
+                tier = 2  # key up, pedal holds it
+            else:
+                tier = 3  # key down
+            return tier, s.started
+
+        return min(enumerate(self._slots), key=score)[0]
+
+    def note_on(
+        self,
+        key: Hashable,
+        layer_a: Layer,
+        layer_b: Layer | None = None,
+        *,
+        weight: float = 0.0,
+        amp: float = 1.0,
+        attack_s: float = 0.01,
+        release_s: float = 0.3,
+        frame: int = IMMEDIATE,
+    ) -> int | None:
+        """Start a voice for ``key`` (e.g. a MIDI pitch); its slot, or None if the queue is full.
+
+        ``weight`` is layer_b's share of a morph crossfade (0 = only layer_a).
+        """
+        self._collect_finished()
+        for slot, s in enumerate(self._slots):
+            if s.sounding and s.key == key and (s.held or s.sustained):
+                self._release_slot(slot, frame)
+        slot = self._pick_slot()
+        self._serials += 1
+        attack_frames = max(1, round(attack_s * self.sample_rate))
+        release_frames = max(1, round(release_s * self.sample_rate))
+        note_b = layer_b.note if layer_b is not None else None
+        ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
+        cmd = (frame, _NOTE_ON, slot, self._serials, layer_a.note, layer_a.pitch_ratio)
+        cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames)
+        if not self._send(cmd):
+            return None
+        old = self._slots[slot]
+        if old.sounding:
+            self._by_serial.pop(old.serial, None)
+        self._slots[slot] = _Slot(key, self._serials, self._serials, True, False, True)
+        self._by_serial[self._serials] = slot
+        return slot
+
+    def _release_slot(self, slot: int, frame: int) -> None:
+        s = self._slots[slot]
+        if self._send((frame, _RELEASE, slot, s.serial)):
+            s.held = s.sustained = False
+
+    def note_off(self, key: Hashable, frame: int = IMMEDIATE) -> None:
+        """Key up: release its voice, or leave it to the pedal while the pedal is down."""
+        self._collect_finished()
+        for slot, s in enumerate(self._slots):
+            if s.sounding and s.held and s.key == key:
+                if self.pedal_down:
+                    s.held, s.sustained = False, True
+                else:
+                    self._release_slot(slot, frame)
+
+    def sustain(self, down: bool, frame: int = IMMEDIATE) -> None:
+        """Sustain pedal (CC64): lifting it releases every voice whose key is already up."""
+        self._collect_finished()
+        self.pedal_down = down
+        if not down:
+            for slot, s in enumerate(self._slots):
+                if s.sounding and s.sustained:
+                    self._release_slot(slot, frame)
+
+    def all_notes_off(self, frame: int = IMMEDIATE) -> None:
+        """CC123: release every held or sustained voice (release tails still sound)."""
+        self._collect_finished()
+        for slot, s in enumerate(self._slots):
+            if s.sounding and (s.held or s.sustained):
+                self._release_slot(slot, frame)
+
+    def all_sound_off(self, frame: int = IMMEDIATE) -> None:
+        """CC120: silence every voice at once, tails included."""
+        if self._send((frame, _SILENCE)):
+            self._slots = [_Slot() for _ in self._slots]
+            self._by_serial.clear()
+
+    def bend(self, semitones: float, frame: int = IMMEDIATE) -> None:
+        """Pitch-bend every voice, sounding and future, by ``semitones``."""
+        self._send((frame, _BEND, pitch_ratio(semitones)))
+
+    def morph(
+        self,
+        slot: int,
+        layer_a: Layer,
+        layer_b: Layer | None,
+        weight: float,
+        frame: int = IMMEDIATE,
+    ) -> None:
+        """Change what a sounding voice plays (same playback position); same pair = weight glide."""
+        s = self._slots[slot]
+        note_b = layer_b.note if layer_b is not None else None
+        ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
+        cmd = (frame, _MORPH, slot, s.serial, layer_a.note, layer_a.pitch_ratio, note_b, ratio_b)
+        self._send((*cmd, float(weight)))
+
+    def sounding(self) -> Iterator[tuple[int, Hashable]]:
+        """(slot, key) of every voice the control side believes is still sounding."""
+        self._collect_finished()
+        for slot, s in enumerate(self._slots):
+            if s.sounding:
+                yield slot, s.key
+
+    def in_use(self) -> int:
+        """Number of voices sounding (control side's view, including release tails)."""
+        return sum(1 for _ in self.sounding())
+
+
+__all__ = ["IMMEDIATE", "Layer", "Mixer", "Voices", "pitch_ratio"]
