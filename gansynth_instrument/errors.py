@@ -29,3 +29,7 @@ class DeviceError(GansynthError):
 
 class OutputError(GansynthError):
     """An output file or directory cannot be written."""
+
+
+class CacheError(GansynthError):
+    """The note cache cannot do what was asked (bad setting, a note that failed to render)."""
