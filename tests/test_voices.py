@@ -1,0 +1,301 @@
+"""Voice engine without audio: envelopes, stealing, pedal, bend, morph crossfade, block sizes.
+
+Expected outputs are computed here from the documented formulas (module docstring of voices.py), not
+taken from the Mixer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gansynth_instrument.cache import Note
+from gansynth_instrument.voices import Layer, Mixer, Voices, pitch_ratio
+
+RATE = 8000
+
+
+def make_note(
+    pcm: np.ndarray, gain: float = 1.0 / 32768, pitch: int = 60, rate: int = RATE
+) -> Note:
+    pcm = np.asarray(pcm, dtype=np.int16)
+    pcm.flags.writeable = False
+    return Note(pcm=pcm, gain=gain, pitch=pitch, sample_rate=rate)
+
+
+def constant_note(value: int = 10000, frames: int = RATE, **kw) -> Note:
+    return make_note(np.full(frames, value), **kw)
+
+
+def sine_note(freq_hz: float, frames: int = RATE, rate: int = RATE) -> Note:
+    t = np.arange(frames) / rate
+    return make_note(np.round(20000 * np.sin(2 * np.pi * freq_hz * t)), rate=rate)
+
+
+def engine(polyphony: int = 8, **kw) -> tuple[Mixer, Voices]:
+    mixer = Mixer(RATE, polyphony=polyphony, channels=2, **kw)
+    return mixer, Voices(mixer)
+
+
+def render(mixer: Mixer, frames: int, block: int | None = None) -> np.ndarray:
+    """Render ``frames`` frames in blocks of ``block`` (all at once if None); returns channel 0."""
+    out = np.full((frames, mixer.channels), np.nan, dtype=np.float32)
+    block = block or frames
+    for start in range(0, frames, block):
+        n = min(block, frames - start)
+        mixer.render(out[start : start + n], n)
+    assert np.array_equal(out[:, 0], out[:, 1])
+    return out[:, 0]
+
+
+def attack_release(
+    frames: int, attack: int, release: int, released_at: float = np.inf
+) -> np.ndarray:
+    f = np.arange(frames, dtype=np.float64)
+    a = np.minimum(1.0, (f + 1) / attack)
+    r = np.clip(1.0 - (f - released_at + 1) / release, 0.0, 1.0)
+    return a * r
+
+
+def dominant_hz(x: np.ndarray, rate: int) -> float:
+    window = np.hanning(len(x))
+    spectrum = np.abs(np.fft.rfft(x * window, n=16 * len(x)))
+    return float(np.argmax(spectrum) * rate / (16 * len(x)))
+
+
+def test_envelope_is_sample_exact_for_attack_hold_and_release():
+    mixer, voices = engine()
+    note = constant_note(10000)
+    voices.note_on(60, Layer(note), amp=0.5, attack_s=0.01, release_s=0.05)
+    voices.note_off(60, frame=1000)
+    out = render(mixer, 2000)
+    attack, release = round(0.01 * RATE), round(0.05 * RATE)
+    expected = 0.5 * (10000 / 32768) * attack_release(2000, attack, release, released_at=1000)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+    assert out[1000 + release - 1] == 0.0 and out[1000 + release - 2] > 0.0
+    assert mixer.voices_active == 0 and voices.in_use() == 0
+
+
+def test_note_plays_its_length_once_and_ends():
+    mixer, voices = engine()
+    note = make_note(np.arange(1, 501) * 10)
+    voices.note_on(60, Layer(note), attack_s=1 / RATE)
+    out = render(mixer, 800)
+    np.testing.assert_allclose(out[:500], np.arange(1, 501) * 10 / 32768, rtol=1e-6)
+    assert not out[500:].any()
+    assert voices.in_use() == 0
+
+
+def test_playback_rate_interpolates_linearly_and_converts_sample_rate():
+    mixer, voices = engine()
+    note = make_note(np.arange(2000) * 8, rate=RATE // 2)  # half the output rate: 0.5 step/frame
+    voices.note_on(60, Layer(note, pitch_ratio=1.5), attack_s=1 / RATE)
+    out = render(mixer, 400)
+    positions = np.arange(400) * 1.5 * 0.5
+    np.testing.assert_allclose(out, positions * 8 / 32768, rtol=1e-6)
+
+
+def test_free_voices_are_taken_before_stealing_released_then_oldest():
+    mixer, voices = engine(polyphony=4)
+    note = constant_note()
+    slots = [voices.note_on(p, Layer(note)) for p in (60, 61, 62, 63)]
+    assert sorted(slots) == [0, 1, 2, 3]
+    render(mixer, 64)
+    voices.note_off(62)
+    render(mixer, 64)
+    assert voices.note_on(64, Layer(note)) == slots[2]  # released voice goes first
+    assert voices.note_on(65, Layer(note)) == slots[0]  # then the oldest held one
+    assert voices.note_on(66, Layer(note)) == slots[1]
+    assert sorted(key for _, key in voices.sounding()) == [63, 64, 65, 66]
+
+
+def test_pedal_sustained_voices_are_stolen_after_released_before_held():
+    _, voices = engine(polyphony=3)
+    note = constant_note()
+    held = voices.note_on(60, Layer(note))  # oldest, key still down
+    released = voices.note_on(62, Layer(note))
+    voices.note_off(62)
+    voices.sustain(True)
+    sustained = voices.note_on(61, Layer(note))  # newest, key up under the pedal
+    voices.note_off(61)
+    assert voices.note_on(70, Layer(note)) == released
+    assert voices.note_on(71, Layer(note)) == sustained
+    assert voices.note_on(72, Layer(note)) == held
+
+
+def test_a_stolen_slot_plays_the_new_note_and_the_old_voice_is_forgotten():
+    mixer, voices = engine(polyphony=1)
+    voices.note_on(60, Layer(constant_note(5000, frames=100)), attack_s=1 / RATE)
+    render(mixer, 50)
+    voices.note_on(61, Layer(constant_note(-3000, frames=1000)), attack_s=1 / RATE)
+    out = render(mixer, 200)
+    np.testing.assert_allclose(out, -3000 / 32768, rtol=1e-6)
+    assert list(voices.sounding()) == [(0, 61)]
+
+
+def test_pedal_holds_released_keys_until_it_lifts():
+    mixer, voices = engine()
+    note = constant_note(10000, frames=4 * RATE)
+    attack, release = round(0.01 * RATE), round(0.05 * RATE)
+    voices.note_on(60, Layer(note), attack_s=0.01, release_s=0.05)
+    voices.sustain(True, frame=100)
+    voices.note_off(60, frame=200)  # the key goes up under the pedal: keeps sounding
+    voices.sustain(False, frame=3000)  # pedal up: the release starts here
+    out = render(mixer, 4000)
+    expected = (10000 / 32768) * attack_release(4000, attack, release, released_at=3000)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_retrigger_under_pedal_releases_the_old_voice_and_starts_a_new_one():
+    mixer, voices = engine()
+    note = constant_note()
+    first = voices.note_on(60, Layer(note), release_s=0.05)
+    voices.sustain(True)
+    voices.note_off(60)
+    second = voices.note_on(60, Layer(note))
+    assert first != second
+    render(mixer, round(0.05 * RATE) + 10)
+    assert [key for _, key in voices.sounding()] == [60]
+    voices.sustain(False)  # the new voice is still held by its key
+    render(mixer, 1000)
+    assert [key for _, key in voices.sounding()] == [60]
+
+
+def test_all_notes_off_releases_and_all_sound_off_silences_at_once():
+    mixer, voices = engine()
+    note = constant_note(frames=4 * RATE)
+    for pitch in (60, 64, 67):
+        voices.note_on(pitch, Layer(note), release_s=0.1)
+    render(mixer, 500)
+    voices.all_notes_off()
+    tail = render(mixer, 100)
+    assert 0 < abs(tail[-1]) < abs(tail[0])
+    assert voices.in_use() == 3  # release tails still sounding
+    voices.all_sound_off()
+    assert not render(mixer, 100).any()
+    assert voices.in_use() == 0
+
+
+def test_pitch_bend_shifts_the_measured_pitch_of_sounding_notes():
+    rate = 48000
+    mixer = Mixer(rate, polyphony=4, channels=1)
+    voices = Voices(mixer)
+    note = sine_note(440.0, frames=rate, rate=rate)
+    voices.note_on(69, Layer(note))
+    out = np.zeros((rate // 4, 1), dtype=np.float32)
+    mixer.render(out, len(out))
+    assert dominant_hz(out[1000:, 0], rate) == pytest.approx(440.0, rel=2e-3)
+    voices.bend(2.0)
+    mixer.render(out, len(out))
+    assert dominant_hz(out[:, 0], rate) == pytest.approx(440.0 * 2 ** (2 / 12), rel=2e-3)
+    voices.bend(-1.0)
+    mixer.render(out, len(out))
+    assert dominant_hz(out[:, 0], rate) == pytest.approx(440.0 * 2 ** (-1 / 12), rel=2e-3)
+
+
+def test_bend_keeps_the_playback_position_continuous():
+    mixer, voices = engine()
+    note = make_note(np.arange(4000) * 8)
+    voices.note_on(60, Layer(note), attack_s=1 / RATE)
+    voices.bend(12.0, frame=100)
+    out = render(mixer, 300)
+    positions = np.where(np.arange(300) < 100, np.arange(300), 100 + 2 * (np.arange(300) - 100))
+    np.testing.assert_allclose(out, positions * 8 / 32768, rtol=1e-6)
+
+
+def test_nearest_pitch_fallback_plays_at_the_shifted_pitch():
+    rate = 48000
+    mixer = Mixer(rate, polyphony=4, channels=1)
+    voices = Voices(mixer)
+    note = sine_note(440.0, frames=rate, rate=rate)
+    voices.note_on(72, Layer(note, pitch_ratio=pitch_ratio(72 - 69)))
+    out = np.zeros((rate // 4, 1), dtype=np.float32)
+    mixer.render(out, len(out))
+    assert dominant_hz(out[1000:, 0], rate) == pytest.approx(440 * 2 ** (3 / 12), rel=2e-3)
+
+
+def test_morph_crossfade_mixes_two_notes_and_glides_the_weight():
+    glide = 64
+    mixer, voices = engine(glide_frames=glide)
+    a, b = constant_note(10000), constant_note(-6000)
+    slot = voices.note_on(60, Layer(a), Layer(b), weight=0.25, attack_s=1 / RATE)
+    voices.morph(slot, Layer(a), Layer(b), 0.75, frame=200)
+    out = render(mixer, 400)
+    g = np.clip((np.arange(400) - 200 + 1) / glide, 0.0, 1.0)
+    w = np.where(np.arange(400) < 200, 0.25, 0.25 + 0.5 * g)
+    expected = ((1 - w) * 10000 + w * -6000) / 32768
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_morph_to_a_new_pair_keeps_the_playback_position():
+    mixer, voices = engine()
+    a = make_note(np.arange(4000) * 4)
+    b = make_note(np.arange(4000) * -4)
+    c = make_note(np.arange(4000) * 2, pitch=59)
+    slot = voices.note_on(60, Layer(a), attack_s=1 / RATE)
+    voices.morph(slot, Layer(b), Layer(c, pitch_ratio=2.0), 0.5, frame=300)
+    out = render(mixer, 600)
+    f = np.arange(600)
+    after = 0.5 * (f * -4) + 0.5 * (2 * f * 2)
+    expected = np.where(f < 300, f * 4, after) / 32768
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_morph_for_a_finished_voice_is_ignored():
+    mixer, voices = engine()
+    a, b = constant_note(frames=100), constant_note(frames=100)
+    slot = voices.note_on(60, Layer(a), attack_s=1 / RATE)
+    render(mixer, 200)
+    voices.morph(slot, Layer(b), None, 0.0)
+    assert not render(mixer, 100).any()
+
+
+def test_full_command_queue_drops_and_counts_instead_of_blocking():
+    mixer = Mixer(RATE, polyphony=4)
+    voices = Voices(mixer, queue_limit=3)
+    note = constant_note()
+    for pitch in range(5):
+        voices.note_on(pitch, Layer(note))
+    assert len(mixer.commands) == 3 and voices.dropped == 2
+    assert voices.in_use() == 3
+
+
+def scenario(mixer: Mixer, voices: Voices) -> None:
+    """Notes, releases, pedal, bend and morph at awkward frames (all before rendering starts)."""
+    rng = np.random.default_rng(7)
+    notes = [make_note(rng.integers(-20000, 20000, 3000), pitch=p) for p in (48, 55, 60, 67)]
+    slots = {}
+    for i, pitch in enumerate((48, 55, 60, 67, 72)):
+        note = notes[i % 4]
+        other = notes[(i + 1) % 4]
+        slots[pitch] = voices.note_on(
+            pitch,
+            Layer(note, pitch_ratio=pitch_ratio(pitch - note.pitch) * 0.7),
+            Layer(other, pitch_ratio=0.9),
+            weight=0.3,
+            attack_s=0.005,
+            release_s=0.02,
+            frame=i * 333,
+        )
+    voices.sustain(True, frame=1400)
+    voices.note_off(55, frame=1500)
+    voices.bend(1.37, frame=1601)
+    voices.morph(slots[60], Layer(notes[2]), Layer(notes[3]), 0.8, frame=1777)
+    voices.morph(slots[67], Layer(notes[0]), None, 0.0, frame=1990)
+    voices.note_off(48, frame=2100)
+    voices.sustain(False, frame=2600)
+    voices.bend(-0.5, frame=2800)
+    voices.all_notes_off(frame=3300)
+
+
+@pytest.mark.parametrize("block", [1, 127, 128, 8193])
+def test_rendering_in_blocks_equals_rendering_in_one_go(block):
+    frames = 5000
+    results = []
+    for size in (frames, block):
+        mixer, voices = engine(max_block_frames=256)
+        scenario(mixer, voices)
+        results.append(render(mixer, frames, size))
+    whole, blocked = results
+    assert np.abs(whole).max() > 0.1
+    assert np.array_equal(whole, blocked)
