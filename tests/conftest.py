@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jackrig import JackServer, RigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,3 +23,20 @@ def magenta_tiny() -> Path:
     if not (path / "experiment.json").is_file():
         raise FileNotFoundError(f"Magenta fixtures not found at {path}; set GANSYNTH_FIXTURES")
     return path
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[JackServer]:
+    """A private JACK dummy server (48 kHz, 128 frames) that PortAudio and JACK clients use.
+
+    Fails (never skips) when jackd is missing: live-audio tests must run wherever the suite runs.
+    Tests must close their streams and clients before the session ends; PortAudio is terminated
+    before jackd stops (see tests/jackrig.py).
+    """
+    server = JackServer(sample_rate=48000, period_frames=128)
+    try:
+        server.start()
+    except RigError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()

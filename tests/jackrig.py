@@ -1,0 +1,338 @@
+"""The live-audio test rig: a private JACK dummy server, a recorder client and a MIDI sender client.
+
+Facts behind it are in ``../shared/docs/realtime-rig.md``. In short: ``jackd -d dummy`` needs no
+hardware and runs callbacks at real-time pace; PortAudio (sounddevice) opens it as the
+"JACK Audio Connection Kit" host API and names its ports ``PortAudio:out_N``; a second JACK client
+(JACK-Client) records those ports; another one sends JACK MIDI. Latency is measured on the wall
+clock (``time.perf_counter``), never with JACK frame times, which drift on the dummy driver.
+
+Used by the ``jack_server`` fixture in ``conftest.py`` and reusable from benchmark scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import jack
+
+PORTAUDIO_OUTPUTS = ("PortAudio:out_0", "PortAudio:out_1")
+"""JACK ports of the first PortAudio output stream (its JACK client is always named PortAudio)."""
+
+SHM_DIR = Path("/dev/shm")
+READY_TIMEOUT_S = 10
+
+
+class RigError(RuntimeError):
+    """The rig cannot start (jackd missing or not ready) or a capture did not complete."""
+
+
+def reinitialise_portaudio() -> None:
+    """Restart PortAudio so it sees the JACK server named in the environment now.
+
+    sounddevice initialises PortAudio at import, and PortAudio's JACK host API only finds the server
+    named by ``JACK_DEFAULT_SERVER`` at that moment.
+    """
+    terminate_portaudio()
+    import sounddevice as sd
+
+    sd._initialize()
+
+
+def terminate_portaudio() -> None:
+    """Terminate PortAudio fully (every nested initialisation).
+
+    Must run before jackd stops, else PortAudio's JACK client asserts at exit and aborts Python.
+    """
+    import sounddevice as sd
+
+    while sd._initialized:
+        sd._terminate()
+
+
+class JackServer:
+    """A private ``jackd`` with the dummy backend, found by clients through the environment.
+
+    ``start()`` launches it under a unique name, waits until it accepts clients, points
+    ``JACK_DEFAULT_SERVER`` at it (with ``JACK_NO_START_SERVER=1``) and restarts PortAudio so its
+    JACK host API appears. ``stop()`` terminates PortAudio first, stops jackd by PID, restores the
+    environment and removes the ``/dev/shm`` files this server left behind.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 48000,
+        period_frames: int = 128,
+        realtime: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.period_frames = period_frames
+        self.realtime = realtime
+        self.name = name or f"gsi-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._shm_before: set[str] = set()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines jackd printed (for failure messages)."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def start(self) -> JackServer:
+        jackd = shutil.which("jackd")
+        jack_wait = shutil.which("jack_wait")
+        if jackd is None or jack_wait is None:
+            raise RigError(
+                "jackd/jack_wait not found: the live-audio tests need a JACK server; "
+                "install it with 'apt-get install jackd2' (see .ci/run)"
+            )
+        self._shm_before = _shm_entries()
+        fd, log = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".log")
+        self._log_path = Path(log)
+        command = [jackd, "-n", self.name, "-R" if self.realtime else "--no-realtime"]
+        command += ["-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames)]
+        with os.fdopen(fd, "wb") as log_file:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        ready = subprocess.run(
+            [jack_wait, "-s", self.name, "-w", "-t", str(READY_TIMEOUT_S)],
+            capture_output=True,
+            check=False,
+        )
+        if ready.returncode != 0 or self._process.poll() is not None:
+            tail = self.log_tail()
+            self._stop_jackd()
+            raise RigError(f"jackd {self.name!r} not ready after {READY_TIMEOUT_S} s:\n{tail}")
+        for key, value in (("JACK_DEFAULT_SERVER", self.name), ("JACK_NO_START_SERVER", "1")):
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        reinitialise_portaudio()
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        terminate_portaudio()
+        self._stop_jackd()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        # PortAudio back in its import-time state (without this server) for whatever runs next.
+        import sounddevice as sd
+
+        sd._initialize()
+        self._clean_shm()
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+
+    def _stop_jackd(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def _clean_shm(self) -> None:
+        """Remove what this server (or a client leaked on it) left in /dev/shm.
+
+        Files named after the server are ours. The shared registry is removed only if it is new
+        and no other JACK server still has a socket there.
+        """
+        new = _shm_entries() - self._shm_before
+        others_running = any(
+            entry.startswith("jack_") and entry.endswith("_0") and self.name not in entry
+            for entry in _shm_entries()
+        )
+        for entry in new:
+            ours = f"_{self.name}_" in entry or entry.endswith(f"_{self.name}")
+            shared = entry.startswith(("jack-", "jack_db-")) and not others_running
+            if ours or shared:
+                path = SHM_DIR / entry
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+    def __enter__(self) -> JackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _shm_entries() -> set[str]:
+    if not SHM_DIR.is_dir():
+        return set()
+    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith("jack")}
+
+
+class Recorder:
+    """A JACK client recording ports into a preallocated buffer, with each cycle's wall clock.
+
+    Recording starts on the first process cycle after ``start()`` connected the sources and stops
+    when the buffer is full. ``cycle_wall_s[k]`` is ``time.perf_counter()`` in the process cycle
+    that wrote frames ``cycle_frame[k] .. cycle_frame[k] + blocksize``.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        sources: Sequence[str] = PORTAUDIO_OUTPUTS,
+        *,
+        name: str = "recorder",
+    ) -> None:
+        import jack  # here, not at import: conftest imports this module on machines without libjack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.sample_rate = self.client.samplerate
+        self.block_frames = self.client.blocksize
+        blocks = int(np.ceil(seconds * self.sample_rate / self.block_frames))
+        self.sources = tuple(sources)
+        self.buffer = np.zeros((blocks * self.block_frames, len(self.sources)), dtype=np.float32)
+        self.cycle_wall_s = np.zeros(blocks, dtype=np.float64)
+        self.cycle_frame = np.zeros(blocks, dtype=np.int64)
+        self._ports = [self.client.inports.register(f"in_{i}") for i in range(len(self.sources))]
+        self._frames = 0
+        self._cycles = 0
+        self._armed = False
+        self.client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        if not self._armed or self._frames + frames > len(self.buffer):
+            return
+        now = time.perf_counter()
+        start = self._frames
+        for channel, port in enumerate(self._ports):
+            self.buffer[start : start + frames, channel] = port.get_array()
+        self.cycle_wall_s[self._cycles] = now
+        self.cycle_frame[self._cycles] = start
+        self._cycles += 1
+        self._frames = start + frames
+
+    def start(self) -> Recorder:
+        """Activate, connect the sources to our inputs, then start recording."""
+        self.client.activate()
+        for source, port in zip(self.sources, self._ports, strict=True):
+            self.client.connect(source, port)
+        self._armed = True
+        return self
+
+    @property
+    def full(self) -> bool:
+        return self._frames >= len(self.buffer)
+
+    def wait(self, timeout_s: float = 10.0) -> np.ndarray:
+        """Block until the buffer is full; return it ([frames, channels] float32)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.full:
+            if time.monotonic() > deadline:
+                raise RigError(
+                    f"recorder got {self._frames} of {len(self.buffer)} frames in {timeout_s} s"
+                )
+            time.sleep(0.01)
+        return self.buffer
+
+    @property
+    def captured(self) -> np.ndarray:
+        """The frames recorded so far (a view)."""
+        return self.buffer[: self._frames]
+
+    def wall_time_s(self, frame: int) -> float:
+        """Wall clock (perf_counter) of the recorder cycle that captured ``frame``."""
+        return float(self.cycle_wall_s[frame // self.block_frames])
+
+    def close(self) -> None:
+        self._armed = False
+        self.client.deactivate()
+        self.client.close()
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MidiSender:
+    """A separate JACK client with one MIDI output port, as a keyboard on the JACK graph would be.
+
+    ``send()`` queues raw MIDI bytes and returns the wall clock of the call; the next process cycle
+    writes every queued message at frame offset 0, in order.
+    """
+
+    def __init__(self, *, name: str = "midi-sender") -> None:
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_outports.register("out")
+        self._pending: deque[bytes] = deque()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        while self._pending:
+            self.port.write_midi_event(0, self._pending.popleft())
+
+    def connect(self, destination: str) -> None:
+        self.client.connect(self.port, destination)
+
+    def send(self, message: Sequence[int]) -> float:
+        sent_s = time.perf_counter()
+        self._pending.append(bytes(message))
+        return sent_s
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    def __enter__(self) -> MidiSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def midi_input_port(client: jack.Client, name_pattern: str) -> str:
+    """Full name of the one JACK MIDI input port matching ``name_pattern`` (a regex)."""
+    ports = client.get_ports(name_pattern, is_midi=True, is_input=True)
+    if len(ports) != 1:
+        raise RigError(f"expected one MIDI input port matching {name_pattern!r}, found {ports}")
+    return ports[0].name
+
+
+def tone_frequency_hz(signal: np.ndarray, sample_rate: int) -> float:
+    """Frequency of the strongest spectral peak (Hann window, parabolic fit on log magnitude)."""
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal)))) + 1e-12
+    k = int(np.argmax(spectrum[1:-1])) + 1
+    a, b, c = np.log(spectrum[k - 1 : k + 2])
+    offset = 0.5 * (a - c) / (a - 2 * b + c)
+    return (k + offset) * sample_rate / len(signal)
