@@ -628,8 +628,9 @@ def run_warm(
     seeds: Sequence[int],
     sample_rate: int,
     cache_dir: Path | None,
-    batch_size: int,
-    max_disk_mb: float,
+    *,
+    batch_size: int | None = None,
+    max_disk_mb: float | None = None,
 ) -> int:
     """``cache warm``: load the model, warm the cache for each preset/seed, print what was done."""
     from gansynth_instrument.model import load_model
@@ -639,7 +640,14 @@ def run_warm(
     model = load_model(model_path)
     latents = {f"seed {seed}": random_latent(seed, model.latent_size) for seed in seeds}
     directory = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    timbres = warm(model, latents, sample_rate, directory, batch_size, int(max_disk_mb * 1024**2))
+    timbres = warm(
+        model,
+        latents,
+        sample_rate,
+        directory,
+        batch_size=batch_size or DEFAULT_BATCH_SIZE,
+        max_disk_bytes=int(max_disk_mb * 1024**2) if max_disk_mb else DEFAULT_MAX_DISK_BYTES,
+    )
     for name, timbre in timbres.items():
         print(f"{name}: timbre {timbre}, {len(model.pitches)} notes at {sample_rate} Hz")
     return run_info(directory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from gansynth_instrument.errors import GansynthError
 
@@ -58,6 +59,60 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+def _cmd_cache(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument import cache
+
+    if args.action == "warm":
+        return cache.run_warm(
+            args.model,
+            args.seed,
+            args.sample_rate,
+            args.cache_dir,
+            batch_size=args.batch_size,
+            max_disk_mb=args.max_disk_mb,
+        )
+    if args.action == "info":
+        return cache.run_info(args.cache_dir)
+    return cache.run_clear(args.cache_dir)
+
+
+def _add_cache(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="warm, inspect or empty the note cache (rendered notes kept on disk)",
+        description=(
+            "Every note the instrument plays is rendered once per (model, timbre, pitch, output "
+            "rate) and kept in a size-capped disk cache, so a restart does not render it again. "
+            "'warm' renders presets ahead of a gig."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    warm = actions.add_parser("warm", help="render every pitch of some timbres into the cache")
+    warm.add_argument("--model", required=True, type=Path, help="an exported .onnx model")
+    warm.add_argument(
+        "--seed", type=int, action="append", default=[], help="a timbre seed (repeatable)"
+    )
+    warm.add_argument(
+        "--sample-rate",
+        type=int,
+        default=48000,
+        help="output rate the notes are resampled to; match your audio device (default 48000)",
+    )
+    warm.add_argument("--batch-size", type=int, help="notes per model call (default 4)")
+    warm.add_argument(
+        "--max-disk-mb",
+        type=float,
+        help="disk cap; the least recently used notes go first (default 2048)",
+    )
+    info = actions.add_parser("info", help="print the cache dir, its entries and size")
+    clear = actions.add_parser("clear", help="delete every cached note")
+    for action in (warm, info, clear):
+        action.add_argument(
+            "--cache-dir", type=Path, help="cache location (default: the user cache dir)"
+        )
+    p.set_defaults(handler=_cmd_cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gansynth-instrument",
@@ -66,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_export, _add_info):
+    for add in (_add_export, _add_info, _add_cache):
         add(sub)
     return parser
 
