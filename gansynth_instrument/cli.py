@@ -113,6 +113,58 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_cache)
 
 
+def _cmd_presets(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument.presets import run_command
+
+    return run_command(args)
+
+
+def _add_preset_fields(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gain-db", type=float, help="output gain in dB (-60..24)")
+    p.add_argument("--attack-s", type=float, help="attack time in seconds (0..4)")
+    p.add_argument("--release-s", type=float, help="release time in seconds after note-off (0..10)")
+    p.add_argument("--program", type=int, help="MIDI program number 0-127 that selects it")
+    p.add_argument("--description", help="a line of text shown by 'presets list'")
+    p.add_argument("--force", action="store_true", help="replace a user preset of that name")
+
+
+def _add_presets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "presets",
+        help="list, show, create, copy/edit and delete timbre presets",
+        description=(
+            "Presets are YAML files: a timbre (a seed or a latent vector), gain and envelope, "
+            "and an optional program number. Yours live in the user presets dir (see 'presets "
+            "list'); shipped ones are read-only, but 'presets save NAME' makes an editable copy."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="all presets and banks, with where they live")
+    show = actions.add_parser("show", help="print a preset's (or bank's) YAML file")
+    show.add_argument("name", help="preset name or .yaml path")
+    show.add_argument("--bank", action="store_true", help="show the bank of that name")
+    new = actions.add_parser("new", help="make a preset from a seed, at random, or between two")
+    new.add_argument("name", help="the new preset's name (letters, digits, '-', '_')")
+    how = new.add_mutually_exclusive_group(required=True)
+    how.add_argument("--seed", type=int, help="timbre = random_latent(SEED), 0..2^32-1")
+    how.add_argument("--random", action="store_true", help="a fresh random seed (printed)")
+    how.add_argument("--between", nargs=2, metavar=("A", "B"), help="a point between two presets")
+    new.add_argument(
+        "--at", type=float, default=0.5, help="position from A (0) to B (1), default 0.5"
+    )
+    new.add_argument(
+        "--latent-size", type=int, default=256, help="latent size for seeds (default 256)"
+    )
+    _add_preset_fields(new)
+    save = actions.add_parser("save", help="copy a preset to your presets, renamed or edited")
+    save.add_argument("source", help="preset name or .yaml path")
+    save.add_argument("--as", dest="as_name", metavar="NAME", help="save under this name")
+    _add_preset_fields(save)
+    rm = actions.add_parser("rm", help="delete one of your presets (shipped ones are read-only)")
+    rm.add_argument("name")
+    p.set_defaults(handler=_cmd_presets)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gansynth-instrument",
@@ -121,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_export, _add_info, _add_cache):
+    for add in (_add_export, _add_info, _add_cache, _add_presets):
         add(sub)
     return parser
 

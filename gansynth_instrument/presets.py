@@ -1,0 +1,674 @@
+"""Presets (a named timbre plus gain and envelope) and banks (program → preset, and a morph path).
+
+Both are small YAML files a musician can read and edit. A preset names its timbre either by a
+seed (``random_latent(seed)``: compact, the same sound forever) or by an explicit latent vector
+(what ``presets new --between`` writes). Files are read with ``yaml.safe_load`` only and validated
+field by field: a bad file is a ``PresetError`` naming the file and the field. Writes are atomic.
+
+Lookup order for a name: an explicit path (anything ending in .yaml/.yml or holding a "/"), then
+the user presets dir (``<platformdirs user data dir>/presets``), then the shipped ``presets/``
+folder. A user preset with a shipped name shadows it; shipped presets are read-only. Banks live in
+a ``banks/`` subfolder of either presets dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+import yaml
+
+from gansynth_instrument.errors import PresetError
+from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
+
+APP_NAME = "gansynth-instrument"
+PRESET_SUFFIX = ".yaml"
+BANKS_SUBDIR = "banks"
+# Letters, digits, "-" and "_": the name is also the file name and is typed on command lines.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SEED_MAX = 2**32 - 1  # NumPy's RandomState seed range
+GAIN_DB_RANGE = (-60.0, 24.0)
+ATTACK_S_RANGE = (0.0, 4.0)  # a note lasts 4 s; a longer attack never reaches full level
+RELEASE_S_RANGE = (0.0, 10.0)
+PROGRAM_RANGE = (0, 127)
+# CC 0-119 are controllers; 120-127 are channel-mode messages. 64 is the sustain pedal.
+MORPH_CC_RANGE = (0, 119)
+RESERVED_CCS = {64: "the sustain pedal"}
+MORPH_STEPS_RANGE = (2, 128)
+
+_PRESET_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "latent",
+    "gain_db",
+    "attack_s",
+    "release_s",
+    "program",
+)
+_BANK_KEYS = ("name", "description", "programs", "morph")
+_MORPH_KEYS = ("path", "cc", "steps")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_name(where: str, value: object, field_name: str = "name") -> None:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise PresetError(
+            f"{where}: field '{field_name}': {value!r} is not a valid name "
+            "(1-64 letters, digits, '-' or '_', starting with a letter or digit)"
+        )
+
+
+def _check_range(where: str, name: str, value: object, bounds: tuple[float, float]) -> None:
+    lo, hi = bounds
+    if not _is_number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise PresetError(f"{where}: field '{name}': expected a number, got {value!r}")
+    if not lo <= float(value) <= hi:  # type: ignore[arg-type]
+        raise PresetError(f"{where}: field '{name}': {value} is outside {lo:g}..{hi:g}")
+
+
+def _check_int(where: str, name: str, value: object, bounds: tuple[int, int]) -> None:
+    if not _is_int(value):
+        raise PresetError(f"{where}: field '{name}': expected an integer, got {value!r}")
+    if not bounds[0] <= int(value) <= bounds[1]:  # type: ignore[call-overload]
+        raise PresetError(f"{where}: field '{name}': {value} is outside {bounds[0]}..{bounds[1]}")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style mappings, but lists (a 256-value latent, a morph path) on flowing lines."""
+
+
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, True)
+)
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
+        allow_unicode=True,
+    )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A timbre (exactly one of ``seed`` / ``latent``) with gain and envelope, validated when made.
+
+    ``path`` is where it was read from (None for one built in code); it only feeds error messages
+    and the shipped/user distinction, and takes no part in equality.
+    """
+
+    name: str
+    seed: int | None
+    latent: tuple[float, ...] | None
+    gain_db: float = 0.0
+    attack_s: float = 0.01
+    release_s: float = 0.3
+    program: int | None = None
+    description: str = ""
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = self.where
+        _check_name(where, self.name)
+        if (self.seed is None) == (self.latent is None):
+            raise PresetError(f"{where}: needs exactly one of the fields 'seed' and 'latent'")
+        if self.seed is not None:
+            _check_int(where, "seed", self.seed, (0, SEED_MAX))
+            object.__setattr__(self, "seed", int(self.seed))
+        if self.latent is not None:
+            if isinstance(self.latent, (str, bytes)) or not isinstance(self.latent, Iterable):
+                raise PresetError(f"{where}: field 'latent': expected a list of numbers")
+            values = list(self.latent)
+            for i, v in enumerate(values):
+                # float32 is what the model takes; a value float32 cannot hold counts as not finite.
+                if not _is_number(v) or not np.isfinite(np.float32(v)):
+                    raise PresetError(
+                        f"{where}: field 'latent': item {i} is {v!r}, not a finite float32"
+                    )
+            if not values or not any(values):
+                raise PresetError(f"{where}: field 'latent': needs at least one non-zero value")
+            # Held as exact float32 values, so a preset equals itself after a save and a load.
+            object.__setattr__(self, "latent", tuple(float(np.float32(v)) for v in values))
+        _check_range(where, "gain_db", self.gain_db, GAIN_DB_RANGE)
+        _check_range(where, "attack_s", self.attack_s, ATTACK_S_RANGE)
+        _check_range(where, "release_s", self.release_s, RELEASE_S_RANGE)
+        for name in ("gain_db", "attack_s", "release_s"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if self.program is not None:
+            _check_int(where, "program", self.program, PROGRAM_RANGE)
+            object.__setattr__(self, "program", int(self.program))
+        if not isinstance(self.description, str):
+            raise PresetError(
+                f"{where}: field 'description': expected text, got {self.description!r}"
+            )
+
+    @property
+    def where(self) -> str:
+        """What error messages name: the file, or the preset's name when it has no file."""
+        return str(self.path) if self.path is not None else f"preset '{self.name}'"
+
+    @property
+    def gain_amplitude(self) -> float:
+        """``gain_db`` as a linear amplitude factor."""
+        return float(10.0 ** (self.gain_db / 20.0))
+
+    def latent_vector(self, latent_size: int = LATENT_SIZE) -> np.ndarray:
+        """The timbre as float32 [latent_size]; a wrong-length explicit latent is a PresetError."""
+        if self.seed is not None:
+            return random_latent(self.seed, latent_size)
+        assert self.latent is not None
+        if len(self.latent) != latent_size:
+            raise PresetError(
+                f"{self.where}: field 'latent': {len(self.latent)} values, "
+                f"but the model expects {latent_size}"
+            )
+        return np.asarray(self.latent, dtype=np.float32)
+
+    def copy(self, **changes: Any) -> Preset:
+        """A validated copy with some fields replaced (``name=``, ``gain_db=``, ...); no file."""
+        if "seed" in changes and "latent" not in changes:
+            changes["latent"] = None
+        if "latent" in changes and "seed" not in changes:
+            changes["seed"] = None
+        return replace(self, path=None, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML: only the timbre field in use; float32-exact short latent values."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        if self.seed is not None:
+            data["seed"] = self.seed
+        else:
+            assert self.latent is not None
+            # str(np.float32) is the shortest text that reads back to the same float32.
+            data["latent"] = [float(str(np.float32(v))) for v in self.latent]
+        data["gain_db"] = self.gain_db
+        data["attack_s"] = self.attack_s
+        data["release_s"] = self.release_s
+        if self.program is not None:
+            data["program"] = self.program
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, where: str, path: Path | None = None) -> Preset:
+        """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
+        if not isinstance(data, Mapping):
+            raise PresetError(f"{where}: expected a mapping of fields (name: ..., seed: ...)")
+        unknown = sorted(str(k) for k in data if k not in _PRESET_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_PRESET_KEYS)})"
+            )
+        if "name" not in data:
+            raise PresetError(f"{where}: field 'name' is missing")
+        values = {k: data[k] for k in _PRESET_KEYS if k in data}
+        values.setdefault("seed", None)
+        values.setdefault("latent", None)
+        return cls(**values, path=path)
+
+    def to_yaml(self) -> str:
+        """The preset file's text (block style; the latent as one flow list)."""
+        header = "# gansynth-instrument preset\n"
+        return header + _dump_yaml(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none).
+
+    The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps.
+    Every name is checked to resolve (``find_preset``) when the bank is loaded.
+    """
+
+    name: str
+    programs: dict[int, str]
+    morph_path: tuple[str, ...] = ()
+    morph_cc: int = 1
+    morph_steps: int = 17
+    description: str = ""
+    path: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = str(self.path) if self.path is not None else f"bank '{self.name}'"
+        _check_name(where, self.name)
+        if not isinstance(self.programs, Mapping):
+            raise PresetError(
+                f"{where}: field 'programs': expected a mapping program → preset name"
+            )
+        for program, preset_name in self.programs.items():
+            _check_int(where, "programs", program, PROGRAM_RANGE)
+            _check_name(where, preset_name, f"programs.{program}")
+        if isinstance(self.morph_path, str) or not isinstance(self.morph_path, Iterable):
+            raise PresetError(f"{where}: field 'morph.path': expected a list of preset names")
+        path_names = tuple(self.morph_path)
+        if len(path_names) == 1:
+            raise PresetError(f"{where}: field 'morph.path': needs 2 or more presets (or none)")
+        for name in path_names:
+            _check_name(where, name, "morph.path")
+        object.__setattr__(self, "morph_path", path_names)
+        _check_int(where, "morph.cc", self.morph_cc, MORPH_CC_RANGE)
+        if self.morph_cc in RESERVED_CCS:
+            raise PresetError(
+                f"{where}: field 'morph.cc': CC{self.morph_cc} is {RESERVED_CCS[self.morph_cc]}"
+            )
+        _check_int(where, "morph.steps", self.morph_steps, MORPH_STEPS_RANGE)
+        if not isinstance(self.description, str):
+            raise PresetError(f"{where}: field 'description': expected text")
+
+    def preset_names(self) -> list[str]:
+        """Every preset the bank refers to, each once, programs first (in program order)."""
+        names = [self.programs[p] for p in sorted(self.programs)] + list(self.morph_path)
+        return list(dict.fromkeys(names))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data["programs"] = {p: self.programs[p] for p in sorted(self.programs)}
+        if self.morph_path:
+            data["morph"] = {
+                "path": list(self.morph_path),
+                "cc": self.morph_cc,
+                "steps": self.morph_steps,
+            }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, where: str, path: Path | None = None) -> Bank:
+        """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
+        if not isinstance(data, Mapping):
+            raise PresetError(f"{where}: expected a mapping of fields (name:, programs:, morph:)")
+        unknown = sorted(str(k) for k in data if k not in _BANK_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_BANK_KEYS)})"
+            )
+        if "name" not in data:
+            raise PresetError(f"{where}: field 'name' is missing")
+        morph = data.get("morph") or {}
+        if not isinstance(morph, Mapping):
+            raise PresetError(f"{where}: field 'morph': expected a mapping (path:, cc:, steps:)")
+        unknown = sorted(str(k) for k in morph if k not in _MORPH_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field 'morph.{unknown[0]}' (known: {', '.join(_MORPH_KEYS)})"
+            )
+        return cls(
+            name=data["name"],
+            programs=dict(data.get("programs") or {}),
+            morph_path=morph.get("path") or (),
+            morph_cc=morph.get("cc", 1),
+            morph_steps=morph.get("steps", 17),
+            description=data.get("description", ""),
+            path=path,
+        )
+
+    def to_yaml(self) -> str:
+        return "# gansynth-instrument bank\n" + _dump_yaml(self.to_dict())
+
+
+# --- where files live ---------------------------------------------------------------------------
+
+
+def user_presets_dir() -> Path:
+    """The user's presets folder (made on first save), e.g. ~/.local/share/…/presets."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "presets"
+
+
+def shipped_presets_dir() -> Path:
+    """The read-only presets shipped with the package.
+
+    In a wheel they are installed as the data package ``gansynth_instrument/shipped_presets``; in a
+    source checkout (and an editable install) they are the repository's top-level ``presets/``.
+    """
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped_presets"
+    return installed if installed.is_dir() else here.parent / "presets"
+
+
+def _search_dirs(user_dir: Path | None) -> list[Path]:
+    return [user_dir if user_dir is not None else user_presets_dir(), shipped_presets_dir()]
+
+
+def _looks_like_path(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PresetError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PresetError(f"{path}: cannot read ({err})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise PresetError(f"{path}: not valid YAML{line} ({problem})") from None
+
+
+def load_preset_file(path: Path) -> Preset:
+    """Read and validate one preset file."""
+    path = Path(path)
+    return Preset.from_dict(_read_yaml(path), str(path), path)
+
+
+def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
+    """Read and validate one bank file, checking that every preset it names can be found."""
+    path = Path(path)
+    bank = Bank.from_dict(_read_yaml(path), str(path), path)
+    for program, name in sorted(bank.programs.items()):
+        _resolve_in_bank(path, f"programs.{program}", name, user_dir)
+    for name in bank.morph_path:
+        _resolve_in_bank(path, "morph.path", name, user_dir)
+    return bank
+
+
+def _resolve_in_bank(bank_path: Path, field_name: str, name: str, user_dir: Path | None) -> None:
+    try:
+        find_preset(name, user_dir=user_dir)
+    except PresetError as err:
+        raise PresetError(f"{bank_path}: field '{field_name}': {err}") from None
+
+
+def _load_named(path: Path, name: str) -> Preset:
+    preset = load_preset_file(path)
+    if preset.name != name:
+        raise PresetError(
+            f"{path}: field 'name': {preset.name!r} does not match the file name "
+            f"(rename the file to {preset.name}{PRESET_SUFFIX} or fix the name)"
+        )
+    return preset
+
+
+def _names_in(directories: Iterable[Path]) -> list[str]:
+    names: set[str] = set()
+    for d in directories:
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*" + PRESET_SUFFIX) if not p.name.startswith("."))
+    return sorted(names)
+
+
+def find_preset(name_or_path: str | Path, *, user_dir: Path | None = None) -> Preset:
+    """A preset by file path, or by name from the user dir, then the shipped presets."""
+    if _looks_like_path(name_or_path):
+        return load_preset_file(Path(name_or_path))
+    name = str(name_or_path)
+    dirs = _search_dirs(user_dir)
+    for d in dirs:
+        candidate = d / f"{name}{PRESET_SUFFIX}"
+        if candidate.is_file():
+            return _load_named(candidate, name)
+    known = ", ".join(_names_in(dirs)) or "none"
+    raise PresetError(f"unknown preset '{name}' (known: {known})")
+
+
+def find_bank(name_or_path: str | Path, *, user_dir: Path | None = None) -> Bank:
+    """A bank by file path, or by name from ``<user dir>/banks``, then the shipped banks."""
+    if _looks_like_path(name_or_path):
+        return load_bank_file(Path(name_or_path), user_dir=user_dir)
+    name = str(name_or_path)
+    dirs = [d / BANKS_SUBDIR for d in _search_dirs(user_dir)]
+    for d in dirs:
+        candidate = d / f"{name}{PRESET_SUFFIX}"
+        if candidate.is_file():
+            return load_bank_file(candidate, user_dir=user_dir)
+    known = ", ".join(_names_in(dirs)) or "none"
+    raise PresetError(f"unknown bank '{name}' (known: {known})")
+
+
+def list_presets(*, user_dir: Path | None = None) -> list[Preset]:
+    """Every preset, sorted by name; a user preset hides the shipped one of the same name."""
+    found: dict[str, Preset] = {}
+    for d in _search_dirs(user_dir):
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*" + PRESET_SUFFIX)):
+            if not path.name.startswith(".") and path.stem not in found:
+                found[path.stem] = _load_named(path, path.stem)
+    return [found[name] for name in sorted(found)]
+
+
+def list_banks(*, user_dir: Path | None = None) -> list[Bank]:
+    """Every bank, sorted by name; a user bank hides the shipped one of the same name."""
+    names = _names_in(d / BANKS_SUBDIR for d in _search_dirs(user_dir))
+    return [find_bank(name, user_dir=user_dir) for name in names]
+
+
+def is_shipped(item: Preset | Bank) -> bool:
+    """Whether it was read from the shipped (read-only) folder."""
+    if item.path is None:
+        return False
+    return shipped_presets_dir() in item.path.resolve().parents
+
+
+def save_preset(preset: Preset, directory: Path | None = None) -> Path:
+    """Write ``<directory>/<name>.yaml`` atomically (default: the user presets dir); return it."""
+    directory = Path(directory) if directory is not None else user_presets_dir()
+    if directory.resolve() == shipped_presets_dir().resolve():
+        raise PresetError(f"{directory}: the shipped presets are read-only; save to the user dir")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PresetError(
+            f"{directory}: cannot create the presets folder ({err.strerror})"
+        ) from None
+    return write_text_atomic(directory / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
+
+
+def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:
+    """Delete a user preset; returns its path. Shipped presets cannot be deleted."""
+    _check_name("presets rm", name)
+    user = user_dir if user_dir is not None else user_presets_dir()
+    target = user / f"{name}{PRESET_SUFFIX}"
+    if target.is_file():
+        try:
+            target.unlink()
+        except OSError as err:
+            raise PresetError(f"{target}: cannot delete ({err.strerror})") from None
+        return target
+    shipped = shipped_presets_dir() / f"{name}{PRESET_SUFFIX}"
+    if shipped.is_file():
+        raise PresetError(
+            f"'{name}' is a shipped preset ({shipped}) and read-only; only presets in {user} "
+            "can be deleted"
+        )
+    raise PresetError(f"unknown preset '{name}' (known: {', '.join(_names_in([user])) or 'none'})")
+
+
+# --- making new presets ---------------------------------------------------------------------------
+
+
+def random_seed() -> int:
+    """A fresh seed for ``presets new --random`` (stored, so the sound can be recalled)."""
+    return secrets.randbelow(SEED_MAX + 1)
+
+
+def preset_between(name: str, a: Preset, b: Preset, t: float, latent_size: int) -> Preset:
+    """A new preset at ``t`` (0 = a, 1 = b) on the slerp path; gain and envelope lerp.
+
+    The timbre is stored as an explicit latent, because a point between two timbres has no seed.
+    """
+    if not _is_number(t) or not 0.0 <= float(t) <= 1.0:
+        raise PresetError(f"--at must be between 0 and 1, got {t}")
+    z = slerp(a.latent_vector(latent_size), b.latent_vector(latent_size), float(t))
+
+    def lerp(x: float, y: float) -> float:
+        return round(x + (y - x) * float(t), 6)
+
+    return Preset(
+        name=name,
+        seed=None,
+        latent=tuple(z.tolist()),
+        gain_db=lerp(a.gain_db, b.gain_db),
+        attack_s=lerp(a.attack_s, b.attack_s),
+        release_s=lerp(a.release_s, b.release_s),
+        description=f"between {a.name} and {b.name} at {float(t):g}",
+    )
+
+
+def _timbre_text(preset: Preset) -> str:
+    if preset.seed is not None:
+        return f"seed {preset.seed}"
+    assert preset.latent is not None
+    return f"latent[{len(preset.latent)}]"
+
+
+def format_listing(*, user_dir: Path | None = None) -> str:
+    """The ``presets list`` table: presets, then banks."""
+    lines = [
+        f"{'preset':<20} {'prog':>4}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
+    ]
+    for p in list_presets(user_dir=user_dir):
+        prog = "" if p.program is None else str(p.program)
+        where = "shipped" if is_shipped(p) else "user"
+        lines.append(
+            f"{p.name:<20} {prog:>4}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
+            f"{p.description}"
+        )
+    banks = list_banks(user_dir=user_dir)
+    if banks:
+        lines.append("")
+        lines.append(f"{'bank':<20} {'programs':>8}  morph (CC, steps: path)")
+        for b in banks:
+            morph = (
+                f"CC{b.morph_cc}, {b.morph_steps}: {' → '.join(b.morph_path)}"
+                if b.morph_path
+                else "-"
+            )
+            lines.append(f"{b.name:<20} {len(b.programs):>8}  {morph}")
+    lines.append("")
+    lines.append(f"user presets: {user_dir if user_dir is not None else user_presets_dir()}")
+    lines.append(f"shipped presets (read-only): {shipped_presets_dir()}")
+    return "\n".join(lines)
+
+
+def show_text(name_or_path: str, *, bank: bool = False, user_dir: Path | None = None) -> str:
+    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path."""
+    item: Preset | Bank = (
+        find_bank(name_or_path, user_dir=user_dir)
+        if bank
+        else find_preset(name_or_path, user_dir=user_dir)
+    )
+    assert item.path is not None
+    return f"# {item.path}\n" + item.path.read_text(encoding="utf-8")
+
+
+def _check_free(name: str, user_dir: Path | None, force: bool, keep: Path | None = None) -> None:
+    """Refuse to overwrite a different user preset unless ``force`` (``keep``: the file edited)."""
+    target = (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
+    if target.is_file() and not force and (keep is None or target.resolve() != keep.resolve()):
+        raise PresetError(
+            f"{target}: a user preset '{name}' exists already (--force to replace it)"
+        )
+
+
+def create_preset(
+    name: str,
+    *,
+    seed: int | None = None,
+    random: bool = False,
+    between: tuple[str, str] | None = None,
+    at: float = 0.5,
+    latent_size: int = LATENT_SIZE,
+    changes: Mapping[str, Any] | None = None,
+    force: bool = False,
+    user_dir: Path | None = None,
+) -> tuple[Preset, Path]:
+    """``presets new``: from a seed, a random seed, or a point between two presets; saved.
+
+    For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
+    ``changes`` sets other fields (gain_db, attack_s, release_s, program, description).
+    """
+    if sum((seed is not None, random, between is not None)) != 1:
+        raise PresetError("presets new: give exactly one of --seed N, --random, --between A B")
+    _check_name("presets new", name)
+    _check_free(name, user_dir, force)
+    if between is not None:
+        a, b = (find_preset(n, user_dir=user_dir) for n in between)
+        sizes = {len(p.latent) for p in (a, b) if p.latent is not None}
+        if len(sizes) > 1:
+            raise PresetError(f"presets new: {a.name} and {b.name} have latents of different sizes")
+        preset = preset_between(name, a, b, at, sizes.pop() if sizes else latent_size)
+    else:
+        preset = Preset(name=name, seed=random_seed() if random else seed, latent=None)
+    if changes:
+        preset = preset.copy(**changes)
+    return preset, save_preset(preset, user_dir)
+
+
+def save_copy(
+    source: str,
+    *,
+    new_name: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+    force: bool = False,
+    user_dir: Path | None = None,
+) -> tuple[Preset, Path]:
+    """``presets save``: copy a preset (shipped, user or a file) to the user dir, renamed or edited.
+
+    Saving a shipped preset under its own name makes a user copy that shadows it (``presets rm``
+    brings the shipped one back); saving a user preset under its own name edits it in place.
+    """
+    original = find_preset(source, user_dir=user_dir)
+    preset = original.copy(**{**(changes or {}), **({"name": new_name} if new_name else {})})
+    _check_free(preset.name, user_dir, force, keep=original.path)
+    return preset, save_preset(preset, user_dir)
+
+
+_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "description")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``gansynth-instrument presets list|show|new|save|rm`` (arguments parsed in cli.py)."""
+    changes = {k: getattr(args, k) for k in _EDITABLE_FIELDS if getattr(args, k, None) is not None}
+    if args.action == "list":
+        print(format_listing())
+    elif args.action == "show":
+        print(show_text(args.name, bank=args.bank), end="")
+    elif args.action == "new":
+        preset, path = create_preset(
+            args.name,
+            seed=args.seed,
+            random=args.random,
+            between=tuple(args.between) if args.between else None,
+            at=args.at,
+            latent_size=args.latent_size,
+            changes=changes,
+            force=args.force,
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "save":
+        preset, path = save_copy(
+            args.source, new_name=args.as_name, changes=changes, force=args.force
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "rm":
+        print(f"deleted {delete_preset(args.name)}")
+    return 0

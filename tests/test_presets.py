@@ -1,0 +1,247 @@
+"""Presets and banks: validation with file+field errors, lookup order, atomic saves, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from gansynth_instrument import cli
+from gansynth_instrument.errors import OutputError, PresetError
+from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.presets import (
+    Bank,
+    Preset,
+    create_preset,
+    delete_preset,
+    find_bank,
+    find_preset,
+    is_shipped,
+    list_banks,
+    list_presets,
+    load_preset_file,
+    preset_between,
+    save_copy,
+    save_preset,
+    shipped_presets_dir,
+)
+
+
+@pytest.fixture
+def user_dir(tmp_path: Path) -> Path:
+    return tmp_path / "user-presets"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_presets_and_default_bank_are_valid() -> None:
+    presets = list_presets(user_dir=Path("/nonexistent"))
+    assert len(presets) >= 8
+    assert all(is_shipped(p) for p in presets)
+    programs = [p.program for p in presets]
+    assert all(p is not None and 0 <= p <= 127 for p in programs)
+    assert len(set(programs)) == len(programs), "two shipped presets share a program number"
+    bank = find_bank("default")
+    assert bank.morph_cc == 1 and bank.morph_steps == 17 and len(bank.morph_path) >= 2
+    assert {find_preset(n).name for n in bank.preset_names()} == set(bank.preset_names())
+    # The bank maps each shipped preset on its own program number.
+    assert {prog: find_preset(name).program for prog, name in bank.programs.items()} == {
+        prog: prog for prog in bank.programs
+    }
+    assert [b.name for b in list_banks()] == ["default"]
+
+
+def test_seed_preset_is_random_latent_of_its_seed() -> None:
+    preset = find_preset("felt-keys")
+    assert preset.seed is not None
+    np.testing.assert_array_equal(preset.latent_vector(256), random_latent(preset.seed, 256))
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        Preset("seeded", seed=123, latent=None, gain_db=-3.5, program=7, description="x: y"),
+        Preset("vector", seed=None, latent=tuple(random_latent(9, 16).tolist()), release_s=2.0),
+    ],
+)
+def test_yaml_round_trip_is_exact(preset: Preset, user_dir: Path) -> None:
+    path = save_preset(preset, user_dir)
+    assert path == user_dir / f"{preset.name}.yaml"
+    loaded = load_preset_file(path)
+    assert loaded == preset
+    if preset.latent is not None:
+        np.testing.assert_array_equal(loaded.latent_vector(16), np.float32(preset.latent))
+    assert [p.name for p in user_dir.iterdir()] == [path.name]  # no temporary left behind
+
+
+GOOD = "name: bad\nseed: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("seed: 1\n", "'name'"),
+        ("name: bad\n", "'seed' and 'latent'"),
+        ("name: bad\nseed: 1\nlatent: [1.0, 2.0]\n", "'seed' and 'latent'"),
+        ("name: bad\nlatent: [1.0, .nan]\n", "'latent'"),
+        ("name: bad\nlatent: [1.0, high]\n", "'latent'"),
+        ("name: bad\nlatent: [0.0, 0.0]\n", "'latent'"),
+        ("name: bad\nseed: -1\n", "'seed'"),
+        ("name: bad\nseed: 1.5\n", "'seed'"),
+        (GOOD + "gain_db: 40\n", "'gain_db'"),
+        (GOOD + "gain_db: loud\n", "'gain_db'"),
+        (GOOD + "attack_s: -0.1\n", "'attack_s'"),
+        (GOOD + "release_s: .inf\n", "'release_s'"),
+        (GOOD + "program: 128\n", "'program'"),
+        (GOOD + "program: true\n", "'program'"),
+        (GOOD + "gain: 3\n", "'gain'"),
+        ("name: other\nseed: 1\n", "'name'"),
+        ("name: bad\nseed: [1\n", "not valid YAML"),
+        ("- just\n- a list\n", "mapping"),
+    ],
+)
+def test_bad_preset_file_names_file_and_field(text: str, field: str, user_dir: Path) -> None:
+    path = _write(user_dir / "bad.yaml", text)
+    with pytest.raises(PresetError) as err:
+        find_preset("bad", user_dir=user_dir)
+    message = str(err.value)
+    assert str(path) in message and field in message
+    assert "\n" not in message
+
+
+def test_latent_length_must_match_model(user_dir: Path) -> None:
+    path = _write(user_dir / "short.yaml", "name: short\nlatent: [1.0, 2.0, 3.0]\n")
+    preset = find_preset("short", user_dir=user_dir)
+    np.testing.assert_array_equal(preset.latent_vector(3), np.float32([1, 2, 3]))
+    with pytest.raises(PresetError, match=r"short\.yaml: field 'latent': 3 values.*expects 256"):
+        preset.latent_vector(256)
+    assert path.is_file()
+
+
+def test_lookup_order_path_then_user_then_shipped(user_dir: Path, tmp_path: Path) -> None:
+    shipped = find_preset("glass-bell", user_dir=user_dir)
+    assert is_shipped(shipped)
+    save_preset(shipped.copy(gain_db=-12.0), user_dir)
+    mine = find_preset("glass-bell", user_dir=user_dir)
+    assert mine.gain_db == -12.0 and not is_shipped(mine)
+    assert [p.gain_db for p in list_presets(user_dir=user_dir) if p.name == "glass-bell"] == [-12.0]
+    elsewhere = _write(tmp_path / "x" / "loose.yaml", "name: whatever\nseed: 5\n")
+    assert find_preset(str(elsewhere), user_dir=user_dir).seed == 5
+    with pytest.raises(PresetError, match=r"unknown preset 'nope' \(known: .*felt-keys"):
+        find_preset("nope", user_dir=user_dir)
+    with pytest.raises(PresetError, match="no such file"):
+        find_preset(tmp_path / "missing.yaml", user_dir=user_dir)
+
+
+def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(user_dir: Path) -> None:
+    save_preset(Preset("keep", seed=1, latent=None), user_dir)
+    before = (user_dir / "keep.yaml").read_bytes()
+    blocker = user_dir / "blocked.yaml"
+    blocker.mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(OutputError, match=r"blocked\.yaml"):
+        save_preset(Preset("blocked", seed=2, latent=None), user_dir)
+    assert (user_dir / "keep.yaml").read_bytes() == before
+    assert sorted(p.name for p in user_dir.iterdir()) == ["blocked.yaml", "keep.yaml"]
+
+
+def test_shipped_presets_are_read_only(user_dir: Path) -> None:
+    with pytest.raises(PresetError, match="read-only"):
+        save_preset(find_preset("felt-keys"), shipped_presets_dir())
+    with pytest.raises(PresetError, match=r"shipped preset.*read-only"):
+        delete_preset("felt-keys", user_dir=user_dir)
+    assert (shipped_presets_dir() / "felt-keys.yaml").is_file()
+    save_copy("felt-keys", changes={"release_s": 1.0}, user_dir=user_dir)
+    assert delete_preset("felt-keys", user_dir=user_dir) == user_dir / "felt-keys.yaml"
+    assert is_shipped(find_preset("felt-keys", user_dir=user_dir))  # the shipped one is back
+
+
+def test_between_follows_the_slerp_path() -> None:
+    a, b = find_preset("felt-keys"), find_preset("slow-pad")
+    mid = preset_between("mid", a, b, 0.25, 256)
+    expected = slerp(a.latent_vector(256), b.latent_vector(256), 0.25)
+    np.testing.assert_allclose(mid.latent_vector(256), expected, rtol=0, atol=1e-6)
+    assert mid.gain_db == pytest.approx(a.gain_db + 0.25 * (b.gain_db - a.gain_db))
+    np.testing.assert_array_equal(
+        preset_between("start", a, b, 0.0, 256).latent_vector(256), a.latent_vector(256)
+    )
+    with pytest.raises(PresetError, match="between 0 and 1"):
+        preset_between("far", a, b, 1.5, 256)
+
+
+def test_create_refuses_to_overwrite_without_force(user_dir: Path) -> None:
+    create_preset("mine", seed=5, user_dir=user_dir)
+    with pytest.raises(PresetError, match="exists"):
+        create_preset("mine", seed=6, user_dir=user_dir)
+    create_preset("mine", seed=6, force=True, user_dir=user_dir)
+    assert find_preset("mine", user_dir=user_dir).seed == 6
+    with pytest.raises(PresetError, match="exactly one"):
+        create_preset("two", seed=1, random=True, user_dir=user_dir)
+
+
+@pytest.mark.parametrize(
+    ("morph", "field"),
+    [
+        ("morph: {path: [felt-keys]}\n", "'morph.path'"),
+        ("morph: {path: [felt-keys, nope]}\n", "'morph.path'"),
+        ("morph: {path: [felt-keys, slow-pad], cc: 64}\n", "'morph.cc'"),
+        ("morph: {path: [felt-keys, slow-pad], steps: 1}\n", "'morph.steps'"),
+        ("morph: {path: [felt-keys, slow-pad], speed: 1}\n", "'morph.speed'"),
+        ("programs: {5: nope}\n", "'programs.5'"),
+        ("programs: {200: felt-keys}\n", "'programs'"),
+    ],
+)
+def test_bad_bank_names_file_and_field(morph: str, field: str, user_dir: Path) -> None:
+    path = _write(user_dir / "banks" / "b.yaml", "name: b\n" + morph)
+    with pytest.raises(PresetError) as err:
+        find_bank("b", user_dir=user_dir)
+    assert str(path) in str(err.value) and field in str(err.value)
+
+
+def test_bank_round_trip(user_dir: Path) -> None:
+    bank = Bank("live", {0: "felt-keys", 1: "slow-pad"}, ("felt-keys", "slow-pad"), 11, 9)
+    path = _write(user_dir / "banks" / "live.yaml", bank.to_yaml())
+    assert find_bank("live", user_dir=user_dir) == bank
+    assert yaml.safe_load(path.read_text())["morph"] == {
+        "path": ["felt-keys", "slow-pad"],
+        "cc": 11,
+        "steps": 9,
+    }
+
+
+def test_cli_presets_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user = tmp_path / "gansynth-instrument" / "presets"
+    assert cli.main(["presets", "new", "warm", "--seed", "11", "--gain-db", "-2"]) == 0
+    assert (
+        cli.main(["presets", "new", "half", "--between", "warm", "felt-keys", "--at", "0.5"]) == 0
+    )
+    assert cli.main(["presets", "new", "dice", "--random", "--program", "9"]) == 0
+    assert cli.main(["presets", "save", "half", "--as", "half2", "--release-s", "1.25"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {user / 'warm.yaml'} (seed 11)" in out
+    assert find_preset("half2").release_s == 1.25 and find_preset("half2").latent is not None
+    assert 0 <= find_preset("dice").seed < 2**32 and find_preset("dice").program == 9
+
+    assert cli.main(["presets", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "warm" in listing and "felt-keys" in listing and "default" in listing
+
+    assert cli.main(["presets", "show", "warm"]) == 0
+    shown = capsys.readouterr().out
+    assert yaml.safe_load(shown)["seed"] == 11
+
+    assert cli.main(["presets", "rm", "warm"]) == 0
+    assert not (user / "warm.yaml").exists()
+    capsys.readouterr()
+    for argv in (["presets", "rm", "felt-keys"], ["presets", "show", "warm"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("gansynth-instrument presets: error:") and err.count("\n") == 1
