@@ -1,0 +1,459 @@
+"""Control side of the instrument: raw MIDI bytes → voice commands, cache requests, timbre state.
+
+``Engine.handle(msg)`` takes one MIDI message as raw bytes (``midi.py`` and the offline MIDI-file
+renderer feed it; nothing here imports mido). It owns the state a player changes: the current
+preset (program change), the morph position (a CC moving along the bank's morph path), pedal and
+bend (through ``voices.Voices``), and asks the note cache for what will be needed next.
+
+Rules:
+- A note plays its exact cached note. If that note is not cached yet it plays at once from the
+  nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
+  ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
+- A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
+  ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
+- Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
+  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
+  one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
+- Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
+  incoming garbage: a live instrument must not stop for a stray byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gansynth_instrument.cache import Priority
+from gansynth_instrument.errors import CacheError, PresetError
+from gansynth_instrument.latent import latent_digest, slerp
+from gansynth_instrument.voices import IMMEDIATE, Layer, Voices, pitch_ratio
+
+if TYPE_CHECKING:
+    from gansynth_instrument.cache import Note, NoteCache
+    from gansynth_instrument.presets import Bank, Preset
+
+logger = logging.getLogger(__name__)
+
+# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
+CC_SUSTAIN = 64
+CC_ALL_SOUND_OFF = 120
+CC_RESET_CONTROLLERS = 121
+CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
+POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
+_DATA_BYTES = {
+    NOTE_OFF: 2,
+    NOTE_ON: 2,
+    POLY_PRESSURE: 2,
+    CONTROL_CHANGE: 2,
+    PROGRAM_CHANGE: 1,
+    CHANNEL_PRESSURE: 1,
+    PITCH_BEND: 2,
+}
+BEND_CENTER = 8192
+
+DEFAULT_BEND_RANGE_SEMITONES = 2.0
+DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
+DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
+DEFAULT_MORPH_STEPS = 17
+RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+
+
+@dataclass(frozen=True, eq=False)
+class Timbre:
+    """Something the engine can play: a latent (its cache key) plus level and envelope."""
+
+    name: str
+    latent: np.ndarray  # float32 [latent_size]
+    gain_db: float = 0.0
+    attack_s: float = 0.01
+    release_s: float = 0.3
+
+    @property
+    def key(self) -> str:
+        """The note cache's timbre key for this latent."""
+        return latent_digest(self.latent)
+
+    @classmethod
+    def from_preset(cls, preset: Preset, latent_size: int) -> Timbre:
+        return cls(
+            preset.name,
+            preset.latent_vector(latent_size),
+            preset.gain_db,
+            preset.attack_s,
+            preset.release_s,
+        )
+
+
+def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
+    """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
+    gain and envelope interpolated linearly. Step 0 is ``path[0]``, the last step ``path[-1]``."""
+    if len(path) < 2 or steps < 2:
+        raise PresetError(f"a morph needs ≥ 2 presets and ≥ 2 steps (got {len(path)}, {steps})")
+    out = []
+    for step in range(steps):
+        u = step * (len(path) - 1) / (steps - 1)
+        i = min(int(u), len(path) - 2)
+        t = u - i
+        a, b = path[i], path[i + 1]
+        out.append(
+            Timbre(
+                f"{a.name}→{b.name}@{t:.2f}",
+                np.asarray(slerp(a.latent, b.latent, t), dtype=np.float32),
+                a.gain_db + t * (b.gain_db - a.gain_db),
+                a.attack_s + t * (b.attack_s - a.attack_s),
+                a.release_s + t * (b.release_s - a.release_s),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot for the live status view."""
+
+    timbre: str
+    morph_position: float | None  # 0..1 along the morph path; None while a preset plays
+    cache_fill: dict[str, tuple[int, int]]  # timbre name → (cached, requested) pitches
+    voices_in_use: int
+    dropped_commands: int
+    ignored_messages: int
+    morph_cc: int | None
+
+
+class Engine:
+    """MIDI in, voice commands out; see the module docstring. Not thread-safe: one MIDI thread.
+
+    ``programs`` maps program numbers to timbres; ``timbre`` is the one playing at start.
+    ``morph`` holds the quantised morph steps (``morph_steps``), empty for no morph.
+    """
+
+    def __init__(
+        self,
+        cache: NoteCache,
+        voices: Voices,
+        pitches: Sequence[int],
+        timbre: Timbre,
+        *,
+        programs: Mapping[int, Timbre] | None = None,
+        morph: Sequence[Timbre] = (),
+        morph_cc: int | None = 1,
+        channel: int | None = None,
+        bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
+        velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
+        max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
+        wait_s: float | None = None,
+    ) -> None:
+        if channel is not None and not 0 <= channel <= 15:
+            raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
+        if velocity_exponent <= 0:
+            raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
+        self.cache = cache
+        self.voices = voices
+        self.pitches = tuple(sorted(pitches))
+        self.timbre = timbre
+        self.programs = dict(programs or {})
+        self.morph = list(morph)
+        self.morph_cc = morph_cc if self.morph else None
+        self.channel = channel
+        self.bend_range_semitones = bend_range_semitones
+        self.velocity_exponent = velocity_exponent
+        self.max_shift_semitones = max_shift_semitones
+        self.wait_s = wait_s
+        self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
+        self.ignored = 0
+        self._learning = False
+        self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
+        self._warned: set[str] = set()
+        self._step_keys = [step.key for step in self.morph]
+        self._prefetched: set[str] = set()
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
+        """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
+        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+            self.ignored += 1  # system, realtime and running-status bytes are not ours
+            return
+        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
+        data = _DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+            self.ignored += 1
+            return
+        if self.channel is not None and channel != self.channel:
+            return
+        if kind == NOTE_ON and msg[2] > 0:
+            self._note_on(channel, msg[1], msg[2], frame)
+        elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
+            self.voices.note_off((channel, msg[1]), frame)
+        elif kind == CONTROL_CHANGE:
+            self._control_change(msg[1], msg[2], frame)
+        elif kind == PROGRAM_CHANGE:
+            self.program_change(msg[1])
+        elif kind == PITCH_BEND:
+            value = msg[1] | (msg[2] << 7)
+            span = (
+                BEND_CENTER - 1 if value > BEND_CENTER else BEND_CENTER
+            )  # ends are exactly ±range
+            self.voices.bend((value - BEND_CENTER) / span * self.bend_range_semitones, frame)
+        else:
+            self.ignored += 1  # aftertouch: no per-voice pressure in this instrument
+
+    def prefetch(self) -> None:
+        """Ask for every pitch of the current timbre in the background (call once at start)."""
+        self._request_all(self.timbre)
+
+    def learn(self) -> None:
+        """Bind the morph to the next controller moved (other than pedal and channel modes)."""
+        if self.morph:
+            self._learning = True
+
+    def program_change(self, program: int) -> None:
+        """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn."""
+        timbre = self.programs.get(program)
+        if timbre is None:
+            self._warn_once(
+                f"program {program}",
+                f"program change {program}: not in this bank (programs: "
+                f"{', '.join(map(str, sorted(self.programs))) or 'none'}); ignored",
+            )
+            return
+        self.timbre = timbre
+        self.morph_position = None
+        if self.wait_s is None:
+            recent = [self._model_pitch(p) for p in reversed(self._recent)]
+            played = list(dict.fromkeys(p for p in recent if p is not None))
+            if played:
+                self.cache.request(timbre.latent, played, Priority.NEAR)
+            self._request_all(timbre)
+
+    def status(self) -> EngineStatus:
+        """What the live view shows; cheap enough to call a few times a second."""
+        named = {self.timbre.name: self.timbre}
+        named.update((t.name, t) for t in self.programs.values())
+        position = self.morph_position
+        return EngineStatus(
+            timbre=self._current_name(),
+            morph_position=None if position is None else position / (len(self.morph) - 1),
+            cache_fill={name: self.cache.progress(t.key) for name, t in named.items()},
+            voices_in_use=self.voices.in_use(),
+            dropped_commands=self.voices.dropped,
+            ignored_messages=self.ignored,
+            morph_cc=self.morph_cc,
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _current_name(self) -> str:
+        if self.morph_position is None:
+            return self.timbre.name
+        return self.morph[round(self.morph_position)].name
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            logger.warning("%s", message)
+
+    def _request_all(self, timbre: Timbre) -> None:
+        if self.wait_s is None and timbre.key not in self._prefetched:
+            self._prefetched.add(timbre.key)
+            self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
+
+    def _model_pitch(self, pitch: int) -> int | None:
+        """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
+        nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
+        if abs(nearest - pitch) > self.max_shift_semitones:
+            self._warn_once(
+                f"pitch {pitch}",
+                f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
+                f"model's pitches ({self.pitches[0]}..{self.pitches[-1]}); ignored",
+            )
+            return None
+        return nearest
+
+    def _layer(
+        self, timbre: Timbre, model_pitch: int, pitch: int, priority: Priority
+    ) -> Layer | None:
+        """The exact note, else (live) the nearest cached pitch rate-shifted, else None."""
+        key = timbre.key
+        note = self.cache.lookup(key, model_pitch)
+        if note is None:
+            self.cache.request(timbre.latent, [model_pitch], priority)
+            if self.wait_s is not None:
+                note = self._wait(timbre, model_pitch)
+            else:
+                note = self.cache.nearest(key, model_pitch)
+        self.cache.played(key, model_pitch)
+        return self._shifted(note, pitch)
+
+    def _wait(self, timbre: Timbre, model_pitch: int) -> Note:
+        if not self.cache.wait(timbre.key, [model_pitch], self.wait_s):
+            raise CacheError(
+                f"note {model_pitch} of '{timbre.name}' was not rendered within {self.wait_s} s"
+            )
+        note = self.cache.lookup(timbre.key, model_pitch)
+        assert note is not None
+        return note
+
+    def _shifted(self, note: Note | None, pitch: int) -> Layer | None:
+        if note is None or abs(pitch - note.pitch) > self.max_shift_semitones:
+            return None
+        return Layer(note, pitch_ratio(pitch - note.pitch))
+
+    def _morph_layers(
+        self, model_pitch: int, pitch: int, priority: Priority
+    ) -> tuple[Layer, Layer | None, float] | None:
+        """(layer_a, layer_b, weight of b) for the morph position; see the module docstring."""
+        assert self.morph_position is not None
+        u = self.morph_position
+        lo, hi = math.floor(u), math.ceil(u)
+        for step in dict.fromkeys((lo, hi)):
+            if self.cache.lookup(self._step_keys[step], model_pitch) is None:
+                self.cache.request(self.morph[step].latent, [model_pitch], priority)
+                if self.wait_s is not None:
+                    self._wait(self.morph[step], model_pitch)
+        cached = [
+            s
+            for s, key in enumerate(self._step_keys)
+            if self.cache.lookup(key, model_pitch) is not None
+        ]
+        below = max((s for s in cached if s <= u), default=None)
+        above = min((s for s in cached if s >= u), default=None)
+        if below is None and above is None:
+            # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
+            for step in sorted(range(len(self.morph)), key=lambda s: abs(s - u)):
+                layer = self._shifted(self.cache.nearest(self._step_keys[step], model_pitch), pitch)
+                if layer is not None:
+                    return layer, None, 0.0
+            return None
+        if below is None or above is None or below == above:
+            only = below if below is not None else above
+            note = self.cache.lookup(self._step_keys[only], model_pitch)
+            layer = self._shifted(note, pitch)
+            return (layer, None, 0.0) if layer is not None else None
+        a = self._shifted(self.cache.lookup(self._step_keys[below], model_pitch), pitch)
+        b = self._shifted(self.cache.lookup(self._step_keys[above], model_pitch), pitch)
+        if a is None or b is None:
+            return None
+        return a, b, (u - below) / (above - below)
+
+    def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
+        model_pitch = self._model_pitch(pitch)
+        if model_pitch is None:
+            return
+        self._recent.append(pitch)
+        if self.morph_position is None:
+            timbre = self.timbre
+            layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
+            layers = (layer, None, 0.0) if layer is not None else None
+        else:
+            timbre = self.morph[round(self.morph_position)]
+            layers = self._morph_layers(model_pitch, pitch, Priority.WAITING)
+            for step in self.morph:
+                self.cache.played(step.key, model_pitch)
+        if layers is None:
+            return  # nothing near enough is cached yet; the exact note is on its way
+        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        self.voices.note_on(
+            (channel, pitch),
+            layers[0],
+            layers[1],
+            weight=layers[2],
+            amp=amp,
+            attack_s=timbre.attack_s,
+            release_s=timbre.release_s,
+            frame=frame,
+        )
+
+    def _control_change(self, cc: int, value: int, frame: int) -> None:
+        if cc == CC_SUSTAIN:
+            self.voices.sustain(value >= 64, frame)
+        elif cc == CC_ALL_SOUND_OFF:
+            self.voices.all_sound_off(frame)
+        elif cc == CC_RESET_CONTROLLERS:
+            self.voices.sustain(False, frame)
+            self.voices.bend(0.0, frame)
+        elif cc >= CC_ALL_NOTES_OFF:
+            self.voices.all_notes_off(frame)
+        elif self._learning:
+            self._learning = False
+            self.morph_cc = cc
+            logger.info("morph bound to CC%d", cc)
+            self._morph_to(value, frame)
+        elif cc == self.morph_cc:
+            self._morph_to(value, frame)
+        else:
+            self.ignored += 1
+
+    def _morph_to(self, value: int, frame: int) -> None:
+        """Move along the morph path: new notes and sounding notes take the new position."""
+        u = value / 127 * (len(self.morph) - 1)
+        if u == self.morph_position:
+            return
+        self.morph_position = u
+        for step in dict.fromkeys((math.floor(u), math.ceil(u))):
+            self._request_all(self.morph[step])
+        for slot, (_, pitch) in list(self.voices.sounding()):
+            model_pitch = self._model_pitch(pitch)
+            layers = (
+                None
+                if model_pitch is None
+                else self._morph_layers(model_pitch, pitch, Priority.NEAR)
+            )
+            if layers is not None:
+                self.voices.morph(slot, *layers, frame=frame)
+
+
+def build_engine(
+    cache: NoteCache,
+    voices: Voices,
+    pitches: Sequence[int],
+    latent_size: int,
+    *,
+    preset: Preset | None = None,
+    bank: Bank | None = None,
+    **settings: Any,
+) -> Engine:
+    """An Engine for one preset, or for a bank (programs + morph path, presets found by name).
+
+    With a bank, the lowest program's preset plays first; a bank with only a morph path starts
+    at its first preset. ``preset`` wins over the bank's first program when both are given.
+    """
+    from gansynth_instrument.presets import find_preset
+
+    def timbre_of(name: str) -> Timbre:
+        return Timbre.from_preset(find_preset(name), latent_size)
+
+    programs: dict[int, Timbre] = {}
+    morph: list[Timbre] = []
+    morph_cc = settings.pop("morph_cc", None)
+    if bank is not None:
+        programs = {program: timbre_of(name) for program, name in bank.programs.items()}
+        if len(bank.morph_path) >= 2:
+            morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
+        if morph_cc is None:
+            morph_cc = bank.morph_cc
+    if preset is not None:
+        first = Timbre.from_preset(preset, latent_size)
+    elif programs:
+        first = programs[min(programs)]
+    elif morph:
+        first = morph[0]
+    else:
+        raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
+    return Engine(
+        cache,
+        voices,
+        pitches,
+        first,
+        programs=programs,
+        morph=morph,
+        morph_cc=morph_cc if morph_cc is not None else 1,
+        **settings,
+    )
