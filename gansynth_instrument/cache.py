@@ -625,6 +625,8 @@ def warm(
 
 def run_warm(
     model_path: Path,
+    presets: Sequence[str],
+    banks: Sequence[str],
     seeds: Sequence[int],
     sample_rate: int,
     cache_dir: Path | None,
@@ -632,13 +634,18 @@ def run_warm(
     batch_size: int | None = None,
     max_disk_mb: float | None = None,
 ) -> int:
-    """``cache warm``: load the model, warm the cache for each preset/seed, print what was done."""
-    from gansynth_instrument.model import load_model
+    """``cache warm``: load the model, warm the cache for presets, banks and seeds, print it all."""
+    from gansynth_instrument.presets import find_bank, find_preset
 
-    if not seeds:
-        raise CacheError("nothing to warm: give at least one --seed")
+    names = list(presets) + [name for bank in banks for name in find_bank(bank).preset_names()]
+    chosen = [find_preset(name) for name in dict.fromkeys(names)]  # bad names fail before loading
+    if not chosen and not seeds:
+        raise CacheError("nothing to warm: name presets, a --bank or a --seed")
+    from gansynth_instrument.model import load_model  # onnxruntime: only once the names are good
+
     model = load_model(model_path)
-    latents = {f"seed {seed}": random_latent(seed, model.latent_size) for seed in seeds}
+    latents = {f"preset {p.name}": p.latent_vector(model.latent_size) for p in chosen}
+    latents |= {f"seed {seed}": random_latent(seed, model.latent_size) for seed in seeds}
     directory = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     timbres = warm(
         model,

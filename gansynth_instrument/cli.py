@@ -65,6 +65,8 @@ def _cmd_cache(args: argparse.Namespace) -> int | None:
     if args.action == "warm":
         return cache.run_warm(
             args.model,
+            args.presets,
+            args.bank,
             args.seed,
             args.sample_rate,
             args.cache_dir,
@@ -89,6 +91,10 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     warm = actions.add_parser("warm", help="render every pitch of some timbres into the cache")
     warm.add_argument("--model", required=True, type=Path, help="an exported .onnx model")
+    warm.add_argument("presets", nargs="*", help="preset names or .yaml paths")
+    warm.add_argument(
+        "--bank", action="append", default=[], help="every preset of this bank (repeatable)"
+    )
     warm.add_argument(
         "--seed", type=int, action="append", default=[], help="a timbre seed (repeatable)"
     )
