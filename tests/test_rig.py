@@ -1,6 +1,6 @@
 """Smoke test of the live-audio rig: a real PortAudio stream on the JACK dummy server, captured.
 
-If this fails, every live-play test would fail too; fix the rig (jackd, PortAudio, JACK-Client) first.
+If this fails, every live-play test fails too: fix the rig (jackd, PortAudio, JACK-Client) first.
 """
 
 from __future__ import annotations
