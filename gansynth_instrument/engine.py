@@ -215,8 +215,11 @@ class Engine:
             self._learning = True
 
     def program_change(self, program: int) -> None:
-        """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn."""
+        """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
+        (without a bank there is nothing to switch to, so no warning)."""
         timbre = self.programs.get(program)
+        if timbre is None and not self.programs:
+            return  # one preset, no bank: program changes have nothing to select
         if timbre is None:
             self._warn_once(
                 f"program {program}",
@@ -227,7 +230,7 @@ class Engine:
         self.timbre = timbre
         self.morph_position = None
         if self.wait_s is None:
-            recent = [self._model_pitch(p) for p in reversed(self._recent)]
+            recent = [self.model_pitch(p) for p in reversed(self._recent)]
             played = list(dict.fromkeys(p for p in recent if p is not None))
             if played:
                 self.cache.request(timbre.latent, played, Priority.NEAR)
@@ -265,7 +268,7 @@ class Engine:
             self._prefetched.add(timbre.key)
             self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
-    def _model_pitch(self, pitch: int) -> int | None:
+    def model_pitch(self, pitch: int) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
         nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
         if abs(nearest - pitch) > self.max_shift_semitones:
@@ -344,7 +347,7 @@ class Engine:
         return a, b, (u - below) / (above - below)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
-        model_pitch = self._model_pitch(pitch)
+        model_pitch = self.model_pitch(pitch)
         if model_pitch is None:
             return
         self._recent.append(pitch)
@@ -400,7 +403,7 @@ class Engine:
         for step in dict.fromkeys((math.floor(u), math.ceil(u))):
             self._request_all(self.morph[step])
         for slot, (_, pitch) in list(self.voices.sounding()):
-            model_pitch = self._model_pitch(pitch)
+            model_pitch = self.model_pitch(pitch)
             layers = (
                 None
                 if model_pitch is None

@@ -119,14 +119,11 @@ class Mixer:
         self._weight = np.empty((voices, chunk))
         self._pos = np.empty((layers, voices, chunk))
         self._floor = np.empty((layers, voices, chunk))
-        self._index = np.empty((layers, voices, chunk), dtype=np.intp)
-        self._index_next = np.empty((layers, voices, chunk), dtype=np.intp)
+        self._pair_index = np.empty((layers, voices, chunk, 2), dtype=np.intp)  # floor, floor+1
         self._valid = np.empty((layers, voices, chunk), dtype=bool)
         self._row_gain = np.empty((layers, voices, chunk))
-        self._left = np.zeros((layers, voices, chunk), dtype=np.int16)
-        self._right = np.zeros((layers, voices, chunk), dtype=np.int16)
+        self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
-        self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
         self._mix = np.empty((chunk, 1), dtype=np.float32)
 
     def render(self, out: np.ndarray, frames: int) -> None:
@@ -162,7 +159,7 @@ class Mixer:
             self._release[slot] = release
             self._released_at[slot] = _NEVER
             self._amp[slot] = amp
-            self._w_from[slot] = self._w_to[slot] = weight
+            self._w_from[slot] = self._w_to[slot] = weight if note_b is not None else 0.0
             self._since_glide[slot] = 0.0
             self._top = max(self._top, slot + 1)
         elif op == _RELEASE:
@@ -175,6 +172,8 @@ class Mixer:
                 return
             pcm_b = note_b.pcm if note_b is not None else None
             same_pair = self._notes[0][slot] is note_a.pcm and self._notes[1][slot] is pcm_b
+            if note_b is None:
+                weight = 0.0
             if same_pair:  # glide from wherever the weight is now
                 self._w_from[slot] = self._weight_now(slot)
             else:  # a new pair of steps: switch at the same playback position
@@ -223,62 +222,71 @@ class Mixer:
             self.frames_rendered += n
             self.voices_active = 0
             return
+        # Without a morph crossfade sounding, only layer 0 is computed (half the work). Both ways
+        # give bit-identical samples, so the choice never depends on where a block starts.
+        layers = 1
+        for slot in range(top):
+            if self._active[slot] and self._notes[1][slot] is not None:
+                layers = _LAYERS
+                break
         ramp = self._ramp[:n]
         frames = self._frames[:top, :n]
         env = self._env[:top, :n]
-        weight = self._weight[:top, :n]
-        pos = self._pos[:, :top, :n]
-        floor = self._floor[:, :top, :n]
-        index = self._index[:, :top, :n]
-        index_next = self._index_next[:, :top, :n]
-        valid = self._valid[:, :top, :n]
-        row_gain = self._row_gain[:, :top, :n]
-        left = self._left[:, :top, :n]
-        right = self._right[:, :top, :n]
-        sig = self._sig[:, :top, :n]
-        voice_sig = self._voice_sig[:top, :n]
+        pos = self._pos[:layers, :top, :n]
+        floor = self._floor[:layers, :top, :n]
+        pair_index = self._pair_index[:layers, :top, :n]
+        pair = self._pair[:layers, :top, :n]
+        left, right = pair[..., 0], pair[..., 1]
+        valid = self._valid[:layers, :top, :n]
+        sig = self._sig[:layers, :top, :n]
         mix = self._mix[:n]
 
         # Playback position of each layer: ratio * (progress0 + bend * (frames since bend change)).
         np.add(self._since_bend[:top, None], ramp, out=frames)
         np.multiply(frames, self._bend, out=frames)
         np.add(frames, self._progress0[:top, None], out=frames)
-        np.multiply(frames, self._ratio[:, :top, None], out=pos)
-        np.less(pos, self._length[:, :top, None], out=valid)
+        np.multiply(frames, self._ratio[:layers, :top, None], out=pos)
+        np.less(pos, self._length[:layers, :top, None], out=valid)
         np.floor(pos, out=floor)
-        np.copyto(index, floor, casting="unsafe")
-        np.add(index, 1, out=index_next)
+        np.copyto(pair_index[..., 0], floor, casting="unsafe")
+        np.add(pair_index[..., 0], 1, out=pair_index[..., 1])
         np.subtract(pos, floor, out=pos)  # pos now holds the interpolation fraction
 
-        # Morph weight of layer 1 (glides linearly to its target), then per-layer gains.
-        np.add(self._since_glide[:top, None], ramp, out=weight)
-        np.add(weight, 1.0, out=weight)
-        np.multiply(weight, 1.0 / self._glide_frames, out=weight)
-        np.minimum(weight, 1.0, out=weight)
-        np.multiply(weight, (self._w_to - self._w_from)[:top, None], out=weight)
-        np.add(weight, self._w_from[:top, None], out=weight)
-        np.subtract(1.0, weight, out=row_gain[0])
-        np.copyto(row_gain[1], weight)
-        np.multiply(row_gain, self._note_gain[:, :top, None], out=row_gain)
-
         # Linear interpolation of the int16 waveforms; rows of free slots mix as silence (amp 0).
-        for layer in range(_LAYERS):
+        for layer in range(layers):
             notes = self._notes[layer]
-            w_edge = 0.0 if layer == 1 else 1.0
+            silent_weight = 1.0 - layer  # layer 0 is silent at weight 1, layer 1 at weight 0
             for slot in range(top):
                 pcm = notes[slot]
                 if pcm is None or not self._active[slot]:
                     continue
-                if self._w_from[slot] == w_edge and self._w_to[slot] == w_edge:
-                    continue  # the layer is silent for this whole chunk
-                np.take(pcm, index[layer, slot], out=left[layer, slot], mode="clip")
-                np.take(pcm, index_next[layer, slot], out=right[layer, slot], mode="clip")
+                if self._w_from[slot] == silent_weight and self._w_to[slot] == silent_weight:
+                    continue
+                np.take(pcm, pair_index[layer, slot], out=pair[layer, slot], mode="clip")
         np.subtract(right, left, out=sig, dtype=np.float32)
         np.multiply(sig, pos, out=sig, casting="same_kind")
         np.add(sig, left, out=sig, dtype=np.float32)
         np.multiply(sig, valid, out=sig)
-        np.multiply(sig, row_gain, out=sig, casting="same_kind")
-        np.add(sig[0], sig[1], out=voice_sig)
+        voice_sig = sig[0]
+        if layers == 1:
+            np.multiply(
+                voice_sig, self._note_gain[0, :top, None], out=voice_sig, casting="same_kind"
+            )
+        else:
+            # Morph weight of layer 1 glides linearly to its target; layer 0 gets the rest.
+            weight = self._weight[:top, :n]
+            row_gain = self._row_gain[:, :top, :n]
+            np.add(self._since_glide[:top, None], ramp, out=weight)
+            np.add(weight, 1.0, out=weight)
+            np.multiply(weight, 1.0 / self._glide_frames, out=weight)
+            np.minimum(weight, 1.0, out=weight)
+            np.multiply(weight, (self._w_to - self._w_from)[:top, None], out=weight)
+            np.add(weight, self._w_from[:top, None], out=weight)
+            np.subtract(1.0, weight, out=row_gain[0])
+            np.copyto(row_gain[1], weight)
+            np.multiply(row_gain, self._note_gain[:, :top, None], out=row_gain)
+            np.multiply(sig, row_gain, out=sig, casting="same_kind")
+            np.add(sig[0], sig[1], out=voice_sig)
 
         # Envelope: attack ramp times release ramp, times the voice's amplitude.
         np.add(self._age[:top, None], ramp, out=frames)
@@ -305,7 +313,7 @@ class Mixer:
             if not self._active[slot]:
                 continue
             over = self._age[slot] - self._released_at[slot] >= self._release[slot]
-            if over or not (valid[0, slot, last] or valid[1, slot, last]):
+            if over or not valid[:, slot, last].any():
                 self._end(slot)
             else:
                 active += 1

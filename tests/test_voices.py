@@ -286,6 +286,8 @@ def scenario(mixer: Mixer, voices: Voices) -> None:
     voices.sustain(False, frame=2600)
     voices.bend(-0.5, frame=2800)
     voices.all_notes_off(frame=3300)
+    # One layer only while the two-layer voices' tails end: the one-layer fast path takes over.
+    voices.note_on(84, Layer(notes[1], pitch_ratio=0.5), frame=3400)
 
 
 @pytest.mark.parametrize("block", [1, 127, 128, 8193])
