@@ -1,0 +1,240 @@
+"""Audio output: a sounddevice (PortAudio) output stream whose callback only calls ``render``.
+
+Rules for the callback (sounddevice's ``Stream`` rules, plus ours). It runs on PortAudio's
+real-time thread, once per block, and must finish well inside one block period:
+
+- ``render(out, frames)`` must write every sample of ``out`` ([frames, channels] float32); what it
+  leaves there is played. Write in place (``out[:] = ...``, ufuncs with ``out=``), never rebind.
+- No array allocation, file I/O, logging or ``print``, imports, model inference, or blocking calls
+  (``queue.get``, ``sleep``, a lock the control side can hold). Commands arrive through deques that
+  the render side alone consumes (see ``voices.py``).
+- All checks (device, sample rate, block size, channels) happen before ``start()``; the callback
+  only counts xruns and times itself, into preallocated storage read later by ``stats()``.
+- An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
+
+PortAudio's JACK host API needs the block size to equal the JACK period (128 by default), else it
+adds a period of latency or splits blocks and flags underflows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gansynth_instrument.errors import DeviceError
+
+RenderFn = Callable[[np.ndarray, int], None]
+"""``render(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
+
+NO_OUTPUT_HINT = (
+    "start a JACK server or connect a sound card, or render to a WAV file instead with "
+    "'gansynth-instrument render'"
+)
+
+
+def _sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio library into one clear line.
+
+    sounddevice loads PortAudio at import (Linux wheels do not bundle it), so this is where a
+    machine without libportaudio fails.
+    """
+    try:
+        import sounddevice
+    except OSError as err:
+        raise DeviceError(
+            f"PortAudio is not installed ({err}); install it (Debian/Ubuntu: "
+            "apt-get install libportaudio2) or render offline with 'gansynth-instrument render'"
+        ) from err
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class OutputDevice:
+    """An audio output as PortAudio lists it; ``index`` or ``name`` can be passed as ``device``."""
+
+    index: int
+    name: str
+    host_api: str
+    channels: int
+    default_sample_rate: float
+    is_default: bool
+
+
+def list_outputs() -> list[OutputDevice]:
+    """Every audio output PortAudio can open now (empty when there is none)."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        host_apis = sd.query_hostapis()
+    except sd.PortAudioError as err:
+        raise DeviceError(f"PortAudio cannot list audio devices ({err}); {NO_OUTPUT_HINT}") from err
+    default_index = sd.default.device[1]
+    return [
+        OutputDevice(
+            index=int(d["index"]),
+            name=str(d["name"]),
+            host_api=str(host_apis[d["hostapi"]]["name"]),
+            channels=int(d["max_output_channels"]),
+            default_sample_rate=float(d["default_samplerate"]),
+            is_default=d["index"] == default_index,
+        )
+        for d in devices
+        if d["max_output_channels"] > 0
+    ]
+
+
+def find_output(device: str | int | None) -> OutputDevice:
+    """The output ``device`` names: an index, a name or part of one (sounddevice's matching), or
+    ``None`` for the default. Raises ``DeviceError`` (with the list of outputs) when none fits."""
+    sd = _sounddevice()
+    outputs = list_outputs()
+    if not outputs:
+        raise DeviceError(f"no audio output device found; {NO_OUTPUT_HINT}")
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device)
+    try:
+        info = sd.query_devices(device, kind="output")
+    except (ValueError, sd.PortAudioError) as err:
+        wanted = "no default audio output" if device is None else f"audio output {device!r}: {err}"
+        names = ", ".join(f"{o.index}: {o.name!r} ({o.host_api})" for o in outputs)
+        raise DeviceError(f"{wanted}; outputs are {names} (pass one with --device)") from err
+    return next(o for o in outputs if o.index == info["index"])
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """What the stream measured so far. Times in seconds; loads as fractions of a block period.
+
+    ``latency_s`` is the output latency PortAudio reported when the stream opened;
+    ``dac_latency_s`` is measured in the last callback, from PortAudio's timestamps: when that block
+    reaches the DAC minus when the callback ran (on JACK it adds JACK's own playback latency). It
+    is 0 or less where the host API gives no timestamps.
+    """
+
+    callbacks: int
+    xruns: int
+    block_period_s: float
+    latency_s: float
+    dac_latency_s: float
+    callback_median_s: float
+    callback_max_s: float
+
+    @property
+    def callback_median_load(self) -> float:
+        return self.callback_median_s / self.block_period_s
+
+    @property
+    def callback_max_load(self) -> float:
+        return self.callback_max_s / self.block_period_s
+
+
+class AudioOutput:
+    """An output stream on ``device`` that plays what ``render`` writes, block by block.
+
+    Opening checks the device and opens the stream (errors are ``DeviceError`` with the reason and
+    the fix); ``start()`` starts the callback. Use as a context manager to close it cleanly.
+    ``timing_blocks`` sizes the ring of per-callback durations that ``stats()`` summarises.
+    """
+
+    def __init__(
+        self,
+        render: RenderFn,
+        *,
+        device: str | int | None = None,
+        sample_rate: int = 48000,
+        block_frames: int = 128,
+        channels: int = 2,
+        timing_blocks: int = 4096,
+    ) -> None:
+        sd = _sounddevice()
+        self.device = find_output(device)
+        if channels > self.device.channels:
+            raise DeviceError(
+                f"audio output {self.device.name!r} has {self.device.channels} channel(s), "
+                f"{channels} needed; choose another with --device"
+            )
+        self.sample_rate = sample_rate
+        self.block_frames = block_frames
+        self.channels = channels
+        self._render = render
+        self._callback_s = np.zeros(timing_blocks, dtype=np.float64)
+        self._callbacks = 0
+        self._xruns = 0
+        self._dac_latency_s = 0.0
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=sample_rate,
+                blocksize=block_frames,
+                device=self.device.index,
+                channels=channels,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
+        except (sd.PortAudioError, ValueError) as err:
+            raise DeviceError(
+                f"cannot open audio output {self.device.name!r} ({self.device.host_api}) at "
+                f"{sample_rate} Hz, {block_frames} frames, {channels} channels: {err}; try another "
+                f"--samplerate/--blocksize/--device, or check that the device (or JACK) is running"
+            ) from err
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # Real-time thread: see the module docstring's rules before adding anything here.
+        start_s = time.perf_counter()
+        if status:
+            self._xruns += 1
+        self._render(outdata, frames)
+        self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
+        count = self._callbacks
+        self._callback_s[count % len(self._callback_s)] = time.perf_counter() - start_s
+        self._callbacks = count + 1
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except _sounddevice().PortAudioError as err:
+            raise DeviceError(f"cannot start audio output {self.device.name!r}: {err}") from err
+
+    def stop(self) -> None:
+        """Stop after the blocks already queued have played (no click from a cut buffer)."""
+        self._stream.stop()
+
+    def close(self) -> None:
+        self._stream.close()
+
+    @property
+    def active(self) -> bool:
+        """True while the callback runs (false after ``stop()``, or after ``render`` raised)."""
+        return bool(self._stream.active)
+
+    @property
+    def latency_s(self) -> float:
+        """Output latency PortAudio reports for the open stream (one block on JACK, plus JACK's)."""
+        return float(self._stream.latency)
+
+    def stats(self) -> StreamStats:
+        """Counts so far, and callback times over the last ``timing_blocks`` callbacks."""
+        count = self._callbacks
+        times_s = self._callback_s[: min(count, len(self._callback_s))].copy()
+        return StreamStats(
+            callbacks=count,
+            xruns=self._xruns,
+            block_period_s=self.block_frames / self.sample_rate,
+            latency_s=self.latency_s,
+            dac_latency_s=self._dac_latency_s,
+            callback_median_s=float(np.median(times_s)) if count else 0.0,
+            callback_max_s=float(times_s.max()) if count else 0.0,
+        )
+
+    def __enter__(self) -> AudioOutput:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.close()
