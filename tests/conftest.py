@@ -40,3 +40,24 @@ def jack_server() -> Iterator[JackServer]:
         pytest.fail(str(err), pytrace=False)
     yield server
     server.stop()
+
+
+def _export_tiny(tmp_path_factory: pytest.TempPathFactory, stage_dir: Path) -> Path:
+    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_export.cli import export_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / f"magenta-tiny-{stage_dir.name}.onnx"
+    export_model(read_checkpoint(stage_dir), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> Path:
+    """magenta-tiny's stage_00012 (progress 6) exported to ONNX by gansynth_export."""
+    return _export_tiny(tmp_path_factory, magenta_tiny / "stage_00012")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_stage11(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> Path:
+    """magenta-tiny's mid-transition stage_00011 (progress 5.5, LOD blend) exported to ONNX."""
+    return _export_tiny(tmp_path_factory, magenta_tiny / "stage_00011")

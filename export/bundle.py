@@ -1,0 +1,278 @@
+"""Reader for TensorFlow's V2 checkpoint bundle (``model.ckpt-N.index`` + ``.data-*``), no TF.
+
+Format (tensorflow/core/util/tensor_bundle): the ``.index`` file is an uncompressed LevelDB-style
+table (blocks of prefix-compressed key/value entries, an index block, a 48-byte footer ending in
+the table magic). Key ``""`` holds a ``BundleHeaderProto`` (shard count, endianness); every other
+key is a variable name whose value is a ``BundleEntryProto`` (dtype, shape, shard, offset, size).
+The tensor's bytes are ``size`` raw bytes at ``offset`` in ``<prefix>.data-<shard>-of-<shards>``.
+
+Every handle, length, offset and size is checked against the file it points into before anything
+is read, so a truncated or hostile file raises ``CheckpointError`` instead of reading garbage.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gansynth_instrument.errors import CheckpointError
+
+TABLE_MAGIC = 0xDB4775248B80FB57
+FOOTER_BYTES = 48
+BLOCK_TRAILER_BYTES = 5  # 1 byte compression type + 4 bytes masked CRC32C
+
+# TensorFlow DataType enum → numpy dtype (little-endian); the numeric types a checkpoint holds.
+DTYPES: dict[int, np.dtype] = {
+    1: np.dtype("<f4"),  # DT_FLOAT
+    2: np.dtype("<f8"),  # DT_DOUBLE
+    3: np.dtype("<i4"),  # DT_INT32
+    4: np.dtype("u1"),  # DT_UINT8
+    5: np.dtype("<i2"),  # DT_INT16
+    6: np.dtype("i1"),  # DT_INT8
+    9: np.dtype("<i8"),  # DT_INT64
+    10: np.dtype("?"),  # DT_BOOL
+    19: np.dtype("<f2"),  # DT_HALF
+}
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """Where one variable's bytes live (checked against the data file when the bundle opens)."""
+
+    name: str
+    dtype: np.dtype | None  # None: a type we do not read (strings, resources)
+    dtype_code: int
+    shape: tuple[int, ...]
+    shard: int
+    offset: int
+    size: int
+
+
+class _Cursor:
+    """Bounds-checked reading of varints and byte runs from ``data[pos:end]``."""
+
+    def __init__(self, data: bytes | memoryview, pos: int, end: int, where: str) -> None:
+        self.data, self.pos, self.end, self.where = data, pos, end, where
+
+    def fail(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.where}: corrupt checkpoint ({what})")
+
+    def varint(self) -> int:
+        value = shift = 0
+        while True:
+            if self.pos >= self.end:
+                raise self.fail("varint runs past the end of its block")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift >= 70:
+                raise self.fail("varint longer than 10 bytes")
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or n > self.end - self.pos:
+            raise self.fail(f"{n}-byte field runs past the end of its block")
+        out = memoryview(self.data)[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+
+def _proto_fields(buf: memoryview, where: str) -> dict[int, list[int | memoryview]]:
+    """Decode one protobuf message's wire format into ``{field number: [values]}``.
+
+    Varints and fixed ints come back as ints, length-delimited fields as byte views; that is all
+    BundleHeaderProto / BundleEntryProto / TensorShapeProto need.
+    """
+    cur = _Cursor(buf, 0, len(buf), where)
+    fields: dict[int, list[int | memoryview]] = {}
+    while cur.pos < cur.end:
+        tag = cur.varint()
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value: int | memoryview = cur.varint()
+        elif wire == 1:
+            value = struct.unpack("<Q", cur.take(8))[0]
+        elif wire == 2:
+            value = cur.take(cur.varint())
+        elif wire == 5:
+            value = struct.unpack("<I", cur.take(4))[0]
+        else:
+            raise cur.fail(f"unsupported protobuf wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _one_int(fields: dict[int, list], number: int, default: int = 0) -> int:
+    values = fields.get(number)
+    if not values:
+        return default
+    value = values[-1]
+    if not isinstance(value, int):
+        raise CheckpointError(f"protobuf field {number} should be a number")
+    return value - (1 << 64) if value >= 1 << 63 else value  # int64 two's complement
+
+
+def _read_block(data: bytes, offset: int, size: int, where: str) -> list[tuple[bytes, memoryview]]:
+    """Entries of the table block at ``data[offset:offset+size]`` (+ trailer), keys expanded."""
+    if offset < 0 or size < 4 or offset + size + BLOCK_TRAILER_BYTES > len(data):
+        raise CheckpointError(
+            f"{where}: corrupt checkpoint index (block {offset}+{size} outside the "
+            f"{len(data)}-byte file)"
+        )
+    if data[offset + size] != 0:
+        raise CheckpointError(
+            f"{where}: compressed checkpoint index (type {data[offset + size]}) is not supported"
+        )
+    (num_restarts,) = struct.unpack_from("<I", data, offset + size - 4)
+    entries_end = offset + size - 4 * (num_restarts + 1)
+    if num_restarts == 0 or entries_end < offset:
+        raise CheckpointError(f"{where}: corrupt checkpoint index (bad restart count)")
+    cur = _Cursor(data, offset, entries_end, where)
+    entries: list[tuple[bytes, memoryview]] = []
+    key = b""
+    while cur.pos < cur.end:
+        shared, unshared, value_len = cur.varint(), cur.varint(), cur.varint()
+        if shared > len(key):
+            raise cur.fail("key shares more bytes than the previous key has")
+        key = key[:shared] + bytes(cur.take(unshared))
+        entries.append((key, cur.take(value_len)))
+    return entries
+
+
+def _read_table(data: bytes, where: str) -> list[tuple[bytes, memoryview]]:
+    """All key/value pairs of a LevelDB-style table held in ``data``."""
+    if len(data) < FOOTER_BYTES:
+        raise CheckpointError(f"{where}: not a checkpoint index ({len(data)} bytes, too short)")
+    (magic,) = struct.unpack_from("<Q", data, len(data) - 8)
+    if magic != TABLE_MAGIC:
+        raise CheckpointError(f"{where}: not a checkpoint index (wrong magic number)")
+    footer = _Cursor(data, len(data) - FOOTER_BYTES, len(data) - 8, where)
+    footer.varint(), footer.varint()  # metaindex handle: unused by bundles
+    index_offset, index_size = footer.varint(), footer.varint()
+    pairs: list[tuple[bytes, memoryview]] = []
+    for _, handle in _read_block(data, index_offset, index_size, where):
+        cur = _Cursor(handle, 0, len(handle), where)
+        pairs.extend(_read_block(data, cur.varint(), cur.varint(), where))
+    return pairs
+
+
+def _parse_entry(name: str, value: memoryview, where: str) -> TensorEntry:
+    fields = _proto_fields(value, where)
+    if fields.get(7):
+        raise CheckpointError(
+            f"{where}: variable '{name}' is partitioned into slices, which is not supported"
+        )
+    dims: list[int] = []
+    for shape_buf in fields.get(2, []):
+        shape = _proto_fields(shape_buf, where)  # type: ignore[arg-type]
+        if _one_int(shape, 3):
+            raise CheckpointError(f"{where}: variable '{name}' has an unknown rank")
+        for dim_buf in shape.get(2, []):
+            dims.append(_one_int(_proto_fields(dim_buf, where), 1))  # type: ignore[arg-type]
+    if any(d < 0 for d in dims):
+        raise CheckpointError(f"{where}: variable '{name}' has a negative dimension {dims}")
+    code = _one_int(fields, 1)
+    return TensorEntry(
+        name=name,
+        dtype=DTYPES.get(code),
+        dtype_code=code,
+        shape=tuple(dims),
+        shard=_one_int(fields, 3),
+        offset=_one_int(fields, 4),
+        size=_one_int(fields, 5),
+    )
+
+
+class TensorBundle:
+    """An opened V2 checkpoint: ``entries`` by variable name, ``read(name)`` → numpy array.
+
+    Opening parses and validates the whole index (every numeric entry's offset + size must lie
+    inside its data shard and match its shape); reading then only fetches the bytes asked for.
+    """
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = Path(prefix)
+        index_path = self.prefix.with_name(self.prefix.name + ".index")
+        where = str(index_path)
+        try:
+            data = index_path.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"{where}: cannot read ({err.strerror})") from None
+        num_shards = 1
+        self.entries: dict[str, TensorEntry] = {}
+        for key, value in _read_table(data, where):
+            if key == b"":
+                header = _proto_fields(value, where)
+                num_shards = _one_int(header, 1)
+                if _one_int(header, 2) != 0:
+                    raise CheckpointError(f"{where}: big-endian checkpoints are not supported")
+                continue
+            try:
+                name = key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CheckpointError(f"{where}: variable name {key[:40]!r} is not UTF-8") from None
+            self.entries[name] = _parse_entry(name, value, where)
+        if num_shards < 1:
+            raise CheckpointError(f"{where}: corrupt checkpoint header ({num_shards} shards)")
+        self.shard_paths = [
+            self.prefix.with_name(f"{self.prefix.name}.data-{i:05d}-of-{num_shards:05d}")
+            for i in range(num_shards)
+        ]
+        self._check_entries(where)
+
+    def _check_entries(self, where: str) -> None:
+        sizes: dict[int, int] = {}
+        for entry in self.entries.values():
+            if entry.dtype is None:
+                continue  # strings etc.: never read, so their layout does not matter
+            if not 0 <= entry.shard < len(self.shard_paths):
+                raise CheckpointError(
+                    f"{where}: variable '{entry.name}' is in shard {entry.shard} of "
+                    f"{len(self.shard_paths)}"
+                )
+            expected = math.prod(entry.shape) * entry.dtype.itemsize
+            if entry.size != expected:
+                raise CheckpointError(
+                    f"{where}: variable '{entry.name}' has {entry.size} bytes, its shape "
+                    f"{list(entry.shape)} needs {expected}"
+                )
+            if entry.shard not in sizes:
+                path = self.shard_paths[entry.shard]
+                try:
+                    sizes[entry.shard] = path.stat().st_size
+                except OSError as err:
+                    raise CheckpointError(f"{path}: cannot read ({err.strerror})") from None
+            if entry.offset < 0 or entry.offset + entry.size > sizes[entry.shard]:
+                raise CheckpointError(
+                    f"{self.shard_paths[entry.shard]}: truncated or corrupt: variable "
+                    f"'{entry.name}' needs bytes {entry.offset}..{entry.offset + entry.size}, the "
+                    f"file has {sizes[entry.shard]}"
+                )
+
+    def read(self, name: str) -> np.ndarray:
+        """The variable ``name`` as a native-endian numpy array of its stored shape."""
+        entry = self.entries.get(name)
+        if entry is None:
+            raise CheckpointError(f"{self.prefix}: no variable '{name}' in the checkpoint")
+        if entry.dtype is None:
+            raise CheckpointError(
+                f"{self.prefix}: variable '{name}' has TensorFlow dtype {entry.dtype_code}, "
+                "which is not a number type"
+            )
+        path = self.shard_paths[entry.shard]
+        try:
+            with path.open("rb") as f:
+                f.seek(entry.offset)
+                raw = f.read(entry.size)
+        except OSError as err:
+            raise CheckpointError(f"{path}: cannot read ({err.strerror})") from None
+        if len(raw) != entry.size:
+            raise CheckpointError(f"{path}: truncated while reading variable '{name}'")
+        array = np.frombuffer(raw, dtype=entry.dtype).reshape(entry.shape)
+        return array.astype(entry.dtype.newbyteorder("="), copy=True)

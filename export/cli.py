@@ -1,0 +1,87 @@
+"""``gansynth-instrument export``: checkpoint (or ``--random``) → one self-describing ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import onnx
+from gansynth_export.checkpoint import Checkpoint, read_checkpoint
+from gansynth_export.graph import build_generator, graph_digest, random_weights, released_config
+from tqdm import tqdm
+
+from gansynth_instrument import __version__
+from gansynth_instrument.errors import CheckpointError, OutputError
+from gansynth_instrument.fileio import atomic_path, check_writable_dir
+from gansynth_instrument.metadata import ModelInfo, Representation
+
+
+def random_checkpoint(seed: int) -> Checkpoint:
+    """Released shapes (7.3 M generator parameters), Magenta-style random weights, progress 6."""
+    config = released_config()
+    return Checkpoint(
+        config=config,
+        weights=random_weights(config, seed),
+        progress=float(config.num_blocks - 1),
+        step=0,
+        source=f"random weights (seed {seed}, released all_instruments shapes)",
+    )
+
+
+def export_model(checkpoint: Checkpoint, output: Path) -> ModelInfo:
+    """Build the graph for ``checkpoint``; write it with its ModelInfo atomically to ``output``."""
+    model = build_generator(checkpoint.weights, checkpoint.config, checkpoint.progress)
+    config = checkpoint.config
+    info = ModelInfo(
+        latent_size=config.latent_size,
+        pitches=config.pitches,
+        representation=Representation(
+            frames=config.resolution[0],
+            bins=config.resolution[1],
+            mag_normalizer_a=config.normalizer_a[0],
+            mag_normalizer_b=config.normalizer_b[0],
+            p_normalizer_a=config.normalizer_a[1],
+            p_normalizer_b=config.normalizer_b[1],
+        ),
+        source=checkpoint.source,
+        source_step=checkpoint.step,
+        progress=checkpoint.progress,
+        digest=graph_digest(model),
+        exporter_version=__version__,
+    )
+    onnx.helper.set_model_props(model, info.to_props())
+    with atomic_path(output) as tmp:
+        onnx.save_model(model, tmp)
+    return info
+
+
+def _check_output(output: Path) -> None:
+    """Fail before the slow part if ``output`` cannot be written."""
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory; give the .onnx file to write")
+    check_writable_dir(output.parent if str(output.parent) else Path("."))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Entry point of the ``export`` subcommand; prints a one-line summary."""
+    output = Path(args.output)
+    if args.random == bool(args.checkpoint):
+        raise CheckpointError("give either a checkpoint path or --random (not both, not neither)")
+    _check_output(output)
+    with tqdm(total=2, desc="reading checkpoint", unit="step", leave=False, delay=1.0) as bar:
+        if args.random:
+            checkpoint = random_checkpoint(args.seed)
+        else:
+            checkpoint = read_checkpoint(Path(args.checkpoint))
+        bar.update()
+        bar.set_description("building + writing ONNX")
+        info = export_model(checkpoint, output)
+        bar.update()
+    params = sum(w.size for w in checkpoint.weights.values())
+    print(
+        f"wrote {output}: {len(info.pitches)} pitches "
+        f"({info.pitches[0]}..{info.pitches[-1]}), latent {info.latent_size}, "
+        f"step {info.source_step}, progress {info.progress:g}, {params / 1e6:.2f} M parameters "
+        f"in the checkpoint's generator, digest {info.digest}"
+    )
+    return 0
