@@ -171,6 +171,84 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_presets)
 
 
+def _cmd_offline(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument import offline
+
+    return getattr(offline, f"run_{args.command}")(args)
+
+
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="an exported .onnx model")
+
+
+def _add_offline(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser(
+        "generate",
+        help="random notes to WAV files, like gansynth_generate",
+        description="Write 4 s notes (float32 WAV, 16 kHz) from random or preset timbres.",
+    )
+    _add_model_arg(gen)
+    gen.add_argument("--count", type=int, help="number of notes (default: one per pitch, else 8)")
+    gen.add_argument("--pitch", type=int, action="append", help="MIDI pitch (repeatable)")
+    gen.add_argument("--pitches", help="comma-separated MIDI pitches, e.g. 48,52,55")
+    gen.add_argument("--seed", type=int, help="seed for the random timbres and pitches")
+    gen.add_argument("--preset", help="use this preset's timbre (name or .yaml) for every note")
+    gen.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
+    gen.set_defaults(handler=_cmd_offline)
+
+    hal = sub.add_parser(
+        "hallucinate",
+        help="a long evolving sound from overlapping notes along a timbre path (course patch)",
+        description=(
+            "The course's hallucination: random keypoint timbres (or --through presets), slerp "
+            "steps between them, one enveloped note per point every --spacing-s seconds. The "
+            "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch."
+        ),
+    )
+    _add_model_arg(hal)
+    hal.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
+    hal.add_argument("--notes", type=int, default=5, help="random keypoint timbres (default 5)")
+    hal.add_argument("--steps", type=int, default=5, help="slerp steps between keypoints (5)")
+    hal.add_argument("--spacing-s", type=float, default=2.0, help="seconds between notes (2)")
+    hal.add_argument("--trim", type=float, default=0.0, help="start-trim weight (default 0)")
+    hal.add_argument("--attack", type=float, default=0.5, help="attack weight (default 0.5)")
+    hal.add_argument("--sustain", type=float, default=1.0, help="sustain weight (default 1)")
+    hal.add_argument("--release", type=float, default=0.5, help="release weight (default 0.5)")
+    hal.add_argument("--pitch", type=int, help="MIDI pitch (default 32 if the model has it)")
+    hal.add_argument("--seed", type=int, help="seed for the keypoint timbres")
+    hal.add_argument("--through", nargs="+", metavar="TIMBRE", help="presets or seeds as keypoints")
+    hal.set_defaults(handler=_cmd_offline)
+
+    itp = sub.add_parser(
+        "interpolate",
+        help="notes along the slerp path between two presets or seeds",
+        description="Write --steps notes from timbre A (t=0) to B (t=1): interp_00.wav, ...",
+    )
+    itp.add_argument("a", help="preset name, .yaml path or seed")
+    itp.add_argument("b", help="preset name, .yaml path or seed")
+    _add_model_arg(itp)
+    itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
+    itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
+    itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
+    itp.set_defaults(handler=_cmd_offline)
+
+    ren = sub.add_parser(
+        "render",
+        help="render a MIDI file to WAV",
+        description=(
+            "Render a MIDI file through the instrument (voices, envelopes, pedal, program change, "
+            "morph CC; deterministic), or with --magenta exactly as gansynth_generate --midi_file "
+            "does (pitches 36-84, a new random timbre every 6 s, 16 kHz float WAV)."
+        ),
+    )
+    ren.add_argument("midi_file", type=Path, help="the .mid file")
+    ren.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
+    _add_model_arg(ren)
+    ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
+    ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
+    ren.set_defaults(handler=_cmd_offline)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gansynth-instrument",
@@ -179,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_export, _add_info, _add_cache, _add_presets):
+    for add in (_add_export, _add_info, _add_cache, _add_presets, _add_offline):
         add(sub)
     return parser
 
