@@ -244,6 +244,12 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     ren.add_argument("midi_file", type=Path, help="the .mid file")
     ren.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
     _add_model_arg(ren)
+    ren.add_argument("--preset", help="play every note with this preset (name or .yaml)")
+    ren.add_argument("--bank", help="bank for program changes and the morph CC (default: default)")
+    ren.add_argument(
+        "--sample-rate", "--samplerate", type=int, default=48000, help="output rate (48000)"
+    )
+    ren.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
     ren.set_defaults(handler=_cmd_offline)

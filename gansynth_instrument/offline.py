@@ -29,10 +29,14 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from gansynth_instrument.cache import DEFAULT_CACHE_DIR, NoteCache
+from gansynth_instrument.cache import NoteModel as CacheModel
+from gansynth_instrument.engine import Engine, build_engine
 from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
+from gansynth_instrument.voices import Mixer, Voices
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
 
@@ -547,6 +551,103 @@ def render_magenta(
     )
 
 
+# --- engine mode: a MIDI file through the live instrument's own engine ----------------------------
+
+ENGINE_BLOCK_FRAMES = 1024
+ENGINE_POLYPHONY = 64  # offline can afford more voices than live play
+ENGINE_WAIT_S = 600.0  # per note; only bounds a hang (a full-size model on a slow CPU)
+DEFAULT_BANK = "default"  # the shipped bank: program changes and the mod-wheel morph work
+
+
+@dataclass(frozen=True)
+class EngineRender:
+    """What ``render_midi_engine`` wrote."""
+
+    path: Path
+    notes: int
+    duration_s: float
+    peak: float  # largest |sample|; above 1.0 the WAV (float) holds it, a DAC would clip
+
+
+def render_events(
+    engine: Engine,
+    mixer: Mixer,
+    events: Sequence[MidiEvent],
+    *,
+    block_frames: int = ENGINE_BLOCK_FRAMES,
+    progress: bool = False,
+) -> np.ndarray:
+    """Feed timed MIDI to ``engine`` and render ``mixer`` block by block until it falls silent.
+
+    Each event's commands carry its exact frame, so the audio does not depend on
+    ``block_frames``. Returns mono float32 as long as the last event or the last sound.
+    """
+    rate = mixer.sample_rate
+    stamped = [(round(e.time_s * rate), e.data) for e in events]
+    last_event = stamped[-1][0] if stamped else 0
+    blocks = []
+    i = frame = 0
+    with tqdm(
+        total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
+    ) as bar:
+        while i < len(stamped) or mixer.voices_active or mixer.commands:
+            end = frame + block_frames
+            while i < len(stamped) and stamped[i][0] < end:
+                engine.handle(stamped[i][1], stamped[i][0])
+                i += 1
+            block = np.empty((block_frames, 1), dtype=np.float32)
+            mixer.render(block, block_frames)
+            blocks.append(block[:, 0])
+            frame = end
+            bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    sounding = np.flatnonzero(audio)
+    return audio[: max(last_event, int(sounding[-1]) + 1 if len(sounding) else 0)]
+
+
+def render_midi_engine(
+    model: CacheModel,
+    midi_path: Path,
+    out_path: Path,
+    *,
+    preset: Preset | None = None,
+    bank: Bank | None = None,
+    sample_rate: int = 48000,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    block_frames: int = ENGINE_BLOCK_FRAMES,
+    progress: bool = True,
+) -> EngineRender:
+    """A MIDI file → WAV through the live engine: same voices, envelopes, pedal, bend, morph.
+
+    Unlike live play it waits for each exact note before its note-on instead of playing a
+    nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
+    cache. Writes mono float32 at ``sample_rate``, atomically.
+    """
+    check_output_file(out_path)
+    events = read_midi(midi_path)
+    mixer = Mixer(
+        sample_rate, polyphony=ENGINE_POLYPHONY, channels=1, max_block_frames=block_frames
+    )
+    with NoteCache(model, sample_rate, cache_dir=cache_dir) as cache:
+        engine = build_engine(
+            cache,
+            Voices(mixer),
+            model.pitches,
+            model.latent_size,
+            preset=preset,
+            bank=bank,
+            wait_s=ENGINE_WAIT_S,
+        )
+        # Ask for the first timbre's notes up front so the renderer can batch them.
+        note_ons = [e.data[1] for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
+        wanted = {engine.model_pitch(p) for p in note_ons} - {None}
+        cache.request(engine.timbre.latent, sorted(wanted))
+        audio = render_events(engine, mixer, events, block_frames=block_frames, progress=progress)
+    write_wav(out_path, audio, sample_rate)
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    return EngineRender(Path(out_path), len(note_ons), len(audio) / sample_rate, peak)
+
+
 # --- command-line entry points (arguments parsed in cli.py) ---------------------------------------
 
 
@@ -625,11 +726,32 @@ def run_render_magenta(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_render_engine(args: argparse.Namespace) -> int:
+    """``gansynth-instrument render SONG.mid`` (engine mode): prints what it wrote."""
+    check_output_file(args.output)  # bad output, MIDI file or preset fail before the model loads
+    read_midi(args.midi_file)
+    preset = find_preset(args.preset) if args.preset else None
+    bank = find_bank(args.bank) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank(DEFAULT_BANK)
+    result = render_midi_engine(
+        _load(args.model),
+        args.midi_file,
+        args.output,
+        preset=preset,
+        bank=bank,
+        sample_rate=args.sample_rate,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+    )
+    print(
+        f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
+        f"{args.sample_rate} Hz, peak {result.peak:.3f}"
+    )
+    return 0
+
+
 def run_render(args: argparse.Namespace) -> int:
-    """``gansynth-instrument render``: --magenta here; the engine mode is ``render_midi_engine``."""
+    """``gansynth-instrument render``: the engine mode, or --magenta."""
     if args.magenta:
         return run_render_magenta(args)
-    render_engine = globals().get("render_midi_engine")
-    if render_engine is None:
-        raise GansynthError("render: the engine mode is not in this build yet; use --magenta")
-    return render_engine(args)
+    return run_render_engine(args)

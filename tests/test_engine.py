@@ -1,8 +1,8 @@
 """Engine: raw MIDI bytes in, audio from the Mixer out, against a real NoteCache.
 
-The cache renders from ``ToneModel``, a small deterministic NoteModel defined here (a decaying
-harmonic tone whose brightness follows the latent) so pitches can be measured exactly; the model
-itself is not under test. Expected audio is computed here with ``np.interp`` from the cached notes.
+The cache renders from ``ToneModel`` (tests/tonemodel.py: a decaying harmonic tone whose
+brightness follows the latent) so pitches can be measured exactly; the model is not under test.
+Expected audio is computed here with ``np.interp`` from the cached notes.
 """
 
 from __future__ import annotations
@@ -12,38 +12,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from tonemodel import ToneModel
 
 from gansynth_instrument.cache import Note, NoteCache
 from gansynth_instrument.engine import Engine, Timbre, morph_steps
 from gansynth_instrument.voices import Mixer, Voices
 
-RATE = 16000
-PITCHES = tuple(range(48, 73))
-LATENT = 8
+RATE = ToneModel.sample_rate
+PITCHES = ToneModel.pitches
+LATENT = ToneModel.latent_size
 WAIT_S = 30.0
-
-
-class ToneModel:
-    """NoteModel: 1 s decaying tones; z[0] sets the 2nd harmonic, so timbres differ audibly."""
-
-    digest = "tone-model-v1"
-    pitches = PITCHES
-    latent_size = LATENT
-    sample_rate = RATE
-
-    def __init__(self) -> None:
-        self.generated: list[tuple[float, int]] = []  # (z[0], pitch) in render order
-
-    def generate(self, z: np.ndarray, pitches) -> np.ndarray:
-        t = np.arange(RATE) / RATE
-        out = []
-        for row, pitch in zip(z, pitches, strict=True):
-            self.generated.append((float(row[0]), int(pitch)))
-            f = 440.0 * 2 ** ((int(pitch) - 69) / 12)
-            h2 = 0.5 * (1 + np.tanh(row[0]))
-            wave = np.sin(2 * np.pi * f * t) + h2 * np.sin(4 * np.pi * f * t)
-            out.append(0.4 * wave * np.exp(-t))
-        return np.asarray(out, dtype=np.float32)
 
 
 def timbre(name: str, brightness: float) -> Timbre:

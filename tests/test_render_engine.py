@@ -1,0 +1,163 @@
+"""Engine-mode MIDI render (``render`` without --magenta): real tiny model, MIDI and WAV files.
+
+Expected audio is rebuilt here from the cached notes and the documented envelope; the block-size
+test renders one song (pedal, bend, program change, morph CC) three ways and compares exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gansynth_instrument import cli
+from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.engine import build_engine
+from gansynth_instrument.model import load_model
+from gansynth_instrument.offline import read_midi, render_events, render_midi_engine
+from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.voices import Mixer, Voices
+
+RATE = 16000  # the model's own rate: no resampling, so the test stays quick
+WAIT_S = 300.0  # only bounds a hang
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path):
+    return load_model(tiny_model)
+
+
+def write_midi(path: Path, messages: list[tuple[float, mido.Message]]) -> Path:
+    """A type-0 file at 120 bpm, 480 ticks per beat (960 ticks per second)."""
+    track = mido.MidiTrack()
+    last = 0
+    for time_s, msg in sorted(messages, key=lambda m: m[0]):
+        tick = round(time_s * 960)
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid = mido.MidiFile(type=0, ticks_per_beat=480)
+    mid.tracks.append(track)
+    mid.save(path)
+    return path
+
+
+def on(pitch: int, velocity: int) -> mido.Message:
+    return mido.Message("note_on", note=pitch, velocity=velocity)
+
+
+def off(pitch: int) -> mido.Message:
+    return mido.Message("note_off", note=pitch)
+
+
+def envelope(frames: int, attack: int, release: int, released_at: int) -> np.ndarray:
+    f = np.arange(frames, dtype=np.float64)
+    a = np.minimum(1.0, (f + 1) / attack)
+    return a * np.clip(1.0 - (f - released_at + 1) / release, 0.0, 1.0)
+
+
+def test_each_note_is_its_cached_note_at_its_frame_with_envelope_and_velocity(model, tmp_path):
+    midi = write_midi(
+        tmp_path / "two.mid",
+        [(0.25, on(60, 100)), (1.0, off(60)), (0.5, on(67, 64)), (0.75, off(67))],
+    )
+    preset = find_preset("felt-keys")
+    out = tmp_path / "two.wav"
+    result = render_midi_engine(
+        model, midi, out, preset=preset, sample_rate=RATE, cache_dir=tmp_path / "notes"
+    )
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == RATE and result.notes == 2
+
+    z = preset.latent_vector(model.latent_size)
+    with NoteCache(model, RATE, cache_dir=tmp_path / "notes") as cache:
+        timbre = cache.request(z, [60, 67])
+        assert cache.wait(timbre, [60, 67], WAIT_S)
+        notes = {p: cache.lookup(timbre, p).to_float() for p in (60, 67)}
+    attack, release = round(preset.attack_s * RATE), round(preset.release_s * RATE)
+    expected = np.zeros(2 * RATE)
+    for pitch, velocity, start_s, end_s in ((60, 100, 0.25, 1.0), (67, 64, 0.5, 0.75)):
+        start, held = round(start_s * RATE), round((end_s - start_s) * RATE)
+        frames = held + release
+        amp = (velocity / 127) ** 2 * 10 ** (preset.gain_db / 20)
+        env = envelope(frames, attack, release, released_at=held)
+        expected[start : start + frames] += amp * env * notes[pitch][:frames]
+    assert len(audio) == np.flatnonzero(expected)[-1] + 1  # up to the last sample that sounds
+    np.testing.assert_allclose(audio, expected[: len(audio)], atol=2e-6)
+
+
+def song(path: Path) -> Path:
+    """Chords, the pedal, a bend, a program change and mod-wheel moves (the default bank's)."""
+    messages = []
+    for i, pitch in enumerate((48, 52, 55, 60, 64)):
+        messages += [(0.1 * i, on(pitch, 70 + 10 * i)), (0.6 + 0.1 * i, off(pitch))]
+    messages += [
+        (0.3, mido.Message("control_change", control=64, value=127)),
+        (0.9, mido.Message("control_change", control=64, value=0)),
+        (0.45, mido.Message("pitchwheel", pitch=3000)),
+        (1.05, mido.Message("pitchwheel", pitch=0)),
+        (0.7, mido.Message("control_change", control=1, value=40)),
+        (1.1, mido.Message("program_change", program=14)),
+        (1.2, on(62, 90)),
+        (1.4, mido.Message("control_change", control=1, value=127)),
+        (1.7, off(62)),
+    ]
+    return write_midi(path, messages)
+
+
+def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
+    events = read_midi(song(tmp_path / "song.mid"))
+    results = []
+    with NoteCache(model, RATE, cache_dir=None) as cache:
+        for block in (1024, 128, 8193):
+            mixer = Mixer(RATE, polyphony=16, channels=1, max_block_frames=block)
+            engine = build_engine(
+                cache,
+                Voices(mixer),
+                model.pitches,
+                model.latent_size,
+                bank=find_bank("default"),
+                wait_s=WAIT_S,
+            )
+            results.append(render_events(engine, mixer, events, block_frames=block))
+            assert engine.morph_position == len(engine.morph) - 1  # CC1 went to 127
+            assert engine.timbre.name == "glass-bell"  # program 14 in the default bank
+    assert np.abs(results[0]).max() > 0.01
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+def test_render_command_writes_the_wav_and_says_so(tiny_model, magenta_tiny, tmp_path, capsys):
+    out = tmp_path / "song.wav"
+    argv = ["render", magenta_tiny / "midi_input.mid", "-o", out, "--model", tiny_model]
+    argv += ["--sample-rate", RATE, "--cache-dir", tmp_path / "notes"]
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.startswith(f"wrote {out}") and "14 notes" in captured.out
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == RATE and len(audio) >= 14 * RATE and np.abs(audio).max() > 0.01
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "song.wav"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"MThd garbage", "not a readable MIDI file"),
+        (b"", "not a readable MIDI file"),
+        (None, "no"),
+    ],
+)
+def test_bad_or_empty_midi_is_one_line_and_writes_nothing(
+    content, needle, tmp_path, capsys, tiny_model
+):
+    midi = tmp_path / "bad.mid"
+    if content is None:
+        write_midi(midi, [(0.0, mido.Message("program_change", program=3))])
+    else:
+        midi.write_bytes(content)
+    argv = ["render", midi, "-o", tmp_path / "out.wav", "--model", tiny_model]
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and str(midi) in err and needle in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mid"]
