@@ -35,6 +35,7 @@ from gansynth_instrument.engine import Engine, build_engine
 from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.model import format_pitches, load_model
 from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 from gansynth_instrument.voices import Mixer, Voices
 
@@ -78,10 +79,12 @@ def render_notes(
     model: NoteModel, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
 ) -> np.ndarray:
     """Run the model in batches with a progress bar; float32 [N, audio_length] at the model rate."""
+    # Checked for the whole list up front: the model checks each batch, maybe minutes in.
     unknown = sorted({int(p) for p in pitches} - set(model.pitches))
     if unknown:
         raise ModelError(
-            f"pitch {unknown[0]} is not one the model knows (its pitches: {_ranges(model.pitches)})"
+            f"pitch {unknown[0]} is not one this model knows "
+            f"(its pitches: {format_pitches(model.pitches)})"
         )
     latents = np.asarray(latents, dtype=np.float32)
     out = np.empty((len(pitches), model.audio_length), dtype=np.float32)
@@ -91,20 +94,6 @@ def render_notes(
             out[start:stop] = model.generate(latents[start:stop], np.asarray(pitches[start:stop]))
             bar.update(stop - start)
     return out
-
-
-def _ranges(values: Sequence[int]) -> str:
-    """Compact text for a pitch set: 24-84 or 32, 36-40."""
-    parts: list[str] = []
-    ordered = sorted(values)
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ", ".join(parts)
 
 
 def overlap_add(
@@ -651,19 +640,13 @@ def render_midi_engine(
 # --- command-line entry points (arguments parsed in cli.py) ---------------------------------------
 
 
-def _load(model_path: Path) -> NoteModel:
-    from gansynth_instrument.model import load_model
-
-    return load_model(model_path)
-
-
 def run_generate(args: argparse.Namespace) -> int:
     """``gansynth-instrument generate``: prints one line per file written."""
     pitches = list(args.pitch or []) + [int(p) for p in (args.pitches or "").split(",") if p]
     if args.preset is not None:
         find_preset(args.preset)  # a typo fails before the model loads
     written = generate_notes(
-        _load(args.model),
+        load_model(args.model),
         args.output_dir,
         count=args.count,
         pitches=pitches or None,
@@ -681,7 +664,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         if not spec.isdigit():
             find_preset(spec)  # a typo fails before the model loads
     written = interpolate(
-        _load(args.model), args.a, args.b, args.output_dir, steps=args.steps, pitch=args.pitch
+        load_model(args.model), args.a, args.b, args.output_dir, steps=args.steps, pitch=args.pitch
     )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
@@ -702,7 +685,7 @@ def run_hallucinate(args: argparse.Namespace) -> int:
     settings.check()
     check_output_file(args.output)  # bad settings or output fail before the model loads
     path, count, duration_s = hallucinate(
-        _load(args.model),
+        load_model(args.model),
         args.output,
         settings,
         pitch=args.pitch,
@@ -717,7 +700,7 @@ def run_render_magenta(args: argparse.Namespace) -> int:
     """``gansynth-instrument render SONG.mid --magenta``: prints what it wrote."""
     check_output_file(args.output)  # a bad output path or MIDI file fails before the model loads
     read_midi(args.midi_file)
-    result = render_magenta(_load(args.model), args.midi_file, args.output, seed=args.seed)
+    result = render_magenta(load_model(args.model), args.midi_file, args.output, seed=args.seed)
     dropped = f", {result.dropped} outside 36-84 dropped" if result.dropped else ""
     print(
         f"wrote {result.path}  {result.notes} notes{dropped}, {result.timbres} timbres, "
@@ -735,7 +718,7 @@ def run_render_engine(args: argparse.Namespace) -> int:
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK)
     result = render_midi_engine(
-        _load(args.model),
+        load_model(args.model),
         args.midi_file,
         args.output,
         preset=preset,
