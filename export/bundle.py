@@ -156,9 +156,14 @@ def _read_table(data: bytes, where: str) -> list[tuple[bytes, memoryview]]:
     footer.varint(), footer.varint()  # metaindex handle: unused by bundles
     index_offset, index_size = footer.varint(), footer.varint()
     pairs: list[tuple[bytes, memoryview]] = []
+    next_free = 0  # data blocks must not overlap: bounds the work to the file's size
     for _, handle in _read_block(data, index_offset, index_size, where):
         cur = _Cursor(handle, 0, len(handle), where)
-        pairs.extend(_read_block(data, cur.varint(), cur.varint(), where))
+        offset, size = cur.varint(), cur.varint()
+        if offset < next_free:
+            raise CheckpointError(f"{where}: corrupt checkpoint index (overlapping blocks)")
+        pairs.extend(_read_block(data, offset, size, where))
+        next_free = offset + size + BLOCK_TRAILER_BYTES
     return pairs
 
 

@@ -207,7 +207,7 @@ def build_generator(
     dense = w0.transpose(2, 3, 0, 1).reshape(w0.shape[2], nf * h * w)  # columns in NCHW order
     x = g.op("MatMul", [x, g.const("block_1/conv0/dense", dense.astype(np.float32))])
     x = g.op("Add", [x, g.const("block_1/conv0/bias", np.repeat(bias(1, "conv0"), h * w))])
-    x = g.op("Reshape", [x, g.const("block_1/shape", np.array([-1, nf, h, w], np.int64))])
+    x = g.op("Reshape", [x, g.const("dense_to_nchw", np.array([-1, nf, h, w], np.int64))])
     x = g.pixel_norm(g.op("LeakyRelu", [x], alpha=LEAKY_RELU_SLOPE), axes)
 
     def conv(x: str, block: int, layer: str) -> str:
