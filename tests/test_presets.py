@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gansynth_instrument import cli
 from gansynth_instrument.errors import OutputError, PresetError
@@ -78,6 +80,28 @@ def test_yaml_round_trip_is_exact(preset: Preset, user_dir: Path) -> None:
     if preset.latent is not None:
         np.testing.assert_array_equal(loaded.latent_vector(16), np.float32(preset.latent))
     assert [p.name for p in user_dir.iterdir()] == [path.name]  # no temporary left behind
+
+
+_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
+_floats = st.floats(allow_nan=False, allow_infinity=False, width=32)
+_presets = st.builds(
+    Preset,
+    name=_names,
+    seed=st.none(),
+    latent=st.lists(_floats, min_size=1, max_size=40).filter(any).map(tuple),
+    gain_db=st.floats(-60, 24),
+    attack_s=st.floats(0, 4),
+    release_s=st.floats(0, 10),
+    program=st.none() | st.integers(0, 127),
+    description=st.text(max_size=30),
+) | st.builds(Preset, name=_names, seed=st.integers(0, 2**32 - 1), latent=st.none())
+
+
+@settings(max_examples=60, deadline=None)
+@given(preset=_presets)
+def test_any_valid_preset_survives_save_and_load(preset: Preset, tmp_path_factory) -> None:
+    path = save_preset(preset, tmp_path_factory.mktemp("roundtrip"))
+    assert load_preset_file(path) == preset
 
 
 GOOD = "name: bad\nseed: 1\n"
