@@ -59,6 +59,22 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+def _cmd_devices(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument.midi import print_devices
+
+    return print_devices()
+
+
+def _add_devices(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "devices",
+        help="list audio outputs and MIDI inputs, with the names to pass to --device / --midi-in",
+        description="List the audio outputs PortAudio can open and the MIDI input ports "
+        "(JACK MIDI when a JACK server runs, else ALSA), with the names 'play' accepts.",
+    )
+    p.set_defaults(handler=_cmd_devices)
+
+
 def _cmd_cache(args: argparse.Namespace) -> int | None:
     from gansynth_instrument import cache
 
@@ -263,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_export, _add_info, _add_cache, _add_presets, _add_offline):
+    for add in (_add_export, _add_info, _add_devices, _add_cache, _add_presets, _add_offline):
         add(sub)
     return parser
 

@@ -11,6 +11,7 @@ Used by the ``jack_server`` fixture in ``conftest.py`` and reusable from benchma
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,9 @@ import numpy as np
 if TYPE_CHECKING:
     import jack
 
-PORTAUDIO_OUTPUTS = ("PortAudio:out_0", "PortAudio:out_1")
-"""JACK ports of the first PortAudio output stream (its JACK client is always named PortAudio)."""
+PORTAUDIO_CLIENT = "PortAudio"
+"""PortAudio's JACK client name. Its output ports are numbered on: out_0/1, then out_2/3 for the
+next stream, so the recorder looks them up instead of assuming names."""
 
 SHM_DIR = Path("/dev/shm")
 READY_TIMEOUT_S = 10
@@ -188,6 +190,23 @@ class JackServer:
         self.stop()
 
 
+def wait_cycles(
+    ports: Sequence[jack.Port], cycles: Callable[[], int], timeout_s: float = 5.0
+) -> None:
+    """Wait until every port has a connection, then for two more process cycles (counted by
+    ``cycles()``): JACK applies a new connection between cycles, and data sent before is lost."""
+    deadline = time.monotonic() + timeout_s
+    while any(port.number_of_connections == 0 for port in ports):
+        if time.monotonic() > deadline:
+            raise RigError(f"ports {[p.name for p in ports]} not connected after {timeout_s} s")
+        time.sleep(0.002)
+    first = cycles()
+    while cycles() < first + 2:
+        if time.monotonic() > deadline:
+            raise RigError(f"JACK ran no process cycle after {timeout_s} s")
+        time.sleep(0.002)
+
+
 def _shm_entries() -> set[str]:
     if not SHM_DIR.is_dir():
         return set()
@@ -197,16 +216,20 @@ def _shm_entries() -> set[str]:
 class Recorder:
     """A JACK client recording ports into a preallocated buffer, with each cycle's wall clock.
 
-    Recording starts on the first process cycle after ``start()`` connected the sources and stops
-    when the buffer is full. ``cycle_wall_s[k]`` is ``time.perf_counter()`` in the process cycle
-    that wrote frames ``cycle_frame[k] .. cycle_frame[k] + blocksize``.
+    ``sources`` are JACK output ports; by default, those of the one open PortAudio output stream.
+    Recording starts once ``start()`` connected the sources and JACK runs with the connections in
+    its graph, and stops when the buffer is full. Recorded cycle ``k`` wrote frames
+    ``k * block_frames`` onwards; ``cycle_wall_s[k]`` is ``time.perf_counter()`` in that cycle and
+    ``cycle_jack_frame[k]`` JACK's frame counter, whose jumps show cycles the recorder missed
+    (``missed_cycles``), e.g. when a loaded machine delayed its Python callback.
     """
 
     def __init__(
         self,
         seconds: float,
-        sources: Sequence[str] = PORTAUDIO_OUTPUTS,
+        sources: Sequence[str] | None = None,
         *,
+        channels: int = 2,
         name: str = "recorder",
     ) -> None:
         import jack  # here, not at import: conftest imports this module on machines without libjack
@@ -215,17 +238,29 @@ class Recorder:
         self.sample_rate = self.client.samplerate
         self.block_frames = self.client.blocksize
         blocks = int(np.ceil(seconds * self.sample_rate / self.block_frames))
-        self.sources = tuple(sources)
+        self.sources = tuple(sources) if sources is not None else self._portaudio_outputs(channels)
         self.buffer = np.zeros((blocks * self.block_frames, len(self.sources)), dtype=np.float32)
         self.cycle_wall_s = np.zeros(blocks, dtype=np.float64)
-        self.cycle_frame = np.zeros(blocks, dtype=np.int64)
+        self.cycle_jack_frame = np.zeros(blocks, dtype=np.int64)
         self._ports = [self.client.inports.register(f"in_{i}") for i in range(len(self.sources))]
         self._frames = 0
         self._cycles = 0
+        self._jack_cycles = 0
         self._armed = False
         self.client.set_process_callback(self._process)
 
+    def _portaudio_outputs(self, channels: int) -> tuple[str, ...]:
+        ports = self.client.get_ports(f"^{PORTAUDIO_CLIENT}:", is_audio=True, is_output=True)
+        if len(ports) != channels:
+            self.client.close()
+            raise RigError(
+                f"expected {channels} PortAudio output ports (one open stream), found "
+                f"{[p.name for p in ports]}"
+            )
+        return tuple(p.name for p in ports)
+
     def _process(self, frames: int) -> None:
+        self._jack_cycles += 1
         if not self._armed or self._frames + frames > len(self.buffer):
             return
         now = time.perf_counter()
@@ -233,7 +268,7 @@ class Recorder:
         for channel, port in enumerate(self._ports):
             self.buffer[start : start + frames, channel] = port.get_array()
         self.cycle_wall_s[self._cycles] = now
-        self.cycle_frame[self._cycles] = start
+        self.cycle_jack_frame[self._cycles] = self.client.last_frame_time
         self._cycles += 1
         self._frames = start + frames
 
@@ -242,8 +277,21 @@ class Recorder:
         self.client.activate()
         for source, port in zip(self.sources, self._ports, strict=True):
             self.client.connect(source, port)
+        wait_cycles(self._ports, lambda: self._jack_cycles)
         self._armed = True
         return self
+
+    def missed_cycles(self) -> np.ndarray:
+        """Indices ``k`` of recorded cycles that JACK ran more than one period after cycle ``k-1``:
+        between them the recorder missed cycles, so the capture is not continuous there."""
+        steps = np.diff(self.cycle_jack_frame[: self._cycles])
+        return np.flatnonzero(steps != self.block_frames) + 1
+
+    def longest_run(self) -> np.ndarray:
+        """The longest stretch of the capture with no missed cycle (a view)."""
+        bounds = [0, *self.missed_cycles().tolist(), self._cycles]
+        first, end = max(itertools.pairwise(bounds), key=lambda run: run[1] - run[0])
+        return self.buffer[first * self.block_frames : end * self.block_frames]
 
     @property
     def full(self) -> bool:
@@ -285,7 +333,9 @@ class MidiSender:
     """A separate JACK client with one MIDI output port, as a keyboard on the JACK graph would be.
 
     ``send()`` queues raw MIDI bytes and returns the wall clock of the call; the next process cycle
-    writes every queued message at frame offset 0, in order.
+    writes every queued message at frame offset 0, in order. Call ``wait_connected()`` after
+    anything connects to the port (a port opened by name connects from the other side): a message
+    sent before JACK applies the new connection is lost.
     """
 
     def __init__(self, *, name: str = "midi-sender") -> None:
@@ -294,16 +344,23 @@ class MidiSender:
         self.client = jack.Client(name, no_start_server=True)
         self.port = self.client.midi_outports.register("out")
         self._pending: deque[bytes] = deque()
+        self._cycles = 0
         self.client.set_process_callback(self._process)
         self.client.activate()
 
     def _process(self, frames: int) -> None:
+        self._cycles += 1
         self.port.clear_buffer()
         while self._pending:
             self.port.write_midi_event(0, self._pending.popleft())
 
     def connect(self, destination: str) -> None:
         self.client.connect(self.port, destination)
+        self.wait_connected()
+
+    def wait_connected(self) -> None:
+        """Wait until the port is connected and JACK ran cycles with the connection in its graph."""
+        wait_cycles([self.port], lambda: self._cycles)
 
     def send(self, message: Sequence[int]) -> float:
         sent_s = time.perf_counter()
@@ -315,6 +372,32 @@ class MidiSender:
         self.client.close()
 
     def __enter__(self) -> MidiSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MidiSource:
+    """A JACK client with one MIDI output port that sends nothing: a port to find by name.
+
+    It runs no Python on JACK's process thread, so clients that hold the GIL while they open or
+    close (python-rtmidi's do) do not stall the JACK cycle beside it, as they would beside a
+    ``MidiSender``.
+    """
+
+    def __init__(self, name: str) -> None:
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_outports.register("out")
+        self.client.activate()
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    def __enter__(self) -> MidiSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jackrig import JackServer, Recorder, tone_frequency_hz
+from jackrig import JackServer, Recorder
 
 from gansynth_instrument.audio import AudioOutput, find_output, list_outputs
 from gansynth_instrument.errors import DeviceError
@@ -50,11 +50,16 @@ def test_stream_plays_what_render_writes(jack_server: JackServer) -> None:
     assert ramp.block_shapes == {(128, 2, 128)}
     left, right = captured[:, 0], captured[:, 1]
     np.testing.assert_array_equal(right, -left)
-    # Continuous sawtooth: the captured run is the ramp from some phase, frame for frame.
-    phase = int(np.argmin(np.abs(ramp.cycle - left[0])))
-    expected = ramp.cycle[(np.arange(len(left)) + phase) % ramp.period_frames]
-    np.testing.assert_allclose(left, expected, atol=1e-6)
-    assert abs(tone_frequency_hz(left, 48000) - 100.0) < 1.0
+    # Every captured block is the sawtooth, sample for sample, and it continues from the block
+    # before unless the recorder missed JACK cycles in between (a loaded machine can delay it).
+    missed = set(recorder.missed_cycles().tolist())
+    phases = []
+    for k, block in enumerate(left.reshape(-1, 128)):
+        (phase,) = np.flatnonzero(ramp.cycle == block[0])
+        np.testing.assert_array_equal(block, ramp.cycle[(np.arange(128) + phase) % 480])
+        if phases and k not in missed:
+            assert phase == (phases[-1] + 128) % 480, f"block {k} does not follow block {k - 1}"
+        phases.append(phase)
     assert stats.callbacks >= len(captured) // 128
     assert stats.block_period_s == pytest.approx(128 / 48000)
     assert 0 < stats.callback_median_s <= stats.callback_max_s

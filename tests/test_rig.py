@@ -40,13 +40,16 @@ def test_tone_through_portaudio_is_captured_by_a_jack_client(jack_server: JackSe
     ) as stream:
         assert stream.samplerate == sample_rate
         assert stream.blocksize == jack_server.period_frames
-        with Recorder(seconds=0.5) as recorder:
-            captured = recorder.wait(timeout_s=10.0).copy()
+        with Recorder(seconds=1.0) as recorder:
+            recorder.wait(timeout_s=10.0)
 
     assert recorder.cycle_wall_s[-1] > recorder.cycle_wall_s[0]
+    # The recorder starts after the stream, so every captured frame is tone. A loaded machine can
+    # make the recorder miss a cycle (a phase jump), so measure the longest continuous stretch.
+    captured = recorder.longest_run()
+    assert len(captured) >= sample_rate // 10, "recorder missed cycles every < 0.1 s"
     left, right = captured[:, 0], captured[:, 1]
     np.testing.assert_array_equal(left, right)
-    # The recorder starts after the stream, so every captured frame is tone: no silence, no gaps.
     assert abs(tone_frequency_hz(left, sample_rate) - TONE_HZ) < 1.0
     rms = float(np.sqrt(np.mean(left.astype(np.float64) ** 2)))
     np.testing.assert_allclose(rms, TONE_AMPLITUDE / np.sqrt(2), rtol=0.01)

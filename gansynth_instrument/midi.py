@@ -1,0 +1,177 @@
+"""MIDI input: open named ports or a virtual port; hand each message, as raw bytes, to a callable.
+
+A thin adapter around python-rtmidi, in the way a mido backend or a FluidSynth MIDI driver is one:
+it knows nothing about the engine. ``handle(msg)`` receives each message as a list of ints
+(status byte first) on rtmidi's thread; the engine decodes it.
+
+API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
+and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
+platform's own (CoreMIDI, Windows MM). System exclusive, clock and active-sensing messages are
+dropped (rtmidi's default), since nothing here plays them.
+
+Also home of ``print_devices`` (the ``devices`` subcommand): audio outputs and MIDI inputs with the
+names to pass to ``--device`` and ``--midi-in``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import rtmidi
+
+from gansynth_instrument.errors import DeviceError
+
+MidiHandler = Callable[[list[int]], None]
+"""``handle(msg)``: one MIDI message as raw bytes (status first), called on rtmidi's thread."""
+
+CLIENT_NAME = "gansynth-instrument"
+DEFAULT_VIRTUAL_PORT = "midi_in"
+
+
+def _new_client(client_name: str) -> rtmidi.MidiIn:
+    """A MidiIn on the API that can work here: JACK if its server answers, else ALSA/platform."""
+    compiled = rtmidi.get_compiled_api()
+    if rtmidi.API_UNIX_JACK in compiled:
+        try:
+            return rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
+        except rtmidi.SystemError:
+            pass  # no JACK server running: fall back to ALSA below
+    api = rtmidi.API_LINUX_ALSA if rtmidi.API_LINUX_ALSA in compiled else rtmidi.API_UNSPECIFIED
+    try:
+        return rtmidi.MidiIn(api, name=client_name)
+    except rtmidi.RtMidiError as err:
+        jack = "no JACK server is running and " if rtmidi.API_UNIX_JACK in compiled else ""
+        raise DeviceError(
+            f"no MIDI system available: {jack}{rtmidi.get_api_display_name(api)} MIDI cannot be "
+            f"opened ({err}); start a JACK server or load the ALSA sequencer (modprobe snd-seq)"
+        ) from err
+
+
+def _api_name(client: rtmidi.MidiIn) -> str:
+    return rtmidi.get_api_display_name(client.get_current_api())
+
+
+def list_inputs() -> tuple[str, list[str]]:
+    """The MIDI API in use (rtmidi's name: 'Jack', 'ALSA', ...) and the ports we can listen to."""
+    client = _new_client(f"{CLIENT_NAME}-list")
+    try:
+        return _api_name(client), list(client.get_ports())
+    finally:
+        client.delete()
+
+
+def _find_port(ports: Sequence[str], wanted: str) -> int:
+    """Index of the port named ``wanted``: the exact name, else the only one containing it
+    (case-insensitive: ``--midi-in keystation`` finds ``Keystation 49:Keystation 49 MIDI 1 20:0``).
+    """
+    if wanted in ports:
+        return list(ports).index(wanted)
+    matches = [i for i, name in enumerate(ports) if wanted.lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(repr(ports[i]) for i in matches)
+        raise DeviceError(f"MIDI input {wanted!r} is ambiguous: it matches {names}")
+    listed = ", ".join(repr(p) for p in ports) or "none (connect a device, or use --virtual-midi)"
+    raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
+
+
+class MidiInput:
+    """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
+    none is named, from one virtual port called ``virtual`` that other programs connect to.
+
+    Every message goes to ``handle`` as raw bytes. ``port_names`` lists what was opened (source
+    ports, or the virtual port's name); ``api`` is the MIDI API ('Jack', 'ALSA', ...).
+    ``close()`` (or leaving the ``with`` block) stops delivery and frees every client, so a later
+    run gets the same names back.
+    """
+
+    def __init__(
+        self,
+        handle: MidiHandler,
+        *,
+        ports: Sequence[str] = (),
+        virtual: str = DEFAULT_VIRTUAL_PORT,
+        client_name: str = CLIENT_NAME,
+    ) -> None:
+        self._handle = handle
+        self._clients: list[rtmidi.MidiIn] = []
+        self.port_names: list[str] = []
+        try:
+            if ports:
+                for wanted in ports:
+                    self._open_named(wanted, client_name)
+            else:
+                client = self._add_client(client_name)
+                client.open_virtual_port(virtual)
+                self.port_names.append(virtual)
+        except rtmidi.RtMidiError as err:
+            self.close()
+            target = ", ".join(ports) if ports else f"virtual port {virtual!r}"
+            raise DeviceError(f"cannot open MIDI input {target}: {err}") from err
+        except DeviceError:
+            self.close()
+            raise
+        self.api = _api_name(self._clients[0])
+        for client in self._clients:
+            client.set_callback(self._deliver)
+
+    def _add_client(self, client_name: str) -> rtmidi.MidiIn:
+        client = _new_client(client_name)
+        self._clients.append(client)
+        return client
+
+    def _open_named(self, wanted: str, client_name: str) -> None:
+        client = self._add_client(client_name)
+        ports = client.get_ports()
+        index = _find_port(ports, wanted)
+        client.open_port(index, name="in")
+        self.port_names.append(ports[index])
+
+    def _deliver(self, event: tuple[list[int], float], data: object = None) -> None:
+        self._handle(event[0])
+
+    def close(self) -> None:
+        """Stop delivering and free every rtmidi client (safe to call twice)."""
+        clients, self._clients = self._clients, []
+        for client in clients:
+            client.cancel_callback()
+            client.close_port()
+            client.delete()
+
+    def __enter__(self) -> MidiInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def print_devices() -> int:
+    """Print audio outputs and MIDI inputs with the names ``play`` accepts. A part that cannot be
+    listed prints its one-line reason instead, so the other part still shows."""
+    from gansynth_instrument.audio import NO_OUTPUT_HINT, list_outputs
+
+    print("Audio outputs (pass the number or the name to --device; * = default):")
+    try:
+        outputs = list_outputs()
+        for o in outputs:
+            mark = "*" if o.is_default else " "
+            detail = f"{o.host_api}, {o.channels} ch, {o.default_sample_rate:.0f} Hz"
+            print(f"  {mark} {o.index:>2}  {o.name}  [{detail}]")
+        if not outputs:
+            print(f"    none: {NO_OUTPUT_HINT}")
+    except DeviceError as err:
+        print(f"    unavailable: {err}")
+
+    try:
+        api, ports = list_inputs()
+    except DeviceError as err:
+        print("MIDI inputs:")
+        print(f"    unavailable: {err}")
+        return 0
+    print(f"MIDI inputs via {api} (pass the name to --midi-in):")
+    for name in ports:
+        print(f"    {name}")
+    if not ports:
+        print("    none: connect a keyboard, or play through a virtual port (--virtual-midi NAME)")
+    return 0

@@ -1,0 +1,153 @@
+"""midi.py on the JACK dummy server: messages from a separate JACK MIDI client arrive as bytes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from jackrig import JackServer, MidiSender, MidiSource, midi_input_port
+
+from gansynth_instrument.cli import main
+from gansynth_instrument.errors import DeviceError
+from gansynth_instrument.midi import MidiInput, list_inputs
+
+MESSAGES = [
+    [0x90, 60, 100],  # note-on C4
+    [0xB0, 64, 127],  # sustain pedal down
+    [0xE0, 0x00, 0x60],  # pitch bend up
+    [0xC1, 5],  # program change, channel 2 (two bytes)
+    [0x80, 60, 0],  # note-off
+]
+
+
+class Inbox:
+    """A ``handle`` that keeps what it was given; ``wait`` blocks until ``count`` arrived."""
+
+    def __init__(self) -> None:
+        self.messages: list[list[int]] = []
+        self._arrived = threading.Condition()
+
+    def handle(self, msg: list[int]) -> None:
+        with self._arrived:
+            self.messages.append(list(msg))
+            self._arrived.notify_all()
+
+    def wait(self, count: int, timeout_s: float = 5.0) -> list[list[int]]:
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout_s)
+            return list(self.messages)
+
+
+def _send_all(sender: MidiSender) -> None:
+    for msg in MESSAGES:
+        sender.send(msg)
+        time.sleep(0.01)  # one message per JACK cycle or so; order must hold either way
+
+
+def test_virtual_port_receives_from_a_jack_midi_client(jack_server: JackServer) -> None:
+    inbox = Inbox()
+    # MIDI port first, sender second: see MidiSource for why the order saves a second here.
+    with MidiInput(inbox.handle, virtual="keys", client_name="gsi-v"), MidiSender() as sender:
+        sender.connect(midi_input_port(sender.client, "gsi-v.*:keys"))
+        _send_all(sender)
+        assert inbox.wait(len(MESSAGES)) == MESSAGES
+        # Still listening: one more message arrives too.
+        sender.send([0x90, 67, 1])
+        assert inbox.wait(len(MESSAGES) + 1)[-1] == [0x90, 67, 1]
+
+
+def test_named_port_is_opened_by_part_of_its_name(jack_server: JackServer) -> None:
+    inbox = Inbox()
+    with (
+        MidiSender(name="test-keyboard") as sender,
+        MidiInput(inbox.handle, ports=["TEST-KEYB"]) as midi_in,
+    ):
+        assert midi_in.port_names == ["test-keyboard:out"]
+        assert midi_in.api == "Jack"
+        sender.wait_connected()
+        _send_all(sender)
+        assert inbox.wait(len(MESSAGES)) == MESSAGES
+
+
+def test_close_removes_the_port_and_stops_delivery(jack_server: JackServer) -> None:
+    inbox = Inbox()
+    midi_in = MidiInput(inbox.handle, virtual="closing", client_name="gsi-close")
+    with MidiSender() as sender:
+        sender.connect(midi_input_port(sender.client, "gsi-close.*:closing"))
+        midi_in.close()
+        midi_in.close()  # twice is harmless
+        assert sender.client.get_ports("gsi-close", is_midi=True) == []
+        sender.send([0x90, 60, 100])
+        time.sleep(0.1)
+    assert inbox.messages == []
+    # The name is free again: a new client gets it without a "-01" suffix.
+    with MidiInput(inbox.handle, virtual="closing", client_name="gsi-close"), MidiSource("x") as s:
+        assert midi_input_port(s.client, "gsi-close:closing") == "gsi-close:closing"
+
+
+def test_list_inputs_names_jack_midi_sources(jack_server: JackServer) -> None:
+    with MidiSource("some-keyboard"):
+        api, ports = list_inputs()
+    assert api == "Jack"
+    assert "some-keyboard:out" in ports
+
+
+def test_unknown_port_error_lists_the_ports(jack_server: JackServer) -> None:
+    with MidiSource("only-keyboard"), pytest.raises(DeviceError) as err:
+        MidiInput(lambda msg: None, ports=["no-such-keyboard"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("no MIDI input port 'no-such-keyboard'")
+    assert "'only-keyboard:out'" in message
+
+
+def test_ambiguous_port_error_names_the_matches(jack_server: JackServer) -> None:
+    with MidiSource("synth-a"), MidiSource("synth-b"), pytest.raises(DeviceError) as err:
+        MidiInput(lambda msg: None, ports=["synth"])
+    assert "ambiguous" in str(err.value)
+    assert "'synth-a:out'" in str(err.value) and "'synth-b:out'" in str(err.value)
+
+
+def test_devices_command_lists_outputs_and_midi_inputs(
+    jack_server: JackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with MidiSource("listed-keyboard"):
+        assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "* " in out and "system" in out and "JACK Audio Connection Kit" in out
+    assert "MIDI inputs via Jack" in out
+    assert "listed-keyboard:out" in out
+
+
+@pytest.mark.skipif(
+    Path("/dev/snd/seq").exists(),
+    reason="this machine has an ALSA sequencer, so MIDI always opens here; "
+    "the no-MIDI path runs on headless machines (CI)",
+)
+def test_no_midi_system_is_one_line() -> None:
+    """No JACK server and no ALSA sequencer: one line that says how to get one."""
+    env = dict(os.environ)
+    env.update(JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex[:8]}", JACK_NO_START_SERVER="1")
+    code = (
+        "from gansynth_instrument.midi import MidiInput\n"
+        "from gansynth_instrument.errors import DeviceError\n"
+        "try:\n"
+        "    MidiInput(print)\n"
+        "except DeviceError as err:\n"
+        "    print(err)\n"
+        "    raise SystemExit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3, result.stderr
+    message = result.stdout.strip()
+    assert "\n" not in message
+    assert message.startswith("no MIDI system available")
+    assert "JACK" in message and "snd-seq" in message
