@@ -217,6 +217,7 @@ class DiskStore:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.writable = True
+        self._read_warned = False
         self._bytes_on_disk: int | None = None  # counted on the first write
 
     def load(self, key: NoteKey) -> Note | None:
@@ -224,10 +225,14 @@ class DiskStore:
         file = self.path / key.file_name()
         try:
             data = file.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
-            logger.warning("note cache: cannot read %s (%s); rendering the note instead", file, err)
+            if not self._read_warned:  # once: an unreadable dir would otherwise warn per note
+                self._read_warned = True
+                logger.warning(
+                    "note cache: cannot read %s (%s); rendering notes instead", file, err
+                )
             return None
         try:
             note = _decode(data, key)
