@@ -9,6 +9,11 @@ and the ALSA sequencer is missing on JACK-only or container machines), else ALSA
 platform's own (CoreMIDI, Windows MM). System exclusive, clock and active-sensing messages are
 dropped (rtmidi's default), since nothing here plays them.
 
+Order with the audio stream: open MIDI *before* starting the stream and close it *after* stopping
+the stream. python-rtmidi holds the GIL while its JACK client opens (about 1 s) and closes (about
+0.5 s); a running Python audio callback waits for the GIL meanwhile, so the stream stalls and
+counts xruns (measured on the JACK dummy server: 1.5 s of missed callbacks, 2-3 xruns).
+
 Also home of ``print_devices`` (the ``devices`` subcommand): audio outputs and MIDI inputs with the
 names to pass to ``--device`` and ``--midi-in``.
 """
