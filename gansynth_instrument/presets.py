@@ -44,6 +44,7 @@ PROGRAM_RANGE = (0, 127)
 MORPH_CC_RANGE = (0, 119)
 RESERVED_CCS = {64: "the sustain pedal"}
 MORPH_STEPS_RANGE = (2, 128)
+PROGRAMS_FROM_PRESETS = "presets"  # bank files: "programs: presets" = each preset's own number
 
 _PRESET_KEYS = (
     "name",
@@ -260,6 +261,7 @@ class Bank:
         for program, preset_name in self.programs.items():
             _check_int(where, "programs", program, PROGRAM_RANGE)
             _check_name(where, preset_name, f"programs.{program}")
+        object.__setattr__(self, "programs", dict(self.programs))
         if isinstance(self.morph_path, str) or not isinstance(self.morph_path, Iterable):
             raise PresetError(f"{where}: field 'morph.path': expected a list of preset names")
         path_names = tuple(self.morph_path)
@@ -317,7 +319,7 @@ class Bank:
             )
         return cls(
             name=data["name"],
-            programs=dict(data.get("programs") or {}),
+            programs=data.get("programs") or {},
             morph_path=morph.get("path") or (),
             morph_cc=morph.get("cc", 1),
             morph_steps=morph.get("steps", 17),
@@ -380,14 +382,41 @@ def load_preset_file(path: Path) -> Preset:
 
 
 def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
-    """Read and validate one bank file, checking that every preset it names can be found."""
+    """Read and validate one bank file, checking that every preset it names can be found.
+
+    ``programs: presets`` (instead of a mapping) takes each preset's own ``program`` field, so a
+    preset saved with ``--program N`` joins the bank without editing it.
+    """
     path = Path(path)
-    bank = Bank.from_dict(_read_yaml(path), str(path), path)
+    data = _read_yaml(path)
+    if isinstance(data, Mapping) and data.get("programs") == PROGRAMS_FROM_PRESETS:
+        data = {**data, "programs": programs_from_presets(user_dir=user_dir)}
+    bank = Bank.from_dict(data, str(path), path)
     for program, name in sorted(bank.programs.items()):
         _resolve_in_bank(path, f"programs.{program}", name, user_dir)
     for name in bank.morph_path:
         _resolve_in_bank(path, "morph.path", name, user_dir)
     return bank
+
+
+def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, str]:
+    """Program number → preset name from the presets' own ``program`` fields.
+
+    A user preset takes a number from a shipped one; two user (or two shipped) presets with the
+    same number are a PresetError naming the second file.
+    """
+    owners: dict[int, Preset] = {}
+    for preset in list_presets(user_dir=user_dir):
+        if preset.program is None:
+            continue
+        other = owners.get(preset.program)
+        if other is None or (is_shipped(other) and not is_shipped(preset)):
+            owners[preset.program] = preset
+        elif is_shipped(other) == is_shipped(preset):
+            raise PresetError(
+                f"{preset.where}: field 'program': {preset.program} is also {other.name}'s"
+            )
+    return {program: owners[program].name for program in sorted(owners)}
 
 
 def _resolve_in_bank(bank_path: Path, field_name: str, name: str, user_dir: Path | None) -> None:

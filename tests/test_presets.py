@@ -227,6 +227,24 @@ def test_bad_bank_names_file_and_field(morph: str, field: str, user_dir: Path) -
     assert str(path) in str(err.value) and field in str(err.value)
 
 
+def test_default_bank_takes_programs_from_the_presets(user_dir: Path) -> None:
+    shipped = find_bank("default", user_dir=user_dir).programs
+    assert shipped[0] == "felt-keys" and 5 not in shipped
+    create_preset("mine", seed=1, changes={"program": 5}, user_dir=user_dir)
+    create_preset("my-keys", seed=2, changes={"program": 0}, user_dir=user_dir)
+    programs = find_bank("default", user_dir=user_dir).programs
+    assert programs == {**shipped, 5: "mine", 0: "my-keys"}
+    create_preset("clash", seed=3, changes={"program": 5}, user_dir=user_dir)
+    with pytest.raises(PresetError, match=r"(clash|mine)\.yaml: field 'program': 5 is also"):
+        find_bank("default", user_dir=user_dir)
+
+
+def test_bank_programs_must_be_a_mapping(user_dir: Path) -> None:
+    path = _write(user_dir / "banks" / "b.yaml", "name: b\nprograms: [felt-keys, slow-pad]\n")
+    with pytest.raises(PresetError, match=rf"{path}: field 'programs'"):
+        find_bank("b", user_dir=user_dir)
+
+
 def test_bank_round_trip(user_dir: Path) -> None:
     bank = Bank("live", {0: "felt-keys", 1: "slow-pad"}, ("felt-keys", "slow-pad"), 11, 9)
     path = _write(user_dir / "banks" / "live.yaml", bank.to_yaml())
