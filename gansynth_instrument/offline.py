@@ -22,7 +22,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import mido
 import numpy as np
@@ -30,27 +29,15 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.cache import DEFAULT_CACHE_DIR, NoteCache
-from gansynth_instrument.cache import NoteModel as CacheModel
 from gansynth_instrument.engine import Engine, build_engine
 from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.model import format_pitches, load_model
+from gansynth_instrument.model import Model, format_pitches, load_model
 from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 from gansynth_instrument.voices import Mixer, Voices
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
-
-
-class NoteModel(Protocol):
-    """What the offline commands need from ``model.Model``."""
-
-    pitches: tuple[int, ...]
-    latent_size: int
-    sample_rate: int
-    audio_length: int
-
-    def generate(self, z: np.ndarray, pitches: Sequence[int] | np.ndarray) -> np.ndarray: ...
 
 
 # --- shared pieces --------------------------------------------------------------------------------
@@ -76,7 +63,7 @@ def check_output_file(path: Path) -> Path:
 
 
 def render_notes(
-    model: NoteModel, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
+    model: Model, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
 ) -> np.ndarray:
     """Run the model in batches with a progress bar; float32 [N, audio_length] at the model rate."""
     # Checked for the whole list up front: the model checks each batch, maybe minutes in.
@@ -150,7 +137,7 @@ class WrittenNote:
 
 
 def generate_notes(
-    model: NoteModel,
+    model: Model,
     out_dir: Path,
     *,
     count: int | None = None,
@@ -200,7 +187,7 @@ def generate_notes(
 
 
 def interpolate(
-    model: NoteModel, a: str, b: str, out_dir: Path, *, steps: int = 5, pitch: int = 60
+    model: Model, a: str, b: str, out_dir: Path, *, steps: int = 5, pitch: int = 60
 ) -> list[WrittenNote]:
     """``steps`` notes at evenly spaced points (t = 0 … 1) on the slerp path from timbre a to b.
 
@@ -291,7 +278,7 @@ def hallucination_path(keypoints: np.ndarray, interp_steps: int) -> np.ndarray:
 
 
 def hallucinate(
-    model: NoteModel,
+    model: Model,
     out_path: Path,
     settings: Hallucination,
     *,
@@ -497,7 +484,7 @@ class MagentaRender:
 
 
 def render_magenta(
-    model: NoteModel,
+    model: Model,
     midi_path: Path,
     out_path: Path,
     *,
@@ -595,7 +582,7 @@ def render_events(
 
 
 def render_midi_engine(
-    model: CacheModel,
+    model: Model,
     midi_path: Path,
     out_path: Path,
     *,
