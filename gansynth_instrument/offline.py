@@ -66,13 +66,7 @@ def render_notes(
     model: Model, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
 ) -> np.ndarray:
     """Run the model in batches with a progress bar; float32 [N, audio_length] at the model rate."""
-    # Checked for the whole list up front: the model checks each batch, maybe minutes in.
-    unknown = sorted({int(p) for p in pitches} - set(model.pitches))
-    if unknown:
-        raise ModelError(
-            f"pitch {unknown[0]} is not one this model knows "
-            f"(its pitches: {format_pitches(model.pitches)})"
-        )
+    check_pitches(model, pitches)
     latents = np.asarray(latents, dtype=np.float32)
     out = np.empty((len(pitches), model.audio_length), dtype=np.float32)
     with tqdm(total=len(pitches), desc=what, unit="note", disable=None, leave=False) as bar:
@@ -81,6 +75,16 @@ def render_notes(
             out[start:stop] = model.generate(latents[start:stop], np.asarray(pitches[start:stop]))
             bar.update(stop - start)
     return out
+
+
+def check_pitches(model: Model, pitches: Sequence[int]) -> None:
+    """All pitches at once, before any work: the model checks each batch, maybe minutes in."""
+    unknown = sorted({int(p) for p in pitches} - set(model.pitches))
+    if unknown:
+        raise ModelError(
+            f"pitch {unknown[0]} is not one this model knows "
+            f"(its pitches: {format_pitches(model.pitches)})"
+        )
 
 
 def overlap_add(
@@ -158,6 +162,7 @@ def generate_notes(
     if count < 1:
         raise GansynthError(f"--count must be at least 1, got {count}")
     timbre = _timbre(preset, model.latent_size) if preset is not None else None
+    check_pitches(model, pitches or [])
     check_writable_dir(Path(out_dir), create=True)
     rng = np.random.RandomState(seed)
     if timbre is not None:
@@ -198,6 +203,7 @@ def interpolate(
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
     label_a, z_a = _timbre(a, model.latent_size)
     label_b, z_b = _timbre(b, model.latent_size)
+    check_pitches(model, [pitch])
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
     latents = slerp(z_a, z_b, ts)
@@ -358,9 +364,8 @@ def read_midi(path: Path) -> list[MidiEvent]:
     try:
         midi = mido.MidiFile(path)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise MidiFileError(
-            f"{path}: not a readable MIDI file ({err or type(err).__name__})"
-        ) from None
+        reason = str(err) or type(err).__name__
+        raise MidiFileError(f"{path}: not a readable MIDI file ({reason})") from None
     if midi.type == 2:
         raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     tick_s = 60.0 / (120.0 * midi.ticks_per_beat)  # MIDI's default tempo, 120 bpm

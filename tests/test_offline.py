@@ -182,6 +182,7 @@ def test_bad_midi_file_is_one_line_and_writes_nothing(
     out = tmp_path / "out.wav"
     code, _, err = run_cli(["render", midi, "-o", out, "--model", tiny_model, "--magenta"], capsys)
     assert_one_line_error(code, err, str(midi), needle)
+    assert "()" not in err  # the reason is spelled out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mid"]
     with pytest.raises(MidiFileError):
         read_midi(midi)
@@ -226,8 +227,10 @@ def test_unknown_preset_is_one_line(
 
 def test_unknown_pitch_lists_the_models_pitches(model, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"pitch 100 .*24.84"):
-        generate_notes(model, tmp_path, pitches=[60, 100])
-    assert not list(tmp_path.iterdir())
+        generate_notes(model, tmp_path / "notes", pitches=[60, 100])
+    with pytest.raises(ModelError, match=r"pitch 12 .*24.84"):
+        interpolate(model, "1", "2", tmp_path / "grid", pitch=12)
+    assert not list(tmp_path.iterdir())  # no output folder made
 
 
 # --- generate, interpolate, hallucinate ---------------------------------------------------------
