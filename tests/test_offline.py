@@ -188,6 +188,14 @@ def test_bad_midi_file_is_one_line_and_writes_nothing(
         read_midi(midi)
 
 
+def test_type_2_midi_is_refused(tmp_path: Path) -> None:
+    mid = mido.MidiFile(type=2)
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=90)]))
+    mid.save(tmp_path / "seq.mid")
+    with pytest.raises(MidiFileError, match="type 2"):
+        read_midi(tmp_path / "seq.mid")
+
+
 def test_midi_without_notes_in_magentas_range(model, tmp_path: Path) -> None:
     midi = write_midi(tmp_path / "low.mid", [(30, 100, 0, 1)])
     with pytest.raises(MidiFileError, match="36-84"):
