@@ -410,6 +410,13 @@ def read_checkpoint(path: Path) -> Checkpoint:
     Raises CheckpointError (one line naming the file and the problem) for anything unusable.
     """
     path = Path(path)
+    try:
+        return _read_any(path)
+    except OSError as err:  # permissions, vanished files, I/O errors: name the file, one line
+        raise CheckpointError(f"{err.filename or path}: cannot read ({err.strerror})") from None
+
+
+def _read_any(path: Path) -> Checkpoint:
     if path.is_file() and zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="gansynth-export-") as tmp:
             try:

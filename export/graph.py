@@ -143,10 +143,22 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
-    def pixel_norm(self, x: str, axes: str) -> str:
-        """``x / sqrt(mean(x², channels) + 1e-8)`` (Magenta ``pixel_norm``)."""
-        mean = self.op("ReduceMean", [self.op("Mul", [x, x]), axes], keepdims=1)
-        return self.op("Div", [x, self.op("Sqrt", [self.op("Add", [mean, "pixel_norm_eps"])])])
+    def pixel_norm(self, x: str, channels: int | None = None) -> str:
+        """``x / sqrt(mean(x², channels) + 1e-8)`` (Magenta ``pixel_norm``).
+
+        On an NCHW feature map (``channels`` given) the mean is a 1x1 Conv to one channel with
+        weights 1/C and bias 1e-8: onnxruntime runs that as a GEMM, measured 2x faster than
+        ReduceMean over axis 1. On the [B, features] input vector it is a ReduceMean.
+        """
+        square = self.op("Mul", [x, x])
+        if channels is None:
+            mean = self.op("Add", [self.op("ReduceMean", [square, "axis_1"]), "eps"])
+        else:
+            name = f"channel_mean_{channels}"
+            if name not in self.names:
+                self.const(name, np.full((1, channels, 1, 1), 1.0 / channels, np.float32))
+            mean = self.op("Conv", [square, name, "eps_1"])
+        return self.op("Div", [x, self.op("Sqrt", [mean])])
 
     def upscale(self, x: str, factor: int) -> str:
         """Nearest-neighbour ×factor in H and W (Magenta ``upscale`` = tile + batch_to_space)."""
@@ -192,14 +204,15 @@ def build_generator(
         return weights[weight_name(block, layer, "bias")].astype(np.float32)
 
     g = _Builder()
-    g.const("pixel_norm_eps", np.array(PIXEL_NORM_EPS, np.float32))
-    axes = g.const("channel_axis", np.array([1], np.int64))
+    g.const("eps", np.array(PIXEL_NORM_EPS, np.float32))
+    g.const("eps_1", np.array([PIXEL_NORM_EPS], np.float32))
+    axes = g.const("axis_1", np.array([1], np.int64))
 
     # Conditioning: concat(z, one_hot(pitch index)) then pixel norm over the 317-vector.
     table = g.const("pitch_table", np.array(config.pitches, np.int64))
     column = g.op("Unsqueeze", [INPUT_PITCH, axes])
     one_hot = g.op("Cast", [g.op("Equal", [column, table])], to=TensorProto.FLOAT)
-    x = g.pixel_norm(g.op("Concat", [INPUT_LATENT, one_hot], axis=1), axes)
+    x = g.pixel_norm(g.op("Concat", [INPUT_LATENT, one_hot], axis=1))
 
     # Block 1 conv0 as dense: output pixel (i, j) sees kernel tap (h-1-i, w-1-j).
     h, w, nf = config.start_height, config.start_width, config.filters[0]
@@ -208,7 +221,7 @@ def build_generator(
     x = g.op("MatMul", [x, g.const("block_1/conv0/dense", dense.astype(np.float32))])
     x = g.op("Add", [x, g.const("block_1/conv0/bias", np.repeat(bias(1, "conv0"), h * w))])
     x = g.op("Reshape", [x, g.const("dense_to_nchw", np.array([-1, nf, h, w], np.int64))])
-    x = g.pixel_norm(g.op("LeakyRelu", [x], alpha=LEAKY_RELU_SLOPE), axes)
+    x = g.pixel_norm(g.op("LeakyRelu", [x], alpha=LEAKY_RELU_SLOPE), nf)
 
     def conv(x: str, block: int, layer: str) -> str:
         k = kernel(block, layer)
@@ -226,7 +239,7 @@ def build_generator(
         )
         if layer == "to_rgb":
             return g.op("Tanh", [out]) if config.to_rgb_activation == "tanh" else out
-        return g.pixel_norm(g.op("LeakyRelu", [out], alpha=LEAKY_RELU_SLOPE), axes)
+        return g.pixel_norm(g.op("LeakyRelu", [out], alpha=LEAKY_RELU_SLOPE), k.shape[3])
 
     x = conv(x, 1, "conv1")
     parts: list[str] = []
