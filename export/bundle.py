@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from gansynth_instrument.errors import CheckpointError
@@ -24,6 +25,7 @@ from gansynth_instrument.errors import CheckpointError
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48
 BLOCK_TRAILER_BYTES = 5  # 1 byte compression type + 4 bytes masked CRC32C
+CRC_MASK_DELTA = 0xA282EAD8  # TF/LevelDB store CRCs "masked" (rotated + offset)
 
 # TensorFlow DataType enum → numpy dtype (little-endian); the numeric types a checkpoint holds.
 DTYPES: dict[int, np.dtype] = {
@@ -50,6 +52,13 @@ class TensorEntry:
     shard: int
     offset: int
     size: int
+    masked_crc32c: int | None  # of the tensor bytes; None when the writer stored none
+
+
+def masked_crc32c(data: bytes) -> int:
+    """CRC32C of ``data`` in TensorFlow's masked form (crc32c::Mask)."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
 class _Cursor:
@@ -191,6 +200,7 @@ def _parse_entry(name: str, value: memoryview, where: str) -> TensorEntry:
         shard=_one_int(fields, 3),
         offset=_one_int(fields, 4),
         size=_one_int(fields, 5),
+        masked_crc32c=_one_int(fields, 6) if fields.get(6) else None,
     )
 
 
@@ -279,5 +289,7 @@ class TensorBundle:
             raise CheckpointError(f"{path}: cannot read ({err.strerror})") from None
         if len(raw) != entry.size:
             raise CheckpointError(f"{path}: truncated while reading variable '{name}'")
+        if entry.masked_crc32c is not None and masked_crc32c(raw) != entry.masked_crc32c:
+            raise CheckpointError(f"{path}: corrupt: variable '{name}' fails its CRC32C checksum")
         array = np.frombuffer(raw, dtype=entry.dtype).reshape(entry.shape)
         return array.astype(entry.dtype.newbyteorder("="), copy=True)

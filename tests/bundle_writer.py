@@ -1,8 +1,8 @@
 """Test helper: write TF V2 checkpoint bundles, to build broken or unusual checkpoints on purpose.
 
 Writes what TensorFlow's BundleWriter writes for one shard (an uncompressed LevelDB-style table
-of BundleEntryProto + the raw little-endian tensor bytes), without block checksums: our reader
-does not check them, so this helper is for our reader only.
+of BundleEntryProto with each tensor's CRC32C + the raw little-endian tensor bytes), without table
+block checksums: our reader does not check those, so this helper is for our reader only.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from gansynth_export.bundle import DTYPES, TABLE_MAGIC
+from gansynth_export.bundle import DTYPES, TABLE_MAGIC, masked_crc32c
 
 DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
 
@@ -64,6 +64,8 @@ def write_bundle(
             + _field(2, shape)
             + _field(4, offset)
             + _field(5, size)
+            + _varint(6 << 3 | 5)
+            + struct.pack("<I", masked_crc32c(little.tobytes()))
         )
         entries.append((name.encode(), proto))
         data += little.tobytes()

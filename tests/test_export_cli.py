@@ -78,6 +78,16 @@ def _truncate_data(model_dir: Path) -> None:
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
 
 
+def _flip_weight_byte(model_dir: Path) -> None:
+    """One bit flipped inside an EMA kernel: sizes stay right, only the checksum can tell."""
+    prefix = model_dir / STAGE / "model.ckpt-54"
+    entry = TensorBundle(prefix).entries[BLOCK3_CONV1 + EMA]
+    data = prefix.with_name(prefix.name + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[entry.offset + entry.size // 2] ^= 0x10
+    data.write_bytes(bytes(raw))
+
+
 def _garbage_index(model_dir: Path) -> None:
     (model_dir / STAGE / "model.ckpt-54.index").write_bytes(os.urandom(4000))
 
@@ -92,6 +102,7 @@ def _empty_stage(model_dir: Path) -> None:
     [
         (_truncate_data, "model.ckpt-54.data-00000-of-00001", "truncated or corrupt"),
         (_garbage_index, "model.ckpt-54.index", "not a checkpoint index"),
+        (_flip_weight_byte, "model.ckpt-54.data-00000-of-00001", "fails its CRC32C checksum"),
         (_empty_stage, STAGE, "no model.ckpt-N.index checkpoint"),
         (lambda d: _rewrite_bundle(d, _drop_block3_ema), "model.ckpt-54.index", "missing variable"),
         (lambda d: _rewrite_bundle(d, _drop_all_ema), "model.ckpt-54.index", "only the raw"),
