@@ -219,9 +219,11 @@ class Recorder:
     ``sources`` are JACK output ports; by default, those of the one open PortAudio output stream.
     Recording starts once ``start()`` connected the sources and JACK runs with the connections in
     its graph, and stops when the buffer is full. Recorded cycle ``k`` wrote frames
-    ``k * block_frames`` onwards; ``cycle_wall_s[k]`` is ``time.perf_counter()`` in that cycle and
-    ``cycle_jack_frame[k]`` JACK's frame counter, whose jumps show cycles the recorder missed
-    (``missed_cycles``), e.g. when a loaded machine delayed its Python callback.
+    ``k * block_frames`` onwards; ``cycle_wall_s[k]`` is ``time.perf_counter()`` in that cycle.
+
+    On a loaded machine (non-realtime jackd, shared cores) the recorder or PortAudio can miss
+    cycles, so the capture may skip or repeat blocks; JACK's frame counter does not show it on the
+    dummy driver. Tests that need to know which frame is which put a ``frame_code`` on a channel.
     """
 
     def __init__(
@@ -241,11 +243,10 @@ class Recorder:
         self.sources = tuple(sources) if sources is not None else self._portaudio_outputs(channels)
         self.buffer = np.zeros((blocks * self.block_frames, len(self.sources)), dtype=np.float32)
         self.cycle_wall_s = np.zeros(blocks, dtype=np.float64)
-        self.cycle_jack_frame = np.zeros(blocks, dtype=np.int64)
         self._ports = [self.client.inports.register(f"in_{i}") for i in range(len(self.sources))]
         self._frames = 0
         self._cycles = 0
-        self._jack_cycles = 0
+        self._jack_cycles = 0  # every process cycle, recording or not
         self._armed = False
         self.client.set_process_callback(self._process)
 
@@ -268,7 +269,6 @@ class Recorder:
         for channel, port in enumerate(self._ports):
             self.buffer[start : start + frames, channel] = port.get_array()
         self.cycle_wall_s[self._cycles] = now
-        self.cycle_jack_frame[self._cycles] = self.client.last_frame_time
         self._cycles += 1
         self._frames = start + frames
 
@@ -280,18 +280,6 @@ class Recorder:
         wait_cycles(self._ports, lambda: self._jack_cycles)
         self._armed = True
         return self
-
-    def missed_cycles(self) -> np.ndarray:
-        """Indices ``k`` of recorded cycles that JACK ran more than one period after cycle ``k-1``:
-        between them the recorder missed cycles, so the capture is not continuous there."""
-        steps = np.diff(self.cycle_jack_frame[: self._cycles])
-        return np.flatnonzero(steps != self.block_frames) + 1
-
-    def longest_run(self) -> np.ndarray:
-        """The longest stretch of the capture with no missed cycle (a view)."""
-        bounds = [0, *self.missed_cycles().tolist(), self._cycles]
-        first, end = max(itertools.pairwise(bounds), key=lambda run: run[1] - run[0])
-        return self.buffer[first * self.block_frames : end * self.block_frames]
 
     @property
     def full(self) -> bool:
@@ -410,6 +398,35 @@ def midi_input_port(client: jack.Client, name_pattern: str) -> str:
     if len(ports) != 1:
         raise RigError(f"expected one MIDI input port matching {name_pattern!r}, found {ports}")
     return ports[0].name
+
+
+FRAME_CODE_BITS = 20
+
+
+def frame_code(frames: np.ndarray) -> np.ndarray:
+    """Frame numbers as float32 samples in [-0.5, 0.5), exact (modulo 2**20 frames, 21 s at 48 kHz).
+
+    A render function writes this on one channel so a test can tell, sample by sample, which frame
+    it captured, whatever blocks a loaded machine dropped or repeated on the way.
+    """
+    wrapped = np.asarray(frames, dtype=np.int64) % (1 << FRAME_CODE_BITS)
+    return (wrapped.astype(np.float32) / np.float32(1 << FRAME_CODE_BITS)) - np.float32(0.5)
+
+
+def decode_frames(code: np.ndarray) -> np.ndarray:
+    """The frame numbers ``frame_code`` wrote (int64; -1 where a sample is no valid code)."""
+    scaled = (code.astype(np.float64) + 0.5) * (1 << FRAME_CODE_BITS)
+    frames = np.rint(scaled).astype(np.int64)
+    valid = (scaled == frames) & (frames >= 0) & (frames < (1 << FRAME_CODE_BITS))
+    return np.where(valid, frames, -1)
+
+
+def longest_run(frames: np.ndarray) -> slice:
+    """The longest stretch where decoded frame numbers count up by one (first on ties)."""
+    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
+    bounds = [0, *breaks.tolist(), len(frames)]
+    first, end = max(itertools.pairwise(bounds), key=lambda run: run[1] - run[0])
+    return slice(first, end)
 
 
 def tone_frequency_hz(signal: np.ndarray, sample_rate: int) -> float:

@@ -10,37 +10,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jackrig import JackServer, Recorder
+from jackrig import JackServer, Recorder, decode_frames, frame_code
 
 from gansynth_instrument.audio import AudioOutput, find_output, list_outputs
 from gansynth_instrument.errors import DeviceError
 
 
 class Ramp:
-    """A render function whose output is known sample by sample: a sawtooth, left = -right.
+    """A render function whose output is known sample by sample: a 100 Hz sawtooth on the left
+    channel, and on the right the number of the frame (``frame_code``), so a test can check every
+    captured sample against what render wrote for that very frame."""
 
-    Each output frame n holds ``((n % period) / period - 0.5) * amplitude`` on the left channel, so
-    the captured signal can be checked for lost, repeated or reordered blocks, not only its pitch.
-    """
+    PERIOD_FRAMES = 480
 
-    def __init__(self, period_frames: int, amplitude: float) -> None:
-        self.period_frames = period_frames
-        self.amplitude = amplitude
+    def __init__(self) -> None:
         self.frames_rendered = 0
         self.block_shapes: set[tuple[int, ...]] = set()
-        self.cycle = (np.arange(period_frames, dtype=np.float32) / period_frames - 0.5) * amplitude
+
+    @classmethod
+    def sawtooth(cls, frames: np.ndarray) -> np.ndarray:
+        return (frames % cls.PERIOD_FRAMES).astype(np.float32) / cls.PERIOD_FRAMES - 0.5
 
     def render(self, out: np.ndarray, frames: int) -> None:
         self.block_shapes.add((*out.shape, frames))
-        start = self.frames_rendered % self.period_frames
-        index = (np.arange(frames) + start) % self.period_frames
-        out[:, 0] = self.cycle[index]
-        out[:, 1] = -out[:, 0]
+        numbers = np.arange(self.frames_rendered, self.frames_rendered + frames)
+        out[:, 0] = self.sawtooth(numbers)
+        out[:, 1] = frame_code(numbers)
         self.frames_rendered += frames
 
 
 def test_stream_plays_what_render_writes(jack_server: JackServer) -> None:
-    ramp = Ramp(period_frames=480, amplitude=0.5)  # 100 Hz at 48 kHz
+    ramp = Ramp()
     output = AudioOutput(ramp.render, sample_rate=48000, block_frames=128)
     assert output.device.host_api == "JACK Audio Connection Kit"
     with output, Recorder(seconds=0.5) as recorder:
@@ -48,18 +48,20 @@ def test_stream_plays_what_render_writes(jack_server: JackServer) -> None:
         stats = output.stats()
         assert output.active
     assert ramp.block_shapes == {(128, 2, 128)}
-    left, right = captured[:, 0], captured[:, 1]
-    np.testing.assert_array_equal(right, -left)
-    # Every captured block is the sawtooth, sample for sample, and it continues from the block
-    # before unless the recorder missed JACK cycles in between (a loaded machine can delay it).
-    missed = set(recorder.missed_cycles().tolist())
-    phases = []
-    for k, block in enumerate(left.reshape(-1, 128)):
-        (phase,) = np.flatnonzero(ramp.cycle == block[0])
-        np.testing.assert_array_equal(block, ramp.cycle[(np.arange(128) + phase) % 480])
-        if phases and k not in missed:
-            assert phase == (phases[-1] + 128) % 480, f"block {k} does not follow block {k - 1}"
-        phases.append(phase)
+    frames = decode_frames(captured[:, 1])
+    intact = (frames >= 0) & (captured[:, 0] == Ramp.sawtooth(frames))
+    # A block is intact when all its samples are what render wrote for their frames and the
+    # frames count up by one. A loaded machine can make JACK run the recorder while PortAudio is
+    # late, which mixes cycles up; PortAudio then flags the stream, so allow that only with xruns.
+    blocks = frames.reshape(-1, 128)
+    intact_blocks = intact.reshape(-1, 128).all(axis=1) & (np.diff(blocks, axis=1) == 1).all(axis=1)
+    damaged = int((~intact_blocks).sum())
+    assert damaged == 0 or (stats.xruns > 0 and damaged <= len(blocks) // 10), (
+        f"{damaged} of {len(blocks)} captured blocks differ from what render wrote "
+        f"({stats.xruns} xruns)"
+    )
+    starts = blocks[intact_blocks, 0]
+    assert (np.diff(starts) > 0).all(), "captured blocks out of order"
     assert stats.callbacks >= len(captured) // 128
     assert stats.block_period_s == pytest.approx(128 / 48000)
     assert 0 < stats.callback_median_s <= stats.callback_max_s
@@ -69,7 +71,7 @@ def test_stream_plays_what_render_writes(jack_server: JackServer) -> None:
 
 def test_unknown_device_error_lists_the_outputs(jack_server: JackServer) -> None:
     with pytest.raises(DeviceError) as err:
-        AudioOutput(Ramp(480, 0.5).render, device="no-such-sound-card")
+        AudioOutput(Ramp().render, device="no-such-sound-card")
     message = str(err.value)
     assert "\n" not in message
     assert "'no-such-sound-card'" in message
@@ -88,7 +90,7 @@ def test_device_found_by_index_or_name(jack_server: JackServer) -> None:
 def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
     channels = find_output(None).channels + 1
     with pytest.raises(DeviceError, match=f"{channels} needed") as err:
-        AudioOutput(Ramp(480, 0.5).render, channels=channels)
+        AudioOutput(Ramp().render, channels=channels)
     assert "\n" not in str(err.value)
 
 
