@@ -1,0 +1,180 @@
+"""Generator and post-processing speed per backend and precision, and bf16's quality cost.
+
+Prints one table: generator ms/note at batch 1 and 8 for every backend/precision that runs here,
+NumPy post-processing ms/note, and ``generate()`` (generator + post-processing) at batch 1 on the
+backend ``auto`` picks, each as median and max, with the ratio against the 90 ms/note figure
+issue 4 gives for Magenta's own ``generate_samples_from_z`` (target: ≤ 0.75). Then the spectral
+SNR of bf16 against f32 on magenta-tiny and on the full-size model.
+
+    python benchmarks/bench_generate.py                   # builds a full-size random model
+    python benchmarks/bench_generate.py --model all_instruments.onnx --repeats 20
+
+Timings depend on the machine and on what else runs on it: say so when quoting them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+
+from gansynth_instrument.errors import ModelError
+from gansynth_instrument.latent import random_latent
+from gansynth_instrument.model import Model, available_backends, load_model
+from gansynth_instrument.spectral import spectrogram_to_audio
+
+MAGENTA_MS_PER_NOTE = 90.0  # issue 4: Magenta's generate_samples_from_z, full-size, batch 1
+TARGET_RATIO = 0.75
+REPO = Path(__file__).resolve().parent.parent
+
+
+def time_ms(fn: Callable[[], object], repeats: int, notes: int) -> tuple[float, float]:
+    """(median, max) wall ms per note over ``repeats`` calls after one warm-up call."""
+    fn()
+    per_note = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        per_note.append((time.perf_counter() - start) * 1e3 / notes)
+    return statistics.median(per_note), max(per_note)
+
+
+def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
+    z = np.stack([random_latent(seed) for seed in range(batch)])
+    pitches = np.array([36 + 6 * i for i in range(batch)], dtype=np.int64)
+    return z, pitches
+
+
+def spectral_snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """SNR of STFT magnitudes (2048-point Hann, hop 512): the audible difference, blind to the
+    phase drift that makes waveform SNR meaningless for a phase-integrating vocoder."""
+    _, _, ref = scipy.signal.stft(reference, nperseg=2048, noverlap=1536)
+    _, _, got = scipy.signal.stft(test, nperseg=2048, noverlap=1536)
+    ref, got = np.abs(ref), np.abs(got)
+    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2)))
+
+
+def bf16_quality(path: Path, notes: int) -> str:
+    """Spectral SNR of bf16 vs f32 (mean and worst over ``notes`` random timbres/pitches)."""
+    try:
+        fast = load_model(path, backend="openvino", precision="bf16")
+    except ModelError as err:
+        return f"n/a ({err})"
+    exact = load_model(path, backend="openvino")
+    z, pitches = inputs(notes)
+    snrs = [
+        spectral_snr_db(a, b)
+        for a, b in zip(exact.generate(z, pitches), fast.generate(z, pitches), strict=True)
+    ]
+    return f"mean {np.mean(snrs):.1f} dB, worst {min(snrs):.1f} dB over {notes} notes"
+
+
+def export_full_size(directory: Path) -> Path:
+    """A model of the released shapes with random weights (``export --random``)."""
+    from gansynth_instrument.cli import main
+
+    path = directory / "random-full-size.onnx"
+    if main(["export", "--random", "-o", str(path)]) != 0:
+        raise SystemExit("export --random failed")
+    return path
+
+
+def export_tiny(directory: Path, fixtures: Path) -> Path:
+    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_export.cli import export_model
+
+    path = directory / "magenta-tiny.onnx"
+    export_model(read_checkpoint(fixtures / "magenta-tiny" / "stage_00012"), path)
+    return path
+
+
+def row(name: str, stats: tuple[float, float], ratio: bool = False) -> str:
+    median, worst = stats
+    extra = f"{median / MAGENTA_MS_PER_NOTE:9.2f}" if ratio else ""
+    return f"{name:<42}{median:10.1f}{worst:10.1f}{extra}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="full-size .onnx (default: export --random)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per figure")
+    parser.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    parser.add_argument(
+        "--fixtures",
+        type=Path,
+        default=Path(os.environ.get("GANSYNTH_FIXTURES", REPO.parent / "shared" / "fixtures")),
+        help="folder holding magenta-tiny (for the bf16 quality figure)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = args.model or export_full_size(Path(tmp))
+        print(
+            f"model: {model_path}; {os.cpu_count()} CPUs, load average at start "
+            f"{os.getloadavg()[0]:.2f} (shared machine: other work inflates the max column)"
+        )
+        header = f"{'ms per note':<42}{'median':>10}{'max':>10}{'÷ 90 ms':>9}"
+        lines = [header, "-" * len(header)]
+        auto: Model | None = None
+        for backend in available_backends():
+            for precision in ("f32", "bf16"):
+                try:
+                    model = load_model(
+                        model_path, backend=backend, threads=args.threads, precision=precision
+                    )
+                except ModelError:
+                    continue  # bf16 only exists on OpenVINO with a bf16-capable CPU
+                for batch, repeats in ((1, args.repeats), (8, max(2, args.repeats // 4))):
+                    z, pitches = inputs(batch)
+                    stats = time_ms(
+                        lambda m=model, z=z, p=pitches: m.generate_spectrogram(z, p), repeats, batch
+                    )
+                    lines.append(row(f"generator {backend} {precision} batch {batch}", stats))
+                if auto is None and precision == "f32":
+                    auto = load_model(model_path, threads=args.threads)
+        assert auto is not None
+        z, pitches = inputs(1)
+        spec = auto.generate_spectrogram(z, pitches)
+        lines.append(
+            row(
+                "post-processing (NumPy)",
+                time_ms(lambda: spectrogram_to_audio(spec), args.repeats * 5, 1),
+            )
+        )
+        lines.append(
+            row(
+                f"generate() batch 1, auto = {auto.backend} f32",
+                time_ms(lambda: auto.generate(z, pitches), args.repeats, 1),
+                ratio=True,
+            )
+        )
+        if any(line.startswith("generator openvino bf16 batch 1") for line in lines):
+            bf16 = load_model(model_path, threads=args.threads, precision="bf16")
+            lines.append(
+                row(
+                    "generate() batch 1, openvino bf16",
+                    time_ms(lambda: bf16.generate(z, pitches), args.repeats, 1),
+                    ratio=True,
+                )
+            )
+        print("\n".join(lines))
+        print(
+            f"target: generate() ≤ {TARGET_RATIO} × {MAGENTA_MS_PER_NOTE:g} ms/note = "
+            f"{TARGET_RATIO * MAGENTA_MS_PER_NOTE:.1f} ms/note at batch 1"
+        )
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        print("bf16 vs f32 spectral SNR (STFT magnitudes):")
+        print(f"  full-size model: {bf16_quality(model_path, 8)}")
+        tiny_dir = args.fixtures / "magenta-tiny"
+        if tiny_dir.is_dir():
+            print(f"  magenta-tiny:    {bf16_quality(export_tiny(Path(tmp), args.fixtures), 8)}")
+
+
+if __name__ == "__main__":
+    main()
