@@ -20,7 +20,10 @@ names to pass to ``--device`` and ``--midi-in``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import rtmidi
 
@@ -33,17 +36,34 @@ CLIENT_NAME = "gansynth-instrument"
 DEFAULT_VIRTUAL_PORT = "midi_in"
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr: libjack and alsa-lib print several lines of their own when there is
+    no JACK server or ALSA sequencer, where our one-line error (or the fallback) says it all."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _new_client(client_name: str) -> rtmidi.MidiIn:
     """A MidiIn on the API that can work here: JACK if its server answers, else ALSA/platform."""
     compiled = rtmidi.get_compiled_api()
     if rtmidi.API_UNIX_JACK in compiled:
         try:
-            return rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
+            with _quiet_stderr():
+                return rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
         except rtmidi.SystemError:
             pass  # no JACK server running: fall back to ALSA below
     api = rtmidi.API_LINUX_ALSA if rtmidi.API_LINUX_ALSA in compiled else rtmidi.API_UNSPECIFIED
     try:
-        return rtmidi.MidiIn(api, name=client_name)
+        with _quiet_stderr():
+            return rtmidi.MidiIn(api, name=client_name)
     except rtmidi.RtMidiError as err:
         jack = "no JACK server is running and " if rtmidi.API_UNIX_JACK in compiled else ""
         raise DeviceError(

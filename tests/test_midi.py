@@ -151,3 +151,25 @@ def test_no_midi_system_is_one_line() -> None:
     assert "\n" not in message
     assert message.startswith("no MIDI system available")
     assert "JACK" in message and "snd-seq" in message
+    assert result.stderr == ""  # libjack's and alsa-lib's own lines are silenced
+
+
+@pytest.mark.skipif(
+    Path("/dev/snd").exists(),
+    reason="this machine has sound hardware; the nothing-there listing runs on headless machines",
+)
+def test_devices_command_with_nothing_there_says_what_to_do() -> None:
+    env = dict(os.environ)
+    env.update(JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex[:8]}", JACK_NO_START_SERVER="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "gansynth_instrument", "devices"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "none: start a JACK server" in result.stdout
+    assert "'gansynth-instrument render'" in result.stdout
+    assert "unavailable: no MIDI system available" in result.stdout
+    assert result.stderr == ""
