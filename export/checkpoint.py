@@ -295,6 +295,10 @@ def _config(hparams: dict[str, object], pitches: tuple[int, ...], where: Path) -
     for key in ("stable_stage_num_images", "transition_stage_num_images", "num_resolutions"):
         if ints[key] < 1:  # type: ignore[operator]
             raise CheckpointError(f"{where}: '{key}' should be at least 1, got {ints[key]}")
+    if ints["kernel_size"] % 2 == 0:  # type: ignore[operator]
+        raise CheckpointError(
+            f"{where}: an even kernel_size ({ints['kernel_size']}) is not supported"
+        )
     _flag(hparams, "train_progressive", bool, where)
     decay = _flag(hparams, "fmap_decay", float, where)
     floats = [

@@ -74,7 +74,7 @@ def run_export(args: argparse.Namespace) -> int:
         else:
             checkpoint = read_checkpoint(Path(args.checkpoint))
         bar.update()
-        bar.set_description("building + writing ONNX")
+        bar.set_description("building + writing ONNX", refresh=False)
         info = export_model(checkpoint, output)
         bar.update()
     params = sum(w.size for w in checkpoint.weights.values())

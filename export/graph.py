@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH, OUTPUT_SPECTROGRAM
 
-IR_VERSION = 9  # onnxruntime >= 1.15 loads IR 9; newer IRs are refused by older runtimes
+IR_VERSION = 9  # onnxruntime >= 1.17 (our floor) loads IR 9 + opset 18; newer IRs it refuses
 OPSET = 18
 COLORS = 2  # channel 0: log mel magnitude², channel 1: mel instantaneous frequency
 PIXEL_NORM_EPS = 1e-8

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from bundle_writer import write_bundle
@@ -238,6 +239,19 @@ def test_unsupported_variants_fail_clearly(model_dir: Path, key: str, value: obj
     _edit_json(model_dir / "experiment.json", **{key: value})
     expected = f"experiment.json: {key} = {json.dumps(value)} is not supported"
     with pytest.raises(CheckpointError, match=expected.replace(".", r"\.")):
+        read_checkpoint(model_dir)
+
+
+def test_linear_to_rgb_activation_has_no_tanh(model_dir: Path, tmp_path: Path) -> None:
+    _edit_json(model_dir / "experiment.json", to_rgb_activation="linear")
+    out = tmp_path / "linear.onnx"
+    export_model(read_checkpoint(model_dir), out)
+    assert "Tanh" not in {n.op_type for n in onnx.load(str(out)).graph.node}
+
+
+def test_even_kernel_size_fails_clearly(model_dir: Path) -> None:
+    _edit_json(model_dir / "experiment.json", kernel_size=4)
+    with pytest.raises(CheckpointError, match=r"experiment\.json: an even kernel_size \(4\)"):
         read_checkpoint(model_dir)
 
 
