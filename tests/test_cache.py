@@ -1,0 +1,313 @@
+"""Note cache against the real exported tiny model (real onnxruntime session, real files on disk).
+
+Generator calls are counted, and held where a test needs a render "in progress", by wrapping the
+real model object's ``generate``: every note still comes from the real model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+
+from gansynth_instrument.cache import DiskStore, NoteCache, NoteKey, Priority
+from gansynth_instrument.cli import main
+from gansynth_instrument.errors import CacheError, ModelError
+from gansynth_instrument.latent import latent_digest, random_latent
+from gansynth_instrument.model import Model, load_model
+
+WAIT_S = 300  # only bounds a hang; no test measures time
+OUTPUT_RATE = 48000
+
+
+class GenerateSpy:
+    """Wraps the real ``model.generate``: records the pitches of each call, can hold calls."""
+
+    def __init__(self, model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[list[int]] = []
+        self.entered = threading.Event()  # a call has started
+        self.opened = threading.Event()  # calls may proceed to the real generate
+        self.opened.set()
+        real = model.generate
+
+        def generate(z: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+            self.calls.append([int(p) for p in pitches])
+            self.entered.set()
+            self.opened.wait()
+            return real(z, pitches)
+
+        monkeypatch.setattr(model, "generate", generate)
+
+    def hold(self) -> None:
+        """The next generate call parks (render in progress) until ``release``."""
+        self.entered.clear()
+        self.opened.clear()
+
+    def release(self) -> None:
+        self.opened.set()
+
+    def pitches(self) -> list[int]:
+        return [p for call in self.calls for p in call]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> Model:
+    return load_model(tiny_model)
+
+
+@pytest.fixture
+def spy(model: Model, monkeypatch: pytest.MonkeyPatch):
+    spy = GenerateSpy(model, monkeypatch)
+    yield spy
+    spy.release()  # never leave a renderer parked
+
+
+def fill(model: Model, cache_dir: Path | None, pitches: list[int], seed: int = 1, **kw) -> dict:
+    """Render ``pitches`` of one seed through a fresh cache; returns pitch → Note."""
+    with NoteCache(model, kw.pop("sample_rate", OUTPUT_RATE), cache_dir, **kw) as cache:
+        timbre = cache.request(random_latent(seed), pitches, Priority.WAITING)
+        assert cache.wait(timbre, pitches, WAIT_S)
+        return {p: cache.lookup(timbre, p) for p in pitches}
+
+
+def test_notes_are_the_model_output_resampled_once(model: Model) -> None:
+    z = random_latent(5)
+    pitches = [36, 60, 84]  # one batch: each row must land on its own pitch
+    notes = fill(model, None, pitches, seed=5)
+    for pitch in pitches:
+        expected = soxr.resample(model.generate(z[None], [pitch])[0], 16000, OUTPUT_RATE, "HQ")
+        note = notes[pitch]
+        assert (note.pitch, note.sample_rate) == (pitch, OUTPUT_RATE)
+        assert note.pcm.dtype == np.int16 and not note.pcm.flags.writeable
+        assert len(note.pcm) == len(expected) == 4 * OUTPUT_RATE
+        assert np.abs(note.pcm).max() == 32767  # per-note scale: the peak uses the full range
+        peak = np.abs(expected).max()
+        np.testing.assert_allclose(note.to_float(), expected, atol=2 * peak / 32767 + 1e-4 * peak)
+
+
+def test_restart_reuses_the_disk_cache_without_generating(
+    model: Model, spy: GenerateSpy, tmp_path: Path
+) -> None:
+    pitches = [24, 48, 60, 61, 84]
+    first = fill(model, tmp_path, pitches)
+    assert sorted(spy.pitches()) == pitches
+    assert len(list(tmp_path.glob("*.note"))) == len(pitches)
+
+    spy.calls.clear()
+    second = fill(model, tmp_path, pitches)
+    assert spy.calls == []
+    for pitch in pitches:
+        np.testing.assert_array_equal(second[pitch].pcm, first[pitch].pcm)
+        assert second[pitch].gain == first[pitch].gain
+        assert not second[pitch].pcm.flags.writeable
+
+    fill(model, tmp_path, [60], sample_rate=44100)  # the output rate is part of the key
+    assert spy.pitches() == [60]
+
+
+def test_corrupt_or_truncated_entries_are_rerendered_never_played(
+    model: Model, spy: GenerateSpy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = fill(model, tmp_path, [40, 50, 60])
+    timbre = latent_digest(random_latent(1))
+    flipped = tmp_path / NoteKey(model.digest, timbre, 40, OUTPUT_RATE).file_name()
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one bit in the middle of the samples
+    flipped.write_bytes(bytes(data))
+    truncated = tmp_path / NoteKey(model.digest, timbre, 50, OUTPUT_RATE).file_name()
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+
+    spy.calls.clear()
+    with caplog.at_level(logging.WARNING, logger="gansynth_instrument.cache"):
+        second = fill(model, tmp_path, [40, 50, 60])
+    assert sorted(spy.pitches()) == [40, 50]  # 60 came from disk
+    assert sum("corrupt" in r.getMessage() for r in caplog.records) == 2
+    for pitch in (40, 50):  # what is served is a fresh render, not the damaged bytes
+        expected = first[pitch].to_float()
+        tolerance = 4 * first[pitch].gain + 1e-4 * np.abs(expected).max()
+        np.testing.assert_allclose(second[pitch].to_float(), expected, atol=tolerance)
+
+    spy.calls.clear()
+    fill(model, tmp_path, [40, 50, 60])  # the re-rendered entries were written back, valid
+    assert spy.calls == []
+
+
+def test_priorities_reorder_pending_work(model: Model, spy: GenerateSpy) -> None:
+    z, z2 = random_latent(1), random_latent(2)
+    with NoteCache(model, 16000, cache_dir=None, batch_size=2) as cache:
+        spy.hold()
+        try:
+            timbre = cache.request(z, [24], Priority.BACKGROUND)
+            assert spy.entered.wait(WAIT_S)  # the renderer is busy with 24; the rest queues up
+            cache.request(z, [26, 40, 41, 50], Priority.BACKGROUND)
+            timbre2 = cache.request(z2, [60, 72], Priority.BACKGROUND)
+            cache.played(timbre, 41)  # 41 and its pending neighbour 40 become NEAR
+            cache.request(z, [43], Priority.BACKGROUND)  # near the played 41: NEAR on arrival
+            cache.request(z, [80], Priority.WAITING)
+            cache.request(z2, [72], Priority.WAITING)  # re-requesting raises 72
+            cache.request(z, [80], Priority.BACKGROUND)  # ... and never lowers 80
+        finally:
+            spy.release()
+        assert cache.wait(timbre, [24, 26, 40, 41, 43, 50, 80], WAIT_S)
+        assert cache.wait(timbre2, [60, 72], WAIT_S)
+    # WAITING first, then NEAR (nearest the played pitch first), then the rest in request order;
+    # a batch never mixes priority classes ([43] goes alone rather than with a BACKGROUND note).
+    assert spy.calls == [[24], [80, 72], [41, 40], [43], [26, 50], [60]]
+
+
+def test_the_renderer_never_blocks_the_caller(
+    model: Model, spy: GenerateSpy, tmp_path: Path
+) -> None:
+    z = random_latent(3)
+    with NoteCache(model, OUTPUT_RATE, tmp_path) as cache:
+        timbre = cache.request(z, [48], Priority.WAITING)
+        assert cache.wait(timbre, [48], WAIT_S)
+        spy.hold()
+        results: dict[str, object] = {}
+        try:
+            cache.request(z, [60], Priority.WAITING)
+            assert spy.entered.wait(WAIT_S)  # the renderer is inside generate, held there
+
+            def caller() -> None:
+                results["lookup 48"] = cache.lookup(timbre, 48)
+                results["lookup 60"] = cache.lookup(timbre, 60)
+                results["nearest 60"] = cache.nearest(timbre, 60)
+                results["request"] = cache.request(z, [61, 62], Priority.BACKGROUND)
+                cache.played(timbre, 61)
+                results["progress"] = cache.progress(timbre)
+
+            thread = threading.Thread(target=caller)
+            thread.start()
+            thread.join(WAIT_S)
+            assert not thread.is_alive(), "a cache call waited for the render in progress"
+            assert spy.calls[-1] == [60] and not spy.opened.is_set()  # still rendering 60
+        finally:
+            spy.release()
+        assert results["lookup 48"] is not None and results["lookup 60"] is None
+        assert results["nearest 60"] is results["lookup 48"]  # a stand-in while 60 renders
+        assert results["request"] == timbre
+        assert results["progress"] == (1, 4)
+        assert cache.wait(timbre, [48, 60, 61, 62], WAIT_S)
+        assert cache.progress(timbre) == (4, 4)
+        assert cache.nearest(timbre, 59).pitch == 60 and cache.nearest(timbre, 54).pitch == 48
+
+
+def test_unwritable_cache_dir_keeps_working_from_memory(
+    model: Model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")  # blocks even root, unlike chmod
+    with caplog.at_level(logging.WARNING, logger="gansynth_instrument.cache"):
+        notes = fill(model, blocker / "notes", [36, 37])
+        notes |= fill(model, blocker / "notes", [38])
+    assert all(isinstance(n.gain, float) and len(n.pcm) == 4 * OUTPUT_RATE for n in notes.values())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "memory only" in w]) == 2  # once per cache, not per note
+    assert all(str(blocker) in w for w in warnings)
+
+
+_FULL_DISK_SCRIPT = """
+import json, logging, resource, signal, sys
+from pathlib import Path
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.latent import latent_digest, random_latent
+from gansynth_instrument.model import load_model
+
+logging.basicConfig(level=logging.WARNING)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-size write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.RLIM_INFINITY))  # < one note file
+with NoteCache(load_model(sys.argv[1]), 16000, Path(sys.argv[2])) as cache:
+    timbre = cache.request(random_latent(1), [40, 41, 42], Priority.WAITING)
+    ok = cache.wait(timbre, [40, 41, 42], 300)
+    frames = [len(cache.lookup(timbre, p).pcm) for p in (40, 41, 42)]
+    print(json.dumps({"ok": ok, "frames": frames}))
+"""
+
+
+def test_full_disk_keeps_working_from_memory(tiny_model: Path, tmp_path: Path) -> None:
+    """A real write failure (file size limit → EFBIG), in a child process to spare pytest."""
+    run = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_SCRIPT, str(tiny_model), str(tmp_path / "notes")],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"ok": True, "frames": [64000, 64000, 64000]}
+    assert run.stderr.count("keeping notes in memory only") == 1
+    assert list((tmp_path / "notes").iterdir()) == []  # no half-written entry or temp file left
+
+
+def test_disk_cap_evicts_the_least_recently_used(model: Model, tmp_path: Path) -> None:
+    notes = fill(model, None, [40, 41, 42, 43], sample_rate=16000)
+    timbre = latent_digest(random_latent(1))
+    keys = {p: NoteKey(model.digest, timbre, p, 16000) for p in notes}
+    DiskStore(tmp_path).save(keys[40], notes[40])
+    file_bytes = (tmp_path / keys[40].file_name()).stat().st_size
+    store = DiskStore(tmp_path, max_bytes=int(2.5 * file_bytes))  # room for two notes
+    store.save(keys[41], notes[41])
+    for age_s, pitch in ((300, 40), (200, 41)):  # make the order of use unambiguous
+        stamp = (tmp_path / keys[pitch].file_name()).stat().st_mtime - age_s
+        os.utime(tmp_path / keys[pitch].file_name(), (stamp, stamp))
+    store.save(keys[42], notes[42])  # over the cap: the oldest (40) goes
+    assert [p for p in notes if store.load(keys[p]) is not None] == [41, 42]
+    os.utime(tmp_path / keys[42].file_name(), (1, 1))  # 42 long unused; 41 was just read
+    assert store.load(keys[41]) is not None
+    store.save(keys[43], notes[43])
+    assert [p for p in notes if (tmp_path / keys[p].file_name()).exists()] == [41, 43]
+
+
+def test_bad_requests_name_the_problem(model: Model) -> None:
+    cache = NoteCache(model, OUTPUT_RATE, cache_dir=None)
+    with pytest.raises(ModelError, match=r"pitch 23 .*24, 25, .*84"):
+        cache.request(random_latent(1), [60, 23])
+    with pytest.raises(ModelError, match=r"shape \(255,\)"):
+        cache.request(random_latent(1, 255), [60])
+    with pytest.raises(CacheError, match="sample rate"):
+        NoteCache(model, 0)
+
+
+def test_cache_commands_warm_info_clear(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_dir = tmp_path / "notes"
+    args = ["--cache-dir", str(cache_dir)]
+    warm = ["cache", "warm", "--model", str(tiny_model), "--sample-rate", "16000", *args]
+    assert main([*warm, "felt-keys", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "preset felt-keys: timbre" in out and "seed 3: timbre" in out and "61 notes" in out
+    assert len(list(cache_dir.glob("*.note"))) == 2 * 61
+
+    assert main(["cache", "info", *args]) == 0
+    info = capsys.readouterr().out
+    assert str(cache_dir) in info and "122 notes (1 model(s), 2 timbre(s))" in info
+
+    assert main(["cache", "clear", *args]) == 0
+    assert "removed 122 files" in capsys.readouterr().out
+    assert list(cache_dir.iterdir()) == []
+
+
+def test_cache_command_errors_are_one_line(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_dir = tmp_path / "notes"
+    warm = ["cache", "warm", "--model", str(tiny_model), "--cache-dir", str(cache_dir)]
+    (tmp_path / "a-file").write_text("x")
+    for argv, problem in (
+        ([*warm, "no-such-preset"], "no-such-preset"),
+        (warm, "nothing to warm"),
+        (["cache", "info", "--cache-dir", str(tmp_path / "a-file")], "not a directory"),
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and problem in err[0], err
+    assert not cache_dir.exists()  # nothing written by a failed command
