@@ -271,6 +271,43 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     ren.set_defaults(handler=_cmd_offline)
 
 
+def _cmd_play(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument.live import run_play
+
+    return run_play(args)
+
+
+def _add_play(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "play",
+        help="play the instrument live: MIDI in, low-latency audio out",
+        description=(
+            "Play notes from a MIDI keyboard (or any MIDI program) through the audio output. "
+            "Program changes switch presets of the bank, the morph CC (mod wheel by default) "
+            "morphs along its path, CC64 is the sustain pedal. Notes not cached yet play at once "
+            "from the nearest cached pitch while the exact one renders."
+        ),
+    )
+    _add_model_arg(p)
+    timbre = p.add_mutually_exclusive_group()
+    timbre.add_argument("--preset", help="play this preset (name or .yaml)")
+    timbre.add_argument("--bank", help="bank: program changes + morph path (default: default)")
+    p.add_argument("--midi-in", action="append", metavar="PORT", help="MIDI input (repeatable)")
+    p.add_argument("--virtual-midi", metavar="NAME", help="virtual MIDI port name (default midi_in)")
+    p.add_argument("--device", help="audio output: number or name (see 'devices')")
+    p.add_argument("--sample-rate", "--samplerate", type=int, default=48000, help="Hz (48000)")
+    p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
+    p.add_argument("--channel", type=int, help="MIDI channel 1-16 to hear (default: all)")
+    p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
+    p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
+    p.add_argument(
+        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
+    )
+    p.add_argument("--learn", action="store_true", help="bind the morph to the next CC moved")
+    p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    p.set_defaults(handler=_cmd_play)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gansynth-instrument",
@@ -279,7 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_export, _add_info, _add_devices, _add_cache, _add_presets, _add_offline):
+    for add in (
+        _add_export,
+        _add_info,
+        _add_devices,
+        _add_cache,
+        _add_presets,
+        _add_offline,
+        _add_play,
+    ):
         add(sub)
     return parser
 

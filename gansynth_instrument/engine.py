@@ -214,6 +214,11 @@ class Engine:
         if self.morph:
             self._learning = True
 
+    @property
+    def learning(self) -> bool:
+        """True until a controller has been bound after ``learn()``."""
+        return self._learning
+
     def program_change(self, program: int) -> None:
         """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
         (without a bank there is nothing to switch to, so no warning)."""

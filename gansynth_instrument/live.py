@@ -1,0 +1,244 @@
+"""Live play: a model, its note cache, the engine, an audio stream and MIDI inputs, wired together.
+
+Threads, and what each may touch:
+- PortAudio's callback thread runs ``Mixer.render`` only (see ``audio.py`` and ``voices.py``).
+- rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``Engine.handle`` under a
+  control-side lock, which the status view takes too; the audio thread never takes it.
+- The note cache's renderer thread runs the model; the engine only asks it for notes.
+- The main thread shows the status line until Ctrl-C, then closes MIDI, audio and cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gansynth_instrument.audio import AudioOutput, StreamStats, find_output
+from gansynth_instrument.cache import DEFAULT_CACHE_DIR, NoteCache
+from gansynth_instrument.engine import (
+    DEFAULT_BEND_RANGE_SEMITONES,
+    DEFAULT_VELOCITY_EXPONENT,
+    EngineStatus,
+    build_engine,
+)
+from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
+from gansynth_instrument.voices import Mixer, Voices
+
+if TYPE_CHECKING:
+    import argparse
+
+    from gansynth_instrument.cache import NoteModel
+    from gansynth_instrument.presets import Bank, Preset
+
+DEFAULT_POLYPHONY = 32
+MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
+STATUS_PERIOD_S = 0.25
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What the status line shows."""
+
+    engine: EngineStatus
+    stream: StreamStats
+    voices_sounding: int  # as the audio thread counted them in its last block
+    polyphony: int
+
+
+class Player:
+    """Everything one live session holds. ``start()`` (or ``with``) opens the cache renderer,
+    the audio stream and the MIDI inputs, in that order; ``close()`` undoes it in reverse.
+
+    ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
+    programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
+    """
+
+    def __init__(
+        self,
+        model: NoteModel,
+        *,
+        preset: Preset | None = None,
+        bank: Bank | None = None,
+        sample_rate: int = 48000,
+        block_frames: int = 128,
+        device: str | int | None = None,
+        midi_in: Sequence[str] = (),
+        virtual_midi: str = DEFAULT_VIRTUAL_PORT,
+        channel: int | None = None,
+        polyphony: int = DEFAULT_POLYPHONY,
+        cache_dir: Path | None = DEFAULT_CACHE_DIR,
+        bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
+        velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
+        learn: bool = False,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.block_frames = block_frames
+        self._device = device
+        self._midi_in = tuple(midi_in)
+        self._virtual_midi = virtual_midi
+        self.mixer = Mixer(
+            sample_rate,
+            polyphony=polyphony,
+            channels=2,
+            max_block_frames=max(block_frames, MIXER_CHUNK_FRAMES),
+        )
+        self.cache = NoteCache(model, sample_rate, cache_dir=cache_dir)
+        self.engine = build_engine(
+            self.cache,
+            Voices(self.mixer),
+            model.pitches,
+            model.latent_size,
+            preset=preset,
+            bank=bank,
+            channel=channel,
+            bend_range_semitones=bend_range_semitones,
+            velocity_exponent=velocity_exponent,
+        )
+        if learn:
+            self.engine.learn()
+        self._lock = threading.Lock()
+        self._stack = contextlib.ExitStack()
+        self.audio: AudioOutput | None = None
+        self.midi: MidiInput | None = None
+
+    def handle(self, msg: Sequence[int]) -> None:
+        """One MIDI message from any source (rtmidi's thread, the typing keyboard)."""
+        with self._lock:
+            self.engine.handle(msg)
+
+    def start(self) -> Player:
+        """Render the current timbre in the background, then open audio and MIDI."""
+        with contextlib.ExitStack() as stack:
+            self.cache.start()
+            stack.callback(self.cache.close)
+            with self._lock:
+                self.engine.prefetch()
+            self.audio = AudioOutput(
+                self.mixer.render,
+                device=self._device,
+                sample_rate=self.sample_rate,
+                block_frames=self.block_frames,
+                channels=self.mixer.channels,
+            )
+            stack.callback(self.audio.close)
+            self.audio.start()
+            stack.callback(self.audio.stop)
+            self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
+            stack.callback(self.midi.close)
+            self._stack = stack.pop_all()
+        return self
+
+    def close(self) -> None:
+        """Close MIDI first (no new notes), then the stream, then the cache renderer."""
+        self._stack.close()
+
+    def __enter__(self) -> Player:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def status(self) -> LiveStatus:
+        with self._lock:
+            engine = self.engine.status()
+        if self.audio is None:
+            raise GansynthError("the player is not started")
+        return LiveStatus(
+            engine, self.audio.stats(), self.mixer.voices_active, self.mixer.polyphony
+        )
+
+
+def status_line(status: LiveStatus) -> str:
+    """One line: timbre, morph, cache fill, voices, xruns, latency (see the issue's live view)."""
+    e, s = status.engine, status.stream
+    parts = [f"preset {e.timbre}"]
+    if e.morph_position is not None:
+        parts.append(f"morph {e.morph_position:.2f}")
+    elif e.morph_cc is not None:
+        parts.append(f"morph CC{e.morph_cc}")
+    fill = " ".join(f"{name} {c}/{r}" for name, (c, r) in e.cache_fill.items() if r)
+    parts.append(f"cache {fill or 'empty'}")
+    parts.append(f"voices {status.voices_sounding}/{status.polyphony}")
+    parts.append(f"xruns {s.xruns}")
+    parts.append(f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms")
+    parts.append(f"callback {100 * s.callback_median_load:.0f}%")
+    if e.dropped_commands:
+        parts.append(f"dropped {e.dropped_commands}")
+    return " | ".join(parts)
+
+
+def run_play(args: argparse.Namespace) -> int:
+    """``gansynth-instrument play``: open everything, show the status line until Ctrl-C."""
+    from gansynth_instrument.model import load_model
+    from gansynth_instrument.presets import find_bank, find_preset
+
+    if args.channel is not None and not 1 <= args.channel <= 16:
+        raise GansynthError(f"--channel must be 1..16, got {args.channel}")
+    preset = find_preset(args.preset) if args.preset else None
+    bank = find_bank(args.bank) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank("default")
+    find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    model = load_model(args.model)
+    player = Player(
+        model,
+        preset=preset,
+        bank=bank,
+        sample_rate=args.sample_rate,
+        block_frames=args.blocksize,
+        device=args.device,
+        midi_in=args.midi_in or (),
+        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+        channel=None if args.channel is None else args.channel - 1,
+        polyphony=args.polyphony,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        bend_range_semitones=args.bend_range,
+        velocity_exponent=args.velocity_curve,
+        learn=args.learn,
+    )
+    with player:
+        _print_header(player, args.model)
+        try:
+            _status_loop(player)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+    return 0
+
+
+def _print_header(player: Player, model_path: Any) -> None:
+    assert player.audio is not None and player.midi is not None
+    out = player.audio.device
+    print(f"model   {model_path}")
+    print(
+        f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
+        f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
+    )
+    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}")
+    if player.engine.learning:
+        print("learn   move a knob (or the mod wheel) to bind it to the morph")
+    print("Ctrl-C to stop.")
+
+
+def _status_loop(player: Player) -> None:
+    """Redraw the status line in place on a terminal, else print it every few seconds."""
+    tty = sys.stdout.isatty()
+    last_print = 0.0
+    while True:
+        assert player.audio is not None
+        if not player.audio.active:
+            raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
+        line = status_line(player.status())
+        now = time.monotonic()
+        if tty:
+            print("\r" + line + "\x1b[K", end="", flush=True)
+        elif now - last_print >= 5.0:
+            print(line, flush=True)
+            last_print = now
+        time.sleep(STATUS_PERIOD_S)

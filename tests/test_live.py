@@ -1,0 +1,237 @@
+"""Live play on the JACK dummy server: MIDI from a separate JACK client in, PortAudio out, captured.
+
+Every check compares the captured audio with the cached notes themselves (normalised correlation at
+the best alignment), so it holds for any model; the notes a check needs are rendered into the cache
+first, so the exact notes play (not the nearest-pitch stand-in). No timing is asserted here: latency
+figures come from benchmarks/bench_live.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jackrig import JackServer, MidiSender, Recorder, midi_input_port
+from scipy.signal import correlate
+
+from gansynth_instrument.cache import Priority
+from gansynth_instrument.engine import Timbre
+from gansynth_instrument.live import Player
+from gansynth_instrument.midi import CLIENT_NAME
+from gansynth_instrument.model import load_model
+from gansynth_instrument.presets import find_bank, find_preset
+
+RATE = 48000
+WAIT_S = 300.0  # only bounds a hang
+TEMPLATE_S = 0.2  # length of capture compared with a note
+WINDOW_S = 0.1  # pieces of it searched for in the note (see match)
+MATCH = 0.9  # the right note scores ≥ 0.97 even under load
+MISMATCH = 0.8  # another timbre of the same pitch scores ≤ 0.65 (tiny model, 0.1 s pieces)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path):
+    return load_model(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live-notes")
+
+
+@contextmanager
+def playing(model, cache_dir: Path, **kw) -> Iterator[tuple[Player, MidiSender]]:
+    """A started Player on a fresh virtual port, and a JACK MIDI client connected to it."""
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    player = Player(model, sample_rate=RATE, virtual_midi=port, cache_dir=cache_dir, **kw)
+    with player, MidiSender() as sender:
+        sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+        yield player, sender
+
+
+def note(player: Player, timbre: Timbre, pitch: int) -> np.ndarray:
+    """The cached note (float, at the output rate), rendered first if needed."""
+    player.cache.request(timbre.latent, [pitch], Priority.WAITING)
+    assert player.cache.wait(timbre.key, [pitch], WAIT_S)
+    return player.cache.lookup(timbre.key, pitch).to_float()
+
+
+def record(sender: MidiSender, script: list[tuple[float, list[int]]], seconds: float) -> np.ndarray:
+    """Send each message at its time (s after recording starts); the left channel captured."""
+    with Recorder(seconds=seconds) as recorder:
+        start = time.perf_counter()
+        for at_s, msg in script:
+            time.sleep(max(0.0, start + at_s - time.perf_counter()))
+            sender.send(msg)
+        captured = recorder.wait(timeout_s=seconds + 10).copy()
+    assert np.array_equal(captured[:, 0], captured[:, 1])
+    return captured[:, 0]
+
+
+def match(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """How well ``captured`` is a piece of ``reference``, and where in it ``captured[0]`` sits.
+
+    The capture is cut into ``WINDOW_S`` pieces; each is searched for in the reference (normalised
+    correlation at the best offset) and the best piece counts, so a block the loaded 2-core machine
+    dropped (an xrun) does not hide a match.
+    """
+    n = round(WINDOW_S * RATE)
+    energy = np.concatenate([[0.0], np.cumsum(reference.astype(np.float64) ** 2)])
+    best = (-1.0, 0)
+    for start in range(0, len(captured) - n + 1, n):
+        piece = captured[start : start + n].astype(np.float64)
+        if not piece.any():
+            continue
+        dots = correlate(reference, piece, mode="valid", method="fft")
+        norms = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-20)) * np.linalg.norm(piece)
+        k = int(np.argmax(dots / norms))
+        best = max(best, (float(dots[k] / norms[k]), k - start))
+    return best
+
+
+def onset(captured: np.ndarray) -> int:
+    return int(np.flatnonzero(np.abs(captured) > 1e-4)[0])
+
+
+def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
+    jack_server: JackServer, model, cache_dir
+):
+    preset = find_preset("felt-keys")
+    with playing(model, cache_dir, preset=preset) as (player, sender):
+        timbre = player.engine.timbre
+        for pitch in (60, 67):
+            expected = note(player, timbre, pitch)
+            script = [(0.05, [0x90, pitch, 110]), (0.45, [0x80, pitch, 0])]
+            captured = record(sender, script, seconds=1.2)
+            start = onset(captured)
+            body = captured[start + round(0.02 * RATE) : start + round(0.3 * RATE)]
+            score, _ = match(body, expected[: round(0.5 * RATE)])
+            assert score > MATCH, (pitch, score)
+            # Released at ~0.45 s: silent once the release (preset.release_s) is over.
+            silent_from = round((0.45 + preset.release_s + 0.05) * RATE)
+            assert np.abs(captured[start : start + round(0.3 * RATE)]).max() > 0.05
+            assert not captured[silent_from:].any()
+
+
+def test_sustain_pedal_holds_released_notes_until_it_lifts(jack_server, model, cache_dir):
+    preset = find_preset("felt-keys")
+    with playing(model, cache_dir, preset=preset) as (player, sender):
+        expected = note(player, player.engine.timbre, 64)
+        script = [
+            (0.02, [0xB0, 64, 127]),
+            (0.05, [0x90, 64, 100]),
+            (0.15, [0x80, 64, 0]),  # key up under the pedal
+            (0.9, [0xB0, 64, 0]),  # pedal up: the release starts
+        ]
+        captured = record(sender, script, seconds=1.6)
+    held = captured[round((0.2 + preset.release_s) * RATE) : round(0.85 * RATE)]
+    # Well past the key's release time, the note still plays at full level: the pedal holds it.
+    score, position = match(held, expected)
+    assert score > MATCH
+    level = np.linalg.norm(held) / np.linalg.norm(expected[position : position + len(held)])
+    assert level == pytest.approx((100 / 127) ** 2 * 10 ** (preset.gain_db / 20), rel=0.05)
+    assert not captured[round((0.9 + preset.release_s + 0.05) * RATE) :].any()
+
+
+def test_program_change_switches_new_notes_and_keeps_the_sounding_one(
+    jack_server, model, cache_dir
+):
+    bank = find_bank("default")  # program 0: felt-keys, 14: glass-bell
+    with playing(model, cache_dir, bank=bank) as (player, sender):
+        keys, bell = player.engine.programs[0], player.engine.programs[14]
+        keys60, bell60 = note(player, keys, 60), note(player, bell, 60)
+        held = record(sender, [(0.05, [0x90, 60, 110]), (0.3, [0xC0, 14])], seconds=0.8)
+        after_change = held[round(0.4 * RATE) : round(0.6 * RATE)]
+        assert match(after_change, keys60)[0] > MATCH  # the sounding note kept its timbre
+        sender.send([0x80, 60, 0])
+        time.sleep(0.5)
+        new = record(sender, [(0.05, [0x90, 60, 110])], seconds=0.6)
+        body = new[onset(new) + round(0.02 * RATE) :][: round(TEMPLATE_S * RATE)]
+        assert match(body, bell60)[0] > MATCH
+        assert match(body, keys60)[0] < MISMATCH
+
+
+def test_morph_cc_changes_the_timbre_of_held_and_new_notes(jack_server, model, cache_dir):
+    bank = find_bank("default")  # morph path felt-keys → glass-bell → slow-pad on CC1
+    with playing(model, cache_dir, bank=bank) as (player, sender):
+        first, last = player.engine.programs[0], player.engine.morph[-1]
+        start60, end60 = note(player, first, 60), note(player, last, 60)
+        start64, end64 = note(player, first, 64), note(player, last, 64)
+        script = [
+            (0.05, [0x90, 60, 110]),
+            (0.5, [0xB0, 1, 127]),  # mod wheel to the end of the path, the note still held
+            (0.8, [0x80, 60, 0]),
+            (1.3, [0x90, 64, 110]),
+        ]
+        captured = record(sender, script, seconds=1.7)
+    start = onset(captured)
+    before = captured[start + round(0.1 * RATE) : round(0.45 * RATE)]
+    assert match(before, start60)[0] > MATCH
+    held_after = captured[round(0.55 * RATE) : round(0.75 * RATE)]
+    score, position = match(held_after, end60)
+    assert score > MATCH and match(held_after, start60)[0] < MISMATCH
+    # The new step took over at the playback position the held note had reached.
+    # (Not restarted: that would put it near 0. Dropped blocks under load shift it a little.)
+    assert abs(position - (round(0.55 * RATE) - start)) < round(0.05 * RATE)
+    new = captured[round(1.3 * RATE) :]
+    body = new[onset(new) + round(0.02 * RATE) :][: round(TEMPLATE_S * RATE)]
+    assert match(body, end64)[0] > MATCH and match(body, start64)[0] < MISMATCH
+
+
+def test_pitch_bend_shifts_the_pitch_of_a_held_note(jack_server, model, cache_dir):
+    with playing(model, cache_dir, preset=find_preset("felt-keys")) as (player, sender):
+        plain = note(player, player.engine.timbre, 60)
+        script = [(0.05, [0x90, 60, 110]), (0.4, [0xE0, 0x7F, 0x7F])]  # full up: +2 semitones
+        captured = record(sender, script, seconds=0.8)
+    after = captured[round(0.5 * RATE) : round(0.7 * RATE)]
+    bent = np.interp(np.arange(0, len(plain) - 1, 2 ** (2 / 12)), np.arange(len(plain)), plain)
+    assert match(after, bent)[0] > MATCH
+    assert match(after, plain)[0] < MISMATCH
+
+
+def run_play(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gansynth_instrument", "play", *argv]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("gansynth-instrument play:")]
+
+
+def test_unknown_midi_port_is_one_line_listing_the_ports(
+    jack_server: JackServer, tiny_model, tmp_path
+):
+    argv = ["--model", str(tiny_model), "--midi-in", "no-such-keyboard", "--cache-dir", tmp_path]
+    result = run_play([str(a) for a in argv], dict(os.environ))
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "no MIDI input port 'no-such-keyboard'" in lines[0] and "MIDI inputs are" in lines[0]
+
+
+def test_no_audio_output_is_one_line_suggesting_render(tiny_model, tmp_path):
+    env = dict(
+        os.environ, JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex}", JACK_NO_START_SERVER="1"
+    )
+    env["HOME"] = str(tmp_path)  # no .asoundrc devices either
+    argv = ["--model", str(tiny_model), "--cache-dir", str(tmp_path)]
+    result = run_play(argv, env)
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "render" in lines[0]
+
+
+def test_bad_preset_is_one_line_before_anything_opens(tiny_model, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: broken\nseed: 3\ngain_db: loud\n")
+    result = run_play(["--model", str(tiny_model), "--preset", str(bad)], dict(os.environ))
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert str(bad) in lines[0] and "gain_db" in lines[0]
