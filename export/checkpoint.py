@@ -156,16 +156,16 @@ def _extract_zip(archive: Path, into: Path) -> Path:
                 f"{found}; unpack it and pass the folder you mean"
             )
         root = roots[0]
-        stage_ids = {
-            int(m.group(1))
+        stages = {
+            int(m.group(1)): n.parent.name
             for n in names
             if n.parent.parent == root and (m := _STAGE_RE.match(n.parent.name))
         }
-        if not stage_ids:
+        if not stages:
             raise CheckpointError(
                 f"{archive}: no stage_* folder next to '{root}/{EXPERIMENT_JSON}'"
             )
-        stage_name = f"stage_{max(stage_ids):05d}"
+        stage_name = stages[max(stages)]
         model_dir = into / (root.name or archive.stem)
         stage = model_dir / stage_name
         stage.mkdir(parents=True)
