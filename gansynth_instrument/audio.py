@@ -28,6 +28,7 @@ import numpy as np
 
 from gansynth_instrument.errors import DeviceError
 
+JACK_HOST_API = "JACK Audio Connection Kit"
 RenderFn = Callable[[np.ndarray, int], None]
 """``render(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
 
@@ -153,6 +154,12 @@ class AudioOutput:
     ) -> None:
         sd = _sounddevice()
         self.device = find_output(device)
+        if self.device.host_api == JACK_HOST_API and sample_rate != self.device.default_sample_rate:
+            raise DeviceError(
+                f"the JACK server runs at {self.device.default_sample_rate:.0f} Hz, not "
+                f"{sample_rate} Hz; pass --samplerate {self.device.default_sample_rate:.0f} "
+                "(the instrument resamples its notes to any rate)"
+            )
         if channels > self.device.channels:
             raise DeviceError(
                 f"audio output {self.device.name!r} has {self.device.channels} channel(s), "

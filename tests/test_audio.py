@@ -87,6 +87,15 @@ def test_device_found_by_index_or_name(jack_server: JackServer) -> None:
     assert find_output(default.name) == default
 
 
+def test_sample_rate_other_than_jacks_names_the_right_one(jack_server: JackServer) -> None:
+    with pytest.raises(DeviceError) as err:
+        AudioOutput(Ramp().render, sample_rate=44100)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("the JACK server runs at 48000 Hz, not 44100 Hz")
+    assert "--samplerate 48000" in message
+
+
 def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
     channels = find_output(None).channels + 1
     with pytest.raises(DeviceError, match=f"{channels} needed") as err:
