@@ -8,8 +8,11 @@ real-time thread, once per block, and must finish well inside one block period:
 - No array allocation, file I/O, logging or ``print``, imports, model inference, or blocking calls
   (``queue.get``, ``sleep``, a lock the control side can hold). Commands arrive through deques that
   the render side alone consumes (see ``voices.py``).
-- All checks (device, sample rate, block size, channels) happen before ``start()``; the callback
-  only counts xruns and times itself, into preallocated storage read later by ``stats()``.
+- All checks (device, sample rate, channels) happen before ``start()``; the callback only counts
+  xruns and times itself, into preallocated storage read later by ``stats()``.
+- The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
+  extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
+  stream. Keep such calls out of the time the stream runs (see ``midi.py``).
 - An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
 
 PortAudio's JACK host API needs the block size to equal the JACK period (128 by default), else it
