@@ -92,39 +92,54 @@ class _Cursor:
         return out
 
 
-def _proto_fields(buf: memoryview, where: str) -> dict[int, list[int | memoryview]]:
-    """Decode one protobuf message's wire format into ``{field number: [values]}``.
+class _Message:
+    """One decoded protobuf message with typed access; a field of the wrong wire type is an error.
 
-    Varints and fixed ints come back as ints, length-delimited fields as byte views; that is all
+    Varints and fixed ints are kept as ints, length-delimited fields as byte views; that is all
     BundleHeaderProto / BundleEntryProto / TensorShapeProto need.
     """
-    cur = _Cursor(buf, 0, len(buf), where)
-    fields: dict[int, list[int | memoryview]] = {}
-    while cur.pos < cur.end:
-        tag = cur.varint()
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value: int | memoryview = cur.varint()
-        elif wire == 1:
-            value = struct.unpack("<Q", cur.take(8))[0]
-        elif wire == 2:
-            value = cur.take(cur.varint())
-        elif wire == 5:
-            value = struct.unpack("<I", cur.take(4))[0]
-        else:
-            raise cur.fail(f"unsupported protobuf wire type {wire}")
-        fields.setdefault(number, []).append(value)
-    return fields
 
+    def __init__(self, buf: memoryview, where: str) -> None:
+        self.where = where
+        self.fields: dict[int, list[int | memoryview]] = {}
+        cur = _Cursor(buf, 0, len(buf), where)
+        while cur.pos < cur.end:
+            tag = cur.varint()
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                value: int | memoryview = cur.varint()
+            elif wire == 1:
+                value = struct.unpack("<Q", cur.take(8))[0]
+            elif wire == 2:
+                value = cur.take(cur.varint())
+            elif wire == 5:
+                value = struct.unpack("<I", cur.take(4))[0]
+            else:
+                raise cur.fail(f"unsupported protobuf wire type {wire}")
+            self.fields.setdefault(number, []).append(value)
 
-def _one_int(fields: dict[int, list], number: int, default: int = 0) -> int:
-    values = fields.get(number)
-    if not values:
-        return default
-    value = values[-1]
-    if not isinstance(value, int):
-        raise CheckpointError(f"protobuf field {number} should be a number")
-    return value - (1 << 64) if value >= 1 << 63 else value  # int64 two's complement
+    def has(self, number: int) -> bool:
+        return number in self.fields
+
+    def int(self, number: int, default: int = 0) -> int:
+        """Last value of an int64/enum/fixed field (protobuf: the last one wins)."""
+        values = self.fields.get(number)
+        if not values:
+            return default
+        if not isinstance(values[-1], int):
+            raise CheckpointError(f"{self.where}: corrupt checkpoint (field {number} not a number)")
+        return values[-1] - (1 << 64) if values[-1] >= 1 << 63 else values[-1]
+
+    def messages(self, number: int) -> list[_Message]:
+        """Every value of a repeated message field, decoded."""
+        out = []
+        for value in self.fields.get(number, []):
+            if not isinstance(value, memoryview):
+                raise CheckpointError(
+                    f"{self.where}: corrupt checkpoint (field {number} not a message)"
+                )
+            out.append(_Message(value, self.where))
+        return out
 
 
 def _read_block(data: bytes, offset: int, size: int, where: str) -> list[tuple[bytes, memoryview]]:
@@ -177,30 +192,28 @@ def _read_table(data: bytes, where: str) -> list[tuple[bytes, memoryview]]:
 
 
 def _parse_entry(name: str, value: memoryview, where: str) -> TensorEntry:
-    fields = _proto_fields(value, where)
-    if fields.get(7):
+    entry = _Message(value, where)
+    if entry.has(7):
         raise CheckpointError(
             f"{where}: variable '{name}' is partitioned into slices, which is not supported"
         )
     dims: list[int] = []
-    for shape_buf in fields.get(2, []):
-        shape = _proto_fields(shape_buf, where)  # type: ignore[arg-type]
-        if _one_int(shape, 3):
+    for shape in entry.messages(2):
+        if shape.int(3):
             raise CheckpointError(f"{where}: variable '{name}' has an unknown rank")
-        for dim_buf in shape.get(2, []):
-            dims.append(_one_int(_proto_fields(dim_buf, where), 1))  # type: ignore[arg-type]
+        dims.extend(dim.int(1) for dim in shape.messages(2))
     if any(d < 0 for d in dims):
         raise CheckpointError(f"{where}: variable '{name}' has a negative dimension {dims}")
-    code = _one_int(fields, 1)
+    code = entry.int(1)
     return TensorEntry(
         name=name,
         dtype=DTYPES.get(code),
         dtype_code=code,
         shape=tuple(dims),
-        shard=_one_int(fields, 3),
-        offset=_one_int(fields, 4),
-        size=_one_int(fields, 5),
-        masked_crc32c=_one_int(fields, 6) if fields.get(6) else None,
+        shard=entry.int(3),
+        offset=entry.int(4),
+        size=entry.int(5),
+        masked_crc32c=entry.int(6) if entry.has(6) else None,
     )
 
 
@@ -223,9 +236,9 @@ class TensorBundle:
         self.entries: dict[str, TensorEntry] = {}
         for key, value in _read_table(data, where):
             if key == b"":
-                header = _proto_fields(value, where)
-                num_shards = _one_int(header, 1)
-                if _one_int(header, 2) != 0:
+                header = _Message(value, where)
+                num_shards = header.int(1)
+                if header.int(2) != 0:
                     raise CheckpointError(f"{where}: big-endian checkpoints are not supported")
                 continue
             try:

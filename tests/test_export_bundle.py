@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundle_writer import write_bundle
-from gansynth_export.bundle import TensorBundle
+from gansynth_export.bundle import TensorBundle, _parse_entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +103,20 @@ def test_damaged_index_raises_only_checkpoint_error(
         pass
     finally:
         index.write_bytes(original)
+
+
+@pytest.mark.parametrize(
+    ("proto", "problem"),
+    [
+        (b"\x10\x05", "field 2 not a message"),  # shape as a varint
+        (b"\x0a\x01x", "field 1 not a number"),  # dtype as bytes
+        (b"\x12\x0d\x12\x0b\x08" + b"\xff" * 9 + b"\x01", "negative dimension"),  # dim -1
+        (b"\x12\x02\x18\x01", "unknown rank"),
+        (b"\x3a\x00", "partitioned into slices"),
+        (b"\x12\x05\x12\x03\x08\xff", "runs past the end"),  # truncated varint
+        (b"\x0b", "wire type 3"),
+    ],
+)
+def test_malformed_entry_protos(proto: bytes, problem: str) -> None:
+    with pytest.raises(CheckpointError, match=f"^m.index: .*{problem}"):
+        _parse_entry("w", memoryview(proto), "m.index")
