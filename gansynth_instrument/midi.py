@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -109,6 +110,10 @@ class MidiInput:
     ports, or the virtual port's name); ``api`` is the MIDI API ('Jack', 'ALSA', ...).
     ``close()`` (or leaving the ``with`` block) stops delivery and frees every client, so a later
     run gets the same names back.
+
+    python-rtmidi drops an exception raised in a callback without a word, so an exception from
+    ``handle`` is printed here with its traceback and counted in ``handler_errors``; delivery of
+    the next messages goes on.
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class MidiInput:
         self._handle = handle
         self._clients: list[rtmidi.MidiIn] = []
         self.port_names: list[str] = []
+        self.handler_errors = 0
         try:
             if ports:
                 for wanted in ports:
@@ -154,7 +160,12 @@ class MidiInput:
         self.port_names.append(ports[index])
 
     def _deliver(self, event: tuple[list[int], float], data: object = None) -> None:
-        self._handle(event[0])
+        try:
+            self._handle(event[0])
+        except Exception:
+            self.handler_errors += 1
+            print(f"MIDI message {event[0]} failed in the handler:", file=sys.stderr)
+            traceback.print_exc()
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""

@@ -62,6 +62,30 @@ def test_virtual_port_receives_from_a_jack_midi_client(jack_server: JackServer) 
         assert inbox.wait(len(MESSAGES) + 1)[-1] == [0x90, 67, 1]
 
 
+def test_a_failing_handler_is_reported_and_delivery_goes_on(
+    jack_server: JackServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    inbox = Inbox()
+
+    def handle(msg: list[int]) -> None:
+        inbox.handle(msg)
+        if msg[1] == 61:
+            raise ValueError("engine bug")
+
+    with (
+        MidiInput(handle, virtual="keys", client_name="gsi-fail") as midi_in,
+        MidiSender() as sender,
+    ):
+        sender.connect(midi_input_port(sender.client, "gsi-fail.*:keys"))
+        for pitch in (60, 61, 62):
+            sender.send([0x90, pitch, 100])
+        assert [m[1] for m in inbox.wait(3)] == [60, 61, 62]
+        assert midi_in.handler_errors == 1
+    err = capfd.readouterr().err
+    assert "MIDI message [144, 61, 100] failed in the handler" in err
+    assert "ValueError: engine bug" in err
+
+
 def test_named_port_is_opened_by_part_of_its_name(jack_server: JackServer) -> None:
     inbox = Inbox()
     with (
