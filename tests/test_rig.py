@@ -5,12 +5,18 @@ If this fails, every live-play test fails too: fix the rig (jackd, PortAudio, JA
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 import sounddevice as sd
 from jackrig import (
+    SHM_DIR,
     JackServer,
     MidiSender,
     Recorder,
+    RigError,
     decode_frames,
     frame_code,
     longest_run,
@@ -88,3 +94,30 @@ def test_midi_sender_reaches_a_jack_midi_input(jack_server: JackServer) -> None:
         sender.send([0x80, 60, 0])
         sd.sleep(200)
     assert received == [bytes([0x90, 60, 100]), bytes([0x80, 60, 0])]
+
+
+def test_private_server_cleans_up_after_itself() -> None:
+    """Stop terminates PortAudio first, stops jackd by PID, restores the environment, and leaves
+    nothing named after the server in /dev/shm (it nests inside the session's server, if any)."""
+    before_env = os.environ.get("JACK_DEFAULT_SERVER")
+    server = JackServer(sample_rate=44100, period_frames=256)
+    with server:
+        assert os.environ["JACK_DEFAULT_SERVER"] == server.name
+        assert os.environ["JACK_NO_START_SERVER"] == "1"
+        assert sd.query_devices(kind="output")["default_samplerate"] == 44100
+        assert any(server.name in entry.name for entry in SHM_DIR.iterdir())
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, 0)  # jackd runs
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
+    assert os.environ.get("JACK_DEFAULT_SERVER") == before_env
+    assert not [entry.name for entry in SHM_DIR.iterdir() if server.name in entry.name]
+    # PortAudio is usable again, and sees the session's server (or none) rather than ours.
+    assert all(d["default_samplerate"] != 44100 for d in sd.query_devices())
+
+
+def test_missing_jackd_is_a_clear_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RigError, match=r"jackd/jack_wait not found.*apt-get install jackd2"):
+        JackServer().start()
