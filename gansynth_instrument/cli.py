@@ -33,9 +33,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "export",
         help="convert a Magenta GANSynth checkpoint into one ONNX instrument model",
         description=(
-            "Convert a Magenta GANSynth checkpoint (a release zip, its unpacked folder, a training dir "
-            "or one stage_* dir) into a single self-describing ONNX file. No TensorFlow needed. "
-            "With --random, build a model of the released shapes with random weights instead."
+            "Convert a Magenta GANSynth checkpoint (a release zip, its unpacked folder, a training "
+            "dir or one stage_* dir) into a single self-describing ONNX file. No TensorFlow "
+            "needed. With --random, build a model of the released shapes with random weights "
+            "instead."
         ),
     )
     p.add_argument("checkpoint", nargs="?", help="checkpoint dir, stage_* dir or .zip")
@@ -43,7 +44,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--random",
         action="store_true",
-        help="no checkpoint: random weights with the released all_instruments shapes (for benchmarks)",
+        help="no checkpoint: random weights in the released all_instruments shapes (benchmarks)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --random weights (default 0)")
     p.set_defaults(handler=_cmd_export)
@@ -293,7 +294,9 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     timbre.add_argument("--preset", help="play this preset (name or .yaml)")
     timbre.add_argument("--bank", help="bank: program changes + morph path (default: default)")
     p.add_argument("--midi-in", action="append", metavar="PORT", help="MIDI input (repeatable)")
-    p.add_argument("--virtual-midi", metavar="NAME", help="virtual MIDI port name (default midi_in)")
+    p.add_argument(
+        "--virtual-midi", metavar="NAME", help="virtual MIDI port name (default midi_in)"
+    )
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
     p.add_argument("--sample-rate", "--samplerate", type=int, default=48000, help="Hz (48000)")
     p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")

@@ -1,4 +1,4 @@
-"""Shared test fixtures: Magenta's reference checkpoints, an exported tiny model, a JACK dummy server."""
+"""Shared test fixtures: Magenta's reference checkpoints, an exported tiny model, a JACK server."""
 
 from __future__ import annotations
 
