@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import onnx
 
 from gansynth_instrument.errors import ModelError
 from gansynth_instrument.metadata import (
@@ -155,8 +156,7 @@ def read_info(path: str | Path) -> ModelInfo:
     return info
 
 
-def _read(path: Path) -> tuple[ModelInfo, bytes]:
-    import onnx
+def _read(path: Path) -> tuple[ModelInfo, onnx.ModelProto]:
 
     try:
         data = path.read_bytes()
@@ -188,7 +188,104 @@ def _read(path: Path) -> tuple[ModelInfo, bytes]:
         )
     if not info.digest:  # older exports: key the cache on the file's content instead
         info = dataclasses.replace(info, digest=hashlib.sha256(data).hexdigest()[:32])
-    return info, data
+    return info, proto
+
+
+# Upscale-then-conv folding. Nearest ×2 then a 3×3 'same' conv reads, for each output parity, a
+# 2×2 window of the small input whose taps are sums of the 3×3 taps: kernel rows (0), (1+2) for
+# even output rows and (0+1), (2) for odd ones; the same for columns. That is exactly a
+# ConvTranspose (stride 2, kernel 4, pads 1) whose 4 taps per axis are, in order: W2, W1+W2,
+# W0+W1, W0. 16 instead of 36 multiply-adds per input pixel and channel pair, no upscaled copy:
+# GANSynth's conv0 of blocks 2-7 are ~60 % of its work, and this makes the whole generator ~1.4×
+# faster on OpenVINO (benchmarks/bench_generate.py). Exact up to float rounding.
+_FOLD_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=np.float64)
+
+
+def _fold_upscale_into_conv(proto: onnx.ModelProto) -> int:
+    """Rewrite each Resize(nearest ×2) → Conv 3×3 'same' pair in place; returns how many."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    initializers = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    replaced: dict[int, onnx.NodeProto] = {}
+    dropped: set[int] = set()
+    for node in graph.node:
+        readers = consumers.get(node.output[0], []) if node.op_type == "Resize" else []
+        if len(readers) != 1 or not _is_nearest_x2(node, initializers):
+            continue
+        conv = readers[0]
+        kernel = _same_3x3_kernel(conv, initializers)
+        if kernel is None or node.output[0] in {o.name for o in graph.output}:
+            continue
+        folded = np.einsum("yd,xe,oide->ioyx", _FOLD_TAPS, _FOLD_TAPS, kernel.astype(np.float64))
+        name = f"{conv.input[1]}/folded_upscale"
+        graph.initializer.append(numpy_helper.from_array(folded.astype(np.float32), name))
+        replaced[id(conv)] = helper.make_node(
+            "ConvTranspose",
+            [node.input[0], name, *conv.input[2:]],
+            list(conv.output),
+            name=f"{conv.name}/folded_upscale",
+            kernel_shape=[4, 4],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+        dropped.add(id(node))
+    if not replaced:
+        return 0
+    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for n in graph.node for name in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return len(replaced)
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _is_nearest_x2(node: onnx.NodeProto, initializers: dict) -> bool:
+    """Resize that is exactly ``np.repeat`` ×2 on H and W of an NCHW tensor."""
+    from onnx import numpy_helper
+
+    attrs = _attrs(node)
+    if (
+        attrs.get("mode", b"nearest") != b"nearest"
+        or attrs.get("coordinate_transformation_mode") != b"asymmetric"
+        or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
+        or len(node.input) != 3
+        or node.input[2] not in initializers
+    ):
+        return False
+    scales = numpy_helper.to_array(initializers[node.input[2]])
+    return scales.tolist() == [1.0, 1.0, 2.0, 2.0]
+
+
+def _same_3x3_kernel(conv: onnx.NodeProto, initializers: dict) -> np.ndarray | None:
+    """The OIHW kernel of a stride-1, ungrouped 3×3 Conv padded by 1 all round, else None."""
+    from onnx import numpy_helper
+
+    if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in initializers:
+        return None
+    attrs = _attrs(conv)
+    if (
+        list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
+        or list(attrs.get("strides", [1, 1])) != [1, 1]
+        or list(attrs.get("dilations", [1, 1])) != [1, 1]
+        or attrs.get("group", 1) != 1
+        or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
+    ):
+        return None
+    kernel = numpy_helper.to_array(initializers[conv.input[1]])
+    return kernel if kernel.ndim == 4 and kernel.shape[2:] == (3, 3) else None
 
 
 def load_model(
@@ -218,7 +315,9 @@ def load_model(
         raise ModelError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if threads is not None and threads < 1:
         raise ModelError(f"threads must be at least 1, got {threads}")
-    info, data = _read(path)
+    info, proto = _read(path)
+    _fold_upscale_into_conv(proto)
+    data = proto.SerializeToString()
     if backend == "auto":
         backend = _auto_backend(precision)
     if precision == "bf16" and backend != "openvino":
@@ -226,7 +325,7 @@ def load_model(
     if backend == "cuda":
         runner = _cuda_runner(path, data)
     elif backend == "openvino":
-        runner = _openvino_runner(path, threads, precision)
+        runner = _openvino_runner(path, data, threads, precision)
     else:
         runner = _ort_cpu_runner(path, data, threads)
     return Model(path, info, runner, backend, precision)
@@ -330,7 +429,7 @@ def _cuda_runner(path: Path, data: bytes) -> _Runner:
     return _ort_runner(session)
 
 
-def _openvino_runner(path: Path, threads: int | None, precision: str) -> _Runner:
+def _openvino_runner(path: Path, data: bytes, threads: int | None, precision: str) -> _Runner:
     if not _openvino_present():
         raise ModelError("backend openvino: the openvino package is not installed")
     import openvino as ov
@@ -346,7 +445,7 @@ def _openvino_runner(path: Path, threads: int | None, precision: str) -> _Runner
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
     try:
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        compiled = core.compile_model(core.read_model(data), "CPU", config)
     except RuntimeError as err:
         raise ModelError(f"{path}: OpenVINO cannot load it: {_first_line(err)}") from None
     local = threading.local()  # one infer request per thread: requests are not thread-safe
