@@ -2,7 +2,7 @@
 
 Prints one table: generator ms/note at batch 1 and 8 for every backend/precision that runs here,
 NumPy post-processing ms/note, and ``generate()`` (generator + post-processing) at batch 1 on the
-backend ``auto`` picks, each as median and max, with the ratio against the 90 ms/note figure
+backend ``auto`` picks, each as median, min and max, with the ratio against the 90 ms/note figure
 issue 4 gives for Magenta's own ``generate_samples_from_z`` (target: ≤ 0.75). Then the spectral
 SNR of bf16 against f32 on magenta-tiny and on the full-size model.
 
@@ -35,15 +35,17 @@ TARGET_RATIO = 0.75
 REPO = Path(__file__).resolve().parent.parent
 
 
-def time_ms(fn: Callable[[], object], repeats: int, notes: int) -> tuple[float, float]:
-    """(median, max) wall ms per note over ``repeats`` calls after one warm-up call."""
+def time_ms(fn: Callable[[], object], repeats: int, notes: int) -> tuple[float, float, float]:
+    """(median, min, max) wall ms per note over ``repeats`` calls after one warm-up call.
+
+    On a shared machine the min is the best estimate of the uncontended time."""
     fn()
     per_note = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         per_note.append((time.perf_counter() - start) * 1e3 / notes)
-    return statistics.median(per_note), max(per_note)
+    return statistics.median(per_note), min(per_note), max(per_note)
 
 
 def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,10 +97,10 @@ def export_tiny(directory: Path, fixtures: Path) -> Path:
     return path
 
 
-def row(name: str, stats: tuple[float, float], ratio: bool = False) -> str:
-    median, worst = stats
-    extra = f"{median / MAGENTA_MS_PER_NOTE:9.2f}" if ratio else ""
-    return f"{name:<42}{median:10.1f}{worst:10.1f}{extra}"
+def row(name: str, stats: tuple[float, float, float], ratio: bool = False) -> str:
+    median, best, worst = stats
+    extra = f"{median / MAGENTA_MS_PER_NOTE:9.2f}{best / MAGENTA_MS_PER_NOTE:9.2f}" if ratio else ""
+    return f"{name:<42}{median:10.1f}{best:10.1f}{worst:10.1f}{extra}"
 
 
 def main() -> None:
@@ -119,7 +121,9 @@ def main() -> None:
             f"model: {model_path}; {os.cpu_count()} CPUs, load average at start "
             f"{os.getloadavg()[0]:.2f} (shared machine: other work inflates the max column)"
         )
-        header = f"{'ms per note':<42}{'median':>10}{'max':>10}{'÷ 90 ms':>9}"
+        header = (
+            f"{'ms per note':<42}{'median':>10}{'min':>10}{'max':>10}{'med/90':>9}{'min/90':>9}"
+        )
         lines = [header, "-" * len(header)]
         auto: Model | None = None
         for backend in available_backends():

@@ -384,6 +384,9 @@ def _ort_session(data: bytes, providers: list, threads: int | None, severity: in
 
     options = ort.SessionOptions()
     options.log_severity_level = severity
+    # Idle worker threads sleep instead of spinning: the renderer shares the CPU with the audio
+    # callback (and, on the course's laptops, with everything else).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(data, options, providers=providers)
