@@ -28,6 +28,7 @@ import math
 import os
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ DEFAULT_BATCH_SIZE = 4  # bounds how long a WAITING note can queue behind a batc
 NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forward (Priority.NEAR)
 RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
 INT16_FULL_SCALE = 32767
+STALE_TEMP_S = 3600.0  # a temp file this old is no write in progress, just a crash's leftover
 RESAMPLE_QUALITY = "HQ"  # soxr's high quality: 20-bit precision, flat to 0.95 x Nyquist
 
 _MAGIC = b"GSNOTE\x00\x01"
@@ -302,19 +304,25 @@ class DiskStore:
         return removed, removed_bytes
 
     def _entries(self) -> list[tuple[Path, int, float]]:
-        """(path, bytes, mtime) of every note file; an absent dir has none."""
+        """(path, bytes, mtime) of every note file (stale temp files go); an absent dir has none."""
         try:
             scan = list(os.scandir(self.path))
         except (FileNotFoundError, NotADirectoryError):
             return []
         entries = []
+        stale_before = time.time() - STALE_TEMP_S
         for entry in scan:
-            if _is_note_file(entry.name):
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:  # another process evicted it meanwhile
-                    continue
+            note, temp = _is_note_file(entry.name), _is_temp_file(entry.name)
+            if not (note or temp):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # another process evicted or renamed it meanwhile
+                continue
+            if note:
                 entries.append((Path(entry.path), st.st_size, st.st_mtime))
+            elif st.st_mtime < stale_before:  # left by a process killed mid-write
+                self._remove(Path(entry.path))
         return entries
 
     def _evict(self) -> None:

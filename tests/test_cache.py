@@ -266,6 +266,16 @@ def test_disk_cap_evicts_the_least_recently_used(model: Model, tmp_path: Path) -
     assert [p for p in notes if (tmp_path / keys[p].file_name()).exists()] == [41, 43]
 
 
+def test_temp_files_left_by_a_killed_writer_are_removed(model: Model, tmp_path: Path) -> None:
+    (note,) = fill(model, None, [40], sample_rate=16000).values()
+    stale, fresh = tmp_path / ".a.123.tmp.note", tmp_path / ".b.456.tmp.note"
+    for leftover in (stale, fresh):
+        leftover.write_bytes(b"half a note")
+    os.utime(stale, (1, 1))  # a write that stopped long ago; ``fresh`` may still be in progress
+    DiskStore(tmp_path).save(NoteKey(model.digest, "t", 40, 16000), note)
+    assert not stale.exists() and fresh.exists()
+
+
 def test_bad_requests_name_the_problem(model: Model) -> None:
     cache = NoteCache(model, OUTPUT_RATE, cache_dir=None)
     with pytest.raises(ModelError, match=r"pitch 23 .*24, 25, .*84"):
