@@ -15,9 +15,11 @@ Post-processing (``spectral.spectrogram_to_audio``) is NumPy, the same on every 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import hashlib
+import io
 import sys
 import threading
 from collections.abc import Sequence
@@ -319,7 +321,12 @@ def load_model(
     _fold_upscale_into_conv(proto)
     data = proto.SerializeToString()
     if backend == "auto":
-        backend = _auto_backend(precision)
+        if precision == "f32" and "cuda" in available_backends():
+            try:
+                return Model(path, info, _cuda_runner(path, data), "cuda", precision)
+            except ModelError:
+                pass  # a GPU without working CUDA libraries: the CPU backends still work
+        backend = "openvino" if _openvino_present() else "cpu"
     if precision == "bf16" and backend != "openvino":
         raise ModelError(f"precision bf16 needs the openvino backend, not '{backend}'")
     if backend == "cuda":
@@ -329,12 +336,6 @@ def load_model(
     else:
         runner = _ort_cpu_runner(path, data, threads)
     return Model(path, info, runner, backend, precision)
-
-
-def _auto_backend(precision: str) -> str:
-    if precision == "f32" and _cuda_device_count() > 0 and _cuda_provider_built():
-        return "cuda"
-    return "openvino" if _openvino_present() else "cpu"
 
 
 def available_backends() -> list[str]:
@@ -408,7 +409,6 @@ def _ort_cpu_runner(path: Path, data: bytes, threads: int | None) -> _Runner:
 
 
 def _cuda_runner(path: Path, data: bytes) -> _Runner:
-    import onnxruntime as ort
 
     if _cuda_device_count() == 0:
         raise ModelError("backend cuda: no CUDA device (no NVIDIA driver, or it sees no GPU)")
@@ -416,20 +416,33 @@ def _cuda_runner(path: Path, data: bytes) -> _Runner:
         raise ModelError(
             "backend cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
         )
+    return _ort_runner(_start_cuda_session(path, data))
+
+
+def _start_cuda_session(path: Path, data: bytes):
+    """An onnxruntime session running on CUDA, or one ModelError line and no log noise."""
+    import onnxruntime as ort
+
     if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from nvidia-* wheels, when those are installed
-        ort.preload_dlls()
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints what it misses
+            ort.preload_dlls()
+    # A provider that fails to load logs through the default logger, not the session's: keep
+    # it quiet, the failure is reported below as one line (and auto falls back to the CPU).
+    ort.set_default_logger_severity(_ORT_FATAL_ONLY)
     try:
         session = _ort_session(
             data, ["CUDAExecutionProvider", "CPUExecutionProvider"], None, _ORT_FATAL_ONLY
         )
     except Exception as err:
         raise ModelError(f"{path}: onnxruntime cannot load it: {_first_line(err)}") from None
+    finally:
+        ort.set_default_logger_severity(_ORT_ERRORS_ONLY)
     if session.get_providers()[0] != "CUDAExecutionProvider":
         raise ModelError(
             "backend cuda: onnxruntime could not start its CUDA provider (CUDA 12 / cuDNN 9 "
             "libraries missing?); use --backend cpu or openvino"
         )
-    return _ort_runner(session)
+    return session
 
 
 def _openvino_runner(path: Path, data: bytes, threads: int | None, precision: str) -> _Runner:

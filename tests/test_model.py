@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -15,6 +16,7 @@ from gansynth_instrument.errors import ModelError
 from gansynth_instrument.model import (
     _cuda_device_count,
     _fold_upscale_into_conv,
+    _start_cuda_session,
     available_backends,
     format_pitches,
     load_model,
@@ -205,8 +207,6 @@ def test_format_pitches_compacts_runs():
 
 def test_upscale_conv_folding_keeps_the_generator_output(tiny_model, reference):
     """The load-time rewrite vs the exported graph as written, both on onnxruntime."""
-    import onnxruntime as ort
-
     proto = onnx.load(tiny_model)
     assert _fold_upscale_into_conv(proto) == 6  # conv0 of blocks 2..7
     kinds = [n.op_type for n in proto.graph.node]
@@ -216,3 +216,20 @@ def test_upscale_conv_folding_keeps_the_generator_output(tiny_model, reference):
     expected = raw.run(None, feeds)[0]
     got = load_model(tiny_model, backend="cpu").generate_spectrogram(feeds["z"], feeds["pitch"])
     np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_cuda_session_that_cannot_start_is_one_quiet_error(tiny_model, capfd):
+    """Asks onnxruntime-gpu for CUDA regardless of devices: on a machine without usable CUDA
+    its loader errors must not reach the terminal, only our one-line ModelError."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():  # plain onnxruntime (macOS)
+        with pytest.raises(ModelError, match="backend cuda"):
+            load_model(tiny_model, backend="cuda")
+        return
+    capfd.readouterr()
+    try:
+        session = _start_cuda_session(tiny_model, tiny_model.read_bytes())
+    except ModelError as err:
+        assert "could not start its CUDA provider" in str(err)
+        assert capfd.readouterr() == ("", "")
+    else:
+        assert session.get_providers()[0] == "CUDAExecutionProvider"
