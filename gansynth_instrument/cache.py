@@ -647,18 +647,27 @@ def run_warm(
     batch_size: int | None = None,
     max_disk_mb: float | None = None,
 ) -> int:
-    """``cache warm``: load the model, warm the cache for presets, banks and seeds, print it all."""
+    """``cache warm``: load the model, warm the cache for presets, banks (their programs and
+    morph steps, as the engine will play them) and seeds; print what was done."""
+    from gansynth_instrument.engine import Timbre, morph_steps
     from gansynth_instrument.presets import find_bank, find_preset
 
-    names = list(presets) + [name for bank in banks for name in find_bank(bank).preset_names()]
-    chosen = [find_preset(name) for name in dict.fromkeys(names)]  # bad names fail before loading
+    found = [find_bank(name) for name in banks]  # bad names fail before the model loads
+    names = list(presets) + [name for bank in found for name in bank.preset_names()]
+    chosen = [find_preset(name) for name in dict.fromkeys(names)]
     if not chosen and not seeds:
         raise CacheError("nothing to warm: name presets, a --bank or a --seed")
     from gansynth_instrument.model import load_model  # onnxruntime: only once the names are good
 
     model = load_model(model_path)
-    latents = {f"preset {p.name}": p.latent_vector(model.latent_size) for p in chosen}
-    latents |= {f"seed {seed}": random_latent(seed, model.latent_size) for seed in seeds}
+    size = model.latent_size
+    latents = {f"preset {p.name}": p.latent_vector(size) for p in chosen}
+    for bank in found:
+        if len(bank.morph_path) >= 2:
+            path = [Timbre.from_preset(find_preset(name), size) for name in bank.morph_path]
+            steps = morph_steps(path, bank.morph_steps)
+            latents |= {f"bank {bank.name} morph {t.name}": t.latent for t in steps}
+    latents |= {f"seed {seed}": random_latent(seed, size) for seed in seeds}
     directory = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     timbres = warm(
         model,

@@ -20,9 +20,11 @@ import soxr
 
 from gansynth_instrument.cache import DiskStore, NoteCache, NoteKey, Priority
 from gansynth_instrument.cli import main
+from gansynth_instrument.engine import Timbre, morph_steps
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
 from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.presets import find_preset
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 OUTPUT_RATE = 48000
@@ -287,22 +289,43 @@ def test_bad_requests_name_the_problem(model: Model) -> None:
 
 
 def test_cache_commands_warm_info_clear(
-    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model: Model,
+    spy: GenerateSpy,
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    bank = tmp_path / "gig.yaml"
+    bank.write_text(
+        "name: gig\nprograms: {0: felt-keys}\nmorph: {path: [felt-keys, glass-bell], steps: 3}\n"
+    )
     cache_dir = tmp_path / "notes"
     args = ["--cache-dir", str(cache_dir)]
     warm = ["cache", "warm", "--model", str(tiny_model), "--sample-rate", "16000", *args]
-    assert main([*warm, "felt-keys", "--seed", "3"]) == 0
+    assert main([*warm, "--bank", str(bank), "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    assert "preset felt-keys: timbre" in out and "seed 3: timbre" in out and "61 notes" in out
-    assert len(list(cache_dir.glob("*.note"))) == 2 * 61
+    assert "preset glass-bell: timbre" in out and "seed 3: timbre" in out and "61 notes" in out
+
+    # What the engine will play for this bank is all on disk: a fresh cache renders nothing.
+    path = [
+        Timbre.from_preset(find_preset(n), model.latent_size) for n in ("felt-keys", "glass-bell")
+    ]
+    latents = [t.latent for t in (*path, *morph_steps(path, 3))] + [random_latent(3)]
+    with NoteCache(model, 16000, cache_dir) as cache:
+        timbres = {cache.request(z, model.pitches) for z in latents}
+        assert all(cache.wait(t, model.pitches, WAIT_S) for t in timbres)
+    assert spy.calls == []
+    entries = len(timbres) * len(model.pitches)
+    assert len(list(cache_dir.glob("*.note"))) == entries
 
     assert main(["cache", "info", *args]) == 0
     info = capsys.readouterr().out
-    assert str(cache_dir) in info and "122 notes (1 model(s), 2 timbre(s))" in info
+    assert (
+        str(cache_dir) in info and f"{entries} notes (1 model(s), {len(timbres)} timbre(s))" in info
+    )
 
     assert main(["cache", "clear", *args]) == 0
-    assert "removed 122 files" in capsys.readouterr().out
+    assert f"removed {entries} files" in capsys.readouterr().out
     assert list(cache_dir.iterdir()) == []
 
 
