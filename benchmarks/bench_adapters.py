@@ -66,11 +66,15 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=100)
     parser.add_argument("--interval-ms", type=float, default=40.0)
     parser.add_argument("--realtime", action="store_true", help="run jackd with -R")
+    parser.add_argument("--sync", action="store_true", help="run jackd in synchronous mode (-S)")
     args = parser.parse_args()
 
     bursts = Bursts()
     seconds = args.notes * args.interval_ms / 1000 + 1.0
-    with JackServer(sample_rate=SAMPLE_RATE, period_frames=BLOCK_FRAMES, realtime=args.realtime):
+    server = JackServer(
+        sample_rate=SAMPLE_RATE, period_frames=BLOCK_FRAMES, realtime=args.realtime, sync=args.sync
+    )
+    with server:
         # MIDI before audio: rtmidi holds the GIL while its JACK client opens (see midi.py).
         midi_in = MidiInput(bursts.handle, virtual="bench", client_name="bench-adapters")
         output = AudioOutput(bursts.render, sample_rate=SAMPLE_RATE, block_frames=BLOCK_FRAMES)
@@ -122,9 +126,10 @@ def main() -> None:
         ("DAC latency (PortAudio timestamps)", f"{1e3 * stats.dac_latency_s:.2f} ms"),
     ]
     load = os.getloadavg()[0]
+    mode = ("-R" if args.realtime else "--no-realtime") + (" --sync" if args.sync else "")
     print(
-        f"JACK dummy {SAMPLE_RATE} Hz / {BLOCK_FRAMES} frames, jackd "
-        f"{'-R' if args.realtime else '--no-realtime'}, {os.cpu_count()} CPUs, load {load:.1f}"
+        f"JACK dummy {SAMPLE_RATE} Hz / {BLOCK_FRAMES} frames, jackd {mode}, "
+        f"{os.cpu_count()} CPUs, load {load:.1f}"
     )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

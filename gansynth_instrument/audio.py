@@ -224,7 +224,8 @@ class AudioOutput:
 
     @property
     def latency_s(self) -> float:
-        """Output latency PortAudio reports for the open stream (one block on JACK, plus JACK's)."""
+        """Output latency PortAudio reports for the open stream (on JACK: its port latency, one
+        period, or 0 when jackd runs in synchronous mode)."""
         return float(self._stream.latency)
 
     def stats(self) -> StreamStats:

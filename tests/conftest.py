@@ -35,7 +35,10 @@ def jack_server() -> Iterator[JackServer]:
     """
     # Real-time scheduling keeps the dummy driver on pace while other work loads the 2 cores
     # (realtime-rig.md: pace ≈ 1.0 under load with -R, 0.8 and dropped blocks without).
-    server = JackServer(sample_rate=48000, period_frames=128, realtime=True)
+    # Synchronous mode: the cycle waits for every client, so a late PortAudio callback does not
+    # leave the recorder reading half-written ports (measured with a GIL-hogging thread: 1 mixed
+    # block in 10125 instead of 19; xruns 1 instead of 4-6 in benchmarks/bench_adapters.py).
+    server = JackServer(sample_rate=48000, period_frames=128, realtime=True, sync=True)
     try:
         server.start()
     except RigError as err:

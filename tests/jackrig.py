@@ -78,11 +78,13 @@ class JackServer:
         sample_rate: int = 48000,
         period_frames: int = 128,
         realtime: bool = False,
+        sync: bool = False,
         name: str | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.period_frames = period_frames
         self.realtime = realtime
+        self.sync = sync
         self.name = name or f"gsi-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
@@ -111,7 +113,12 @@ class JackServer:
         self._shm_before = _shm_entries()
         fd, log = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".log")
         self._log_path = Path(log)
-        command = [jackd, "-n", self.name, "-R" if self.realtime else "--no-realtime"]
+        # setpriv (util-linux, always on Debian) execs jackd with a parent-death signal, so a
+        # killed test run (CI timeout, Ctrl-C twice) cannot leave a server running.
+        setpriv = shutil.which("setpriv")
+        command = [setpriv, "--pdeathsig", "TERM"] if setpriv else []
+        command += [jackd, "-n", self.name, "-R" if self.realtime else "--no-realtime"]
+        command += ["--sync"] if self.sync else []
         command += ["-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period_frames)]
         with os.fdopen(fd, "wb") as log_file:
             self._process = subprocess.Popen(

@@ -65,8 +65,10 @@ def test_stream_plays_what_render_writes(jack_server: JackServer) -> None:
     assert stats.callbacks >= len(captured) // 128
     assert stats.block_period_s == pytest.approx(128 / 48000)
     assert 0 < stats.callback_median_s <= stats.callback_max_s
-    assert stats.latency_s > 0
-    assert stats.dac_latency_s >= stats.latency_s
+    # JACK reports no port latency in synchronous mode (the fixture's) and one period otherwise;
+    # PortAudio's timestamps put the DAC at least one block ahead either way.
+    assert stats.latency_s >= 0
+    assert stats.dac_latency_s >= max(stats.latency_s, stats.block_period_s) - 1e-9
 
 
 def test_unknown_device_error_lists_the_outputs(jack_server: JackServer) -> None:
