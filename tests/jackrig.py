@@ -228,9 +228,11 @@ class Recorder:
     its graph, and stops when the buffer is full. Recorded cycle ``k`` wrote frames
     ``k * block_frames`` onwards; ``cycle_wall_s[k]`` is ``time.perf_counter()`` in that cycle.
 
-    On a loaded machine (non-realtime jackd, shared cores) the recorder or PortAudio can miss
-    cycles, so the capture may skip or repeat blocks; JACK's frame counter does not show it on the
-    dummy driver. Tests that need to know which frame is which put a ``frame_code`` on a channel.
+    On a loaded machine (shared cores, a callback that holds the GIL too long) the recorder or
+    PortAudio can miss cycles, so the capture may skip or repeat blocks, and without ``--sync`` a
+    late PortAudio can even leave its ports half-written; JACK's frame counter does not show it on
+    the dummy driver. Tests that need to know which frame is which put a ``frame_code`` on a
+    channel.
     """
 
     def __init__(
