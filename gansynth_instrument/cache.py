@@ -129,11 +129,12 @@ class NoteModel(Protocol):
 
 def quantize(audio: np.ndarray, pitch: int, sample_rate: int) -> Note:
     """float waveform → ``Note`` (int16, peak ↦ 32767). Raises ModelError on NaN/inf."""
-    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    peak = max(float(audio.max()), -float(audio.min())) if len(audio) else 0.0
     if not math.isfinite(peak):
         raise ModelError(f"the model produced non-finite audio for pitch {pitch}")
     gain = peak / INT16_FULL_SCALE if peak > 0 else 1.0 / INT16_FULL_SCALE
-    pcm = np.rint(audio / gain).astype(np.int16)
+    scaled = np.multiply(audio, np.float32(1.0 / gain), dtype=np.float32)
+    pcm = np.rint(scaled, out=scaled).astype(np.int16)
     pcm.flags.writeable = False
     return Note(pcm=pcm, gain=gain, pitch=pitch, sample_rate=sample_rate)
 
@@ -142,8 +143,11 @@ class _CorruptEntry(Exception):
     """A disk entry failed a check; the message says which."""
 
 
-def _encode(key: NoteKey, note: Note) -> bytes:
-    """Layout: magic | u32 header length | JSON header | int16 LE samples | sha256 of all before."""
+def _encode(key: NoteKey, note: Note) -> tuple[bytes, memoryview, bytes]:
+    """Layout: magic | u32 header length | JSON header | int16 LE samples | sha256 of all before.
+
+    Returned in three pieces, written one after the other, so the samples are never copied.
+    """
     header = json.dumps(
         {
             "model_digest": key.model_digest,
@@ -154,10 +158,11 @@ def _encode(key: NoteKey, note: Note) -> bytes:
             "frames": len(note.pcm),
         }
     ).encode()
-    body = b"".join(
-        (_MAGIC, _HEADER_LEN.pack(len(header)), header, note.pcm.astype("<i2").tobytes())
-    )
-    return body + hashlib.sha256(body).digest()
+    prefix = _MAGIC + _HEADER_LEN.pack(len(header)) + header
+    samples = memoryview(np.ascontiguousarray(note.pcm, dtype="<i2")).cast("B")
+    checksum = hashlib.sha256(prefix)
+    checksum.update(samples)
+    return prefix, samples, checksum.digest()
 
 
 def _decode_header(data: bytes) -> tuple[dict, int]:
@@ -251,11 +256,12 @@ class DiskStore:
         """Write atomically (temp file + os.replace); evict the oldest when over the cap."""
         if not self.writable:
             return
-        data = _encode(key, note)
+        pieces = _encode(key, note)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.path / key.file_name()) as temp:
-                temp.write_bytes(data)
+            with atomic_path(self.path / key.file_name()) as temp, temp.open("wb") as f:
+                for piece in pieces:
+                    f.write(piece)
         except (OSError, OutputError) as err:
             self.writable = False
             logger.warning(
@@ -265,7 +271,7 @@ class DiskStore:
         if self._bytes_on_disk is None:
             self._bytes_on_disk = sum(size for _, size, _ in self._entries())
         else:
-            self._bytes_on_disk += len(data)
+            self._bytes_on_disk += sum(len(piece) for piece in pieces)
         if self._bytes_on_disk > self.max_bytes:
             self._evict()
 
