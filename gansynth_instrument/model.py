@@ -5,9 +5,9 @@ on the fastest backend that really works here:
 
 * ``cuda``: onnxruntime-gpu's CUDA provider, tried only when the CUDA driver reports a device (so a
   CPU-only machine never sees CUDA loader errors) and kept only when the session really runs on it;
-* ``openvino``: OpenVINO's CPU runtime on the same ONNX file. On the 2-core AVX-512 machine this
-  project is benchmarked on it beats onnxruntime's CPU provider by ~2.5× in f32 (see
-  benchmarks/bench_generate.py), and it alone offers bf16 (``precision="bf16"``);
+* ``openvino``: OpenVINO's CPU runtime on the same ONNX file: the faster CPU backend on the 2-core
+  AVX-512 machine this project is benchmarked on (benchmarks/bench_generate.py), and the only one
+  offering bf16 (``precision="bf16"``: ~2× faster there, audibly different);
 * ``cpu``: onnxruntime's CPU provider, the fallback that exists everywhere.
 
 Post-processing (``spectral.spectrogram_to_audio``) is NumPy, the same on every backend.
@@ -303,8 +303,9 @@ def load_model(
         path: an .onnx file written by ``gansynth-instrument export``.
         backend: "auto", "cuda", "openvino" or "cpu" (onnxruntime's CPU provider).
         threads: CPU threads for inference; None = the backend's default (all cores).
-        precision: "f32", or "bf16" (OpenVINO on CPUs with native bf16 only; it changes the
-            sound slightly: see benchmarks/bench_generate.py for the measured spectral SNR).
+        precision: "f32", or "bf16" (OpenVINO on CPUs with native bf16 only). bf16 changes the
+            sound: STFT-magnitude SNR against f32 measured ~10 dB on a full-size model and
+            ~7.5 dB on magenta-tiny (benchmarks/bench_generate.py prints it).
 
     Raises:
         ModelError: bad file or metadata, an unknown or unavailable backend, or a precision the
