@@ -3,7 +3,7 @@
 Entry points (more arrive as the package grows):
 
     load_model(path) -> Model          an exported ONNX instrument model; Model.generate(z, pitches)
-    ModelInfo                          the metadata every model carries (gansynth_instrument.metadata)
+    ModelInfo                          the metadata every model carries
     GansynthError                      base of every error a user can cause
 """
 

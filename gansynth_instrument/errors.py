@@ -8,11 +8,11 @@ class GansynthError(Exception):
 
 
 class CheckpointError(GansynthError):
-    """A Magenta checkpoint directory, bundle or experiment.json is missing, malformed or unsupported."""
+    """A Magenta checkpoint dir, bundle or experiment.json is missing, malformed or unsupported."""
 
 
 class ModelError(GansynthError):
-    """An ONNX instrument model cannot be loaded, or a request does not fit it (e.g. unknown pitch)."""
+    """An ONNX model cannot be loaded, or a request does not fit it (e.g. an unknown pitch)."""
 
 
 class PresetError(GansynthError):

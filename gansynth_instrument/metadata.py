@@ -1,12 +1,13 @@
-"""The contract between exporter and runtime: what an instrument model's ONNX ``metadata_props`` hold.
+"""The contract between exporter and runtime: what a model's ONNX ``metadata_props`` hold.
 
-Every key is prefixed ``gansynth.``; values are JSON text. The exporter writes ``ModelInfo.to_props()``,
-the runtime reads ``ModelInfo.from_props()``; nothing else parses these keys.
+Every key is prefixed ``gansynth.``; values are JSON text. The exporter writes
+``ModelInfo.to_props()``, the runtime reads ``ModelInfo.from_props()``; nothing else parses them.
 
 Graph contract (format version 1):
   inputs  ``z`` float32 [B, latent_size], ``pitch`` int64 [B] (MIDI note numbers from ``pitches``)
   output  ``spectrogram`` float32 [B, frames, bins, 2]: the *denormalised* generator output
-          (channel 0 = log mel magnitude², channel 1 = mel instantaneous frequency / π), i.e. Magenta's
+          (channel 0 = log mel magnitude², channel 1 = mel instantaneous frequency / π), i.e.
+          Magenta's
           ``generator_fn_specgram`` output before ``data_to_waves``.
 """
 
@@ -26,7 +27,7 @@ OUTPUT_SPECTROGRAM = "spectrogram"
 
 @dataclass(frozen=True)
 class Representation:
-    """How the spectrogram maps to audio (Magenta's SpecgramsHelper settings for data_type 'mel')."""
+    """How the spectrogram maps to audio (Magenta's SpecgramsHelper settings, data_type 'mel')."""
 
     data_type: str = "mel"
     n_fft: int = 2048
@@ -69,7 +70,9 @@ class ModelInfo:
             key = PREFIX + f.name
             if key not in props:
                 if f.name in ("latent_size", "pitches"):
-                    raise ModelError(f"{where}: not a gansynth-instrument model (no '{key}' metadata)")
+                    raise ModelError(
+                        f"{where}: not a gansynth-instrument model (no '{key}' metadata)"
+                    )
                 continue
             try:
                 values[f.name] = json.loads(props[key])
