@@ -7,8 +7,7 @@ Graph contract (format version 1):
   inputs  ``z`` float32 [B, latent_size], ``pitch`` int64 [B] (MIDI note numbers from ``pitches``)
   output  ``spectrogram`` float32 [B, frames, bins, 2]: the *denormalised* generator output
           (channel 0 = log mel magnitude², channel 1 = mel instantaneous frequency / π), i.e.
-          Magenta's
-          ``generator_fn_specgram`` output before ``data_to_waves``.
+          Magenta's ``generator_fn_specgram`` output before ``data_to_waves``.
 """
 
 from __future__ import annotations
