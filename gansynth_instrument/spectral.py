@@ -56,11 +56,12 @@ def linear_to_mel_weight_matrix(bins: int = 1024, sample_rate: int = 16000) -> n
 
     Triangular filters, linear in Hz, on ``bins + 2`` edges equally spaced in mel; the linear
     frequencies are ``linspace(0, nyquist, bins)[1:]`` (spacing nyquist/(bins-1), as Magenta has
-    it) and row 0 (DC) is all zero. Magenta widens each too-narrow triangle (< 1.5 bins) to that
-    width by writing its lower and upper edges through *views of one edge array*, so the widened
-    edges of band i are the centre of band i-1 and the lower edge of band i+2 when those are
-    computed; this loop writes the shared array in the same order, which is what makes the matrix
-    Magenta's (2042 non-zeros at 1024 bins; independent copies would give 2343).
+    it) and row 0 (DC) is all zero. Magenta widens each too-narrow triangle (< 1.5 bins) by
+    writing its lower and upper edges through *views of one edge array*: band i's lower edge is
+    also band i-1's centre and band i-2's upper edge, its upper edge band i+1's centre and band
+    i+2's lower edge, so each widening moves its neighbours too, for the later width checks and
+    for the final weights. This loop writes one shared array in the same order, which is what
+    makes the matrix Magenta's (2042 non-zeros at 1024 bins; independent copies give 2343).
 
     Returns:
         float64 [bins (linear, DC first), bins (mel)].
