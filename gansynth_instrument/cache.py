@@ -9,7 +9,7 @@ preset switch does not render them again.
 
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
 ``progress`` take a lock the renderer only holds for bookkeeping (never while rendering or doing
-I/O). The renderer thread is the only one that touches the disk store, and the only one that logs.
+I/O). Within a NoteCache only the renderer thread touches the disk store or logs.
 
 Memory: 61 pitches x 4 s x 48 kHz x 2 bytes = 23.4 MB per fully cached preset (float32: 46.9 MB).
 """
@@ -54,7 +54,7 @@ NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forwa
 RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
 INT16_FULL_SCALE = 32767
 STALE_TEMP_S = 3600.0  # a temp file this old is no write in progress, just a crash's leftover
-RESAMPLE_QUALITY = "HQ"  # soxr's high quality: 20-bit precision, flat to 0.95 x Nyquist
+RESAMPLE_QUALITY = "HQ"  # soxr's "high quality" recipe (20-bit precision)
 
 _MAGIC = b"GSNOTE\x00\x01"
 _HEADER_LEN = struct.Struct("<I")
@@ -106,10 +106,6 @@ class Note:
     gain: float
     pitch: int
     sample_rate: int
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.pcm) / self.sample_rate
 
     def to_float(self) -> np.ndarray:
         """float32 copy of the waveform (allocates: not for the audio thread)."""
