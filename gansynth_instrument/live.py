@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
+# The audio callback needs the GIL back after every NumPy call that released it; a busy renderer
+# thread holds it up to the switch interval. 0.5 ms instead of Python's 5 ms halved the xruns
+# with the cache filling (benchmarks/bench_live.py, shared 2-core machine).
+GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
 
 
@@ -58,6 +62,8 @@ class Player:
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
     programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
+    ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
+    ``gil_switch_interval_s`` is set for the session (see GIL_SWITCH_INTERVAL_S); None keeps it.
     """
 
     def __init__(
@@ -77,8 +83,12 @@ class Player:
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         learn: bool = False,
+        timing_blocks: int = 4096,
+        gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
     ) -> None:
         self.sample_rate = sample_rate
+        self._timing_blocks = timing_blocks
+        self._gil_switch_interval_s = gil_switch_interval_s
         self.block_frames = block_frames
         self._device = device
         self._midi_in = tuple(midi_in)
@@ -116,6 +126,9 @@ class Player:
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
         with contextlib.ExitStack() as stack:
+            if self._gil_switch_interval_s is not None:
+                stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+                sys.setswitchinterval(self._gil_switch_interval_s)
             self.cache.start()
             stack.callback(self.cache.close)
             with self._lock:
@@ -126,6 +139,7 @@ class Player:
                 sample_rate=self.sample_rate,
                 block_frames=self.block_frames,
                 channels=self.mixer.channels,
+                timing_blocks=self._timing_blocks,
             )
             stack.callback(self.audio.close)
             self.audio.start()

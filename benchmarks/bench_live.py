@@ -1,0 +1,358 @@
+"""Live-play latency and load on a JACK dummy server (48 kHz, 128 frames) while the cache fills.
+
+    python benchmarks/bench_live.py --model MODEL.onnx [--notes 120] [--voices 32] [--no-realtime]
+
+Runs the real ``play`` path in this process (Player: note cache + engine + PortAudio stream +
+JACK MIDI input) and measures it from outside with two other JACK clients, as the live tests do:
+a MIDI sender and a recorder of PortAudio's output ports (tests/jackrig.py). Times are wall clock
+(``perf_counter``) from the send call to the recorder's process cycle that captured the sample.
+
+Phases (the note cache keeps rendering every other preset of the default bank at BACKGROUND
+priority all along, so the model competes with the audio for the 2 cores):
+1. ``--voices`` quiet notes (velocity 1: inaudible, but mixed in full) sustain, retriggered before
+   their 4 s end; ``--notes`` loud probe notes are sent 150 ms apart. Each probe's first sample is
+   found by aligning the capture with the probe's own cached waveform (not by a threshold).
+2. Knob → audible change: a held note, CC1 jumps along the morph path; the first captured sample
+   that departs from the un-morphed note (predicted from the capture before the move).
+3. Preset switch → first playable note: program change to a preset with nothing cached, until the
+   played pitch's exact note is in the cache (before that it is silent: nothing to fall back on).
+
+Callback time and xruns come from the stream itself (audio.py). Print the table; nothing is
+asserted (timings never go in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import correlate
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, recorder, MIDI sender
+
+from jackrig import JackServer, MidiSender, Recorder, midi_input_port  # noqa: E402
+
+from gansynth_instrument.cache import Priority  # noqa: E402
+from gansynth_instrument.engine import Timbre  # noqa: E402
+from gansynth_instrument.live import GIL_SWITCH_INTERVAL_S, Player  # noqa: E402
+from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
+from gansynth_instrument.model import load_model  # noqa: E402
+from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
+
+RATE = 48000
+BLOCK = 128
+WAIT_S = 3600.0
+PROBE_SPACING_S = 0.15
+PROBE_HOLD_S = 0.05
+PROBE_PITCHES = (72, 74, 76, 77, 79)
+QUIET_PITCHES_FROM = 36  # the quiet chord: --voices pitches upward from here
+RETRIGGER_S = 3.0  # quiet notes are renewed before their 4 s end
+ALIGN_S = 0.03  # waveform used to find a probe's first sample
+# The probe preset: a short attack and release so probes neither blur nor overlap.
+PROBE = Preset("bench-probe", seed=4242, latent=None, attack_s=0.001, release_s=0.02)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What the measuring process sent and recorded (left channel)."""
+
+    audio: np.ndarray
+    cycle_wall_s: np.ndarray  # recorded cycle k = frames k * block_frames onwards
+    block_frames: int
+    sent_s: np.ndarray  # perf_counter at each scripted send
+
+    def frame_at(self, wall_s: float) -> int:
+        """First frame of the recorder cycle that ran at or after ``wall_s``."""
+        cycles = len(self.audio) // self.block_frames
+        k = int(np.searchsorted(self.cycle_wall_s[:cycles], wall_s))
+        return min(k, cycles - 1) * self.block_frames
+
+    def wall_s(self, frame: int) -> float:
+        return float(self.cycle_wall_s[frame // self.block_frames])
+
+
+def _measure(port: str, script: list[tuple[float, list[int]]], seconds: float, out: str) -> None:
+    """In the measuring process: connect, record, send the script on time, save the capture."""
+    with MidiSender() as sender:
+        sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+        with Recorder(seconds=seconds) as recorder:
+            start = time.perf_counter()
+            sent = []
+            for at_s, msg in script:
+                time.sleep(max(0.0, start + at_s - time.perf_counter()))
+                sent.append(sender.send(msg))
+            audio = recorder.wait(timeout_s=seconds + 60)[:, 0].copy()
+            walls = recorder.cycle_wall_s.copy()
+            np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent)
+
+
+def measure(port: str, script: list[tuple[float, list[int]]], seconds: float) -> Capture:
+    """Run ``script`` from a separate process (its JACK clients' Python callbacks must not take
+    the player's GIL: a musician's keyboard and a recorder are other programs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "capture.npz")
+        child = multiprocessing.get_context("spawn").Process(
+            target=_measure, args=(port, script, seconds, out)
+        )
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"measuring process failed (exit {child.exitcode})")
+        data = np.load(out)
+        return Capture(data["audio"], data["walls"], int(data["block"]), data["sent"])
+
+
+def warm(player: Player, timbre: Timbre, pitches: list[int]) -> dict[int, np.ndarray]:
+    player.cache.request(timbre.latent, pitches, Priority.WAITING)
+    assert player.cache.wait(timbre.key, pitches, WAIT_S)
+    return {p: player.cache.lookup(timbre.key, p).to_float() for p in pitches}
+
+
+def keep_renderer_busy(player: Player, model) -> int:
+    """Queue every pitch of every default-bank preset in the background."""
+    bank = find_bank("default")
+    names = sorted(set(bank.programs.values()) | set(bank.morph_path))
+    for name in names:
+        z = find_preset(name).latent_vector(model.latent_size)
+        player.cache.request(z, model.pitches, Priority.BACKGROUND)
+    return len(names) * len(model.pitches)
+
+
+def onset(audio: np.ndarray) -> int:
+    return int(np.flatnonzero(np.abs(audio) > 1e-6)[0])
+
+
+def align(audio: np.ndarray, template: np.ndarray, lo: int, hi: int) -> int:
+    """Frame in [lo, hi) where ``template`` starts in ``audio`` (normalised correlation)."""
+    n = len(template)
+    region = audio[lo : hi + n].astype(np.float64)
+    dots = correlate(region, template, mode="valid", method="fft")
+    energy = np.concatenate([[0.0], np.cumsum(region**2)])
+    norms = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-20))
+    return lo + int(np.argmax(dots / norms))
+
+
+def attack_envelope(attack_s: float) -> np.ndarray:
+    """The first ``ALIGN_S`` of a voice's envelope (voices.py: min(1, (f + 1) / attack frames))."""
+    frames = np.arange(1, round(ALIGN_S * RATE) + 1)
+    return np.minimum(1.0, frames / max(1, round(attack_s * RATE)))
+
+
+def percent(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
+    port = f"bench-{uuid.uuid4().hex[:6]}"
+    switch_s = args.switch_interval_ms / 1e3
+    player = Player(
+        model, cache_dir=cache_dir, virtual_midi=port, gil_switch_interval_s=switch_s, **kw
+    )
+    return player, port
+
+
+def phase_latency(model, args, cache_dir: Path) -> dict[str, object]:
+    quiet = list(range(QUIET_PITCHES_FROM, QUIET_PITCHES_FROM + args.voices))
+    probe_s = args.notes * PROBE_SPACING_S
+    player, port = new_player(
+        model,
+        args,
+        cache_dir,
+        preset=PROBE,
+        polyphony=args.voices + 8,
+        # The stream's timing ring then holds the probe phase only (read right after it).
+        timing_blocks=int(probe_s * RATE / BLOCK),
+    )
+    with player:
+        notes = warm(player, player.engine.timbre, sorted(set(quiet) | set(PROBE_PITCHES)))
+        queued = keep_renderer_busy(player, model)
+        env = attack_envelope(PROBE.attack_s)
+        templates = {p: env * notes[p][: len(env)] for p in PROBE_PITCHES}
+        chord_s = 0.5  # the quiet chord starts, then the probes
+        script = [(chord_s + 0.0, [0x90, q, 1]) for q in quiet]
+        probes = []
+        for i in range(args.notes):
+            at_s = chord_s + 0.3 + i * PROBE_SPACING_S
+            pitch = PROBE_PITCHES[i % len(PROBE_PITCHES)]
+            probes.append((len(script), pitch))
+            script += [(at_s, [0x90, pitch, 127]), (at_s + PROBE_HOLD_S, [0x80, pitch, 0])]
+            if i and i % round(RETRIGGER_S / PROBE_SPACING_S) == 0:
+                # A retrigger releases the old quiet voice and starts a new one.
+                script += [(at_s + 2 * PROBE_HOLD_S, [0x90, q, 1]) for q in quiet]
+        samples: list[tuple[float, int]] = []  # (time, voices the audio thread mixed)
+        done = threading.Event()
+
+        def sample_voices() -> None:
+            while not done.wait(0.02):
+                samples.append((time.perf_counter(), player.mixer.voices_active))
+
+        sampler = threading.Thread(target=sample_voices)
+        sampler.start()
+        before = player.audio.stats()
+        capture = measure(port, script, chord_s + 0.6 + probe_s)
+        after = player.audio.stats()
+        done.set()
+        sampler.join()
+    first_probe, last_probe = capture.sent_s[probes[0][0]], capture.sent_s[probes[-1][0]]
+    voices = [n for t, n in samples if first_probe <= t <= last_probe]
+    latencies = []
+    for index, pitch in probes:
+        sent_s = capture.sent_s[index]
+        lo = max(capture.frame_at(sent_s) - BLOCK, 0)
+        first = align(capture.audio, templates[pitch], lo, lo + round(0.03 * RATE))
+        latencies.append(1e3 * (capture.wall_s(first) - sent_s))
+    return {
+        "latencies_ms": latencies,
+        "xruns": after.xruns - before.xruns,
+        "callback_median": after.callback_median_load,
+        "callback_max": after.callback_max_load,
+        "callbacks": after.callbacks - before.callbacks,
+        "reported_latency_ms": 1e3 * after.latency_s,
+        "queued": queued,
+        "voices": min(voices),
+    }
+
+
+def phase_knob(model, args, cache_dir: Path) -> list[float]:
+    """Each move: note on, CC1 → 127 after 0.3 s, note off, CC1 → 0."""
+    period_s = 1.2
+    player, port = new_player(model, args, cache_dir, bank=find_bank("default"))
+    with player:
+        engine = player.engine
+        start_note = warm(player, engine.timbre, [60])[60]
+        warm(player, engine.morph[-1], [60])
+        keep_renderer_busy(player, model)
+        template = attack_envelope(engine.timbre.attack_s) * start_note[: round(ALIGN_S * RATE)]
+        script = []
+        for k in range(args.knob_moves):
+            t = 0.3 + k * period_s
+            script += [
+                (t, [0x90, 60, 127]),
+                (t + 0.3, [0xB0, 1, 127]),
+                (t + 0.6, [0x80, 60, 0]),
+                (t + 1.0, [0xB0, 1, 0]),
+            ]
+        capture = measure(port, script, 0.6 + args.knob_moves * period_s)
+    out = []
+    audio = capture.audio.astype(np.float64)
+    for k in range(args.knob_moves):
+        on_s, move_s = capture.sent_s[4 * k], capture.sent_s[4 * k + 1]
+        lo = capture.frame_at(on_s)
+        first = lo + onset(audio[lo:])
+        begin = align(audio, template, max(first - BLOCK, 0), first + BLOCK)
+        moved = capture.frame_at(move_s)
+        # The note before the move, fitted to the capture, predicts "no change".
+        fit = slice(begin + round(0.05 * RATE), moved - BLOCK)
+        ref = start_note[fit.start - begin : fit.stop - begin]
+        scale = audio[fit] @ ref / (ref @ ref)
+        look = slice(fit.stop, fit.stop + round(0.1 * RATE))
+        residual = np.abs(audio[look] - scale * start_note[look.start - begin : look.stop - begin])
+        level = np.sqrt(np.mean(audio[fit] ** 2))
+        changed = look.start + int(np.flatnonzero(residual > 0.1 * level)[0])
+        out.append(1e3 * (capture.wall_s(changed) - move_s))
+    return out
+
+
+def phase_switch(model, args, cache_dir: Path) -> list[float]:
+    """Program change to a preset with nothing cached → its note for the played pitch is ready."""
+    player, port = new_player(model, args, cache_dir, bank=find_bank("default"))
+    out = []
+    with player:
+        warm(player, player.engine.timbre, [60, 64, 67])
+        keep_renderer_busy(player, model)
+        played = [(0.1, [0x90, p, 100]) for p in (60, 64, 67)]
+        played += [(0.3, [0x80, p, 0]) for p in (60, 64, 67)]
+        measure(port, played, 0.5)  # the played pitches: a new preset renders these first
+        programs = [p for p in sorted(player.engine.programs) if p != min(player.engine.programs)]
+        for program in programs[: args.switches]:
+            timbre = player.engine.programs[program]
+            with ThreadPoolExecutor(1) as pool:
+                sending = pool.submit(measure, port, [(0.2, [0xC0, program])], 0.4)
+                while player.cache.lookup(timbre.key, 60) is None:
+                    time.sleep(0.001)
+                ready_s = time.perf_counter()
+                out.append(1e3 * (ready_s - sending.result().sent_s[0]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--notes", type=int, default=120, help="probe notes (120)")
+    parser.add_argument("--voices", type=int, default=32, help="quiet voices sounding (32)")
+    parser.add_argument("--knob-moves", type=int, default=10)
+    parser.add_argument("--switches", type=int, default=4, help="program changes (4)")
+    parser.add_argument("--threads", type=int, default=None, help="model threads (auto)")
+    parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=1e3 * GIL_SWITCH_INTERVAL_S,
+        help=f"GIL switch interval while playing ({1e3 * GIL_SWITCH_INTERVAL_S} ms, as play)",
+    )
+    args = parser.parse_args()
+
+    server = JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=not args.no_realtime)
+    server.start()
+    try:
+        model = load_model(args.model, threads=args.threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            lat = phase_latency(model, args, Path(tmp) / "a")
+            knob = phase_knob(model, args, Path(tmp) / "b")
+            switch = phase_switch(model, args, Path(tmp) / "c")
+    finally:
+        server.stop()
+
+    ms = lat["latencies_ms"]
+    period_ms = 1e3 * BLOCK / RATE
+    rows = [
+        ("machine", f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"),
+        ("model", f"{args.model.name} ({model.backend}, threads {args.threads or 'auto'})"),
+        ("jackd", f"dummy {RATE} Hz / {BLOCK} frames, {'non-RT' if args.no_realtime else 'RT'}"),
+        ("GIL switch interval while playing", f"{args.switch_interval_ms:.2f} ms"),
+        ("voices sounding at every probe", f"≥ {lat['voices']} (quiet chord + probes)"),
+        ("notes queued for the cache", f"{lat['queued']} (BACKGROUND, rendering throughout)"),
+        ("probe notes", f"{len(ms)}"),
+        ("note-on → first captured sample", ""),
+        (
+            "    median / p99 / max",
+            f"{statistics.median(ms):.2f} / {percent(ms, 99):.2f} / {max(ms):.2f} ms",
+        ),
+        ("xruns during the probes", f"{lat['xruns']} in {lat['callbacks']} callbacks"),
+        (
+            "callback time (median / max)",
+            f"{100 * lat['callback_median']:.1f} % / "
+            f"{100 * lat['callback_max']:.1f} % of {period_ms:.2f} ms",
+        ),
+        ("PortAudio reported output latency", f"{lat['reported_latency_ms']:.2f} ms"),
+        (
+            "knob move → audible change",
+            f"median {statistics.median(knob):.2f} ms, max {max(knob):.2f} ms ({len(knob)} moves)",
+        ),
+        (
+            "preset switch → first playable note",
+            f"median {statistics.median(switch):.0f} ms, "
+            f"max {max(switch):.0f} ms ({len(switch)} switches, played pitch, cold cache)",
+        ),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("bench_live (shared machine: other jobs may load the cores; see --help)")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
