@@ -278,6 +278,29 @@ def test_temp_files_left_by_a_killed_writer_are_removed(model: Model, tmp_path: 
     assert not stale.exists() and fresh.exists()
 
 
+def test_a_failed_render_is_reported_and_retried_on_request(
+    model: Model, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = model.generate
+    failures = [RuntimeError("backend out of memory")]  # the real model fails once, then works
+
+    def generate(z: np.ndarray, pitches: np.ndarray) -> np.ndarray:
+        if failures:
+            raise failures.pop()
+        return real(z, pitches)
+
+    monkeypatch.setattr(model, "generate", generate)
+    z = random_latent(1)
+    with NoteCache(model, 16000, cache_dir=None) as cache:
+        timbre = cache.request(z, [60], Priority.WAITING)
+        with pytest.raises(CacheError, match="pitch 60 failed: backend out of memory"):
+            cache.wait(timbre, [60], WAIT_S)
+        assert cache.lookup(timbre, 60) is None
+        cache.request(z, [60], Priority.WAITING)
+        assert cache.wait(timbre, [60], WAIT_S)
+    assert "rendering 1 note(s) failed" in caplog.text
+
+
 def test_bad_requests_name_the_problem(model: Model) -> None:
     cache = NoteCache(model, OUTPUT_RATE, cache_dir=None)
     with pytest.raises(ModelError, match=r"pitch 23 .*24, 25, .*84"):
