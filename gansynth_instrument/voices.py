@@ -45,6 +45,7 @@ _RELEASE = 1  # slot, serial
 _MORPH = 2  # slot, serial, note_a, ratio_a, note_b, ratio_b, weight
 _BEND = 3  # bend_ratio
 _SILENCE = 4  # (no fields): every voice stops at once
+_FADE = 5  # slot, serial, fade_frames: a stolen voice fades out from its current level
 
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 _LAYERS = 2
@@ -69,6 +70,9 @@ class Mixer:
     Everything is allocated here, before the stream starts. ``render`` is real-time safe: it uses
     slices and ufuncs with ``out=``, takes no lock, logs nothing, and allocates only small Python
     objects (views, ints). Notes are owned by the cache, so the audio thread never frees a waveform.
+
+    ``slots`` = ``polyphony`` plus spare slots in which stolen voices fade out (a few ms) while the
+    new note already plays, so stealing never cuts a waveform mid-cycle (a click).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Mixer:
             raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
         self.sample_rate = sample_rate
         self.polyphony = polyphony
+        self.slots = polyphony + max(2, polyphony // 4)
         self.channels = channels
         self.commands: deque[tuple] = deque()
         self.finished: deque[int] = deque()
@@ -92,7 +97,7 @@ class Mixer:
         # Morph weight changes glide over this many frames so a knob step does not click.
         self._glide_frames = float(glide_frames)
         self._chunk = max_block_frames
-        voices, layers, chunk = polyphony, _LAYERS, max_block_frames
+        voices, layers, chunk = self.slots, _LAYERS, max_block_frames
 
         self._active = [False] * voices
         self._serial = [0] * voices
@@ -185,6 +190,16 @@ class Mixer:
             self._progress0 += self._bend * self._since_bend
             self._since_bend[:] = 0.0
             self._bend = cmd[2]
+        elif op == _FADE:
+            slot, serial, fade = cmd[2], cmd[3], cmd[4]
+            if self._active[slot] and self._serial[slot] == serial:
+                # A new release ramp: from the level of the last frame played to 0 in ``fade``
+                # frames, L·(1 - (k + 1)/fade) at the k-th frame from now.
+                age, release = self._age[slot], self._release[slot]
+                level = min(1.0, max(0.0, 1.0 - (age - self._released_at[slot]) / release))
+                if level > 0.0:
+                    self._release[slot] = fade / level
+                    self._released_at[slot] = age - fade / level * (1.0 - level)
         elif op == _SILENCE:
             for slot in range(self._top):
                 if self._active[slot]:
@@ -332,25 +347,32 @@ class _Slot:
     held: bool = False  # key still down
     sustained: bool = False  # key up but the pedal holds it
     sounding: bool = False
+    dying: bool = False  # stolen: fading out in a spare slot, no longer counted
 
 
 class Voices:
     """Control side of the voice engine: allocation, stealing, sustain pedal, bend, morph updates.
 
-    Stealing takes a free slot first, then the oldest released voice (its tail is the least
-    audible), then the oldest pedal-sustained one, then the oldest held one. A retriggered key
-    releases its old voice first (FluidSynth's convention). Commands go to the Mixer through its
-    deque; when it holds ``queue_limit`` commands a new one is dropped and counted in ``dropped``.
+    At most ``mixer.polyphony`` voices sound (release tails included). Past that, a note-on steals:
+    the oldest released voice (its tail is the least audible), else the oldest pedal-sustained
+    one, else the oldest held one; the victim fades out over ``steal_fade_s`` in one of the
+    Mixer's spare slots while the new note starts. A retriggered key releases its old voice
+    first (FluidSynth's convention). Commands go to the Mixer through its deque; when it holds
+    ``queue_limit`` commands a new one is dropped and counted in ``dropped``.
     """
 
-    def __init__(self, mixer: Mixer, *, queue_limit: int = 4096) -> None:
+    def __init__(
+        self, mixer: Mixer, *, queue_limit: int = 4096, steal_fade_s: float = 0.005
+    ) -> None:
         self._commands = mixer.commands
         self._finished = mixer.finished
         self.sample_rate = mixer.sample_rate
         self.queue_limit = queue_limit
         self.dropped = 0
         self.pedal_down = False
-        self._slots = [_Slot() for _ in range(mixer.polyphony)]
+        self.polyphony = mixer.polyphony
+        self._fade_frames = max(1, round(steal_fade_s * mixer.sample_rate))
+        self._slots = [_Slot() for _ in range(mixer.slots)]
         self._by_serial: dict[int, int] = {}
         self._serials = 0
 
@@ -367,20 +389,28 @@ class Voices:
             if slot is not None:
                 self._slots[slot] = _Slot()
 
-    def _pick_slot(self) -> int:
-        def score(item: tuple[int, _Slot]) -> tuple[int, int]:
-            _, s = item
-            if not s.sounding:
-                tier = 0
-            elif not s.held and not s.sustained:
-                tier = 1  # released: already fading out
-            elif s.sustained:
-                tier = 2  # key up, pedal holds it
-            else:
-                tier = 3  # key down
+    def _pick_slot(self, frame: int) -> int:
+        """A free slot, after stealing a voice if ``polyphony`` are sounding."""
+
+        def steal_order(item: tuple[int, _Slot]) -> tuple[int, int]:
+            s = item[1]
+            # Released tails first (least audible), then pedal-held, then keys still down.
+            tier = 2 if s.held else 1 if s.sustained else 0
             return tier, s.started
 
-        return min(enumerate(self._slots), key=score)[0]
+        live = [(slot, s) for slot, s in enumerate(self._slots) if s.sounding and not s.dying]
+        if len(live) >= self.polyphony:
+            victim, s = min(live, key=steal_order)
+            if self._send((frame, _FADE, victim, s.serial, self._fade_frames)):
+                s.dying = True
+                s.held = s.sustained = False
+        free = [slot for slot, s in enumerate(self._slots) if not s.sounding]
+        fading = [(s.started, slot) for slot, s in enumerate(self._slots) if s.dying]
+        if free:
+            return free[0]
+        if fading:  # every spare slot still fading (a burst of steals): cut the oldest
+            return min(fading)[1]
+        return min(live, key=steal_order)[0]  # the queue is full: this note-on drops anyway
 
     def note_on(
         self,
@@ -402,7 +432,7 @@ class Voices:
         for slot, s in enumerate(self._slots):
             if s.sounding and s.key == key and (s.held or s.sustained):
                 self._release_slot(slot, frame)
-        slot = self._pick_slot()
+        slot = self._pick_slot(frame)
         self._serials += 1
         attack_frames = max(1, round(attack_s * self.sample_rate))
         release_frames = max(1, round(release_s * self.sample_rate))
@@ -476,10 +506,10 @@ class Voices:
         self._send((*cmd, float(weight)))
 
     def sounding(self) -> Iterator[tuple[int, Hashable]]:
-        """(slot, key) of every voice the control side believes is still sounding."""
+        """(slot, key) of every voice still sounding (stolen ones fading out excepted)."""
         self._collect_finished()
         for slot, s in enumerate(self._slots):
-            if s.sounding:
+            if s.sounding and not s.dying:
                 yield slot, s.key
 
     def in_use(self) -> int:

@@ -95,42 +95,67 @@ def test_playback_rate_interpolates_linearly_and_converts_sample_rate():
     np.testing.assert_allclose(out, positions * 8 / 32768, rtol=1e-6)
 
 
-def test_free_voices_are_taken_before_stealing_released_then_oldest():
+def keys(voices: Voices) -> list:
+    return sorted(key for _, key in voices.sounding())
+
+
+def test_stealing_takes_the_oldest_released_voice_then_the_oldest_held_one():
     mixer, voices = engine(polyphony=4)
     note = constant_note()
-    slots = [voices.note_on(p, Layer(note)) for p in (60, 61, 62, 63)]
-    assert sorted(slots) == [0, 1, 2, 3]
+    for pitch in (60, 61, 62, 63):
+        voices.note_on(pitch, Layer(note))
     render(mixer, 64)
     voices.note_off(62)
     render(mixer, 64)
-    assert voices.note_on(64, Layer(note)) == slots[2]  # released voice goes first
-    assert voices.note_on(65, Layer(note)) == slots[0]  # then the oldest held one
-    assert voices.note_on(66, Layer(note)) == slots[1]
-    assert sorted(key for _, key in voices.sounding()) == [63, 64, 65, 66]
+    voices.note_on(64, Layer(note))
+    assert keys(voices) == [60, 61, 63, 64]  # the released voice went first
+    voices.note_on(65, Layer(note))
+    assert keys(voices) == [61, 63, 64, 65]  # then the oldest held one
+    voices.note_on(66, Layer(note))
+    assert keys(voices) == [63, 64, 65, 66]
 
 
 def test_pedal_sustained_voices_are_stolen_after_released_before_held():
     _, voices = engine(polyphony=3)
     note = constant_note()
-    held = voices.note_on(60, Layer(note))  # oldest, key still down
-    released = voices.note_on(62, Layer(note))
+    voices.note_on(60, Layer(note))  # oldest, key still down
+    voices.note_on(62, Layer(note))
     voices.note_off(62)
     voices.sustain(True)
-    sustained = voices.note_on(61, Layer(note))  # newest, key up under the pedal
+    voices.note_on(61, Layer(note))  # newest, key up under the pedal
     voices.note_off(61)
-    assert voices.note_on(70, Layer(note)) == released
-    assert voices.note_on(71, Layer(note)) == sustained
-    assert voices.note_on(72, Layer(note)) == held
+    voices.note_on(70, Layer(note))
+    assert keys(voices) == [60, 61, 70]  # released 62 went first
+    voices.note_on(71, Layer(note))
+    assert keys(voices) == [60, 70, 71]  # then sustained 61, though 60 is older
+    voices.note_on(72, Layer(note))
+    assert keys(voices) == [70, 71, 72]
 
 
-def test_a_stolen_slot_plays_the_new_note_and_the_old_voice_is_forgotten():
+def test_a_stolen_voice_fades_out_in_a_spare_slot_while_the_new_note_starts():
     mixer, voices = engine(polyphony=1)
-    voices.note_on(60, Layer(constant_note(5000, frames=100)), attack_s=1 / RATE)
+    voices.note_on(60, Layer(constant_note(5000, frames=1000)), attack_s=1 / RATE)
     render(mixer, 50)
     voices.note_on(61, Layer(constant_note(-3000, frames=1000)), attack_s=1 / RATE)
     out = render(mixer, 200)
-    np.testing.assert_allclose(out, -3000 / 32768, rtol=1e-6)
-    assert list(voices.sounding()) == [(0, 61)]
+    fade = round(0.005 * RATE)  # Voices' default steal_fade_s
+    fading = 5000 * np.clip(1 - (np.arange(200) + 1) / fade, 0, 1)
+    np.testing.assert_allclose(out, (fading - 3000) / 32768, rtol=1e-6, atol=1e-9)
+    assert keys(voices) == [61] and mixer.voices_active == 1
+
+
+def test_a_stolen_release_tail_fades_from_where_it_was():
+    mixer, voices = engine(polyphony=1)
+    release = round(0.1 * RATE)
+    voices.note_on(60, Layer(constant_note(8000, frames=2000)), attack_s=1 / RATE, release_s=0.1)
+    voices.note_off(60, frame=100)
+    render(mixer, 300)  # 200 frames into an 800-frame release
+    voices.note_on(61, Layer(constant_note(0, frames=2000)), attack_s=1 / RATE)
+    out = render(mixer, 100)
+    level = 1 - (300 - 100) / release  # the release level at the steal
+    fade = round(0.005 * RATE)
+    expected = 8000 * level * np.clip(1 - (np.arange(100) + 1) / fade, 0, 1) / 32768
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-9)
 
 
 def test_pedal_holds_released_keys_until_it_lifts():
@@ -295,7 +320,7 @@ def test_rendering_in_blocks_equals_rendering_in_one_go(block):
     frames = 5000
     results = []
     for size in (frames, block):
-        mixer, voices = engine(max_block_frames=256)
+        mixer, voices = engine(polyphony=4, max_block_frames=256)  # the 6th note steals
         scenario(mixer, voices)
         results.append(render(mixer, frames, size))
     whole, blocked = results
