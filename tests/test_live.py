@@ -9,6 +9,7 @@ figures come from benchmarks/bench_live.py.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -235,3 +236,26 @@ def test_bad_preset_is_one_line_before_anything_opens(tiny_model, tmp_path):
     lines = error_lines(result.stderr)
     assert result.returncode == 1 and len(lines) == 1, result.stderr
     assert str(bad) in lines[0] and "gain_db" in lines[0]
+
+
+def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tiny_model, tmp_path):
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
+    command += ["--virtual-midi", port, "--cache-dir", str(tmp_path)]
+    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "Ctrl-C to stop.\n":
+            line = play.stdout.readline()
+            assert line, play.stderr.read()
+            lines.append(line)
+        with MidiSender() as sender:  # the port is there while it plays
+            midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}")
+        play.send_signal(signal.SIGINT)
+        _, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0 and "Traceback" not in err, err
+    assert any(line.startswith("audio ") and "JACK" in line for line in lines)
+    with MidiSender() as sender:
+        assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
