@@ -38,6 +38,10 @@ from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 from gansynth_instrument.voices import Mixer, Voices
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
+# MIDI files are untrusted input. A song longer than this is a crafted tempo or delta time (a
+# 28-bit delta at the slowest tempo spans 140 years), and would make renders allocate or loop
+# without end; refusing it costs nothing.
+MAX_MIDI_DURATION_S = 3600.0
 
 
 # --- shared pieces --------------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def read_midi(path: Path) -> list[MidiEvent]:
     Times come from absolute ticks, computed as pretty_midi (and so note_seq and Magenta) does:
     segment start + ticks · 60 / (bpm · ticks per beat), so note boundaries land on the same
     samples as in Magenta's render.
-    Raises MidiFileError for a missing, malformed or type 2 file, or one without notes.
+    Raises MidiFileError for a missing, malformed or type 2 file, one without notes, or one whose
+    timing is absurd (tempo 0, SMPTE or zero ticks per beat, longer than ``MAX_MIDI_DURATION_S``).
     """
     path = Path(path)
     if not path.is_file():
@@ -368,6 +373,10 @@ def read_midi(path: Path) -> list[MidiEvent]:
         raise MidiFileError(f"{path}: not a readable MIDI file ({reason})") from None
     if midi.type == 2:
         raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    if not 0 < midi.ticks_per_beat < 0x8000:  # bit 15 set: SMPTE frames, which pretty_midi lacks
+        raise MidiFileError(
+            f"{path}: unsupported time division {midi.ticks_per_beat} (need 1-32767 ticks/beat)"
+        )
     tick_s = 60.0 / (120.0 * midi.ticks_per_beat)  # MIDI's default tempo, 120 bpm
     tick = segment_tick = 0
     segment_s = 0.0
@@ -375,7 +384,14 @@ def read_midi(path: Path) -> list[MidiEvent]:
     for msg in mido.merge_tracks(midi.tracks):
         tick += msg.time
         now_s = segment_s + (tick - segment_tick) * tick_s
+        if now_s > MAX_MIDI_DURATION_S:
+            raise MidiFileError(
+                f"{path}: an event at {now_s:.0f} s (tick {tick}); files longer than "
+                f"{MAX_MIDI_DURATION_S:.0f} s are refused (absurd tempo or delta time?)"
+            )
         if msg.type == "set_tempo":
+            if msg.tempo <= 0:
+                raise MidiFileError(f"{path}: tempo 0 µs/beat at tick {tick}")
             tick_s = 60.0 / (6e7 / msg.tempo * midi.ticks_per_beat)
             segment_tick, segment_s = tick, now_s
         elif not msg.is_meta and msg.type != "sysex":

@@ -2,8 +2,10 @@
 
 Both are small YAML files a musician can read and edit. A preset names its timbre either by a
 seed (``random_latent(seed)``: compact, the same sound forever) or by an explicit latent vector
-(what ``presets new --between`` writes). Files are read with ``yaml.safe_load`` only and validated
-field by field: a bad file is a ``PresetError`` naming the file and the field. Writes are atomic.
+(what ``presets new --between`` writes). Files are untrusted (people share them): they are read
+with a safe loader only (plain data, never objects; no aliases; bounded size and depth) and
+validated field by field: a bad file is a ``PresetError`` naming the file and the field. Writes
+are atomic.
 
 Lookup order for a name: an explicit path (anything ending in .yaml/.yml or holding a "/"), then
 the user presets dir (``<platformdirs user data dir>/presets``), then the shipped ``presets/``
@@ -45,6 +47,10 @@ MORPH_CC_RANGE = (0, 119)
 RESERVED_CCS = {64: "the sustain pedal"}
 MORPH_STEPS_RANGE = (2, 128)
 PROGRAMS_FROM_PRESETS = "presets"  # bank files: "programs: presets" = each preset's own number
+# Shared files are untrusted: a real preset is a few kB (a 256-value latent) and at most 3 levels
+# deep (bank → morph → path); a bigger or deeper file is refused before it is parsed or walked.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NESTING = 8
 
 _PRESET_KEYS = (
     "name",
@@ -66,6 +72,18 @@ def _is_number(value: object) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_float32(value: object) -> bool:
+    """A finite number float32 can hold: float32 is what the model takes, so a value that
+    overflows it (1e39, a 400-digit integer) counts as not finite."""
+    if not _is_number(value):
+        return False
+    try:
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(np.float32(value)))  # type: ignore[arg-type]
+    except OverflowError:
+        return False
 
 
 def _check_name(where: str, value: object, field_name: str = "name") -> None:
@@ -142,8 +160,7 @@ class Preset:
                 raise PresetError(f"{where}: field 'latent': expected a list of numbers")
             values = list(self.latent)
             for i, v in enumerate(values):
-                # float32 is what the model takes; a value float32 cannot hold counts as not finite.
-                if not _is_number(v) or not np.isfinite(np.float32(v)):
+                if not _is_float32(v):
                     raise PresetError(
                         f"{where}: field 'latent': item {i} is {v!r}, not a finite float32"
                     )
@@ -359,15 +376,48 @@ def _looks_like_path(name_or_path: str | Path) -> bool:
     return isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
 
 
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data only) without anchors/aliases and with a depth limit.
+
+    Aliases let a few hundred bytes stand for a structure with billions of items (a "billion
+    laughs" file), which any walk of the value, even an error message's repr, then expands; deep
+    nesting overflows the recursive composer. No preset needs either.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (*name) are not allowed", event.start_mark
+            )
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_NESTING} levels deep", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
 def _read_yaml(path: Path) -> object:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded: a huge file or /dev/zero is not read
+        if len(data) > MAX_FILE_BYTES:
+            raise PresetError(
+                f"{path}: larger than {MAX_FILE_BYTES} bytes; preset and bank files are a few kB"
+            )
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise PresetError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise PresetError(f"{path}: cannot read ({err})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
