@@ -307,8 +307,52 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
     )
     p.add_argument("--learn", action="store_true", help="bind the morph to the next CC moved")
+    p.add_argument("--keys", action="store_true", help="play from the computer keyboard too")
     p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
     p.set_defaults(handler=_cmd_play)
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument.dataset import run_dataset
+
+    return run_dataset(args)
+
+
+def _add_dataset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dataset",
+        help="make a training dataset: chop recordings, pad one-shots, render a soundfont",
+        description=(
+            "Turn sounds into 4 s, 16 kHz mono notes labelled by their detected pitch (silent "
+            "and unpitched ones are dropped), then 'make' a dataset folder that 'train' reads, "
+            "with Magenta's NSynth data.tfrecord + meta.json alongside."
+        ),
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    chop = actions.add_parser("chop", help="cut long recordings into 4 s windows")
+    chop.add_argument("--hop-s", type=float, default=4.0, help="window start spacing (4 s)")
+    pad = actions.add_parser("pad", help="one-shots: normalise, pad or cut to 4 s (recursive)")
+    for action in (chop, pad):
+        action.add_argument("in_dir", type=Path, help="folder of audio files")
+        action.add_argument("out_dir", type=Path, help="folder for <instrument>_<pitch>.wav")
+        action.add_argument("--pitch", type=int, help="label every note this pitch (no detection)")
+    make = actions.add_parser("make", help="<instrument>_<pitch>.wav notes → dataset folder")
+    make.add_argument("in_dir", type=Path, help="folder of 4 s, 16 kHz mono notes")
+    make.add_argument("out_dir", type=Path, help="dataset folder to write")
+    font = actions.add_parser("from-soundfont", help="render NSynth-style notes with FluidSynth")
+    font.add_argument("soundfont", type=Path, help="the .sf2 file")
+    font.add_argument("out_dir", type=Path, help="dataset folder to write")
+    font.add_argument("--programs", default="0,4,19,24,32,40,56,73", help="GM programs")
+    font.add_argument("--velocities", default="100,75", help="note-on velocities (100,75)")
+    font.add_argument(
+        "--keep-detuned", action="store_true", help="keep notes > 50 cents off their pitch"
+    )
+    for action in (chop, pad, font):
+        action.add_argument("--pitch-range", default="24-84", help="pitches kept (24-84)")
+        action.add_argument(
+            "--silence-db", type=float, default=-50.0, help="drop notes below this RMS (-50 dBFS)"
+        )
+    p.set_defaults(handler=_cmd_dataset)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_presets,
         _add_offline,
         _add_play,
+        _add_dataset,
     ):
         add(sub)
     return parser

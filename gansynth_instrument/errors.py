@@ -33,3 +33,11 @@ class OutputError(GansynthError):
 
 class CacheError(GansynthError):
     """The note cache cannot do what was asked (bad setting, a note that failed to render)."""
+
+
+class DatasetError(GansynthError):
+    """An audio file or dataset folder cannot be read, or holds something unusable."""
+
+
+class TrainingError(GansynthError):
+    """A training run cannot start or resume (bad dataset, config, or train dir)."""

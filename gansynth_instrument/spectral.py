@@ -154,6 +154,75 @@ def denormalize(spectrogram: np.ndarray, rep: Representation = RELEASED) -> np.n
     return (np.asarray(spectrogram, dtype=np.float32) - b) / a
 
 
+def normalize(spectrogram: np.ndarray, rep: Representation = RELEASED) -> np.ndarray:
+    """Magenta's ``specgrams_prespecified_normalizer.normalize``: clip(a·x + b, -1, 1) per channel.
+
+    What the trainer feeds its discriminator, so real notes live in the generator's tanh range.
+    """
+    a = np.array([rep.mag_normalizer_a, rep.p_normalizer_a], dtype=np.float32)
+    b = np.array([rep.mag_normalizer_b, rep.p_normalizer_b], dtype=np.float32)
+    return np.clip(np.asarray(spectrogram, dtype=np.float32) * a + b, -1.0, 1.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _analysis_window(n_fft: int) -> np.ndarray:
+    """``tf.signal.stft``'s default window: periodic Hann."""
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+@functools.lru_cache(maxsize=4)
+def _linear_to_mel_f32(bins: int, sample_rate: int) -> np.ndarray:
+    matrix = linear_to_mel_weight_matrix(bins, sample_rate).astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def audio_to_spectrogram(
+    audio: np.ndarray, rep: Representation = RELEASED, *, sample_rate: int = 16000
+) -> np.ndarray:
+    """Waveforms → denormalised spectrograms, as Magenta's ``DataMelHelper`` prepares real notes.
+
+    ``SpecgramsHelper.waves_to_melspecgrams`` (float32): ``pad_front`` zeros in front, STFT with
+    a periodic Hann window (n_fft, hop), DC bin dropped; ``log(|X| + 1e-6)`` and the
+    instantaneous frequency of the phase (unwrap + first difference, / π); for mel, power and
+    phase go through ``linear_to_mel_weight_matrix``: ``log(|X|² @ l2mel + 1e-6)`` and the IF of
+    ``cumsum(IF·π) @ l2mel``. The inverse is ``spectrogram_to_audio``; together they keep a note's
+    pitch, not its exact waveform (the phase is rebuilt from the mel IF).
+
+    Args:
+        audio: float [B, samples] at ``sample_rate``; shorter notes are zero-padded at the end,
+            longer ones cut, to the model's length.
+        rep: the representation (frames, bins, n_fft, hop, data_type 'mel' or 'linear').
+
+    Returns:
+        float32 [B, frames, bins, 2]: ch0 log magnitude² (mel) or log magnitude, ch1 IF / π.
+    """
+    waves = np.asarray(audio, dtype=np.float32)
+    if waves.ndim != 2:
+        raise ModelError(f"audio shape {waves.shape} is not [batch, samples]")
+    length = rep.hop_length * (rep.frames - 1) + rep.n_fft - rep.pad_front
+    padded = np.zeros((waves.shape[0], rep.pad_front + length), dtype=np.float32)
+    kept = min(length, waves.shape[1])
+    padded[:, rep.pad_front : rep.pad_front + kept] = waves[:, :kept]
+    frames = np.lib.stride_tricks.sliding_window_view(padded, rep.n_fft, axis=1)[
+        :, :: rep.hop_length
+    ]
+    stft = scipy.fft.rfft(frames * _analysis_window(rep.n_fft), axis=-1)[..., 1:]
+    stft = stft.astype(np.complex64)
+    magnitude = np.abs(stft)
+    if_pi = _phase_steps(np.angle(stft)) / np.float32(np.pi)
+    if rep.data_type == "mel":
+        l2mel = _linear_to_mel_f32(rep.bins, sample_rate)
+        log_mag = np.log(np.square(magnitude) @ l2mel + np.float32(MAG2_EPS))
+        mel_phase = _cumsum_frames(if_pi * np.float32(np.pi)) @ l2mel
+        if_pi = _phase_steps(mel_phase) / np.float32(np.pi)
+    else:
+        log_mag = np.log(magnitude + np.float32(MAG2_EPS))
+    return np.stack([log_mag, if_pi], axis=-1).astype(np.float32)
+
+
 def spectrogram_to_audio(
     spectrogram: np.ndarray, rep: Representation = RELEASED, *, sample_rate: int = 16000
 ) -> np.ndarray:
@@ -219,13 +288,23 @@ def _to_audio(spec: np.ndarray, rep: Representation, sample_rate: int) -> np.nda
 def _float32_phase_round_trip(phase: np.ndarray) -> np.ndarray:
     """Magenta's phase → ``instantaneous_frequency`` → ``cumsum`` round trip, in float32.
 
-    Unwrap along time (``spectral_ops.unwrap``: wrap each frame-to-frame step into [-π, π), a
-    step of exactly +π stays +π), take the first difference with frame 0's phase in front, and sum
-    it up again. Exact arithmetic would give ``phase`` back modulo 2π; the point is the float32
-    rounding, which is part of Magenta's audio (see the module docstring).
+    Exact arithmetic would give ``phase`` back modulo 2π; the point is the float32 rounding,
+    which is part of Magenta's audio (see the module docstring).
 
     Args:
         phase: float32 [B, frames, bins] linear-frequency phase (radians), not modified.
+    """
+    return _cumsum_frames(_phase_steps(phase))
+
+
+def _phase_steps(phase: np.ndarray) -> np.ndarray:
+    """Magenta's ``instantaneous_frequency`` × π, in float32: the unwrapped phase's steps.
+
+    Unwrap along time (``spectral_ops.unwrap``: wrap each frame-to-frame step into [-π, π), a
+    step of exactly +π stays +π), then the first difference with frame 0's phase in front.
+
+    Args:
+        phase: float32 [B, frames, bins] phase (radians), not modified.
     """
     pi = np.float32(np.pi)
     step = np.diff(phase, axis=1)
@@ -235,7 +314,7 @@ def _float32_phase_round_trip(phase: np.ndarray) -> np.ndarray:
     unwrapped = phase.copy()
     unwrapped[:, 1:] += _cumsum_frames(wrapped)
     unwrapped[:, 1:] = np.diff(unwrapped, axis=1)
-    return _cumsum_frames(unwrapped)
+    return unwrapped
 
 
 def _cumsum_frames(x: np.ndarray) -> np.ndarray:
