@@ -11,10 +11,12 @@ Threads, and what each may touch:
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 # with the cache filling (benchmarks/bench_live.py, shared 2-core machine).
 GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
+KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,55 @@ def status_line(status: LiveStatus) -> str:
     return " | ".join(parts)
 
 
+# Semitones above the keyboard's base pitch: white keys on the home row, black keys above them.
+KEY_SEMITONES: dict[str, int] = dict(
+    zip(
+        "asdfghjkl;'wetyuop",
+        (0, 2, 4, 5, 7, 9, 11, 12, 14, 16, 17, 1, 3, 6, 8, 10, 13, 15),
+        strict=True,
+    )
+)
+
+
+class TypingKeyboard:
+    """A computer keyboard as a MIDI keyboard, for players without one (DAW-style layout).
+
+    ``a s d f g h j k l ; '`` are white keys from C, ``w e  t y u  o p`` the black keys between;
+    ``z``/``x`` shift an octave, ``c``/``v`` velocity, ``-``/``=`` move the morph, space toggles
+    the sustain pedal. Terminals report presses only, so the caller releases each note
+    ``hold_s`` later (``press`` returns the pitch to release).
+    """
+
+    HELP = "keys: a-' notes, w-p sharps, z/x octave, c/v velocity, -/= morph, space pedal"
+
+    def __init__(self, *, base_pitch: int = 60, velocity: int = 100, morph_cc: int | None = 1):
+        self.base_pitch = base_pitch
+        self.velocity = velocity
+        self.morph_cc = morph_cc
+        self.morph_value = 0
+        self.pedal = False
+
+    def press(self, char: str) -> tuple[list[list[int]], int | None]:
+        """(MIDI messages to send now, pitch to release ``hold_s`` later or None)."""
+        offset = KEY_SEMITONES.get(char)
+        if offset is not None:
+            pitch = self.base_pitch + offset
+            if 0 <= pitch <= 127:
+                return [[0x90, pitch, self.velocity]], pitch
+            return [], None
+        if char in "zx":
+            self.base_pitch = min(108, max(12, self.base_pitch + (12 if char == "x" else -12)))
+        elif char in "cv":
+            self.velocity = min(127, max(1, self.velocity + (16 if char == "v" else -16)))
+        elif char in "-=" and self.morph_cc is not None:
+            self.morph_value = min(127, max(0, self.morph_value + (16 if char == "=" else -16)))
+            return [[0xB0, self.morph_cc, self.morph_value]], None
+        elif char == " ":
+            self.pedal = not self.pedal
+            return [[0xB0, 64, 127 if self.pedal else 0]], None
+        return [], None
+
+
 def run_play(args: argparse.Namespace) -> int:
     """``gansynth-instrument play``: open everything, show the status line until Ctrl-C."""
     from gansynth_instrument.model import load_model
@@ -195,6 +247,8 @@ def run_play(args: argparse.Namespace) -> int:
 
     if args.channel is not None and not 1 <= args.channel <= 16:
         raise GansynthError(f"--channel must be 1..16, got {args.channel}")
+    if args.keys and not sys.stdin.isatty():
+        raise GansynthError("--keys needs a terminal to read key presses from")
     preset = find_preset(args.preset) if args.preset else None
     bank = find_bank(args.bank) if args.bank else None
     if preset is None and bank is None:
@@ -217,10 +271,14 @@ def run_play(args: argparse.Namespace) -> int:
         velocity_exponent=args.velocity_curve,
         learn=args.learn,
     )
+    keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:
         _print_header(player, args.model)
+        if keyboard is not None:
+            print(TypingKeyboard.HELP)
         try:
-            _status_loop(player)
+            with _cbreak(keyboard is not None):
+                _status_loop(player, keyboard)
         except KeyboardInterrupt:
             print(file=sys.stderr)
     return 0
@@ -240,8 +298,26 @@ def _print_header(player: Player, model_path: Any) -> None:
     print("Ctrl-C to stop.")
 
 
-def _status_loop(player: Player) -> None:
-    """Redraw the status line in place on a terminal, else print it every few seconds."""
+@contextlib.contextmanager
+def _cbreak(enabled: bool) -> Iterator[None]:
+    """Key presses arrive one by one, unechoed (the terminal is restored after)."""
+    if not enabled:
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(sys.stdin)
+    try:
+        tty.setcbreak(sys.stdin)
+        yield
+    finally:
+        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+
+
+def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None:
+    """Redraw the status line in place on a terminal (else print it every few seconds); with a
+    typing keyboard, play its key presses in between."""
     tty = sys.stdout.isatty()
     last_print = 0.0
     while True:
@@ -255,4 +331,15 @@ def _status_loop(player: Player) -> None:
         elif now - last_print >= 5.0:
             print(line, flush=True)
             last_print = now
-        time.sleep(STATUS_PERIOD_S)
+        if keyboard is None:
+            time.sleep(STATUS_PERIOD_S)
+        elif select.select([sys.stdin], [], [], STATUS_PERIOD_S)[0]:
+            # os.read, not sys.stdin.read: Python's buffer would hide keys from select.
+            for char in os.read(sys.stdin.fileno(), 64).decode(errors="ignore"):
+                messages, release = keyboard.press(char)
+                for msg in messages:
+                    player.handle(msg)
+                if release is not None:
+                    off = threading.Timer(KEY_HOLD_S, player.handle, args=([0x80, release, 0],))
+                    off.daemon = True
+                    off.start()

@@ -9,6 +9,8 @@ figures come from benchmarks/bench_live.py.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from scipy.signal import correlate
 
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.engine import Timbre
-from gansynth_instrument.live import Player
+from gansynth_instrument.live import Player, TypingKeyboard
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model
 from gansynth_instrument.presets import find_bank, find_preset
@@ -259,3 +261,56 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
     assert any(line.startswith("audio ") and "JACK" in line for line in lines)
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
+
+
+def test_typing_keyboard_maps_keys_to_midi():
+    keys = TypingKeyboard(base_pitch=60, velocity=100, morph_cc=1)
+    assert keys.press("a") == ([[0x90, 60, 100]], 60)
+    assert keys.press("w") == ([[0x90, 61, 100]], 61)
+    assert keys.press("'") == ([[0x90, 77, 100]], 77)
+    assert keys.press("x") == ([], None) and keys.press("a") == ([[0x90, 72, 100]], 72)
+    assert keys.press("c") == ([], None) and keys.press("s") == ([[0x90, 74, 84]], 74)
+    assert keys.press("=") == ([[0xB0, 1, 16]], None)
+    assert keys.press(" ") == ([[0xB0, 64, 127]], None)
+    assert keys.press(" ") == ([[0xB0, 64, 0]], None)
+    assert keys.press("q") == ([], None)
+
+
+def test_keys_without_a_terminal_is_one_line(tiny_model):
+    result = subprocess.run(
+        [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model), "--keys"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = error_lines(result.stderr)
+    assert result.returncode == 1 and len(lines) == 1 and "terminal" in lines[0], result.stderr
+
+
+def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, tiny_model, tmp_path):
+    master, slave = pty.openpty()
+    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
+    command += ["--keys", "--preset", "felt-keys", "--cache-dir", str(tmp_path)]
+    play = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    screen = b""
+
+    def read_until(needle: bytes, timeout_s: float = 60.0) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + timeout_s
+        while needle not in screen:
+            assert time.monotonic() < deadline, screen.decode(errors="replace")[-500:]
+            if select.select([master], [], [], 0.1)[0]:
+                screen += os.read(master, 4096)
+
+    try:
+        read_until(b"cache felt-keys 61/61")  # every note cached: the next ones play exactly
+        os.write(master, b"adg")  # C, E, G at once
+        read_until(b"voices 3/")
+        read_until(b"voices 0/")  # each typed note is released after KEY_HOLD_S
+        play.send_signal(signal.SIGINT)
+        assert play.wait(timeout=60) == 0
+    finally:
+        play.kill()
+        os.close(master)
