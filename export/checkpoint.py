@@ -4,7 +4,9 @@ Accepted layouts (Magenta's ``Model.load_from_path`` semantics, minus its pitfal
   * a model dir: ``experiment.json`` + ``stage_*/`` (released zips unpacked, or a training dir:
     the numerically last ``stage_*`` is used), optionally ``meta.json`` (course models);
   * one ``stage_*`` dir (``experiment.json`` is then read from its parent);
-  * a ``.zip`` holding exactly one such model dir.
+  * a ``.zip`` holding exactly one such model dir;
+  * a ``gansynth-instrument train`` dir: ``experiment.json``, ``meta.json`` and
+    ``generator_ema.npz`` (the EMA generator weights under Magenta's full variable names).
 Inside the stage dir the ``checkpoint`` file names the bundle; a stale absolute path there (the
 training machine's) falls back to the file of that name next to it, then to the highest
 ``model.ckpt-N.index``.
@@ -31,6 +33,7 @@ from gansynth_instrument.errors import CheckpointError
 
 EXPERIMENT_JSON = "experiment.json"
 META_JSON = "meta.json"
+TRAINED_NPZ = "generator_ema.npz"  # written by gansynth-instrument train
 EMA_SUFFIX = "/ExponentialMovingAverage"
 GENERATOR_SCOPE = "Generator/"
 NSYNTH_PITCHES = tuple(range(24, 85))  # lib/datasets.py get_pitch_counts(): 61 classes
@@ -360,7 +363,8 @@ def _scalar(bundle: TensorBundle, name: str, default: float) -> float:
     return bundle.read(name).reshape(()).item()
 
 
-def _read_dir(model_dir: Path, stage: Path, source_prefix: str) -> Checkpoint:
+def _model_config(model_dir: Path) -> tuple[dict[str, object], GeneratorConfig]:
+    """experiment.json + meta.json of ``model_dir``: hparams and a supported GeneratorConfig."""
     hparams = read_hparams(model_dir)
     json_path = model_dir / EXPERIMENT_JSON
     _check_supported(hparams, json_path)
@@ -371,6 +375,48 @@ def _read_dir(model_dir: Path, stage: Path, source_prefix: str) -> Checkpoint:
             f"{config.start_height}x{config.start_width}, {config.num_blocks} resolutions) is not "
             f"supported (only {SUPPORTED_RESOLUTION[0]}x{SUPPORTED_RESOLUTION[1]}, hi-freq-res mel)"
         )
+    return hparams, config
+
+
+def _read_trained(model_dir: Path) -> Checkpoint:
+    """A ``gansynth-instrument train`` dir: EMA weights by Magenta name in generator_ema.npz.
+
+    Every block is in it from the first stage on (untrained ones at their initial values), so
+    any point of a run exports; ``progress`` follows from ``global_step`` (images seen) as in
+    Magenta, and blocks whose level-of-detail weight is 0 are left out of the graph.
+    """
+    hparams, config = _model_config(model_dir)
+    path = model_dir / TRAINED_NPZ
+    try:
+        with np.load(path) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise CheckpointError(f"{path}: not a readable .npz ({err})") from None
+    weights: dict[str, np.ndarray] = {}
+    for name, shape in expected_shapes(config).items():
+        full = GENERATOR_SCOPE + name + EMA_SUFFIX
+        if full not in arrays:
+            raise CheckpointError(f"{path}: missing variable '{full}'")
+        if arrays[full].shape != shape or arrays[full].dtype.kind != "f":
+            raise CheckpointError(
+                f"{path}: variable '{full}' is {arrays[full].dtype} {list(arrays[full].shape)}, "
+                f"experiment.json implies float {list(shape)}"
+            )
+        weights[name] = arrays[full].astype(np.float32)
+    step = arrays.get("global_step")
+    if step is None or step.shape != () or step.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: no integer 'global_step' (images seen)")
+    return Checkpoint(
+        config=config,
+        weights=weights,
+        progress=magenta_progress(hparams, config.num_blocks, int(step), 0.0),
+        step=int(step),
+        source=f"{model_dir.name}/{TRAINED_NPZ}",
+    )
+
+
+def _read_dir(model_dir: Path, stage: Path, source_prefix: str) -> Checkpoint:
+    hparams, config = _model_config(model_dir)
     prefix = _bundle_prefix(stage)
     bundle = TensorBundle(prefix)
     where = prefix.with_name(prefix.name + ".index")
@@ -428,5 +474,7 @@ def _read_any(path: Path) -> Checkpoint:
                 return _read_dir(model_dir, _stage_dirs(model_dir)[-1], f"{path.name}:")
             except CheckpointError as err:  # name the zip, not the temporary copy
                 raise CheckpointError(str(err).replace(tmp + "/", f"{path}:")) from None
+    if (path / TRAINED_NPZ).is_file():
+        return _read_trained(path)
     model_dir, stage = _locate(path)
     return _read_dir(model_dir, stage, "")

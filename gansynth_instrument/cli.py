@@ -355,6 +355,48 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_dataset)
 
 
+def _cmd_train(args: argparse.Namespace) -> int | None:
+    try:
+        from gansynth_instrument.training.train import run_train
+    except ImportError as err:
+        from gansynth_instrument.errors import TrainingError
+
+        raise TrainingError(
+            f"training needs PyTorch ({err}): pip install 'gansynth-instrument[train]'"
+        ) from None
+    return run_train(args)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a GANSynth model on a dataset (PyTorch; resumable, time-boxed chunks)",
+        description=(
+            "GANSynth's recipe (progressive growing, WGAN-GP, pitch classifier, EMA) on a "
+            "dataset folder from 'dataset make' or 'dataset from-soundfont'. Run it again with "
+            "the same train dir to go on where it stopped; 'export TRAIN_DIR' makes the ONNX "
+            "model at any point. Several GPUs: torchrun --nproc_per_node N -m "
+            "gansynth_instrument train ..."
+        ),
+    )
+    p.add_argument("dataset", type=Path, help="dataset folder (index.json + audio.npy)")
+    p.add_argument("train_dir", type=Path, help="run folder: checkpoints, samples, losses")
+    p.add_argument(
+        "--config",
+        choices=("tiny", "cpu", "full"),
+        help="new run: full = Magenta's mel_prog_hires, cpu = widths capped at 32 (default), "
+        "tiny = tests; resuming: leave it out",
+    )
+    p.add_argument("--time-limit-min", type=float, help="stop (and save) after this many minutes")
+    p.add_argument("--stop-after-images", type=int, help="stop (and save) at this image count")
+    p.add_argument(
+        "--checkpoint-every-min", type=float, default=10.0, help="save this often (10 min)"
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="new run: seed for weights and data (0)")
+    p.set_defaults(handler=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gansynth-instrument",
@@ -372,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_offline,
         _add_play,
         _add_dataset,
+        _add_train,
     ):
         add(sub)
     return parser

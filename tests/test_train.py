@@ -1,0 +1,184 @@
+"""The PyTorch trainer at tiny size on the CPU: stages, the exported graph's equality with the
+torch generator, run → save → resume (identical to an uninterrupted run) → export → generate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from gansynth_export.checkpoint import Checkpoint
+from gansynth_export.cli import export_model
+from gansynth_export.graph import GeneratorConfig
+from test_dataset import tone
+
+from gansynth_instrument import dataset, spectral
+from gansynth_instrument.cli import main
+from gansynth_instrument.model import load_model
+from gansynth_instrument.training import train
+from gansynth_instrument.training.networks import Discriminator, Generator
+
+TINY = train.CONFIGS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six notes: pitches 40, 52, 64 from two synthetic instruments."""
+    notes = [
+        dataset.Note(f"inst{i}", pitch, tone(pitch, 4, 16000, seed=10 * i + pitch))
+        for i in range(2)
+        for pitch in (40, 52, 64)
+    ]
+    out = tmp_path_factory.mktemp("tiny_dataset")
+    return dataset.write_dataset(iter(notes), len(notes), out)
+
+
+def test_schedule_follows_magentas_stages() -> None:
+    at = {images: train.schedule_at(TINY, images) for images in (0, 1, 2, 3, 4, 23, 24, 99)}
+    assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
+        (0, 1, 0.0), (0, 1, 0.0), (1, 2, 0.0), (1, 2, 0.5), (2, 2, 1.0),
+        (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
+    ]  # fmt: skip
+    cpu = train.CONFIGS["cpu"]
+    assert train.schedule_at(cpu, 0).batch_size == 32
+    assert train.schedule_at(cpu, 10**6).batch_size == 8
+
+
+def test_forward_transform_round_trip_keeps_pitch() -> None:
+    """Real notes → normalised IF-mel (what D sees) → audio: the pitch survives."""
+    for pitch in (30, 55, 80):
+        spec = spectral.audio_to_spectrogram(tone(pitch, 4, 16000, seed=pitch)[None])
+        normalised = spectral.normalize(spec)
+        assert normalised.min() >= -1 and normalised.max() <= 1
+        audio = spectral.spectrogram_to_audio(spectral.denormalize(normalised))[0]
+        assert abs(dataset.detect_pitch(audio) - pitch) < 0.2
+
+
+@pytest.mark.parametrize("progress", [5.5, 6.0])
+def test_exported_graph_equals_the_torch_generator(tmp_path: Path, progress: float) -> None:
+    """Magenta-named weights through export/graph.py give the torch generator's output."""
+    config = GeneratorConfig(
+        latent_size=8, pitches=(40, 52, 64), start_height=2, start_width=16,
+        filters=(6, 6, 5, 5, 4, 4, 3),
+    )  # fmt: skip
+    torch.manual_seed(3)
+    g = Generator(config)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # non-zero biases too
+    path = tmp_path / "g.onnx"
+    export_model(Checkpoint(config, g.magenta_weights(), progress, 0, "test"), path)
+    z = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    pitches = [64, 40, 52]
+    got = load_model(path, backend="cpu").generate_spectrogram(z, pitches)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 3).float()
+    with torch.no_grad():
+        out = g(torch.from_numpy(z), one_hot, progress, 7).numpy().transpose(0, 2, 3, 1)
+    expected = spectral.denormalize(out)
+    scale = np.abs(expected).max()
+    close = np.isclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
+    # Pixel norm of a near-zero feature vector (3-6 channels here) amplifies float32 rounding:
+    # a few pixels in 10^4 differ by up to ~1 %; a wrong weight name, layout or scale would
+    # move nearly all of them.
+    assert close.mean() > 0.9995
+    assert np.abs(got - expected).max() < 0.01 * scale
+
+
+def test_low_resolution_stage_is_the_pooled_full_resolution_output() -> None:
+    """Training at a stage's own size is Magenta's full-size output average-pooled to it."""
+    config = train.generator_config(TINY, (40, 52, 64))
+    torch.manual_seed(0)
+    g = Generator(config)
+    z, one_hot = torch.randn(2, config.latent_size), torch.eye(3)[:2]
+    with torch.no_grad():
+        small = g(z, one_hot, 2.25, 4)  # transition into block 4: blocks 3 and 4 blended
+        full_blend = g(z, one_hot, 2.25, 7)
+    pooled = torch.nn.functional.avg_pool2d(full_blend, 8)
+    torch.testing.assert_close(small, pooled, rtol=1e-5, atol=1e-6)
+    d = Discriminator(config, 4)
+    score, classes = d(small, 2.25, 4)
+    assert score.shape == (2,) and classes.shape == (2, 3)
+
+
+def _run(args: list[str]) -> int:
+    return main(["train", *args, "--threads", "2"])
+
+
+def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "12"]) == 0
+    state = torch.load(run / train.STATE_PT, weights_only=False)
+    assert state["images"] == 12
+    stages = sorted(p.name for p in (run / "samples").iterdir())
+    assert stages == [f"stage_{i:02d}" for i in range(6)]
+    note, rate = soundfile.read(run / "samples" / "stage_05" / "pitch_052.wav")
+    assert rate == 16000 and note.shape == (64000,) and np.isfinite(note).all()
+    assert json.loads((run / "experiment.json").read_text())["fmap_max"] == 4
+
+    assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
+    with (run / train.LOSSES_CSV).open() as f:
+        rows = list(csv.DictReader(f))
+    images = [int(r["images"]) for r in rows]
+    assert images == sorted(set(images)) and images[-1] == 26
+    assert all(np.isfinite(float(r["d_loss"])) and np.isfinite(float(r["g_loss"])) for r in rows)
+    assert (run / "samples" / "stage_12" / "pitch_064.wav").is_file()
+
+    straight = tmp_path / "straight"  # the same run without the interruption
+    assert _run([str(tiny_dataset), str(straight), "--config", "tiny"]) == 0
+    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+        assert sorted(a.files) == sorted(b.files) and int(a["global_step"]) == 26
+        for name in a.files:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        trained = [n for n in a.files if n.endswith("ExponentialMovingAverage")]
+    assert len(trained) == 7 * 6  # conv0, conv1, to_rgb × kernel, bias × 7 blocks
+
+    model_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    model = load_model(model_path, backend="cpu")
+    assert model.pitches == (40, 52, 64) and model.latent_size == TINY["latent_vector_size"]
+    assert model.info.source_step == 26 and model.info.progress == 6.0
+    audio = model.generate(np.random.default_rng(1).standard_normal((2, 8)), [40, 64])
+    assert audio.shape == (2, 64000) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+def test_time_limit_stops_and_saves(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    args = [str(tiny_dataset), str(run), "--config", "tiny", "--time-limit-min", "0"]
+    assert _run(args) == 0
+    assert "time limit" in capsys.readouterr().out
+    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 2  # one step
+
+
+def test_train_refusals_are_one_line(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    assert _run([str(tmp_path), str(tmp_path / "run")]) == 1  # not a dataset
+    assert "index.json" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x.txt").write_text("mine")
+    assert _run([str(tiny_dataset), str(tmp_path / "busy")]) == 1
+    assert "not empty" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "2"]) == 0
+    capsys.readouterr()
+    assert _run([str(tiny_dataset), str(run), "--config", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--config cpu" in err
+
+
+def test_torchrun_two_processes_gloo(tiny_dataset: Path, tmp_path: Path) -> None:
+    """The multi-GPU code path (torch.distributed, gradients all-reduced) on 2 CPU processes."""
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "gansynth_instrument", "train", str(tiny_dataset), str(run), "--config", "tiny",
+        "--threads", "1", "--stop-after-images", "12",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
+    assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 0
