@@ -2,9 +2,11 @@
 
 Prints one table: generator ms/note at batch 1 and 8 for every backend/precision that runs here,
 NumPy post-processing ms/note, and ``generate()`` (generator + post-processing) at batch 1 on the
-backend ``auto`` picks, each as median, min and max, with the ratio against the 90 ms/note figure
-issue 4 gives for Magenta's own ``generate_samples_from_z`` (target: ≤ 0.75). Then the spectral
-SNR of bf16 against f32 on magenta-tiny and on the full-size model.
+backend ``auto`` picks: wall median, min and max, and process CPU time ÷ cores (robust to other
+people's load; for generate() it slightly undercounts the single-threaded post-processing), with
+ratios against the 90 ms/note figure issue 4 gives for Magenta's own
+``generate_samples_from_z`` (target: ≤ 0.75). Then bf16's quality cost against f32 on
+magenta-tiny and on the full-size model.
 
     python benchmarks/bench_generate.py                   # builds a full-size random model
     python benchmarks/bench_generate.py --model all_instruments.onnx --repeats 20
@@ -27,7 +29,7 @@ import scipy.signal
 
 from gansynth_instrument.errors import ModelError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import Model, available_backends, load_model
+from gansynth_instrument.model import available_backends, load_model
 from gansynth_instrument.spectral import spectrogram_to_audio
 
 MAGENTA_MS_PER_NOTE = 90.0  # issue 4: Magenta's generate_samples_from_z, full-size, batch 1
@@ -35,17 +37,24 @@ TARGET_RATIO = 0.75
 REPO = Path(__file__).resolve().parent.parent
 
 
-def time_ms(fn: Callable[[], object], repeats: int, notes: int) -> tuple[float, float, float]:
-    """(median, min, max) wall ms per note over ``repeats`` calls after one warm-up call.
+Stats = tuple[float, float, float, float]
 
-    On a shared machine the min is the best estimate of the uncontended time."""
+
+def time_ms(fn: Callable[[], object], repeats: int, notes: int, cores: int) -> Stats:
+    """Wall ms per note (median, min, max) over ``repeats`` calls after a warm-up call, and the
+    median process CPU ms per note divided by ``cores``.
+
+    On a shared machine the wall figures grow with other people's load; CPU time ÷ cores does
+    not (much): it is what the wall time would be on an idle machine if the work spread evenly
+    over the cores, so it is the figure to compare across runs."""
     fn()
-    per_note = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        per_note.append((time.perf_counter() - start) * 1e3 / notes)
-    return statistics.median(per_note), min(per_note), max(per_note)
+        cpu.append((time.process_time() - start_cpu) * 1e3 / notes / cores)
+        wall.append((time.perf_counter() - start) * 1e3 / notes)
+    return statistics.median(wall), min(wall), max(wall), statistics.median(cpu)
 
 
 def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,10 +115,11 @@ def export_tiny(directory: Path, fixtures: Path) -> Path:
     return path
 
 
-def row(name: str, stats: tuple[float, float, float], ratio: bool = False) -> str:
-    median, best, worst = stats
-    extra = f"{median / MAGENTA_MS_PER_NOTE:9.2f}{best / MAGENTA_MS_PER_NOTE:9.2f}" if ratio else ""
-    return f"{name:<42}{median:10.1f}{best:10.1f}{worst:10.1f}{extra}"
+def row(name: str, stats: Stats, ratio: bool = False) -> str:
+    figures = "".join(f"{value:10.1f}" for value in stats)
+    if ratio:
+        figures += "".join(f"{value / MAGENTA_MS_PER_NOTE:9.2f}" for value in stats[1::2])
+    return f"{name:<42}{figures}"
 
 
 def main() -> None:
@@ -128,13 +138,14 @@ def main() -> None:
         model_path = args.model or export_full_size(Path(tmp))
         print(
             f"model: {model_path}; {os.cpu_count()} CPUs, load average at start "
-            f"{os.getloadavg()[0]:.2f} (shared machine: other work inflates the max column)"
+            f"{os.getloadavg()[0]:.2f} (on a shared machine compare the cpu÷cores column)"
         )
         header = (
-            f"{'ms per note':<42}{'median':>10}{'min':>10}{'max':>10}{'med/90':>9}{'min/90':>9}"
+            f"{'ms per note':<42}{'median':>10}{'min':>10}{'max':>10}{'cpu÷cores':>10}"
+            f"{'min/90':>9}{'cpu/90':>9}"
         )
         lines = [header, "-" * len(header)]
-        auto: Model | None = None
+        cores = args.threads or os.cpu_count() or 1
         for backend in available_backends():
             for precision in ("f32", "bf16"):
                 try:
@@ -146,24 +157,25 @@ def main() -> None:
                 for batch, repeats in ((1, args.repeats), (8, max(2, args.repeats // 4))):
                     z, pitches = inputs(batch)
                     stats = time_ms(
-                        lambda m=model, z=z, p=pitches: m.generate_spectrogram(z, p), repeats, batch
+                        lambda m=model, z=z, p=pitches: m.generate_spectrogram(z, p),
+                        repeats,
+                        batch,
+                        cores,
                     )
                     lines.append(row(f"generator {backend} {precision} batch {batch}", stats))
-                if auto is None and precision == "f32":
-                    auto = load_model(model_path, threads=args.threads)
-        assert auto is not None
+        auto = load_model(model_path, threads=args.threads)
         z, pitches = inputs(1)
         spec = auto.generate_spectrogram(z, pitches)
         lines.append(
             row(
                 "post-processing (NumPy)",
-                time_ms(lambda: spectrogram_to_audio(spec), args.repeats * 5, 1),
+                time_ms(lambda: spectrogram_to_audio(spec), args.repeats * 5, 1, 1),  # 1 thread
             )
         )
         lines.append(
             row(
                 f"generate() batch 1, auto = {auto.backend} f32",
-                time_ms(lambda: auto.generate(z, pitches), args.repeats, 1),
+                time_ms(lambda: auto.generate(z, pitches), args.repeats, 1, cores),
                 ratio=True,
             )
         )
@@ -172,7 +184,7 @@ def main() -> None:
             lines.append(
                 row(
                     "generate() batch 1, openvino bf16",
-                    time_ms(lambda: bf16.generate(z, pitches), args.repeats, 1),
+                    time_ms(lambda: bf16.generate(z, pitches), args.repeats, 1, cores),
                     ratio=True,
                 )
             )
