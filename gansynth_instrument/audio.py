@@ -228,18 +228,21 @@ class AudioOutput:
         period, or 0 when jackd runs in synchronous mode)."""
         return float(self._stream.latency)
 
-    def stats(self) -> StreamStats:
-        """Counts so far, and callback times over the last ``timing_blocks`` callbacks."""
+    def stats(self, since: int = 0) -> StreamStats:
+        """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
+        ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
+        of a benchmark), as far as the ring still holds them."""
         count = self._callbacks
-        times_s = self._callback_s[: min(count, len(self._callback_s))].copy()
+        first = max(since, count - len(self._callback_s), 0)
+        times_s = self._callback_s[np.arange(first, count) % len(self._callback_s)]
         return StreamStats(
             callbacks=count,
             xruns=self._xruns,
             block_period_s=self.block_frames / self.sample_rate,
             latency_s=self.latency_s,
             dac_latency_s=self._dac_latency_s,
-            callback_median_s=float(np.median(times_s)) if count else 0.0,
-            callback_max_s=float(times_s.max()) if count else 0.0,
+            callback_median_s=float(np.median(times_s)) if len(times_s) else 0.0,
+            callback_max_s=float(times_s.max()) if len(times_s) else 0.0,
         )
 
     def __enter__(self) -> AudioOutput:
