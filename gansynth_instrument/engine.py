@@ -121,7 +121,6 @@ class EngineStatus:
     timbre: str
     morph_position: float | None  # 0..1 along the morph path; None while a preset plays
     cache_fill: dict[str, tuple[int, int]]  # timbre name → (cached, requested) pitches
-    voices_in_use: int
     dropped_commands: int
     ignored_messages: int
     morph_cc: int | None
@@ -250,7 +249,6 @@ class Engine:
             timbre=self._current_name(),
             morph_position=None if position is None else position / (len(self.morph) - 1),
             cache_fill={name: self.cache.progress(t.key) for name, t in named.items()},
-            voices_in_use=self.voices.in_use(),
             dropped_commands=self.voices.dropped,
             ignored_messages=self.ignored,
             morph_cc=self.morph_cc,

@@ -11,6 +11,7 @@ Threads, and what each may touch:
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import sys
@@ -149,6 +150,12 @@ class Player:
             stack.callback(self.audio.stop)
             self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
             stack.callback(self.midi.close)
+            # What exists now (model, sessions, modules) lives all session. A full garbage
+            # collection walking it took 74 ms here (90k objects), and it runs in whichever
+            # thread allocates next, the audio callback included; frozen, it takes ~0 ms.
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             self._stack = stack.pop_all()
         return self
 
@@ -245,8 +252,17 @@ def run_play(args: argparse.Namespace) -> int:
     from gansynth_instrument.model import load_model
     from gansynth_instrument.presets import find_bank, find_preset
 
-    if args.channel is not None and not 1 <= args.channel <= 16:
-        raise GansynthError(f"--channel must be 1..16, got {args.channel}")
+    checks = (
+        (args.channel is None or 1 <= args.channel <= 16, "--channel must be 1..16", args.channel),
+        (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
+        (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
+        (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
+        (args.velocity_curve > 0, "--velocity-curve must be above 0", args.velocity_curve),
+        (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
+    )
+    for ok, rule, value in checks:
+        if not ok:
+            raise GansynthError(f"{rule}, got {value}")
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
     preset = find_preset(args.preset) if args.preset else None

@@ -37,15 +37,14 @@ if TYPE_CHECKING:
 IMMEDIATE = -1
 """Frame stamp of a command that applies at the start of the next rendered block (live play)."""
 
-# Command opcodes (second tuple field). Layouts, after (frame, op):
-_NOTE_ON = (
-    0  # slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release (frames)
-)
-_RELEASE = 1  # slot, serial
-_MORPH = 2  # slot, serial, note_a, ratio_a, note_b, ratio_b, weight
-_BEND = 3  # bend_ratio
-_SILENCE = 4  # (no fields): every voice stops at once
-_FADE = 5  # slot, serial, fade_frames: a stolen voice fades out from its current level
+# Commands are tuples (frame, opcode, fields...). Fields per opcode:
+#   _NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack and release frames
+#   _RELEASE  slot, serial
+#   _MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
+#   _BEND     bend ratio (every voice, sounding and future)
+#   _SILENCE  none: every voice stops at once
+#   _FADE     slot, serial, fade frames: a stolen voice fades out from its current level
+_NOTE_ON, _RELEASE, _MORPH, _BEND, _SILENCE, _FADE = range(6)
 
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 _LAYERS = 2

@@ -25,6 +25,7 @@ import pytest
 from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
+from gansynth_instrument import cli
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.engine import Timbre
 from gansynth_instrument.live import Player, TypingKeyboard
@@ -314,3 +315,20 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
     finally:
         play.kill()
         os.close(master)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--channel", "17"),
+        ("--polyphony", "0"),
+        ("--blocksize", "0"),
+        ("--sample-rate", "-48000"),
+        ("--velocity-curve", "0"),
+        ("--bend-range", "-1"),
+    ],
+)
+def test_bad_play_settings_are_one_line_before_anything_opens(flag, value, capsys):
+    code = cli.main(["play", "--model", "never-opened.onnx", flag, value])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and flag in err and value in err, err
