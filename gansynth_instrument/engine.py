@@ -312,14 +312,22 @@ class Engine:
             return None
         return Layer(note, pitch_ratio(pitch - note.pitch))
 
+    def _neighbour_steps(self) -> list[int]:
+        assert self.morph_position is not None
+        return list(
+            dict.fromkeys((math.floor(self.morph_position), math.ceil(self.morph_position)))
+        )
+
     def _morph_layers(
-        self, model_pitch: int, pitch: int, priority: Priority
+        self, model_pitch: int, pitch: int, priority: Priority | None
     ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) for the morph position; see the module docstring."""
+        """(layer_a, layer_b, weight of b) for the morph position; see the module docstring.
+
+        Missing exact neighbour steps are requested at ``priority`` (None: already requested).
+        """
         assert self.morph_position is not None
         u = self.morph_position
-        lo, hi = math.floor(u), math.ceil(u)
-        for step in dict.fromkeys((lo, hi)):
+        for step in self._neighbour_steps() if priority is not None else ():
             if self.cache.lookup(self._step_keys[step], model_pitch) is None:
                 self.cache.request(self.morph[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
@@ -403,15 +411,24 @@ class Engine:
         if u == self.morph_position:
             return
         self.morph_position = u
-        for step in dict.fromkeys((math.floor(u), math.ceil(u))):
-            self._request_all(self.morph[step])
-        for slot, (_, pitch) in list(self.voices.sounding()):
-            model_pitch = self.model_pitch(pitch)
-            layers = (
-                None
-                if model_pitch is None
-                else self._morph_layers(model_pitch, pitch, Priority.NEAR)
-            )
+        sounding = [
+            (slot, pitch, self.model_pitch(pitch)) for slot, (_, pitch) in self.voices.sounding()
+        ]
+        priority: Priority | None = Priority.NEAR
+        if self.wait_s is None:
+            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
+            played = sorted({mp for _, _, mp in sounding if mp is not None})
+            for step in self._neighbour_steps():
+                key = self._step_keys[step]
+                missing = [p for p in played if self.cache.lookup(key, p) is None]
+                if missing:
+                    self.cache.request(self.morph[step].latent, missing, Priority.NEAR)
+                self._request_all(self.morph[step])
+            priority = None
+        for slot, pitch, model_pitch in sounding:
+            layers = None
+            if model_pitch is not None:
+                layers = self._morph_layers(model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
 
