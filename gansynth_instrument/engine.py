@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import deque
@@ -75,9 +76,9 @@ class Timbre:
     attack_s: float = 0.01
     release_s: float = 0.3
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The note cache's timbre key for this latent."""
+        """The note cache's timbre key for this latent (hashed once: note-ons ask for it)."""
         return latent_digest(self.latent)
 
     @classmethod
@@ -156,6 +157,7 @@ class Engine:
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
+        self._pitch_set = frozenset(self.pitches)
         self.timbre = timbre
         self.programs = dict(programs or {})
         self.morph = list(morph)
@@ -273,6 +275,8 @@ class Engine:
 
     def model_pitch(self, pitch: int) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
+        if pitch in self._pitch_set:
+            return pitch
         nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
         if abs(nearest - pitch) > self.max_shift_semitones:
             self._warn_once(
