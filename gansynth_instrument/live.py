@@ -47,6 +47,7 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 # with the cache filling (benchmarks/bench_live.py, shared 2-core machine).
 GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
+MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 
 
@@ -335,13 +336,17 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
     """Redraw the status line in place on a terminal (else print it every few seconds); with a
     typing keyboard, play its key presses in between."""
     tty = sys.stdout.isatty()
-    last_print = 0.0
+    last_print = last_midi_check = 0.0
     while True:
-        assert player.audio is not None
+        assert player.audio is not None and player.midi is not None
         if not player.audio.active:
             raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
         line = status_line(player.status())
         now = time.monotonic()
+        if now - last_midi_check >= MIDI_CHECK_PERIOD_S:
+            last_midi_check = now
+            for change in player.midi.check_ports():
+                print("\r" + change + "\x1b[K" if tty else change, flush=True)
         if tty:
             print("\r" + line + "\x1b[K", end="", flush=True)
         elif now - last_print >= 5.0:

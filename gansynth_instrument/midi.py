@@ -126,6 +126,8 @@ class MidiInput:
     ) -> None:
         self._handle = handle
         self._clients: list[rtmidi.MidiIn] = []
+        self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
+        self._present: list[bool] = []
         self.port_names: list[str] = []
         self.handler_errors = 0
         try:
@@ -158,6 +160,34 @@ class MidiInput:
         index = _find_port(ports, wanted)
         client.open_port(index, name="in")
         self.port_names.append(ports[index])
+        self._named.append((client, ports[index]))
+        self._present.append(True)
+
+    def check_ports(self) -> list[str]:
+        """Notice named inputs that went away (a keyboard unplugged, its program quit) or came
+        back, and reconnect those that are back. Returns one line per change, for the player to
+        show. It asks the MIDI system for its ports, so call it now and then (about once a
+        second), from the control side; a virtual port needs no check (others connect to it)."""
+        changes = []
+        for i, (client, name) in enumerate(self._named):
+            ports = client.get_ports()
+            present = name in ports
+            if present == self._present[i]:
+                continue
+            self._present[i] = present
+            if not present:
+                changes.append(f"MIDI input {name!r} is gone; playing on, reconnecting when back")
+                continue
+            client.close_port()  # also drops the callback (python-rtmidi)
+            try:
+                client.open_port(ports.index(name), name="in")
+                client.set_callback(self._deliver)
+            except rtmidi.RtMidiError as err:
+                self._present[i] = False  # try again at the next check
+                changes.append(f"MIDI input {name!r} is back but cannot be opened: {err}")
+            else:
+                changes.append(f"MIDI input {name!r} is back; reconnected")
+        return changes
 
     def _deliver(self, event: tuple[list[int], float], data: object = None) -> None:
         try:
@@ -170,6 +200,7 @@ class MidiInput:
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""
         clients, self._clients = self._clients, []
+        self._named, self._present = [], []
         for client in clients:
             client.cancel_callback()
             client.close_port()

@@ -13,6 +13,7 @@ Everything is real: the tiny model, jackd, PortAudio, rtmidi, the CLI in a child
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -20,9 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-from jackrig import JackServer
+from jackrig import JackServer, MidiSender, MidiSource
 from test_live import MATCH, match, note, playing, record
+from test_midi import Inbox
 
+from gansynth_instrument.midi import MidiInput
 from gansynth_instrument.presets import find_preset
 
 WAIT_S = 120.0  # only bounds a hang
@@ -94,3 +97,45 @@ def test_jack_server_stopping_under_play_is_one_line_and_a_clean_exit(
     assert ours == [
         "gansynth-instrument play: error: the audio stream stopped (device gone, or JACK shut down)"
     ]
+
+
+def test_a_midi_input_that_goes_away_is_reported_once_and_reconnected(
+    jack_server: JackServer,
+) -> None:
+    inbox = Inbox()
+    sender = MidiSender(name="fault-keys")
+    with MidiInput(inbox.handle, ports=["fault-keys"]) as midi_in:
+        sender.wait_connected()
+        sender.send([0x90, 60, 100])
+        assert inbox.wait(1) == [[0x90, 60, 100]]
+        assert midi_in.check_ports() == []
+        sender.close()  # unplugged
+        assert midi_in.check_ports() == [
+            "MIDI input 'fault-keys:out' is gone; playing on, reconnecting when back"
+        ]
+        assert midi_in.check_ports() == []  # said once
+        with MidiSender(name="fault-keys") as again:  # plugged in again
+            assert midi_in.check_ports() == ["MIDI input 'fault-keys:out' is back; reconnected"]
+            again.wait_connected()
+            again.send([0x90, 62, 100])
+            assert inbox.wait(2)[1:] == [[0x90, 62, 100]]
+
+
+def test_play_says_when_its_midi_input_goes_and_comes_back(
+    jack_server: JackServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    source = MidiSource("stage-keys")
+    argv = ["--model", str(tiny_model), "--cache-dir", str(tmp_path), "--midi-in", "stage-keys"]
+    play = _start_play(argv)
+    try:
+        _wait_for_line(play.stdout, "Ctrl-C to stop")
+        source.close()
+        _wait_for_line(play.stdout, "MIDI input 'stage-keys:out' is gone")
+        source = MidiSource("stage-keys")
+        _wait_for_line(play.stdout, "MIDI input 'stage-keys:out' is back; reconnected")
+        play.send_signal(signal.SIGINT)
+        assert play.wait(WAIT_S) == 0
+    finally:
+        source.close()
+        if play.poll() is None:
+            play.kill()
