@@ -298,6 +298,12 @@ def run_play(args: argparse.Namespace) -> int:
                 _status_loop(player, keyboard)
         except KeyboardInterrupt:
             print(file=sys.stderr)
+    if args.learn and not player.engine.learning and player.engine.morph_cc is not None:
+        where = f"the bank file ({bank.path})" if bank is not None and bank.path else "a bank file"
+        print(
+            f"morph was bound to CC{player.engine.morph_cc}; to keep it, set 'cc: "
+            f"{player.engine.morph_cc}' under 'morph:' in {where}"
+        )
     return 0
 
 

@@ -241,17 +241,25 @@ def test_bad_preset_is_one_line_before_anything_opens(tiny_model, tmp_path):
     assert str(bad) in lines[0] and "gain_db" in lines[0]
 
 
+def start_play(tiny_model, tmp_path, port: str, *extra: str) -> tuple[subprocess.Popen, list]:
+    """``play`` in a child process, read up to its "Ctrl-C to stop." line."""
+    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
+    command += ["--virtual-midi", port, "--cache-dir", str(tmp_path), *extra]
+    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not lines or lines[-1] != "Ctrl-C to stop.\n":
+        line = play.stdout.readline()
+        if not line:
+            play.kill()
+            pytest.fail(play.stderr.read())
+        lines.append(line)
+    return play, lines
+
+
 def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tiny_model, tmp_path):
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
-    command += ["--virtual-midi", port, "--cache-dir", str(tmp_path)]
-    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play, lines = start_play(tiny_model, tmp_path, port)
     try:
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C to stop.\n":
-            line = play.stdout.readline()
-            assert line, play.stderr.read()
-            lines.append(line)
         with MidiSender() as sender:  # the port is there while it plays
             midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}")
         play.send_signal(signal.SIGINT)
@@ -262,6 +270,24 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
     assert any(line.startswith("audio ") and "JACK" in line for line in lines)
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
+
+
+def test_learn_binds_the_next_knob_and_says_how_to_keep_it(jack_server, tiny_model, tmp_path):
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    play, lines = start_play(tiny_model, tmp_path, port, "--learn")
+    try:
+        with MidiSender() as sender:
+            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+            sender.send([0xB0, 74, 90])  # a filter knob, say
+            time.sleep(0.3)
+        play.send_signal(signal.SIGINT)
+        out, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0, err
+    assert any(line.startswith("learn ") for line in lines)
+    assert "morph was bound to CC74; to keep it, set 'cc: 74' under 'morph:'" in out
+    assert "default.yaml" in out  # the bank it came from
 
 
 def test_typing_keyboard_maps_keys_to_midi():
