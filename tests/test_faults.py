@@ -5,13 +5,15 @@
   truncated entries being re-rendered, never played, too).
 - The JACK server stopping under ``play``: one clear line, no hang, exit status 1.
 - A MIDI input port going away and coming back: a message each time, and reconnected.
-- Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file.
+- Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file;
+  every note file left by the warm is whole (its checksum holds).
 
 Everything is real: the tiny model, jackd, PortAudio, rtmidi, the CLI in a child process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import subprocess
@@ -20,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import onnx
 import pytest
 from jackrig import JackServer, MidiSender, MidiSource
 from test_live import MATCH, match, note, playing, record
@@ -139,3 +142,96 @@ def test_play_says_when_its_midi_input_goes_and_comes_back(
         source.close()
         if play.poll() is None:
             play.kill()
+
+
+def _interrupted(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C ``process``; its stderr after it exited with the CLI's status for an interrupt."""
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 130, stderr
+    assert stderr.rstrip().endswith("interrupted"), stderr
+    return stderr
+
+
+def test_ctrl_c_during_cache_warm_leaves_only_whole_notes(tiny_model: Path, tmp_path: Path):
+    cache_dir = tmp_path / "notes"
+    command = [sys.executable, "-m", "gansynth_instrument", "cache", "warm", "felt-keys"]
+    command += ["--model", str(tiny_model), "--cache-dir", str(cache_dir), "--batch-size", "1"]
+    warm = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(list(cache_dir.glob("*.note"))) < 3:  # mid-way: some notes written, not all
+            assert warm.poll() is None and time.monotonic() < deadline, warm.communicate()
+            time.sleep(0.01)
+        _interrupted(warm)
+    finally:
+        if warm.poll() is None:
+            warm.kill()
+    files = sorted(cache_dir.iterdir())
+    assert all(not f.name.startswith(".") for f in files), files  # no temporary left
+    assert 3 <= len(files) < 61  # interrupted before the 61st pitch
+    for f in files:
+        data = f.read_bytes()
+        assert hashlib.sha256(data[:-32]).digest() == data[-32:], f  # whole, as written
+
+
+# Fault injection at the worst moment: the model file fully written under its temporary name,
+# not yet renamed. The real export, the real file, a real SIGINT to the process itself.
+_EXPORT_INTERRUPTED_AFTER_WRITE = """
+import os, signal, sys, time
+import onnx
+from gansynth_instrument.cli import main
+
+real_save = onnx.save_model
+
+def save_then_ctrl_c(model, path, *args, **kwargs):
+    real_save(model, path, *args, **kwargs)
+    print(f"wrote {os.path.getsize(path)} bytes to {os.path.basename(path)}", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(10)  # the KeyboardInterrupt lands here
+
+onnx.save_model = save_then_ctrl_c
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_export_leaves_no_file(magenta_tiny: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "models"
+    out_dir.mkdir()
+    command = [sys.executable, "-c", _EXPORT_INTERRUPTED_AFTER_WRITE, "export"]
+    command += [str(magenta_tiny), "-o", str(out_dir / "tiny.onnx")]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=WAIT_S, check=False)
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.rstrip().endswith("interrupted")
+    assert "bytes to .tiny." in run.stdout  # the interrupt came with the temporary file written
+    assert list(out_dir.iterdir()) == []
+
+
+def test_ctrl_c_at_any_moment_of_an_export_leaves_nothing_or_a_whole_model(
+    magenta_tiny: Path, tmp_path: Path
+) -> None:
+    """Real timing: Ctrl-C at spread-out moments; each run leaves nothing, or a loadable model."""
+    left_nothing = 0
+    for delay_s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5):
+        out_dir = tmp_path / f"after-{delay_s}"
+        out_dir.mkdir()
+        command = [sys.executable, "-m", "gansynth_instrument", "export", str(magenta_tiny)]
+        export = subprocess.Popen(
+            [*command, "-o", str(out_dir / "tiny.onnx")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay_s)
+        export.send_signal(signal.SIGINT)
+        _, stderr = export.communicate(timeout=WAIT_S)
+        # 130: the CLI caught it; -2: Python was still starting or already shutting down.
+        assert export.returncode in (0, 130, -signal.SIGINT), stderr
+        files = list(out_dir.iterdir())
+        if files:
+            assert [f.name for f in files] == ["tiny.onnx"], (delay_s, files)
+            onnx.checker.check_model(str(files[0]))
+        else:
+            assert export.returncode != 0
+            left_nothing += 1
+    assert left_nothing > 0  # at least one run was really cut short
