@@ -192,9 +192,17 @@ def _extract_zip(archive: Path, into: Path) -> Path:
     return model_dir
 
 
+MAX_JSON_BYTES = 16 * 1024**2  # experiment.json is ~2 kB, meta.json tens of kB; shared files
+
+
 def _read_json(path: Path) -> object:
+    """A JSON file of a (possibly downloaded, so untrusted) checkpoint, size and depth bounded."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise CheckpointError(f"{path}: larger than {MAX_JSON_BYTES} bytes; not a Magenta file")
+        return json.loads(data.decode("utf-8"))
     except OSError as err:
         raise CheckpointError(f"{path}: cannot read ({err.strerror})") from None
     except UnicodeDecodeError:
@@ -203,6 +211,8 @@ def _read_json(path: Path) -> object:
         raise CheckpointError(
             f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
         ) from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise CheckpointError(f"{path}: JSON nested too deeply") from None
 
 
 def read_hparams(model_dir: Path) -> dict[str, object]:

@@ -3,13 +3,14 @@
 Crafted files (alias bombs, deep nesting, oversize, absurd MIDI timing) must fail with one clear
 line, quickly; fuzzed files (bytes of real files mutated by hypothesis) must either load as valid
 data or raise the boundary's own error, never crash or hang. Checkpoint indexes are fuzzed in
-test_export_bundle.py. Runs are bounded (``max_examples``) and each example has a deadline, so a
-hang fails the test instead of stalling CI.
+test_export_bundle.py, a checkpoint's experiment.json here. Runs are bounded (``max_examples``)
+and each example has a deadline, so a hang fails the test instead of stalling CI.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument import cli
-from gansynth_instrument.errors import MidiFileError, PresetError
+from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
 from gansynth_instrument.offline import MAX_MIDI_DURATION_S, midi_notes, read_midi
 from gansynth_instrument.presets import (
     MAX_FILE_BYTES,
@@ -242,3 +243,45 @@ def test_mutated_midi_files_read_or_raise_midi_file_error(
     assert all(0.0 <= e.time_s <= MAX_MIDI_DURATION_S for e in events)
     for note in midi_notes(events):
         assert 0 <= note.pitch <= 127 and note.start_s < note.end_s
+
+
+# --- checkpoint JSON --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint_copy(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> Path:
+    dest = tmp_path_factory.mktemp("ckpt") / "magenta-tiny"
+    shutil.copytree(magenta_tiny, dest, ignore=shutil.ignore_patterns("*.npz", "*.wav", "*.mid"))
+    shutil.rmtree(dest / "stage_00011")
+    return dest
+
+
+def test_deeply_nested_experiment_json_is_one_line(checkpoint_copy: Path) -> None:
+    from gansynth_export.checkpoint import read_checkpoint
+
+    flags = checkpoint_copy / "experiment.json"
+    original = flags.read_bytes()
+    try:
+        flags.write_text('{"fmap_base": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        with pytest.raises(CheckpointError, match=r"experiment\.json: JSON nested too deeply"):
+            read_checkpoint(checkpoint_copy)
+    finally:
+        flags.write_bytes(original)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_experiment_json_reads_or_raises_checkpoint_error(
+    checkpoint_copy: Path, data: st.DataObject
+) -> None:
+    from gansynth_export.checkpoint import read_checkpoint
+
+    flags = checkpoint_copy / "experiment.json"
+    original = flags.read_bytes()
+    flags.write_bytes(_mutated(original, data.draw))
+    try:
+        read_checkpoint(checkpoint_copy)
+    except CheckpointError as err:
+        assert "\n" not in str(err)
+    finally:
+        flags.write_bytes(original)
