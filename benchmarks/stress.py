@@ -197,7 +197,7 @@ def rss_bytes() -> int:
 
 
 class LogCounter(logging.Handler):
-    """Counts log records by level, keeping the first few distinct messages of each."""
+    """Counts log records by level, keeping the first few messages of each level."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
