@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import copy
 import csv
+import ctypes
 import hashlib
 import json
 import os
@@ -54,6 +55,7 @@ STATE_PT = "train_state.pt"
 EMA_NPZ = "generator_ema.npz"
 LOSSES_CSV = "losses.csv"
 SAMPLE_SEED = 1234
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 SAMPLE_PITCHES = 6
 
 # Magenta's mel_prog_hires + the set_flags values it relies on (experiment.json keys).
@@ -561,8 +563,25 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
     return run
 
 
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed tensor memory instead of unmapping it after every step.
+
+    By default each freed tensor over 32 MiB goes back to the OS and is page-faulted in again on
+    the next step: at 128×1024 that was 37 of 78 CPU-seconds per step (kernel time); with this,
+    2 s, and full-resolution training ran 2.3× faster (measured on the shared 2-core machine,
+    cpu config, batch 8). Elsewhere (no glibc) nothing changes.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train (or resume) until total_num_images, --time-limit-min or --stop-after-images."""
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     train_dir = Path(args.train_dir)
