@@ -394,6 +394,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
     p.add_argument("--seed", type=int, default=0, help="new run: seed for weights and data (0)")
+    p.add_argument(
+        "--hparams",
+        help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only "
+        "total_num_images and batch_size_schedule",
+    )
     p.set_defaults(handler=_cmd_train)
 
 

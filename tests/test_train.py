@@ -182,3 +182,27 @@ def test_torchrun_two_processes_gloo(tiny_dataset: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
     assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 0
+
+
+def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    first = '{"total_num_images": 4, "fmap_max": 3}'
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--hparams", first]) == 0
+    hp = json.loads((run / "experiment.json").read_text())
+    assert (hp["total_num_images"], hp["fmap_max"], hp["trainer_config"]) == (4, 3, "tiny")
+    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 4
+    assert _run([str(tiny_dataset), str(run), "--hparams", '{"total_num_images": 6}']) == 0
+    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 6
+    capsys.readouterr()
+    assert _run([str(tiny_dataset), str(run), "--hparams", '{"fmap_max": 8}']) == 1
+    assert "fmap_max cannot change" in capsys.readouterr().err
+    for bad, message in (
+        ('{"fmap_mux": 8}', "unknown key 'fmap_mux'"),
+        ('{"fmap_max": "8"}', "'fmap_max' should be like 4"),
+        ('{"num_resolutions": 6}', "128×1024"),
+        ("[1]", "expected a JSON object"),
+    ):
+        args = [str(tiny_dataset), str(tmp_path / "new"), "--config", "tiny", "--hparams", bad]
+        assert _run(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err

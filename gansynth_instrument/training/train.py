@@ -162,6 +162,12 @@ def generator_config(hp: dict[str, Any], pitches: tuple[int, ...]) -> GeneratorC
     )
     if min(filters) < 1:
         raise TrainingError(f"fmap_base/fmap_max give a block with no filters: {list(filters)}")
+    scale = 2 ** (int(hp["num_resolutions"]) - 1)
+    if (int(hp["start_height"]) * scale, int(hp["start_width"]) * scale) != (128, 1024):
+        raise TrainingError(
+            "start_height/start_width/num_resolutions must reach 128×1024 (the only size the "
+            "runtime plays: 4 s of Magenta's hi-freq-res IF-mel)"
+        )
     return GeneratorConfig(
         latent_size=int(hp["latent_vector_size"]),
         pitches=pitches,
@@ -540,21 +546,66 @@ def _distributed() -> Iterator[tuple[int, int, torch.device]]:
         dist.destroy_process_group()
 
 
+# What --hparams may change when resuming: the schedule's length and batch sizes, nothing that
+# shapes the networks or that the optimiser state depends on.
+RESUMABLE_HPARAMS = ("total_num_images", "batch_size_schedule")
+
+
+def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
+    """``--hparams`` JSON (Magenta's flag names) checked against ``base``'s keys and types."""
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TrainingError(
+            f"--hparams: not valid JSON ({err.msg} at column {err.colno})"
+        ) from None
+    if not isinstance(values, dict):
+        raise TrainingError("--hparams: expected a JSON object, e.g. '{\"fmap_max\": 64}'")
+    for key, value in values.items():
+        if key not in base or key == "seed":
+            raise TrainingError(f"--hparams: unknown key '{key}' (known: {', '.join(base)})")
+        expected = base[key]
+        numbers = (int, float) if isinstance(expected, float) else (type(expected),)
+        if isinstance(value, bool) != isinstance(expected, bool) or not isinstance(value, numbers):
+            raise TrainingError(
+                f"--hparams: '{key}' should be like {json.dumps(expected)}, got {json.dumps(value)}"
+            )
+        if key == "batch_size_schedule" and not (
+            value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            raise TrainingError(f"--hparams: 'batch_size_schedule' needs positive ints: {value}")
+    return values
+
+
 def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.random.Generator):
     pitches = tuple(int(p) for p in np.unique(data.pitches))
     if (train_dir / STATE_PT).is_file():
         run = _resume(train_dir, pitches, rng)
-        if args.config is not None and run.hp != {**CONFIGS[args.config], "seed": run.hp["seed"]}:
+        if args.config is not None and args.config != run.hp.get("trainer_config"):
             raise TrainingError(
-                f"{train_dir}: holds a run with other settings than --config {args.config}; "
+                f"{train_dir}: holds a run of another config than --config {args.config}; "
                 "leave --config out to resume it, or pick a new train dir"
             )
         if run.config.pitches != pitches:
             raise TrainingError(f"{args.dataset}: pitches differ from the run in {train_dir}")
+        changes = parse_hparams(args.hparams, run.hp)
+        fixed = sorted(set(changes) - set(RESUMABLE_HPARAMS))
+        if fixed:
+            raise TrainingError(
+                f"--hparams: {', '.join(fixed)} cannot change in a started run (only "
+                f"{', '.join(RESUMABLE_HPARAMS)}); start a new train dir"
+            )
+        if changes:
+            run.hp = {**run.hp, **changes}
+            write_text_atomic(train_dir / EXPERIMENT_JSON, json.dumps(run.hp, indent=1) + "\n")
         return run
     if train_dir.is_dir() and any(train_dir.iterdir()):
         raise TrainingError(f"{train_dir}: not empty and holds no {STATE_PT}; pick a new dir")
-    hp = {**CONFIGS[args.config or "cpu"], "seed": args.seed}
+    name = args.config or "cpu"
+    hp = {**CONFIGS[name], "seed": args.seed, "trainer_config": name}
+    hp.update(parse_hparams(args.hparams, hp))
     run = _new_run(hp, pitches, args.seed)
     check_writable_dir(train_dir, create=True)
     write_text_atomic(train_dir / EXPERIMENT_JSON, json.dumps(hp, indent=1) + "\n")
