@@ -15,7 +15,7 @@ import soundfile
 import torch
 from gansynth_export.checkpoint import Checkpoint
 from gansynth_export.cli import export_model
-from gansynth_export.graph import GeneratorConfig
+from gansynth_export.graph import GeneratorConfig, expected_shapes, released_config
 from test_dataset import tone
 
 from gansynth_instrument import dataset, spectral
@@ -48,6 +48,15 @@ def test_schedule_follows_magentas_stages() -> None:
     cpu = train.CONFIGS["cpu"]
     assert train.schedule_at(cpu, 0).batch_size == 32
     assert train.schedule_at(cpu, 10**6).batch_size == 8
+
+
+def test_full_config_generator_has_the_released_names_and_shapes() -> None:
+    """mel_prog_hires through our trainer: exactly the all_instruments generator variables."""
+    config = train.generator_config(train.CONFIGS["full"], tuple(range(24, 85)))
+    assert config == released_config()
+    weights = Generator(config).magenta_weights()
+    assert {k: v.shape for k, v in weights.items()} == expected_shapes(released_config())
+    assert sum(v.size for v in weights.values()) == 7_311_246  # magenta-gansynth.md §6
 
 
 def test_forward_transform_round_trip_keeps_pitch() -> None:
