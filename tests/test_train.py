@@ -215,3 +215,19 @@ def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, c
         assert _run(args) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_export_refuses_a_broken_train_dir(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "2"]) == 0
+    npz = run / train.EMA_NPZ
+    with np.load(npz) as arrays:
+        kept = {k: arrays[k] for k in arrays.files if "block_3/conv1/bias" not in k}
+    np.savez(npz, **kept)
+    assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "generator_ema.npz: missing variable" in err and "block_3/conv1/bias" in err
+    npz.write_bytes(b"not a zip")
+    assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 1
+    assert "not a readable .npz" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
