@@ -158,8 +158,8 @@ def read_info(path: str | Path) -> ModelInfo:
     return info
 
 
-def _read(path: Path) -> tuple[ModelInfo, onnx.ModelProto]:
-
+def _read(path: Path) -> tuple[ModelInfo, bytes]:
+    """The checked ModelInfo and the file's bytes (what the backends load)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -190,104 +190,7 @@ def _read(path: Path) -> tuple[ModelInfo, onnx.ModelProto]:
         )
     if not info.digest:  # older exports: key the cache on the file's content instead
         info = dataclasses.replace(info, digest=hashlib.sha256(data).hexdigest()[:32])
-    return info, proto
-
-
-# Upscale-then-conv folding. Nearest ×2 then a 3×3 'same' conv reads, for each output parity, a
-# 2×2 window of the small input whose taps are sums of the 3×3 taps: kernel rows (0), (1+2) for
-# even output rows and (0+1), (2) for odd ones; the same for columns. That is exactly a
-# ConvTranspose (stride 2, kernel 4, pads 1) whose 4 taps per axis are, in order: W2, W1+W2,
-# W0+W1, W0. 16 instead of 36 multiply-adds per input pixel and channel pair, no upscaled copy:
-# GANSynth's conv0 of blocks 2-7 are ~60 % of its work, and this makes the whole generator ~1.4×
-# faster on OpenVINO (benchmarks/bench_generate.py). Exact up to float rounding.
-_FOLD_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=np.float64)
-
-
-def _fold_upscale_into_conv(proto: onnx.ModelProto) -> int:
-    """Rewrite each Resize(nearest ×2) → Conv 3×3 'same' pair in place; returns how many."""
-    from onnx import helper, numpy_helper
-
-    graph = proto.graph
-    initializers = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    replaced: dict[int, onnx.NodeProto] = {}
-    dropped: set[int] = set()
-    for node in graph.node:
-        readers = consumers.get(node.output[0], []) if node.op_type == "Resize" else []
-        if len(readers) != 1 or not _is_nearest_x2(node, initializers):
-            continue
-        conv = readers[0]
-        kernel = _same_3x3_kernel(conv, initializers)
-        if kernel is None or node.output[0] in {o.name for o in graph.output}:
-            continue
-        folded = np.einsum("yd,xe,oide->ioyx", _FOLD_TAPS, _FOLD_TAPS, kernel.astype(np.float64))
-        name = f"{conv.input[1]}/folded_upscale"
-        graph.initializer.append(numpy_helper.from_array(folded.astype(np.float32), name))
-        replaced[id(conv)] = helper.make_node(
-            "ConvTranspose",
-            [node.input[0], name, *conv.input[2:]],
-            list(conv.output),
-            name=f"{conv.name}/folded_upscale",
-            kernel_shape=[4, 4],
-            strides=[2, 2],
-            pads=[1, 1, 1, 1],
-        )
-        dropped.add(id(node))
-    if not replaced:
-        return 0
-    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for n in graph.node for name in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return len(replaced)
-
-
-def _attrs(node: onnx.NodeProto) -> dict:
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _is_nearest_x2(node: onnx.NodeProto, initializers: dict) -> bool:
-    """Resize that is exactly ``np.repeat`` ×2 on H and W of an NCHW tensor."""
-    from onnx import numpy_helper
-
-    attrs = _attrs(node)
-    if (
-        attrs.get("mode", b"nearest") != b"nearest"
-        or attrs.get("coordinate_transformation_mode") != b"asymmetric"
-        or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
-        or len(node.input) != 3
-        or node.input[2] not in initializers
-    ):
-        return False
-    scales = numpy_helper.to_array(initializers[node.input[2]])
-    return scales.tolist() == [1.0, 1.0, 2.0, 2.0]
-
-
-def _same_3x3_kernel(conv: onnx.NodeProto, initializers: dict) -> np.ndarray | None:
-    """The OIHW kernel of a stride-1, ungrouped 3×3 Conv padded by 1 all round, else None."""
-    from onnx import numpy_helper
-
-    if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in initializers:
-        return None
-    attrs = _attrs(conv)
-    if (
-        list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]
-        or list(attrs.get("strides", [1, 1])) != [1, 1]
-        or list(attrs.get("dilations", [1, 1])) != [1, 1]
-        or attrs.get("group", 1) != 1
-        or attrs.get("auto_pad", b"NOTSET") != b"NOTSET"
-    ):
-        return None
-    kernel = numpy_helper.to_array(initializers[conv.input[1]])
-    return kernel if kernel.ndim == 4 and kernel.shape[2:] == (3, 3) else None
+    return info, data
 
 
 def load_model(
@@ -318,9 +221,7 @@ def load_model(
         raise ModelError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if threads is not None and threads < 1:
         raise ModelError(f"threads must be at least 1, got {threads}")
-    info, proto = _read(path)
-    _fold_upscale_into_conv(proto)
-    data = proto.SerializeToString()
+    info, data = _read(path)
     if backend == "auto":
         if precision == "f32" and "cuda" in available_backends():
             try:

@@ -10,7 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from gansynth_export.cli import export_model, random_checkpoint
-from gansynth_export.graph import graph_digest, lod_weights
+from gansynth_export.graph import graph_digest, lod_weights, upscale_conv_kernel
+from onnx import TensorProto, helper
 
 from gansynth_instrument import __version__
 from gansynth_instrument.metadata import (
@@ -132,8 +133,40 @@ def test_no_dead_weight_at_progress_6(tiny_model: Path) -> None:
     assert [n for n in names if "to_rgb" in n] == ["block_7/to_rgb/kernel", "block_7/to_rgb/bias"]
     assert ops.count("Transpose") == 1 and model.graph.node[-1].op_type == "Transpose"
     assert ops.count("MatMul") == 1 and "block_1/conv0/dense" in names
-    conv_kernels = [t for t in model.graph.initializer if t.name.endswith("/kernel")]
-    assert all(tuple(t.dims[2:]) in ((3, 3), (1, 1)) for t in conv_kernels)
+    # Upscale + conv0 of blocks 2..7 are one ConvTranspose each; at progress 6 nothing else
+    # upscales (no to_rgb branch is blended in).
+    assert ops.count("ConvTranspose") == 6 and "Resize" not in ops
+    kernels = {t.name: tuple(t.dims[2:]) for t in model.graph.initializer if "/kernel" in t.name}
+    assert all(kernels[f"block_{b}/conv0/kernel"] == (4, 4) for b in range(2, 8))
+    assert all(kernels[f"block_{b}/conv1/kernel"] == (3, 3) for b in range(1, 8))
+    assert len(kernels) == 6 + 7 + 1  # conv0 2..7, conv1 1..7, block 7's to_rgb
+
+
+def _run_one_node(op_type: str, x: np.ndarray, kernel: np.ndarray, **attrs) -> np.ndarray:
+    """``op_type(x, kernel)`` alone in onnxruntime."""
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["x", "w"], ["y"], **attrs)],
+        op_type,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[onnx.numpy_helper.from_array(kernel.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_upscale_conv_kernel_is_upscale_then_conv(size: int) -> None:
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((2, 4, 5, 7), dtype=np.float32)
+    kernel = rng.standard_normal((3, 4, size, size), dtype=np.float32)  # OIHW
+    pads = [size // 2] * 4
+    upscaled = x.repeat(2, axis=2).repeat(2, axis=3)  # Magenta's nearest ×2
+    expected = _run_one_node("Conv", upscaled, kernel, pads=pads)
+    got = _run_one_node("ConvTranspose", x, upscale_conv_kernel(kernel), strides=[2, 2], pads=pads)
+    assert got.shape == expected.shape == (2, 3, 10, 14)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
 def test_mid_transition_keeps_exactly_the_two_blended_branches(tiny_model_stage11: Path) -> None:
@@ -158,8 +191,11 @@ def test_random_full_size_model_has_released_shapes(tmp_path: Path) -> None:
     info = export_model(checkpoint, output)
     model = onnx.load(str(output))
     kept = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.name.startswith("block_"))
-    # to_rgb 1..6 dropped (2,444 values); the dense layer's bias is repeated over 2x16 pixels.
-    assert kept == 7_308_802 + 256 * (2 * 16 - 1)
+    # to_rgb 1..6 dropped (2,444 values); the dense layer's bias is repeated over 2x16 pixels;
+    # conv0 of blocks 2..7 hold 4x4 instead of 3x3 taps (in x out: 3 x 256², 256x128, 128x64,
+    # 64x32).
+    conv0_taps = 3 * 256 * 256 + 256 * 128 + 128 * 64 + 64 * 32
+    assert kept == 7_308_802 + 256 * (2 * 16 - 1) + (16 - 9) * conv0_taps
     spec = _session(output).run(
         None,
         {
