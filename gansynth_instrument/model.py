@@ -56,12 +56,19 @@ class Model:
     """A loaded instrument model. ``generate`` is thread-safe (the cache renders in a thread)."""
 
     def __init__(
-        self, path: Path, info: ModelInfo, runner: _Runner, backend: str, precision: str
+        self,
+        path: Path,
+        info: ModelInfo,
+        runner: _Runner,
+        backend: str,
+        precision: str,
+        threads: int | None = None,
     ) -> None:
         self.path = path
         self.info = info
         self.backend = backend
         self.precision = precision
+        self.threads = threads  # as asked of load_model: a renderer process loads it the same way
         self._run = runner
         self._pitch_set = frozenset(info.pitches)
 
@@ -225,7 +232,7 @@ def load_model(
     if backend == "auto":
         if precision == "f32" and "cuda" in available_backends():
             try:
-                return Model(path, info, _cuda_runner(path, data), "cuda", precision)
+                return Model(path, info, _cuda_runner(path, data), "cuda", precision, threads)
             except ModelError:
                 pass  # a GPU without working CUDA libraries: the CPU backends still work
         backend = "openvino" if _openvino_present() else "cpu"
@@ -237,7 +244,7 @@ def load_model(
         runner = _openvino_runner(path, data, threads, precision)
     else:
         runner = _ort_cpu_runner(path, data, threads)
-    return Model(path, info, runner, backend, precision)
+    return Model(path, info, runner, backend, precision, threads)
 
 
 def available_backends() -> list[str]:
