@@ -16,6 +16,7 @@ Memory: 61 pitches x 4 s x 48 kHz x 2 bytes = 23.4 MB per fully cached preset (f
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import contextlib
 import enum
@@ -639,7 +640,7 @@ def warm(
 
 
 def run_warm(
-    model_path: Path,
+    model_options: argparse.Namespace,
     presets: Sequence[str],
     banks: Sequence[str],
     seeds: Sequence[int],
@@ -659,9 +660,10 @@ def run_warm(
     chosen = [find_preset(name) for name in dict.fromkeys(names)]
     if not chosen and not seeds:
         raise CacheError("nothing to warm: name presets, a --bank or a --seed")
-    from gansynth_instrument.model import load_model  # onnxruntime: only once the names are good
+    # onnxruntime: only once the names are good
+    from gansynth_instrument.model import load_model_from_options
 
-    model = load_model(model_path)
+    model = load_model_from_options(model_options)
     size = model.latent_size
     latents = {f"preset {p.name}": p.latent_vector(size) for p in chosen}
     for bank in found:

@@ -81,7 +81,7 @@ def _cmd_cache(args: argparse.Namespace) -> int | None:
 
     if args.action == "warm":
         return cache.run_warm(
-            args.model,
+            args,
             args.presets,
             args.bank,
             args.seed,
@@ -107,7 +107,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     warm = actions.add_parser("warm", help="render every pitch of some timbres into the cache")
-    warm.add_argument("--model", required=True, type=Path, help="an exported .onnx model")
+    _add_model_options(warm)
     warm.add_argument("presets", nargs="*", help="preset names or .yaml paths")
     warm.add_argument(
         "--bank", action="append", default=[], help="every preset of this bank (repeatable)"
@@ -194,8 +194,24 @@ def _cmd_offline(args: argparse.Namespace) -> int | None:
     return getattr(offline, f"run_{args.command}")(args)
 
 
-def _add_model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="an exported .onnx model")
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model/--backend/--threads/--precision, read by model.load_model_from_options."""
+    p.add_argument("--model", type=Path, help="an exported .onnx model (default: $GANSYNTH_MODEL)")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "cuda", "openvino", "cpu"),
+        default="auto",
+        help="inference backend; auto = CUDA if it works, else OpenVINO, else onnxruntime's CPU",
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument(
+        "--precision",
+        choices=("f32", "bf16"),
+        default="f32",
+        help="bf16: OpenVINO on CPUs with native bf16, ~2x faster but audibly different: "
+        "spectral SNR vs f32 about 10 dB mean / 7 dB worst on a full-size model, 7.6 dB on "
+        "magenta-tiny (benchmarks/bench_generate.py); default f32",
+    )
 
 
 def _add_offline(sub: argparse._SubParsersAction) -> None:
@@ -204,7 +220,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         help="random notes to WAV files, like gansynth_generate",
         description="Write 4 s notes (float32 WAV, 16 kHz) from random or preset timbres.",
     )
-    _add_model_arg(gen)
+    _add_model_options(gen)
     gen.add_argument("--count", type=int, help="number of notes (default: one per pitch, else 8)")
     gen.add_argument("--pitch", type=int, action="append", help="MIDI pitch (repeatable)")
     gen.add_argument("--pitches", help="comma-separated MIDI pitches, e.g. 48,52,55")
@@ -222,7 +238,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
             "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch."
         ),
     )
-    _add_model_arg(hal)
+    _add_model_options(hal)
     hal.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
     hal.add_argument("--notes", type=int, default=5, help="random keypoint timbres (default 5)")
     hal.add_argument("--steps", type=int, default=5, help="slerp steps between keypoints (5)")
@@ -243,7 +259,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     itp.add_argument("a", help="preset name, .yaml path or seed")
     itp.add_argument("b", help="preset name, .yaml path or seed")
-    _add_model_arg(itp)
+    _add_model_options(itp)
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
@@ -260,7 +276,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     ren.add_argument("midi_file", type=Path, help="the .mid file")
     ren.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
-    _add_model_arg(ren)
+    _add_model_options(ren)
     ren.add_argument("--preset", help="play every note with this preset (name or .yaml)")
     ren.add_argument("--bank", help="bank for program changes and the morph CC (default: default)")
     ren.add_argument(
@@ -289,7 +305,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "from the nearest cached pitch while the exact one renders."
         ),
     )
-    _add_model_arg(p)
+    _add_model_options(p)
     timbre = p.add_mutually_exclusive_group()
     timbre.add_argument("--preset", help="play this preset (name or .yaml)")
     timbre.add_argument("--bank", help="bank: program changes + morph path (default: default)")

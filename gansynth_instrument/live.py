@@ -250,7 +250,7 @@ class TypingKeyboard:
 
 def run_play(args: argparse.Namespace) -> int:
     """``gansynth-instrument play``: open everything, show the status line until Ctrl-C."""
-    from gansynth_instrument.model import load_model
+    from gansynth_instrument.model import load_model_from_options
     from gansynth_instrument.presets import find_bank, find_preset
 
     checks = (
@@ -271,7 +271,7 @@ def run_play(args: argparse.Namespace) -> int:
     if preset is None and bank is None:
         bank = find_bank("default")
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
-    model = load_model(args.model)
+    model = load_model_from_options(args)
     player = Player(
         model,
         preset=preset,
@@ -290,7 +290,7 @@ def run_play(args: argparse.Namespace) -> int:
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:
-        _print_header(player, args.model)
+        _print_header(player, model.path)
         if keyboard is not None:
             print(TypingKeyboard.HELP)
         try:

@@ -15,11 +15,13 @@ Post-processing (``spectral.spectrogram_to_audio``) is NumPy, the same on every 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import dataclasses
 import hashlib
 import io
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -39,6 +41,7 @@ from gansynth_instrument.metadata import (
 from gansynth_instrument.spectral import spectrogram_to_audio
 
 BACKENDS = ("auto", "cuda", "openvino", "cpu")
+MODEL_ENV = "GANSYNTH_MODEL"  # the model commands use when --model is left out
 PRECISIONS = ("f32", "bf16")
 # onnxruntime log levels: 3 = errors only; 4 = fatal only (while probing CUDA, whose failure is
 # an expected outcome on most machines and is reported by us as one line, not by ORT as ten).
@@ -245,6 +248,24 @@ def load_model(
     else:
         runner = _ort_cpu_runner(path, data, threads)
     return Model(path, info, runner, backend, precision, threads)
+
+
+def load_model_from_options(options: argparse.Namespace) -> Model:
+    """The model the command-line options name (``cli._add_model_options``): ``--model``, else
+    ``$GANSYNTH_MODEL``, on ``--backend`` with ``--threads`` and ``--precision``.
+
+    Raises ModelError when neither names a model (one line saying how to get one), and as
+    ``load_model`` does.
+    """
+    path = options.model or os.environ.get(MODEL_ENV)
+    if not path:
+        raise ModelError(
+            f"no model: pass --model FILE.onnx or set {MODEL_ENV}; make one from Magenta's "
+            "release with 'gansynth-instrument export all_instruments.zip -o all_instruments.onnx'"
+        )
+    return load_model(
+        path, backend=options.backend, threads=options.threads, precision=options.precision
+    )
 
 
 def available_backends() -> list[str]:

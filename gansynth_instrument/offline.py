@@ -33,7 +33,7 @@ from gansynth_instrument.engine import Engine, build_engine
 from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.model import Model, format_pitches, load_model
+from gansynth_instrument.model import Model, format_pitches, load_model_from_options
 from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 from gansynth_instrument.voices import Mixer, Voices
 
@@ -654,7 +654,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.preset is not None:
         find_preset(args.preset)  # a typo fails before the model loads
     written = generate_notes(
-        load_model(args.model),
+        load_model_from_options(args),
         args.output_dir,
         count=args.count,
         pitches=pitches or None,
@@ -672,7 +672,12 @@ def run_interpolate(args: argparse.Namespace) -> int:
         if not spec.isdigit():
             find_preset(spec)  # a typo fails before the model loads
     written = interpolate(
-        load_model(args.model), args.a, args.b, args.output_dir, steps=args.steps, pitch=args.pitch
+        load_model_from_options(args),
+        args.a,
+        args.b,
+        args.output_dir,
+        steps=args.steps,
+        pitch=args.pitch,
     )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
@@ -693,7 +698,7 @@ def run_hallucinate(args: argparse.Namespace) -> int:
     settings.check()
     check_output_file(args.output)  # bad settings or output fail before the model loads
     path, count, duration_s = hallucinate(
-        load_model(args.model),
+        load_model_from_options(args),
         args.output,
         settings,
         pitch=args.pitch,
@@ -708,7 +713,9 @@ def run_render_magenta(args: argparse.Namespace) -> int:
     """``gansynth-instrument render SONG.mid --magenta``: prints what it wrote."""
     check_output_file(args.output)  # a bad output path or MIDI file fails before the model loads
     read_midi(args.midi_file)
-    result = render_magenta(load_model(args.model), args.midi_file, args.output, seed=args.seed)
+    result = render_magenta(
+        load_model_from_options(args), args.midi_file, args.output, seed=args.seed
+    )
     dropped = f", {result.dropped} outside 36-84 dropped" if result.dropped else ""
     print(
         f"wrote {result.path}  {result.notes} notes{dropped}, {result.timbres} timbres, "
@@ -726,7 +733,7 @@ def run_render_engine(args: argparse.Namespace) -> int:
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK)
     result = render_midi_engine(
-        load_model(args.model),
+        load_model_from_options(args),
         args.midi_file,
         args.output,
         preset=preset,
