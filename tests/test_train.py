@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +233,29 @@ def test_export_refuses_a_broken_train_dir(tiny_dataset: Path, tmp_path: Path, c
     assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 1
     assert "not a readable .npz" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_sigterm_saves_and_the_run_goes_on(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A run killed by `timeout` or a scheduler (SIGTERM) saves where it was and resumes."""
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "gansynth_instrument", "train", str(tiny_dataset), str(run),
+        "--config", "tiny", "--threads", "1", "--hparams", '{"total_num_images": 1000000}',
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # until stage 1's samples exist: it is training
+            if (run / "samples" / "stage_01").is_dir():
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted" in out
+    images = torch.load(run / train.STATE_PT, weights_only=False)["images"]
+    assert images >= 4
+    limit = str(images + 2)
+    assert _run([str(tiny_dataset), str(run), "--stop-after-images", limit]) == 0
+    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == images + 2

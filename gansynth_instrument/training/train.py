@@ -28,6 +28,7 @@ import ctypes
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -643,18 +644,31 @@ def run_train(args: argparse.Namespace) -> int:
     data = read_dataset(Path(args.dataset))
     if not (data.path / META_JSON).is_file():
         raise DatasetError(f"{data.path}: no {META_JSON}")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, a scheduler: save, stop
+    try:
+        return _train(args, train_dir, data)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
     with _distributed() as (rank, world, device):
         rng = np.random.default_rng([args.seed, rank])
         run = _start(args, train_dir, data, rng) if rank == 0 else None
+        real = RealData(data, run.config, train_dir) if run is not None else None
         if world > 1:
-            dist.barrier()
+            dist.barrier()  # rank 0 has written the run and the spectrogram cache
             run = run or _resume(train_dir, tuple(int(p) for p in np.unique(data.pitches)), rng)
+            real = real or RealData(data, run.config, train_dir)
             rng = np.random.default_rng([args.seed, rank, run.images])
-        assert run is not None
+        assert run is not None and real is not None
         for module in (run.generator, run.ema, run.discriminator):
             module.to(device)
-        real = RealData(data, run.config, train_dir)
         return _loop(args, run, real, train_dir, rng, rank, world, device)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _loop(args, run: Run, real: RealData, train_dir: Path, rng, rank, world, device) -> int:
