@@ -45,7 +45,7 @@ from gansynth_export.graph import GeneratorConfig, lod_weights
 from tqdm import tqdm
 
 from gansynth_instrument import spectral
-from gansynth_instrument.dataset import META_JSON, Dataset, read_dataset
+from gansynth_instrument.dataset import META_JSON, Dataset, detect_pitch, read_dataset
 from gansynth_instrument.errors import DatasetError, TrainingError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir, write_text_atomic
 from gansynth_instrument.metadata import Representation
@@ -450,8 +450,12 @@ def train_step(
 # Samples and logs
 
 
-def write_samples(run: Run, where: Schedule, train_dir: Path) -> Path:
-    """EMA-generator notes for fixed latents at a few pitches → samples/stage_NN/*.wav."""
+def write_samples(run: Run, where: Schedule, train_dir: Path) -> str:
+    """EMA-generator notes for a fixed latent at a few pitches → samples/stage_NN/*.wav.
+
+    Returns a line naming the folder and how many notes have their fundamental within 30 cents
+    of the pitch asked for (YIN): a rough, early view of the figure the model is judged by.
+    """
     pitches = run.config.pitches
     spread = np.linspace(0, len(pitches) - 1, SAMPLE_PITCHES).round().astype(int)
     chosen = sorted({pitches[i] for i in spread})
@@ -472,10 +476,13 @@ def write_samples(run: Run, where: Schedule, train_dir: Path) -> Path:
     audio = spectral.spectrogram_to_audio(spectral.denormalize(x.transpose(0, 2, 3, 1), rep), rep)
     out = train_dir / "samples" / f"stage_{where.stage:02d}"
     out.mkdir(parents=True, exist_ok=True)
+    in_tune = 0
     for pitch, note in zip(chosen, audio, strict=True):
         with atomic_path(out / f"pitch_{pitch:03d}.wav") as tmp:
             soundfile.write(tmp, note / max(1.0, float(np.abs(note).max())), 16000)
-    return out
+        detected = detect_pitch(note)
+        in_tune += detected is not None and abs(detected - pitch) <= 0.3
+    return f"samples in {out}, {in_tune}/{len(chosen)} within 30 cents of their pitch"
 
 
 LOSS_FIELDS = (
@@ -664,6 +671,16 @@ def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
         assert run is not None and real is not None
         for module in (run.generator, run.ema, run.discriminator):
             module.to(device)
+        if rank == 0:
+            where = schedule_at(run.hp, run.images)
+            threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+            print(
+                f"{train_dir}: config {run.hp.get('trainer_config', '?')}, "
+                f"{len(real.labels)} notes, {len(run.config.pitches)} pitches, "
+                f"{'starting' if run.images == 0 else 'resuming at'} {run.images} of "
+                f"{run.hp['total_num_images']} images (stage {where.stage}), {world} × {device}"
+                f"{threads}"
+            )
         return _loop(args, run, real, train_dir, rng, rank, world, device)
 
 
@@ -709,9 +726,9 @@ def _loop(args, run: Run, real: RealData, train_dir: Path, rng, rank, world, dev
                 )
                 last_log, images_at_log = now, run.images
             if rank == 0 and stage_done:
-                out = write_samples(run, where, train_dir)
+                samples = write_samples(run, where, train_dir)
                 save(run, train_dir, rng)
-                bar.write(f"stage {where.stage} done at {run.images} images: samples in {out}")
+                bar.write(f"stage {where.stage} done at {run.images} images: {samples}")
                 next_save = time.monotonic() + 60 * args.checkpoint_every_min
             elif rank == 0 and now > next_save:
                 save(run, train_dir, rng)
@@ -726,7 +743,7 @@ def _loop(args, run: Run, real: RealData, train_dir: Path, rng, rank, world, dev
         bar.close()
     if rank == 0:
         if run.images >= total:
-            write_samples(run, where, train_dir)
+            print(write_samples(run, where, train_dir))
         save(run, train_dir, rng)
         status = "finished" if run.images >= total else "stopped; run the same command to go on"
         print(
