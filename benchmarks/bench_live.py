@@ -1,6 +1,7 @@
 """Live-play latency and load on a JACK dummy server (48 kHz, 128 frames) while the cache fills.
 
     python benchmarks/bench_live.py --model MODEL.onnx [--notes 120] [--voices 32] [--no-realtime]
+        [--renderer thread|process] [--compare ROUNDS]
 
 Runs the real ``play`` path in this process (Player: note cache + engine + PortAudio stream +
 JACK MIDI input) and measures it from outside with two other JACK clients, as the live tests do:
@@ -19,6 +20,11 @@ priority all along, so the model competes with the audio for the 2 cores):
 
 Callback time and xruns come from the stream itself (audio.py). Print the table; nothing is
 asserted (timings never go in tests).
+
+``--compare ROUNDS`` runs phase 1 only, ROUNDS times with each renderer (note cache rendering in a
+thread of this process vs in a worker process), interleaved (thread/process, then process/thread,
+...) so that load from other jobs on a shared machine falls on both; it prints each run (with the
+1-minute load average at its start) and the medians.
 """
 
 from __future__ import annotations
@@ -45,9 +51,13 @@ sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, recor
 
 from jackrig import JackServer, MidiSender, Recorder, midi_input_port  # noqa: E402
 
-from gansynth_instrument.cache import Priority  # noqa: E402
+from gansynth_instrument.cache import RENDERERS, Priority  # noqa: E402
 from gansynth_instrument.engine import Timbre  # noqa: E402
-from gansynth_instrument.live import GIL_SWITCH_INTERVAL_S, Player  # noqa: E402
+from gansynth_instrument.live import (  # noqa: E402
+    DEFAULT_RENDERER,
+    GIL_SWITCH_INTERVAL_S,
+    Player,
+)
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
@@ -158,13 +168,14 @@ def percent(values: list[float], q: float) -> float:
 def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
     port = f"bench-{uuid.uuid4().hex[:6]}"
     switch_s = args.switch_interval_ms / 1e3
+    kw.setdefault("renderer", args.renderer)
     player = Player(
         model, cache_dir=cache_dir, virtual_midi=port, gil_switch_interval_s=switch_s, **kw
     )
     return player, port
 
 
-def phase_latency(model, args, cache_dir: Path) -> dict[str, object]:
+def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> dict[str, object]:
     quiet = list(range(QUIET_PITCHES_FROM, QUIET_PITCHES_FROM + args.voices))
     probe_s = args.notes * PROBE_SPACING_S
     player, port = new_player(
@@ -175,6 +186,7 @@ def phase_latency(model, args, cache_dir: Path) -> dict[str, object]:
         polyphony=args.voices + 8,
         # The stream's timing ring then holds the probe phase only (read right after it).
         timing_blocks=int(probe_s * RATE / BLOCK),
+        renderer=renderer or args.renderer,
     )
     with player:
         notes = warm(player, player.engine.timbre, sorted(set(quiet) | set(PROBE_PITCHES)))
@@ -292,6 +304,53 @@ def phase_switch(model, args, cache_dir: Path) -> list[float]:
     return out
 
 
+def compare(model, args) -> None:
+    """Phase 1 with each renderer, interleaved; a row per run, then the medians."""
+    runs: list[tuple[str, float, dict[str, object]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.compare):
+            order = RENDERERS if i % 2 == 0 else RENDERERS[::-1]
+            for renderer in order:
+                load = os.getloadavg()[0]
+                lat = phase_latency(model, args, Path(tmp) / f"{i}-{renderer}", renderer)
+                runs.append((renderer, load, lat))
+                print(f"  run {len(runs)}: {renderer} done (load {load:.1f})", flush=True)
+    period_ms = 1e3 * BLOCK / RATE
+    print(
+        f"bench_live --compare: renderer thread vs process, {args.voices} voices, "
+        f"{args.notes} probes, cache filling (BACKGROUND); {model.backend}; "
+        f"{len(os.sched_getaffinity(0))} cores SHARED with other jobs (load = 1-min average)"
+    )
+    header = ("renderer", "load", "xruns", "callbacks", "cb median %", "cb max %", "lat med ms")
+    print("  " + f"{header[0]:>15}  " + "  ".join(f"{h:>11}" for h in header[1:]))
+
+    def row(name: str, load: float, lat: dict) -> str:
+        cells = (
+            name,
+            f"{load:.1f}",
+            f"{lat['xruns']}",
+            f"{lat['callbacks']}",
+            f"{100 * lat['callback_median']:.1f}",
+            f"{100 * lat['callback_max']:.0f}",
+            f"{statistics.median(lat['latencies_ms']):.2f}",
+        )
+        return "  " + f"{cells[0]:>15}  " + "  ".join(f"{c:>11}" for c in cells[1:])
+
+    for renderer, load, lat in runs:
+        print(row(renderer, load, lat))
+    for renderer in RENDERERS:
+        mine = [(load, lat) for r, load, lat in runs if r == renderer]
+        median = {
+            "xruns": statistics.median(lat["xruns"] for _, lat in mine),
+            "callbacks": statistics.median(lat["callbacks"] for _, lat in mine),
+            "callback_median": statistics.median(lat["callback_median"] for _, lat in mine),
+            "callback_max": statistics.median(lat["callback_max"] for _, lat in mine),
+            "latencies_ms": [statistics.median(lat["latencies_ms"]) for _, lat in mine],
+        }
+        print(row(f"median {renderer}", statistics.median(ld for ld, _ in mine), median))
+    print(f"  (callback % of the {period_ms:.2f} ms period; medians over {args.compare} runs each)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -301,6 +360,18 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=4, help="program changes (4)")
     parser.add_argument("--threads", type=int, default=None, help="model threads (auto)")
     parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
+    parser.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        default=DEFAULT_RENDERER,
+        help=f"where the note cache renders ({DEFAULT_RENDERER}, as play)",
+    )
+    parser.add_argument(
+        "--compare",
+        type=int,
+        metavar="ROUNDS",
+        help="phase 1 only, ROUNDS runs per renderer (interleaved); a comparison table",
+    )
     parser.add_argument(
         "--idle-renderer", action="store_true", help="probe phase with nothing left to render"
     )
@@ -316,6 +387,9 @@ def main() -> None:
     server.start()
     try:
         model = load_model(args.model, threads=args.threads)
+        if args.compare:
+            compare(model, args)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             lat = phase_latency(model, args, Path(tmp) / "a")
             knob = phase_knob(model, args, Path(tmp) / "b")
@@ -330,6 +404,7 @@ def main() -> None:
         ("model", f"{args.model.name} ({model.backend}, threads {args.threads or 'auto'})"),
         ("jackd", f"dummy {RATE} Hz / {BLOCK} frames, {'non-RT' if args.no_realtime else 'RT'}"),
         ("GIL switch interval while playing", f"{args.switch_interval_ms:.2f} ms"),
+        ("note renderer", args.renderer),
         ("voices sounding at every probe", f"≥ {lat['voices']} (quiet chord + probes)"),
         ("notes queued for the cache", f"{lat['queued']} (BACKGROUND, during the probes)"),
         ("probe notes", f"{len(ms)}"),

@@ -4,6 +4,9 @@ A note is keyed by (model digest, timbre = latent digest, MIDI pitch, output sam
 background renderer thread fills the cache: it takes the most urgent pending notes (``Priority``),
 batches up to ``batch_size`` of one priority class into a single ``model.generate`` call, resamples
 16 kHz → output rate once with soxr, and stores each note as read-only int16 plus one float gain.
+Where generate + resample + quantize run is the ``renderer``: in that thread (``"thread"``), or in
+a worker process that loads the model again (``"process"``: that work then takes none of this
+process's GIL, which the audio callback needs); the bookkeeping is the same for both.
 Finished notes also go to a persistent, size-capped, checksummed disk store, so a restart or a
 preset switch does not render them again.
 
@@ -26,13 +29,16 @@ import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
+import signal
 import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -56,6 +62,9 @@ RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
 INT16_FULL_SCALE = 32767
 STALE_TEMP_S = 3600.0  # a temp file this old is no write in progress, just a crash's leftover
 RESAMPLE_QUALITY = "HQ"  # soxr's "high quality" recipe (20-bit precision)
+RENDERERS = ("thread", "process")
+MAX_WORKER_DEATHS = 3  # a renderer process that dies this often in a row is not restarted
+WORKER_EXIT_WAIT_S = 5.0  # after SIGTERM; then SIGKILL
 
 _MAGIC = b"GSNOTE\x00\x01"
 _HEADER_LEN = struct.Struct("<I")
@@ -122,6 +131,180 @@ class NoteModel(Protocol):
     sample_rate: int
 
     def generate(self, z: np.ndarray, pitches: Sequence[int] | np.ndarray) -> np.ndarray: ...
+
+
+def render_notes(
+    model: NoteModel, z: np.ndarray, pitches: np.ndarray, sample_rate: int
+) -> list[Note]:
+    """generate + resample once + quantize: all the work a renderer does, thread or process."""
+    audio = np.asarray(model.generate(z, pitches), dtype=np.float32)
+    if model.sample_rate != sample_rate:
+        # One call for the whole batch: soxr takes [frames, channels].
+        audio = soxr.resample(
+            np.ascontiguousarray(audio.T), model.sample_rate, sample_rate, quality=RESAMPLE_QUALITY
+        ).T
+    return [
+        quantize(row, int(pitch), sample_rate) for row, pitch in zip(audio, pitches, strict=True)
+    ]
+
+
+class _ThreadRenderer:
+    """Renders in the cache's renderer thread, sharing this process's GIL with the audio."""
+
+    def __init__(self, model: NoteModel) -> None:
+        self._model = model
+
+    def render(self, z: np.ndarray, pitches: np.ndarray, sample_rate: int) -> list[Note]:
+        return render_notes(self._model, z, pitches, sample_rate)
+
+    def interrupt(self) -> None:
+        """Nothing to cut short: a thread finishes its batch."""
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def _worker_main(conn: Connection, options: tuple[str, str, int | None, str, str]) -> None:
+    """The renderer process: load the model, then answer (z, pitches, rate) until the parent's
+    end of the pipe closes (close(), or the parent died: no orphan keeps running).
+
+    Replies: ("ready", None) once loaded, then ("notes", [(pcm, gain)]) or ("error", message).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes us
+    from gansynth_instrument.model import load_model
+
+    path, backend, threads, precision, digest = options
+    try:
+        model = load_model(path, backend=backend, threads=threads, precision=precision)
+        if model.digest != digest:
+            raise CacheError(f"{path}: the model file changed since it was loaded")
+    except Exception as err:
+        conn.send(("error", str(err) or type(err).__name__))
+        return
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent's end closed
+        conn.send(("ready", None))
+        while True:
+            job = conn.recv()
+            try:
+                notes = render_notes(model, *job)
+            except Exception as err:
+                conn.send(("error", str(err) or type(err).__name__))
+            else:
+                conn.send(("notes", [(note.pcm, note.gain) for note in notes]))
+
+
+class _ProcessRenderer:
+    """Renders in a spawned worker process that loads the model from its file with the same
+    backend, threads and precision. Only the small latents go there and finished int16 notes
+    come back: none of the rendering takes this process's GIL.
+
+    A worker that dies fails its batch with a CacheError and is started again for the next one
+    (not after MAX_WORKER_DEATHS deaths in a row, or when it could not load the model).
+    """
+
+    def __init__(self, model: NoteModel) -> None:
+        path = getattr(model, "path", None)
+        if path is None:
+            raise CacheError("renderer 'process' needs a model loaded from a file (load_model)")
+        self._options = (
+            str(path),
+            str(getattr(model, "backend", "auto")),
+            getattr(model, "threads", None),
+            str(getattr(model, "precision", "f32")),
+            model.digest,
+        )
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._deaths = 0
+        self._load_error: str | None = None
+        self._stopped = False
+
+    def render(self, z: np.ndarray, pitches: np.ndarray, sample_rate: int) -> list[Note]:
+        conn = self._worker()
+        try:
+            conn.send((z, pitches, sample_rate))
+            kind, payload = conn.recv()
+        except (EOFError, OSError) as err:
+            raise self._died() from err
+        if kind == "error":
+            raise CacheError(payload)
+        self._deaths = 0
+        notes = []
+        for (pcm, gain), pitch in zip(payload, pitches, strict=True):
+            pcm.flags.writeable = False
+            notes.append(Note(pcm=pcm, gain=gain, pitch=int(pitch), sample_rate=sample_rate))
+        return notes
+
+    def _worker(self) -> Connection:
+        """The running worker's pipe; starts one (and waits for its model) if there is none."""
+        if self._load_error is not None:
+            raise CacheError(self._load_error)
+        if self._deaths >= MAX_WORKER_DEATHS:
+            raise CacheError(
+                f"the renderer process died {self._deaths} times in a row; not restarting it"
+            )
+        if self._stopped:
+            raise CacheError("the renderer process was stopped")
+        if self._conn is not None:
+            return self._conn
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(theirs, self._options), name="note-renderer", daemon=True
+        )
+        process.start()
+        theirs.close()  # the worker holds the only other end: its death is EOF here
+        self._process, self._conn = process, ours
+        try:
+            kind, payload = ours.recv()
+        except (EOFError, OSError) as err:
+            raise self._died() from err
+        if kind == "error":
+            self._load_error = f"the renderer process could not load the model: {payload}"
+            self._reap()
+            raise CacheError(self._load_error)
+        return ours
+
+    def _died(self) -> CacheError:
+        code = self._reap()
+        self._deaths += 1
+        if self._stopped:
+            return CacheError("the renderer process was stopped")
+        return CacheError(
+            f"the renderer process died (exit code {code}); a new one renders the next batch"
+        )
+
+    def _reap(self) -> int | None:
+        """Close our pipe end, end the worker (SIGTERM, then SIGKILL), wait for it: no zombie."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        process.join(WORKER_EXIT_WAIT_S if process.exitcode is None else None)
+        if process.exitcode is None:
+            process.terminate()
+            process.join(WORKER_EXIT_WAIT_S)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        code = process.exitcode
+        process.close()
+        return code
+
+    def interrupt(self) -> None:
+        """Stop the worker now (a batch in progress is dropped); the renderer thread sees EOF."""
+        self._stopped = True
+        process = self._process
+        if process is not None:
+            with contextlib.suppress(ValueError):  # already closed by the renderer thread
+                process.terminate()
+
+    def close(self) -> None:
+        """After the renderer thread has ended: release the pipe and reap the worker."""
+        self._stopped = True
+        self._reap()
 
 
 def quantize(audio: np.ndarray, pitch: int, sample_rate: int) -> Note:
@@ -353,7 +536,8 @@ class DiskStore:
 class NoteCache:
     """Memory + disk note cache with a background renderer (threads: see the module docstring).
 
-    ``cache_dir=None`` keeps notes in memory only.
+    ``cache_dir=None`` keeps notes in memory only. ``renderer``: where notes are rendered,
+    ``"thread"`` or ``"process"`` (see the module docstring).
     """
 
     def __init__(
@@ -364,15 +548,22 @@ class NoteCache:
         max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
         batch_size: int = DEFAULT_BATCH_SIZE,
         near_semitones: int = NEAR_SEMITONES,
+        renderer: str = "thread",
     ) -> None:
         if sample_rate <= 0:
             raise CacheError(f"output sample rate must be > 0 Hz, got {sample_rate}")
         if batch_size < 1:
             raise CacheError(f"batch size must be >= 1, got {batch_size}")
+        if renderer not in RENDERERS:
+            raise CacheError(f"unknown renderer '{renderer}' (choose from {', '.join(RENDERERS)})")
         self.sample_rate = int(sample_rate)
         self.batch_size = batch_size
         self.near_semitones = near_semitones
         self._model = model
+        self.renderer = renderer
+        self._renderer = (
+            _ProcessRenderer(model) if renderer == "process" else _ThreadRenderer(model)
+        )
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
@@ -403,13 +594,16 @@ class NoteCache:
             self._thread.start()
 
     def close(self) -> None:
-        """Stop the renderer after the batch it is rendering; pending requests are dropped."""
+        """Stop the renderer (a thread after its batch, a process at once); pending requests are
+        dropped, and a renderer process is ended and waited for."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        self._renderer.interrupt()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._renderer.close()
 
     def __enter__(self) -> NoteCache:
         self.start()
@@ -556,6 +750,8 @@ class NoteCache:
             try:
                 self._fill(batch)
             except Exception as err:
+                if self._closing:  # a renderer process stopped by close(): nothing to report
+                    return
                 logger.exception("note cache: rendering %d note(s) failed", len(batch))
                 with self._cond:
                     for key in batch:
@@ -577,19 +773,7 @@ class NoteCache:
             return
         z = np.stack([self._latents[timbre] for timbre, _ in missing])
         pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
-        audio = np.asarray(self._model.generate(z, pitches), dtype=np.float32)
-        if self._model.sample_rate != self.sample_rate:
-            # One call for the whole batch: soxr takes [frames, channels].
-            audio = soxr.resample(
-                np.ascontiguousarray(audio.T),
-                self._model.sample_rate,
-                self.sample_rate,
-                quality=RESAMPLE_QUALITY,
-            ).T
-        notes = [
-            quantize(row, pitch, self.sample_rate)
-            for row, (_, pitch) in zip(audio, missing, strict=True)
-        ]
+        notes = self._renderer.render(z, pitches, self.sample_rate)
         for key, note in zip(missing, notes, strict=True):
             self._publish(key, note)  # playable before it reaches the disk
         if self._store is not None:

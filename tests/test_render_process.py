@@ -1,0 +1,180 @@
+"""The note cache's process renderer: real worker processes (spawned) running the real tiny model.
+
+What is checked: the same notes as the thread renderer, the disk store shared by both, no child
+left after close() (or after Ctrl-C), a killed worker reported as a failed render and replaced,
+a worker that cannot load the model reported in one line.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.errors import CacheError
+from gansynth_instrument.latent import random_latent
+from gansynth_instrument.model import Model, load_model
+
+WAIT_S = 300  # only bounds a hang; no test measures time
+OUTPUT_RATE = 48000
+PITCHES = [24, 36, 60, 61, 84]  # more than one batch (DEFAULT_BATCH_SIZE 4)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> Model:
+    return load_model(tiny_model)
+
+
+def workers() -> list[multiprocessing.process.BaseProcess]:
+    """This process's renderer workers (active_children also reaps finished ones)."""
+    return [p for p in multiprocessing.active_children() if p.name == "note-renderer"]
+
+
+def gone(pid: int) -> bool:
+    """No such process, not even a zombie waiting to be reaped."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def fill(model: Model, cache_dir: Path | None, renderer: str, seed: int = 1) -> dict:
+    with NoteCache(model, OUTPUT_RATE, cache_dir, renderer=renderer) as cache:
+        timbre = cache.request(random_latent(seed), PITCHES, Priority.WAITING)
+        assert cache.wait(timbre, PITCHES, WAIT_S)
+        return {p: cache.lookup(timbre, p) for p in PITCHES}
+
+
+def test_process_renderer_fills_the_same_notes_as_the_thread_renderer(model: Model) -> None:
+    in_thread = fill(model, None, "thread")
+    in_process = fill(model, None, "process")
+    for pitch in PITCHES:
+        a, b = in_thread[pitch], in_process[pitch]
+        # Same backend, same batches, same post-processing: bit-identical int16 and gain.
+        np.testing.assert_array_equal(b.pcm, a.pcm)
+        assert b.gain == a.gain
+        assert (b.pitch, b.sample_rate) == (pitch, OUTPUT_RATE)
+        assert b.pcm.dtype == np.int16 and not b.pcm.flags.writeable
+    assert workers() == []
+
+
+def test_restart_reuses_the_disk_store_without_a_worker(model: Model, tmp_path: Path) -> None:
+    first = fill(model, tmp_path, "process")
+    assert len(list(tmp_path.glob("*.note"))) == len(PITCHES)
+    with NoteCache(model, OUTPUT_RATE, tmp_path, renderer="process") as cache:
+        timbre = cache.request(random_latent(1), PITCHES, Priority.WAITING)
+        assert cache.wait(timbre, PITCHES, WAIT_S)
+        assert workers() == []  # every note came from the disk: no model loaded anywhere
+        for pitch in PITCHES:
+            np.testing.assert_array_equal(cache.lookup(timbre, pitch).pcm, first[pitch].pcm)
+    in_thread = fill(model, tmp_path, "thread")  # one store, whichever renderer wrote it
+    for pitch in PITCHES:
+        assert in_thread[pitch].gain == first[pitch].gain
+
+
+def test_close_ends_the_worker_even_mid_render(model: Model) -> None:
+    with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
+        timbre = cache.request(random_latent(2), [60], Priority.WAITING)
+        assert cache.wait(timbre, [60], WAIT_S)
+        (worker,) = workers()
+        pid = worker.pid
+        cache.request(random_latent(3), model.pitches)  # keeps the worker busy at close()
+    assert workers() == []
+    assert gone(pid)
+
+
+def test_a_killed_worker_is_reported_and_replaced_while_lookups_go_on(
+    model: Model, caplog: pytest.LogCaptureFixture
+) -> None:
+    z = random_latent(4)
+    with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
+        timbre = cache.request(z, [60], Priority.WAITING)
+        assert cache.wait(timbre, [60], WAIT_S)
+        (worker,) = workers()
+        pid = worker.pid
+        os.kill(pid, signal.SIGKILL)
+        worker.join(WAIT_S)
+        cache.request(z, [61], Priority.WAITING)
+        with pytest.raises(CacheError, match=r"pitch 61 failed: the renderer process died"):
+            cache.wait(timbre, [61], WAIT_S)
+        assert cache.lookup(timbre, 60) is not None  # what was cached still plays
+        assert cache.nearest(timbre, 61) is cache.lookup(timbre, 60)
+        assert gone(pid)
+        cache.request(z, [61], Priority.WAITING)  # asking again starts a new worker
+        assert cache.wait(timbre, [61], WAIT_S)
+        (replacement,) = workers()
+        assert replacement.pid != pid
+    assert "exit code -9" in caplog.text
+    assert workers() == []
+
+
+def test_a_worker_that_cannot_load_the_model_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(tiny_model.read_bytes())
+    model = load_model(path)
+    path.write_bytes(b"not an onnx file")  # replaced after this process loaded it
+    with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
+        timbre = cache.request(random_latent(5), [60, 61], Priority.WAITING)
+        with pytest.raises(CacheError) as err:
+            cache.wait(timbre, [60], WAIT_S)
+        message = str(err.value)
+        assert "could not load the model" in message and str(path) in message
+        assert "\n" not in message
+    assert workers() == []
+
+
+def test_unknown_renderer_is_one_line(model: Model) -> None:
+    with pytest.raises(CacheError, match="unknown renderer 'fork' \\(choose from thread, process"):
+        NoteCache(model, OUTPUT_RATE, None, renderer="fork")
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from gansynth_instrument.cache import NoteCache, Priority
+    from gansynth_instrument.latent import random_latent
+    from gansynth_instrument.model import load_model
+
+    if __name__ == "__main__":
+        model = load_model(sys.argv[1])
+        with NoteCache(model, 48000, None, renderer="process") as cache:
+            timbre = cache.request(random_latent(6), [60], Priority.WAITING)
+            cache.wait(timbre, [60], 300)
+            cache.request(random_latent(7), model.pitches)  # the worker is busy
+            import multiprocessing
+            (worker,) = multiprocessing.active_children()
+            print(worker.pid, flush=True)
+            time.sleep(300)
+    """
+)
+
+
+def test_ctrl_c_closes_the_worker(tiny_model: Path, tmp_path: Path) -> None:
+    script = tmp_path / "play_like.py"
+    script.write_text(CTRL_C_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tiny_model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        worker_pid = int(proc.stdout.readline())
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
+        _, stderr = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "KeyboardInterrupt" in stderr  # the parent stopped; the worker ignored SIGINT
+    assert stderr.count("Traceback") == 1  # ...and printed nothing of its own
+    deadline = time.monotonic() + 10
+    while not gone(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the parent reaped it; /proc may lag a moment
+    assert gone(worker_pid)
