@@ -325,6 +325,11 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learn", action="store_true", help="bind the morph to the next CC moved")
     p.add_argument("--keys", action="store_true", help="play from the computer keyboard too")
     p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    p.add_argument(
+        "--renderer",
+        choices=("thread", "process"),
+        help="where notes render: a thread, or a worker process (default: see 'play' docs)",
+    )
     p.set_defaults(handler=_cmd_play)
 
 

@@ -4,7 +4,8 @@ Threads, and what each may touch:
 - PortAudio's callback thread runs ``Mixer.render`` only (see ``audio.py`` and ``voices.py``).
 - rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``Engine.handle`` under a
   control-side lock, which the status view takes too; the audio thread never takes it.
-- The note cache's renderer thread runs the model; the engine only asks it for notes.
+- The note cache's renderer thread runs the model (``renderer="thread"``), or hands it to a worker
+  process and only files the notes it sends back (``"process"``); the engine only asks for notes.
 - The main thread shows the status line until Ctrl-C, then closes MIDI, audio and cache.
 """
 
@@ -48,6 +49,7 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
+DEFAULT_RENDERER = "thread"  # TBD by benchmarks/bench_live.py
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 
 
@@ -69,6 +71,7 @@ class Player:
     programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``gil_switch_interval_s`` is set for the session (see GIL_SWITCH_INTERVAL_S); None keeps it.
+    ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Player:
         learn: bool = False,
         timing_blocks: int = 4096,
         gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
+        renderer: str = DEFAULT_RENDERER,
     ) -> None:
         self.sample_rate = sample_rate
         self._timing_blocks = timing_blocks
@@ -104,7 +108,7 @@ class Player:
             channels=2,
             max_block_frames=max(block_frames, MIXER_CHUNK_FRAMES),
         )
-        self.cache = NoteCache(model, sample_rate, cache_dir=cache_dir)
+        self.cache = NoteCache(model, sample_rate, cache_dir=cache_dir, renderer=renderer)
         self.engine = build_engine(
             self.cache,
             Voices(self.mixer),
@@ -287,6 +291,7 @@ def run_play(args: argparse.Namespace) -> int:
         bend_range_semitones=args.bend_range,
         velocity_exponent=args.velocity_curve,
         learn=args.learn,
+        renderer=args.renderer or DEFAULT_RENDERER,
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:
