@@ -296,6 +296,7 @@ class Report:
     polyphony: int
     machine: str
     log_examples: dict[str, list[str]]
+    jackd_messages: list[str]  # the server's last lines other than xruns (e.g. a client dropped)
 
     @property
     def soak_growth_beyond_cache_mib(self) -> float:
@@ -306,6 +307,11 @@ class Report:
 
 def jackd_xruns(server: JackServer) -> int:
     return sum("xrun" in line.lower() for line in server.log_tail(1_000_000).splitlines())
+
+
+def jackd_messages(server: JackServer, lines: int = 10) -> list[str]:
+    log = server.log_tail(1_000_000).splitlines()
+    return [line for line in log if "xrun" not in line.lower()][-lines:]
 
 
 class Meter:
@@ -445,6 +451,7 @@ def run(
                 rss_end, cache_end = rss_bytes(), cache_bytes(player, model.pitches)
                 assert player.audio is not None
                 active = player.audio.active
+                server_lines = jackd_messages(server)
             finally:
                 sender.join(timeout=10)
                 if sender.is_alive():
@@ -468,6 +475,7 @@ def run(
         polyphony=player.mixer.polyphony,
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
         log_examples=logs.examples,
+        jackd_messages=server_lines,
     )
 
 
@@ -506,6 +514,7 @@ def print_report(report: Report) -> None:
     print(f"stream still running at the end: {report.stream_active_at_end}")
     for level, examples in report.log_examples.items():
         print(f"first {level} records: " + " | ".join(examples))
+    print("jackd said: " + " | ".join(report.jackd_messages))
     print(f"machine: {report.machine}; 48 kHz, {BLOCK} frames, JACK dummy driver")
 
 
