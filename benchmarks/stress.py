@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI 
 from jackrig import JackServer  # noqa: E402
 
 from gansynth_instrument.engine import Timbre  # noqa: E402
-from gansynth_instrument.live import Player  # noqa: E402
+from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.presets import find_bank  # noqa: E402
@@ -397,6 +397,7 @@ def run(
     flood_rate_hz: int = FLOOD_RATE_HZ,
     *,
     preload: bool = False,
+    renderer: str = DEFAULT_RENDERER,
     realtime: bool = True,
 ) -> Report:
     """Start a private JACK server and a player, run both phases, return the figures."""
@@ -417,6 +418,7 @@ def run(
             virtual_midi=port,
             cache_dir=cache_dir,
             timing_blocks=blocks,
+            renderer=renderer,
         )
         with player:
             for timbre in bank_timbres(player) if preload else [player.engine.timbre]:
@@ -473,7 +475,10 @@ def run(
         cache_cap_mib=cap / MIB,
         stream_active_at_end=active,
         polyphony=player.mixer.polyphony,
-        machine=f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
+        machine=(
+            f"renderer {renderer}; {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.2f}"
+        ),
         log_examples=logs.examples,
         jackd_messages=server_lines,
     )
@@ -533,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="cache the whole bank before playing (the renderer then idles: MIDI load alone)",
     )
+    parser.add_argument(
+        "--renderer", choices=["thread", "process"], default=DEFAULT_RENDERER, help="see play"
+    )
     parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -548,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir,
             args.flood_rate,
             preload=args.preload,
+            renderer=args.renderer,
             realtime=not args.no_realtime,
         )
     print_report(report)
