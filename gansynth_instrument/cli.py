@@ -328,7 +328,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--renderer",
         choices=("thread", "process"),
-        help="where notes render: a thread, or a worker process (default: see 'play' docs)",
+        help="where notes render: a worker process (default: fewer xruns) or a thread",
     )
     p.set_defaults(handler=_cmd_play)
 

@@ -178,3 +178,47 @@ def test_ctrl_c_closes_the_worker(tiny_model: Path, tmp_path: Path) -> None:
     while not gone(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # the parent reaped it; /proc may lag a moment
     assert gone(worker_pid)
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if int(text.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_play_with_the_process_renderer_leaves_no_child_after_ctrl_c(
+    jack_server, tiny_model: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
+    command += ["--virtual-midi", f"keys-{os.getpid()}", "--cache-dir", str(tmp_path)]
+    play = subprocess.Popen(
+        [*command, "--renderer", "process"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert play.stdout.readline().startswith("model ")
+        deadline = time.monotonic() + WAIT_S
+        while not list(tmp_path.glob("*.note")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # notes of the bank's first preset arrive from the worker
+        assert list(tmp_path.glob("*.note"))
+        spawned = children(play.pid)  # the worker, and multiprocessing's resource tracker
+        (worker,) = [p for p in spawned if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        play.send_signal(signal.SIGINT)
+        _, stderr = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0 and "Traceback" not in stderr, stderr
+    assert gone(worker)  # ended and reaped by play itself
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in spawned) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the resource tracker quits when play's end of its pipe closes
+    assert all(gone(pid) for pid in spawned)
