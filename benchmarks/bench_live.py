@@ -318,7 +318,8 @@ def compare(model, args) -> None:
     period_ms = 1e3 * BLOCK / RATE
     print(
         f"bench_live --compare: renderer thread vs process, {args.voices} voices, "
-        f"{args.notes} probes, cache filling (BACKGROUND); {model.backend}; "
+        f"{args.notes} probes, {'renderer idle' if args.idle_renderer else 'cache filling'}; "
+        f"{model.backend}; "
         f"{len(os.sched_getaffinity(0))} cores SHARED with other jobs (load = 1-min average)"
     )
     header = ("renderer", "load", "xruns", "callbacks", "cb median %", "cb max %", "lat med ms")

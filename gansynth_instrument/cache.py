@@ -270,9 +270,12 @@ class _ProcessRenderer:
         self._deaths += 1
         if self._stopped:
             return CacheError("the renderer process was stopped")
-        return CacheError(
-            f"the renderer process died (exit code {code}); a new one renders the next batch"
+        after = (
+            "a new one renders the next batch"
+            if self._deaths < MAX_WORKER_DEATHS
+            else f"{self._deaths} deaths in a row: not restarting it"
         )
+        return CacheError(f"the renderer process died (exit code {code}); {after}")
 
     def _reap(self) -> int | None:
         """Close our pipe end, end the worker (SIGTERM, then SIGKILL), wait for it: no zombie."""

@@ -49,7 +49,7 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
-DEFAULT_RENDERER = "process"  # half the xruns of "thread" while rendering (bench_live --compare)
+DEFAULT_RENDERER = "process"  # fewer xruns than "thread" on a loaded CPU (bench_live --compare)
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 
 

@@ -114,6 +114,29 @@ def test_a_killed_worker_is_reported_and_replaced_while_lookups_go_on(
     assert workers() == []
 
 
+def test_a_worker_that_keeps_dying_is_not_restarted_forever(model: Model) -> None:
+    z = random_latent(8)
+    with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
+        timbre = cache.request(z, [], Priority.WAITING)
+        errors = []
+        for pitch in (60, 61, 62):  # each worker is killed as soon as it has loaded the model
+            cache.request(z, [pitch], Priority.WAITING)
+            deadline = time.monotonic() + WAIT_S
+            while not workers() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (worker,) = workers()
+            os.kill(worker.pid, signal.SIGKILL)
+            with pytest.raises(CacheError) as err:
+                cache.wait(timbre, [pitch], WAIT_S)
+            errors.append(str(err.value))
+        assert "a new one renders the next batch" in errors[0]
+        assert errors[-1].endswith("3 deaths in a row: not restarting it")
+        cache.request(z, [63], Priority.WAITING)
+        with pytest.raises(CacheError, match="died 3 times in a row; not restarting it"):
+            cache.wait(timbre, [63], WAIT_S)
+        assert workers() == []
+
+
 def test_a_worker_that_cannot_load_the_model_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(tiny_model.read_bytes())
