@@ -25,9 +25,12 @@ def magenta_tiny() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jack_server() -> Iterator[JackServer]:
     """A private JACK dummy server (48 kHz, 128 frames) that PortAudio and JACK clients use.
+
+    One per test module: a module that leaves a stalled client behind (in synchronous mode a
+    stalled client slows every cycle) cannot slow the modules after it.
 
     Fails (never skips) when jackd is missing: live-audio tests must run wherever the suite runs.
     Tests must close their streams and clients before the session ends; PortAudio is terminated

@@ -11,6 +11,7 @@ Used by the ``jack_server`` fixture in ``conftest.py`` and reusable from benchma
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -142,6 +143,9 @@ class JackServer:
     def stop(self) -> None:
         if self._process is None:
             return
+        # Close clients a test leaked while their server still runs: libjack crashes when a
+        # client is garbage-collected after its server is gone.
+        gc.collect()
         terminate_portaudio()
         self._stop_jackd()
         for key, value in self._saved_env.items():
