@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from gansynth_export.checkpoint import EMA_SUFFIX, GENERATOR_SCOPE, Checkpoint, read_checkpoint
+from gansynth_export.checkpoint import (
+    EMA_SUFFIX,
+    GENERATOR_SCOPE,
+    MEL_PROG_HIRES,
+    Checkpoint,
+    read_checkpoint,
+)
 from gansynth_export.cli import export_model, random_checkpoint
 from gansynth_export.graph import he_scale, weight_name
 from tqdm import tqdm
@@ -36,20 +42,6 @@ from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bundle_writer import write_bundle  # tests/ helper that writes TF V2 bundles
 
-MEL_PROG_HIRES = {  # configs/mel_prog_hires.py: the released models' flags
-    "data_type": "mel",
-    "latent_vector_size": 256,
-    "start_height": 2,
-    "start_width": 16,
-    "num_resolutions": 7,
-    "fmap_base": 4096,
-    "fmap_decay": 1.0,
-    "fmap_max": 256,
-    "stable_stage_num_images": 800000,
-    "transition_stage_num_images": 800000,
-    "total_num_images": 11000000,
-    "train_progressive": True,
-}
 DISCRIMINATOR_PARAMS = 6_831_230  # Magenta's D at the released shapes (its weights + 2 Adam slots)
 
 

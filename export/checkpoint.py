@@ -38,6 +38,22 @@ EMA_SUFFIX = "/ExponentialMovingAverage"
 GENERATOR_SCOPE = "Generator/"
 NSYNTH_PITCHES = tuple(range(24, 85))  # lib/datasets.py get_pitch_counts(): 61 classes
 
+# configs/mel_prog_hires.py: the flags of the released all_instruments / acoustic_only models.
+MEL_PROG_HIRES: dict[str, object] = {
+    "data_type": "mel",
+    "latent_vector_size": 256,
+    "start_height": 2,
+    "start_width": 16,
+    "num_resolutions": 7,
+    "fmap_base": 4096,
+    "fmap_decay": 1.0,
+    "fmap_max": 256,
+    "stable_stage_num_images": 800000,
+    "transition_stage_num_images": 800000,
+    "total_num_images": 11000000,
+    "train_progressive": True,
+}
+
 # lib/model.py set_flags(): what Magenta fills in for keys experiment.json lacks (only the keys
 # that shape inference; training-only flags are never read here).
 SET_FLAGS_DEFAULTS: dict[str, object] = {

@@ -40,7 +40,14 @@ import soundfile
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from gansynth_export.checkpoint import EMA_SUFFIX, GENERATOR_SCOPE, magenta_progress
+from gansynth_export.checkpoint import (
+    EMA_SUFFIX,
+    EXPERIMENT_JSON,
+    GENERATOR_SCOPE,
+    MEL_PROG_HIRES,
+    magenta_progress,
+)
+from gansynth_export.checkpoint import TRAINED_NPZ as EMA_NPZ
 from gansynth_export.graph import GeneratorConfig, lod_weights
 from tqdm import tqdm
 
@@ -51,9 +58,7 @@ from gansynth_instrument.fileio import atomic_path, check_writable_dir, write_te
 from gansynth_instrument.metadata import Representation
 from gansynth_instrument.training.networks import Discriminator, Generator, filters_for, upscale
 
-EXPERIMENT_JSON = "experiment.json"
 STATE_PT = "train_state.pt"
-EMA_NPZ = "generator_ema.npz"
 LOSSES_CSV = "losses.csv"
 SAMPLE_SEED = 1234
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -61,7 +66,7 @@ SAMPLE_PITCHES = 6
 
 # Magenta's mel_prog_hires + the set_flags values it relies on (experiment.json keys).
 FULL: dict[str, Any] = {
-    "data_type": "mel",
+    **MEL_PROG_HIRES,
     "g_fn": "specgram",
     "d_fn": "specgram",
     "data_normalizer": "specgrams_prespecified_normalizer",
@@ -71,23 +76,12 @@ FULL: dict[str, Any] = {
     "p_normalizer_b": 0.0,
     "audio_length": 64000,
     "sample_rate": 16000,
-    "train_progressive": True,
     "train_time_limit": None,
     "simple_arch": False,
     "scale_mode": "ALL",
     "scale_base": 2,
     "to_rgb_activation": "tanh",
-    "num_resolutions": 7,
-    "start_height": 2,
-    "start_width": 16,
     "kernel_size": 3,
-    "latent_vector_size": 256,
-    "fmap_base": 4096,
-    "fmap_decay": 1.0,
-    "fmap_max": 256,
-    "stable_stage_num_images": 800000,
-    "transition_stage_num_images": 800000,
-    "total_num_images": 11000000,
     "batch_size_schedule": [8],
     "generator_learning_rate": 8e-4,
     "discriminator_learning_rate": 8e-4,
