@@ -63,6 +63,9 @@ INT16_FULL_SCALE = 32767
 STALE_TEMP_S = 3600.0  # a temp file this old is no write in progress, just a crash's leftover
 RESAMPLE_QUALITY = "HQ"  # soxr's "high quality" recipe (20-bit precision)
 RENDERERS = ("thread", "process")
+# The renderer process yields the CPU to everything else: on 2 cores, a parent thread that holds
+# the GIL must not wait behind the model, or the audio callback waits behind that thread.
+WORKER_NICENESS = 19
 MAX_WORKER_DEATHS = 3  # a renderer process that dies this often in a row is not restarted
 WORKER_EXIT_WAIT_S = 5.0  # after SIGTERM; then SIGKILL
 
@@ -171,6 +174,8 @@ def _worker_main(conn: Connection, options: tuple[str, str, int | None, str, str
     Replies: ("ready", None) once loaded, then ("notes", [(pcm, gain)]) or ("error", message).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes us
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
     from gansynth_instrument.model import load_model
 
     path, backend, threads, precision, digest = options
