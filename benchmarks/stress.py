@@ -291,7 +291,7 @@ class Report:
     cache_after_flood_mib: float
     cache_mid_soak_mib: float
     cache_end_mib: float
-    cache_cap_mib: float  # every note of every timbre of the bank, held in memory
+    cache_cap_mib: float  # the note cache's in-memory cap (NoteCache.max_memory_bytes)
     stream_active_at_end: bool
     polyphony: int
     machine: str
@@ -458,8 +458,7 @@ def run(
                 sender.join(timeout=10)
                 if sender.is_alive():
                     sender.kill()
-            note_bytes = 2 * round(model.audio_length * RATE / model.sample_rate)
-            cap = len(bank_timbres(player)) * len(model.pitches) * note_bytes
+            cap = player.cache.max_memory_bytes
     return Report(
         idle=idle,
         flood=flood,
@@ -514,7 +513,7 @@ def print_report(report: Report) -> None:
         ("end", report.rss_end_mib, report.cache_end_mib),
     ):
         print(f"{label:<34} {rss:>12.1f} {cache:>12.1f}")
-    print(f"{'note cache cap (whole bank)':<34} {'':>12} {report.cache_cap_mib:>12.1f}")
+    print(f"{'note cache cap (max_memory_bytes)':<34} {'':>12} {report.cache_cap_mib:>12.1f}")
     print(f"soak RSS growth beyond the cache's: {report.soak_growth_beyond_cache_mib:.1f} MiB")
     print(f"stream still running at the end: {report.stream_active_at_end}")
     for level, examples in report.log_examples.items():

@@ -15,6 +15,10 @@ Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``
 I/O). Within a NoteCache only the renderer thread touches the disk store or logs.
 
 Memory: 61 pitches x 4 s x 48 kHz x 2 bytes = 23.4 MB per fully cached preset (float32: 46.9 MB).
+The in-memory notes are capped (``max_memory_bytes``): past the cap the renderer drops the least
+recently used notes (by lookup/publish time), those of recently played timbres last. A dropped
+note is still on disk, so the next request for it is a disk read, not a render. Dropping only
+removes the cache's reference: a sounding voice keeps its own.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -56,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path(platformdirs.user_cache_dir("gansynth-instrument")) / "notes"
 DEFAULT_MAX_DISK_BYTES = 2 * 1024**3  # ≈ 87 fully cached presets at 48 kHz
+DEFAULT_MAX_MEMORY_BYTES = 512 * 1024**2  # ≈ 22 fully cached presets at 48 kHz
 DEFAULT_BATCH_SIZE = 4  # bounds how long a WAITING note can queue behind a batch already rendering
 NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forward (Priority.NEAR)
 RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
@@ -557,7 +562,12 @@ class NoteCache:
         batch_size: int = DEFAULT_BATCH_SIZE,
         near_semitones: int = NEAR_SEMITONES,
         renderer: str = "thread",
+        max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     ) -> None:
+        if max_memory_bytes <= 0:
+            raise CacheError(
+                f"note cache memory cap (--max-memory-mb) must be above 0, got {max_memory_bytes} B"
+            )
         if sample_rate <= 0:
             raise CacheError(f"output sample rate must be > 0 Hz, got {sample_rate}")
         if batch_size < 1:
@@ -567,6 +577,7 @@ class NoteCache:
         self.sample_rate = int(sample_rate)
         self.batch_size = batch_size
         self.near_semitones = near_semitones
+        self.max_memory_bytes = int(max_memory_bytes)
         self._model = model
         self.renderer = renderer
         self._renderer = (
@@ -578,7 +589,12 @@ class NoteCache:
         # Written by the renderer only; read lock-free (a dict get / a tuple swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
         self._cached_pitches: dict[str, tuple[int, ...]] = {}
+        # Last lookup/publish tick per cached note: written lock-free by lookups (an int store).
+        self._last_used: dict[tuple[str, int], int] = {}
+        self._ticks = itertools.count()
         # Everything below is guarded by _cond.
+        self._memory_bytes = 0
+        self._done: set[tuple[str, int]] = set()  # published at least once (maybe evicted since)
         self._cond = threading.Condition()
         self._latents: dict[str, np.ndarray] = {}
         self._requested: dict[str, set[int]] = {}
@@ -625,9 +641,19 @@ class NoteCache:
     ) -> None:
         self.close()
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of note samples held in memory now (at most ``max_memory_bytes``)."""
+        return self._memory_bytes
+
     def lookup(self, timbre: str, pitch: int) -> Note | None:
-        """The cached note, or None. Never blocks."""
-        return self._notes.get((timbre, pitch))
+        """The cached note, or None (not rendered yet, or evicted: request it again). Never
+        blocks."""
+        key = (timbre, pitch)
+        note = self._notes.get(key)
+        if note is not None:
+            self._last_used[key] = next(self._ticks)
+        return note
 
     def nearest(self, timbre: str, pitch: int) -> Note | None:
         """The cached note of this timbre closest in pitch (ties → lower), or None. Never blocks."""
@@ -641,7 +667,7 @@ class NoteCache:
             best = below
         else:
             best = above
-        return self._notes.get((timbre, best))
+        return self.lookup(timbre, best)
 
     def request(
         self,
@@ -693,28 +719,38 @@ class NoteCache:
             self._cond.notify_all()
 
     def progress(self, timbre: str) -> tuple[int, int]:
-        """(cached, requested) pitch counts of a timbre, for status views and progress bars."""
+        """(ready, requested) pitch counts of a timbre, for status views and progress bars; ready
+        = rendered or read from disk this session (in memory, or evicted to disk since)."""
         with self._cond:
             requested = self._requested.get(timbre, set())
-            cached = sum((timbre, p) in self._notes for p in requested)
-            return cached, len(requested)
+            ready = sum((timbre, p) in self._done for p in requested)
+            return ready, len(requested)
 
-    def wait(self, timbre: str, pitches: Iterable[int], timeout_s: float | None = None) -> bool:
-        """Block until these notes are cached (True) or the timeout passes (False).
+    def wait(
+        self,
+        timbre: str,
+        pitches: Iterable[int],
+        timeout_s: float | None = None,
+        *,
+        in_memory: bool = True,
+    ) -> bool:
+        """Block until these notes are in memory (True) or the timeout passes (False).
 
-        For offline use and tests only, never the audio path. Raises CacheError if one of them
-        failed to render.
+        ``in_memory=False``: until each was rendered or read once (it may be evicted since), which
+        is what filling the disk needs. For offline use and tests only, never the audio path.
+        Raises CacheError if one of them failed to render.
         """
         keys = [(timbre, int(p)) for p in pitches]
+        ready = self._notes if in_memory else self._done
         with self._cond:
-            return self._cond.wait_for(lambda: self._all_ready(keys), timeout_s)
+            return self._cond.wait_for(lambda: self._all_ready(keys, ready), timeout_s)
 
-    def _all_ready(self, keys: list[tuple[str, int]]) -> bool:
+    def _all_ready(self, keys: list[tuple[str, int]], ready: Container[tuple[str, int]]) -> bool:
         for key in keys:
             err = self._errors.get(key)
             if err is not None:
                 raise CacheError(f"rendering pitch {key[1]} failed: {err}") from err
-        return all(key in self._notes for key in keys)
+        return all(key in ready for key in keys)
 
     def _near_recent(self, timbre: str, pitch: int) -> bool:
         return any(t == timbre and abs(p - pitch) <= self.near_semitones for t, p in self._recent)
@@ -793,6 +829,9 @@ class NoteCache:
 
     def _publish(self, key: tuple[str, int], note: Note) -> None:
         with self._cond:
+            old = self._notes.get(key)
+            self._memory_bytes += note.pcm.nbytes - (0 if old is None else old.pcm.nbytes)
+            self._last_used[key] = next(self._ticks)
             self._notes[key] = note
             timbre, pitch = key
             if pitch not in self._cached_pitches.get(timbre, ()):
@@ -800,7 +839,31 @@ class NoteCache:
                     sorted((*self._cached_pitches.get(timbre, ()), pitch))
                 )
             self._in_flight.discard(key)
+            self._done.add(key)
+            self._evict_over_cap(keep=key)
             self._cond.notify_all()
+
+    def _evict_over_cap(self, keep: tuple[str, int]) -> None:
+        """Drop least recently used notes until within the cap (caller holds _cond): first those
+        of timbres not played lately, then any but ``keep`` (the note just published)."""
+        if self._memory_bytes <= self.max_memory_bytes:
+            return
+        playing = {timbre for timbre, _ in self._recent}
+        order = sorted(
+            (key for key in self._notes if key != keep),
+            key=lambda k: (k[0] in playing, self._last_used.get(k, -1)),
+        )
+        for key in order:
+            if self._memory_bytes <= self.max_memory_bytes:
+                break
+            timbre, pitch = key
+            self._memory_bytes -= self._notes.pop(key).pcm.nbytes
+            self._last_used.pop(key, None)
+            left = tuple(p for p in self._cached_pitches[timbre] if p != pitch)
+            if left:
+                self._cached_pitches[timbre] = left
+            else:
+                del self._cached_pitches[timbre]
 
 
 def warm(
@@ -810,6 +873,7 @@ def warm(
     cache_dir: Path = DEFAULT_CACHE_DIR,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
 ) -> dict[str, str]:
     """Render every pitch of each named latent into the disk cache (ahead of a gig), with a bar.
 
@@ -817,12 +881,14 @@ def warm(
     """
     check_writable_dir(Path(cache_dir), create=True)
     pitches = model.pitches
-    with NoteCache(model, sample_rate, cache_dir, max_disk_bytes, batch_size) as cache:
+    with NoteCache(
+        model, sample_rate, cache_dir, max_disk_bytes, batch_size, max_memory_bytes=max_memory_bytes
+    ) as cache:
         timbres = {name: cache.request(z, pitches) for name, z in latents.items()}
         unique = list(dict.fromkeys(timbres.values()))  # two names for one latent: render once
         with tqdm(total=len(unique) * len(pitches), unit="note", desc="cache warm") as bar:
             for timbre in unique:
-                while not cache.wait(timbre, pitches, timeout_s=0.25):
+                while not cache.wait(timbre, pitches, timeout_s=0.25, in_memory=False):
                     bar.update(sum(cache.progress(t)[0] for t in unique) - bar.n)
             bar.update(bar.total - bar.n)
         store = cache.disk_store
@@ -841,6 +907,7 @@ def run_warm(
     *,
     batch_size: int | None = None,
     max_disk_mb: float | None = None,
+    max_memory_mb: float | None = None,
 ) -> int:
     """``cache warm``: load the model, warm the cache for presets, banks (their programs and
     morph steps, as the engine will play them) and seeds; print what was done."""
@@ -872,6 +939,9 @@ def run_warm(
         directory,
         batch_size=batch_size or DEFAULT_BATCH_SIZE,
         max_disk_bytes=int(max_disk_mb * 1024**2) if max_disk_mb else DEFAULT_MAX_DISK_BYTES,
+        max_memory_bytes=(
+            int(max_memory_mb * 1024**2) if max_memory_mb is not None else DEFAULT_MAX_MEMORY_BYTES
+        ),
     )
     for name, timbre in timbres.items():
         print(f"{name}: timbre {timbre}, {len(model.pitches)} notes at {sample_rate} Hz")

@@ -89,6 +89,7 @@ def _cmd_cache(args: argparse.Namespace) -> int | None:
             args.cache_dir,
             batch_size=args.batch_size,
             max_disk_mb=args.max_disk_mb,
+            max_memory_mb=args.max_memory_mb,
         )
     if args.action == "info":
         return cache.run_info(args.cache_dir)
@@ -127,6 +128,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="disk cap; the least recently used notes go first (default 2048)",
     )
+    _add_max_memory(warm)
     info = actions.add_parser("info", help="print the cache dir, its entries and size")
     clear = actions.add_parser("clear", help="delete every cached note")
     for action in (warm, info, clear):
@@ -134,6 +136,14 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
             "--cache-dir", type=Path, help="cache location (default: the user cache dir)"
         )
     p.set_defaults(handler=_cmd_cache)
+
+
+def _add_max_memory(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-memory-mb",
+        type=float,
+        help="notes held in memory; past it the least recently used drop to disk (default 512)",
+    )
 
 
 def _cmd_presets(args: argparse.Namespace) -> int | None:
@@ -330,6 +340,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         choices=("thread", "process"),
         help="where notes render: a worker process (default: fewer xruns) or a thread",
     )
+    _add_max_memory(p)
     p.set_defaults(handler=_cmd_play)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansynth_instrument.audio import AudioOutput, StreamStats, find_output
-from gansynth_instrument.cache import DEFAULT_CACHE_DIR, NoteCache
+from gansynth_instrument.cache import DEFAULT_CACHE_DIR, DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.engine import (
     DEFAULT_BEND_RANGE_SEMITONES,
     DEFAULT_VELOCITY_EXPONENT,
@@ -94,6 +94,7 @@ class Player:
         timing_blocks: int = 4096,
         gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
         renderer: str = DEFAULT_RENDERER,
+        max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     ) -> None:
         self.sample_rate = sample_rate
         self._timing_blocks = timing_blocks
@@ -108,7 +109,13 @@ class Player:
             channels=2,
             max_block_frames=max(block_frames, MIXER_CHUNK_FRAMES),
         )
-        self.cache = NoteCache(model, sample_rate, cache_dir=cache_dir, renderer=renderer)
+        self.cache = NoteCache(
+            model,
+            sample_rate,
+            cache_dir=cache_dir,
+            renderer=renderer,
+            max_memory_bytes=max_memory_bytes,
+        )
         self.engine = build_engine(
             self.cache,
             Voices(self.mixer),
@@ -292,6 +299,11 @@ def run_play(args: argparse.Namespace) -> int:
         velocity_exponent=args.velocity_curve,
         learn=args.learn,
         renderer=args.renderer or DEFAULT_RENDERER,
+        max_memory_bytes=(
+            DEFAULT_MAX_MEMORY_BYTES
+            if args.max_memory_mb is None
+            else int(args.max_memory_mb * 1024**2)
+        ),
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:

@@ -91,6 +91,9 @@ class Mixer:
         self.channels = channels
         self.commands: deque[tuple] = deque()
         self.finished: deque[int] = deque()
+        # Waveforms a slot stopped referencing: the control side drops them (all but the newest,
+        # which may still be in the middle of its swap), so no waveform is freed on this thread.
+        self.retired: deque[np.ndarray] = deque()
         self.frames_rendered = 0
         self.voices_active = 0
         # Morph weight changes glide over this many frames so a knob step does not click.
@@ -210,6 +213,8 @@ class Mixer:
     ) -> None:
         # Ratios include the sample-rate conversion, so a position is in the note's own frames.
         for layer, note, ratio in ((0, note_a, ratio_a), (1, note_b, ratio_b)):
+            if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
+                self.retired.append(self._notes[layer][slot])
             if note is None:
                 self._notes[layer][slot] = None
                 self._length[layer, slot] = 0.0
@@ -365,6 +370,7 @@ class Voices:
     ) -> None:
         self._commands = mixer.commands
         self._finished = mixer.finished
+        self._retired = mixer.retired
         self.sample_rate = mixer.sample_rate
         self.queue_limit = queue_limit
         self.dropped = 0
@@ -383,6 +389,8 @@ class Voices:
         return True
 
     def _collect_finished(self) -> None:
+        while len(self._retired) > 1:  # the newest may be mid-swap on the audio thread
+            self._retired.popleft()
         while self._finished:
             slot = self._by_serial.pop(self._finished.popleft(), None)
             if slot is not None:
