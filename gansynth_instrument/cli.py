@@ -206,7 +206,12 @@ def _cmd_offline(args: argparse.Namespace) -> int | None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """--model/--backend/--threads/--precision, read by model.load_model_from_options."""
-    p.add_argument("--model", type=Path, help="an exported .onnx model (default: $GANSYNTH_MODEL)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="an exported .onnx model (default: $GANSYNTH_MODEL, else the bundled model: a small "
+        "one trained on FluidR3 GM soundfont notes, with presets fluid-*)",
+    )
     p.add_argument(
         "--backend",
         choices=("auto", "cuda", "openvino", "cpu"),
@@ -415,9 +420,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("train_dir", type=Path, help="run folder: checkpoints, samples, losses")
     p.add_argument(
         "--config",
-        choices=("tiny", "cpu", "full"),
+        choices=("tiny", "cpu", "full", "bundled"),
         help="new run: full = Magenta's mel_prog_hires, cpu = widths capped at 32 (default), "
-        "tiny = tests; resuming: leave it out",
+        "bundled = the shipped default model's (regression), tiny = tests; resuming: leave it out",
+    )
+    p.add_argument(
+        "--objective",
+        choices=("gan", "regression"),
+        help="new run: gan = GANSynth's WGAN-GP (default, except for --config bundled); "
+        "regression = fit the real notes from fixed per-instrument latents, no discriminator "
+        "(learns pitch in CPU-hours, see training/regression.py)",
     )
     p.add_argument("--time-limit-min", type=float, help="stop (and save) after this many minutes")
     p.add_argument("--stop-after-images", type=int, help="stop (and save) at this image count")

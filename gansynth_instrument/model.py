@@ -42,6 +42,9 @@ from gansynth_instrument.spectral import spectrogram_to_audio
 
 BACKENDS = ("auto", "cuda", "openvino", "cpu")
 MODEL_ENV = "GANSYNTH_MODEL"  # the model commands use when --model is left out
+# Shipped in the package (issue 6) so every command works out of the box: a small model trained
+# on FluidR3 GM soundfont notes on a 2-core CPU; used when neither --model nor $GANSYNTH_MODEL is.
+BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 PRECISIONS = ("f32", "bf16")
 # onnxruntime log levels: 3 = errors only; 4 = fatal only (while probing CUDA, whose failure is
 # an expected outcome on most machines and is reported by us as one line, not by ORT as ten).
@@ -252,12 +255,15 @@ def load_model(
 
 def load_model_from_options(options: argparse.Namespace) -> Model:
     """The model the command-line options name (``cli._add_model_options``): ``--model``, else
-    ``$GANSYNTH_MODEL``, on ``--backend`` with ``--threads`` and ``--precision``.
+    ``$GANSYNTH_MODEL``, else the bundled model, on ``--backend`` with ``--threads`` and
+    ``--precision``.
 
-    Raises ModelError when neither names a model (one line saying how to get one), and as
-    ``load_model`` does.
+    Raises ModelError when there is no model at all (an install without the bundled file: one
+    line saying how to get one), and as ``load_model`` does.
     """
     path = options.model or os.environ.get(MODEL_ENV)
+    if not path and BUNDLED_MODEL.is_file():
+        path = BUNDLED_MODEL
     if not path:
         raise ModelError(
             f"no model: pass --model FILE.onnx or set {MODEL_ENV}; make one from Magenta's "

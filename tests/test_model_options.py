@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from gansynth_instrument import model
 from gansynth_instrument.cli import build_parser, main
 from gansynth_instrument.model import (
     BACKENDS,
@@ -54,13 +55,14 @@ def test_bf16_help_states_its_quality_cost(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     "argv", [["generate", "--pitch", "60"], ["cache", "warm", "--seed", "1"]], ids=str
 )
-def test_no_model_is_one_line_saying_how_to_get_one(
+def test_no_model_at_all_is_one_line_saying_how_to_get_one(
     argv: list[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setattr(model, "BUNDLED_MODEL", tmp_path / "not-installed.onnx")
     out = tmp_path / "out"
     where = ["-o", str(out)] if argv[0] == "generate" else ["--cache-dir", str(out)]
     assert main([*argv, *where]) == 1

@@ -23,7 +23,7 @@ from test_dataset import tone
 from gansynth_instrument import dataset, spectral
 from gansynth_instrument.cli import main
 from gansynth_instrument.model import load_model
-from gansynth_instrument.training import train
+from gansynth_instrument.training import regression, timbre_presets, train
 from gansynth_instrument.training.networks import Discriminator, Generator
 
 TINY = train.CONFIGS["tiny"]
@@ -259,3 +259,58 @@ def test_sigterm_saves_and_the_run_goes_on(tiny_dataset: Path, tmp_path: Path) -
     limit = str(images + 2)
     assert _run([str(tiny_dataset), str(run), "--stop-after-images", limit]) == 0
     assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == images + 2
+
+
+def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Path) -> None:
+    """--objective regression: no discriminator, per-instrument latents saved as timbres.json
+    and turned into presets; resuming equals an uninterrupted run; the export plays."""
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    new = ["--config", "tiny", "--objective", "regression"]
+    assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "12"]) == 0
+    state = torch.load(run / train.STATE_PT, weights_only=False)
+    assert state["images"] == 12 and state["discriminator"] is None
+    assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
+    assert _run([str(tiny_dataset), str(straight), *new]) == 0
+    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+        assert int(a["global_step"]) == 26
+        for name in a.files:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    with (run / train.LOSSES_CSV).open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["images"] == "26" and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert (run / "samples" / "stage_12" / "pitch_064.wav").is_file()
+
+    timbres = json.loads((run / regression.TIMBRES_JSON).read_text())
+    assert sorted(timbres) == ["inst0", "inst1"]
+    assert all(len(v) == TINY["latent_vector_size"] for v in timbres.values())
+    presets = timbre_presets.timbre_presets(run, "fluid-", "test")
+    assert [p.name for p in presets] == ["fluid-inst0", "fluid-inst1"]
+
+    model_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    model = load_model(model_path, backend="cpu")
+    z = np.stack([p.latent_vector(model.latent_size) for p in presets])
+    audio = model.generate(z, [40, 64])
+    assert audio.shape == (2, 64000) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+def test_regression_sampler_maps_random_latents_to_the_nearest_instrument() -> None:
+    latents = regression.timbre_latents(0, 3, 16)
+    instruments = ("a", "a", "b", "b", "c", "c")
+    sampler = regression.Sampler(instruments, latents)
+    rows, z = sampler.batch(np.random.default_rng(0), 64)
+    timbre = sampler.timbre[rows]
+    np.testing.assert_array_equal(z[:32].numpy(), latents[timbre[:32]].numpy())
+    nearest = np.argmax(torch.nn.functional.normalize(z[32:], dim=1).numpy() @ sampler.unit.T, 1)
+    np.testing.assert_array_equal(timbre[32:], nearest)
+
+
+def test_resuming_with_another_objective_is_refused(
+    tiny_dataset: Path, tmp_path: Path, capsys
+) -> None:
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "2"]) == 0
+    capsys.readouterr()
+    assert _run([str(tiny_dataset), str(run), "--objective", "regression"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--objective regression" in err
