@@ -15,7 +15,10 @@ process's GIL.
 2. Soak: mixed play on channel 1: chords every 250 ms, a program change every 6 s, a morph knob
    sweep every 10 s, bend wiggles, the sustain pedal.
 
-A quiet baseline (``IDLE_S``, nothing played) comes first, to show what the machine alone causes.
+Two baselines show what the machine alone causes: a silent PortAudio client (another process,
+nothing else on the server) for as long as the flood (at most ``SILENT_MAX_S``), before the player
+starts and again after it stops; then the player idle for ``IDLE_S``, nothing played. Xruns are
+server-wide events on JACK, so the silent client runs while no other client plays.
 
 Prints, per phase: stream xruns (PortAudio's underflow flags) and jackd's XRun lines, callback
 time median/max, max voices sounding, MIDI events sent, commands dropped (the voice queue was
@@ -53,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI sender
 
 
-from jackrig import JackServer  # noqa: E402
+from jackrig import JackServer, silent_client_xruns  # noqa: E402
 
 from gansynth_instrument.engine import Timbre  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
@@ -65,6 +68,7 @@ RATE = 48000
 BLOCK = 128
 SHORT = (10.0, 20.0)  # flood, soak seconds
 LONG = (60.0, 600.0)
+SILENT_MAX_S = 30.0  # each silent-client baseline lasts as long as the flood, at most this
 IDLE_S = 5.0  # a quiet baseline first: xruns the machine causes with nothing played
 FLOOD_RATE_HZ = 1000
 VOICE_SAMPLE_S = 0.005
@@ -280,6 +284,8 @@ class Phase:
 class Report:
     """Everything the harness measured (``--json`` writes it)."""
 
+    silent_before: tuple[int, int]  # (callbacks, xruns) of the silent client before the player
+    silent_after: tuple[int, int]  # ... and after it closed
     idle: Phase
     flood: Phase
     soak: Phase
@@ -297,6 +303,12 @@ class Report:
     machine: str
     log_examples: dict[str, list[str]]
     jackd_messages: list[str]  # the server's last lines other than xruns (e.g. a client dropped)
+
+    @property
+    def silent_xrun_fraction(self) -> float:
+        """Xruns per callback of the silent client (both runs): the machine's own floor."""
+        callbacks = self.silent_before[0] + self.silent_after[0]
+        return (self.silent_before[1] + self.silent_after[1]) / max(callbacks, 1)
 
     @property
     def soak_growth_beyond_cache_mib(self) -> float:
@@ -410,6 +422,8 @@ def run(
         JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=realtime, sync=True) as server,
         counting_logs() as logs,
     ):
+        silent_s = min(flood_s, SILENT_MAX_S)
+        silent_before = silent_client_xruns(silent_s, RATE, BLOCK)
         player = Player(
             model,
             bank=bank,
@@ -459,7 +473,10 @@ def run(
                 if sender.is_alive():
                     sender.kill()
             cap = player.cache.max_memory_bytes
+        silent_after = silent_client_xruns(silent_s, RATE, BLOCK)
     return Report(
+        silent_before=silent_before,
+        silent_after=silent_after,
         idle=idle,
         flood=flood,
         soak=soak,
@@ -501,6 +518,11 @@ def print_report(report: Report) -> None:
         ("log records WARNING", "{}", "warnings_logged"),
         ("log records ERROR", "{}", "errors_logged"),
     ]
+    for when, (callbacks, xruns) in (
+        ("before", report.silent_before),
+        ("after", report.silent_after),
+    ):
+        print(f"silent client alone, {when} the player: {xruns} xruns in {callbacks} callbacks")
     print(f"{'':<34} " + " ".join(f"{p.name:>12}" for p in phases))
     for label, fmt, attr in rows:
         print(f"{label:<34} " + " ".join(f"{fmt.format(getattr(p, attr)):>12}" for p in phases))
@@ -561,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     if args.json:
         data = asdict(report) | {
-            "soak_growth_beyond_cache_mib": report.soak_growth_beyond_cache_mib
+            "soak_growth_beyond_cache_mib": report.soak_growth_beyond_cache_mib,
+            "silent_xrun_fraction": report.silent_xrun_fraction,
         }
         args.json.write_text(json.dumps(data, indent=2))
     return 0

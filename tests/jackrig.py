@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +36,22 @@ next stream, so the recorder looks them up instead of assuming names."""
 
 SHM_DIR = Path("/dev/shm")
 READY_TIMEOUT_S = 10
+
+
+# The silent client: a PortAudio stream that only writes zeros, in its own process.
+_SILENT_CLIENT = """
+import sys, time
+import sounddevice as sd
+seconds, rate, block = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+counts = [0, 0]
+def callback(out, frames, when, status):
+    counts[0] += 1
+    counts[1] += bool(status.output_underflow)
+    out.fill(0)
+with sd.OutputStream(samplerate=rate, blocksize=block, channels=2, callback=callback):
+    time.sleep(seconds)
+print(counts[0], counts[1])
+"""
 
 
 class RigError(RuntimeError):
@@ -199,6 +216,19 @@ class JackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def silent_client_xruns(seconds: float, sample_rate: int, block_frames: int) -> tuple[int, int]:
+    """(callbacks, xruns) of a PortAudio stream that writes silence for ``seconds``, from a
+    separate process, on the server named in the environment: the xruns the machine causes with
+    no instrument running. Xruns are server-wide events, so measure it while nothing else plays.
+    """
+    args = [sys.executable, "-c", _SILENT_CLIENT, str(seconds), str(sample_rate), str(block_frames)]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if run.returncode != 0:
+        raise RigError(f"the silent client failed: {run.stderr.strip()[-500:]}")
+    callbacks, xruns = (int(word) for word in run.stdout.split()[-2:])
+    return callbacks, xruns
 
 
 def wait_cycles(

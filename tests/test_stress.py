@@ -1,8 +1,9 @@
 """The stress harness's short form (benchmarks/stress.py --short) as a CI check.
 
 It runs in a child process with its own private JACK dummy server (48 kHz, 128 frames), the real
-tiny model, the shipped default bank and an empty cache: 5 s idle (the machine's own baseline,
-printed), a 10 s flood of 1000 MIDI events/s, then 20 s of mixed play while the cache renders.
+tiny model, the shipped default bank and an empty cache: a silent PortAudio client alone for 10 s
+before and after (the machine's own xrun floor), 5 s idle, a 10 s flood of 1000 MIDI events/s,
+then 20 s of mixed play while the cache renders.
 Asserted: it does not crash or hang, the flood stays within an xrun budget, nothing is dropped or
 fails, and resident memory grows by no more than the notes the cache took on (whose own ceiling,
 the whole bank in memory, is printed by the harness).
@@ -47,10 +48,12 @@ def test_short_stress_run_survives_the_flood_and_the_soak(tiny_model: Path, tmp_
     assert report["stream_active_at_end"]
 
     # Xruns while the flood is handled (stream underflow flags and jackd's own count). Issue 7's
-    # target is zero; on a quiet 2-core machine this run measured 4-8 in 3750 callbacks (the MIDI
-    # thread and the audio callback share Python's GIL), so the bound is the measured budget with
-    # margin, and the gap to zero is an open problem, not a pass.
-    budget = XRUN_BUDGET_FRACTION * flood["callbacks"]
+    # target is zero, but on this VM (kernel without preemption, shared host) a client that only
+    # writes silence gets xruns too as soon as anything else runs: 0 in 30 s on a quiet machine,
+    # 8-54 in 30 s beside one busy process. So the bound is the silent client's rate measured in
+    # this run plus a budget for what the instrument adds (measured 0.1-0.2 % on a quiet machine).
+    allowed = XRUN_BUDGET_FRACTION + report["silent_xrun_fraction"]
+    budget = allowed * flood["callbacks"]
     assert flood["xruns"] <= budget and flood["jackd_xrun_lines"] <= budget, run.stdout
 
     # Memory: what the soak added is the cache's notes, and the cache stays within its ceiling.
