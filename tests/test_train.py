@@ -314,3 +314,15 @@ def test_resuming_with_another_objective_is_refused(
     assert _run([str(tiny_dataset), str(run), "--objective", "regression"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--objective regression" in err
+
+
+def test_soundfont_timbres_get_gm_names_and_free_program_numbers(tmp_path: Path) -> None:
+    timbres = {f"program{p:03d}-v{v:03d}": [1.0, 0.0] for p in (0, 24) for v in (100, 75)}
+    (tmp_path / regression.TIMBRES_JSON).write_text(json.dumps(timbres))
+    presets = timbre_presets.timbre_presets(tmp_path, "fluid-", "test", taken_programs={0, 96})
+    assert {p.name: p.program for p in presets} == {
+        "fluid-piano": 1,
+        "fluid-piano-soft": 97,
+        "fluid-nylon-guitar": 24,
+        "fluid-nylon-guitar-soft": 98,
+    }

@@ -5,7 +5,8 @@
 A regression run (``train --objective regression``) writes ``timbres.json``: every dataset
 instrument's fixed latent, which the model learned to play as that instrument. Soundfont
 instruments (``program024-v100``) get General MIDI names (``fluid-nylon-guitar``, and
-``-soft`` for the quieter velocity); others keep their dataset name. Written with
+``-soft`` for the quieter velocity) and program numbers no other preset has (the loud ones at
+or just above their GM number); others keep their dataset name. Written with
 ``Preset.to_yaml``, so they load like any preset (explicit-latent presets).
 """
 
@@ -17,7 +18,7 @@ import re
 from pathlib import Path
 
 from gansynth_instrument.fileio import write_text_atomic
-from gansynth_instrument.presets import PRESET_SUFFIX, Preset
+from gansynth_instrument.presets import PRESET_SUFFIX, PROGRAM_RANGE, Preset, list_presets
 from gansynth_instrument.training.regression import TIMBRES_JSON
 
 # General MIDI names of the programs `dataset from-soundfont` renders by default.
@@ -44,17 +45,52 @@ def preset_name(instrument: str, prefix: str, loudest_velocity: int) -> str:
     return name if velocity == loudest_velocity else f"{name}-soft"
 
 
-def timbre_presets(train_dir: Path, prefix: str, source: str) -> list[Preset]:
+def _describe(instrument: str, source: str) -> str:
+    match = SOUNDFONT_NAME.fullmatch(instrument)
+    if match is None:
+        return f"{source}: instrument {instrument}"
+    return f"{source}: GM program {int(match[1])}, velocity {int(match[2])}"
+
+
+SOFT_PROGRAMS_FROM = 96  # GM 96-103 are sound effects: free for the softer velocities
+
+
+def _programs(instruments: list[str], loudest: int, taken: set[int]) -> dict[str, int | None]:
+    """Program numbers none of ``taken`` (shipped presets share no number): the loud velocity
+    of each soundfont program on its GM number or the next free one, the softer ones on the free
+    numbers from 96 up, in GM order."""
+    free = set(range(PROGRAM_RANGE[0], PROGRAM_RANGE[1] + 1)) - set(taken)
+    programs: dict[str, int | None] = dict.fromkeys(instruments)
+    parsed = {i: SOUNDFONT_NAME.fullmatch(i) for i in instruments}
+    soundfont = sorted(
+        (i for i, m in parsed.items() if m is not None),
+        key=lambda i: (int(parsed[i][2]) != loudest, int(parsed[i][1]), -int(parsed[i][2])),
+    )
+    for instrument in soundfont:
+        match = parsed[instrument]
+        start = int(match[1]) if int(match[2]) == loudest else SOFT_PROGRAMS_FROM
+        candidates = sorted(p for p in free if p >= start) or sorted(free)
+        if candidates:
+            programs[instrument] = candidates[0]
+            free.discard(candidates[0])
+    return programs
+
+
+def timbre_presets(
+    train_dir: Path, prefix: str, source: str, taken_programs: set[int] = frozenset()
+) -> list[Preset]:
     """One explicit-latent preset per instrument of the run's ``timbres.json``."""
     timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
     velocities = [int(m[2]) for m in map(SOUNDFONT_NAME.fullmatch, timbres) if m is not None]
     loudest = max(velocities, default=0)
+    programs = _programs(list(timbres), loudest, set(taken_programs))
     return [
         Preset(
             name=preset_name(instrument, prefix, loudest),
             seed=None,
             latent=tuple(latent),
-            description=f"{source}: the timbre latent of '{instrument}'",
+            program=programs[instrument],
+            description=_describe(instrument, source),
         )
         for instrument, latent in timbres.items()
     ]
@@ -66,11 +102,13 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--prefix", default="fluid-", help="preset name prefix (fluid-)")
     parser.add_argument(
-        "--source", default="bundled model (FluidR3 GM)", help="what the descriptions name"
+        "--source", default="bundled model, FluidR3", help="what the descriptions name"
     )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for preset in timbre_presets(args.train_dir, args.prefix, args.source):
+    names = {p.name for p in timbre_presets(args.train_dir, args.prefix, args.source)}
+    taken = {p.program for p in list_presets() if p.program is not None and p.name not in names}
+    for preset in timbre_presets(args.train_dir, args.prefix, args.source, taken):
         path = write_text_atomic(args.out_dir / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
         print(path)
 
