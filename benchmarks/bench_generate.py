@@ -5,8 +5,10 @@ NumPy post-processing ms/note, and ``generate()`` (generator + post-processing) 
 backend ``auto`` picks: wall median, min and max, and process CPU time ÷ cores (robust to other
 people's load; for generate() it slightly undercounts the single-threaded post-processing), with
 ratios against the 90 ms/note figure issue 4 gives for Magenta's own
-``generate_samples_from_z`` (target: ≤ 0.75). Then bf16's quality cost against f32 on
-magenta-tiny and on the full-size model.
+``generate_samples_from_z`` (target: ≤ 0.75). Then the generator's arithmetic per note
+(multiply-accumulates of its convolutions, counted from the ONNX graph) against the rate the
+fastest f32 row reached, and the rate the target would need; then bf16's quality cost against
+f32 on magenta-tiny and on the full-size model.
 
     python benchmarks/bench_generate.py                   # builds a full-size random model
     python benchmarks/bench_generate.py --model all_instruments.onnx --repeats 20
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import scipy.signal
 
 from gansynth_instrument.errors import ModelError
@@ -115,6 +118,28 @@ def export_tiny(directory: Path, fixtures: Path) -> Path:
     return path
 
 
+def generator_macs(path: Path) -> int:
+    """Multiply-accumulates per note (batch 1) of the graph's Conv, ConvTranspose and MatMul."""
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    shapes = {
+        value.name: [dim.dim_value or 1 for dim in value.type.tensor_type.shape.dim]
+        for value in [*graph.value_info, *graph.output]
+    }
+    weights = {init.name: list(init.dims) for init in graph.initializer}
+    total = 0
+    for node in graph.node:
+        w = weights.get(node.input[1]) if len(node.input) > 1 else None
+        if w is None or node.op_type not in ("Conv", "ConvTranspose", "MatMul"):
+            continue
+        if node.op_type == "Conv":  # every output value: in-channels × kernel taps
+            total += int(np.prod(shapes[node.output[0]])) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose":  # every input value meets out-channels × taps
+            total += int(np.prod(shapes[node.input[0]])) * int(np.prod(w[1:]))
+        else:  # MatMul [batch, in] × [in, out]
+            total += int(np.prod(w))
+    return total
+
+
 def row(name: str, stats: Stats, ratio: bool = False) -> str:
     figures = "".join(f"{value:10.1f}" for value in stats)
     if ratio:
@@ -146,6 +171,7 @@ def main() -> None:
         )
         lines = [header, "-" * len(header)]
         cores = args.threads or os.cpu_count() or 1
+        f32_cpu_ms = []  # cpu÷cores of every f32 generator at batch 1
         for backend in available_backends():
             for precision in ("f32", "bf16"):
                 try:
@@ -163,15 +189,13 @@ def main() -> None:
                         cores,
                     )
                     lines.append(row(f"generator {backend} {precision} batch {batch}", stats))
+                    if precision == "f32" and batch == 1:
+                        f32_cpu_ms.append(stats[3])
         auto = load_model(model_path, threads=args.threads)
         z, pitches = inputs(1)
         spec = auto.generate_spectrogram(z, pitches)
-        lines.append(
-            row(
-                "post-processing (NumPy)",
-                time_ms(lambda: spectrogram_to_audio(spec), args.repeats * 5, 1, 1),  # 1 thread
-            )
-        )
+        post = time_ms(lambda: spectrogram_to_audio(spec), args.repeats * 5, 1, 1)  # 1 thread
+        lines.append(row("post-processing (NumPy)", post))
         lines.append(
             row(
                 f"generate() batch 1, auto = {auto.backend} f32",
@@ -194,6 +218,13 @@ def main() -> None:
             f"{TARGET_RATIO * MAGENTA_MS_PER_NOTE:.1f} ms/note at batch 1"
         )
         print(f"load average at end {os.getloadavg()[0]:.2f}")
+        gmac = generator_macs(model_path) / 1e9
+        needed_ms = TARGET_RATIO * MAGENTA_MS_PER_NOTE - post[0]
+        print(
+            f"generator work: {gmac:.2f} GMAC/note; the fastest f32 generator ran "
+            f"{gmac / min(f32_cpu_ms) * 1e3:.0f} GMAC/s (by cpu÷cores); the target, less "
+            f"post-processing, needs {gmac / needed_ms * 1e3:.0f} GMAC/s"
+        )
         print("bf16 vs f32 spectral SNR (STFT magnitudes):")
         print(f"  full-size model: {bf16_quality(model_path, 8)}")
         tiny_dir = args.fixtures / "magenta-tiny"
