@@ -61,6 +61,7 @@ _PRESET_KEYS = (
     "attack_s",
     "release_s",
     "program",
+    "loop",
 )
 _BANK_KEYS = ("name", "description", "programs", "morph")
 _MORPH_KEYS = ("path", "cc", "steps")
@@ -145,6 +146,7 @@ class Preset:
     release_s: float = 0.3
     program: int | None = None
     description: str = ""
+    loop: bool = False
     path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -176,6 +178,9 @@ class Preset:
         if self.program is not None:
             _check_int(where, "program", self.program, PROGRAM_RANGE)
             object.__setattr__(self, "program", int(self.program))
+        if not isinstance(self.loop, (bool, np.bool_)):
+            raise PresetError(f"{where}: field 'loop': expected true or false, got {self.loop!r}")
+        object.__setattr__(self, "loop", bool(self.loop))
         if not isinstance(self.description, str):
             raise PresetError(
                 f"{where}: field 'description': expected text, got {self.description!r}"
@@ -227,6 +232,8 @@ class Preset:
         data["release_s"] = self.release_s
         if self.program is not None:
             data["program"] = self.program
+        if self.loop:  # written only when set, so files without a loop stay as they were
+            data["loop"] = True
         return data
 
     @classmethod
@@ -559,6 +566,56 @@ def save_preset(preset: Preset, directory: Path | None = None) -> Path:
             f"{directory}: cannot create the presets folder ({err.strerror})"
         ) from None
     return write_text_atomic(directory / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
+
+
+# A bank file's own "cc:" line under "morph:" (block style), so a learned controller can be saved
+# without losing the file's comments or its "programs: presets".
+_CC_LINE = re.compile(r"^(?P<head>[ \t]+cc:[ \t]*)\d+(?=[ \t]*(#.*)?$)", re.MULTILINE)
+
+
+def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
+    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``.
+
+    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
+    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place.
+    The file's text is kept (comments, ``programs: presets``) when only its ``cc:`` line needs to
+    change; otherwise its fields are written out anew. Atomic either way; returns the path.
+    """
+    if not bank.morph_path:
+        raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
+    learned = replace(bank, morph_cc=cc)  # validates the controller number
+    text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
+    if bank.path is not None and not is_shipped(bank):
+        target = bank.path
+    else:
+        directory = (user_dir if user_dir is not None else user_presets_dir()) / BANKS_SUBDIR
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PresetError(
+                f"{directory}: cannot create the banks folder ({err.strerror})"
+            ) from None
+        target = directory / f"{bank.name}{PRESET_SUFFIX}"
+        if bank.path is not None:  # the shipped text's comments may name the old controller
+            text = f"# Your copy of {bank.path}, saved by 'play --learn' (morph: CC{cc}).\n" + text
+    return write_text_atomic(target, text)
+
+
+def _bank_text_with_cc(bank: Bank, cc: int) -> str:
+    """The bank file's text with ``morph.cc`` set: its own text with the one line changed when
+    that parses to exactly the intended fields, else the fields dumped anew."""
+    assert bank.path is not None
+    data = _read_yaml(bank.path)
+    morph = data.get("morph") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(morph, Mapping):
+        raise PresetError(f"{bank.path}: field 'morph': no longer a mapping; not saved")
+    expected = {**data, "morph": {**morph, "cc": cc}}
+    Bank.from_dict({**expected, "programs": bank.programs}, str(bank.path))  # still valid?
+    text = bank.path.read_text(encoding="utf-8")
+    edited, count = _CC_LINE.subn(rf"\g<head>{cc}", text)
+    if count == 1 and yaml.load(edited, Loader=_SafeLoader) == expected:
+        return edited
+    return "# gansynth-instrument bank\n" + _dump_yaml(expected)
 
 
 def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:

@@ -26,6 +26,7 @@ from gansynth_instrument.presets import (
     load_preset_file,
     preset_between,
     save_copy,
+    save_morph_cc,
     save_preset,
     shipped_presets_dir,
 )
@@ -94,6 +95,7 @@ _presets = st.builds(
     release_s=st.floats(0, 10),
     program=st.none() | st.integers(0, 127),
     description=st.text(max_size=30),
+    loop=st.booleans(),
 ) | st.builds(Preset, name=_names, seed=st.integers(0, 2**32 - 1), latent=st.none())
 
 
@@ -125,6 +127,8 @@ GOOD = "name: bad\nseed: 1\n"
         (GOOD + "program: 128\n", "'program'"),
         (GOOD + "program: true\n", "'program'"),
         (GOOD + "gain: 3\n", "'gain'"),
+        (GOOD + "loop: 1\n", "'loop'"),
+        (GOOD + "loop: sometimes\n", "'loop'"),
         ("name: other\nseed: 1\n", "'name'"),
         ("name: bad\nseed: [1\n", "not valid YAML"),
         ("- just\n- a list\n", "mapping"),
@@ -287,3 +291,51 @@ def test_cli_presets_commands(
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith("gansynth-instrument presets: error:") and err.count("\n") == 1
+
+
+def test_loop_is_off_unless_set_and_written_only_when_on(user_dir: Path) -> None:
+    assert not find_preset("felt-keys", user_dir=user_dir).loop
+    path = _write(user_dir / "pad.yaml", "name: pad\nseed: 4\nloop: true\n")
+    assert find_preset("pad", user_dir=user_dir).loop
+    assert "loop: true" in save_preset(find_preset(path), user_dir).read_text()
+    assert "loop" not in Preset("plain", seed=4, latent=None).to_yaml()
+
+
+def test_learned_cc_of_a_shipped_bank_goes_to_a_user_copy_that_is_found_first(
+    user_dir: Path,
+) -> None:
+    shipped = find_bank("default", user_dir=user_dir)
+    shipped_bytes = shipped.path.read_bytes()
+    path = save_morph_cc(shipped, 74, user_dir=user_dir)
+    assert path == user_dir / "banks" / "default.yaml"
+    assert shipped.path.read_bytes() == shipped_bytes  # the shipped file is never modified
+    mine = find_bank("default", user_dir=user_dir)
+    assert mine.path == path and not is_shipped(mine) and mine.morph_cc == 74
+    assert (mine.morph_path, mine.programs) == (shipped.morph_path, shipped.programs)
+    text = path.read_text()
+    assert "programs: presets" in text and "# Program change N" in text  # its own text, kept
+    # Learning again edits the user copy in place; the user's presets still join in.
+    assert save_morph_cc(mine, 21, user_dir=user_dir) == path
+    create_preset("mine", seed=1, changes={"program": 5}, user_dir=user_dir)
+    again = find_bank("default", user_dir=user_dir)
+    assert again.morph_cc == 21 and again.programs[5] == "mine"
+    assert shipped.path.read_bytes() == shipped_bytes
+
+
+def test_learned_cc_is_written_in_place_for_a_bank_read_from_a_path(
+    tmp_path: Path, user_dir: Path
+) -> None:
+    flow = _write(
+        tmp_path / "gig.yaml",
+        "name: gig  # my set\nprograms: {0: felt-keys}\nmorph: {path: [felt-keys, slow-pad]}\n",
+    )
+    path = save_morph_cc(find_bank(str(flow), user_dir=user_dir), 7, user_dir=user_dir)
+    assert path == flow and not (user_dir / "banks").exists()
+    bank = find_bank(str(flow), user_dir=user_dir)  # no "cc:" line to edit: written anew
+    assert bank.morph_cc == 7 and bank.programs == {0: "felt-keys"}
+    assert bank.morph_path == ("felt-keys", "slow-pad")
+    with pytest.raises(PresetError, match=r"'morph\.cc': CC64 is the sustain pedal"):
+        save_morph_cc(bank, 64, user_dir=user_dir)
+    no_morph = Bank("plain", {0: "felt-keys"})
+    with pytest.raises(PresetError, match="no morph path"):
+        save_morph_cc(no_morph, 7, user_dir=user_dir)
