@@ -9,7 +9,16 @@ the render side only obeys.
 A voice plays one or two cache Notes (two while a morph crossfades between neighbouring steps)
 from the same playback position, each at its own pitch ratio (1.0 for the exact pitch,
 2^(semitones/12) for the nearest-pitch fallback), times the global pitch-bend ratio. Notes play
-their length once and end.
+their length once and end, unless the voice loops (a preset's ``loop: true``).
+
+Looping: ``loop_note`` rearranges a cached note, on the control side and once per note, as
+``note[:e] + seam + note[e:]``. The seam is ``note[s:e]`` (s = 1/4 of the note, e ≈ 3/4, moved by
+up to a pitch period to where the two regions line up best) whose first ``crossfade`` frames fade
+from ``note[e:]`` into ``note[s:]``. The seam starts where ``note[:e]`` stops and ends where
+``note[e:]`` starts, so playing on from either end of it is seamless, and so is jumping from its
+end back to its start. A held looping voice wraps its read position within the seam; a release
+(note-off, pedal up) stops the wrapping, so the voice plays on through the rest of the seam and the
+note's own tail while its release envelope runs. The audio thread only wraps a position.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
@@ -24,6 +33,8 @@ not depend on how the audio is cut into blocks; a command's frame stamp is the e
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections import deque
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
@@ -49,12 +60,65 @@ _NOTE_ON, _RELEASE, _MORPH, _BEND, _SILENCE, _FADE = range(6)
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 _LAYERS = 2
 
+# Loop region as fractions of the note (1.0 s → 3.0 s of a 4 s note): past the attack, and before
+# the end, so a released voice still has a second of the note's own tail to play on into.
+LOOP_START = 0.25
+LOOP_END = 0.75
+LOOP_CROSSFADE_S = 0.1  # long enough to hide a level step, short enough not to smear a decay
+
+
+@dataclass(frozen=True, eq=False)
+class LoopedNote:
+    """A note laid out for a crossfaded loop (``loop_note``): frames ``[loop_start, loop_end)`` of
+    ``pcm`` repeat seamlessly while the voice is held. Same fields as a cache ``Note`` otherwise."""
+
+    pcm: np.ndarray  # int16 mono at sample_rate, read-only
+    gain: float
+    pitch: int
+    sample_rate: int
+    loop_start: int
+    loop_end: int
+
+
+def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
+    """``note`` rearranged for looping (see the module docstring); allocates: control side only.
+
+    The loop end is moved by up to one pitch period (``note.pitch``) to where the audio after it
+    best matches the audio after the loop start, so the crossfade joins similar waveforms.
+    """
+    pcm = note.pcm
+    frames = len(pcm)
+    start = round(LOOP_START * frames)
+    fade = max(1, min(round(crossfade_s * note.sample_rate), (frames - start) // 8))
+    period = note.sample_rate / (440.0 * 2.0 ** ((note.pitch - 69) / 12.0))
+    reach = max(0, min(math.ceil(period), fade, frames - round(LOOP_END * frames) - fade))
+    nominal = round(LOOP_END * frames)
+    end = _best_end(pcm, start, nominal - reach, 2 * reach + 1, fade)
+    # seam[i] for i < fade: (1 - w) note[end + i] + w note[start + i]; then note[start + i].
+    w = np.arange(1, fade + 1, dtype=np.float64) / (fade + 1)
+    blend = (1.0 - w) * pcm[end : end + fade] + w * pcm[start : start + fade]
+    seam = np.concatenate([np.round(blend).astype(np.int16), pcm[start + fade : end]])
+    out = np.concatenate([pcm[:end], seam, pcm[end:]])
+    out.flags.writeable = False
+    return LoopedNote(out, note.gain, note.pitch, note.sample_rate, end, end + len(seam))
+
+
+def _best_end(pcm: np.ndarray, start: int, first: int, count: int, width: int) -> int:
+    """Which of the ``count`` frames from ``first`` on is followed by the audio most like
+    ``pcm[start : start + width]`` (largest dot product, computed by FFT)."""
+    target = pcm[start : start + width].astype(np.float64)
+    search = pcm[first : first + count - 1 + width].astype(np.float64)
+    size = 1 << (len(search) + width - 1).bit_length()
+    spectrum = np.fft.rfft(search, size) * np.conj(np.fft.rfft(target, size))
+    dots = np.fft.irfft(spectrum, size)[:count]
+    return first + int(np.argmax(dots))
+
 
 @dataclass(frozen=True)
 class Layer:
-    """One Note a voice plays and its pitch ratio (playback rate before bend, 1.0 = as cached)."""
+    """One note a voice plays and its pitch ratio (playback rate before bend, 1.0 = as cached)."""
 
-    note: Note
+    note: Note | LoopedNote
     pitch_ratio: float = 1.0
 
 
@@ -102,11 +166,19 @@ class Mixer:
         voices, layers, chunk = self.slots, _LAYERS, max_block_frames
 
         self._active = [False] * voices
+        self._looped = [False] * voices  # the voice plays LoopedNotes (held, or released from one)
         self._serial = [0] * voices
         self._notes: list[list[np.ndarray | None]] = [[None] * voices for _ in range(layers)]
         self._ratio = np.ones((layers, voices))
         self._length = np.zeros((layers, voices))  # pcm length in frames; 0 = no note in the layer
         self._note_gain = np.zeros((layers, voices))
+        # Loop of each layer in its note's frames; a layer that does not loop has end = inf (and
+        # start 0, length 1, so the wrap arithmetic on it stays finite). ``_shift``: frames a
+        # released looped layer plays behind its unwrapped position (whole loops it made).
+        self._loop_start = np.zeros((layers, voices))
+        self._loop_length = np.ones((layers, voices))
+        self._loop_end = np.full((layers, voices), np.inf)
+        self._shift = np.zeros((layers, voices))
         self._progress0 = np.zeros(voices)  # unbent playback position at the last bend change
         self._since_bend = np.zeros(voices)  # frames since then
         self._age = np.zeros(voices)  # frames since note-on
@@ -128,6 +200,8 @@ class Mixer:
         self._floor = np.empty((layers, voices, chunk))
         self._pair_index = np.empty((layers, voices, chunk, 2), dtype=np.intp)  # floor, floor+1
         self._valid = np.empty((layers, voices, chunk), dtype=bool)
+        self._wrapped = np.empty((layers, voices, chunk))
+        self._past_end = np.empty((layers, voices, chunk), dtype=bool)
         self._row_gain = np.empty((layers, voices, chunk))
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
@@ -158,13 +232,15 @@ class Mixer:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release = cmd
             self._serial[slot] = serial
             self._active[slot] = True
+            self._looped[slot] = isinstance(note_a, LoopedNote)
+            self._released_at[slot] = _NEVER
+            self._shift[:, slot] = 0.0
             self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
             self._progress0[slot] = 0.0
             self._since_bend[slot] = 0.0
             self._age[slot] = 0.0
             self._attack[slot] = attack
             self._release[slot] = release
-            self._released_at[slot] = _NEVER
             self._amp[slot] = amp
             self._w_from[slot] = self._w_to[slot] = weight if note_b is not None else 0.0
             self._since_glide[slot] = 0.0
@@ -173,6 +249,8 @@ class Mixer:
             slot, serial = cmd[2], cmd[3]
             if self._active[slot] and self._serial[slot] == serial:
                 self._released_at[slot] = min(self._released_at[slot], self._age[slot])
+                for layer in range(_LAYERS):
+                    self._leave_loop(layer, slot)
         elif op == _MORPH:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight = cmd
             if not (self._active[slot] and self._serial[slot] == serial):
@@ -209,21 +287,52 @@ class Mixer:
             self._top = 0
 
     def _set_layers(
-        self, slot: int, note_a: Note, ratio_a: float, note_b: Note | None, ratio_b: float
+        self,
+        slot: int,
+        note_a: Note | LoopedNote,
+        ratio_a: float,
+        note_b: Note | LoopedNote | None,
+        ratio_b: float,
     ) -> None:
         # Ratios include the sample-rate conversion, so a position is in the note's own frames.
+        # A released voice's new layer keeps the old layer 0's place past its loops, in its frames.
+        released = self._released_at[slot] < _NEVER
+        behind = self._shift[0, slot] / self._ratio[0, slot]
         for layer, note, ratio in ((0, note_a, ratio_a), (1, note_b, ratio_b)):
             if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
                 self.retired.append(self._notes[layer][slot])
+            self._loop_start[layer, slot] = 0.0
+            self._loop_length[layer, slot] = 1.0
+            self._loop_end[layer, slot] = np.inf
             if note is None:
                 self._notes[layer][slot] = None
                 self._length[layer, slot] = 0.0
                 self._note_gain[layer, slot] = 0.0
-            else:
-                self._notes[layer][slot] = note.pcm
-                self._length[layer, slot] = note.pcm.shape[0]
-                self._note_gain[layer, slot] = note.gain
-                self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
+                self._shift[layer, slot] = 0.0
+                continue
+            self._notes[layer][slot] = note.pcm
+            self._length[layer, slot] = note.pcm.shape[0]
+            self._note_gain[layer, slot] = note.gain
+            self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
+            self._shift[layer, slot] = behind * self._ratio[layer, slot]
+            if isinstance(note, LoopedNote) and not released:
+                self._loop_start[layer, slot] = note.loop_start
+                self._loop_length[layer, slot] = note.loop_end - note.loop_start
+                self._loop_end[layer, slot] = note.loop_end
+
+    def _leave_loop(self, layer: int, slot: int) -> None:
+        """Stop wrapping this layer: it plays on from where the wrap has it now (release)."""
+        end = self._loop_end[layer, slot]
+        if end == np.inf:
+            return
+        progress = self._progress0[slot] + self._bend * self._since_bend[slot]
+        position = self._ratio[layer, slot] * progress - self._shift[layer, slot]
+        if position >= end:
+            start, length = self._loop_start[layer, slot], self._loop_length[layer, slot]
+            self._shift[layer, slot] += math.floor((position - start) / length) * length
+        self._loop_start[layer, slot] = 0.0
+        self._loop_length[layer, slot] = 1.0
+        self._loop_end[layer, slot] = np.inf
 
     def _weight_now(self, slot: int) -> float:
         t = min(1.0, (self._since_glide[slot] + 1.0) / self._glide_frames)
@@ -231,6 +340,7 @@ class Mixer:
 
     def _end(self, slot: int) -> None:
         self._active[slot] = False
+        self._looped[slot] = False
         self._amp[slot] = 0.0
         self.finished.append(self._serial[slot])
 
@@ -244,10 +354,12 @@ class Mixer:
         # Without a morph crossfade sounding, only layer 0 is computed (half the work). Both ways
         # give bit-identical samples, so the choice never depends on where a block starts.
         layers = 1
+        looped = False
         for slot in range(top):
-            if self._active[slot] and self._notes[1][slot] is not None:
-                layers = _LAYERS
-                break
+            if self._active[slot]:
+                looped = looped or self._looped[slot]
+                if self._notes[1][slot] is not None:
+                    layers = _LAYERS
         ramp = self._ramp[:n]
         frames = self._frames[:top, :n]
         env = self._env[:top, :n]
@@ -265,6 +377,16 @@ class Mixer:
         np.multiply(frames, self._bend, out=frames)
         np.add(frames, self._progress0[:top, None], out=frames)
         np.multiply(frames, self._ratio[:layers, :top, None], out=pos)
+        if looped:  # wrap held looped layers within their loop; released ones play on, shifted
+            wrapped = self._wrapped[:layers, :top, :n]
+            past_end = self._past_end[:layers, :top, :n]
+            start = self._loop_start[:layers, :top, None]
+            np.subtract(pos, self._shift[:layers, :top, None], out=pos)
+            np.greater_equal(pos, self._loop_end[:layers, :top, None], out=past_end)
+            np.subtract(pos, start, out=wrapped)
+            np.remainder(wrapped, self._loop_length[:layers, :top, None], out=wrapped)
+            np.add(wrapped, start, out=wrapped)
+            np.copyto(pos, wrapped, where=past_end)
         np.less(pos, self._length[:layers, :top, None], out=valid)
         np.floor(pos, out=floor)
         np.copyto(pair_index[..., 0], floor, casting="unsafe")
@@ -352,6 +474,7 @@ class _Slot:
     sustained: bool = False  # key up but the pedal holds it
     sounding: bool = False
     dying: bool = False  # stolen: fading out in a spare slot, no longer counted
+    loop: bool = False  # plays looped notes (a morph keeps it looping)
 
 
 class Voices:
@@ -363,6 +486,10 @@ class Voices:
     Mixer's spare slots while the new note starts. A retriggered key releases its old voice
     first (FluidSynth's convention). Commands go to the Mixer through its deque; when it holds
     ``queue_limit`` commands a new one is dropped and counted in ``dropped``.
+
+    A looping voice (``note_on(loop=True)``) plays ``loop_note`` versions of its notes, made here
+    once per cache note and kept while the cache keeps that note (a weak mapping), so the MIDI
+    thread pays the rearrangement once and the audio thread never.
     """
 
     def __init__(
@@ -380,6 +507,7 @@ class Voices:
         self._slots = [_Slot() for _ in range(mixer.slots)]
         self._by_serial: dict[int, int] = {}
         self._serials = 0
+        self._loop_notes: weakref.WeakKeyDictionary[Note, LoopedNote] = weakref.WeakKeyDictionary()
 
     def _send(self, cmd: tuple) -> bool:
         if len(self._commands) >= self.queue_limit:
@@ -387,6 +515,15 @@ class Voices:
             return False
         self._commands.append(cmd)
         return True
+
+    def _looping(self, layer: Layer) -> Layer:
+        """``layer`` with its note laid out for looping (made once per note, then reused)."""
+        if isinstance(layer.note, LoopedNote):
+            return layer
+        looped = self._loop_notes.get(layer.note)
+        if looped is None:
+            looped = self._loop_notes[layer.note] = loop_note(layer.note)
+        return Layer(looped, layer.pitch_ratio)
 
     def _collect_finished(self) -> None:
         while len(self._retired) > 1:  # the newest may be mid-swap on the audio thread
@@ -429,13 +566,18 @@ class Voices:
         amp: float = 1.0,
         attack_s: float = 0.01,
         release_s: float = 0.3,
+        loop: bool = False,
         frame: int = IMMEDIATE,
     ) -> int | None:
         """Start a voice for ``key`` (e.g. a MIDI pitch); its slot, or None if the queue is full.
 
-        ``weight`` is layer_b's share of a morph crossfade (0 = only layer_a).
+        ``weight`` is layer_b's share of a morph crossfade (0 = only layer_a). ``loop``: while held
+        the voice loops the middle of its notes (see the module docstring) instead of ending.
         """
         self._collect_finished()
+        if loop:
+            layer_a = self._looping(layer_a)
+            layer_b = self._looping(layer_b) if layer_b is not None else None
         for slot, s in enumerate(self._slots):
             if s.sounding and s.key == key and (s.held or s.sustained):
                 self._release_slot(slot, frame)
@@ -452,7 +594,7 @@ class Voices:
         old = self._slots[slot]
         if old.sounding:
             self._by_serial.pop(old.serial, None)
-        self._slots[slot] = _Slot(key, self._serials, self._serials, True, False, True)
+        self._slots[slot] = _Slot(key, self._serials, self._serials, True, False, True, loop=loop)
         self._by_serial[self._serials] = slot
         return slot
 
@@ -505,8 +647,13 @@ class Voices:
         weight: float,
         frame: int = IMMEDIATE,
     ) -> None:
-        """Change what a sounding voice plays (same playback position); same pair = weight glide."""
+        """Change what a sounding voice plays (same playback position); same pair = weight glide.
+
+        A looping voice gets its new notes' loop versions and keeps looping."""
         s = self._slots[slot]
+        if s.loop:
+            layer_a = self._looping(layer_a)
+            layer_b = self._looping(layer_b) if layer_b is not None else None
         note_b = layer_b.note if layer_b is not None else None
         ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
         cmd = (frame, _MORPH, slot, s.serial, layer_a.note, layer_a.pitch_ratio, note_b, ratio_b)
@@ -524,4 +671,4 @@ class Voices:
         return sum(1 for _ in self.sounding())
 
 
-__all__ = ["IMMEDIATE", "Layer", "Mixer", "Voices", "pitch_ratio"]
+__all__ = ["IMMEDIATE", "Layer", "LoopedNote", "Mixer", "Voices", "loop_note", "pitch_ratio"]

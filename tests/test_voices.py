@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gansynth_instrument.cache import Note
-from gansynth_instrument.voices import Layer, Mixer, Voices, pitch_ratio
+from gansynth_instrument.voices import Layer, LoopedNote, Mixer, Voices, loop_note, pitch_ratio
 
 RATE = 8000
 
@@ -325,4 +325,135 @@ def test_rendering_in_blocks_equals_rendering_in_one_go(block):
         results.append(render(mixer, frames, size))
     whole, blocked = results
     assert np.abs(whole).max() > 0.1
+    assert np.array_equal(whole, blocked)
+
+
+# -- looping voices (a preset's loop: true) -------------------------------------------------------
+
+
+def decaying_tone(seconds: float = 4.0, pitch: int = 60) -> Note:
+    """A 4 s note like the model's: a pitched tone (with a harmonic) that decays, so a loop of it
+    has a level step and a phase to hide at its seam."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    f = 440.0 * 2 ** ((pitch - 69) / 12)
+    wave = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t + 1.0)
+    return make_note(np.round(20000 * wave * np.exp(-0.6 * t)), pitch=pitch)
+
+
+def test_loop_note_layout_joins_the_original_at_both_ends_of_the_seam():
+    note = decaying_tone()
+    looped = loop_note(note)
+    pcm, start, end = note.pcm, looped.loop_start, looped.loop_end
+    length = end - start
+    assert abs(start - 3 * RATE) <= RATE / 200  # 3 s, moved by at most a pitch period
+    assert abs(length - 2 * RATE) <= RATE / 200  # a 2 s loop (1 s → 3 s of the note)
+    assert len(looped.pcm) == len(pcm) + length and not looped.pcm.flags.writeable
+    assert np.array_equal(looped.pcm[:start], pcm[:start])  # before the loop: as rendered
+    assert np.array_equal(looped.pcm[end:], pcm[start:])  # after it: the note's own tail
+    # The seam ends with the audio just before the tail and then fades in from the loop start.
+    seam = looped.pcm[start:end]
+    assert np.array_equal(seam[-RATE // 2 :], pcm[start - RATE // 2 : start])
+    begin = start - length  # where the loop starts in the note
+    assert np.array_equal(seam[RATE // 4 : RATE // 2], pcm[begin + RATE // 4 : begin + RATE // 2])
+    assert (looped.gain, looped.pitch, looped.sample_rate) == (note.gain, 60, RATE)
+
+
+def test_held_looping_voice_sounds_past_the_note_and_its_seam_does_not_click():
+    note = decaying_tone()
+    mixer, voices = engine()
+    voices.note_on(60, Layer(note), attack_s=0.01, release_s=0.2, loop=True)
+    out = render(mixer, 9 * RATE, block=128)
+    assert mixer.voices_active == 1 and voices.in_use() == 1
+    looped = loop_note(note)
+    start, length = looped.loop_start, looped.loop_end - looped.loop_start
+    assert np.abs(out[8 * RATE :]).max() > 0.05  # still sounding at 8-9 s (the note is 4 s)
+    # Loop k wraps at frame start + k·length; the sample steps there are like the note's own.
+    jumps = np.abs(np.diff(out))
+    wraps = [start + k * length for k in (1, 2)]  # at 5 s and 7 s
+    for wrap in wraps:
+        assert jumps[wrap - 8 : wrap + 8].max() <= 1.1 * jumps[wrap - 400 : wrap - 8].max()
+    # Across the crossfade after each wrap too: no step larger than the note has before it.
+    fade = round(0.1 * RATE)
+    assert jumps[start : wraps[-1] + fade].max() <= 1.05 * jumps[RATE:start].max()
+    # Every pass of the loop plays the same samples.
+    first = out[wraps[0] + 10 : wraps[0] + 1000]
+    np.testing.assert_allclose(out[wraps[1] + 10 : wraps[1] + 1000], first, atol=1e-6)
+
+
+def test_released_looping_voice_leaves_the_loop_and_ends_with_its_release():
+    note = decaying_tone()
+    mixer, voices = engine()
+    release = round(0.2 * RATE)
+    voices.note_on(60, Layer(note), attack_s=0.01, release_s=0.2, loop=True)
+    voices.note_off(60, frame=7 * RATE + 123)
+    out = render(mixer, 8 * RATE, block=100)
+    off = 7 * RATE + 123
+    assert np.abs(out[off - 800 : off]).max() > 0.05 and not out[off + release :].any()
+    assert mixer.voices_active == 0 and voices.in_use() == 0
+    jumps = np.abs(np.diff(out[off - 400 : off + 400]))
+    assert jumps.max() <= 1.05 * np.abs(np.diff(out[RATE : 2 * RATE])).max()
+
+
+def test_pedal_holds_a_looping_voice_and_lifting_it_plays_the_release():
+    note = decaying_tone()
+    mixer, voices = engine()
+    voices.note_on(60, Layer(note), release_s=0.1, loop=True)
+    voices.sustain(True, frame=100)
+    voices.note_off(60, frame=200)
+    voices.sustain(False, frame=6 * RATE)
+    out = render(mixer, 7 * RATE, block=256)
+    assert np.abs(out[6 * RATE - 500 : 6 * RATE]).max() > 0.05
+    assert not out[6 * RATE + round(0.1 * RATE) :].any() and voices.in_use() == 0
+
+
+def test_a_note_without_loop_still_ends_after_its_four_seconds():
+    note = decaying_tone()
+    mixer, voices = engine()
+    voices.note_on(60, Layer(note), attack_s=0.01, release_s=0.2)
+    out = render(mixer, 6 * RATE, block=128)
+    assert np.abs(out[4 * RATE - 200 : 4 * RATE]).max() > 0 and not out[4 * RATE :].any()
+    assert mixer.voices_active == 0 and voices.in_use() == 0
+
+
+def test_morph_of_a_looping_voice_keeps_looping_both_layers_in_step():
+    a, b = decaying_tone(), decaying_tone(pitch=67)
+    mixer, voices = engine()
+    slot = voices.note_on(60, Layer(a), attack_s=1 / RATE, loop=True)
+    voices.morph(slot, Layer(a), Layer(b, pitch_ratio=pitch_ratio(60 - 67)), 0.5, frame=2 * RATE)
+    out = render(mixer, 9 * RATE, block=500)
+    assert np.abs(out[8 * RATE :]).max() > 0.05 and voices.in_use() == 1
+
+
+def test_the_loop_version_of_a_note_is_made_once_and_reused():
+    note = decaying_tone()
+    mixer, voices = engine()
+    voices.note_on(60, Layer(note), loop=True)
+    voices.note_on(62, Layer(note, pitch_ratio=pitch_ratio(2)), loop=True)
+    first, second = (cmd[4] for cmd in mixer.commands)  # note_a of each note-on command
+    assert isinstance(first, LoopedNote) and second is first
+
+
+def looping_scenario(mixer: Mixer, voices: Voices) -> None:
+    """Looping voices with bend, morph, steal and release at awkward frames."""
+    notes = [decaying_tone(1.0, pitch=p) for p in (55, 60, 64)]
+    slot = voices.note_on(60, Layer(notes[1]), release_s=0.02, loop=True, frame=0)
+    voices.note_on(55, Layer(notes[0], pitch_ratio=0.9), release_s=0.02, loop=True, frame=77)
+    voices.bend(0.7, frame=1999)
+    voices.morph(slot, Layer(notes[1]), Layer(notes[2], pitch_ratio=0.8), 0.4, frame=4321)
+    voices.note_off(55, frame=6001)
+    voices.note_off(60, frame=9999)
+    voices.morph(slot, Layer(notes[2]), None, 0.0, frame=10003)
+    voices.note_on(64, Layer(notes[2]), frame=10100)
+
+
+@pytest.mark.parametrize("block", [1, 127, 1000])
+def test_looping_voices_render_the_same_in_any_block_size(block):
+    frames = 12000
+    results = []
+    for size in (frames, block):
+        mixer, voices = engine(polyphony=4, max_block_frames=256)
+        looping_scenario(mixer, voices)
+        results.append(render(mixer, frames, size))
+    whole, blocked = results
+    assert np.abs(whole[9000:9999]).max() > 0.01  # looping past the 1 s notes
     assert np.array_equal(whole, blocked)
