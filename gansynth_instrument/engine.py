@@ -14,6 +14,12 @@ Rules:
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
   crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
+- A timbre with ``loop`` set plays looping voices: a held note sustains (voices.py) instead of
+  ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
+  keeps the looping it started with while the morph moves.
+- MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
+  becomes the morph controller; ``take_learned()`` hands it once to whoever saves it (the live
+  status loop), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
 """
@@ -75,6 +81,7 @@ class Timbre:
     gain_db: float = 0.0
     attack_s: float = 0.01
     release_s: float = 0.3
+    loop: bool = False  # held notes loop (see voices.loop_note) instead of ending
 
     @functools.cached_property
     def key(self) -> str:
@@ -89,12 +96,14 @@ class Timbre:
             preset.gain_db,
             preset.attack_s,
             preset.release_s,
+            preset.loop,
         )
 
 
 def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
     """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
-    gain and envelope interpolated linearly. Step 0 is ``path[0]``, the last step ``path[-1]``."""
+    gain and envelope interpolated linearly, looping taken from the nearer preset. Step 0 is
+    ``path[0]``, the last step ``path[-1]``."""
     if len(path) < 2 or steps < 2:
         raise PresetError(f"a morph needs ≥ 2 presets and ≥ 2 steps (got {len(path)}, {steps})")
     out = []
@@ -110,6 +119,7 @@ def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> lis
                 a.gain_db + t * (b.gain_db - a.gain_db),
                 a.attack_s + t * (b.attack_s - a.attack_s),
                 a.release_s + t * (b.release_s - a.release_s),
+                a.loop if t < 0.5 else b.loop,
             )
         )
     return out
@@ -170,6 +180,7 @@ class Engine:
         self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
         self.ignored = 0
         self._learning = False
+        self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
         self._step_keys = [step.key for step in self.morph]
@@ -219,6 +230,11 @@ class Engine:
     def learning(self) -> bool:
         """True until a controller has been bound after ``learn()``."""
         return self._learning
+
+    def take_learned(self) -> int | None:
+        """The controller ``learn()`` bound, once (then None): for the caller to save it."""
+        cc, self._learned = self._learned, None
+        return cc
 
     def program_change(self, program: int) -> None:
         """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
@@ -386,6 +402,7 @@ class Engine:
             amp=amp,
             attack_s=timbre.attack_s,
             release_s=timbre.release_s,
+            loop=timbre.loop,
             frame=frame,
         )
 
@@ -401,7 +418,7 @@ class Engine:
             self.voices.all_notes_off(frame)
         elif self._learning:
             self._learning = False
-            self.morph_cc = cc
+            self.morph_cc = self._learned = cc
             logger.info("morph bound to CC%d", cc)
             self._morph_to(value, frame)
         elif cc == self.morph_cc:

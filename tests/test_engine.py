@@ -236,6 +236,46 @@ def test_learn_binds_the_next_controller_to_the_morph(cache):
     assert engine.morph_position == 0.0
 
 
+def test_a_learned_controller_is_handed_over_once_for_saving(cache):
+    engine, _ = make(cache, morph=morph_steps([DARK, BRIGHT], 3), morph_cc=1)
+    assert engine.take_learned() is None  # nothing learned without learn()
+    engine.handle([0xB0, 1, 64])
+    assert engine.take_learned() is None  # the configured CC moving is not a new binding
+    engine.learn()
+    assert engine.take_learned() is None and engine.learning
+    engine.handle([0xB0, 21, 10])
+    assert not engine.learning and engine.morph_cc == 21
+    assert engine.take_learned() == 21
+    assert engine.take_learned() is None  # once: the file is written once
+    engine.handle([0xB0, 22, 10])  # a later knob is not learned: one binding per learn()
+    assert engine.morph_cc == 21 and engine.take_learned() is None
+
+
+def test_a_looping_timbre_holds_its_notes_past_their_length_until_released(cache):
+    looping = Timbre("held", DARK.latent, attack_s=0.005, release_s=0.05, loop=True)
+    cached(cache, looping, [60, 64])
+    engine, mixer = make(cache, timbre=looping)
+    engine.handle([0x90, 60, 100])
+    engine.handle([0x90, 64, 100])
+    out = render(mixer, 3 * RATE)  # ToneModel notes are 1 s long
+    assert np.abs(out[-RATE // 4 :]).max() > 0.01 and engine.voices.in_use() == 2
+    engine.handle([0x80, 60, 0])
+    engine.handle([0x90, 64, 0])
+    tail = render(mixer, RATE // 10)
+    assert tail[0] != 0 and not tail[round(0.05 * RATE) :].any()
+    assert engine.voices.in_use() == 0
+    engine, mixer = make(cache)  # DARK has no loop: the note ends after its second
+    engine.handle([0x90, 60, 100])
+    out = render(mixer, 2 * RATE)
+    assert out[: RATE - 100].any() and not out[RATE:].any()
+
+
+def test_morph_steps_loop_like_the_nearer_preset():
+    looping = Timbre("held", BRIGHT.latent, loop=True)
+    steps = morph_steps([DARK, looping], 5)
+    assert [s.loop for s in steps] == [False, False, True, True, True]
+
+
 def test_malformed_system_and_other_channel_messages_are_ignored(cache):
     cached(cache, DARK, [60])
     engine, mixer = make(cache, channel=0)
