@@ -337,7 +337,15 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
     )
-    p.add_argument("--learn", action="store_true", help="bind the morph to the next CC moved")
+    p.add_argument(
+        "--learn",
+        action="store_true",
+        help=(
+            "bind the morph to the next CC moved and save it in the bank as 'morph: cc:' (a "
+            "shipped bank is saved as your own copy in the user presets dir, which is used from "
+            "then on); needs a bank with a morph path, so not with --preset"
+        ),
+    )
     p.add_argument("--keys", action="store_true", help="play from the computer keyboard too")
     p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
     p.add_argument(

@@ -6,7 +6,9 @@ Threads, and what each may touch:
   control-side lock, which the status view takes too; the audio thread never takes it.
 - The note cache's renderer thread runs the model (``renderer="thread"``), or hands it to a worker
   process and only files the notes it sends back (``"process"``); the engine only asks for notes.
-- The main thread shows the status line until Ctrl-C, then closes MIDI, audio and cache.
+- The main thread shows the status line until Ctrl-C, then closes MIDI, audio and cache. It also
+  saves a controller bound by MIDI learn into the bank file (``Player.save_learned``): file I/O
+  stays off the MIDI thread, which only records the binding under the lock.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Player:
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``gil_switch_interval_s`` is set for the session (see GIL_SWITCH_INTERVAL_S); None keeps it.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
+    ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
+    bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
     """
 
     def __init__(
@@ -95,8 +99,11 @@ class Player:
         gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+        presets_dir: Path | None = None,
     ) -> None:
         self.sample_rate = sample_rate
+        self.bank = bank
+        self._presets_dir = presets_dir
         self._timing_blocks = timing_blocks
         self._gil_switch_interval_s = gil_switch_interval_s
         self.block_frames = block_frames
@@ -138,6 +145,22 @@ class Player:
         """One MIDI message from any source (rtmidi's thread, the typing keyboard)."""
         with self._lock:
             self.engine.handle(msg)
+
+    def save_learned(self) -> str | None:
+        """Save a controller MIDI learn bound since the last call into the bank file (call from
+        the main thread: the lock is held only to take the number); the line to show, or None."""
+        with self._lock:
+            cc = self.engine.take_learned()
+        if cc is None:
+            return None
+        from gansynth_instrument.presets import save_morph_cc
+
+        assert self.bank is not None  # a morph, hence something learned, needs a bank
+        try:
+            path = save_morph_cc(self.bank, cc, user_dir=self._presets_dir)
+        except GansynthError as err:
+            return f"morph bound to CC{cc}, not saved: {err}"
+        return f"morph bound to CC{cc}, saved in {path}"
 
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
@@ -281,6 +304,12 @@ def run_play(args: argparse.Namespace) -> int:
     bank = find_bank(args.bank) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default")
+    if args.learn and (bank is None or not bank.morph_path):
+        what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
+        raise GansynthError(
+            f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
+            "(--bank NAME, or no --preset for the default bank)"
+        )
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     model = load_model_from_options(args)
     player = Player(
@@ -315,12 +344,9 @@ def run_play(args: argparse.Namespace) -> int:
                 _status_loop(player, keyboard)
         except KeyboardInterrupt:
             print(file=sys.stderr)
-    if args.learn and not player.engine.learning and player.engine.morph_cc is not None:
-        where = f"the bank file ({bank.path})" if bank is not None and bank.path else "a bank file"
-        print(
-            f"morph was bound to CC{player.engine.morph_cc}; to keep it, set 'cc: "
-            f"{player.engine.morph_cc}' under 'morph:' in {where}"
-        )
+        learned = player.save_learned()  # bound after the status loop last looked
+        if learned is not None:
+            print(learned)
     return 0
 
 
@@ -365,6 +391,9 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
         if not player.audio.active:
             raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
         line = status_line(player.status())
+        learned = player.save_learned()
+        if learned is not None:
+            print("\r" + learned + "\x1b[K" if tty else learned, flush=True)
         now = time.monotonic()
         if now - last_midi_check >= MIDI_CHECK_PERIOD_S:
             last_midi_check = now

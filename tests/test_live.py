@@ -241,11 +241,15 @@ def test_bad_preset_is_one_line_before_anything_opens(tiny_model, tmp_path):
     assert str(bad) in lines[0] and "gain_db" in lines[0]
 
 
-def start_play(tiny_model, tmp_path, port: str, *extra: str) -> tuple[subprocess.Popen, list]:
+def start_play(
+    tiny_model, tmp_path, port: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, list]:
     """``play`` in a child process, read up to its "Ctrl-C to stop." line."""
     command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
     command += ["--virtual-midi", port, "--cache-dir", str(tmp_path), *extra]
-    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     lines = []
     while not lines or lines[-1] != "Ctrl-C to stop.\n":
         line = play.stdout.readline()
@@ -272,22 +276,38 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 
 
-def test_learn_binds_the_next_knob_and_says_how_to_keep_it(jack_server, tiny_model, tmp_path):
+def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
+    jack_server, tiny_model, tmp_path
+):
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    play, lines = start_play(tiny_model, tmp_path, port, "--learn")
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))  # the user presets dir
+    user_dir = tmp_path / "data" / "gansynth-instrument" / "presets"
+    shipped = find_bank("default", user_dir=user_dir)
+    shipped_text = shipped.path.read_text()
+    play, lines = start_play(tiny_model, tmp_path, port, "--learn", env=env)
     try:
         with MidiSender() as sender:
             sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
             sender.send([0xB0, 74, 90])  # a filter knob, say
-            time.sleep(0.3)
+            saved = user_dir / "banks" / "default.yaml"
+            deadline = time.monotonic() + 30
+            while not saved.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)  # the status loop writes it while playing
         play.send_signal(signal.SIGINT)
         out, err = play.communicate(timeout=60)
     finally:
         play.kill()
     assert play.returncode == 0, err
     assert any(line.startswith("learn ") for line in lines)
-    assert "morph was bound to CC74; to keep it, set 'cc: 74' under 'morph:'" in out
-    assert "default.yaml" in out  # the bank it came from
+    assert f"morph bound to CC74, saved in {saved}" in out
+    assert find_bank("default", user_dir=user_dir).morph_cc == 74
+    assert shipped.path.read_text() == shipped_text
+
+
+def test_learn_with_a_single_preset_is_one_line_saying_it_needs_a_bank(capsys):
+    code = cli.main(["play", "--model", "never-opened.onnx", "--preset", "felt-keys", "--learn"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--learn" in err and "--bank" in err, err
 
 
 def test_typing_keyboard_maps_keys_to_midi():
