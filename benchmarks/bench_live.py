@@ -18,13 +18,16 @@ priority all along, so the model competes with the audio for the 2 cores):
 3. Preset switch → first playable note: program change to a preset with nothing cached, until the
    played pitch's exact note is in the cache (before that it is silent: nothing to fall back on).
 
-Callback time and xruns come from the stream itself (audio.py). Print the table; nothing is
-asserted (timings never go in tests).
+Callback time and xruns come from the stream itself (audio.py). Xruns are server-wide on JACK,
+and this VM's kernel does not preempt, so other load causes them too: before the probes, a silent
+PortAudio client runs alone on the server for as long (another process, writing zeros), and its
+xruns are printed as the machine's own floor in this run. Print the table; nothing is asserted
+(timings never go in tests).
 
 ``--compare ROUNDS`` runs phase 1 only, ROUNDS times with each renderer (note cache rendering in a
-thread of this process vs in a worker process), interleaved (thread/process, then process/thread,
-...) so that load from other jobs on a shared machine falls on both; it prints each run (with the
-1-minute load average at its start) and the medians.
+thread of this process vs in a worker process) and the silent client, interleaved (thread/process,
+then process/thread, ...) so that load from other jobs on a shared machine falls on all; it prints
+each run (with the 1-minute load average at its start) and the medians.
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ from scipy.signal import correlate
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, recorder, MIDI sender
 
-from jackrig import JackServer, MidiSender, Recorder, midi_input_port  # noqa: E402
+from jackrig import (  # noqa: E402
+    JackServer,
+    MidiSender,
+    Recorder,
+    midi_input_port,
+    silent_client_xruns,
+)
 
 from gansynth_instrument.cache import RENDERERS, Priority  # noqa: E402
 from gansynth_instrument.engine import Timbre  # noqa: E402
@@ -218,7 +227,7 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
         sampler = threading.Thread(target=sample_voices)
         sampler.start()
         before = player.audio.stats()
-        capture = measure(port, script, chord_s + 0.6 + probe_s)
+        capture = measure(port, script, probe_phase_s(args))
         after = player.audio.stats()
         done.set()
         sampler.join()
@@ -304,15 +313,38 @@ def phase_switch(model, args, cache_dir: Path) -> list[float]:
     return out
 
 
+SILENT = "silent"  # a PortAudio client writing zeros, alone on the server
+
+
+def probe_phase_s(args) -> float:
+    """How long phase 1 records: the quiet chord, then the probes."""
+    return 0.5 + 0.6 + args.notes * PROBE_SPACING_S
+
+
+def silent_run(args) -> dict[str, object]:
+    """The machine's own xruns for as long as phase 1 (no player on the server)."""
+    callbacks, xruns = silent_client_xruns(probe_phase_s(args), RATE, BLOCK)
+    return {
+        "xruns": xruns,
+        "callbacks": callbacks,
+        "callback_median": 0.0,
+        "callback_max": 0.0,
+        "latencies_ms": [],
+    }
+
+
 def compare(model, args) -> None:
     """Phase 1 with each renderer, interleaved; a row per run, then the medians."""
     runs: list[tuple[str, float, dict[str, object]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.compare):
             order = RENDERERS if i % 2 == 0 else RENDERERS[::-1]
-            for renderer in order:
+            for renderer in (*order, SILENT):
                 load = os.getloadavg()[0]
-                lat = phase_latency(model, args, Path(tmp) / f"{i}-{renderer}", renderer)
+                if renderer == SILENT:
+                    lat = silent_run(args)
+                else:
+                    lat = phase_latency(model, args, Path(tmp) / f"{i}-{renderer}", renderer)
                 runs.append((renderer, load, lat))
                 print(f"  run {len(runs)}: {renderer} done (load {load:.1f})", flush=True)
     period_ms = 1e3 * BLOCK / RATE
@@ -333,23 +365,26 @@ def compare(model, args) -> None:
             f"{lat['callbacks']}",
             f"{100 * lat['callback_median']:.1f}",
             f"{100 * lat['callback_max']:.0f}",
-            f"{statistics.median(lat['latencies_ms']):.2f}",
+            f"{statistics.median(lat['latencies_ms']):.2f}" if lat["latencies_ms"] else "-",
         )
         return "  " + f"{cells[0]:>15}  " + "  ".join(f"{c:>11}" for c in cells[1:])
 
     for renderer, load, lat in runs:
         print(row(renderer, load, lat))
-    for renderer in RENDERERS:
+    for renderer in (*RENDERERS, SILENT):
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
             "xruns": statistics.median(lat["xruns"] for _, lat in mine),
             "callbacks": statistics.median(lat["callbacks"] for _, lat in mine),
             "callback_median": statistics.median(lat["callback_median"] for _, lat in mine),
             "callback_max": statistics.median(lat["callback_max"] for _, lat in mine),
-            "latencies_ms": [statistics.median(lat["latencies_ms"]) for _, lat in mine],
+            "latencies_ms": [
+                statistics.median(lat["latencies_ms"]) for _, lat in mine if lat["latencies_ms"]
+            ],
         }
         print(row(f"median {renderer}", statistics.median(ld for ld, _ in mine), median))
     print(f"  (callback % of the {period_ms:.2f} ms period; medians over {args.compare} runs each)")
+    print("  (silent: a PortAudio client writing zeros, alone on the server as long: the floor)")
 
 
 def main() -> None:
@@ -392,6 +427,7 @@ def main() -> None:
             compare(model, args)
             return
         with tempfile.TemporaryDirectory() as tmp:
+            silent = silent_run(args)
             lat = phase_latency(model, args, Path(tmp) / "a")
             knob = phase_knob(model, args, Path(tmp) / "b")
             switch = phase_switch(model, args, Path(tmp) / "c")
@@ -415,6 +451,10 @@ def main() -> None:
             f"{statistics.median(ms):.2f} / {percent(ms, 99):.2f} / {max(ms):.2f} ms",
         ),
         ("xruns during the probes", f"{lat['xruns']} in {lat['callbacks']} callbacks"),
+        (
+            "xruns of a silent client alone, as long",
+            f"{silent['xruns']} in {silent['callbacks']} callbacks (the machine's floor)",
+        ),
         (
             "callback time (median / max)",
             f"{100 * lat['callback_median']:.1f} % / "
