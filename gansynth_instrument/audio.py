@@ -14,6 +14,9 @@ real-time thread, once per block, and must finish well inside one block period:
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
   stream. Keep such calls out of the time the stream runs (see ``midi.py``).
 - An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
+- A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
+  driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
+  skipped, as for a lost JACK server.
 
 PortAudio's JACK host API needs the block size to equal the JACK period (128 by default), else it
 adds a period of latency or splits blocks and flags underflows.
@@ -36,6 +39,7 @@ JACK_HOST_API = "JACK Audio Connection Kit"
 RenderFn = Callable[[np.ndarray, int], None]
 """``render(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
 
+STALL_S = 2.0  # no callback for this long while running: the server or driver hung
 NO_OUTPUT_HINT = (
     "start a JACK server or connect a sound card, or render to a WAV file instead with "
     "'gansynth-instrument render'"
@@ -177,6 +181,7 @@ class AudioOutput:
         self._callbacks = 0
         self._xruns = 0
         self._dac_latency_s = 0.0
+        self._last_callback_s = 0.0  # perf_counter at the start of the last callback
         self._running = False  # between our start() and stop()
         try:
             self._stream = sd.OutputStream(
@@ -197,7 +202,7 @@ class AudioOutput:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: see the module docstring's rules before adding anything here.
-        start_s = time.perf_counter()
+        start_s = self._last_callback_s = time.perf_counter()
         if status:
             self._xruns += 1
         self._render(outdata, frames)
@@ -209,6 +214,7 @@ class AudioOutput:
     def start(self) -> None:
         try:
             self._stream.start()
+            self._last_callback_s = time.perf_counter()  # the stall clock starts now
             self._running = True
         except _sounddevice().PortAudioError as err:
             raise DeviceError(f"cannot start audio output {self.device.name!r}: {err}") from err
@@ -216,10 +222,10 @@ class AudioOutput:
     def stop(self) -> None:
         """Stop after the blocks already queued have played (no click from a cut buffer).
 
-        A stream whose callback no longer runs (the JACK server stopped, the device went away)
-        is left alone: PortAudio's JACK host API would wait for a callback that never comes.
+        A stream whose callback no longer runs (the JACK server stopped or froze, the device went
+        away) is left alone: PortAudio would wait for a callback that never comes.
         """
-        if self._stream.active:
+        if self._stream.active and not self.stalled:
             self._stream.stop()
             self._running = False
 
@@ -228,10 +234,21 @@ class AudioOutput:
         neither close the stream nor terminate (each waits for the dead server for good, or
         asserts and aborts the process), so both are left undone, sounddevice's exit handler
         included; the server and its clients are gone anyway."""
-        if self.server_lost:
+        if self.server_lost or self.stalled:
             atexit.unregister(_sounddevice()._exit_handler)
             return
         self._stream.close()
+
+    @property
+    def seconds_since_callback(self) -> float:
+        """Since the last callback began (or since ``start()``)."""
+        return time.perf_counter() - self._last_callback_s
+
+    @property
+    def stalled(self) -> bool:
+        """Started and not stopped, yet no callback for ``STALL_S``: the server or the driver hung
+        (a frozen JACK server keeps the stream 'active')."""
+        return self._running and self.seconds_since_callback > STALL_S
 
     @property
     def server_lost(self) -> bool:

@@ -13,6 +13,7 @@ Threads, and what each may touch:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gansynth_instrument.audio import AudioOutput, StreamStats, find_output
+from gansynth_instrument.audio import STALL_S, AudioOutput, StreamStats, find_output
 from gansynth_instrument.cache import DEFAULT_CACHE_DIR, DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.engine import (
     DEFAULT_BEND_RANGE_SEMITONES,
@@ -53,6 +54,10 @@ STATUS_PERIOD_S = 0.25
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
 DEFAULT_RENDERER = "process"  # fewer xruns than "thread" on a loaded CPU (bench_live --compare)
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
+# MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
+# would block the lookup, and with it the status loop that notices the stall.
+PORT_CHECK_MAX_SILENCE_S = 0.05
+_ABANDONED: list[object] = []  # JACK clients left open because their server hung (see close())
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ class Player:
             self.audio.start()
             stack.callback(self.audio.stop)
             self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
-            stack.callback(self.midi.close)
+            stack.callback(self._close_midi)
             # What exists now (model, sessions, modules) lives all session. A full garbage
             # collection walking it took 74 ms here (90k objects), and it runs in whichever
             # thread allocates next, the audio callback included; frozen, it takes ~0 ms.
@@ -197,6 +202,18 @@ class Player:
     def close(self) -> None:
         """Close MIDI first (no new notes), then the stream, then the cache renderer."""
         self._stack.close()
+
+    def _close_midi(self) -> None:
+        """Close the MIDI inputs, unless the audio stream stalled: then the JACK server hung, and
+        closing a JACK client (now, or when it is freed at exit) would wait for it forever. Such
+        clients are kept referenced and the process exits without finalising them."""
+        assert self.midi is not None and self.audio is not None
+        if not self.audio.stalled:
+            self.midi.close()
+            return
+        if not _ABANDONED:
+            atexit.register(_exit_without_finalising)
+        _ABANDONED.append(self.midi)
 
     def __enter__(self) -> Player:
         return self.start()
@@ -212,6 +229,14 @@ class Player:
         return LiveStatus(
             engine, self.audio.stats(), self.mixer.voices_active, self.mixer.polyphony
         )
+
+
+def _exit_without_finalising() -> None:
+    """The last step of an exit after a hung JACK server: flush output, then end the process
+    before Python frees the JACK clients (each would wait for the server forever)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def status_line(status: LiveStatus) -> str:
@@ -390,12 +415,18 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
         assert player.audio is not None and player.midi is not None
         if not player.audio.active:
             raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
+        if player.audio.stalled:
+            raise DeviceError(
+                f"the audio stream stalled: no callback for {STALL_S:g} s "
+                "(the JACK server or the audio driver hung)"
+            )
         line = status_line(player.status())
         learned = player.save_learned()
         if learned is not None:
             print("\r" + learned + "\x1b[K" if tty else learned, flush=True)
         now = time.monotonic()
-        if now - last_midi_check >= MIDI_CHECK_PERIOD_S:
+        healthy = player.audio.seconds_since_callback < PORT_CHECK_MAX_SILENCE_S
+        if healthy and now - last_midi_check >= MIDI_CHECK_PERIOD_S:
             last_midi_check = now
             for change in player.midi.check_ports():
                 print("\r" + change + "\x1b[K" if tty else change, flush=True)

@@ -4,6 +4,8 @@
   so once (the cache's own behaviour, full disk included, is in test_cache.py; corrupt or
   truncated entries being re-rendered, never played, too).
 - The JACK server stopping under ``play``: one clear line, no hang, exit status 1.
+- The JACK server freezing under ``play`` (SIGSTOP: the stream stays 'active' but gets no
+  callback): noticed within seconds, one clear line, exit status 1, no hang on the way out.
 - A MIDI input port going away and coming back: a message each time, and reconnected.
 - Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file;
   every note file left by the warm is whole (its checksum holds).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -99,6 +102,33 @@ def test_jack_server_stopping_under_play_is_one_line_and_a_clean_exit(
     assert play.returncode == 1, stderr  # not an abort (-6) in PortAudio's exit handler
     assert ours == [
         "gansynth-instrument play: error: the audio stream stopped (device gone, or JACK shut down)"
+    ]
+
+
+def test_a_frozen_jack_server_under_play_is_one_line_and_a_clean_exit(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    with JackServer(realtime=True, sync=True) as server:  # private: this one is frozen
+        assert server.pid is not None
+        play = _start_play(["--model", str(tiny_model), "--cache-dir", str(tmp_path)])
+        try:
+            _wait_for_line(play.stdout, "Ctrl-C to stop")
+            time.sleep(0.5)
+            os.kill(server.pid, signal.SIGSTOP)
+            frozen_s = time.monotonic()
+            try:
+                _, stderr = play.communicate(timeout=WAIT_S)
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+        finally:
+            if play.poll() is None:
+                play.kill()
+    assert time.monotonic() - frozen_s < 30  # noticed by the stall watchdog, not a hang
+    ours = [line for line in stderr.splitlines() if line.startswith("gansynth-instrument")]
+    assert play.returncode == 1, stderr
+    assert ours == [
+        "gansynth-instrument play: error: the audio stream stalled: no callback for 2 s "
+        "(the JACK server or the audio driver hung)"
     ]
 
 
