@@ -326,3 +326,25 @@ def test_soundfont_timbres_get_gm_names_and_free_program_numbers(tmp_path: Path)
         "fluid-nylon-guitar": 24,
         "fluid-nylon-guitar-soft": 98,
     }
+
+
+def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
+    """trainer_pitch_gain: the one-hot pitch's rows of block 1 start and move gain× (Adam's
+    first step is lr per weight, so the pitch rows' is gain · lr, the latent rows' lr)."""
+    hp = {**TINY, "trainer_objective": "regression", "generator_learning_rate": 1e-3}
+    pitches = (40, 52, 64)
+    plain, boosted = (train._new_run({**hp, "trainer_pitch_gain": g}, pitches, 0) for g in (1, 4))
+    latent = TINY["latent_vector_size"]
+    kernels = [
+        r.generator.blocks["progressive_gan_block_1"]["conv0"].kernel for r in (plain, boosted)
+    ]
+    torch.testing.assert_close(kernels[1][:, :, :latent], kernels[0][:, :, :latent])
+    torch.testing.assert_close(kernels[1][:, :, latent:], 4 * kernels[0][:, :, latent:])
+    before = kernels[1].detach().clone()
+    where = train.schedule_at(boosted.hp, 0)
+    real = torch.rand(2, 2, *boosted.config.resolution) * 2 - 1
+    real = torch.nn.functional.avg_pool2d(real, 2 ** (7 - where.num_blocks))
+    train.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
+    step = (kernels[1].detach() - before).abs()
+    torch.testing.assert_close(step[:, :, :latent].max(), torch.tensor(1e-3), rtol=1e-3, atol=0)
+    torch.testing.assert_close(step[:, :, latent:].max(), torch.tensor(4e-3), rtol=1e-3, atol=0)

@@ -118,14 +118,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_objective": "regression",
         "fmap_base": 2048,
         "fmap_max": 64,
-        "stable_stage_num_images": 10000,
-        "transition_stage_num_images": 10000,
+        "stable_stage_num_images": 5000,
+        "transition_stage_num_images": 5000,
         "total_num_images": 400000,
         "batch_size_schedule": [32, 32, 32, 32, 16, 8, 8],
         "generator_learning_rate": 5e-4,
         "adam_beta1": 0.9,
         "ema_decay": 0.995,
         "trainer_bf16": True,
+        "trainer_pitch_gain": 16.0,
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -317,6 +318,11 @@ def _new_run(hp: dict[str, Any], pitches: tuple[int, ...], seed: int) -> Run:
         opt_d = torch.optim.Adam(
             discriminator.parameters(), lr=float(hp["discriminator_learning_rate"]), betas=betas
         )
+    gain = float(hp.get("trainer_pitch_gain", 1.0))
+    if gain != 1.0:
+        with torch.no_grad():
+            block_1 = generator.blocks["progressive_gan_block_1"]["conv0"].kernel
+            block_1[:, :, config.latent_size :] *= gain  # see _pitch_rows
     return Run(
         hp=hp,
         config=config,
@@ -485,13 +491,34 @@ def regression_step(
     losses["loss"].backward()
     if world > 1:
         _average_gradients(run.generator, world)
+    pitch_rows, gain = _pitch_rows(run), float(run.hp.get("trainer_pitch_gain", 1.0))
+    before = pitch_rows.detach().clone() if gain != 1.0 else None
     run.opt_g.step()
+    if before is not None:
+        with torch.no_grad():
+            pitch_rows += (gain - 1.0) * (pitch_rows - before)
     _update_ema(run)
     return {k: v.item() for k, v in losses.items()}
 
 
+def _pitch_rows(run: Run) -> torch.Tensor:
+    """Block 1's kernel rows that the one-hot pitch feeds (a view: writes go to the weights).
+
+    The pitch is one input of latent + pitches, after pixel norm as big as one latent value, so
+    through N(0, 1) rows it reaches the first layer sqrt(latent) = 16× weaker than the latent as
+    a whole, and Adam moves every weight by about the same step. Measured: after 2,600 steps the
+    generator ignored pitch (outputs two semitones apart 1.5e-5 MSE apart, timbres 0.05). So a
+    regression run gives these rows ``trainer_pitch_gain``× the initial values and steps: the
+    same as training ``gain · v`` at the usual rate, the exported weights unchanged in layout.
+    """
+    kernel = run.generator.blocks["progressive_gan_block_1"]["conv0"].kernel
+    return kernel[:, :, run.config.latent_size :]
+
+
 def _bf16(run: Run) -> bool:
-    """bf16 autocast on CPUs with native bf16 (hparam ``trainer_bf16``)."""
+    """bf16 autocast of the CPU forward pass (hparam ``trainer_bf16``, regression only): on the
+    2-core AVX-512-bf16 machine, 1.6× more images per CPU-second at 64×512 and 128×1024 than
+    float32 (channels_last: no gain); the loss, gradients and weights stay float32."""
     return bool(run.hp.get("trainer_bf16", False)) and not torch.cuda.is_available()
 
 
