@@ -122,7 +122,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "transition_stage_num_images": 5000,
         "total_num_images": 400000,
         "batch_size_schedule": [32, 32, 32, 32, 16, 8, 8],
-        "generator_learning_rate": 5e-4,
+        "generator_learning_rate": 1e-3,
         "adam_beta1": 0.9,
         "ema_decay": 0.995,
         "trainer_bf16": True,
