@@ -39,7 +39,6 @@ import platform
 import re
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -71,7 +70,6 @@ LONG = (60.0, 600.0)
 SILENT_MAX_S = 30.0  # each silent-client baseline lasts as long as the flood, at most this
 IDLE_S = 5.0  # a quiet baseline first: xruns the machine causes with nothing played
 FLOOD_RATE_HZ = 1000
-VOICE_SAMPLE_S = 0.005
 PHASE_GRACE_S = 60.0  # a phase that overruns its length by this much counts as a hang
 WARM_WAIT_S = 600.0
 MIB = 1024**2
@@ -215,31 +213,13 @@ class LogCounter(logging.Handler):
             examples.append(record.getMessage())
 
 
-class VoiceWatch:
-    """Samples how many voices the audio thread mixed, every few ms, and keeps the maximum."""
+def take_voices_peak(player: Player) -> int:
+    """The most voices the audio thread mixed in one block since the last call (then from 0).
 
-    def __init__(self, player: Player) -> None:
-        self._player = player
-        self.max_voices = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="voice-watch", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(VOICE_SAMPLE_S):
-            self.max_voices = max(self.max_voices, self._player.mixer.voices_active)
-
-    def take(self) -> int:
-        """The maximum since the last ``take`` (then starts over)."""
-        value, self.max_voices = self.max_voices, 0
-        return value
-
-    def __enter__(self) -> VoiceWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    Read off the mixer, not sampled by a thread: a polling thread in this process would compete
+    with the audio callback for the GIL, as nothing in ``play`` does."""
+    peak, player.mixer.voices_peak = player.mixer.voices_peak, 0
+    return peak
 
 
 def bank_timbres(player: Player) -> list[Timbre]:
@@ -452,18 +432,18 @@ def run(
                 _receive(conn, "ready", 60.0)
                 meter = Meter(player, server, logs)
                 rss_start, cache_start = rss_bytes(), cache_bytes(player, model.pitches)
-                with VoiceWatch(player) as voices:
-                    time.sleep(IDLE_S)
-                    idle = meter.phase("idle", 0, voices.take())
-                    conn.send("go")
-                    meter.mark()
-                    sent = _receive(conn, "flood", flood_s + PHASE_GRACE_S)
-                    flood = meter.phase("flood", sent, voices.take())
-                    rss_flood, cache_flood = rss_bytes(), cache_bytes(player, model.pitches)
-                    time.sleep(soak_s / 2)
-                    rss_mid, cache_mid = rss_bytes(), cache_bytes(player, model.pitches)
-                    sent = _receive(conn, "soak", soak_s / 2 + PHASE_GRACE_S)
-                    soak = meter.phase("soak", sent, voices.take())
+                take_voices_peak(player)  # from here on
+                time.sleep(IDLE_S)
+                idle = meter.phase("idle", 0, take_voices_peak(player))
+                conn.send("go")
+                meter.mark()
+                sent = _receive(conn, "flood", flood_s + PHASE_GRACE_S)
+                flood = meter.phase("flood", sent, take_voices_peak(player))
+                rss_flood, cache_flood = rss_bytes(), cache_bytes(player, model.pitches)
+                time.sleep(soak_s / 2)
+                rss_mid, cache_mid = rss_bytes(), cache_bytes(player, model.pitches)
+                sent = _receive(conn, "soak", soak_s / 2 + PHASE_GRACE_S)
+                soak = meter.phase("soak", sent, take_voices_peak(player))
                 rss_end, cache_end = rss_bytes(), cache_bytes(player, model.pitches)
                 assert player.audio is not None
                 active = player.audio.active

@@ -160,6 +160,9 @@ class Mixer:
         self.retired: deque[np.ndarray] = deque()
         self.frames_rendered = 0
         self.voices_active = 0
+        # The most voices mixed in one block since the control side last set it to 0 (read by
+        # meters instead of polling voices_active from a thread, which would compete for the GIL).
+        self.voices_peak = 0
         # Morph weight changes glide over this many frames so a knob step does not click.
         self._glide_frames = float(glide_frames)
         self._chunk = max_block_frames
@@ -461,6 +464,8 @@ class Mixer:
         while self._top and not self._active[self._top - 1]:
             self._top -= 1
         self.voices_active = active
+        if active > self.voices_peak:
+            self.voices_peak = active
 
 
 @dataclass

@@ -23,7 +23,10 @@ TIMEOUT_S = 600  # only bounds a hang: setup (model, first preset) + 30 s of pla
 # buffers, Python objects of a few thousand MIDI events. A leak per event or per note grows
 # past it within the soak (the soak adds ~60 MiB of notes on this model).
 RSS_SLACK_MIB = 32.0
-XRUN_BUDGET_FRACTION = 0.005  # of the flood's callbacks; measured 0.1-0.2 % on a quiet machine
+# Of the flood's callbacks. Measured: 0.1-0.2 % on a quiet machine, up to 2.2 % beside training
+# (the callback waits for the GIL inside NumPy calls while the MIDI and cache threads run: README,
+# Status). A callback that blocked, allocated or ran the model would xrun on most blocks.
+XRUN_BUDGET_FRACTION = 0.03
 
 
 def test_short_stress_run_survives_the_flood_and_the_soak(tiny_model: Path, tmp_path: Path):
@@ -51,7 +54,7 @@ def test_short_stress_run_survives_the_flood_and_the_soak(tiny_model: Path, tmp_
     # target is zero, but on this VM (kernel without preemption, shared host) a client that only
     # writes silence gets xruns too as soon as anything else runs: 0 in 30 s on a quiet machine,
     # 8-54 in 30 s beside one busy process. So the bound is the silent client's rate measured in
-    # this run plus a budget for what the instrument adds (measured 0.1-0.2 % on a quiet machine).
+    # this run plus a budget for what the instrument adds (XRUN_BUDGET_FRACTION).
     allowed = XRUN_BUDGET_FRACTION + report["silent_xrun_fraction"]
     budget = allowed * flood["callbacks"]
     assert flood["xruns"] <= budget and flood["jackd_xrun_lines"] <= budget, run.stdout

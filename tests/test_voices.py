@@ -86,6 +86,21 @@ def test_note_plays_its_length_once_and_ends():
     assert voices.in_use() == 0
 
 
+def test_voices_peak_holds_the_most_voices_of_any_block_until_reset():
+    mixer, voices = engine()
+    for key in (60, 64, 67):
+        voices.note_on(key, Layer(constant_note(frames=400)), attack_s=1 / RATE)
+    render(mixer, 100)
+    voices.note_on(72, Layer(constant_note(frames=200)), attack_s=1 / RATE)
+    render(mixer, 100)
+    assert (mixer.voices_active, mixer.voices_peak) == (4, 4)
+    render(mixer, 600)  # every note over
+    assert (mixer.voices_active, mixer.voices_peak) == (0, 4)
+    mixer.voices_peak = 0  # the meter's reset
+    render(mixer, 100)
+    assert mixer.voices_peak == 0
+
+
 def test_playback_rate_interpolates_linearly_and_converts_sample_rate():
     mixer, voices = engine()
     note = make_note(np.arange(2000) * 8, rate=RATE // 2)  # half the output rate: 0.5 step/frame
