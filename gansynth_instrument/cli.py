@@ -157,6 +157,11 @@ def _add_preset_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack-s", type=float, help="attack time in seconds (0..4)")
     p.add_argument("--release-s", type=float, help="release time in seconds after note-off (0..10)")
     p.add_argument("--program", type=int, help="MIDI program number 0-127 that selects it")
+    p.add_argument(
+        "--loop",
+        action=argparse.BooleanOptionalAction,
+        help="held notes loop the middle of the note instead of ending after 4 s (default off)",
+    )
     p.add_argument("--description", help="a line of text shown by 'presets list'")
     p.add_argument("--force", action="store_true", help="replace a user preset of that name")
 

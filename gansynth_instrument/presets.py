@@ -665,6 +665,7 @@ def preset_between(name: str, a: Preset, b: Preset, t: float, latent_size: int) 
         gain_db=lerp(a.gain_db, b.gain_db),
         attack_s=lerp(a.attack_s, b.attack_s),
         release_s=lerp(a.release_s, b.release_s),
+        loop=a.loop if t < 0.5 else b.loop,  # as a morph step: the nearer preset's
         description=f"between {a.name} and {b.name} at {float(t):g}",
     )
 
@@ -740,7 +741,7 @@ def create_preset(
     """``presets new``: from a seed, a random seed, or a point between two presets; saved.
 
     For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
-    ``changes`` sets other fields (gain_db, attack_s, release_s, program, description).
+    ``changes`` sets other fields (gain_db, attack_s, release_s, program, loop, description).
     """
     if sum((seed is not None, random, between is not None)) != 1:
         raise PresetError("presets new: give exactly one of --seed N, --random, --between A B")
@@ -778,7 +779,7 @@ def save_copy(
     return preset, save_preset(preset, user_dir)
 
 
-_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "description")
+_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "loop", "description")
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -271,7 +271,10 @@ def test_cli_presets_commands(
     )
     assert cli.main(["presets", "new", "dice", "--random", "--program", "9"]) == 0
     assert cli.main(["presets", "save", "half", "--as", "half2", "--release-s", "1.25"]) == 0
+    assert cli.main(["presets", "new", "pad", "--seed", "3", "--loop"]) == 0
+    assert cli.main(["presets", "save", "pad", "--as", "pad2", "--no-loop"]) == 0
     out = capsys.readouterr().out
+    assert find_preset("pad").loop and not find_preset("pad2").loop
     assert f"wrote {user / 'warm.yaml'} (seed 11)" in out
     assert find_preset("half2").release_s == 1.25 and find_preset("half2").latent is not None
     assert 0 <= find_preset("dice").seed < 2**32 and find_preset("dice").program == 9
