@@ -35,6 +35,7 @@ from gansynth_instrument.engine import (
     build_engine,
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.memory import keep_freed_memory
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.voices import Mixer, Voices
 
@@ -169,6 +170,7 @@ class Player:
 
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
+        keep_freed_memory()  # no munmap of arriving notes on the audio thread's cores (memory.py)
         with contextlib.ExitStack() as stack:
             if self._gil_switch_interval_s is not None:
                 stack.callback(sys.setswitchinterval, sys.getswitchinterval())
