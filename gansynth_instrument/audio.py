@@ -12,7 +12,12 @@ real-time thread, once per block, and must finish well inside one block period:
   xruns and times itself, into preallocated storage read later by ``stats()``.
 - The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
-  stream. Keep such calls out of the time the stream runs (see ``midi.py``).
+  stream. Keep such calls out of the time the stream runs (see ``midi.py``). NumPy also releases
+  the GIL inside most calls on more than a few hundred values, so a render of 32 voices hands it
+  over ~15 times: a thread of this process that keeps wanting the GIL then delays the block by up
+  to the switch interval each time (measured: a spinning thread took a 0.24 ms render to 7.4 ms
+  at 0.5 ms, 0.8 ms at 0.02 ms; short bursts, like MIDI handling, cost ~0.3 ms). No polling
+  threads in the player process; meters read counters the callback keeps.
 - An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
 - A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
