@@ -214,8 +214,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         type=Path,
-        help="an exported .onnx model (default: $GANSYNTH_MODEL, else the bundled model: a small "
-        "one trained on FluidR3 GM soundfont notes, with presets fluid-*)",
+        help="an exported .onnx model (default: $GANSYNTH_MODEL, else the package's bundled "
+        "models/default.onnx when it has one)",
     )
     p.add_argument(
         "--backend",
