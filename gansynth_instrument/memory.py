@@ -4,9 +4,9 @@ glibc serves large blocks (32 MiB tensors in training, 384 KB notes in play) wit
 returns them with ``munmap``. Each new block is then page-faulted in again (kernel time), and each
 unmap takes the process's memory-map lock and interrupts the other cores running its threads,
 the audio thread included. Measured: full-resolution training 2.3× faster (37 of 78 CPU-seconds
-per step were page faults); live play with the process renderer 11 and 16 → 5 and 6 xruns, callback
-max 236 and 93 → 68 and 73 % of the block (``benchmarks/bench_live.py --compare 1``, two runs each,
-machine otherwise idle). Elsewhere than glibc nothing changes.
+per step were page faults). For live play the gain is not clear of this machine's noise: with the
+process renderer, 11 and 16 → 5 and 6 xruns in one A/B (``benchmarks/bench_live.py --compare 1``,
+two runs each), 14 in a later run. Elsewhere than glibc nothing changes.
 """
 
 from __future__ import annotations
