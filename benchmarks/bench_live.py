@@ -322,15 +322,10 @@ def probe_phase_s(args) -> float:
 
 
 def silent_run(args) -> dict[str, object]:
-    """The machine's own xruns for as long as phase 1 (no player on the server)."""
+    """The machine's own xruns for as long as phase 1 (no player on the server; its callback
+    time and latency are not measured, so they are left out)."""
     callbacks, xruns = silent_client_xruns(probe_phase_s(args), RATE, BLOCK)
-    return {
-        "xruns": xruns,
-        "callbacks": callbacks,
-        "callback_median": 0.0,
-        "callback_max": 0.0,
-        "latencies_ms": [],
-    }
+    return {"xruns": xruns, "callbacks": callbacks, "latencies_ms": []}
 
 
 def compare(model, args) -> None:
@@ -363,8 +358,8 @@ def compare(model, args) -> None:
             f"{load:.1f}",
             f"{lat['xruns']}",
             f"{lat['callbacks']}",
-            f"{100 * lat['callback_median']:.1f}",
-            f"{100 * lat['callback_max']:.0f}",
+            f"{100 * lat['callback_median']:.1f}" if "callback_median" in lat else "-",
+            f"{100 * lat['callback_max']:.0f}" if "callback_max" in lat else "-",
             f"{statistics.median(lat['latencies_ms']):.2f}" if lat["latencies_ms"] else "-",
         )
         return "  " + f"{cells[0]:>15}  " + "  ".join(f"{c:>11}" for c in cells[1:])
@@ -374,14 +369,13 @@ def compare(model, args) -> None:
     for renderer in (*RENDERERS, SILENT):
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
-            "xruns": statistics.median(lat["xruns"] for _, lat in mine),
-            "callbacks": statistics.median(lat["callbacks"] for _, lat in mine),
-            "callback_median": statistics.median(lat["callback_median"] for _, lat in mine),
-            "callback_max": statistics.median(lat["callback_max"] for _, lat in mine),
-            "latencies_ms": [
-                statistics.median(lat["latencies_ms"]) for _, lat in mine if lat["latencies_ms"]
-            ],
+            key: statistics.median(lat[key] for _, lat in mine)
+            for key in ("xruns", "callbacks", "callback_median", "callback_max")
+            if key in mine[0][1]  # the silent client has no callback times
         }
+        median["latencies_ms"] = [
+            statistics.median(lat["latencies_ms"]) for _, lat in mine if lat["latencies_ms"]
+        ]
         print(row(f"median {renderer}", statistics.median(ld for ld, _ in mine), median))
     print(f"  (callback % of the {period_ms:.2f} ms period; medians over {args.compare} runs each)")
     print("  (silent: a PortAudio client writing zeros, alone on the server as long: the floor)")

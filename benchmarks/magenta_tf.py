@@ -43,9 +43,7 @@ class MagentaTF:
         config = checkpoint.config
         self.config = config
         self._alphas = lod_weights(config.num_blocks, checkpoint.progress)
-        self._w = {}
-        for name, value in checkpoint.weights.items():
-            self._w[name] = tf.constant(value)
+        self._w = {name: tf.constant(value) for name, value in checkpoint.weights.items()}
         self._scale = {
             name: he_scale(value.shape, 1.0 if "to_rgb" in name else 0.0)
             for name, value in checkpoint.weights.items()

@@ -13,11 +13,12 @@ real-time thread, once per block, and must finish well inside one block period:
 - The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
   stream. Keep such calls out of the time the stream runs (see ``midi.py``). NumPy also releases
-  the GIL inside most calls on more than a few hundred values, so a render of 32 voices hands it
-  over ~15 times: a thread of this process that keeps wanting the GIL then delays the block by up
-  to the switch interval each time (measured: a spinning thread took a 0.24 ms render to 7.4 ms
-  at 0.5 ms, 0.8 ms at 0.02 ms; short bursts, like MIDI handling, cost ~0.3 ms). No polling
-  threads in the player process; meters read counters the callback keeps.
+  the GIL inside most calls on more than a few hundred values, so a thread of this process that
+  keeps wanting the GIL delays the block by up to the switch interval at each of them (measured,
+  32 voices, render thread SCHED_FIFO: a spinning thread took the render's median from 0.24 ms to
+  7.4 ms at a 0.5 ms interval, to 0.8 ms at 0.02 ms; a thread running 0.2 ms of Python every
+  1 ms raised its p99 from 0.27 to ~0.55 ms). No polling threads in the player process; meters
+  read counters the callback keeps.
 - An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
 - A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are

@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path(platformdirs.user_cache_dir("gansynth-instrument")) / "notes"
 DEFAULT_MAX_DISK_BYTES = 2 * 1024**3  # ≈ 87 fully cached presets at 48 kHz
 DEFAULT_MAX_MEMORY_BYTES = 512 * 1024**2  # ≈ 22 fully cached presets at 48 kHz
+MIB = 1024**2
 DEFAULT_BATCH_SIZE = 4  # bounds how long a WAITING note can queue behind a batch already rendering
 NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forward (Priority.NEAR)
 RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
@@ -866,6 +867,11 @@ class NoteCache:
                 del self._cached_pitches[timbre]
 
 
+def mib_to_bytes(mib: float | None, default: int) -> int:
+    """A ``--max-…-mb`` option in bytes; ``default`` when it was not given."""
+    return default if mib is None else int(mib * MIB)
+
+
 def warm(
     model: NoteModel,
     latents: dict[str, np.ndarray],
@@ -938,10 +944,8 @@ def run_warm(
         sample_rate,
         directory,
         batch_size=batch_size or DEFAULT_BATCH_SIZE,
-        max_disk_bytes=int(max_disk_mb * 1024**2) if max_disk_mb else DEFAULT_MAX_DISK_BYTES,
-        max_memory_bytes=(
-            int(max_memory_mb * 1024**2) if max_memory_mb is not None else DEFAULT_MAX_MEMORY_BYTES
-        ),
+        max_disk_bytes=mib_to_bytes(max_disk_mb, DEFAULT_MAX_DISK_BYTES),
+        max_memory_bytes=mib_to_bytes(max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
     )
     for name, timbre in timbres.items():
         print(f"{name}: timbre {timbre}, {len(model.pitches)} notes at {sample_rate} Hz")

@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansynth_instrument.audio import STALL_S, AudioOutput, StreamStats, find_output
-from gansynth_instrument.cache import DEFAULT_CACHE_DIR, DEFAULT_MAX_MEMORY_BYTES, NoteCache
+from gansynth_instrument.cache import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MAX_MEMORY_BYTES,
+    NoteCache,
+    mib_to_bytes,
+)
 from gansynth_instrument.engine import (
     DEFAULT_BEND_RANGE_SEMITONES,
     DEFAULT_VELOCITY_EXPONENT,
@@ -355,11 +360,7 @@ def run_play(args: argparse.Namespace) -> int:
         velocity_exponent=args.velocity_curve,
         learn=args.learn,
         renderer=args.renderer or DEFAULT_RENDERER,
-        max_memory_bytes=(
-            DEFAULT_MAX_MEMORY_BYTES
-            if args.max_memory_mb is None
-            else int(args.max_memory_mb * 1024**2)
-        ),
+        max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:

@@ -559,13 +559,18 @@ def save_preset(preset: Preset, directory: Path | None = None) -> Path:
     directory = Path(directory) if directory is not None else user_presets_dir()
     if directory.resolve() == shipped_presets_dir().resolve():
         raise PresetError(f"{directory}: the shipped presets are read-only; save to the user dir")
+    _make_dir(directory, "presets")
+    return write_text_atomic(directory / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
+
+
+def _make_dir(directory: Path, what: str) -> None:
+    """Create a user folder, or one clear line saying why it cannot be."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PresetError(
-            f"{directory}: cannot create the presets folder ({err.strerror})"
+            f"{directory}: cannot create the {what} folder ({err.strerror})"
         ) from None
-    return write_text_atomic(directory / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
 
 
 # A bank file's own "cc:" line under "morph:" (block style), so a learned controller can be saved
@@ -589,12 +594,7 @@ def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
         target = bank.path
     else:
         directory = (user_dir if user_dir is not None else user_presets_dir()) / BANKS_SUBDIR
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise PresetError(
-                f"{directory}: cannot create the banks folder ({err.strerror})"
-            ) from None
+        _make_dir(directory, "banks")
         target = directory / f"{bank.name}{PRESET_SUFFIX}"
         if bank.path is not None:  # the shipped text's comments may name the old controller
             text = f"# Your copy of {bank.path}, saved by 'play --learn' (morph: CC{cc}).\n" + text
