@@ -62,11 +62,7 @@ from jackrig import (  # noqa: E402
 
 from gansynth_instrument.cache import RENDERERS, Priority  # noqa: E402
 from gansynth_instrument.engine import Timbre  # noqa: E402
-from gansynth_instrument.live import (  # noqa: E402
-    DEFAULT_RENDERER,
-    GIL_SWITCH_INTERVAL_S,
-    Player,
-)
+from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
@@ -176,11 +172,8 @@ def percent(values: list[float], q: float) -> float:
 
 def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
     port = f"bench-{uuid.uuid4().hex[:6]}"
-    switch_s = args.switch_interval_ms / 1e3
     kw.setdefault("renderer", args.renderer)
-    player = Player(
-        model, cache_dir=cache_dir, virtual_midi=port, gil_switch_interval_s=switch_s, **kw
-    )
+    player = Player(model, cache_dir=cache_dir, virtual_midi=port, **kw)
     return player, port
 
 
@@ -222,7 +215,7 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
 
         def sample_voices() -> None:
             while not done.wait(0.02):
-                samples.append((time.perf_counter(), player.mixer.voices_active))
+                samples.append((time.perf_counter(), player.audio.voices_active))
 
         sampler = threading.Thread(target=sample_voices)
         sampler.start()
@@ -405,12 +398,6 @@ def main() -> None:
     parser.add_argument(
         "--idle-renderer", action="store_true", help="probe phase with nothing left to render"
     )
-    parser.add_argument(
-        "--switch-interval-ms",
-        type=float,
-        default=1e3 * GIL_SWITCH_INTERVAL_S,
-        help=f"GIL switch interval while playing ({1e3 * GIL_SWITCH_INTERVAL_S} ms, as play)",
-    )
     args = parser.parse_args()
 
     server = JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=not args.no_realtime)
@@ -434,7 +421,6 @@ def main() -> None:
         ("machine", f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"),
         ("model", f"{args.model.name} ({model.backend}, threads {args.threads or 'auto'})"),
         ("jackd", f"dummy {RATE} Hz / {BLOCK} frames, {'non-RT' if args.no_realtime else 'RT'}"),
-        ("GIL switch interval while playing", f"{args.switch_interval_ms:.2f} ms"),
         ("note renderer", args.renderer),
         ("voices sounding at every probe", f"≥ {lat['voices']} (quiet chord + probes)"),
         ("notes queued for the cache", f"{lat['queued']} (BACKGROUND, during the probes)"),

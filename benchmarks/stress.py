@@ -218,7 +218,7 @@ def take_voices_peak(player: Player) -> int:
 
     Read off the mixer, not sampled by a thread: a polling thread in this process would compete
     with the audio callback for the GIL, as nothing in ``play`` does."""
-    peak, player.mixer.voices_peak = player.mixer.voices_peak, 0
+    peak, player.audio.voices_peak = player.audio.voices_peak, 0
     return peak
 
 
@@ -470,7 +470,7 @@ def run(
         cache_end_mib=cache_end / MIB,
         cache_cap_mib=cap / MIB,
         stream_active_at_end=active,
-        polyphony=player.mixer.polyphony,
+        polyphony=player.audio.polyphony,
         machine=(
             f"renderer {renderer}; {platform.machine()}, {os.cpu_count()} CPUs, "
             f"load {os.getloadavg()[0]:.2f}"

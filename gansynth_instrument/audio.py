@@ -12,13 +12,13 @@ real-time thread, once per block, and must finish well inside one block period:
   xruns and times itself, into preallocated storage read later by ``stats()``.
 - The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
-  stream. Keep such calls out of the time the stream runs (see ``midi.py``). NumPy also releases
-  the GIL inside most calls on more than a few hundred values, so a thread of this process that
-  keeps wanting the GIL delays the block by up to the switch interval at each of them (measured,
-  32 voices, render thread SCHED_FIFO: a spinning thread took the render's median from 0.24 ms to
-  7.4 ms at a 0.5 ms interval, to 0.8 ms at 0.02 ms; a thread running 0.2 ms of Python every
-  1 ms raised its p99 from 0.27 to ~0.55 ms). No polling threads in the player process; meters
-  read counters the callback keeps.
+  stream. NumPy also releases the GIL inside most calls on more than a few hundred values, so a
+  thread of the same process that keeps wanting the GIL delays the block by up to the switch
+  interval at each of them (measured, 32 voices, render thread SCHED_FIFO: a spinning thread took
+  the render's median from 0.24 ms to 7.4 ms at a 0.5 ms interval; a thread running 0.2 ms of
+  Python every 1 ms raised its p99 from 0.27 to ~0.55 ms). Hence live play runs the stream in a
+  process of its own (``audio_process.py``), where the callback is the only busy thread, and
+  meters are counters the callback keeps (``StreamMeters``), never a thread polling it.
 - An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
 - A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
@@ -31,6 +31,9 @@ adds a period of latency or splits blocks and flags underflows.
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +69,30 @@ def _sounddevice() -> ModuleType:
             "apt-get install libportaudio2) or render offline with 'gansynth-instrument render'"
         ) from err
     return sounddevice
+
+
+_JACK_CLIENT_NAME: list[ctypes.Array] = []  # PortAudio keeps the pointer: keep the buffer alive
+
+
+def name_jack_client(name: str) -> None:
+    """Name the JACK client PortAudio opens in this process (else "PortAudio"); call before
+    sounddevice is imported, since PortAudio opens the client when it initialises."""
+    if "sounddevice" in sys.modules:
+        raise RuntimeError("name_jack_client must run before sounddevice is imported")
+    path = ctypes.util.find_library("portaudio")
+    if path is None:
+        return  # _sounddevice() says what is missing
+    buffer = ctypes.create_string_buffer(name.encode())
+    ctypes.CDLL(path).PaJack_SetClientName(buffer)
+    _JACK_CLIENT_NAME.append(buffer)
+
+
+def abandon_portaudio() -> None:
+    """Leave PortAudio unterminated at exit: after its JACK server went away or hung,
+    terminating waits for the server forever or asserts and aborts the process."""
+    sounddevice = sys.modules.get("sounddevice")
+    if sounddevice is not None:
+        atexit.unregister(sounddevice._exit_handler)
 
 
 @dataclass(frozen=True)
@@ -148,12 +175,82 @@ class StreamStats:
         return self.callback_max_s / self.block_period_s
 
 
+class StreamMeters:
+    """What the callback measures, in one float64 array that the callback alone writes.
+
+    An array rather than attributes so that another process can read it: ``AudioProcess`` places
+    it in memory shared with the process that runs the stream. Layout: callbacks, xruns, the last
+    DAC latency, the ``perf_counter`` at the start of the last callback (the same clock in every
+    process), then a ring of the last ``timing_blocks`` callback durations.
+    """
+
+    _CALLBACKS, _XRUNS, _DAC_LATENCY, _LAST_START, _HEADER = range(5)
+
+    def __init__(self, timing_blocks: int = 4096, buffer: np.ndarray | None = None) -> None:
+        if buffer is None:
+            buffer = np.zeros(self.size(timing_blocks))
+        if buffer.shape != (self.size(timing_blocks),) or buffer.dtype != np.float64:
+            raise ValueError(f"meters need {self.size(timing_blocks)} float64 values")
+        self.values = buffer
+        self._times = buffer[self._HEADER :]
+
+    @classmethod
+    def size(cls, timing_blocks: int) -> int:
+        """Number of float64 values the meters of ``timing_blocks`` callbacks take."""
+        return cls._HEADER + timing_blocks
+
+    def begin(self, xrun: bool) -> float:
+        """At the start of a callback: its start time (pass it to ``end``)."""
+        values = self.values
+        start_s = time.perf_counter()
+        values[self._LAST_START] = start_s
+        if xrun:
+            values[self._XRUNS] += 1
+        return start_s
+
+    def end(self, start_s: float, dac_latency_s: float) -> None:
+        """At the end of a callback that began at ``start_s``."""
+        values = self.values
+        count = int(values[self._CALLBACKS])
+        self._times[count % len(self._times)] = time.perf_counter() - start_s
+        values[self._DAC_LATENCY] = dac_latency_s
+        values[self._CALLBACKS] = count + 1
+
+    def restart_clock(self) -> None:
+        """The stream starts now: the time since the last callback counts from here."""
+        self.values[self._LAST_START] = time.perf_counter()
+
+    @property
+    def seconds_since_callback(self) -> float:
+        """Since the last callback began (or since ``restart_clock``)."""
+        return time.perf_counter() - float(self.values[self._LAST_START])
+
+    def stats(self, block_period_s: float, latency_s: float, since: int = 0) -> StreamStats:
+        """Counts so far, and callback times over the callbacks after ``since`` (a ``callbacks``
+        count read earlier) as far as the ring still holds them."""
+        values, times = self.values, self._times
+        count = int(values[self._CALLBACKS])
+        first = max(since, count - len(times), 0)
+        times_s = times[np.arange(first, count) % len(times)]
+        return StreamStats(
+            callbacks=count,
+            xruns=int(values[self._XRUNS]),
+            block_period_s=block_period_s,
+            latency_s=latency_s,
+            dac_latency_s=float(values[self._DAC_LATENCY]),
+            callback_median_s=float(np.median(times_s)) if len(times_s) else 0.0,
+            callback_max_s=float(times_s.max()) if len(times_s) else 0.0,
+        )
+
+
 class AudioOutput:
     """An output stream on ``device`` that plays what ``render`` writes, block by block.
 
     Opening checks the device and opens the stream (errors are ``DeviceError`` with the reason and
     the fix); ``start()`` starts the callback. Use as a context manager to close it cleanly.
-    ``timing_blocks`` sizes the ring of per-callback durations that ``stats()`` summarises.
+    ``timing_blocks`` sizes the ring of per-callback durations that ``stats()`` summarises;
+    ``meters`` (made for ``timing_blocks``) is where the callback keeps its counts, by default a
+    private array.
     """
 
     def __init__(
@@ -165,6 +262,7 @@ class AudioOutput:
         block_frames: int = 128,
         channels: int = 2,
         timing_blocks: int = 4096,
+        meters: StreamMeters | None = None,
     ) -> None:
         sd = _sounddevice()
         self.device = find_output(device)
@@ -183,11 +281,7 @@ class AudioOutput:
         self.block_frames = block_frames
         self.channels = channels
         self._render = render
-        self._callback_s = np.zeros(timing_blocks, dtype=np.float64)
-        self._callbacks = 0
-        self._xruns = 0
-        self._dac_latency_s = 0.0
-        self._last_callback_s = 0.0  # perf_counter at the start of the last callback
+        self.meters = meters if meters is not None else StreamMeters(timing_blocks)
         self._running = False  # between our start() and stop()
         try:
             self._stream = sd.OutputStream(
@@ -208,19 +302,14 @@ class AudioOutput:
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: see the module docstring's rules before adding anything here.
-        start_s = self._last_callback_s = time.perf_counter()
-        if status:
-            self._xruns += 1
+        start_s = self.meters.begin(bool(status))
         self._render(outdata, frames)
-        self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
-        count = self._callbacks
-        self._callback_s[count % len(self._callback_s)] = time.perf_counter() - start_s
-        self._callbacks = count + 1
+        self.meters.end(start_s, time_info.outputBufferDacTime - time_info.currentTime)
 
     def start(self) -> None:
         try:
             self._stream.start()
-            self._last_callback_s = time.perf_counter()  # the stall clock starts now
+            self.meters.restart_clock()  # the stall clock starts now
             self._running = True
         except _sounddevice().PortAudioError as err:
             raise DeviceError(f"cannot start audio output {self.device.name!r}: {err}") from err
@@ -241,14 +330,14 @@ class AudioOutput:
         asserts and aborts the process), so both are left undone, sounddevice's exit handler
         included; the server and its clients are gone anyway."""
         if self.server_lost or self.stalled:
-            atexit.unregister(_sounddevice()._exit_handler)
+            abandon_portaudio()
             return
         self._stream.close()
 
     @property
     def seconds_since_callback(self) -> float:
         """Since the last callback began (or since ``start()``)."""
-        return time.perf_counter() - self._last_callback_s
+        return self.meters.seconds_since_callback
 
     @property
     def stalled(self) -> bool:
@@ -277,18 +366,7 @@ class AudioOutput:
         """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
         ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
         of a benchmark), as far as the ring still holds them."""
-        count = self._callbacks
-        first = max(since, count - len(self._callback_s), 0)
-        times_s = self._callback_s[np.arange(first, count) % len(self._callback_s)]
-        return StreamStats(
-            callbacks=count,
-            xruns=self._xruns,
-            block_period_s=self.block_frames / self.sample_rate,
-            latency_s=self.latency_s,
-            dac_latency_s=self._dac_latency_s,
-            callback_median_s=float(np.median(times_s)) if len(times_s) else 0.0,
-            callback_max_s=float(times_s.max()) if len(times_s) else 0.0,
-        )
+        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
 
     def __enter__(self) -> AudioOutput:
         self.start()

@@ -138,6 +138,7 @@ class NoteModel(Protocol):
     pitches: tuple[int, ...]
     latent_size: int
     sample_rate: int
+    audio_length: int  # samples per note at sample_rate
 
     def generate(self, z: np.ndarray, pitches: Sequence[int] | np.ndarray) -> np.ndarray: ...
 

@@ -1,7 +1,9 @@
 """Live play: a model, its note cache, the engine, an audio stream and MIDI inputs, wired together.
 
-Threads, and what each may touch:
-- PortAudio's callback thread runs ``Mixer.render`` only (see ``audio.py`` and ``voices.py``).
+Processes and threads, and what each may touch:
+- The audio process (``audio_process.py``) holds the audio stream and the ``Mixer``; its
+  PortAudio callback is its only busy thread, so nothing else waits for its GIL. ``Voices``
+  sends it commands through ``Player.audio`` (an ``AudioProcess``).
 - rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``Engine.handle`` under a
   control-side lock, which the status view takes too; the audio thread never takes it.
 - The note cache's renderer thread runs the model (``renderer="thread"``), or hands it to a worker
@@ -16,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import math
 import os
 import select
 import sys
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gansynth_instrument.audio import STALL_S, AudioOutput, StreamStats, find_output
+from gansynth_instrument.audio import STALL_S, StreamStats, find_output
+from gansynth_instrument.audio_process import AudioProcess
 from gansynth_instrument.cache import (
     DEFAULT_CACHE_DIR,
     DEFAULT_MAX_MEMORY_BYTES,
@@ -42,7 +46,7 @@ from gansynth_instrument.engine import (
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.memory import keep_freed_memory
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
-from gansynth_instrument.voices import Mixer, Voices
+from gansynth_instrument.voices import Voices
 
 if TYPE_CHECKING:
     import argparse
@@ -52,10 +56,6 @@ if TYPE_CHECKING:
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
-# The audio callback needs the GIL back after every NumPy call that released it; a busy renderer
-# thread holds it up to the switch interval. 0.5 ms instead of Python's 5 ms halved the xruns
-# with the cache filling (benchmarks/bench_live.py, shared 2-core machine).
-GIL_SWITCH_INTERVAL_S = 0.0005
 STATUS_PERIOD_S = 0.25
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
 DEFAULT_RENDERER = "process"  # fewer xruns than "thread" on a loaded CPU (bench_live --compare)
@@ -72,7 +72,7 @@ class LiveStatus:
 
     engine: EngineStatus
     stream: StreamStats
-    voices_sounding: int  # as the audio thread counted them in its last block
+    voices_sounding: int  # as the audio callback counted them in its last block
     polyphony: int
 
 
@@ -83,7 +83,6 @@ class Player:
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
     programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
-    ``gil_switch_interval_s`` is set for the session (see GIL_SWITCH_INTERVAL_S); None keeps it.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
     bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
@@ -107,7 +106,6 @@ class Player:
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         learn: bool = False,
         timing_blocks: int = 4096,
-        gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S,
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
         presets_dir: Path | None = None,
@@ -115,17 +113,17 @@ class Player:
         self.sample_rate = sample_rate
         self.bank = bank
         self._presets_dir = presets_dir
-        self._timing_blocks = timing_blocks
-        self._gil_switch_interval_s = gil_switch_interval_s
         self.block_frames = block_frames
-        self._device = device
         self._midi_in = tuple(midi_in)
         self._virtual_midi = virtual_midi
-        self.mixer = Mixer(
-            sample_rate,
+        self.audio = AudioProcess(
+            note_frames=math.ceil(model.audio_length * sample_rate / model.sample_rate) + 1,
+            sample_rate=sample_rate,
+            block_frames=block_frames,
+            device=device,
             polyphony=polyphony,
-            channels=2,
-            max_block_frames=max(block_frames, MIXER_CHUNK_FRAMES),
+            max_block_frames=MIXER_CHUNK_FRAMES,
+            timing_blocks=timing_blocks,
         )
         self.cache = NoteCache(
             model,
@@ -136,7 +134,7 @@ class Player:
         )
         self.engine = build_engine(
             self.cache,
-            Voices(self.mixer),
+            Voices(self.audio),
             model.pitches,
             model.latent_size,
             preset=preset,
@@ -149,7 +147,7 @@ class Player:
             self.engine.learn()
         self._lock = threading.Lock()
         self._stack = contextlib.ExitStack()
-        self.audio: AudioOutput | None = None
+        self._started = False
         self.midi: MidiInput | None = None
 
     def handle(self, msg: Sequence[int]) -> None:
@@ -175,23 +173,13 @@ class Player:
 
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
-        keep_freed_memory()  # no munmap of arriving notes on the audio thread's cores (memory.py)
+        keep_freed_memory()  # no munmap of arriving notes: less kernel time beside the audio
         with contextlib.ExitStack() as stack:
-            if self._gil_switch_interval_s is not None:
-                stack.callback(sys.setswitchinterval, sys.getswitchinterval())
-                sys.setswitchinterval(self._gil_switch_interval_s)
             self.cache.start()
             stack.callback(self.cache.close)
             with self._lock:
                 self.engine.prefetch()
-            self.audio = AudioOutput(
-                self.mixer.render,
-                device=self._device,
-                sample_rate=self.sample_rate,
-                block_frames=self.block_frames,
-                channels=self.mixer.channels,
-                timing_blocks=self._timing_blocks,
-            )
+            self.audio.open()
             stack.callback(self.audio.close)
             self.audio.start()
             stack.callback(self.audio.stop)
@@ -204,6 +192,7 @@ class Player:
             gc.freeze()
             stack.callback(gc.unfreeze)
             self._stack = stack.pop_all()
+        self._started = True
         return self
 
     def close(self) -> None:
@@ -214,7 +203,7 @@ class Player:
         """Close the MIDI inputs, unless the audio stream stalled: then the JACK server hung, and
         closing a JACK client (now, or when it is freed at exit) would wait for it forever. Such
         clients are kept referenced and the process exits without finalising them."""
-        assert self.midi is not None and self.audio is not None
+        assert self.midi is not None
         if not self.audio.stalled:
             self.midi.close()
             return
@@ -231,10 +220,10 @@ class Player:
     def status(self) -> LiveStatus:
         with self._lock:
             engine = self.engine.status()
-        if self.audio is None:
+        if not self._started:
             raise GansynthError("the player is not started")
         return LiveStatus(
-            engine, self.audio.stats(), self.mixer.voices_active, self.mixer.polyphony
+            engine, self.audio.stats(), self.audio.voices_active, self.audio.polyphony
         )
 
 
@@ -379,7 +368,7 @@ def run_play(args: argparse.Namespace) -> int:
 
 
 def _print_header(player: Player, model_path: Any) -> None:
-    assert player.audio is not None and player.midi is not None
+    assert player.midi is not None
     out = player.audio.device
     print(f"model   {model_path}")
     print(
@@ -415,7 +404,7 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
     tty = sys.stdout.isatty()
     last_print = last_midi_check = 0.0
     while True:
-        assert player.audio is not None and player.midi is not None
+        assert player.midi is not None
         if not player.audio.active:
             raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
         if player.audio.stalled:

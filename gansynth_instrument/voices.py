@@ -1,8 +1,10 @@
 """The voice engine: control-side voice allocation (``Voices``) and the render-side ``Mixer``.
 
-The two halves share nothing but two deques, as FluidSynth's rvoice queue does: ``Voices``
-(control side, MIDI thread) appends commands to ``Mixer.commands``; ``Mixer.render`` (audio thread)
-is their only consumer and appends the serial numbers of voices that ended to ``Mixer.finished``.
+The two halves share nothing but two queues, as FluidSynth's rvoice queue does: ``Voices``
+(control side, MIDI thread) sends commands (``Mixer.commands``); ``Mixer.render`` (audio thread)
+is their only consumer and queues the serial numbers of voices that ended (``Mixer.finished``).
+In live play the render side runs in a process of its own (``audio_process.py``), which carries
+the same commands over a pipe.
 The control side keeps a shadow of every slot's state and decides stealing, the pedal and releases;
 the render side only obeys.
 
@@ -38,7 +40,7 @@ import weakref
 from collections import deque
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -103,6 +105,12 @@ def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
     return LoopedNote(out, note.gain, note.pitch, note.sample_rate, end, end + len(seam))
 
 
+def looped_frames_bound(frames: int) -> int:
+    """At most how many frames ``loop_note`` makes of a note of ``frames`` frames: the note plus
+    its seam, which spans half the note plus at most one crossfade (an eighth of the rest)."""
+    return frames + frames // 2 + frames // 8 + 2
+
+
 def _best_end(pcm: np.ndarray, start: int, first: int, count: int, width: int) -> int:
     """Which of the ``count`` frames from ``first`` on is followed by the audio most like
     ``pcm[start : start + width]`` (largest dot product, computed by FFT)."""
@@ -125,6 +133,11 @@ class Layer:
 def pitch_ratio(semitones: float) -> float:
     """Playback-rate ratio that shifts pitch by ``semitones`` (equal temperament)."""
     return 2.0 ** (semitones / 12.0)
+
+
+def voice_slots(polyphony: int) -> int:
+    """A Mixer's slots for ``polyphony`` voices: spares let stolen voices fade out (see Mixer)."""
+    return polyphony + max(2, polyphony // 4)
 
 
 class Mixer:
@@ -151,7 +164,7 @@ class Mixer:
             raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
         self.sample_rate = sample_rate
         self.polyphony = polyphony
-        self.slots = polyphony + max(2, polyphony // 4)
+        self.slots = voice_slots(polyphony)
         self.channels = channels
         self.commands: deque[tuple] = deque()
         self.finished: deque[int] = deque()
@@ -209,6 +222,29 @@ class Mixer:
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
         self._mix = np.empty((chunk, 1), dtype=np.float32)
+
+    # -- control side: what ``Voices`` calls (``AudioProcess`` offers the same three) ------------
+
+    def send(self, cmd: tuple) -> bool:
+        """Queue a command for the render side (always possible here)."""
+        self.commands.append(cmd)
+        return True
+
+    def pending(self) -> int:
+        """Commands queued and not applied yet."""
+        return len(self.commands)
+
+    def take_finished(self) -> list[int]:
+        """Serial numbers of the voices that ended since the last call; also drops the retired
+        waveforms (all but the newest, which may be mid-swap on the audio thread)."""
+        while len(self.retired) > 1:
+            self.retired.popleft()
+        ended = []
+        while self.finished:
+            ended.append(self.finished.popleft())
+        return ended
+
+    # -- render side -------------------------------------------------------------------------------
 
     def render(self, out: np.ndarray, frames: int) -> None:
         """Fill ``out[:frames]`` ([frames, channels] float32) with the next ``frames`` frames.
@@ -468,6 +504,22 @@ class Mixer:
             self.voices_peak = active
 
 
+class MixerLink(Protocol):
+    """What ``Voices`` needs of a render side: a ``Mixer`` in this process, or an
+    ``AudioProcess`` whose mixer runs in a process of its own. ``send`` returns False when the
+    command could not be queued (it is then counted as dropped)."""
+
+    sample_rate: int
+    polyphony: int
+    slots: int
+
+    def send(self, cmd: tuple) -> bool: ...
+
+    def pending(self) -> int: ...
+
+    def take_finished(self) -> list[int]: ...
+
+
 @dataclass
 class _Slot:
     """Control-side shadow of one Mixer slot."""
@@ -498,11 +550,9 @@ class Voices:
     """
 
     def __init__(
-        self, mixer: Mixer, *, queue_limit: int = 4096, steal_fade_s: float = 0.005
+        self, mixer: MixerLink, *, queue_limit: int = 4096, steal_fade_s: float = 0.005
     ) -> None:
-        self._commands = mixer.commands
-        self._finished = mixer.finished
-        self._retired = mixer.retired
+        self._mixer = mixer
         self.sample_rate = mixer.sample_rate
         self.queue_limit = queue_limit
         self.dropped = 0
@@ -515,10 +565,9 @@ class Voices:
         self._loop_notes: weakref.WeakKeyDictionary[Note, LoopedNote] = weakref.WeakKeyDictionary()
 
     def _send(self, cmd: tuple) -> bool:
-        if len(self._commands) >= self.queue_limit:
+        if self._mixer.pending() >= self.queue_limit or not self._mixer.send(cmd):
             self.dropped += 1
             return False
-        self._commands.append(cmd)
         return True
 
     def _looping(self, layer: Layer) -> Layer:
@@ -531,10 +580,8 @@ class Voices:
         return Layer(looped, layer.pitch_ratio)
 
     def _collect_finished(self) -> None:
-        while len(self._retired) > 1:  # the newest may be mid-swap on the audio thread
-            self._retired.popleft()
-        while self._finished:
-            slot = self._by_serial.pop(self._finished.popleft(), None)
+        for serial in self._mixer.take_finished():
+            slot = self._by_serial.pop(serial, None)
             if slot is not None:
                 self._slots[slot] = _Slot()
 
@@ -676,4 +723,15 @@ class Voices:
         return sum(1 for _ in self.sounding())
 
 
-__all__ = ["IMMEDIATE", "Layer", "LoopedNote", "Mixer", "Voices", "loop_note", "pitch_ratio"]
+__all__ = [
+    "IMMEDIATE",
+    "Layer",
+    "LoopedNote",
+    "Mixer",
+    "MixerLink",
+    "Voices",
+    "loop_note",
+    "looped_frames_bound",
+    "pitch_ratio",
+    "voice_slots",
+]

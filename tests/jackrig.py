@@ -30,9 +30,11 @@ import numpy as np
 if TYPE_CHECKING:
     import jack
 
-PORTAUDIO_CLIENT = "PortAudio"
-"""PortAudio's JACK client name. Its output ports are numbered on: out_0/1, then out_2/3 for the
-next stream, so the recorder looks them up instead of assuming names."""
+PORTAUDIO_CLIENTS = ("PortAudio", "gansynth-instrument-audio")
+"""JACK client names of PortAudio streams: PortAudio's default, and the player's audio process
+(``audio_process.JACK_CLIENT_NAME``); JACK adds "-01" and so on to a name already taken. Output
+ports are numbered on: out_0/1, then out_2/3 for the next stream, so the recorder looks them up
+instead of assuming names."""
 
 SHM_DIR = Path("/dev/shm")
 READY_TIMEOUT_S = 10
@@ -294,7 +296,8 @@ class Recorder:
         self.client.set_process_callback(self._process)
 
     def _portaudio_outputs(self, channels: int) -> tuple[str, ...]:
-        ports = self.client.get_ports(f"^{PORTAUDIO_CLIENT}:", is_audio=True, is_output=True)
+        clients = "|".join(PORTAUDIO_CLIENTS)
+        ports = self.client.get_ports(f"^({clients})(-[0-9]+)?:", is_audio=True, is_output=True)
         if len(ports) != channels:
             self.client.close()
             raise RigError(

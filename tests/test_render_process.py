@@ -226,6 +226,7 @@ def test_play_with_the_process_renderer_leaves_no_child_after_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
         assert play.stdout.readline().startswith("model ")
@@ -233,14 +234,15 @@ def test_play_with_the_process_renderer_leaves_no_child_after_ctrl_c(
         while not list(tmp_path.glob("*.note")) and time.monotonic() < deadline:
             time.sleep(0.1)  # notes of the bank's first preset arrive from the worker
         assert list(tmp_path.glob("*.note"))
-        spawned = children(play.pid)  # the worker, and multiprocessing's resource tracker
-        (worker,) = [p for p in spawned if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        play.send_signal(signal.SIGINT)
+        spawned = children(play.pid)  # renderer, audio process, multiprocessing's resource tracker
+        workers = [p for p in spawned if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(workers) == 2  # the note renderer and the audio process
+        os.killpg(play.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
         _, stderr = play.communicate(timeout=60)
     finally:
         play.kill()
     assert play.returncode == 0 and "Traceback" not in stderr, stderr
-    assert gone(worker)  # ended and reaped by play itself
+    assert all(gone(worker) for worker in workers)  # ended and reaped by play itself
     deadline = time.monotonic() + 10
     while not all(gone(pid) for pid in spawned) and time.monotonic() < deadline:
         time.sleep(0.05)  # the resource tracker quits when play's end of its pipe closes

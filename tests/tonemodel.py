@@ -18,6 +18,7 @@ class ToneModel:
     pitches = tuple(range(48, 73))
     latent_size = 8
     sample_rate = RATE
+    audio_length = RATE
 
     def __init__(self) -> None:
         self.generated: list[tuple[float, int]] = []  # (z[0], pitch) in render order

@@ -1,0 +1,127 @@
+"""audio_process.py on the JACK dummy server: the mixer in its own process plays what ``Voices``
+sends, note waveforms cross through the shared arena without a sounding one ever being
+overwritten, and a dead or missing audio process is reported, not hung on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from jackrig import JackServer, Recorder
+
+from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
+from gansynth_instrument.cache import Note
+from gansynth_instrument.errors import DeviceError
+from gansynth_instrument.voices import Layer, LoopedNote, Voices
+
+RATE = 48000
+NOTE_FRAMES = RATE  # 1 s notes
+
+
+def tone(freq: float, frames: int = NOTE_FRAMES, peak: int = 20000) -> Note:
+    pcm = np.round(peak * np.sin(2 * np.pi * freq * np.arange(frames) / RATE)).astype(np.int16)
+    pcm.flags.writeable = False
+    return Note(pcm=pcm, gain=0.5 / 32767, pitch=69, sample_rate=RATE)
+
+
+def looped(note: Note) -> LoopedNote:
+    """The whole note as its loop: a held voice plays it for ever (its frequency fits exactly)."""
+    return LoopedNote(note.pcm, note.gain, note.pitch, RATE, 0, len(note.pcm))
+
+
+def dominant_hz(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    return float(np.argmax(spectrum)) * RATE / len(audio)
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_voices_sent_to_the_audio_process_sound_and_end(jack_server: JackServer) -> None:
+    with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4) as audio:
+        assert audio.device.host_api == "JACK Audio Connection Kit"
+        voices = Voices(audio)
+        with Recorder(seconds=0.3) as recorder:
+            assert all(p.startswith(JACK_CLIENT_NAME) for p in recorder.sources)
+            voices.note_on("a", Layer(tone(600.0)), attack_s=0.001)
+            captured = recorder.wait(timeout_s=10.0).copy()
+        assert dominant_hz(captured[-RATE // 10 :, 0]) == pytest.approx(600.0, abs=10.0)
+        assert np.abs(captured[-RATE // 10 :, 0]).max() == pytest.approx(0.5 * 20000 / 32767, 0.05)
+        voices.note_off("a")
+        wait_until(lambda: audio.voices_active == 0)
+        assert voices.in_use() == 0 and audio.pending() == 0
+        assert audio.stats().callbacks > 0 and audio.voices_peak == 1
+
+
+def test_a_sounding_note_is_never_overwritten_while_others_come_and_go(
+    jack_server: JackServer,
+) -> None:
+    # The smallest arena (no spare entries): 70 short notes pass through its 12 entries around
+    # one held voice; if its entry were reused, the held voice would change pitch.
+    with AudioProcess(
+        note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4, arena_spare=0
+    ) as audio:
+        voices = Voices(audio)
+        voices.note_on("held", Layer(looped(tone(500.0))), attack_s=0.001)
+        for i in range(70):
+            short = tone(900.0 + 10 * i, frames=RATE // 50)
+            assert voices.note_on(i, Layer(short), attack_s=0.001) is not None
+            voices.note_off(i)  # released voices are stolen first, never the held one
+            time.sleep(0.03)  # each short note (20 ms) ends before the next
+        assert voices.dropped == 0
+        wait_until(lambda: audio.voices_active == 1)
+        with Recorder(seconds=0.3) as recorder:
+            captured = recorder.wait(timeout_s=10.0).copy()
+        assert dominant_hz(captured[:, 0]) == pytest.approx(500.0, abs=10.0)
+
+
+def test_a_full_arena_drops_the_note_instead_of_overwriting_one(jack_server: JackServer) -> None:
+    # Not started: the child applies nothing, so every note sent stays in flight and holds its
+    # entry. Past the last entry, a note-on is dropped and counted.
+    audio = AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=2, arena_spare=0)
+    audio.open()
+    try:
+        voices = Voices(audio)
+        notes = [tone(300.0 + i) for i in range(2 * audio.slots)]
+        for i, note in enumerate(notes):
+            assert voices.note_on(i, Layer(note)) is not None
+        assert voices.note_on("one more", Layer(tone(2000.0))) is None
+        assert voices.dropped == 1
+        # A waveform already in the arena needs no new entry.
+        assert voices.note_on("again", Layer(notes[0])) is not None
+    finally:
+        audio.close()
+
+
+def test_a_killed_audio_process_is_reported_and_closes_without_hanging(
+    jack_server: JackServer,
+) -> None:
+    audio = AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE)
+    audio.open()
+    audio.start()
+    wait_until(lambda: audio.stats().callbacks > 10)
+    assert audio.active and not audio.server_lost
+    os.kill(audio._process.pid, signal.SIGKILL)
+    wait_until(lambda: not audio.active)
+    assert audio.server_lost
+    started = time.monotonic()
+    audio.stop()
+    audio.close()
+    assert time.monotonic() - started < 5.0
+    assert audio.stats().callbacks > 10  # the last figures stay readable
+
+
+def test_an_unknown_device_is_one_line_and_leaves_no_process(jack_server: JackServer) -> None:
+    audio = AudioProcess(note_frames=NOTE_FRAMES, device="no-such-sound-card")
+    with pytest.raises(DeviceError) as err:
+        audio.open()
+    assert "\n" not in str(err.value) and "'no-such-sound-card'" in str(err.value)
+    assert audio._process is not None and not audio._process.is_alive()
+    audio.close()
