@@ -117,6 +117,16 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(
     list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, True)
 )
+# PyYAML writes U+0085/U+2028/U+2029 raw under allow_unicode, and reads them back as line
+# breaks: strings holding one are written double-quoted, where they are escaped.
+_Dumper.add_representer(
+    str,
+    lambda dumper, data: dumper.represent_scalar(
+        "tag:yaml.org,2002:str",
+        data,
+        style='"' if any(c in data for c in "\x85\u2028\u2029") else None,
+    ),
+)
 
 
 def _dump_yaml(data: dict[str, Any]) -> str:

@@ -342,3 +342,10 @@ def test_learned_cc_is_written_in_place_for_a_bank_read_from_a_path(
     no_morph = Bank("plain", {0: "felt-keys"})
     with pytest.raises(PresetError, match="no morph path"):
         save_morph_cc(no_morph, 7, user_dir=user_dir)
+
+
+@pytest.mark.parametrize("text", ["\x85", "a\u2028b", "end\u2029", "line\nbreak"])
+def test_descriptions_with_unicode_line_breaks_survive_save_and_load(text, tmp_path) -> None:
+    # PyYAML reads a raw U+0085/U+2028/U+2029 back as a line break (hypothesis found '\x85').
+    preset = Preset(name="nel", seed=1, latent=None, description=text)
+    assert load_preset_file(save_preset(preset, tmp_path)).description == text
