@@ -2,17 +2,24 @@
 
 A thin adapter around python-rtmidi, in the way a mido backend or a FluidSynth MIDI driver is one:
 it knows nothing about the engine. ``handle(msg)`` receives each message as a list of ints
-(status byte first) on rtmidi's thread; the engine decodes it.
+(status byte first) on the MIDI reader thread; the engine decodes it.
+
+Why a reader thread that polls rtmidi's queue, not rtmidi's callback: under JACK, rtmidi calls the
+callback on JACK's real-time process thread (SCHED_FIFO, measured), inside the graph's cycle. A
+Python callback there must first get this process's GIL, and the JACK cycle (the whole graph, in
+synchronous mode) waits for it and for the engine's work, so a busy player made the server late:
+the xruns of the MIDI flood were all "JackTimedDriver::Process XRun" lines of 3-9 ms. Polled,
+the JACK thread only queues bytes, and the reader picks them up within ``POLL_S``, well inside
+the period before the audio callback can play them.
 
 API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
 and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
 platform's own (CoreMIDI, Windows MM). System exclusive, clock and active-sensing messages are
 dropped (rtmidi's default), since nothing here plays them.
 
-Order with the audio stream: open MIDI *before* starting the stream and close it *after* stopping
-the stream. python-rtmidi holds the GIL while its JACK client opens (about 1 s) and closes (about
-0.5 s); a running Python audio callback waits for the GIL meanwhile, so the stream stalls and
-counts xruns (measured on the JACK dummy server: 1.5 s of missed callbacks, 2-3 xruns).
+python-rtmidi holds the GIL while its JACK client opens (about 1 s) and closes (about 0.5 s), so
+nothing else of this process runs meanwhile; the audio stream is not affected, since it plays in a
+process of its own (``audio_process.py``).
 
 Also home of ``print_devices`` (the ``devices`` subcommand): audio outputs and MIDI inputs with the
 names to pass to ``--device`` and ``--midi-in``.
@@ -22,6 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +40,10 @@ import rtmidi
 from gansynth_instrument.errors import DeviceError
 
 MidiHandler = Callable[[list[int]], None]
-"""``handle(msg)``: one MIDI message as raw bytes (status first), called on rtmidi's thread."""
+"""``handle(msg)``: one MIDI message as raw bytes (status first), called on the reader thread."""
+
+POLL_S = 0.0005  # the reader's sleep between looks at rtmidi's queues (JACK fills them per period)
+QUEUE_SIZE = 4096  # messages rtmidi keeps per client between two looks (a flood's worth of seconds)
 
 CLIENT_NAME = "gansynth-instrument"
 DEFAULT_VIRTUAL_PORT = "midi_in"
@@ -58,13 +70,15 @@ def _new_client(client_name: str) -> rtmidi.MidiIn:
     if rtmidi.API_UNIX_JACK in compiled:
         try:
             with _quiet_stderr():
-                return rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=client_name)
+                return rtmidi.MidiIn(
+                    rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=QUEUE_SIZE
+                )
         except rtmidi.SystemError:
             pass  # no JACK server running: fall back to ALSA below
     api = rtmidi.API_LINUX_ALSA if rtmidi.API_LINUX_ALSA in compiled else rtmidi.API_UNSPECIFIED
     try:
         with _quiet_stderr():
-            return rtmidi.MidiIn(api, name=client_name)
+            return rtmidi.MidiIn(api, name=client_name, queue_size_limit=QUEUE_SIZE)
     except rtmidi.RtMidiError as err:
         jack = "no JACK server is running and " if rtmidi.API_UNIX_JACK in compiled else ""
         raise DeviceError(
@@ -106,14 +120,13 @@ class MidiInput:
     """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
     none is named, from one virtual port called ``virtual`` that other programs connect to.
 
-    Every message goes to ``handle`` as raw bytes. ``port_names`` lists what was opened (source
-    ports, or the virtual port's name); ``api`` is the MIDI API ('Jack', 'ALSA', ...).
-    ``close()`` (or leaving the ``with`` block) stops delivery and frees every client, so a later
-    run gets the same names back.
+    Every message goes to ``handle`` as raw bytes, from one reader thread (see the module
+    docstring). ``port_names`` lists what was opened (source ports, or the virtual port's name);
+    ``api`` is the MIDI API ('Jack', 'ALSA', ...). ``close()`` (or leaving the ``with`` block)
+    stops delivery and frees every client, so a later run gets the same names back.
 
-    python-rtmidi drops an exception raised in a callback without a word, so an exception from
-    ``handle`` is printed here with its traceback and counted in ``handler_errors``; delivery of
-    the next messages goes on.
+    An exception from ``handle`` is printed with its traceback and counted in ``handler_errors``;
+    delivery of the next messages goes on.
     """
 
     def __init__(
@@ -125,6 +138,10 @@ class MidiInput:
         client_name: str = CLIENT_NAME,
     ) -> None:
         self._handle = handle
+        # The reader and check_ports/close take turns with the clients.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
         self._clients: list[rtmidi.MidiIn] = []
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
@@ -146,8 +163,8 @@ class MidiInput:
             self.close()
             raise
         self.api = _api_name(self._clients[0])
-        for client in self._clients:
-            client.set_callback(self._deliver)
+        self._reader = threading.Thread(target=self._read, name="midi-in", daemon=True)
+        self._reader.start()
 
     def _add_client(self, client_name: str) -> rtmidi.MidiIn:
         client = _new_client(client_name)
@@ -170,7 +187,8 @@ class MidiInput:
         second), from the control side; a virtual port needs no check (others connect to it)."""
         changes = []
         for i, (client, name) in enumerate(self._named):
-            ports = client.get_ports()
+            with self._lock:
+                ports = client.get_ports()
             present = name in ports
             if present == self._present[i]:
                 continue
@@ -178,10 +196,10 @@ class MidiInput:
             if not present:
                 changes.append(f"MIDI input {name!r} is gone; playing on, reconnecting when back")
                 continue
-            client.close_port()  # also drops the callback (python-rtmidi)
             try:
-                client.open_port(ports.index(name), name="in")
-                client.set_callback(self._deliver)
+                with self._lock:
+                    client.close_port()
+                    client.open_port(ports.index(name), name="in")
             except rtmidi.RtMidiError as err:
                 self._present[i] = False  # try again at the next check
                 changes.append(f"MIDI input {name!r} is back but cannot be opened: {err}")
@@ -189,20 +207,31 @@ class MidiInput:
                 changes.append(f"MIDI input {name!r} is back; reconnected")
         return changes
 
-    def _deliver(self, event: tuple[list[int], float], data: object = None) -> None:
+    def _read(self) -> None:
+        """The reader thread: hand every queued message to ``handle``, then sleep ``POLL_S``."""
+        while not self._stop.is_set():
+            with self._lock:
+                for client in self._clients:
+                    while (event := client.get_message()) is not None:
+                        self._deliver(event[0])
+            time.sleep(POLL_S)
+
+    def _deliver(self, msg: list[int]) -> None:
         try:
-            self._handle(event[0])
+            self._handle(msg)
         except Exception:
             self.handler_errors += 1
-            print(f"MIDI message {event[0]} failed in the handler:", file=sys.stderr)
+            print(f"MIDI message {msg} failed in the handler:", file=sys.stderr)
             traceback.print_exc()
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""
+        if self._reader is not None:
+            self._stop.set()
+            self._reader.join()
         clients, self._clients = self._clients, []
         self._named, self._present = [], []
         for client in clients:
-            client.cancel_callback()
             client.close_port()
             client.delete()
 
