@@ -58,7 +58,10 @@ DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
 STATUS_PERIOD_S = 0.25
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
-DEFAULT_RENDERER = "process"  # fewer xruns than "thread" on a loaded CPU (bench_live --compare)
+# With the mixer in its own process both renderers give as many xruns (bench_live --compare 3:
+# 6, 7, 6 against 5, 4, 8); the process keeps the audio callback's worst block lower (44-61 %
+# of the period against 82-104 %) and the model's memory out of the player.
+DEFAULT_RENDERER = "process"
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 # MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
 # would block the lookup, and with it the status loop that notices the stall.
