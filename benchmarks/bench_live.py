@@ -3,10 +3,11 @@
     python benchmarks/bench_live.py --model MODEL.onnx [--notes 120] [--voices 32] [--no-realtime]
         [--renderer thread|process] [--compare ROUNDS]
 
-Runs the real ``play`` path in this process (Player: note cache + engine + PortAudio stream +
-JACK MIDI input) and measures it from outside with two other JACK clients, as the live tests do:
-a MIDI sender and a recorder of PortAudio's output ports (tests/jackrig.py). Times are wall clock
-(``perf_counter``) from the send call to the recorder's process cycle that captured the sample.
+Runs the real ``play`` path (Player: note cache + engine + JACK MIDI input in this process, the
+mixer and PortAudio stream in its audio process) and measures it from outside with two other JACK
+clients, as the live tests do: a MIDI sender and a recorder of PortAudio's output ports
+(tests/jackrig.py). Times are wall clock (``perf_counter``) from the send call to the recorder's
+process cycle that captured the sample.
 
 Phases (the note cache keeps rendering every other preset of the default bank at BACKGROUND
 priority all along, so the model competes with the audio for the 2 cores):
@@ -21,7 +22,8 @@ priority all along, so the model competes with the audio for the 2 cores):
 Callback time and xruns come from the stream itself (audio.py). Xruns are server-wide on JACK,
 and this VM's kernel does not preempt, so other load causes them too: before the probes, a silent
 PortAudio client runs alone on the server for as long (another process, writing zeros), and its
-xruns are printed as the machine's own floor in this run. Print the table; nothing is asserted
+xruns are printed as the machine's own floor in this run; then once more beside the note renderer
+kept as busy as in phase 1, the floor under that load. Print the table; nothing is asserted
 (timings never go in tests).
 
 ``--compare ROUNDS`` runs phase 1 only, ROUNDS times with each renderer (note cache rendering in a
@@ -33,6 +35,7 @@ each run (with the 1-minute load average at its start) and the medians.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -60,9 +63,9 @@ from jackrig import (  # noqa: E402
     silent_client_xruns,
 )
 
-from gansynth_instrument.cache import RENDERERS, Priority  # noqa: E402
+from gansynth_instrument.cache import RENDERERS, NoteCache, Priority  # noqa: E402
 from gansynth_instrument.engine import Timbre  # noqa: E402
-from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
+from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
@@ -136,13 +139,13 @@ def warm(player: Player, timbre: Timbre, pitches: list[int]) -> dict[int, np.nda
     return {p: player.cache.lookup(timbre.key, p).to_float() for p in pitches}
 
 
-def keep_renderer_busy(player: Player, model) -> int:
+def keep_renderer_busy(cache: NoteCache, model) -> int:
     """Queue every pitch of every default-bank preset in the background."""
     bank = find_bank("default")
     names = sorted(set(bank.programs.values()) | set(bank.morph_path))
     for name in names:
         z = find_preset(name).latent_vector(model.latent_size)
-        player.cache.request(z, model.pitches, Priority.BACKGROUND)
+        cache.request(z, model.pitches, Priority.BACKGROUND)
     return len(names) * len(model.pitches)
 
 
@@ -196,7 +199,7 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
             warm(player, player.engine.timbre, list(model.pitches))
             queued = 0
         else:
-            queued = keep_renderer_busy(player, model)
+            queued = keep_renderer_busy(player.cache, model)
         env = attack_envelope(PROBE.attack_s)
         templates = {p: env * notes[p][: len(env)] for p in PROBE_PITCHES}
         chord_s = 0.5  # the quiet chord starts, then the probes
@@ -252,7 +255,7 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
         engine = player.engine
         start_note = warm(player, engine.timbre, [60])[60]
         warm(player, engine.morph[-1], [60])
-        keep_renderer_busy(player, model)
+        keep_renderer_busy(player.cache, model)
         template = attack_envelope(engine.timbre.attack_s) * start_note[: round(ALIGN_S * RATE)]
         script = []
         for k in range(args.knob_moves):
@@ -290,7 +293,7 @@ def phase_switch(model, args, cache_dir: Path) -> list[float]:
     out = []
     with player:
         warm(player, player.engine.timbre, [60, 64, 67])
-        keep_renderer_busy(player, model)
+        keep_renderer_busy(player.cache, model)
         played = [(0.1, [0x90, p, 100]) for p in (60, 64, 67)]
         played += [(0.3, [0x80, p, 0]) for p in (60, 64, 67)]
         measure(port, played, 0.5)  # the played pitches: a new preset renders these first
@@ -314,10 +317,17 @@ def probe_phase_s(args) -> float:
     return 0.5 + 0.6 + args.notes * PROBE_SPACING_S
 
 
-def silent_run(args) -> dict[str, object]:
-    """The machine's own xruns for as long as phase 1 (no player on the server; its callback
-    time and latency are not measured, so they are left out)."""
-    callbacks, xruns = silent_client_xruns(probe_phase_s(args), RATE, BLOCK)
+def silent_run(args, model=None, cache_dir: Path | None = None) -> dict[str, object]:
+    """The machine's own xruns for as long as phase 1: a silent client with no player on the
+    server, alone, or (``model`` given) beside the note renderer kept as busy as in phase 1. Its
+    callback time and latency are not measured, so they are left out."""
+    with contextlib.ExitStack() as stack:
+        if model is not None:
+            cache = NoteCache(model, RATE, cache_dir=cache_dir, renderer=args.renderer)
+            cache.start()
+            stack.callback(cache.close)
+            keep_renderer_busy(cache, model)
+        callbacks, xruns = silent_client_xruns(probe_phase_s(args), RATE, BLOCK)
     return {"xruns": xruns, "callbacks": callbacks, "latencies_ms": []}
 
 
@@ -381,7 +391,9 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=32, help="quiet voices sounding (32)")
     parser.add_argument("--knob-moves", type=int, default=10)
     parser.add_argument("--switches", type=int, default=4, help="program changes (4)")
-    parser.add_argument("--threads", type=int, default=None, help="model threads (auto)")
+    parser.add_argument(
+        "--threads", type=int, help="model threads (default: as play, all cores but one)"
+    )
     parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
     parser.add_argument(
         "--renderer",
@@ -403,12 +415,14 @@ def main() -> None:
     server = JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=not args.no_realtime)
     server.start()
     try:
+        args.threads = args.threads or live_render_threads()
         model = load_model(args.model, threads=args.threads)
         if args.compare:
             compare(model, args)
             return
         with tempfile.TemporaryDirectory() as tmp:
             silent = silent_run(args)
+            silent_busy = silent_run(args, model, Path(tmp) / "s")
             lat = phase_latency(model, args, Path(tmp) / "a")
             knob = phase_knob(model, args, Path(tmp) / "b")
             switch = phase_switch(model, args, Path(tmp) / "c")
@@ -419,7 +433,7 @@ def main() -> None:
     period_ms = 1e3 * BLOCK / RATE
     rows = [
         ("machine", f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"),
-        ("model", f"{args.model.name} ({model.backend}, threads {args.threads or 'auto'})"),
+        ("model", f"{args.model.name} ({model.backend}, threads {args.threads})"),
         ("jackd", f"dummy {RATE} Hz / {BLOCK} frames, {'non-RT' if args.no_realtime else 'RT'}"),
         ("note renderer", args.renderer),
         ("voices sounding at every probe", f"≥ {lat['voices']} (quiet chord + probes)"),
@@ -434,6 +448,11 @@ def main() -> None:
         (
             "xruns of a silent client alone, as long",
             f"{silent['xruns']} in {silent['callbacks']} callbacks (the machine's floor)",
+        ),
+        (
+            "  the same beside the busy note renderer",
+            f"{silent_busy['xruns']} in {silent_busy['callbacks']} callbacks (its floor under "
+            "phase 1's rendering)",
         ),
         (
             "callback time (median / max)",

@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI 
 from jackrig import JackServer, silent_client_xruns  # noqa: E402
 
 from gansynth_instrument.engine import Timbre  # noqa: E402
-from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
+from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.presets import find_bank  # noqa: E402
@@ -393,7 +393,7 @@ def run(
     realtime: bool = True,
 ) -> Report:
     """Start a private JACK server and a player, run both phases, return the figures."""
-    model = load_model(model_path)
+    model = load_model(model_path, threads=live_render_threads())  # as play
     bank = find_bank("default")
     port = f"stress-{uuid.uuid4().hex[:6]}"
     blocks = int((max(flood_s, soak_s) + PHASE_GRACE_S) * RATE / BLOCK)

@@ -223,7 +223,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="inference backend; auto = CUDA if it works, else OpenVINO, else onnxruntime's CPU",
     )
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for inference (default: all cores; play leaves one free for the audio)",
+    )
     p.add_argument(
         "--precision",
         choices=("f32", "bf16"),

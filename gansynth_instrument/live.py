@@ -306,6 +306,15 @@ class TypingKeyboard:
         return [], None
 
 
+def live_render_threads() -> int:
+    """The note renderer's CPU threads in live play: every core but one, which stays free for the
+    JACK server and the audio callback. On the 2-core machine (bench_live, full-size model, cache
+    filling) a silent client beside the renderer got 9 xruns with 2 threads, 0 and 1 with one;
+    a cold note then takes about twice as long (preset switch 0.7-0.8 s → 1.3-1.5 s)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
+
+
 def run_play(args: argparse.Namespace) -> int:
     """``gansynth-instrument play``: open everything, show the status line until Ctrl-C."""
     from gansynth_instrument.model import load_model_from_options
@@ -335,6 +344,8 @@ def run_play(args: argparse.Namespace) -> int:
             "(--bank NAME, or no --preset for the default bank)"
         )
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    if args.threads is None:
+        args.threads = live_render_threads()
     model = load_model_from_options(args)
     player = Player(
         model,
