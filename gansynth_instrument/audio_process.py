@@ -59,8 +59,9 @@ from gansynth_instrument.audio import (
 )
 from gansynth_instrument.errors import DeviceError
 from gansynth_instrument.voices import (
-    _MORPH,
-    _NOTE_ON,
+    CMD_MORPH,
+    CMD_NOTE_ON,
+    NOTE_FIELDS,
     LoopedNote,
     Mixer,
     looped_frames_bound,
@@ -76,7 +77,6 @@ ACTIVE_POLL_S = 0.05
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 _LOAD = "load"  # (_LOAD, entry, frames, gain, pitch, sample_rate, loop_start, loop_end)
-_NOTE_FIELDS = (4, 6)  # where note-on and morph commands carry their two notes
 
 # Status row (float64): commands applied, voice-end ring write count, voices sounding, their peak
 # since the control side last reset it, and whether the stream is active.
@@ -230,9 +230,9 @@ class AudioProcess:
         free entry (every one held by a voice or by commands in flight)."""
         op = cmd[1]
         held: tuple[int, ...] = ()
-        if op in (_NOTE_ON, _MORPH):
+        if op in (CMD_NOTE_ON, CMD_MORPH):
             fields = list(cmd)
-            for i in _NOTE_FIELDS:
+            for i in NOTE_FIELDS:
                 if fields[i] is not None:
                     entry = self._place(fields[i])
                     if entry is None:
@@ -243,8 +243,8 @@ class AudioProcess:
         self._commands.send(cmd)
         self._sent += 1
         # A morph of a voice that already ended is ignored by the child: nothing more is held.
-        ended = op == _MORPH and self._voice.get(cmd[2], (None,))[0] != cmd[3]
-        if op in (_NOTE_ON, _MORPH) and not ended:
+        ended = op == CMD_MORPH and self._voice.get(cmd[2], (None,))[0] != cmd[3]
+        if op in (CMD_NOTE_ON, CMD_MORPH) and not ended:
             self._hold(cmd[2], cmd[3], held)
         return True
 
@@ -473,9 +473,9 @@ class _RenderSide:
             if msg[0] == _LOAD:
                 self._load(*msg[1:])
                 continue
-            if msg[1] in (_NOTE_ON, _MORPH):
+            if msg[1] in (CMD_NOTE_ON, CMD_MORPH):
                 fields = list(msg)
-                for i in _NOTE_FIELDS:
+                for i in NOTE_FIELDS:
                     if fields[i] is not None:
                         fields[i] = self._notes[fields[i]]
                 msg = tuple(fields)

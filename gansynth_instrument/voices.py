@@ -50,14 +50,17 @@ if TYPE_CHECKING:
 IMMEDIATE = -1
 """Frame stamp of a command that applies at the start of the next rendered block (live play)."""
 
-# Commands are tuples (frame, opcode, fields...). Fields per opcode:
-#   _NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack and release frames
-#   _RELEASE  slot, serial
-#   _MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
-#   _BEND     bend ratio (every voice, sounding and future)
-#   _SILENCE  none: every voice stops at once
-#   _FADE     slot, serial, fade frames: a stolen voice fades out from its current level
-_NOTE_ON, _RELEASE, _MORPH, _BEND, _SILENCE, _FADE = range(6)
+# Commands are tuples (frame, opcode, fields...), the protocol between Voices and any Mixer
+# (``audio_process.py`` carries them to another process). Fields per opcode:
+#   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release
+#                (attack and release in frames)
+#   CMD_RELEASE  slot, serial
+#   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
+#   CMD_BEND     bend ratio (every voice, sounding and future)
+#   CMD_SILENCE  none: every voice stops at once
+#   CMD_FADE     slot, serial, fade frames: a stolen voice fades out from its current level
+CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE = range(6)
+NOTE_FIELDS = (4, 6)  # where CMD_NOTE_ON and CMD_MORPH carry their notes (note_a, note_b)
 
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 _LAYERS = 2
@@ -267,7 +270,7 @@ class Mixer:
 
     def _apply(self, cmd: tuple) -> None:
         op = cmd[1]
-        if op == _NOTE_ON:
+        if op == CMD_NOTE_ON:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release = cmd
             self._serial[slot] = serial
             self._active[slot] = True
@@ -284,13 +287,13 @@ class Mixer:
             self._w_from[slot] = self._w_to[slot] = weight if note_b is not None else 0.0
             self._since_glide[slot] = 0.0
             self._top = max(self._top, slot + 1)
-        elif op == _RELEASE:
+        elif op == CMD_RELEASE:
             slot, serial = cmd[2], cmd[3]
             if self._active[slot] and self._serial[slot] == serial:
                 self._released_at[slot] = min(self._released_at[slot], self._age[slot])
                 for layer in range(_LAYERS):
                     self._leave_loop(layer, slot)
-        elif op == _MORPH:
+        elif op == CMD_MORPH:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight = cmd
             if not (self._active[slot] and self._serial[slot] == serial):
                 return
@@ -305,11 +308,11 @@ class Mixer:
                 self._w_from[slot] = weight
             self._w_to[slot] = weight
             self._since_glide[slot] = 0.0
-        elif op == _BEND:
+        elif op == CMD_BEND:
             self._progress0 += self._bend * self._since_bend
             self._since_bend[:] = 0.0
             self._bend = cmd[2]
-        elif op == _FADE:
+        elif op == CMD_FADE:
             slot, serial, fade = cmd[2], cmd[3], cmd[4]
             if self._active[slot] and self._serial[slot] == serial:
                 # A new release ramp: from the level of the last frame played to 0 in ``fade``
@@ -319,7 +322,7 @@ class Mixer:
                 if level > 0.0:
                     self._release[slot] = fade / level
                     self._released_at[slot] = age - fade / level * (1.0 - level)
-        elif op == _SILENCE:
+        elif op == CMD_SILENCE:
             for slot in range(self._top):
                 if self._active[slot]:
                     self._end(slot)
@@ -597,7 +600,7 @@ class Voices:
         live = [(slot, s) for slot, s in enumerate(self._slots) if s.sounding and not s.dying]
         if len(live) >= self.polyphony:
             victim, s = min(live, key=steal_order)
-            if self._send((frame, _FADE, victim, s.serial, self._fade_frames)):
+            if self._send((frame, CMD_FADE, victim, s.serial, self._fade_frames)):
                 s.dying = True
                 s.held = s.sustained = False
         free = [slot for slot, s in enumerate(self._slots) if not s.sounding]
@@ -639,7 +642,7 @@ class Voices:
         release_frames = max(1, round(release_s * self.sample_rate))
         note_b = layer_b.note if layer_b is not None else None
         ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
-        cmd = (frame, _NOTE_ON, slot, self._serials, layer_a.note, layer_a.pitch_ratio)
+        cmd = (frame, CMD_NOTE_ON, slot, self._serials, layer_a.note, layer_a.pitch_ratio)
         cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames)
         if not self._send(cmd):
             return None
@@ -652,7 +655,7 @@ class Voices:
 
     def _release_slot(self, slot: int, frame: int) -> None:
         s = self._slots[slot]
-        if self._send((frame, _RELEASE, slot, s.serial)):
+        if self._send((frame, CMD_RELEASE, slot, s.serial)):
             s.held = s.sustained = False
 
     def note_off(self, key: Hashable, frame: int = IMMEDIATE) -> None:
@@ -683,13 +686,13 @@ class Voices:
 
     def all_sound_off(self, frame: int = IMMEDIATE) -> None:
         """CC120: silence every voice at once, tails included."""
-        if self._send((frame, _SILENCE)):
+        if self._send((frame, CMD_SILENCE)):
             self._slots = [_Slot() for _ in self._slots]
             self._by_serial.clear()
 
     def bend(self, semitones: float, frame: int = IMMEDIATE) -> None:
         """Pitch-bend every voice, sounding and future, by ``semitones``."""
-        self._send((frame, _BEND, pitch_ratio(semitones)))
+        self._send((frame, CMD_BEND, pitch_ratio(semitones)))
 
     def morph(
         self,
@@ -708,7 +711,7 @@ class Voices:
             layer_b = self._looping(layer_b) if layer_b is not None else None
         note_b = layer_b.note if layer_b is not None else None
         ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
-        cmd = (frame, _MORPH, slot, s.serial, layer_a.note, layer_a.pitch_ratio, note_b, ratio_b)
+        cmd = (frame, CMD_MORPH, slot, s.serial, layer_a.note, layer_a.pitch_ratio, note_b, ratio_b)
         self._send((*cmd, float(weight)))
 
     def sounding(self) -> Iterator[tuple[int, Hashable]]:
@@ -724,7 +727,14 @@ class Voices:
 
 
 __all__ = [
+    "CMD_BEND",
+    "CMD_FADE",
+    "CMD_MORPH",
+    "CMD_NOTE_ON",
+    "CMD_RELEASE",
+    "CMD_SILENCE",
     "IMMEDIATE",
+    "NOTE_FIELDS",
     "Layer",
     "LoopedNote",
     "Mixer",
