@@ -61,6 +61,7 @@ from jackrig import (  # noqa: E402
     Recorder,
     midi_input_port,
     silent_client_xruns,
+    stolen_s,
 )
 
 from gansynth_instrument.cache import RENDERERS, NoteCache, Priority  # noqa: E402
@@ -222,9 +223,9 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
 
         sampler = threading.Thread(target=sample_voices)
         sampler.start()
-        before = player.audio.stats()
+        before, stolen_before_s = player.audio.stats(), stolen_s()
         capture = measure(port, script, probe_phase_s(args))
-        after = player.audio.stats()
+        after, stolen_after_s = player.audio.stats(), stolen_s()
         done.set()
         sampler.join()
     first_probe, last_probe = capture.sent_s[probes[0][0]], capture.sent_s[probes[-1][0]]
@@ -241,6 +242,7 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
         "callback_median": after.callback_median_load,
         "callback_max": after.callback_max_load,
         "callbacks": after.callbacks - before.callbacks,
+        "stolen_ms": 1e3 * (stolen_after_s - stolen_before_s),
         "reported_latency_ms": 1e3 * after.latency_s,
         "queued": queued,
         "voices": min(voices),
@@ -327,8 +329,10 @@ def silent_run(args, model=None, cache_dir: Path | None = None) -> dict[str, obj
             cache.start()
             stack.callback(cache.close)
             keep_renderer_busy(cache, model)
+        stolen_before_s = stolen_s()
         callbacks, xruns = silent_client_xruns(probe_phase_s(args), RATE, BLOCK)
-    return {"xruns": xruns, "callbacks": callbacks, "latencies_ms": []}
+        stolen_ms = 1e3 * (stolen_s() - stolen_before_s)
+    return {"xruns": xruns, "callbacks": callbacks, "latencies_ms": [], "stolen_ms": stolen_ms}
 
 
 def compare(model, args) -> None:
@@ -352,7 +356,16 @@ def compare(model, args) -> None:
         f"{model.backend}; "
         f"{len(os.sched_getaffinity(0))} cores SHARED with other jobs (load = 1-min average)"
     )
-    header = ("renderer", "load", "xruns", "callbacks", "cb median %", "cb max %", "lat med ms")
+    header = (
+        "renderer",
+        "load",
+        "xruns",
+        "callbacks",
+        "stolen ms",
+        "cb median %",
+        "cb max %",
+        "lat med ms",
+    )
     print("  " + f"{header[0]:>15}  " + "  ".join(f"{h:>11}" for h in header[1:]))
 
     def row(name: str, load: float, lat: dict) -> str:
@@ -361,6 +374,7 @@ def compare(model, args) -> None:
             f"{load:.1f}",
             f"{lat['xruns']}",
             f"{lat['callbacks']}",
+            f"{lat['stolen_ms']:.0f}",
             f"{100 * lat['callback_median']:.1f}" if "callback_median" in lat else "-",
             f"{100 * lat['callback_max']:.0f}" if "callback_max" in lat else "-",
             f"{statistics.median(lat['latencies_ms']):.2f}" if lat["latencies_ms"] else "-",
@@ -373,7 +387,7 @@ def compare(model, args) -> None:
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
             key: statistics.median(lat[key] for _, lat in mine)
-            for key in ("xruns", "callbacks", "callback_median", "callback_max")
+            for key in ("xruns", "callbacks", "stolen_ms", "callback_median", "callback_max")
             if key in mine[0][1]  # the silent client has no callback times
         }
         median["latencies_ms"] = [
@@ -382,6 +396,7 @@ def compare(model, args) -> None:
         print(row(f"median {renderer}", statistics.median(ld for ld, _ in mine), median))
     print(f"  (callback % of the {period_ms:.2f} ms period; medians over {args.compare} runs each)")
     print("  (silent: a PortAudio client writing zeros, alone on the server as long: the floor)")
+    print("  (stolen: CPU time the host took from this virtual machine meanwhile, all cores)")
 
 
 def main() -> None:
@@ -444,15 +459,20 @@ def main() -> None:
             "    median / p99 / max",
             f"{statistics.median(ms):.2f} / {percent(ms, 99):.2f} / {max(ms):.2f} ms",
         ),
-        ("xruns during the probes", f"{lat['xruns']} in {lat['callbacks']} callbacks"),
+        (
+            "xruns during the probes",
+            f"{lat['xruns']} in {lat['callbacks']} callbacks "
+            f"(host stole {lat['stolen_ms']:.0f} ms)",
+        ),
         (
             "xruns of a silent client alone, as long",
-            f"{silent['xruns']} in {silent['callbacks']} callbacks (the machine's floor)",
+            f"{silent['xruns']} in {silent['callbacks']} callbacks "
+            f"(the machine's floor; host stole {silent['stolen_ms']:.0f} ms)",
         ),
         (
             "  the same beside the busy note renderer",
             f"{silent_busy['xruns']} in {silent_busy['callbacks']} callbacks (its floor under "
-            "phase 1's rendering)",
+            f"phase 1's rendering; host stole {silent_busy['stolen_ms']:.0f} ms)",
         ),
         (
             "callback time (median / max)",

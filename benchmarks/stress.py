@@ -23,7 +23,7 @@ server-wide events on JACK, so the silent client runs while no other client play
 Prints, per phase: stream xruns (PortAudio's underflow flags) and jackd's XRun lines, callback
 time median/max, max voices sounding, MIDI events sent, commands dropped (the voice queue was
 full), MIDI handler errors, log records at WARNING and ERROR, CPU time the host stole from this
-virtual machine (``stolen_s``); then resident memory (RSS) at the
+virtual machine (``jackrig.stolen_s``); then resident memory (RSS) at the
 start, after the flood, mid-soak and at the end, against the bytes the note cache holds. ``--json``
 also writes these figures (tests/test_stress.py asserts on them). Timing figures depend on the
 machine: say whether it was shared.
@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI sender
 
 
-from jackrig import JackServer, silent_client_xruns  # noqa: E402
+from jackrig import JackServer, silent_client_xruns, stolen_s  # noqa: E402
 
 from gansynth_instrument.engine import Timbre  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
@@ -297,17 +297,6 @@ class Report:
         """RSS growth over the soak that the note cache's own growth does not explain."""
         rss = self.rss_end_mib - self.rss_after_flood_mib
         return rss - (self.cache_end_mib - self.cache_after_flood_mib)
-
-
-def stolen_s() -> float:
-    """CPU time taken from this (virtual) machine by its host so far, all cores (/proc/stat's
-    steal column); 0 where there is no such file. On this VM the silent client's xruns come in
-    bursts, and stolen time is the one thing inside the guest that shows the host being busy."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    except OSError:
-        return 0.0
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def jackd_xruns(server: JackServer) -> int:

@@ -233,6 +233,17 @@ def silent_client_xruns(seconds: float, sample_rate: int, block_frames: int) -> 
     return callbacks, xruns
 
 
+def stolen_s() -> float:
+    """CPU time taken from this (virtual) machine by its host so far, all cores (/proc/stat's
+    steal column); 0 where there is no such file. On this VM the silent client's xruns come in
+    bursts, and stolen time is the one thing inside the guest that shows the host being busy."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def wait_cycles(
     ports: Sequence[jack.Port], cycles: Callable[[], int], timeout_s: float = 5.0
 ) -> None:
