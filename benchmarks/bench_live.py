@@ -23,8 +23,9 @@ Callback time and xruns come from the stream itself (audio.py). Xruns are server
 and this VM's kernel does not preempt, so other load causes them too: before the probes, a silent
 PortAudio client runs alone on the server for as long (another process, writing zeros), and its
 xruns are printed as the machine's own floor in this run; then once more beside the note renderer
-kept as busy as in phase 1, the floor under that load. Print the table; nothing is asserted
-(timings never go in tests).
+kept as busy as in phase 1, the floor under that load; and once beside this benchmark's own rig
+(recorder and MIDI sender: Python callbacks on JACK's real-time thread, as in phase 1). Print the
+table; nothing is asserted (timings never go in tests).
 
 ``--compare ROUNDS`` runs phase 1 only, ROUNDS times with each renderer (note cache rendering in a
 thread of this process vs in a worker process) and the silent client, interleaved (thread/process,
@@ -103,10 +104,14 @@ class Capture:
         return float(self.cycle_wall_s[frame // self.block_frames])
 
 
-def _measure(port: str, script: list[tuple[float, list[int]]], seconds: float, out: str) -> None:
-    """In the measuring process: connect, record, send the script on time, save the capture."""
+def _measure(
+    port: str | None, script: list[tuple[float, list[int]]], seconds: float, out: str
+) -> None:
+    """In the measuring process: connect (to nothing when ``port`` is None), record, send the
+    script on time, save the capture."""
     with MidiSender() as sender:
-        sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+        if port is not None:
+            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
         with Recorder(seconds=seconds) as recorder:
             start = time.perf_counter()
             sent = []
@@ -118,7 +123,7 @@ def _measure(port: str, script: list[tuple[float, list[int]]], seconds: float, o
             np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent)
 
 
-def measure(port: str, script: list[tuple[float, list[int]]], seconds: float) -> Capture:
+def measure(port: str | None, script: list[tuple[float, list[int]]], seconds: float) -> Capture:
     """Run ``script`` from a separate process (its JACK clients' Python callbacks must not take
     the player's GIL: a musician's keyboard and a recorder are other programs)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -319,6 +324,24 @@ def probe_phase_s(args) -> float:
     return 0.5 + 0.6 + args.notes * PROBE_SPACING_S
 
 
+def silent_with_rig_run(args) -> dict[str, object]:
+    """The silent client's xruns while this benchmark's own rig runs as in phase 1: the recorder
+    (of the silent client's ports) and the MIDI sender, whose Python callbacks run on JACK's
+    real-time thread in the measuring process, sending the probes' rhythm to nowhere."""
+    seconds = probe_phase_s(args)
+    counts: list[tuple[int, int]] = []
+    silent = threading.Thread(
+        target=lambda: counts.append(silent_client_xruns(seconds + 2.0, RATE, BLOCK))
+    )
+    silent.start()
+    time.sleep(1.0)  # its ports exist before the recorder looks for them
+    script = [(0.5 + k * PROBE_SPACING_S, [0x90, 60, 100]) for k in range(args.notes)]
+    measure(None, script, seconds - 1.0)
+    silent.join()
+    callbacks, xruns = counts[0]
+    return {"xruns": xruns, "callbacks": callbacks, "latencies_ms": []}
+
+
 def silent_run(args, model=None, cache_dir: Path | None = None) -> dict[str, object]:
     """The machine's own xruns for as long as phase 1: a silent client with no player on the
     server, alone, or (``model`` given) beside the note renderer kept as busy as in phase 1. Its
@@ -438,6 +461,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             silent = silent_run(args)
             silent_busy = silent_run(args, model, Path(tmp) / "s")
+            silent_rig = silent_with_rig_run(args)
             lat = phase_latency(model, args, Path(tmp) / "a")
             knob = phase_knob(model, args, Path(tmp) / "b")
             switch = phase_switch(model, args, Path(tmp) / "c")
@@ -473,6 +497,11 @@ def main() -> None:
             "  the same beside the busy note renderer",
             f"{silent_busy['xruns']} in {silent_busy['callbacks']} callbacks (its floor under "
             f"phase 1's rendering; host stole {silent_busy['stolen_ms']:.0f} ms)",
+        ),
+        (
+            "  the same beside this benchmark's rig",
+            f"{silent_rig['xruns']} in {silent_rig['callbacks']} callbacks (recorder and MIDI "
+            "sender as in phase 1)",
         ),
         (
             "callback time (median / max)",
