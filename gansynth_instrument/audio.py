@@ -75,10 +75,10 @@ _JACK_CLIENT_NAME: list[ctypes.Array] = []  # PortAudio keeps the pointer: keep 
 
 
 def name_jack_client(name: str) -> None:
-    """Name the JACK client PortAudio opens in this process (else "PortAudio"); call before
-    sounddevice is imported, since PortAudio opens the client when it initialises."""
+    """Name the JACK client PortAudio opens in this process (else "PortAudio"). PortAudio opens
+    it when it initialises, at sounddevice's import, so once that happened this does nothing."""
     if "sounddevice" in sys.modules:
-        raise RuntimeError("name_jack_client must run before sounddevice is imported")
+        return
     path = ctypes.util.find_library("portaudio")
     if path is None:
         return  # _sounddevice() says what is missing

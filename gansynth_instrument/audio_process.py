@@ -516,8 +516,7 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle: it closes us
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    if "sounddevice" not in sys.modules:  # spawn imported only this module's imports so far
-        name_jack_client(JACK_CLIENT_NAME)
+    name_jack_client(JACK_CLIENT_NAME)  # unless the player's main module imported sounddevice
     fd = recv_handle(control)
     layout = config.layout
     buffer = _map(fd, layout.size)
@@ -553,23 +552,21 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
             request = control.recv() if control.poll(ACTIVE_POLL_S) else None
         except (EOFError, OSError):  # the player's process is gone
             request = "close"
+        reply: tuple = ("ok",)
+        try:
+            if request == "start":
+                output.start()
+            elif request == "stop":
+                output.stop()
+            elif request == "close":
+                output.close()
+        except DeviceError as err:
+            reply = ("error", str(err))
+        status[_ACTIVE] = output.active  # before any answer: the player reads it next
         if request is not None:
-            try:
-                if request == "start":
-                    output.start()
-                elif request == "stop":
-                    output.stop()
-                elif request == "close":
-                    output.close()
-            except DeviceError as err:
-                status[_ACTIVE] = output.active
-                _reply(control, ("error", str(err)))
-                continue
-            status[_ACTIVE] = output.active  # before the answer: the player reads it next
-            _reply(control, ("ok",))
-            if request == "close":
-                return
-        status[_ACTIVE] = output.active
+            _reply(control, reply)
+        if request == "close":
+            return
 
 
 def _reply(control: Connection, reply: tuple) -> None:

@@ -210,10 +210,12 @@ class MidiInput:
     def _read(self) -> None:
         """The reader thread: hand every queued message to ``handle``, then sleep ``POLL_S``."""
         while not self._stop.is_set():
-            with self._lock:
-                for client in self._clients:
-                    while (event := client.get_message()) is not None:
-                        self._deliver(event[0])
+            with self._lock:  # only while taking: the handler runs without it
+                messages = [
+                    event[0] for client in self._clients for event in iter(client.get_message, None)
+                ]
+            for msg in messages:
+                self._deliver(msg)
             time.sleep(POLL_S)
 
     def _deliver(self, msg: list[int]) -> None:
