@@ -37,7 +37,6 @@ import os
 import select
 import signal
 import sys
-import tempfile
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from gansynth_instrument.audio import (
     name_jack_client,
 )
 from gansynth_instrument.errors import DeviceError
+from gansynth_instrument.fileio import anonymous_file
 from gansynth_instrument.voices import (
     CMD_MORPH,
     CMD_NOTE_ON,
@@ -194,7 +194,7 @@ class AudioProcess:
     def open(self) -> None:
         """Start the child and open the stream there (not started yet)."""
         layout = self._config.layout
-        fd = _anonymous_file(layout.size)
+        fd = anonymous_file(layout.size, "gansynth-audio")
         try:
             self._buffer = _map(fd, layout.size)
             context = multiprocessing.get_context("spawn")
@@ -430,17 +430,6 @@ def _map(fd: int, size: int) -> mmap.mmap:
     """Map the shared file with every page present now (MAP_POPULATE where there is one), so
     that neither the copy of a note nor the callback reading it takes a page fault."""
     return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-
-
-def _anonymous_file(size: int) -> int:
-    """A file descriptor of ``size`` bytes of memory with no name to leak (memfd on Linux)."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("gansynth-audio")
-    else:
-        fd, path = tempfile.mkstemp(prefix="gansynth-audio-")
-        os.unlink(path)
-    os.ftruncate(fd, size)
-    return fd
 
 
 # -- the child ---------------------------------------------------------------------------------

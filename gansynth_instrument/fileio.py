@@ -1,6 +1,7 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written preset, WAV or cache file.
+"""Files: atomic writes, and nameless memory files that processes share.
 
-Write to a temporary name in the destination's own directory (same filesystem, so the rename is
+Atomic writes: a reader (or a crash) never sees a half-written preset, WAV or cache file. Write
+to a temporary name in the destination's own directory (same filesystem, so the rename is
 atomic), then ``os.replace`` it onto the final name. Any failure removes the temporary file and
 surfaces as one ``OutputError`` naming the path.
 """
@@ -61,3 +62,15 @@ def write_text_atomic(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def anonymous_file(size: int, name: str) -> int:
+    """A file descriptor of ``size`` bytes of memory with no path to leak (memfd on Linux, an
+    unlinked temporary file elsewhere): passed to another process, it is freed when both close."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(name)
+    else:
+        fd, path = tempfile.mkstemp(prefix=f"{name}-")
+        os.unlink(path)
+    os.ftruncate(fd, size)
+    return fd

@@ -61,6 +61,7 @@ def test_process_renderer_fills_the_same_notes_as_the_thread_renderer(model: Mod
         assert b.gain == a.gain
         assert (b.pitch, b.sample_rate) == (pitch, OUTPUT_RATE)
         assert b.pcm.dtype == np.int16 and not b.pcm.flags.writeable
+        assert b.pcm.base is None  # its own memory (not a view of the batch): freed alone
     assert workers() == []
 
 
