@@ -46,8 +46,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,7 @@ from jackrig import (  # noqa: E402
     stolen_s,
 )
 
+from gansynth_instrument.audio import StreamStats  # noqa: E402
 from gansynth_instrument.cache import RENDERERS, NoteCache, Priority  # noqa: E402
 from gansynth_instrument.engine import Timbre  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
@@ -105,14 +108,21 @@ class Capture:
 
 
 def _measure(
-    port: str | None, script: list[tuple[float, list[int]]], seconds: float, out: str
+    port: str | None,
+    script: list[tuple[float, list[int]]],
+    seconds: float,
+    out: str,
+    marks: tuple[EventType, EventType, EventType],
 ) -> None:
     """In the measuring process: connect (to nothing when ``port`` is None), record, send the
-    script on time, save the capture."""
+    script on time, save the capture. ``marks``: set when recording starts, set when it has
+    ended, and waited for before saving (see ``measure``)."""
+    started, ended, may_save = marks
     with MidiSender() as sender:
         if port is not None:
             sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
         with Recorder(seconds=seconds) as recorder:
+            started.set()
             start = time.perf_counter()
             sent = []
             for at_s, msg in script:
@@ -120,18 +130,37 @@ def _measure(
                 sent.append(sender.send(msg))
             audio = recorder.wait(timeout_s=seconds + 60)[:, 0].copy()
             walls = recorder.cycle_wall_s.copy()
-            np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent)
+    ended.set()
+    may_save.wait()
+    np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent)
 
 
-def measure(port: str | None, script: list[tuple[float, list[int]]], seconds: float) -> Capture:
+def measure(
+    port: str | None,
+    script: list[tuple[float, list[int]]],
+    seconds: float,
+    on_start: Callable[[], None] = lambda: None,
+    on_end: Callable[[], None] = lambda: None,
+) -> Capture:
     """Run ``script`` from a separate process (its JACK clients' Python callbacks must not take
-    the player's GIL: a musician's keyboard and a recorder are other programs)."""
+    the player's GIL: a musician's keyboard and a recorder are other programs).
+
+    ``on_start`` / ``on_end`` run here when the recording starts and ends: the window in which
+    the instrument is measured. The measuring process's own start-up (imports, JACK clients)
+    and its writing of the capture file lie outside it: ftrace showed that write (4 MB, one
+    non-preemptible system call on this kernel) delaying JACK's real-time threads by 2-3 ms."""
+    context = multiprocessing.get_context("spawn")
+    marks = (context.Event(), context.Event(), context.Event())
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "capture.npz")
-        child = multiprocessing.get_context("spawn").Process(
-            target=_measure, args=(port, script, seconds, out)
-        )
+        child = context.Process(target=_measure, args=(port, script, seconds, out, marks))
         child.start()
+        for mark, then in zip(marks[:2], (on_start, on_end), strict=True):
+            while not mark.wait(0.1):
+                if not child.is_alive():
+                    raise RuntimeError(f"measuring process failed (exit {child.exitcode})")
+            then()
+        marks[2].set()
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"measuring process failed (exit {child.exitcode})")
@@ -228,9 +257,16 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
 
         sampler = threading.Thread(target=sample_voices)
         sampler.start()
-        before, stolen_before_s = player.audio.stats(), stolen_s()
-        capture = measure(port, script, probe_phase_s(args))
-        after, stolen_after_s = player.audio.stats(), stolen_s()
+        window: dict[str, tuple[StreamStats, float]] = {}  # stream stats, stolen s
+
+        def mark(name: str) -> Callable[[], None]:
+            def read() -> None:
+                window[name] = (player.audio.stats(), stolen_s())
+
+            return read
+
+        capture = measure(port, script, probe_phase_s(args), mark("before"), mark("after"))
+        (before, stolen_before_s), (after, stolen_after_s) = window["before"], window["after"]
         done.set()
         sampler.join()
     first_probe, last_probe = capture.sent_s[probes[0][0]], capture.sent_s[probes[-1][0]]

@@ -44,7 +44,7 @@ from gansynth_instrument.engine import (
     build_engine,
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
-from gansynth_instrument.memory import keep_freed_memory
+from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.voices import Voices
 
@@ -177,6 +177,7 @@ class Player:
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
         keep_freed_memory()  # no munmap of arriving notes: less kernel time beside the audio
+        no_huge_pages()  # before the renderer and audio processes start: they inherit it
         with contextlib.ExitStack() as stack:
             self.cache.start()
             stack.callback(self.cache.close)

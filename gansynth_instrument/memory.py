@@ -1,4 +1,4 @@
-"""Process memory policy: keep freed memory in the heap instead of giving it back to the OS.
+"""Process memory policy: keep freed memory in the heap, and (live play) no huge pages.
 
 glibc serves large blocks (32 MiB tensors in training, 384 KB notes in play) with ``mmap`` and
 returns them with ``munmap``. Each new block is then page-faulted in again (kernel time), and each
@@ -7,13 +7,21 @@ the audio thread included. Measured: full-resolution training 2.3× faster (37 o
 per step were page faults). For live play the gain is not clear of this machine's noise: with the
 process renderer, 11 and 16 → 5 and 6 xruns in one A/B (``benchmarks/bench_live.py --compare 1``,
 two runs each), 14 in a later run. Elsewhere than glibc nothing changes.
+
+Transparent huge pages: NumPy asks for them on arrays of 4 MiB and more, and the kernel's
+``khugepaged`` then copies scattered pages into 2 MiB ones in the background, 2 MiB at a time
+in one non-preemptible stretch. Traced during ``bench_live.py`` (ftrace + perf on the 2-core VM,
+a kernel without preemption): JACK's real-time threads waited 4-7 ms behind it, the longest
+delays of the run. So live play opts its processes out.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+_PR_SET_THP_DISABLE = 41  # Linux prctl option
 
 
 def keep_freed_memory() -> None:
@@ -24,3 +32,11 @@ def keep_freed_memory() -> None:
         return
     libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
     libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+
+
+def no_huge_pages() -> None:
+    """Keep this process, and every process it starts from now on (the flag is inherited, also
+    across exec), out of transparent huge pages, so khugepaged leaves its memory alone."""
+    if sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)

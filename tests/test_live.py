@@ -8,6 +8,7 @@ figures come from benchmarks/bench_live.py.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pty
 import select
@@ -123,6 +124,17 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             silent_from = round((0.45 + preset.release_s + 0.05) * RATE)
             assert np.abs(captured[start : start + round(0.3 * RATE)]).max() > 0.05
             assert not captured[silent_from:].any()
+
+
+def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, model, cache_dir):
+    """memory.no_huge_pages: khugepaged's copies delayed JACK's real-time threads by 4-7 ms."""
+    with playing(model, cache_dir, preset=find_preset("felt-keys")) as (player, _):
+        player.cache.wait(player.engine.timbre.key, [60], 60.0)  # the renderer process is up
+        pids = [os.getpid(), *(child.pid for child in multiprocessing.active_children())]
+        assert len(pids) == 3  # this one, the audio process, the renderer process
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            assert "THP_enabled:\t0" in status, pid
 
 
 def test_sustain_pedal_holds_released_notes_until_it_lifts(jack_server, model, cache_dir):
