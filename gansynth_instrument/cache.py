@@ -217,9 +217,9 @@ def _send_notes(conn: Connection, notes: list[Note]) -> None:
     run there: an xrun each time. Copying out of shared memory is user-space work, preemptible.
     """
     shape = (len(notes), len(notes[0].pcm))
-    fd = anonymous_file(shape[0] * shape[1] * 2, "gansynth-notes")
+    fd = anonymous_file(_batch_bytes(shape), "gansynth-notes")
     try:
-        with mmap.mmap(fd, shape[0] * shape[1] * 2) as buffer:
+        with mmap.mmap(fd, _batch_bytes(shape)) as buffer:
             shared = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
             for i, note in enumerate(notes):
                 shared[i] = note.pcm
@@ -230,11 +230,15 @@ def _send_notes(conn: Connection, notes: list[Note]) -> None:
         os.close(fd)
 
 
+def _batch_bytes(shape: tuple[int, int]) -> int:
+    return shape[0] * shape[1] * np.dtype(np.int16).itemsize
+
+
 def _receive_notes(conn: Connection, shape: tuple[int, int]) -> list[np.ndarray]:
     """The samples _send_notes shared: one read-only int16 array per note, copied out."""
     fd = recv_handle(conn)
     try:
-        with mmap.mmap(fd, shape[0] * shape[1] * 2, access=mmap.ACCESS_READ) as buffer:
+        with mmap.mmap(fd, _batch_bytes(shape), access=mmap.ACCESS_READ) as buffer:
             shared = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
             rows = [row.copy() for row in shared]  # each its own array: the cache frees per note
             del shared

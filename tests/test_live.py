@@ -126,10 +126,11 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             assert not captured[silent_from:].any()
 
 
-def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, model, cache_dir):
+def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, model, tmp_path):
     """memory.no_huge_pages: khugepaged's copies delayed JACK's real-time threads by 4-7 ms."""
-    with playing(model, cache_dir, preset=find_preset("felt-keys")) as (player, _):
-        player.cache.wait(player.engine.timbre.key, [60], 60.0)  # the renderer process is up
+    with playing(model, tmp_path, preset=find_preset("felt-keys")) as (player, _):
+        # An empty cache: the renderer process is up once a note is rendered.
+        assert player.cache.wait(player.engine.timbre.key, [60], 60.0)
         pids = [os.getpid(), *(child.pid for child in multiprocessing.active_children())]
         assert len(pids) == 3  # this one, the audio process, the renderer process
         for pid in pids:
