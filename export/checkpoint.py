@@ -305,11 +305,28 @@ def magenta_progress(
             span = (train_time_s - stage_times[i]) / (stage_times[i + 1] - stage_times[i])
             progress += float(np.clip(span, 0.0, 1.0))
         return min(progress, float(num_blocks - 1))
+    progress, start = 0.0, 0
+    for stage, length in enumerate(stage_lengths(hparams)[: 2 * num_blocks - 2]):
+        if stage % 2:  # a transition fades the next block in
+            progress += min(max((global_step - start) / length, 0.0), 1.0)
+        start += length
+    return float(np.float32(progress))
+
+
+def stage_lengths(hparams: dict[str, object]) -> list[int]:
+    """Images of each stage but the last (stable, transition, stable, ...; the last runs on).
+
+    Magenta's uniform stable/transition counts, or our trainer's ``trainer_stage_images`` (one
+    count per stage): pitch is learned per optimiser step, and steps are cheap at low sizes and
+    dear at the top, so a regression run wants long low stages and short top ones.
+    """
+    explicit = hparams.get("trainer_stage_images")
+    if explicit:
+        return [int(n) for n in explicit]  # type: ignore[union-attr]
     stable = int(hparams["stable_stage_num_images"])  # type: ignore[call-overload]
     transition = int(hparams["transition_stage_num_images"])  # type: ignore[call-overload]
-    image_id = min(global_step, num_blocks * stable + (num_blocks - 1) * transition - 1)
-    whole, within = divmod(image_id, stable + transition)
-    return float(np.float32(whole + max(0.0, (within - stable) / transition)))
+    stages = 2 * int(hparams["num_resolutions"]) - 2  # type: ignore[call-overload]
+    return [transition if stage % 2 else stable for stage in range(stages)]
 
 
 def _config(hparams: dict[str, object], pitches: tuple[int, ...], where: Path) -> GeneratorConfig:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from gansynth_export.checkpoint import Checkpoint
+from gansynth_export.checkpoint import Checkpoint, magenta_progress, stage_lengths
 from gansynth_export.cli import export_model
 from gansynth_export.graph import GeneratorConfig, expected_shapes, released_config
 from test_dataset import tone
@@ -355,7 +355,18 @@ def test_bundled_config_takes_small_batches_at_every_size() -> None:
     16x128, batches of 32 left the generator ignoring pitch after 30 k images where batches of 4
     placed 88 % of notes nearest their own pitch, for the same CPU time per image."""
     hp = train.CONFIGS["bundled"]
-    stages = 2 * int(hp["num_resolutions"]) - 1
-    per_stage = int(hp["stable_stage_num_images"])
-    sizes = {train.schedule_at(hp, stage * per_stage).batch_size for stage in range(stages)}
-    assert max(sizes) <= 4
+    starts = np.cumsum([0, *stage_lengths(hp)])
+    assert [train.schedule_at(hp, int(s)).stage for s in starts] == list(range(len(starts)))
+    assert max(train.schedule_at(hp, int(s)).batch_size for s in starts) <= 4
+
+
+def test_stage_images_set_each_stage_and_export_progress_agrees() -> None:
+    """trainer_stage_images: long cheap low stages, short dear top ones; Magenta's numbering."""
+    hp = {**TINY, "trainer_stage_images": [1, 1, 1, 1, 1, 1, 40, 4, 1, 1, 1, 10]}
+    at = {i: train.schedule_at(hp, i) for i in (0, 5, 6, 45, 46, 48, 50, 53, 58, 63, 99)}
+    assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
+        (0, 1, 0.0), (5, 4, 2.0), (6, 4, 3.0), (6, 4, 3.0), (7, 5, 3.0), (7, 5, 3.5),
+        (8, 5, 4.0), (11, 7, 5.0), (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
+    ]  # fmt: skip
+    assert magenta_progress(hp, 7, 48, 0.0) == 3.5  # what export computes from global_step
+    assert magenta_progress(hp, 5, 99, 0.0) == 4.0  # capped at num_blocks - 1

@@ -49,6 +49,7 @@ from gansynth_export.checkpoint import (
     GENERATOR_SCOPE,
     MEL_PROG_HIRES,
     magenta_progress,
+    stage_lengths,
 )
 from gansynth_export.checkpoint import TRAINED_NPZ as EMA_NPZ
 from gansynth_export.graph import GeneratorConfig, lod_weights
@@ -122,8 +123,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_objective": "regression",
         "fmap_base": 2048,
         "fmap_max": 64,
-        "stable_stage_num_images": 5000,
+        "stable_stage_num_images": 5000,  # Magenta's flags, overridden by trainer_stage_images
         "transition_stage_num_images": 5000,
+        # Images per stage (2x16, ->4x32, 4x32, ..., ->128x1024): 16 k steps of 4 at 16x128,
+        # where pitch is learned; 3 k, 1 k and under 1 k steps at the dear sizes above it.
+        "trainer_stage_images": [4000] * 4 + [8000, 8000, 64000, 8000, 12000, 4000, 4000, 3000],
         "total_num_images": 400000,
         "batch_size_schedule": [4],
         "generator_learning_rate": 1e-3,
@@ -159,11 +163,7 @@ class Schedule:
 def schedule_at(hp: dict[str, Any], images: int) -> Schedule:
     """Stage ``2k`` is stable with k+1 blocks, ``2k+1`` fades block k+2 in; the last runs on."""
     blocks = int(hp["num_resolutions"])
-    stable, transition = int(hp["stable_stage_num_images"]), int(hp["transition_stage_num_images"])
-    stage, end = 0, stable
-    while images >= end and stage < 2 * blocks - 2:
-        stage += 1
-        end += transition if stage % 2 else stable
+    stage = int(np.searchsorted(np.cumsum(stage_lengths(hp)), images, side="right"))
     num_blocks = min((stage + 1) // 2 + 1, blocks)
     sizes = list(hp["batch_size_schedule"])
     return Schedule(
@@ -641,9 +641,9 @@ def _distributed() -> Iterator[tuple[int, int, torch.device]]:
         dist.destroy_process_group()
 
 
-# What --hparams may change when resuming: the schedule's length and batch sizes, nothing that
+# What --hparams may change when resuming: the schedule's lengths and batch sizes, nothing that
 # shapes the networks or that the optimiser state depends on.
-RESUMABLE_HPARAMS = ("total_num_images", "batch_size_schedule")
+RESUMABLE_HPARAMS = ("total_num_images", "batch_size_schedule", "trainer_stage_images")
 
 
 def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
@@ -667,10 +667,16 @@ def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
             raise TrainingError(
                 f"--hparams: '{key}' should be like {json.dumps(expected)}, got {json.dumps(value)}"
             )
-        if key == "batch_size_schedule" and not (
+        if isinstance(value, list) and not (
             value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         ):
-            raise TrainingError(f"--hparams: 'batch_size_schedule' needs positive ints: {value}")
+            raise TrainingError(f"--hparams: '{key}' needs positive ints: {value}")
+        stages = 2 * int(base["num_resolutions"]) - 2
+        if key == "trainer_stage_images" and len(value) != stages:
+            raise TrainingError(
+                f"--hparams: 'trainer_stage_images' needs {stages} counts (every stage but the "
+                f"last), got {len(value)}"
+            )
     return values
 
 
