@@ -90,6 +90,14 @@ def test_gansynth_model_is_the_default_and_model_overrides_it(
     np.testing.assert_allclose(from_flag, from_env, atol=1e-5)
 
 
+def test_the_bundled_model_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 6: with neither --model nor $GANSYNTH_MODEL, commands play the package's own model."""
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert model.BUNDLED_MODEL.stat().st_size <= 20 * 2**20
+    audio = _generate(["--backend", "cpu"], tmp_path / "bundled")
+    assert len(audio) == 4 * 16000 and np.abs(audio).max() > 1e-3  # 4 s at the model rate
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
