@@ -9,8 +9,9 @@ for as long, and JACK's cycle misses its deadline. xrun counters say that it hap
 it. This records every scheduler switch and wake-up (ftrace, monotonic clock) and perf's kernel
 stack samples on the same clock while COMMAND runs, then, for every wake-up of a real-time thread
 (SCHED_FIFO/RR) that waited longer than ``--threshold-ms`` to run, prints what ran on that CPU
-meanwhile and the kernel stack perf caught it in. It found the player's socket read of rendered
-notes and khugepaged's huge-page copies (see cache._send_notes and memory.no_huge_pages).
+meanwhile and the kernel stack perf caught it in. Traced this way (with the one-off scripts this
+grew from), the player's socket read of rendered notes and khugepaged's huge-page copies came up
+(see cache._send_notes and memory.no_huge_pages).
 
 Needs root, tracefs and ``perf`` (Debian: linux-perf); without perf the stacks are left out.
 Nothing is asserted: a diagnostic, not a test.
@@ -77,9 +78,15 @@ def write(name: str, value: str) -> None:
     (TRACEFS / name).write_text(value)
 
 
-def start_tracing() -> None:
+SETTINGS = ("trace_clock", "buffer_size_kb", "options/record-tgid")  # changed, then put back
+
+
+def start_tracing() -> dict[str, str]:
+    """Record EVENTS from now on; returns the settings it changed, for ``stop_tracing``."""
     if not (TRACEFS / "trace").exists():
         subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], check=True)
+    saved = {name: (TRACEFS / name).read_text().strip() for name in SETTINGS}
+    saved["trace_clock"] = re.search(r"\[(\w+)\]", saved["trace_clock"]).group(1)  # type: ignore[union-attr]
     write("tracing_on", "0")
     write("trace", "")
     write("trace_clock", "mono")
@@ -87,14 +94,18 @@ def start_tracing() -> None:
     write("options/record-tgid", "1")
     write("set_event", EVENTS)
     write("tracing_on", "1")
+    return saved
 
 
-def stop_tracing(out: Path) -> None:
+def stop_tracing(out: Path, saved: dict[str, str]) -> None:
+    """Copy the trace to ``out``, then leave tracefs as it was (the buffers freed)."""
     write("tracing_on", "0")
     with (TRACEFS / "trace").open() as trace, out.open("w") as copy:
         shutil.copyfileobj(trace, copy)
     write("set_event", "")
     write("trace", "")
+    for name, value in saved.items():
+        write(name, value)
 
 
 def delays(trace: Path, threshold_ms: float) -> tuple[list[Delay], np.ndarray]:
@@ -194,13 +205,13 @@ def main() -> None:
             )
             time.sleep(1.0)  # perf is sampling before the command starts
         try:
-            start_tracing()
+            saved = start_tracing()
         except PermissionError:
             sys.exit("rt_delays: writing to /sys/kernel/tracing needs root")
         try:
             code = subprocess.run(command).returncode
         finally:
-            stop_tracing(trace)
+            stop_tracing(trace, saved)
             if recorder is not None:
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait()

@@ -36,7 +36,8 @@ def keep_freed_memory() -> None:
 
 def no_huge_pages() -> None:
     """Keep this process, and every process it starts from now on (the flag is inherited, also
-    across exec), out of transparent huge pages, so khugepaged leaves its memory alone."""
+    across exec), out of transparent huge pages, so khugepaged leaves its memory alone. On a
+    kernel without the option (before 3.15) the call fails and nothing changes."""
     if sys.platform != "linux":
         return
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    ctypes.CDLL(None).prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
