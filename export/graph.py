@@ -116,6 +116,19 @@ def random_weights(config: GeneratorConfig, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def check_weights(
+    weights: dict[str, np.ndarray], config: GeneratorConfig, partial: bool = False
+) -> None:
+    """ValueError naming the first weight whose shape ``config`` does not give (or that is
+    missing, unless ``partial``: then only the weights present are checked)."""
+    for name, shape in expected_shapes(config).items():
+        if name not in weights and partial:
+            continue
+        if name not in weights or tuple(weights[name].shape) != shape:
+            got = None if name not in weights else list(weights[name].shape)
+            raise ValueError(f"weight '{name}': expected shape {list(shape)}, got {got}")
+
+
 def lod_weights(num_blocks: int, progress: float) -> list[float]:
     """Level-of-detail blend weight of each block's to_rgb (Magenta ``_generator_alpha``); sum 1."""
     return [max(0.0, min(progress - (b - 2), b - progress)) for b in range(1, num_blocks + 1)]
@@ -204,10 +217,7 @@ def build_generator(
     Returns:
       The model (no metadata yet), output float32 [B, frames, bins, 2], denormalised.
     """
-    for name, shape in expected_shapes(config).items():
-        if name not in weights or tuple(weights[name].shape) != shape:
-            got = None if name not in weights else list(weights[name].shape)
-            raise ValueError(f"weight '{name}': expected shape {list(shape)}, got {got}")
+    check_weights(weights, config)
     if config.to_rgb_activation not in ("tanh", "linear"):
         raise ValueError(f"to_rgb_activation '{config.to_rgb_activation}' is not supported")
     alphas = lod_weights(config.num_blocks, progress)
@@ -314,3 +324,56 @@ def build_generator(
 def graph_digest(model: onnx.ModelProto) -> str:
     """Content digest of the graph (structure + weights): same export → same digest."""
     return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()[:32]
+
+
+def _check_shape(name: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if tuple(got) != tuple(want):
+        raise ValueError(f"'{name}' has shape {list(got)}, the config needs {list(want)}")
+
+
+def stored_weights(model: onnx.ModelProto, config: GeneratorConfig) -> dict[str, np.ndarray]:
+    """The inverse of ``build_generator``: stored weights by Magenta name from a model's
+    initializers (equalized-LR scales divided out, the dense block-1 conv0 and the upscale
+    ConvTransposes turned back into HWIO kernels), so training can go on from an exported model.
+
+    The to_rgb layers (and blocks) the export left out, because nothing read them at its
+    progress, are absent from the result. Raises ValueError naming the first tensor whose shape
+    does not fit ``config``.
+    """
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = expected_shapes(config)
+    out: dict[str, np.ndarray] = {}
+
+    def put(block: int, layer: str, kernel_hwio: np.ndarray, bias: np.ndarray) -> None:
+        name = weight_name(block, layer, "kernel")
+        _check_shape(name, kernel_hwio.shape, shapes[name])
+        _check_shape(weight_name(block, layer, "bias"), bias.shape, shapes[name][-1:])
+        slope = 1.0 if layer == "to_rgb" else 0.0
+        out[name] = (kernel_hwio / he_scale(kernel_hwio.shape, slope)).astype(np.float32)
+        out[weight_name(block, layer, "bias")] = bias.astype(np.float32)
+
+    if "block_1/conv0/dense" not in inits:
+        raise ValueError("no 'block_1/conv0/dense' tensor: not a generator this exporter wrote")
+    h, w, cin, nf = shapes[weight_name(1, "conv0", "kernel")]
+    dense = inits["block_1/conv0/dense"].astype(np.float64)
+    _check_shape("block_1/conv0/dense", dense.shape, (cin, nf * h * w))
+    bias = inits["block_1/conv0/bias"]
+    _check_shape("block_1/conv0/bias", bias.shape, (nf * h * w,))
+    kernel = dense.reshape(cin, nf, h, w).transpose(2, 3, 0, 1)[::-1, ::-1]
+    put(1, "conv0", kernel, bias.reshape(nf, h * w)[:, 0])
+
+    k = config.kernel_size
+    taps = (np.eye(k + 1, k) + np.eye(k + 1, k, -1))[:, ::-1]
+    untap = np.linalg.pinv(taps)  # [k, k+1]: exact left inverse of upscale_conv_kernel's taps
+    for block in range(1, config.num_blocks + 1):
+        for layer in LAYERS:
+            key = f"block_{block}/{layer}"
+            if (block == 1 and layer == "conv0") or f"{key}/kernel" not in inits:
+                continue
+            stored = inits[f"{key}/kernel"].astype(np.float64)
+            if block > 1 and layer == "conv0":
+                if stored.shape[2:] != (k + 1, k + 1):
+                    raise ValueError(f"'{key}/kernel' is not a {k + 1}x{k + 1} upscale kernel")
+                stored = np.einsum("dy,ex,ioyx->oide", untap, untap, stored)
+            put(block, layer, stored.transpose(2, 3, 1, 0), inits[f"{key}/bias"])
+    return out

@@ -456,6 +456,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
     p.add_argument("--seed", type=int, default=0, help="new run: seed for weights and data (0)")
     p.add_argument(
+        "--init-from",
+        metavar="MODEL.onnx|RUN_DIR",
+        help="new run: start from an exported model's (or a train dir's) generator weights and "
+        "image count, so the schedule goes on where it was; its shapes must fit --config",
+    )
+    p.add_argument(
         "--hparams",
         help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only "
         "total_num_images and batch_size_schedule",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.errors import TrainingError
 
 TIMBRES_JSON = "timbres.json"
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
@@ -31,12 +31,26 @@ TIMBRES_JSON = "timbres.json"
 SILENT_MAG = -0.8
 LOUD_SPAN = 1.0
 IF_LOSS_WEIGHT = 1.0
+BANDS = 16  # band_power's bands: the top 4 of them are 4-8 kHz at 16 kHz (mel scale)
+SILENT_POWER = float(np.exp(-9.0))  # mel power floor of band_power (log magnitude² -9)
 
 
 def timbre_latents(seed: int, count: int, latent_size: int) -> torch.Tensor:
     """Each instrument's fixed N(0, 1) latent (own random stream: weight init does not move it)."""
     rng = np.random.default_rng([seed, 0x7173])
     return torch.from_numpy(rng.standard_normal((count, latent_size)).astype(np.float32))
+
+
+def read_timbres(train_dir: Path, instruments: tuple[str, ...]) -> torch.Tensor:
+    """The run's ``timbres.json`` (instrument → latent, written when the run starts and what
+    presets are made from) as latents in the sorted order of ``instruments``' names."""
+    path = train_dir / TIMBRES_JSON
+    try:
+        timbres = json.loads(path.read_text(encoding="utf-8"))
+        rows = [timbres[name] for name in sorted(set(instruments))]
+    except (OSError, ValueError, KeyError) as err:
+        raise TrainingError(f"{path}: cannot read the run's timbre latents ({err})") from None
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 class Sampler:
@@ -62,15 +76,40 @@ class Sampler:
             z.append(fresh)
         return np.array(rows), torch.from_numpy(np.stack(z))
 
-    def write(self, train_dir: Path) -> None:
-        """``timbres.json``: instrument name → its latent, what presets are made from."""
-        data = {n: [float(v) for v in self.latents[t]] for t, n in enumerate(self.names)}
-        write_text_atomic(train_dir / TIMBRES_JSON, json.dumps(data) + "\n")
+
+def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor:
+    """Log of the mean mel power per frame in ``BANDS`` equal runs of mel bins: [B, frames, BANDS].
+
+    The power is taken in the linear domain, so it is dominated by the spectrum's peaks as a
+    listener's level and brightness are; ``SILENT_POWER`` keeps silent bands from counting.
+    """
+    a, b = normalizer
+    power = torch.exp((x[:, 0] - b) / a)  # channel 0 is log mel magnitude²
+    frames, bins = power.shape[1:]
+    pooled = power.reshape(-1, frames, BANDS, bins // BANDS).mean(dim=-1)
+    return torch.log(pooled + SILENT_POWER)
 
 
-def regression_loss(fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness."""
+def regression_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    normalizer: tuple[float, float] = (1.0, 0.0),
+    band_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness.
+
+    The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
+    fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
+    dull. ``band_weight`` > 0 adds the squared error of ``band_power`` (per frame and band, in
+    nepers of power; ``normalizer`` is the magnitude channel's (a, b)), which holds level and
+    brightness to the real notes'.
+    """
     mag_mse = (fake[:, 0] - real[:, 0]).square().mean()
     loud = ((real[:, 0] - SILENT_MAG) / LOUD_SPAN).clamp(0.0, 1.0)
     if_mse = (loud * (fake[:, 1] - real[:, 1]).square()).mean()
-    return {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
+    losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
+    if band_weight > 0:
+        band_mse = (band_power(fake, normalizer) - band_power(real, normalizer)).square().mean()
+        losses["loss"] = losses["loss"] + band_weight * band_mse
+        losses["band_mse"] = band_mse
+    return losses

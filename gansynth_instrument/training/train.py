@@ -61,8 +61,15 @@ from gansynth_instrument.errors import DatasetError, TrainingError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir, write_text_atomic
 from gansynth_instrument.memory import keep_freed_memory
 from gansynth_instrument.metadata import Representation
+from gansynth_instrument.training.init_from import apply_initial, read_initial
 from gansynth_instrument.training.networks import Discriminator, Generator, filters_for, upscale
-from gansynth_instrument.training.regression import Sampler, regression_loss, timbre_latents
+from gansynth_instrument.training.regression import (
+    TIMBRES_JSON,
+    Sampler,
+    read_timbres,
+    regression_loss,
+    timbre_latents,
+)
 
 STATE_PT = "train_state.pt"
 LOSSES_CSV = "losses.csv"
@@ -137,6 +144,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.995,
         "trainer_bf16": True,
         "trainer_pitch_gain": 16.0,
+        "trainer_band_loss_weight": 0.0,  # regression.band_power; > 0 for level and brightness
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -492,7 +500,9 @@ def regression_step(
     one_hot = F.one_hot(labels, len(run.config.pitches)).float()
     with torch.autocast("cpu", torch.bfloat16, enabled=_bf16(run)):
         fake = run.generator(z, one_hot, where.progress, where.num_blocks)
-    losses = regression_loss(fake.float(), real)
+    normalizer = (run.config.normalizer_a[0], run.config.normalizer_b[0])
+    band_weight = float(run.hp.get("trainer_band_loss_weight", 0.0))
+    losses = regression_loss(fake.float(), real, normalizer, band_weight)
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if world > 1:
@@ -582,6 +592,7 @@ LOSS_FIELDS = (
     "loss",
     "mag_mse",
     "if_mse",
+    "band_mse",
 )
 
 
@@ -696,6 +707,11 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
                 f"{train_dir}: holds a run with another objective than --objective "
                 f"{args.objective}; leave it out to resume, or pick a new train dir"
             )
+        if args.init_from is not None:
+            raise TrainingError(
+                f"{train_dir}: holds a started run; leave --init-from out to resume it, or pick "
+                "a new train dir"
+            )
         if run.config.pitches != pitches:
             raise TrainingError(f"{args.dataset}: pitches differ from the run in {train_dir}")
         changes = parse_hparams(args.hparams, run.hp)
@@ -717,9 +733,30 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
         hp["trainer_objective"] = args.objective
     hp.update(parse_hparams(args.hparams, hp))
     run = _new_run(hp, pitches, args.seed)
+    timbres = None
+    if args.init_from is not None:
+        initial = read_initial(Path(args.init_from), run.config)
+        run.images = initial.images
+        where = schedule_at(hp, run.images)
+        apply_initial(initial, run.generator, run.ema, where.num_blocks, where.progress)
+        hp["trainer_init_from"] = f"{initial.path} at {initial.images} images"
+        timbres = initial.timbres
     check_writable_dir(train_dir, create=True)
     write_text_atomic(train_dir / EXPERIMENT_JSON, json.dumps(hp, indent=1) + "\n")
     write_text_atomic(train_dir / META_JSON, (data.path / META_JSON).read_text(encoding="utf-8"))
+    if run.regression:
+        names = sorted(set(data.instruments))
+        if timbres is None:
+            latents = timbre_latents(int(hp["seed"]), len(names), run.config.latent_size)
+            timbres = {n: [float(v) for v in latents[i]] for i, n in enumerate(names)}
+        missing = sorted(set(names) - set(timbres))
+        if missing:
+            raise TrainingError(
+                f"{args.init_from}: has no timbre for the dataset's instrument '{missing[0]}'"
+            )
+        write_text_atomic(
+            train_dir / TIMBRES_JSON, json.dumps({n: timbres[n] for n in names}) + "\n"
+        )
     save(run, train_dir, rng)  # other ranks start from this, and export works from the start
     return run
 
@@ -766,11 +803,7 @@ def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
             )
         sampler = None
         if run.regression:
-            names = sorted(set(data.instruments))
-            latents = timbre_latents(int(run.hp["seed"]), len(names), run.config.latent_size)
-            sampler = Sampler(data.instruments, latents)
-            if rank == 0:
-                sampler.write(train_dir)
+            sampler = Sampler(data.instruments, read_timbres(train_dir, data.instruments))
         return _loop(args, run, real, sampler, train_dir, rng, rank, world, device)
 
 
