@@ -12,12 +12,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import soundfile
 import torch
 from gansynth_export.checkpoint import Checkpoint, magenta_progress, stage_lengths
 from gansynth_export.cli import export_model
-from gansynth_export.graph import GeneratorConfig, expected_shapes, released_config
+from gansynth_export.graph import (
+    GeneratorConfig,
+    expected_shapes,
+    released_config,
+    stored_weights,
+    weight_name,
+)
 from test_dataset import tone
 
 from gansynth_instrument import dataset, spectral
@@ -370,3 +377,116 @@ def test_stage_images_set_each_stage_and_export_progress_agrees() -> None:
     ]  # fmt: skip
     assert magenta_progress(hp, 7, 48, 0.0) == 3.5  # what export computes from global_step
     assert magenta_progress(hp, 5, 99, 0.0) == 4.0  # capped at num_blocks - 1
+
+
+def _tiny_generator(seed: int) -> Generator:
+    config = GeneratorConfig(
+        latent_size=8, pitches=(40, 52, 64), start_height=2, start_width=16,
+        filters=(6, 6, 5, 5, 4, 4, 3),
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    g = Generator(config)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # non-zero biases too
+    return g
+
+
+@pytest.mark.parametrize("progress", [2.5, 6.0])
+def test_stored_weights_invert_the_export(tmp_path: Path, progress: float) -> None:
+    """graph.stored_weights undoes every fold of the export: the weights come back as trained,
+    all but the to_rgb layers nothing reads at the export's progress."""
+    g = _tiny_generator(5)
+    path = tmp_path / "g.onnx"
+    export_model(Checkpoint(g.config, g.magenta_weights(), progress, 0, "test"), path)
+    back = stored_weights(onnx.load(str(path)), g.config)
+    weights = g.magenta_weights()
+    used = int(np.ceil(progress)) + 1
+    reads = [weight_name(b, layer, kind) for b in range(1, used + 1) for layer in ("conv0", "conv1")
+             for kind in ("kernel", "bias")]  # fmt: skip
+    assert set(reads) <= set(back) <= set(weights)
+    assert weight_name(used, "to_rgb", "kernel") in back
+    assert weight_name(1, "to_rgb", "kernel") not in back
+    for name, value in back.items():
+        np.testing.assert_allclose(value, weights[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_init_from_a_model_reproduces_its_output(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A run started --init-from an exported tiny model holds the model's generator: the torch
+    generator's output equals the ONNX model's, and a step later the run trains on."""
+    run = tmp_path / "run"
+    new = ["--config", "tiny", "--objective", "regression"]
+    assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "12"]) == 0
+    model_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    again = tmp_path / "again"
+    args = [str(tiny_dataset), str(again), *new, "--init-from", str(model_path)]
+    assert _run([*args, "--stop-after-images", "12"]) == 0  # starts at the model's 12 images
+    state = torch.load(again / train.STATE_PT, weights_only=False)
+    assert state["images"] == 12
+    hp = json.loads((again / "experiment.json").read_text())
+    ema = Generator(train.generator_config(hp, (40, 52, 64)))
+    ema.load_state_dict(state["ema"])
+
+    model = load_model(model_path, backend="cpu")
+    z = np.random.default_rng(0).standard_normal((3, model.latent_size)).astype(np.float32)
+    got = model.generate_spectrogram(z, [64, 40, 52])
+    one_hot = torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 3).float()
+    with torch.no_grad():
+        out = ema(torch.from_numpy(z), one_hot, model.info.progress, 7)
+    expected = spectral.denormalize(out.numpy().transpose(0, 2, 3, 1))
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() < 1e-4 * scale
+    timbres = json.loads((again / regression.TIMBRES_JSON).read_text())
+    assert timbres == json.loads((run / regression.TIMBRES_JSON).read_text())
+    assert _run([str(tiny_dataset), str(again), "--stop-after-images", "14"]) == 0
+    assert torch.load(again / train.STATE_PT, weights_only=False)["images"] == 14
+
+
+def test_init_from_a_run_takes_both_generators(tiny_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "8"]) == 0
+    again = tmp_path / "again"
+    args = [str(tiny_dataset), str(again), "--config", "tiny", "--init-from", str(run)]
+    assert _run([*args, "--stop-after-images", "8"]) == 0
+    source = torch.load(run / train.STATE_PT, weights_only=False)
+    state = torch.load(again / train.STATE_PT, weights_only=False)
+    assert state["images"] == 8
+    for key in ("generator", "ema"):
+        for name, value in source[key].items():
+            torch.testing.assert_close(state[key][name], value, msg=f"{key} {name}")
+
+
+def test_init_from_a_model_that_does_not_fit_is_one_line(
+    tiny_dataset: Path, tmp_path: Path, capsys
+) -> None:
+    g = _tiny_generator(1)
+    path = tmp_path / "g.onnx"
+    export_model(Checkpoint(g.config, g.magenta_weights(), 6.0, 20, "test"), path)
+    cases = (
+        (["--config", "cpu"], "latent size 8, the config's is 256"),
+        (["--config", "tiny"], "block_1/conv0/dense"),  # tiny: 4 filters, the model has 6
+        (
+            ["--config", "tiny", "--hparams", '{"fmap_max": 6}'],
+            "progressive_gan_block_3/conv0/conv2d/kernel' has shape [3, 3, 6, 5]",
+        ),
+    )
+    for i, (config, message) in enumerate(cases):
+        run = tmp_path / f"run{i}"
+        assert _run([str(tiny_dataset), str(run), *config, "--init-from", str(path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
+        assert not run.exists()
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    assert (
+        _run([str(tiny_dataset), str(tmp_path / "r"), "--init-from", str(tmp_path / "junk.onnx")])
+        == 1
+    )
+    assert "not an ONNX model" in capsys.readouterr().err
+    started = tmp_path / "run0"
+    assert (
+        _run([str(tiny_dataset), str(started), "--config", "tiny", "--stop-after-images", "2"]) == 0
+    )
+    capsys.readouterr()
+    assert _run([str(tiny_dataset), str(started), "--init-from", str(path)]) == 1
+    assert "leave --init-from out" in capsys.readouterr().err
