@@ -8,8 +8,8 @@ contract's [B, frames, bins, 2] layout) and carries only what the output depends
 * equalized-learning-rate scales are folded into the kernels (``sqrt(2/fan_in)`` for convs,
   ``sqrt(1/fan_in)`` for to_rgb, whose He slope is 1);
 * each block's nearest-×2 upscale + 3×3 SAME conv0 is one exact ConvTranspose
-  (``upscale_conv_kernel``): 16 instead of 36 multiply-adds per input pixel, no upscaled copy;
-  the whole generator ran 1.45× faster on OpenVINO f32, for 6.7 MB more weights;
+  (``upscale_conv_kernel``): 16 instead of 36 multiply-adds per input pixel, no upscaled copy,
+  for bigger weights (bench_generate.py times the generator);
 * to_rgb branches whose level-of-detail weight is 0 at this ``progress`` are left out, and so are
   blocks nothing reads.
 
@@ -28,7 +28,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH, OUTPUT_SPECTROGRAM
+from gansynth_instrument.metadata import (
+    INPUT_LATENT,
+    INPUT_PITCH,
+    OUTPUT_SPECTROGRAM,
+    Representation,
+)
 
 IR_VERSION = 9  # onnxruntime >= 1.17 (our floor) loads IR 9 + opset 18; newer IRs it refuses
 OPSET = 18
@@ -62,6 +67,18 @@ class GeneratorConfig:
         """Final (frames, bins): ``start`` doubled in both axes per block after the first."""
         scale = 2 ** (self.num_blocks - 1)
         return self.start_height * scale, self.start_width * scale
+
+    def representation(self) -> Representation:
+        """How the generator's output maps to audio (the runtime's and the trainer's view)."""
+        frames, bins = self.resolution
+        return Representation(
+            frames=frames,
+            bins=bins,
+            mag_normalizer_a=self.normalizer_a[0],
+            mag_normalizer_b=self.normalizer_b[0],
+            p_normalizer_a=self.normalizer_a[1],
+            p_normalizer_b=self.normalizer_b[1],
+        )
 
 
 def released_config() -> GeneratorConfig:
@@ -177,8 +194,8 @@ class _Builder:
         """``x / sqrt(mean(x², channels) + 1e-8)`` (Magenta ``pixel_norm``).
 
         On an NCHW feature map (``channels`` given) the mean is a 1x1 Conv to one channel with
-        weights 1/C and bias 1e-8: onnxruntime runs that as a GEMM, measured 2x faster than
-        ReduceMean over axis 1. On the [B, features] input vector it is a ReduceMean.
+        weights 1/C and bias 1e-8: onnxruntime runs that as a GEMM, faster than ReduceMean over
+        axis 1. On the [B, features] input vector it is a ReduceMean.
         """
         square = self.op("Mul", [x, x])
         if channels is None:

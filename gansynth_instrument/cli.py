@@ -47,16 +47,29 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="no checkpoint: random weights in the released all_instruments shapes (benchmarks)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --random weights (default 0)")
+    p.add_argument(
+        "--timbre-prefix",
+        default="",
+        help="a regression run's instrument timbres are stored in the model under General MIDI "
+        "names (piano, nylon-guitar-soft, ...) or their dataset names; this goes before each",
+    )
     p.set_defaults(handler=_cmd_export)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
-        help="print what an ONNX instrument model holds (pitches, latent size, source, digest)",
-        description="Print the metadata stored in an exported instrument model.",
+        help="print what an ONNX instrument model holds (pitches, latent size, timbres, source)",
+        description="Print the metadata stored in an exported instrument model; with no "
+        "argument, of the model the commands use without --model ($GANSYNTH_MODEL, else the "
+        "bundled one).",
     )
-    p.add_argument("model", help="an .onnx file written by 'gansynth-instrument export'")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="an .onnx file written by 'gansynth-instrument export' (default: the model the "
+        "commands use)",
+    )
     p.set_defaults(handler=_cmd_info)
 
 

@@ -261,7 +261,21 @@ def load_model_from_options(options: argparse.Namespace) -> Model:
     Raises ModelError when there is no model at all (an install without the bundled file: one
     line saying how to get one), and as ``load_model`` does.
     """
-    path = options.model or os.environ.get(MODEL_ENV)
+    return load_model(
+        model_path(options.model),
+        backend=options.backend,
+        threads=options.threads,
+        precision=options.precision,
+    )
+
+
+def model_path(given: str | Path | None) -> Path:
+    """The model a command uses: ``given``, else ``$GANSYNTH_MODEL``, else the bundled model.
+
+    Raises ModelError when there is none (an install without the bundled file), saying how to
+    get one.
+    """
+    path = given or os.environ.get(MODEL_ENV)
     if not path and BUNDLED_MODEL.is_file():
         path = BUNDLED_MODEL
     if not path:
@@ -269,9 +283,7 @@ def load_model_from_options(options: argparse.Namespace) -> Model:
             f"no model: pass --model FILE.onnx or set {MODEL_ENV}; make one from Magenta's "
             "release with 'gansynth-instrument export all_instruments.zip -o all_instruments.onnx'"
         )
-    return load_model(
-        path, backend=options.backend, threads=options.threads, precision=options.precision
-    )
+    return Path(path)
 
 
 def available_backends() -> list[str]:
@@ -420,13 +432,22 @@ def _first_line(err: BaseException) -> str:
 # --- info ----------------------------------------------------------------------------------------
 
 
-def print_info(path: str | Path) -> int:
-    """Print what an exported model holds (the ``info`` subcommand). Returns the exit status."""
-    path = Path(path)
+def print_info(path: str | Path | None) -> int:
+    """Print what an exported model holds (the ``info`` subcommand): ``path``, else the model
+    the commands use when ``--model`` is left out. Returns the exit status."""
+    if path is None:
+        path = model_path(None)
+        which = f"; ${MODEL_ENV}" if os.environ.get(MODEL_ENV) else "; the bundled model"
+        which += ", what commands use without --model"
+    else:
+        path, which = Path(path), ""
     info = read_info(path)
     rep = info.representation
+    timbres = ", ".join(
+        t.name if t.program is None else f"{t.name} ({t.program})" for t in info.timbres
+    )
     rows = [
-        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB)"),
+        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB{which})"),
         ("source", f"{info.source or '?'} (step {info.source_step}, progress {info.progress:g})"),
         ("pitches", f"{format_pitches(info.pitches)} ({len(info.pitches)} MIDI notes)"),
         ("latent size", str(info.latent_size)),
@@ -440,6 +461,7 @@ def print_info(path: str | Path) -> int:
             f"{rep.data_type}, {rep.frames} frames × {rep.bins} bins, n_fft {rep.n_fft}, "
             f"hop {rep.hop_length}, ifreq {rep.ifreq}",
         ),
+        ("timbres", f"{len(info.timbres)}: {timbres}" if timbres else "none stored"),
         ("digest", info.digest),
         ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
         ("backends here", ", ".join(available_backends())),

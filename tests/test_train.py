@@ -30,10 +30,19 @@ from test_dataset import tone
 from gansynth_instrument import dataset, spectral
 from gansynth_instrument.cli import main
 from gansynth_instrument.model import load_model
-from gansynth_instrument.training import regression, timbre_presets, train
+from gansynth_instrument.training import (
+    config as train_config,
+)
+from gansynth_instrument.training import (
+    regression,
+    run_log,
+    run_state,
+    steps,
+    timbre_presets,
+)
 from gansynth_instrument.training.networks import Discriminator, Generator
 
-TINY = train.CONFIGS["tiny"]
+TINY = train_config.CONFIGS["tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -49,19 +58,19 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_schedule_follows_magentas_stages() -> None:
-    at = {images: train.schedule_at(TINY, images) for images in (0, 1, 2, 3, 4, 23, 24, 99)}
+    at = {images: train_config.schedule_at(TINY, images) for images in (0, 1, 2, 3, 4, 23, 24, 99)}
     assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
         (0, 1, 0.0), (0, 1, 0.0), (1, 2, 0.0), (1, 2, 0.5), (2, 2, 1.0),
         (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
     ]  # fmt: skip
-    cpu = train.CONFIGS["cpu"]
-    assert train.schedule_at(cpu, 0).batch_size == 32
-    assert train.schedule_at(cpu, 10**6).batch_size == 8
+    cpu = train_config.CONFIGS["cpu"]
+    assert train_config.schedule_at(cpu, 0).batch_size == 32
+    assert train_config.schedule_at(cpu, 10**6).batch_size == 8
 
 
 def test_full_config_generator_has_the_released_names_and_shapes() -> None:
     """mel_prog_hires through our trainer: exactly the all_instruments generator variables."""
-    config = train.generator_config(train.CONFIGS["full"], tuple(range(24, 85)))
+    config = train_config.generator_config(train_config.CONFIGS["full"], tuple(range(24, 85)))
     assert config == released_config()
     weights = Generator(config).magenta_weights()
     assert {k: v.shape for k, v in weights.items()} == expected_shapes(released_config())
@@ -110,7 +119,7 @@ def test_exported_graph_equals_the_torch_generator(tmp_path: Path, progress: flo
 
 def test_low_resolution_stage_is_the_pooled_full_resolution_output() -> None:
     """Training at a stage's own size is Magenta's full-size output average-pooled to it."""
-    config = train.generator_config(TINY, (40, 52, 64))
+    config = train_config.generator_config(TINY, (40, 52, 64))
     torch.manual_seed(0)
     g = Generator(config)
     z, one_hot = torch.randn(2, config.latent_size), torch.eye(3)[:2]
@@ -131,7 +140,7 @@ def _run(args: list[str]) -> int:
 def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "12"]) == 0
-    state = torch.load(run / train.STATE_PT, weights_only=False)
+    state = torch.load(run / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 12
     stages = sorted(p.name for p in (run / "samples").iterdir())
     assert stages == [f"stage_{i:02d}" for i in range(6)]
@@ -140,7 +149,7 @@ def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
     assert json.loads((run / "experiment.json").read_text())["fmap_max"] == 4
 
     assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
-    with (run / train.LOSSES_CSV).open() as f:
+    with (run / run_log.LOSSES_CSV).open() as f:
         rows = list(csv.DictReader(f))
     images = [int(r["images"]) for r in rows]
     assert images == sorted(set(images)) and images[-1] == 26
@@ -149,7 +158,7 @@ def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
 
     straight = tmp_path / "straight"  # the same run without the interruption
     assert _run([str(tiny_dataset), str(straight), "--config", "tiny"]) == 0
-    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+    with np.load(run / run_state.EMA_NPZ) as a, np.load(straight / run_state.EMA_NPZ) as b:
         assert sorted(a.files) == sorted(b.files) and int(a["global_step"]) == 26
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
@@ -170,7 +179,7 @@ def test_time_limit_stops_and_saves(tiny_dataset: Path, tmp_path: Path, capsys) 
     args = [str(tiny_dataset), str(run), "--config", "tiny", "--time-limit-min", "0"]
     assert _run(args) == 0
     assert "time limit" in capsys.readouterr().out
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 2  # one step
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 2  # one step
 
 
 def test_train_refusals_are_one_line(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
@@ -198,7 +207,7 @@ def test_torchrun_two_processes_gloo(tiny_dataset: Path, tmp_path: Path) -> None
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
     assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 0
 
 
@@ -208,9 +217,9 @@ def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, c
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--hparams", first]) == 0
     hp = json.loads((run / "experiment.json").read_text())
     assert (hp["total_num_images"], hp["fmap_max"], hp["trainer_config"]) == (4, 3, "tiny")
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 4
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 4
     assert _run([str(tiny_dataset), str(run), "--hparams", '{"total_num_images": 6}']) == 0
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 6
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 6
     capsys.readouterr()
     assert _run([str(tiny_dataset), str(run), "--hparams", '{"fmap_max": 8}']) == 1
     assert "fmap_max cannot change" in capsys.readouterr().err
@@ -229,7 +238,7 @@ def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, c
 def test_export_refuses_a_broken_train_dir(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "2"]) == 0
-    npz = run / train.EMA_NPZ
+    npz = run / run_state.EMA_NPZ
     with np.load(npz) as arrays:
         kept = {k: arrays[k] for k in arrays.files if "block_3/conv1/bias" not in k}
     np.savez(npz, **kept)
@@ -261,28 +270,28 @@ def test_sigterm_saves_and_the_run_goes_on(tiny_dataset: Path, tmp_path: Path) -
         process.kill()
     assert process.returncode == 130, err[-2000:]
     assert "interrupted" in out
-    images = torch.load(run / train.STATE_PT, weights_only=False)["images"]
+    images = torch.load(run / run_state.STATE_PT, weights_only=False)["images"]
     assert images >= 4
     limit = str(images + 2)
     assert _run([str(tiny_dataset), str(run), "--stop-after-images", limit]) == 0
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == images + 2
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == images + 2
 
 
-def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     """--objective regression: no discriminator, per-instrument latents saved as timbres.json
     and turned into presets; resuming equals an uninterrupted run; the export plays."""
     run, straight = tmp_path / "run", tmp_path / "straight"
     new = ["--config", "tiny", "--objective", "regression"]
     assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "12"]) == 0
-    state = torch.load(run / train.STATE_PT, weights_only=False)
+    state = torch.load(run / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 12 and state["discriminator"] is None
     assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
     assert _run([str(tiny_dataset), str(straight), *new]) == 0
-    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+    with np.load(run / run_state.EMA_NPZ) as a, np.load(straight / run_state.EMA_NPZ) as b:
         assert int(a["global_step"]) == 26
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    with (run / train.LOSSES_CSV).open() as f:
+    with (run / run_log.LOSSES_CSV).open() as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["images"] == "26" and all(np.isfinite(float(r["loss"])) for r in rows)
     assert (run / "samples" / "stage_12" / "pitch_064.wav").is_file()
@@ -294,8 +303,13 @@ def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Pat
     assert [p.name for p in presets] == ["fluid-inst0", "fluid-inst1"]
 
     model_path = tmp_path / "model.onnx"
-    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    assert main(["export", str(run), "-o", str(model_path), "--timbre-prefix", "t-"]) == 0
     model = load_model(model_path, backend="cpu")
+    stored = model.info.timbres  # the run's instruments travel in the model
+    assert [(t.name, t.instrument) for t in stored] == [("t-inst0", "inst0"), ("t-inst1", "inst1")]
+    assert [list(t.latent) for t in stored] == [timbres["inst0"], timbres["inst1"]]
+    main(["info", str(model_path)])
+    assert "timbres         2: t-inst0, t-inst1" in capsys.readouterr().out
     z = np.stack([p.latent_vector(model.latent_size) for p in presets])
     audio = model.generate(z, [40, 64])
     assert audio.shape == (2, 64000) and np.isfinite(audio).all() and np.abs(audio).max() > 0
@@ -340,7 +354,9 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     first step is lr per weight, so the pitch rows' is gain · lr, the latent rows' lr)."""
     hp = {**TINY, "trainer_objective": "regression", "generator_learning_rate": 1e-3}
     pitches = (40, 52, 64)
-    plain, boosted = (train._new_run({**hp, "trainer_pitch_gain": g}, pitches, 0) for g in (1, 4))
+    plain, boosted = (
+        run_state.new_run({**hp, "trainer_pitch_gain": g}, pitches, 0) for g in (1, 4)
+    )
     latent = TINY["latent_vector_size"]
     kernels = [
         r.generator.blocks["progressive_gan_block_1"]["conv0"].kernel for r in (plain, boosted)
@@ -348,10 +364,10 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     torch.testing.assert_close(kernels[1][:, :, :latent], kernels[0][:, :, :latent])
     torch.testing.assert_close(kernels[1][:, :, latent:], 4 * kernels[0][:, :, latent:])
     before = kernels[1].detach().clone()
-    where = train.schedule_at(boosted.hp, 0)
+    where = train_config.schedule_at(boosted.hp, 0)
     real = torch.rand(2, 2, *boosted.config.resolution) * 2 - 1
     real = torch.nn.functional.avg_pool2d(real, 2 ** (7 - where.num_blocks))
-    train.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
+    steps.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
     step = (kernels[1].detach() - before).abs()
     torch.testing.assert_close(step[:, :, :latent].max(), torch.tensor(1e-3), rtol=1e-3, atol=0)
     torch.testing.assert_close(step[:, :, latent:].max(), torch.tensor(4e-3), rtol=1e-3, atol=0)
@@ -361,16 +377,16 @@ def test_bundled_config_takes_small_batches_at_every_size() -> None:
     """Regression learns pitch per Adam step (each note's pitch detail is in one note only): at
     16x128, batches of 32 left the generator ignoring pitch after 30 k images where batches of 4
     placed 88 % of notes nearest their own pitch, for the same CPU time per image."""
-    hp = train.CONFIGS["bundled"]
+    hp = train_config.CONFIGS["bundled"]
     starts = np.cumsum([0, *stage_lengths(hp)])
-    assert [train.schedule_at(hp, int(s)).stage for s in starts] == list(range(len(starts)))
-    assert max(train.schedule_at(hp, int(s)).batch_size for s in starts) <= 4
+    assert [train_config.schedule_at(hp, int(s)).stage for s in starts] == list(range(len(starts)))
+    assert max(train_config.schedule_at(hp, int(s)).batch_size for s in starts) <= 4
 
 
 def test_stage_images_set_each_stage_and_export_progress_agrees() -> None:
     """trainer_stage_images: long cheap low stages, short dear top ones; Magenta's numbering."""
     hp = {**TINY, "trainer_stage_images": [1, 1, 1, 1, 1, 1, 40, 4, 1, 1, 1, 10]}
-    at = {i: train.schedule_at(hp, i) for i in (0, 5, 6, 45, 46, 48, 50, 53, 58, 63, 99)}
+    at = {i: train_config.schedule_at(hp, i) for i in (0, 5, 6, 45, 46, 48, 50, 53, 58, 63, 99)}
     assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
         (0, 1, 0.0), (5, 4, 2.0), (6, 4, 3.0), (6, 4, 3.0), (7, 5, 3.0), (7, 5, 3.5),
         (8, 5, 4.0), (11, 7, 5.0), (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
@@ -422,10 +438,10 @@ def test_init_from_a_model_reproduces_its_output(tiny_dataset: Path, tmp_path: P
     again = tmp_path / "again"
     args = [str(tiny_dataset), str(again), *new, "--init-from", str(model_path)]
     assert _run([*args, "--stop-after-images", "12"]) == 0  # starts at the model's 12 images
-    state = torch.load(again / train.STATE_PT, weights_only=False)
+    state = torch.load(again / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 12
     hp = json.loads((again / "experiment.json").read_text())
-    ema = Generator(train.generator_config(hp, (40, 52, 64)))
+    ema = Generator(train_config.generator_config(hp, (40, 52, 64)))
     ema.load_state_dict(state["ema"])
 
     model = load_model(model_path, backend="cpu")
@@ -440,7 +456,7 @@ def test_init_from_a_model_reproduces_its_output(tiny_dataset: Path, tmp_path: P
     timbres = json.loads((again / regression.TIMBRES_JSON).read_text())
     assert timbres == json.loads((run / regression.TIMBRES_JSON).read_text())
     assert _run([str(tiny_dataset), str(again), "--stop-after-images", "14"]) == 0
-    assert torch.load(again / train.STATE_PT, weights_only=False)["images"] == 14
+    assert torch.load(again / run_state.STATE_PT, weights_only=False)["images"] == 14
 
 
 def test_init_from_a_run_takes_both_generators(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -449,8 +465,8 @@ def test_init_from_a_run_takes_both_generators(tiny_dataset: Path, tmp_path: Pat
     again = tmp_path / "again"
     args = [str(tiny_dataset), str(again), "--config", "tiny", "--init-from", str(run)]
     assert _run([*args, "--stop-after-images", "8"]) == 0
-    source = torch.load(run / train.STATE_PT, weights_only=False)
-    state = torch.load(again / train.STATE_PT, weights_only=False)
+    source = torch.load(run / run_state.STATE_PT, weights_only=False)
+    state = torch.load(again / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 8
     for key in ("generator", "ema"):
         for name, value in source[key].items():

@@ -17,12 +17,19 @@ import numpy as np
 import onnx
 import torch
 from gansynth_export.checkpoint import read_checkpoint
-from gansynth_export.graph import GeneratorConfig, check_weights, lod_weights, stored_weights
+from gansynth_export.graph import (
+    GeneratorConfig,
+    check_weights,
+    lod_weights,
+    stored_weights,
+    weight_name,
+)
 
 from gansynth_instrument.errors import GansynthError, TrainingError
 from gansynth_instrument.metadata import ModelInfo
 from gansynth_instrument.training.networks import Generator
 from gansynth_instrument.training.regression import TIMBRES_JSON
+from gansynth_instrument.training.run_state import STATE_PT
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,6 @@ def _from_model(path: Path, config: GeneratorConfig) -> Initial:
 
 def _from_run(path: Path, config: GeneratorConfig) -> Initial:
     """The run's EMA as ``export`` reads it, and its raw generator from the resume state."""
-    from gansynth_instrument.training.train import STATE_PT  # the run's own file names
-
     try:
         checkpoint = read_checkpoint(path)
     except GansynthError as err:
@@ -141,7 +146,5 @@ def apply_initial(
 
 
 def _block_names(block: int, with_rgb: bool) -> list[str]:
-    from gansynth_export.graph import weight_name
-
     layers = ("conv0", "conv1", "to_rgb") if with_rgb else ("conv0", "conv1")
     return [weight_name(block, layer, kind) for layer in layers for kind in ("kernel", "bias")]
