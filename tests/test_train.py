@@ -506,3 +506,16 @@ def test_init_from_a_model_that_does_not_fit_is_one_line(
     capsys.readouterr()
     assert _run([str(tiny_dataset), str(started), "--init-from", str(path)]) == 1
     assert "leave --init-from out" in capsys.readouterr().err
+
+
+def test_pitch_boost_draws_low_notes_more_often() -> None:
+    latents = regression.timbre_latents(0, 2, 16)
+    instruments = ("a",) * 4 + ("b",) * 4
+    pitches = np.array([30, 50, 60, 70] * 2)
+    weights = regression.pitch_weights(pitches, [30, 40, 3])
+    assert regression.pitch_weights(pitches, [30, 40, 1]) is None
+    sampler = regression.Sampler(instruments, latents, weights)
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([sampler.batch(rng, 4)[0] for _ in range(3000)])
+    share = np.mean(pitches[rows] == 30)
+    assert abs(share - 3 / 6) < 0.03  # 3 of 3 + 1 + 1 + 1 parts; uniform would be 1/4

@@ -79,6 +79,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_bf16": True,
         "trainer_pitch_gain": 16.0,
         "trainer_band_loss_weight": 0.0,  # regression.band_power; > 0 for level and brightness
+        "trainer_pitch_boost": [30, 40, 1],  # regression.pitch_weights: [low, high, factor]
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -145,9 +146,15 @@ def generator_config(hp: dict[str, Any], pitches: tuple[int, ...]) -> GeneratorC
     )
 
 
-# What --hparams may change when resuming: the schedule's lengths and batch sizes, nothing that
-# shapes the networks or that the optimiser state depends on.
-RESUMABLE_HPARAMS = ("total_num_images", "batch_size_schedule", "trainer_stage_images")
+# What --hparams may change when resuming: the schedule's lengths and batch sizes, which notes
+# are drawn and a loss weight; nothing that shapes the networks or the optimiser state.
+RESUMABLE_HPARAMS = (
+    "total_num_images",
+    "batch_size_schedule",
+    "trainer_stage_images",
+    "trainer_band_loss_weight",
+    "trainer_pitch_boost",
+)
 
 
 def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +183,10 @@ def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
         ):
             raise TrainingError(f"--hparams: '{key}' needs positive ints: {value}")
         stages = 2 * int(base["num_resolutions"]) - 2
+        if key == "trainer_pitch_boost" and (len(value) != 3 or value[0] > value[1]):
+            raise TrainingError(
+                f"--hparams: 'trainer_pitch_boost' is [low pitch, high pitch, factor], got {value}"
+            )
         if key == "trainer_stage_images" and len(value) != stages:
             raise TrainingError(
                 f"--hparams: 'trainer_stage_images' needs {stages} counts (every stage but the "

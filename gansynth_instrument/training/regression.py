@@ -56,25 +56,47 @@ def read_timbres(train_dir: Path, instruments: tuple[str, ...]) -> torch.Tensor:
 class Sampler:
     """Rows of the dataset and the latent each is generated from (see the module docstring)."""
 
-    def __init__(self, instruments: tuple[str, ...], latents: torch.Tensor) -> None:
+    def __init__(
+        self,
+        instruments: tuple[str, ...],
+        latents: torch.Tensor,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        """``weights``: how often each row is drawn, relative (None: all alike)."""
         names = sorted(set(instruments))
         self.names = names
         self.timbre = np.array([names.index(i) for i in instruments])
         self.rows_of = [np.flatnonzero(self.timbre == t) for t in range(len(names))]
         self.latents = latents
         self.unit = F.normalize(latents, dim=1).numpy()
+        self.weights = weights
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, torch.Tensor]:
         """(rows [size], z [size, latent]): first half timbre latents, second half random."""
         fixed = size // 2 if size > 1 else int(rng.integers(0, 2))
-        rows = list(rng.integers(0, len(self.timbre), fixed))
+        rows = [int(r) for r in self._draw(rng, np.arange(len(self.timbre)), fixed)]
         z = [self.latents[self.timbre[r]].numpy() for r in rows]
         for _ in range(size - fixed):
             fresh = rng.standard_normal(self.latents.shape[1]).astype(np.float32)
             nearest = int(np.argmax(self.unit @ fresh))
-            rows.append(int(rng.choice(self.rows_of[nearest])))
+            rows.append(int(self._draw(rng, self.rows_of[nearest], 1)[0]))
             z.append(fresh)
         return np.array(rows), torch.from_numpy(np.stack(z))
+
+    def _draw(self, rng: np.random.Generator, among: np.ndarray, count: int) -> np.ndarray:
+        if self.weights is None:
+            return among[rng.integers(0, len(among), count)]
+        p = self.weights[among]
+        return rng.choice(among, count, p=p / p.sum())
+
+
+def pitch_weights(pitches: np.ndarray, boost: list[int]) -> np.ndarray | None:
+    """Row weights of hparam ``trainer_pitch_boost`` [low, high, factor]: notes at pitches
+    low..high drawn factor× as often as the others (where the model is worst in tune)."""
+    low, high, factor = boost
+    if factor == 1:
+        return None
+    return np.where((pitches >= low) & (pitches <= high), float(factor), 1.0)
 
 
 def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor:

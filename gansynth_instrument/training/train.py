@@ -54,6 +54,7 @@ from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import (
     TIMBRES_JSON,
     Sampler,
+    pitch_weights,
     read_timbres,
     timbre_latents,
 )
@@ -101,7 +102,10 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
             )
         if run.config.pitches != pitches:
             raise TrainingError(f"{args.dataset}: pitches differ from the run in {train_dir}")
-        changes = parse_hparams(args.hparams, run.hp)
+        # keys the run's config has gained since the run started may be set too
+        changes = parse_hparams(
+            args.hparams, {**CONFIGS.get(run.hp.get("trainer_config"), {}), **run.hp}
+        )
         fixed = sorted(set(changes) - set(RESUMABLE_HPARAMS))
         if fixed:
             raise TrainingError(
@@ -191,7 +195,8 @@ def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
             )
         sampler = None
         if run.regression:
-            sampler = Sampler(data.instruments, read_timbres(train_dir, data.instruments))
+            weights = pitch_weights(data.pitches, run.hp.get("trainer_pitch_boost", [0, 0, 1]))
+            sampler = Sampler(data.instruments, read_timbres(train_dir, data.instruments), weights)
         return _loop(args, run, real, sampler, train_dir, rng, rank, world, device)
 
 
