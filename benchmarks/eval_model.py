@@ -112,34 +112,37 @@ def _band_share_db(audio: np.ndarray, sample_rate: int) -> float:
     return float(10 * np.log10(max(band, 1e-30) / max(power.sum(), 1e-30)))
 
 
-def _instrument_timbres(model: Model, data: Dataset, prefix: str) -> list[tuple[str, np.ndarray]]:
-    """(dataset instrument, latent) for the model's own timbres, else the ``prefix`` presets."""
+def _instrument_timbres(
+    model: Model, data: Dataset, prefix: str
+) -> list[tuple[str, str, np.ndarray]]:
+    """(name, dataset instrument, latent) of the model's own timbres, else of the ``prefix``
+    presets named after the dataset's instruments."""
     if model.info.timbres:
-        return [(t.instrument, np.array(t.latent, np.float32)) for t in model.info.timbres]
+        return [(t.name, t.instrument, np.array(t.latent, np.float32)) for t in model.info.timbres]
     names = sorted(set(data.instruments))
     velocities = [int(m[2]) for m in map(SOUNDFONT_NAME.fullmatch, names) if m is not None]
     loudest = max(velocities, default=0)
+    presets = [find_preset(preset_name(n, prefix, loudest)) for n in names]
     return [
-        (n, find_preset(preset_name(n, prefix, loudest)).latent_vector(model.latent_size))
-        for n in names
+        (p.name, n, p.latent_vector(model.latent_size)) for p, n in zip(presets, names, strict=True)
     ]
 
 
 def level_and_brightness(model: Model, data: Dataset, prefix: str, batch_size: int) -> None:
     print(
-        f"{'instrument':>16} {'level dB':>9} {'model-data':>10} {'4-8 kHz dB':>10} "
+        f"{'timbre':>24} {'level dB':>9} {'model-data':>10} {'4-8 kHz dB':>10} "
         f"{'model-data':>10}   (pitches {', '.join(map(str, LEVEL_PITCHES))})"
     )
     level_ok = bright_ok = 0
     timbres = _instrument_timbres(model, data, prefix)
-    for instrument, z in timbres:
+    for name, instrument, z in timbres:
         rows = [
             r
             for r, (i, p) in enumerate(zip(data.instruments, data.pitches, strict=True))
             if i == instrument and p in LEVEL_PITCHES and p in model.pitches
         ]
         if not rows:
-            print(f"{instrument:>16} no training notes at {LEVEL_PITCHES}")
+            print(f"{name:>24} no training notes of {instrument} at {LEVEL_PITCHES}")
             continue
         pitches = [int(data.pitches[r]) for r in rows]
         real = [data.note(r) for r in rows]
@@ -151,7 +154,7 @@ def level_and_brightness(model: Model, data: Dataset, prefix: str, batch_size: i
         level_ok += abs(made_level - real_level) <= LEVEL_TOLERANCE_DB
         bright_ok += abs(made_bright - real_bright) <= BRIGHT_TOLERANCE_DB
         print(
-            f"{instrument:>16} {made_level:>9.1f} {made_level - real_level:>+10.1f} "
+            f"{name:>24} {made_level:>9.1f} {made_level - real_level:>+10.1f} "
             f"{made_bright:>10.1f} {made_bright - real_bright:>+10.1f}"
         )
     print(

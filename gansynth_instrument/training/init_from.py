@@ -9,7 +9,6 @@ with a fresh optimiser.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from gansynth_export.graph import (
 from gansynth_instrument.errors import GansynthError, TrainingError
 from gansynth_instrument.metadata import ModelInfo
 from gansynth_instrument.training.networks import Generator
-from gansynth_instrument.training.regression import TIMBRES_JSON
 from gansynth_instrument.training.run_state import STATE_PT
 
 
@@ -107,9 +105,7 @@ def _from_run(path: Path, config: GeneratorConfig) -> Initial:
         raise TrainingError(
             f"{path}: does not fit the config: its pitches differ from the dataset's"
         )
-    timbres = None
-    if (path / TIMBRES_JSON).is_file():
-        timbres = json.loads((path / TIMBRES_JSON).read_text(encoding="utf-8"))
+    timbres = {name: list(z) for name, z in checkpoint.timbres.items()} or None
     return Initial(
         path,
         raw.magenta_weights(),
