@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ class KnobDirections:
         values = np.asarray(offsets, dtype=np.float64).reshape(-1)
         if len(values) > self.count:
             raise PresetError(f"{len(values)} knob offsets, but this model has {self.count} knobs")
-        bad = [f"{v!r}" for v in values if not math.isfinite(v)]
+        bad = [f"{float(v)!r}" for v in values if not math.isfinite(v)]
         if bad:
             raise PresetError(f"knob offset {bad[0]} is not a finite number")
         z32 = np.asarray(z, dtype=np.float32)
@@ -315,7 +316,7 @@ def _load(path: Path, digest: str, count: int, latent_size: int) -> KnobDirectio
             and knobs.variance.shape == knobs.variance_ratio.shape == (count,)
             and np.isfinite(directions).all()
         )
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
         logger.warning("timbre knobs: %s is unreadable (%s); computing them again", path, err)
         return None
     if not ok:
