@@ -18,6 +18,8 @@ from gansynth_instrument.errors import PresetError
 # MIDI 1.0's Sound Controllers 1-8 (CC70-77): meant for shaping the sound, and what common
 # 8-knob keyboards (Akai's MPK mini, among others) send by default.
 KNOB_CCS = tuple(range(70, 78))
+# Buttons (a press sends 127): General Purpose Controllers 5 and 6.
+EXPLORE_CCS = {"the random-timbre button": 80, "the save-timbre button": 81}
 KNOB_SPAN = 4.0  # a knob turned fully reaches ±4 standard deviations
 KNOB_STOPS = 17  # odd, so the centre is a stop: 0.5 standard deviations apart at the default span
 CC_MAX = 127

@@ -30,7 +30,9 @@ import yaml
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
+from gansynth_instrument.pad import PAD_CCS, PAD_SIZE, check_ccs, check_size
 
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
@@ -63,8 +65,9 @@ _PRESET_KEYS = (
     "program",
     "loop",
 )
-_BANK_KEYS = ("name", "description", "programs", "morph")
+_BANK_KEYS = ("name", "description", "programs", "morph", "pad")
 _MORPH_KEYS = ("path", "cc", "steps")
+_PAD_KEYS = ("corners", "cc", "size")
 
 
 def _is_number(value: object) -> bool:
@@ -271,10 +274,13 @@ class Preset:
 
 @dataclass(frozen=True)
 class Bank:
-    """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none).
+    """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none)
+    and an XY pad (4 corner preset names, or empty for none).
 
-    The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps.
-    Every name is checked to resolve (``find_preset``) when the bank is loaded.
+    The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps; the
+    pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
+    (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
+    (``find_preset``) when the bank is loaded.
     """
 
     name: str
@@ -282,6 +288,9 @@ class Bank:
     morph_path: tuple[str, ...] = ()
     morph_cc: int = 1
     morph_steps: int = 17
+    pad_corners: tuple[str, ...] = ()
+    pad_ccs: tuple[int, int] = PAD_CCS
+    pad_size: int = PAD_SIZE
     description: str = ""
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -310,12 +319,41 @@ class Bank:
                 f"{where}: field 'morph.cc': CC{self.morph_cc} is {RESERVED_CCS[self.morph_cc]}"
             )
         _check_int(where, "morph.steps", self.morph_steps, MORPH_STEPS_RANGE)
+        self._check_pad(where)
         if not isinstance(self.description, str):
             raise PresetError(f"{where}: field 'description': expected text")
 
+    def _check_pad(self, where: str) -> None:
+        if isinstance(self.pad_corners, str) or not isinstance(self.pad_corners, Iterable):
+            raise PresetError(f"{where}: field 'pad.corners': expected a list of 4 preset names")
+        corners = tuple(self.pad_corners)
+        if corners and len(corners) != 4:
+            raise PresetError(
+                f"{where}: field 'pad.corners': needs 4 presets (A B C D), got {len(corners)}"
+            )
+        for name in corners:
+            _check_name(where, name, "pad.corners")
+        object.__setattr__(self, "pad_corners", corners)
+        ccs = self.pad_ccs
+        if isinstance(ccs, (str, bytes)) or not isinstance(ccs, Iterable) or len(ccs) != 2:
+            raise PresetError(f"{where}: field 'pad.cc': expected two controllers [x, y]")
+        if not corners:
+            return  # no pad: its controllers stay free for other uses
+        taken = dict(RESERVED_CCS)
+        taken.update((cc, f"knob {i + 1}") for i, cc in enumerate(KNOB_CCS))
+        taken.update((cc, what) for what, cc in EXPLORE_CCS.items())
+        if self.morph_path:
+            taken[self.morph_cc] = "the morph controller"
+        try:
+            object.__setattr__(self, "pad_ccs", check_ccs(*tuple(ccs), taken))
+            check_size(self.pad_size)
+        except PresetError as err:
+            raise PresetError(f"{where}: field 'pad': {err}") from None
+
     def preset_names(self) -> list[str]:
         """Every preset the bank refers to, each once, programs first (in program order)."""
-        names = [self.programs[p] for p in sorted(self.programs)] + list(self.morph_path)
+        names = [self.programs[p] for p in sorted(self.programs)]
+        names += list(self.morph_path) + list(self.pad_corners)
         return list(dict.fromkeys(names))
 
     def to_dict(self) -> dict[str, Any]:
@@ -328,6 +366,12 @@ class Bank:
                 "path": list(self.morph_path),
                 "cc": self.morph_cc,
                 "steps": self.morph_steps,
+            }
+        if self.pad_corners:
+            data["pad"] = {
+                "corners": list(self.pad_corners),
+                "cc": list(self.pad_ccs),
+                "size": self.pad_size,
             }
         return data
 
@@ -351,12 +395,23 @@ class Bank:
             raise PresetError(
                 f"{where}: unknown field 'morph.{unknown[0]}' (known: {', '.join(_MORPH_KEYS)})"
             )
+        pad = data.get("pad") or {}
+        if not isinstance(pad, Mapping):
+            raise PresetError(f"{where}: field 'pad': expected a mapping (corners:, cc:, size:)")
+        unknown = sorted(str(k) for k in pad if k not in _PAD_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field 'pad.{unknown[0]}' (known: {', '.join(_PAD_KEYS)})"
+            )
         return cls(
             name=data["name"],
             programs=data.get("programs") or {},
             morph_path=morph.get("path") or (),
             morph_cc=morph.get("cc", 1),
             morph_steps=morph.get("steps", 17),
+            pad_corners=pad.get("corners") or (),
+            pad_ccs=pad.get("cc", PAD_CCS),
+            pad_size=pad.get("size", PAD_SIZE),
             description=data.get("description", ""),
             path=path,
         )
@@ -463,6 +518,8 @@ def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
         _resolve_in_bank(path, f"programs.{program}", name, user_dir)
     for name in bank.morph_path:
         _resolve_in_bank(path, "morph.path", name, user_dir)
+    for name in bank.pad_corners:
+        _resolve_in_bank(path, "pad.corners", name, user_dir)
     return bank
 
 

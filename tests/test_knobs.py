@@ -15,7 +15,7 @@ from gansynth_instrument import knobs, pad
 from gansynth_instrument.errors import GansynthError, PresetError
 from gansynth_instrument.explore import found_name, random_preset, save_found
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import Preset, find_preset
+from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 
 # -- knobs ------------------------------------------------------------------------------------
 
@@ -204,3 +204,57 @@ def test_saving_into_a_full_folder_says_so_and_loses_nothing(tmp_path: Path) -> 
     )
     assert "cannot write (File too large)" in run.stdout and str(tmp_path) in run.stdout
     assert list(tmp_path.iterdir()) == []  # no half-written preset or temporary file
+
+
+# -- a bank's pad ---------------------------------------------------------------------------------
+
+_PAD_BANK = """name: padded
+programs: {0: felt-keys}
+morph: {path: [felt-keys, slow-pad], cc: 1}
+pad:
+  corners: [felt-keys, glass-bell, slow-pad, reed-organ]
+"""
+
+
+def test_a_bank_names_its_pad_corners(tmp_path: Path) -> None:
+    path = tmp_path / "padded.yaml"
+    path.write_text(_PAD_BANK + "  cc: [20, 21]\n  size: 5\n")
+    bank = find_bank(str(path), user_dir=tmp_path)
+    assert bank.pad_corners == ("felt-keys", "glass-bell", "slow-pad", "reed-organ")
+    assert bank.pad_ccs == (20, 21) and bank.pad_size == 5
+    assert "reed-organ" in bank.preset_names()
+    again = Bank.from_dict(bank.to_dict(), "again")
+    assert (again.pad_corners, again.pad_ccs, again.pad_size) == (bank.pad_corners, (20, 21), 5)
+    path.write_text(_PAD_BANK)
+    assert find_bank(str(path), user_dir=tmp_path).pad_ccs == pad.PAD_CCS
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("  cc: [16, 64]\n", r"field 'pad': pad y controller CC64 is already the sustain pedal"),
+        ("  cc: [1, 17]\n", r"field 'pad': pad x controller CC1 is already the morph controller"),
+        ("  cc: [70, 17]\n", r"field 'pad': pad x controller CC70 is already knob 1"),
+        ("  cc: [16, 80]\n", r"CC80 is already the random-timbre button"),
+        ("  size: 1\n", r"pad size must be 2\.\.33 points per side, got 1"),
+        ("  colour: red\n", r"unknown field 'pad\.colour'"),
+    ],
+)
+def test_bad_pad_fields_name_the_value(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "padded.yaml"
+    path.write_text(_PAD_BANK + extra)
+    with pytest.raises(PresetError, match=message) as err:
+        find_bank(str(path), user_dir=tmp_path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_pad_corners_must_be_four_known_presets(tmp_path: Path) -> None:
+    path = tmp_path / "padded.yaml"
+    path.write_text(_PAD_BANK.replace(", reed-organ", ""))
+    with pytest.raises(
+        PresetError, match=r"field 'pad.corners': needs 4 presets \(A B C D\), got 3"
+    ):
+        find_bank(str(path), user_dir=tmp_path)
+    path.write_text(_PAD_BANK.replace("reed-organ", "no-such-preset"))
+    with pytest.raises(PresetError, match=r"field 'pad.corners': unknown preset 'no-such-preset'"):
+        find_bank(str(path), user_dir=tmp_path)
