@@ -181,15 +181,29 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print a preset's (or bank's) YAML file")
     show.add_argument("name", help="preset name or .yaml path")
     show.add_argument("--bank", action="store_true", help="show the bank of that name")
-    new = actions.add_parser("new", help="make a preset from a seed, at random, or between two")
+    new = actions.add_parser(
+        "new", help="make a preset from a seed, at random, between two, or from one with knobs"
+    )
     new.add_argument("name", help="the new preset's name (letters, digits, '-', '_')")
     how = new.add_mutually_exclusive_group(required=True)
     how.add_argument("--seed", type=int, help="timbre = random_latent(SEED), 0..2^32-1")
     how.add_argument("--random", action="store_true", help="a fresh random seed (printed)")
     how.add_argument("--between", nargs=2, metavar=("A", "B"), help="a point between two presets")
+    how.add_argument(
+        "--from", dest="from_preset", metavar="PRESET", help="a preset moved by --knob offsets"
+    )
     new.add_argument(
         "--at", type=float, default=0.5, help="position from A (0) to B (1), default 0.5"
     )
+    new.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="K=OFFSET",
+        help="with --from: turn timbre knob K (1-8) by OFFSET standard deviations, e.g. 1=+2.5 "
+        "(repeatable; the knobs are the model's, found once and cached, see 'play --help')",
+    )
+    _add_model_options(new)
     new.add_argument(
         "--latent-size", type=int, default=256, help="latent size for seeds (default 256)"
     )
@@ -281,9 +295,17 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         help="notes along the slerp path between two presets or seeds",
         description="Write --steps notes from timbre A (t=0) to B (t=1): interp_00.wav, ...",
     )
-    itp.add_argument("a", help="preset name, .yaml path or seed")
-    itp.add_argument("b", help="preset name, .yaml path or seed")
+    itp.add_argument("a", nargs="?", help="preset name, .yaml path or seed")
+    itp.add_argument("b", nargs="?", help="preset name, .yaml path or seed")
     _add_model_options(itp)
+    itp.add_argument(
+        "--grid",
+        nargs=4,
+        metavar=("A", "B", "C", "D"),
+        help="a 2-D grid between 4 timbres at the corners (0,0) (1,0) (0,1) (1,1): "
+        "grid_ROW_COLUMN.wav, each the bilinear slerp of the corners",
+    )
+    itp.add_argument("--size", type=int, default=5, help="--grid points per side (5)")
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")

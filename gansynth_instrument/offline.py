@@ -34,6 +34,7 @@ from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError,
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.model import Model, format_pitches, load_model_from_options
+from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 from gansynth_instrument.voices import Mixer, Voices
 
@@ -219,6 +220,41 @@ def interpolate(
             f"{label_a} → {label_b} at t={t:.3f}",
         )
         for i, t in enumerate(ts)
+    ]
+
+
+def interpolate_grid(
+    model: Model,
+    corners: Sequence[str],
+    out_dir: Path,
+    *,
+    size: int = 5,
+    pitch: int = 60,
+) -> list[WrittenNote]:
+    """The course's interpolation in two dimensions: a ``size``×``size`` grid of notes between
+    four timbres A, B, C, D at (x, y) = (0, 0), (1, 0), (0, 1), (1, 1), each point the bilinear
+    slerp of the corners (the XY pad's grid, ``pad.py``). Files: ``grid_{row}_{column}.wav``,
+    row = y index, column = x index. The corners are preset names/paths or seeds."""
+    if len(corners) != 4:
+        raise GansynthError(f"--grid takes 4 timbres (A B C D), got {len(corners)}")
+    lo, hi = PAD_SIZE_RANGE
+    if not lo <= size <= hi:
+        raise GansynthError(f"--size must be {lo}..{hi} points per side, got {size}")
+    labelled = [_timbre(spec, model.latent_size) for spec in corners]
+    check_pitches(model, [pitch])
+    check_writable_dir(Path(out_dir), create=True)
+    latents = grid_latents([z for _, z in labelled], size).reshape(size * size, -1)
+    audio = render_notes(model, latents, [pitch] * (size * size), what="grid")
+    names = " ".join(label for label, _ in labelled)
+    return [
+        WrittenNote(
+            write_wav(
+                Path(out_dir) / f"grid_{i // size}_{i % size}.wav", audio[i], model.sample_rate
+            ),
+            pitch,
+            f"{names} at x={i % size / (size - 1):.3f} y={i // size / (size - 1):.3f}",
+        )
+        for i in range(size * size)
     ]
 
 
@@ -667,18 +703,33 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    """``gansynth-instrument interpolate A B``: prints one line per file written."""
-    for spec in (args.a, args.b):
+    """``gansynth-instrument interpolate A B`` or ``interpolate --grid A B C D``: prints one
+    line per file written."""
+    specs = args.grid or [args.a, args.b]
+    if args.grid and (args.a or args.b):
+        raise GansynthError("interpolate: give either A B, or --grid A B C D, not both")
+    if not args.grid and not (args.a and args.b):
+        raise GansynthError("interpolate: give two timbres A B, or --grid A B C D")
+    for spec in specs:
         if not spec.isdigit():
             find_preset(spec)  # a typo fails before the model loads
-    written = interpolate(
-        load_model_from_options(args),
-        args.a,
-        args.b,
-        args.output_dir,
-        steps=args.steps,
-        pitch=args.pitch,
-    )
+    if args.grid:
+        written = interpolate_grid(
+            load_model_from_options(args),
+            args.grid,
+            args.output_dir,
+            size=args.size,
+            pitch=args.pitch,
+        )
+    else:
+        written = interpolate(
+            load_model_from_options(args),
+            args.a,
+            args.b,
+            args.output_dir,
+            steps=args.steps,
+            pitch=args.pitch,
+        )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
     return 0

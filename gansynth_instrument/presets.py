@@ -16,10 +16,11 @@ a ``banks/`` subfolder of either presets dir.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -801,20 +802,36 @@ def create_preset(
     between: tuple[str, str] | None = None,
     at: float = 0.5,
     latent_size: int = LATENT_SIZE,
+    from_preset: str | None = None,
+    move: Callable[[np.ndarray], np.ndarray] | None = None,
+    move_note: str = "",
     changes: Mapping[str, Any] | None = None,
     force: bool = False,
     user_dir: Path | None = None,
 ) -> tuple[Preset, Path]:
-    """``presets new``: from a seed, a random seed, or a point between two presets; saved.
+    """``presets new``: from a seed, a random seed, a point between two presets, or another
+    preset (``from_preset``) whose latent ``move`` changes (the timbre knobs; ``move_note`` says
+    how, in the description); saved.
 
     For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
     ``changes`` sets other fields (gain_db, attack_s, release_s, program, loop, description).
     """
-    if sum((seed is not None, random, between is not None)) != 1:
-        raise PresetError("presets new: give exactly one of --seed N, --random, --between A B")
+    if sum((seed is not None, random, between is not None, from_preset is not None)) != 1:
+        raise PresetError(
+            "presets new: give exactly one of --seed N, --random, --between A B, --from PRESET"
+        )
     _check_name("presets new", name)
     _check_free(name, user_dir, force)
-    if between is not None:
+    if from_preset is not None:
+        source = find_preset(from_preset, user_dir=user_dir)
+        preset = source.copy(name=name, program=None, description=f"from {source.name}")
+        if move is not None:
+            latent = move(source.latent_vector(latent_size))
+            note = f", {move_note}" if move_note else ""
+            preset = preset.copy(
+                latent=tuple(latent.tolist()), description=f"from {source.name}{note}"
+            )
+    elif between is not None:
         a, b = (find_preset(n, user_dir=user_dir) for n in between)
         sizes = {len(p.latent) for p in (a, b) if p.latent is not None}
         if len(sizes) > 1:
@@ -846,6 +863,22 @@ def save_copy(
     return preset, save_preset(preset, user_dir)
 
 
+def _knob_move(
+    args: argparse.Namespace,
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, int]:
+    """(latent → latent moved by the ``--knob`` offsets, their description, the model's latent
+    size). The specs and the source preset are checked before the model loads."""
+    from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
+    from gansynth_instrument.knobs import describe, parse_knobs
+    from gansynth_instrument.model import load_model_from_options
+
+    offsets = parse_knobs(args.knob, KNOB_COUNT)
+    find_preset(args.from_preset)
+    model = load_model_from_options(args)
+    knobs = knob_directions(model)
+    return functools.partial(knobs.move, offsets=offsets), describe(offsets), model.latent_size
+
+
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "loop", "description")
 
 
@@ -857,13 +890,21 @@ def run_command(args: argparse.Namespace) -> int:
     elif args.action == "show":
         print(show_text(args.name, bank=args.bank), end="")
     elif args.action == "new":
+        move, note, latent_size = None, "", args.latent_size
+        if args.knob:
+            if args.from_preset is None:
+                raise PresetError("presets new: --knob needs --from PRESET (the timbre it turns)")
+            move, note, latent_size = _knob_move(args)
         preset, path = create_preset(
             args.name,
             seed=args.seed,
             random=args.random,
             between=tuple(args.between) if args.between else None,
             at=args.at,
-            latent_size=args.latent_size,
+            latent_size=latent_size,
+            from_preset=args.from_preset,
+            move=move,
+            move_note=note,
             changes=changes,
             force=args.force,
         )
