@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gansynth_instrument.engine import Timbre
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.pad import point_latent
+from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.timbre_space import TimbreSpace
 
 COUNT = 8
