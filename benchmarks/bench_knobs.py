@@ -35,7 +35,8 @@ from gansynth_instrument.ganspace import KNOB_COUNT, compute_directions
 from gansynth_instrument.knobs import describe
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.presets import Preset, find_preset
+from gansynth_instrument.presets import find_preset
+from gansynth_instrument.timbre import Timbre
 
 FLOOR_DB = 80.0
 DECAY_DB = 20.0
@@ -151,11 +152,11 @@ def measure(model: Model, starts: int, offset: float, pitch: int) -> None:
 
     offsets = (2.5, 0.0, -1.0)
     moved = knobs.move(random_latent(7, model.latent_size), offsets)
-    template = Preset(name="bench-start", seed=7, latent=None)
     pitches = [48, 60, 72]
     before = model.generate(np.repeat(moved[None], 3, axis=0), pitches)
     with tempfile.TemporaryDirectory() as tmp:
-        saved, path = save_found(template, moved, note=describe(offsets), user_dir=Path(tmp))
+        found = Timbre("seed 7", moved)
+        saved, path = save_found(found, note=describe(offsets), user_dir=Path(tmp))
         again = find_preset(str(path)).latent_vector(model.latent_size)
         after = model.generate(np.repeat(again[None], 3, axis=0), pitches)
     same = np.array_equal(before, after)

@@ -17,9 +17,17 @@ Rules:
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
+- Timbre knobs and the XY pad (``timbre_space.TimbreSpace``): a knob's controller moves along
+  the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
+  both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
+  notes following). A program change or a random draw becomes the new base the knobs move.
+- Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
+  last are rendered first); the save button marks what plays, knob offsets included, for
+  ``take_save()``: the live status loop writes it, so no file is written on the MIDI thread.
+  Buttons act when pressed (a value ≥ 64 after one below).
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
-  becomes the morph controller; ``take_learned()`` hands it once to whoever saves it (the live
-  status loop), so no file is written on the MIDI thread.
+  becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
+  once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
 """
@@ -34,9 +42,12 @@ from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.explore import random_timbre
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
@@ -63,6 +74,9 @@ DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+BUTTON_DOWN = 64  # a button's controller value when pressed (≥), as the sustain pedal's
+RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
+SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ class Engine:
 
     ``programs`` maps program numbers to timbres; ``timbre`` is the one playing at start.
     ``morph`` holds the quantised morph steps (``morph_steps``), empty for no morph.
+    ``space`` holds the knob directions and the pad's corners (None: no knobs, no pad);
+    ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's (x, y).
     """
 
     def __init__(
@@ -94,6 +110,11 @@ class Engine:
         programs: Mapping[int, Timbre] | None = None,
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = 1,
+        space: TimbreSpace[Timbre] | None = None,
+        knob_ccs: Sequence[int] = KNOB_CCS,
+        pad_ccs: Sequence[int] = (),
+        random_cc: int | None = RANDOM_CC,
+        save_cc: int | None = SAVE_CC,
         channel: int | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -108,10 +129,18 @@ class Engine:
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
         self._pitch_set = frozenset(self.pitches)
-        self.timbre = timbre
+        self.space = space
+        self.timbre = space.set_base(timbre) if space is not None else timbre
         self.programs = dict(programs or {})
-        self.morph = list(morph)
+        self._path = list(morph)  # the bank's morph steps
+        self.morph = self._path  # the line playing: the morph path, a knob's stops, a pad edge
         self.morph_cc = morph_cc if self.morph else None
+        knobs = space.knobs if space is not None else None
+        self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
+        has_pad = space is not None and bool(space.corners)
+        self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
+        self._buttons = {cc: 0 for cc in (random_cc, save_cc) if cc is not None}
+        self.random_cc, self.save_cc = random_cc, save_cc
         self.channel = channel
         self.bend_range_semitones = bend_range_semitones
         self.velocity_exponent = velocity_exponent
@@ -120,10 +149,12 @@ class Engine:
         self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
         self.ignored = 0
         self._learning = False
+        self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
+        self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
+        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
-        self._step_keys = [step.key for step in self.morph]
         self._prefetched: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
@@ -161,9 +192,14 @@ class Engine:
         """Ask for every pitch of the current timbre in the background (call once at start)."""
         self._request_all(self.timbre)
 
-    def learn(self) -> None:
-        """Bind the morph to the next controller moved (other than pedal and channel modes)."""
-        if self.morph:
+    def learn(self, knob: int | None = None) -> None:
+        """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
+        pedal and channel modes)."""
+        if knob is not None:
+            if not 0 <= knob < len(self._knob_of) or self.space is None:
+                raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
+            self._learn_knob, self._learning = knob, True
+        elif self.morph:
             self._learning = True
 
     @property
@@ -175,6 +211,28 @@ class Engine:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
         cc, self._learned = self._learned, None
         return cc
+
+    def take_learned_knob(self) -> tuple[int, int] | None:
+        """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
+        bound, self._learned_knob = self._learned_knob, None
+        return bound
+
+    def take_save(self) -> Timbre | None:
+        """The timbre the save button marked, once (then None): for the caller to write it."""
+        timbre, self._to_save = self._to_save, None
+        return timbre
+
+    def random_timbre(self) -> None:
+        """A fresh random timbre for the next notes, with the level and envelope of what plays;
+        the pitches played last are rendered first, then the rest."""
+        self._switch_to(random_timbre(self.current()))
+
+    def current(self) -> Timbre:
+        """The one timbre playing now: the nearest step of a line that is moving, else the
+        current timbre (knob offsets included)."""
+        if self.morph_position is None:
+            return self.timbre
+        return self.morph[round(self.morph_position)]
 
     def program_change(self, program: int) -> None:
         """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
@@ -189,7 +247,12 @@ class Engine:
                 f"{', '.join(map(str, sorted(self.programs))) or 'none'}); ignored",
             )
             return
-        self.timbre = timbre
+        self._switch_to(timbre)
+
+    def _switch_to(self, timbre: Timbre) -> None:
+        """New notes play ``timbre`` (moved by the knobs); sounding ones keep theirs."""
+        self.timbre = self.space.set_base(timbre) if self.space is not None else timbre
+        timbre = self.timbre
         self.morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
@@ -205,7 +268,11 @@ class Engine:
         position = self.morph_position
         return EngineStatus(
             timbre=self._current_name(),
-            morph_position=None if position is None else position / (len(self.morph) - 1),
+            morph_position=(
+                None
+                if position is None or self.morph is not self._path
+                else position / (len(self.morph) - 1)
+            ),
             cache_fill={name: self.cache.progress(t.key) for name, t in named.items()},
             dropped_commands=self.voices.dropped,
             ignored_messages=self.ignored,
@@ -215,9 +282,7 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        if self.morph_position is None:
-            return self.timbre.name
-        return self.morph[round(self.morph_position)].name
+        return self.current().name
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -287,32 +352,31 @@ class Engine:
         """
         assert self.morph_position is not None
         u = self.morph_position
+        keys = [step.key for step in self.morph]
         for step in self._neighbour_steps() if priority is not None else ():
-            if self.cache.lookup(self._step_keys[step], model_pitch) is None:
+            if self.cache.lookup(keys[step], model_pitch) is None:
                 self.cache.request(self.morph[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
                     self._wait(self.morph[step], model_pitch)
         cached = [
-            s
-            for s, key in enumerate(self._step_keys)
-            if self.cache.lookup(key, model_pitch) is not None
+            s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
         ]
         below = max((s for s in cached if s <= u), default=None)
         above = min((s for s in cached if s >= u), default=None)
         if below is None and above is None:
             # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
             for step in sorted(range(len(self.morph)), key=lambda s: abs(s - u)):
-                layer = self._shifted(self.cache.nearest(self._step_keys[step], model_pitch), pitch)
+                layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
                 if layer is not None:
                     return layer, None, 0.0
             return None
         if below is None or above is None or below == above:
             only = below if below is not None else above
-            note = self.cache.lookup(self._step_keys[only], model_pitch)
+            note = self.cache.lookup(keys[only], model_pitch)
             layer = self._shifted(note, pitch)
             return (layer, None, 0.0) if layer is not None else None
-        a = self._shifted(self.cache.lookup(self._step_keys[below], model_pitch), pitch)
-        b = self._shifted(self.cache.lookup(self._step_keys[above], model_pitch), pitch)
+        a = self._shifted(self.cache.lookup(keys[below], model_pitch), pitch)
+        b = self._shifted(self.cache.lookup(keys[above], model_pitch), pitch)
         if a is None or b is None:
             return None
         return a, b, (u - below) / (above - below)
@@ -356,6 +420,13 @@ class Engine:
             self.voices.bend(0.0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
             self.voices.all_notes_off(frame)
+        elif self._learning and self._learn_knob is not None:
+            knob, self._learn_knob, self._learning = self._learn_knob, None, False
+            self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
+            self._knob_of[cc] = knob
+            self._learned_knob = (knob, cc)
+            logger.info("knob %d bound to CC%d", knob + 1, cc)
+            self._turn(knob, value, frame)
         elif self._learning:
             self._learning = False
             self.morph_cc = self._learned = cc
@@ -363,15 +434,35 @@ class Engine:
             self._morph_to(value, frame)
         elif cc == self.morph_cc:
             self._morph_to(value, frame)
+        elif cc in self._knob_of:
+            self._turn(self._knob_of[cc], value, frame)
+        elif cc in self._pad_axis:
+            assert self.space is not None
+            self._glide(*self.space.move_pad(self._pad_axis[cc], value), frame)
+        elif cc in self._buttons:
+            pressed = value >= BUTTON_DOWN > self._buttons[cc]
+            self._buttons[cc] = value
+            if pressed and cc == self.random_cc:
+                self.random_timbre()
+            elif pressed:
+                self._to_save = self.current()
         else:
             self.ignored += 1
 
+    def _turn(self, knob: int, value: int, frame: int) -> None:
+        assert self.space is not None
+        self._glide(*self.space.turn(knob, value), frame)
+
     def _morph_to(self, value: int, frame: int) -> None:
         """Move along the morph path: new notes and sounding notes take the new position."""
-        u = value / 127 * (len(self.morph) - 1)
-        if u == self.morph_position:
+        self._glide(self._path, value / 127 * (len(self._path) - 1), frame)
+
+    def _glide(self, line: list[Timbre], u: float, frame: int) -> None:
+        """Move to position ``u`` (in steps) along ``line``: new notes and sounding notes take
+        the new position, crossfading the two steps around it."""
+        if line is self.morph and u == self.morph_position:
             return
-        self.morph_position = u
+        self.morph, self.morph_position = line, u
         sounding = [
             (slot, pitch, self.model_pitch(pitch)) for slot, (_, pitch) in self.voices.sounding()
         ]
@@ -380,7 +471,7 @@ class Engine:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
             played = sorted({mp for _, _, mp in sounding if mp is not None})
             for step in self._neighbour_steps():
-                key = self._step_keys[step]
+                key = self.morph[step].key
                 missing = [p for p in played if self.cache.lookup(key, p) is None]
                 if missing:
                     self.cache.request(self.morph[step].latent, missing, Priority.NEAR)

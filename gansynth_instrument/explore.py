@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.latent import random_latent
 from gansynth_instrument.presets import (
     PRESET_SUFFIX,
     Preset,
@@ -21,17 +22,23 @@ from gansynth_instrument.presets import (
     save_preset,
     user_presets_dir,
 )
+from gansynth_instrument.timbre import Timbre
 
 FOUND_PREFIX = "found"
 _MAX_SAME_SECOND = 1000
 
 
-def random_preset(template: Preset) -> Preset:
-    """A fresh random timbre (a stored seed, so it can be saved compactly) with the level and
-    envelope of ``template`` (what was playing): only the timbre changes."""
+def random_timbre(template: Timbre) -> Timbre:
+    """A fresh random timbre (named by its seed) with the level and envelope of ``template``
+    (what was playing): only the timbre changes."""
     seed = random_seed()
-    return template.copy(
-        name=f"random-{seed}", seed=seed, program=None, description=f"random draw, seed {seed}"
+    return Timbre(
+        f"random-{seed}",
+        random_latent(seed, len(template.latent)),
+        template.gain_db,
+        template.attack_s,
+        template.release_s,
+        template.loop,
     )
 
 
@@ -48,22 +55,25 @@ def found_name(user_dir: Path | None = None, now: datetime.datetime | None = Non
 
 
 def save_found(
-    template: Preset,
-    latent: np.ndarray | None,
+    timbre: Timbre,
     *,
     note: str = "",
     user_dir: Path | None = None,
     now: datetime.datetime | None = None,
 ) -> tuple[Preset, Path]:
-    """Save what plays as a new user preset: ``template``'s level and envelope, and its seed
-    when ``latent`` is None (the timbre is the template's own), else ``latent`` exactly (float32
-    values, so it reloads to bit-identical notes). ``note`` (e.g. the knob offsets) goes into the
-    description. Atomic; a full or read-only folder is one error line and no file changes."""
+    """Save what plays as a new user preset: its latent exactly (float32 values, so it reloads
+    to bit-identical notes), level and envelope. The description says where it came from
+    (``timbre``'s name) and ``note`` (e.g. the knob offsets). Atomic; a full or read-only folder
+    is one error line and no file changes."""
     name = found_name(user_dir, now)
-    description = f"from {template.name}" + (f", {note}" if note else "")
-    if latent is None:
-        preset = template.copy(name=name, program=None, description=description)
-    else:
-        values = tuple(np.asarray(latent, dtype=np.float32).tolist())
-        preset = template.copy(name=name, latent=values, program=None, description=description)
+    preset = Preset(
+        name=name,
+        seed=None,
+        latent=tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
+        gain_db=timbre.gain_db,
+        attack_s=timbre.attack_s,
+        release_s=timbre.release_s,
+        loop=timbre.loop,
+        description=f"from {timbre.name}" + (f", {note}" if note else ""),
+    )
     return preset, save_preset(preset, user_dir)

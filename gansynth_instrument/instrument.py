@@ -15,9 +15,12 @@ from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
+from gansynth_instrument.pad import PAD_SIZE
 from gansynth_instrument.presets import Bank, Preset, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import MixerLink, Voices
 
 
@@ -36,13 +39,15 @@ def assemble(
     *,
     preset: Preset | None = None,
     bank: Bank | None = None,
+    knobs: KnobDirections | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     renderer: str = "thread",
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     **engine_settings: Any,
 ) -> Instrument:
     """The instrument for ``model`` playing through ``link`` (a ``Mixer``, or an ``AudioProcess``)
-    at its sample rate. The cache is not started: the caller starts and closes it."""
+    at its sample rate, with timbre knobs when ``knobs`` are given (``ganspace.knob_directions``).
+    The cache is not started: the caller starts and closes it."""
     cache = NoteCache(
         model,
         link.sample_rate,
@@ -58,6 +63,7 @@ def assemble(
         model.latent_size,
         preset=preset,
         bank=bank,
+        knobs=knobs,
         **engine_settings,
     )
     return Instrument(cache, voices, engine)
@@ -71,12 +77,15 @@ def build_engine(
     *,
     preset: Preset | None = None,
     bank: Bank | None = None,
+    knobs: KnobDirections | None = None,
     **settings: Any,
 ) -> Engine:
-    """An Engine for one preset, or for a bank (programs + morph path, presets found by name).
+    """An Engine for one preset, or for a bank (programs + morph path + pad, presets found by
+    name), with timbre knobs when ``knobs`` are given.
 
     With a bank, the lowest program's preset plays first; a bank with only a morph path starts
-    at its first preset. ``preset`` wins over the bank's first program when both are given.
+    at its first preset. ``preset`` wins over the bank's first program when both are given. A
+    pad corner preset whose latent does not fit the model is a PresetError naming it.
     """
 
     def timbre_of(name: str) -> Timbre:
@@ -99,6 +108,14 @@ def build_engine(
         first = morph[0]
     else:
         raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
+    corners = [timbre_of(name) for name in bank.pad_corners] if bank is not None else []
+    space = None
+    if knobs is not None or corners:
+        size = bank.pad_size if bank is not None else PAD_SIZE
+        space = TimbreSpace(first, knobs, corners=corners, pad_size=size)
+    if corners:
+        assert bank is not None
+        settings.setdefault("pad_ccs", bank.pad_ccs)
     return Engine(
         cache,
         voices,
@@ -107,5 +124,6 @@ def build_engine(
         programs=programs,
         morph=morph,
         morph_cc=morph_cc if morph_cc is not None else 1,
+        space=space,
         **settings,
     )

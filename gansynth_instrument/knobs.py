@@ -23,6 +23,7 @@ EXPLORE_CCS = {"the random-timbre button": 80, "the save-timbre button": 81}
 KNOB_SPAN = 4.0  # a knob turned fully reaches ±4 standard deviations
 KNOB_STOPS = 17  # odd, so the centre is a stop: 0.5 standard deviations apart at the default span
 CC_MAX = 127
+CC_CENTRE = 64
 
 _SPEC = re.compile(r"\s*(?P<knob>[^=]+?)\s*=\s*(?P<offset>.+?)\s*")
 
@@ -35,11 +36,14 @@ def check_stops(stops: int) -> int:
 
 
 def position(value: int, stops: int = KNOB_STOPS) -> float:
-    """Where controller ``value`` (0..127) lies, in stops (0..stops-1); 64 is exactly the centre
-    stop's neighbourhood, 0 and 127 the end stops."""
+    """Where controller ``value`` (0..127) lies, in stops (0..stops-1): 0 and 127 are the end
+    stops and 64, a knob's centre detent, is exactly the centre stop (the original timbre)."""
     if not 0 <= value <= CC_MAX:
         raise PresetError(f"controller value must be 0..{CC_MAX}, got {value}")
-    return value * (stops - 1) / CC_MAX
+    centre = (stops - 1) // 2
+    if value <= CC_CENTRE:
+        return value / CC_CENTRE * centre
+    return centre + (value - CC_CENTRE) / (CC_MAX - CC_CENTRE) * centre
 
 
 def nearest_stop(value: int, stops: int = KNOB_STOPS) -> int:

@@ -13,9 +13,10 @@ import pytest
 
 from gansynth_instrument import knobs, pad
 from gansynth_instrument.errors import GansynthError, PresetError
-from gansynth_instrument.explore import found_name, random_preset, save_found
+from gansynth_instrument.explore import found_name, random_timbre, save_found
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
+from gansynth_instrument.presets import Bank, find_bank, find_preset
+from gansynth_instrument.timbre import Timbre
 
 # -- knobs ------------------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
 def test_stops_cover_the_controller_with_an_exact_centre() -> None:
     stops = knobs.KNOB_STOPS
     assert knobs.nearest_stop(0) == 0 and knobs.nearest_stop(127) == stops - 1
-    assert knobs.nearest_stop(64) == (stops - 1) // 2
+    assert knobs.nearest_stop(64) == (stops - 1) // 2 and knobs.position(64) == (stops - 1) // 2
     assert knobs.stop_offset((stops - 1) // 2) == 0.0
     assert knobs.stop_offset(0) == -knobs.KNOB_SPAN
     assert knobs.stop_offset(stops - 1) == knobs.KNOB_SPAN
@@ -126,29 +127,31 @@ def test_pad_controllers_must_not_collide() -> None:
 
 # -- random and saved timbres -------------------------------------------------------------------
 
-TEMPLATE = Preset(name="start", seed=7, latent=None, gain_db=-3.0, attack_s=0.02, program=5)
+TEMPLATE = Timbre("start", random_latent(7), gain_db=-3.0, attack_s=0.02, loop=True)
 
 
-def test_random_preset_keeps_level_and_envelope() -> None:
-    drawn = [random_preset(TEMPLATE) for _ in range(3)]
-    assert len({p.seed for p in drawn}) == 3
-    for p in drawn:
-        assert p.name == f"random-{p.seed}" and p.program is None
-        assert (p.gain_db, p.attack_s, p.release_s) == (-3.0, 0.02, TEMPLATE.release_s)
+def test_random_timbre_keeps_level_and_envelope() -> None:
+    drawn = [random_timbre(TEMPLATE) for _ in range(3)]
+    assert len({t.name for t in drawn}) == 3
+    for t in drawn:
+        seed = int(t.name.removeprefix("random-"))
+        assert np.array_equal(t.latent, random_latent(seed))
+        assert (t.gain_db, t.attack_s, t.release_s, t.loop) == (-3.0, 0.02, 0.3, True)
 
 
 def test_saved_timbre_reloads_to_the_same_latent(tmp_path: Path) -> None:
     when = datetime.datetime(2026, 12, 3, 15, 4, 5)
     moved = (random_latent(7).astype(np.float64) + 1e-3 * np.arange(256)).astype(np.float32)
-    preset, path = save_found(TEMPLATE, moved, note="knobs 1=+2.5", user_dir=tmp_path, now=when)
+    found = Timbre("start knobs 1=+2.5", moved, gain_db=-3.0, attack_s=0.02)
+    preset, path = save_found(found, note="knobs 1=+2.5", user_dir=tmp_path, now=when)
     assert preset.name == "found-20261203-150405" and path == tmp_path / f"{preset.name}.yaml"
     loaded = find_preset(preset.name, user_dir=tmp_path)
     assert np.array_equal(loaded.latent_vector(), moved)  # bit for bit
-    assert loaded.description == "from start, knobs 1=+2.5"
+    assert loaded.description == "from start knobs 1=+2.5, knobs 1=+2.5"
     assert (loaded.gain_db, loaded.attack_s, loaded.program) == (-3.0, 0.02, None)
     # The same second again: a new name, the first file untouched.
-    again, _ = save_found(TEMPLATE, None, user_dir=tmp_path, now=when)
-    assert again.name == "found-20261203-150405-2" and again.seed == 7
+    again, _ = save_found(TEMPLATE, user_dir=tmp_path, now=when)
+    assert again.name == "found-20261203-150405-2" and again.loop
     assert find_preset(preset.name, user_dir=tmp_path) == loaded
     assert found_name(tmp_path, when) == "found-20261203-150405-3"
 
@@ -162,12 +165,12 @@ def _lock(directory: Path, locked: bool) -> None:
 
 
 def test_saving_into_a_read_only_folder_says_so_and_loses_nothing(tmp_path: Path) -> None:
-    kept, _ = save_found(TEMPLATE, None, user_dir=tmp_path)
+    kept, _ = save_found(TEMPLATE, user_dir=tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     _lock(tmp_path, True)
     try:
         with pytest.raises(GansynthError, match=rf"{tmp_path}/found-.*cannot write") as err:
-            save_found(TEMPLATE, random_latent(1), user_dir=tmp_path)
+            save_found(TEMPLATE, user_dir=tmp_path)
     finally:
         _lock(tmp_path, False)
     assert "\n" not in str(err.value)
@@ -181,13 +184,12 @@ from pathlib import Path
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.presets import Preset
+from gansynth_instrument.timbre import Timbre
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-size write fails with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))  # < one latent preset
 try:
-    start = Preset(name="start", seed=7, latent=None)
-    save_found(start, random_latent(1), user_dir=Path(sys.argv[1]))
+    save_found(Timbre("start", random_latent(1)), user_dir=Path(sys.argv[1]))
 except GansynthError as err:
     print(err)
 """

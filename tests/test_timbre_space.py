@@ -38,7 +38,7 @@ def test_a_knob_turn_gives_the_line_of_its_stops() -> None:
     assert line[16].gain_db == -6.0 and line[16].release_s == 0.5 and "knobs 1=+4" in line[16].name
     again, at = space.turn(0, 100)
     assert all(a is b for a, b in zip(line, again, strict=True))  # made once, kept
-    assert at == pytest.approx(100 * 16 / 127)
+    assert at == pytest.approx(8 + (100 - 64) / 63 * 8)
     assert space.current() is line[13]
     # Knob 3's line carries knob 1 at its stop.
     line3, _ = space.turn(2, 0)
