@@ -348,7 +348,12 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "Play notes from a MIDI keyboard (or any MIDI program) through the audio output. "
             "Program changes switch presets of the bank, the morph CC (mod wheel by default) "
             "morphs along its path, CC64 is the sustain pedal. Notes not cached yet play at once "
-            "from the nearest cached pitch while the exact one renders."
+            "from the nearest cached pitch while the exact one renders. "
+            "Timbre knobs: CC70-77 move the timbre along the model's 8 principal directions "
+            "(GANSpace; found once per model, about a minute, then cached; 64 = unchanged). "
+            "XY pad: a bank's pad corners, moved by CC16 (x) and CC17 (y) unless the bank says "
+            "otherwise. Buttons: CC80 draws a random timbre for the next notes, CC81 saves what "
+            "plays (knobs included) as a new preset named found-DATE-TIME."
         ),
     )
     _add_model_options(p)
@@ -377,8 +382,27 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "then on); needs a bank with a morph path, so not with --preset"
         ),
     )
-    p.add_argument("--keys", action="store_true", help="play from the computer keyboard too")
-    p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    p.add_argument(
+        "--learn-knob",
+        type=int,
+        metavar="K",
+        help="bind timbre knob K (1-8) to the next CC moved, for this session",
+    )
+    p.add_argument(
+        "--no-knobs",
+        action="store_true",
+        help="no timbre knobs (skips finding them for a model played the first time)",
+    )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="play from the computer keyboard too (r: random timbre, n: save it as a preset)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="note cache, with the model's knob directions in knobs/ (default: the user cache dir)",
+    )
     p.add_argument(
         "--renderer",
         choices=("thread", "process"),

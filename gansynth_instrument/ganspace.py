@@ -20,9 +20,10 @@ any other timbre, and that a preset can hold. z ~ N(0, I), so along any unit dir
 have standard deviation 1: a knob offset of +1 is one standard deviation.
 
 The activations come from a sub-graph cut out of the exported ONNX file (two blocks, not a whole
-note per latent). The PCA is a block subspace iteration (Halko, Martinsson & Tropp 2011) streamed
-over batches that are drawn again from their seeds on every pass: memory stays O(dims × count),
-where a covariance matrix of the released model's 32,768 block-2 activations would take 8 GB.
+note per latent). The PCA is a block subspace iteration (Halko, Martinsson & Tropp 2011) over
+batches of latents. Their activations are kept between passes when they fit in 256 MB; beyond
+that (the released model's 32,768 block-2 values per latent) each pass draws them again from
+their seeds, so memory stays O(dims × count) where a covariance matrix would take 8 GB.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx.helper
-import platformdirs
 from tqdm import tqdm
 
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import ModelError, OutputError, PresetError
 from gansynth_instrument.fileio import atomic_path
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 KNOB_COUNT = 8
 DEFAULT_SAMPLES = 4096  # random latents
-DEFAULT_KNOBS_DIR = Path(platformdirs.user_cache_dir("gansynth-instrument")) / "knobs"
+DEFAULT_KNOBS_DIR = DEFAULT_CACHE_DIR / "knobs"  # beside the notes (the note store skips folders)
 REFERENCE_PITCH = 60  # latents are drawn at the model's pitch nearest middle C
 # The weight whose conv reads the tensor the components are taken over (export/graph.py names it
 # this way in every model it writes).
@@ -60,6 +61,7 @@ _BATCH = 256
 # on a model whose spectrum is flat past its second component (tests/test_ganspace.py).
 _POWER_PASSES = 8
 _OVERSAMPLE = 16
+_KEEP_BYTES = 256 * 1024**2  # activations up to this size are kept between passes, not redrawn
 _FORMAT = 1  # of the cached file; another number is computed again
 
 
@@ -226,13 +228,22 @@ def principal_directions(
     batches = math.ceil(samples / _BATCH)
     sizes = [min(_BATCH, samples - b * _BATCH) for b in range(batches)]
 
+    kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
     def draw(b: int) -> tuple[np.ndarray, np.ndarray]:
+        if b in kept:
+            return kept[b]
         z = np.random.default_rng([seed, 0, b]).standard_normal((sizes[b], latent_size))
         z32 = z.astype(np.float32)
-        return z32, activations(z32, np.full(sizes[b], pitch, np.int64)).astype(np.float32)
+        a = activations(z32, np.full(sizes[b], pitch, np.int64)).astype(np.float32)
+        if keep:
+            kept[b] = z32, a
+        return z32, a
 
-    z0, a0 = draw(0)
+    keep = True
+    _, a0 = draw(0)
     dims = a0.shape[1]
+    keep = samples * dims * a0.itemsize <= _KEEP_BYTES  # else each pass draws them again
     width = min(count + _OVERSAMPLE, dims, samples)
     if count > width:
         raise ModelError(
@@ -254,7 +265,7 @@ def principal_directions(
             product = np.zeros((dims, width))
             total = np.zeros(dims)
             for b in range(batches):
-                _, a = (z0, a0) if b == 0 else draw(b)
+                _, a = draw(b)
                 if mean is None:
                     total += a.sum(axis=0, dtype=np.float64)
                 else:
@@ -273,7 +284,7 @@ def principal_directions(
         cross = np.zeros((latent_size, width))
         spread = 0.0
         for b in range(batches):
-            z, a = (z0, a0) if b == 0 else draw(b)
+            z, a = draw(b)
             centred = a - mean
             coords = (centred @ basis).astype(np.float64)
             gram += coords.T @ coords

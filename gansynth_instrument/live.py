@@ -36,10 +36,15 @@ from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import (
     DEFAULT_BEND_RANGE_SEMITONES,
     DEFAULT_VELOCITY_EXPONENT,
+    RANDOM_CC,
+    SAVE_CC,
     EngineStatus,
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.explore import save_found
+from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, knob_directions
 from gansynth_instrument.instrument import assemble
+from gansynth_instrument.knobs import KNOB_CCS, describe
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 
@@ -57,6 +62,7 @@ MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/
 # 6, 7, 6 against 5, 4, 8); the process keeps the audio callback's worst block lower (44-61 %
 # of the period against 82-104 %) and the model's memory out of the player.
 DEFAULT_RENDERER = "process"
+KEY_BUTTONS = {"r": RANDOM_CC, "n": SAVE_CC}  # typed keys that press the explore buttons
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 # MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
 # would block the lookup, and with it the status loop that notices the stall.
@@ -84,6 +90,8 @@ class Player:
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
     bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
+    ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
+    the next controller moved turns that knob. ``save_found`` writes what the save button kept.
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class Player:
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         learn: bool = False,
+        knobs: KnobDirections | None = None,
+        learn_knob: int | None = None,
         timing_blocks: int = 4096,
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
@@ -128,6 +138,7 @@ class Player:
             self.audio,
             preset=preset,
             bank=bank,
+            knobs=knobs,
             cache_dir=cache_dir,
             renderer=renderer,
             max_memory_bytes=max_memory_bytes,
@@ -139,6 +150,8 @@ class Player:
         self.engine = instrument.engine
         if learn:
             self.engine.learn()
+        if learn_knob is not None:
+            self.engine.learn(knob=learn_knob)
         self._lock = threading.Lock()
         self._stack = contextlib.ExitStack()
         self._started = False
@@ -164,6 +177,29 @@ class Player:
         except GansynthError as err:
             return f"morph bound to CC{cc}, not saved: {err}"
         return f"morph bound to CC{cc}, saved in {path}"
+
+    def learned_knob(self) -> str | None:
+        """The line to show for a knob bound by ``learn_knob`` since the last call, or None."""
+        with self._lock:
+            bound = self.engine.take_learned_knob()
+        if bound is None:
+            return None
+        return f"knob {bound[0] + 1} bound to CC{bound[1]} (this session)"
+
+    def save_found(self) -> str | None:
+        """Write the timbre the save button kept since the last call as a new user preset (call
+        from the main thread); the line to show (its name, or why it was not saved), or None."""
+        with self._lock:
+            timbre = self.engine.take_save()
+            space = self.engine.space
+            offsets = space.offsets if space is not None else ()
+        if timbre is None:
+            return None
+        try:
+            preset, path = save_found(timbre, note=describe(offsets), user_dir=self._presets_dir)
+        except GansynthError as err:
+            return f"timbre not saved: {err}"
+        return f"saved {preset.name} ({path})"
 
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
@@ -264,11 +300,15 @@ class TypingKeyboard:
 
     ``a s d f g h j k l ; '`` are white keys from C, ``w e  t y u  o p`` the black keys between;
     ``z``/``x`` shift an octave, ``c``/``v`` velocity, ``-``/``=`` move the morph, space toggles
-    the sustain pedal. Terminals report presses only, so the caller releases each note
-    ``hold_s`` later (``press`` returns the pitch to release).
+    the sustain pedal, ``r`` draws a random timbre and ``n`` saves the one playing (the
+    random/save buttons' controllers, pressed and released). Terminals report presses only, so
+    the caller releases each note ``hold_s`` later (``press`` returns the pitch to release).
     """
 
-    HELP = "keys: a-' notes, w-p sharps, z/x octave, c/v velocity, -/= morph, space pedal"
+    HELP = (
+        "keys: a-' notes, w-p sharps, z/x octave, c/v velocity, -/= morph, space pedal, "
+        "r random timbre, n save it"
+    )
 
     def __init__(self, *, base_pitch: int = 60, velocity: int = 100, morph_cc: int | None = 1):
         self.base_pitch = base_pitch
@@ -295,6 +335,8 @@ class TypingKeyboard:
         elif char == " ":
             self.pedal = not self.pedal
             return [[0xB0, 64, 127 if self.pedal else 0]], None
+        elif char in KEY_BUTTONS:
+            return [[0xB0, KEY_BUTTONS[char], 127], [0xB0, KEY_BUTTONS[char], 0]], None
         return [], None
 
 
@@ -329,6 +371,10 @@ def run_play(args: argparse.Namespace) -> int:
     bank = find_bank(args.bank) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default")
+    if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
+        raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
+    if args.learn_knob is not None and args.no_knobs:
+        raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
@@ -339,6 +385,8 @@ def run_play(args: argparse.Namespace) -> int:
     if args.threads is None:
         args.threads = live_render_threads()
     model = load_model_from_options(args)
+    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+    knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
     player = Player(
         model,
         preset=preset,
@@ -350,10 +398,12 @@ def run_play(args: argparse.Namespace) -> int:
         virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
         channel=None if args.channel is None else args.channel - 1,
         polyphony=args.polyphony,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=cache_dir,
         bend_range_semitones=args.bend_range,
         velocity_exponent=args.velocity_curve,
         learn=args.learn,
+        knobs=knobs,
+        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
         renderer=args.renderer or DEFAULT_RENDERER,
         max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
     )
@@ -383,7 +433,15 @@ def _print_header(player: Player, model_path: Any) -> None:
     )
     print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}")
     if player.engine.learning:
-        print("learn   move a knob (or the mod wheel) to bind it to the morph")
+        print("learn   move a knob (or the mod wheel) to bind it")
+    engine = player.engine
+    if engine.space is not None and engine.space.knobs is not None:
+        print(f"knobs   CC{KNOB_CCS[0]}-{KNOB_CCS[-1]} (64 = unchanged)")
+    if engine.space is not None and engine.space.corners:
+        assert player.bank is not None
+        x, y = player.bank.pad_ccs
+        print(f"pad     CC{x} (x) and CC{y} (y) over {', '.join(player.bank.pad_corners)}")
+    print(f"buttons CC{engine.random_cc} random timbre, CC{engine.save_cc} save it as a preset")
     print("Ctrl-C to stop.")
 
 
@@ -419,9 +477,9 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                 "(the JACK server or the audio driver hung)"
             )
         line = status_line(player.status())
-        learned = player.save_learned()
-        if learned is not None:
-            print("\r" + learned + "\x1b[K" if tty else learned, flush=True)
+        for news in (player.save_learned(), player.learned_knob(), player.save_found()):
+            if news is not None:
+                print("\r" + news + "\x1b[K" if tty else news, flush=True)
         now = time.monotonic()
         healthy = player.audio.seconds_since_callback < PORT_CHECK_MAX_SILENCE_S
         if healthy and now - last_midi_check >= MIDI_CHECK_PERIOD_S:

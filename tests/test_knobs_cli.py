@@ -53,7 +53,7 @@ def test_presets_new_from_a_preset_with_knobs(tiny_model: Path, tmp_path: Path) 
     )
     # The directions were computed once and cached under the model's digest: read them back.
     model = load_model(tiny_model, backend="cpu")
-    cache = tmp_path / "cache" / "gansynth-instrument" / "knobs"
+    cache = tmp_path / "cache" / "gansynth-instrument" / "notes" / "knobs"
     assert [p.name.split("-k")[0] for p in cache.iterdir()] == [model.digest]
     knobs = knob_directions(model, cache_dir=cache, progress=False)
     expected = knobs.move(source.latent_vector(), (2.5, 0.0, -1.0))

@@ -28,6 +28,7 @@ from scipy.signal import correlate
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import Priority
+from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.live import Player, TypingKeyboard
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model
@@ -317,6 +318,37 @@ def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
     assert shipped.path.read_text() == shipped_text
 
 
+def test_a_turned_knob_and_the_save_button_keep_the_timbre_as_a_preset(
+    jack_server, tiny_model, tmp_path
+):
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))  # the user presets dir
+    user_dir = tmp_path / "data" / "gansynth-instrument" / "presets"
+    notes = tmp_path / "notes"
+    play, lines = start_play(tiny_model, notes, port, "--preset", "felt-keys", env=env)
+    try:
+        with MidiSender() as sender:
+            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+            sender.send([0xB0, 70, 127])  # knob 1 fully up
+            sender.send([0xB0, 81, 127])  # save
+            deadline = time.monotonic() + 30
+            while not list(user_dir.glob("found-*.yaml")) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the status loop writes it while playing
+        play.send_signal(signal.SIGINT)
+        out, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0, err
+    assert "knobs   CC70-77 (64 = unchanged)\n" in lines
+    (saved,) = user_dir.glob("found-*.yaml")
+    assert f"saved {saved.stem} ({saved})" in out
+    found = find_preset(saved.stem, user_dir=user_dir)
+    assert found.description == "from felt-keys knobs 1=+4, knobs 1=+4"
+    knobs = knob_directions(load_model(tiny_model), cache_dir=notes / "knobs", progress=False)
+    expected = knobs.move(find_preset("felt-keys").latent_vector(), [4.0])
+    assert np.array_equal(found.latent_vector(), expected)
+
+
 def test_learn_with_a_single_preset_is_one_line_saying_it_needs_a_bank(capsys):
     code = cli.main(["play", "--model", "never-opened.onnx", "--preset", "felt-keys", "--learn"])
     err = capsys.readouterr().err
@@ -334,6 +366,8 @@ def test_typing_keyboard_maps_keys_to_midi():
     assert keys.press(" ") == ([[0xB0, 64, 127]], None)
     assert keys.press(" ") == ([[0xB0, 64, 0]], None)
     assert keys.press("q") == ([], None)
+    assert keys.press("r") == ([[0xB0, 80, 127], [0xB0, 80, 0]], None)  # random timbre button
+    assert keys.press("n") == ([[0xB0, 81, 127], [0xB0, 81, 0]], None)  # save button
 
 
 def test_keys_without_a_terminal_is_one_line(tiny_model):
