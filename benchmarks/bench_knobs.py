@@ -16,7 +16,15 @@ distance along a random unit direction (a fresh one per start); for knobs 1-4 al
   and whose decay time (peak to −20 dB of the 10 ms RMS envelope), move the same way: the issue
   asks ≥ 80 % for either;
 * a timbre moved by knobs, saved as a preset (atomically, into a temporary user dir) and loaded
-  back, rendered again: bit-identical or not.
+  back, rendered again: bit-identical or not;
+* clicks while a held C4 is swept (0 → 127 → 0 in 3 s, 86 messages) by knob 1, by the pad's x
+  controller (the four ``fluid-*`` corners below), and by the bank's morph for reference, beside the
+  same held note untouched: the instrument's engine and mixer in this process at 48 kHz in
+  128-frame blocks, every note the sweep passes already cached. A click is a run of 1 ms frames
+  whose energy above 10 kHz (8th-order Butterworth) exceeds −40 dB relative to the held note's RMS,
+  as the live-quality measurements count them (the model makes nothing above 8 kHz);
+* a new random timbre's first exact note: request (as the note-on does) → ready in the note cache,
+  one pitch, ``--fresh`` times, while nothing else renders.
 """
 
 from __future__ import annotations
@@ -30,12 +38,16 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.explore import save_found
-from gansynth_instrument.ganspace import KNOB_COUNT, compute_directions
-from gansynth_instrument.knobs import describe
-from gansynth_instrument.latent import random_latent
+from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, compute_directions
+from gansynth_instrument.instrument import assemble
+from gansynth_instrument.knobs import KNOB_CCS, describe
+from gansynth_instrument.latent import latent_digest, random_latent
+from gansynth_instrument.live import live_render_threads
+from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.presets import Bank, find_preset
 from gansynth_instrument.timbre import Timbre
 
 FLOOR_DB = 80.0
@@ -83,11 +95,76 @@ def sign_share(changes: list[float]) -> float:
     return max(up, down) / len(changes)
 
 
+def clicks(audio: np.ndarray, reference_rms: float, rate: int) -> int:
+    """Runs of 1 ms frames whose energy above 10 kHz exceeds −40 dB re ``reference_rms``."""
+    sos = signal.butter(8, 10_000, "highpass", fs=rate, output="sos")
+    high = signal.sosfilt(sos, audio)
+    frame = rate // 1000
+    rms = np.sqrt(np.mean(high[: len(high) // frame * frame].reshape(-1, frame) ** 2, axis=1))
+    loud = rms > reference_rms * 10 ** (-40 / 20)
+    return int(np.sum(loud[1:] & ~loud[:-1]) + loud[0])
+
+
+def sweep_clicks(model: Model, knobs: KnobDirections, pitch: int = 60) -> list[tuple[str, int]]:
+    """(what, clicks) for a held note swept by each controller, and left alone."""
+    corners = ("fluid-piano", "fluid-flute", "fluid-violin", "fluid-trumpet")
+    bank = Bank(
+        "bench", {0: corners[0]}, morph_path=("felt-keys", "glass-bell"), pad_corners=corners
+    )
+    rate, block, start, sweep = 48000, 128, 24000, 3 * 48000
+    values = np.rint(np.concatenate([np.linspace(0, 127, 43), np.linspace(127, 0, 43)]))
+    times = start + np.arange(86) * sweep // 86
+    rows = []
+    for what, cc in (("untouched", None), ("knob 1", KNOB_CCS[0]), ("pad x", 16), ("morph", 1)):
+        mixer = Mixer(rate, polyphony=8, channels=1)
+        inst = assemble(model, mixer, bank=bank, knobs=knobs, cache_dir=None)
+        engine, space = inst.engine, inst.engine.space
+        assert space is not None
+        # Every timbre the sweep passes is cached before it starts; the knob and the pad move
+        # from corner A (the pad at x = 0, y = 0, the knob at its centre).
+        needed = [engine.timbre, *engine.morph, *space.move_pad(0, 0)[0]]
+        needed += [t for v in range(128) for t in space.turn(0, v)[0]] if cc == KNOB_CCS[0] else []
+        space.turn(0, 64)
+        needed += [t for v in range(128) for t in space.move_pad(0, v)[0]] if cc == 16 else []
+        with inst.cache:
+            for t in {t.key: t for t in needed}.values():
+                inst.cache.request(t.latent, [pitch], Priority.WAITING)
+                assert inst.cache.wait(t.key, [pitch], 600)
+            engine.handle([0xB0, 16, 0])
+            engine.handle([0xB0, cc if cc is not None else 1, 0])  # where the sweep starts
+            engine.handle([0x90, pitch, 100])
+            out = np.zeros((start + sweep + rate // 2, 1), np.float32)
+            sent = 0
+            for at in range(0, len(out), block):
+                while cc is not None and sent < len(times) and times[sent] <= at:
+                    engine.handle([0xB0, cc, int(values[sent])])
+                    sent += 1
+                mixer.mix(out[at : at + block], block)
+        held_rms = float(np.sqrt(np.mean(out[rate // 10 : start, 0] ** 2)))
+        rows.append((what, clicks(out[start : start + sweep, 0], held_rms, rate)))
+    return rows
+
+
+def first_note_ms(model: Model, fresh: int, pitch: int = 60) -> list[float]:
+    """Request → ready for one pitch of a never-seen random timbre, ``fresh`` times."""
+    times = []
+    with NoteCache(model, 48000, cache_dir=None) as cache:
+        cache.request(random_latent(1, model.latent_size), [pitch], Priority.WAITING)
+        assert cache.wait(latent_digest(random_latent(1, model.latent_size)), [pitch], 600)
+        for i in range(fresh):
+            z = random_latent(5000 + i, model.latent_size)
+            t0 = time.perf_counter()
+            key = cache.request(z, [pitch], Priority.WAITING)
+            assert cache.wait(key, [pitch], 600)
+            times.append(1e3 * (time.perf_counter() - t0))
+    return times
+
+
 def unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def measure(model: Model, starts: int, offset: float, pitch: int) -> None:
+def measure(model: Model, starts: int, offset: float, pitch: int, fresh: int) -> None:
     t0 = time.perf_counter()
     knobs = compute_directions(model, progress=True)
     pca_s = time.perf_counter() - t0
@@ -165,6 +242,16 @@ def measure(model: Model, starts: int, offset: float, pitch: int) -> None:
         f"{pitches}: {'bit-identical' if same else 'DIFFERENT'}"
     )
 
+    print("\nclicks on a held C4 while a controller sweeps 0 → 127 → 0 in 3 s (86 messages)")
+    for what, count in sweep_clicks(model, knobs):
+        print(f"  {what:<10} {count:4d}")
+
+    times = first_note_ms(model, fresh)
+    print(
+        f"\nnew random timbre, first exact note (request → ready), {fresh} timbres: median "
+        f"{statistics.median(times):.0f} ms, max {max(times):.0f} ms (target ≤ 150 / ≤ 250 ms)"
+    )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,8 +260,10 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=16, help="random starting timbres (16)")
     parser.add_argument("--offset", type=float, default=2.0, help="σ moved along each (2.0)")
     parser.add_argument("--pitch", type=int, default=60)
+    parser.add_argument("--fresh", type=int, default=10, help="new timbres timed (10)")
     args = parser.parse_args()
-    measure(load_model(args.model, backend=args.backend), args.starts, args.offset, args.pitch)
+    model = load_model(args.model, backend=args.backend, threads=live_render_threads())
+    measure(model, args.starts, args.offset, args.pitch, args.fresh)
 
 
 if __name__ == "__main__":

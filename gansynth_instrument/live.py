@@ -44,7 +44,7 @@ from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, knob_directions
 from gansynth_instrument.instrument import assemble
-from gansynth_instrument.knobs import KNOB_CCS, describe
+from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 
@@ -191,12 +191,10 @@ class Player:
         from the main thread); the line to show (its name, or why it was not saved), or None."""
         with self._lock:
             timbre = self.engine.take_save()
-            space = self.engine.space
-            offsets = space.offsets if space is not None else ()
         if timbre is None:
             return None
-        try:
-            preset, path = save_found(timbre, note=describe(offsets), user_dir=self._presets_dir)
+        try:  # the timbre's name says where it came from, knob offsets included
+            preset, path = save_found(timbre, user_dir=self._presets_dir)
         except GansynthError as err:
             return f"timbre not saved: {err}"
         return f"saved {preset.name} ({path})"
