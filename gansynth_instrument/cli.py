@@ -386,7 +386,8 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         "--learn-knob",
         type=int,
         metavar="K",
-        help="bind timbre knob K (1-8) to the next CC moved, for this session",
+        help="bind timbre knob K (1-8) to the next CC moved and save it in the bank as "
+        "'knobs: cc:' (as --learn does)",
     )
     p.add_argument(
         "--no-knobs",

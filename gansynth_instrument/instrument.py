@@ -116,6 +116,8 @@ def build_engine(
     if corners:
         assert bank is not None
         settings.setdefault("pad_ccs", bank.pad_ccs)
+    if bank is not None:
+        settings.setdefault("knob_ccs", bank.knob_ccs)
     return Engine(
         cache,
         voices,

@@ -179,12 +179,22 @@ class Player:
         return f"morph bound to CC{cc}, saved in {path}"
 
     def learned_knob(self) -> str | None:
-        """The line to show for a knob bound by ``learn_knob`` since the last call, or None."""
+        """Save a knob bound by ``learn_knob`` since the last call into the bank file, as
+        ``save_learned`` does (with a single preset it lasts the session); the line to show."""
         with self._lock:
             bound = self.engine.take_learned_knob()
         if bound is None:
             return None
-        return f"knob {bound[0] + 1} bound to CC{bound[1]} (this session)"
+        knob, cc = bound
+        if self.bank is None:
+            return f"knob {knob + 1} bound to CC{cc} (this session: a single preset has no bank)"
+        from gansynth_instrument.presets import save_knob_cc
+
+        try:
+            path = save_knob_cc(self.bank, knob, cc, user_dir=self._presets_dir)
+        except GansynthError as err:
+            return f"knob {knob + 1} bound to CC{cc}, not saved: {err}"
+        return f"knob {knob + 1} bound to CC{cc}, saved in {path}"
 
     def save_found(self) -> str | None:
         """Write the timbre the save button kept since the last call as a new user preset (call

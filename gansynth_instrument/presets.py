@@ -67,9 +67,10 @@ _PRESET_KEYS = (
     "program",
     "loop",
 )
-_BANK_KEYS = ("name", "description", "programs", "morph", "pad")
+_BANK_KEYS = ("name", "description", "programs", "morph", "pad", "knobs")
 _MORPH_KEYS = ("path", "cc", "steps")
 _PAD_KEYS = ("corners", "cc", "size")
+_KNOBS_KEYS = ("cc",)
 
 
 def _is_number(value: object) -> bool:
@@ -293,6 +294,7 @@ class Bank:
     pad_corners: tuple[str, ...] = ()
     pad_ccs: tuple[int, int] = PAD_CCS
     pad_size: int = PAD_SIZE
+    knob_ccs: tuple[int, ...] = KNOB_CCS
     description: str = ""
     path: Path | None = field(default=None, compare=False, repr=False)
 
@@ -321,9 +323,31 @@ class Bank:
                 f"{where}: field 'morph.cc': CC{self.morph_cc} is {RESERVED_CCS[self.morph_cc]}"
             )
         _check_int(where, "morph.steps", self.morph_steps, MORPH_STEPS_RANGE)
+        self._check_knobs(where)
         self._check_pad(where)
         if not isinstance(self.description, str):
             raise PresetError(f"{where}: field 'description': expected text")
+
+    def _check_knobs(self, where: str) -> None:
+        ccs = self.knob_ccs
+        if isinstance(ccs, (str, bytes)) or not isinstance(ccs, Iterable):
+            raise PresetError(f"{where}: field 'knobs.cc': expected a list of {len(KNOB_CCS)} CCs")
+        ccs = tuple(ccs)
+        if len(ccs) != len(KNOB_CCS):
+            raise PresetError(
+                f"{where}: field 'knobs.cc': needs {len(KNOB_CCS)} controllers, got {len(ccs)}"
+            )
+        # Not checked against the morph's: a learned morph may take a knob's CC (it wins there).
+        taken = dict(RESERVED_CCS)
+        taken.update((cc, what) for what, cc in EXPLORE_CCS.items())
+        for i, cc in enumerate(ccs):
+            _check_int(where, "knobs.cc", cc, MORPH_CC_RANGE)
+            if cc in taken:
+                raise PresetError(
+                    f"{where}: field 'knobs.cc': knob {i + 1}'s CC{cc} is {taken[cc]}"
+                )
+            taken[cc] = f"knob {i + 1}'s too"
+        object.__setattr__(self, "knob_ccs", ccs)
 
     def _check_pad(self, where: str) -> None:
         if isinstance(self.pad_corners, str) or not isinstance(self.pad_corners, Iterable):
@@ -342,7 +366,7 @@ class Bank:
         if not corners:
             return  # no pad: its controllers stay free for other uses
         taken = dict(RESERVED_CCS)
-        taken.update((cc, f"knob {i + 1}") for i, cc in enumerate(KNOB_CCS))
+        taken.update((cc, f"knob {i + 1}") for i, cc in enumerate(self.knob_ccs))
         taken.update((cc, what) for what, cc in EXPLORE_CCS.items())
         if self.morph_path:
             taken[self.morph_cc] = "the morph controller"
@@ -375,6 +399,8 @@ class Bank:
                 "cc": list(self.pad_ccs),
                 "size": self.pad_size,
             }
+        if self.knob_ccs != KNOB_CCS:
+            data["knobs"] = {"cc": list(self.knob_ccs)}
         return data
 
     @classmethod
@@ -405,6 +431,12 @@ class Bank:
             raise PresetError(
                 f"{where}: unknown field 'pad.{unknown[0]}' (known: {', '.join(_PAD_KEYS)})"
             )
+        knobs = data.get("knobs") or {}
+        if not isinstance(knobs, Mapping):
+            raise PresetError(f"{where}: field 'knobs': expected a mapping (cc:)")
+        unknown = sorted(str(k) for k in knobs if k not in _KNOBS_KEYS)
+        if unknown:
+            raise PresetError(f"{where}: unknown field 'knobs.{unknown[0]}' (known: cc)")
         return cls(
             name=data["name"],
             programs=data.get("programs") or {},
@@ -414,6 +446,7 @@ class Bank:
             pad_corners=pad.get("corners") or (),
             pad_ccs=pad.get("cc", PAD_CCS),
             pad_size=pad.get("size", PAD_SIZE),
+            knob_ccs=knobs.get("cc", KNOB_CCS),
             description=data.get("description", ""),
             path=path,
         )
@@ -659,6 +692,27 @@ def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
         raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
     learned = replace(bank, morph_cc=cc)  # validates the controller number
     text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
+    return _save_learned(bank, text, f"'play --learn' (morph: CC{cc})", user_dir)
+
+
+def save_knob_cc(bank: Bank, knob: int, cc: int, *, user_dir: Path | None = None) -> Path:
+    """Remember a learned knob controller (``play --learn-knob``): write the bank with
+    ``knobs.cc`` (knob 0-based), where ``save_morph_cc`` would write it. The file's fields are
+    written out anew (its comments go; ``programs: presets`` stays). Atomic; returns the path."""
+    ccs = list(bank.knob_ccs)
+    ccs[knob] = cc
+    replace(bank, knob_ccs=tuple(ccs))  # validates: range, the pedal, collisions
+    raw = _read_yaml(bank.path) if bank.path is not None else bank.to_dict()
+    if not isinstance(raw, Mapping):
+        raise PresetError(f"{bank.path}: no longer a mapping of fields; not saved")
+    data = {**raw, "knobs": {"cc": ccs}}
+    Bank.from_dict({**data, "programs": bank.programs}, bank.name)  # still valid as a file?
+    text = "# gansynth-instrument bank\n" + _dump_yaml(data)
+    return _save_learned(bank, text, f"'play --learn-knob' (knob {knob + 1}: CC{cc})", user_dir)
+
+
+def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Path:
+    """A user or path bank in place; a shipped (or unsaved) bank as the user copy."""
     if bank.path is not None and not is_shipped(bank):
         target = bank.path
     else:
@@ -666,7 +720,7 @@ def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
         _make_dir(directory, "banks")
         target = directory / f"{bank.name}{PRESET_SUFFIX}"
         if bank.path is not None:  # the shipped text's comments may name the old controller
-            text = f"# Your copy of {bank.path}, saved by 'play --learn' (morph: CC{cc}).\n" + text
+            text = f"# Your copy of {bank.path}, saved by {why}.\n" + text
     return write_text_atomic(target, text)
 
 

@@ -15,7 +15,7 @@ from gansynth_instrument import knobs, pad
 from gansynth_instrument.errors import GansynthError, PresetError
 from gansynth_instrument.explore import found_name, random_timbre, save_found
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import Bank, find_bank, find_preset
+from gansynth_instrument.presets import Bank, find_bank, find_preset, save_knob_cc
 from gansynth_instrument.timbre import Timbre
 
 # -- knobs ------------------------------------------------------------------------------------
@@ -260,3 +260,48 @@ def test_pad_corners_must_be_four_known_presets(tmp_path: Path) -> None:
     path.write_text(_PAD_BANK.replace("reed-organ", "no-such-preset"))
     with pytest.raises(PresetError, match=r"field 'pad.corners': unknown preset 'no-such-preset'"):
         find_bank(str(path), user_dir=tmp_path)
+
+
+def test_a_bank_can_move_the_knobs_and_a_learned_knob_is_saved(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    path = tmp_path / "padded.yaml"
+    path.write_text(_PAD_BANK + "knobs:\n  cc: [21, 22, 23, 24, 25, 26, 27, 28]\n")
+    bank = find_bank(str(path), user_dir=user)
+    assert bank.knob_ccs == (21, 22, 23, 24, 25, 26, 27, 28)
+    # A shipped bank: the learned knob goes into the user copy; the shipped file is untouched.
+    shipped = find_bank("default", user_dir=user)
+    shipped_text = shipped.path.read_text()
+    saved = save_knob_cc(shipped, 2, 30, user_dir=user)
+    assert saved == user / "banks" / "default.yaml"
+    copy = find_bank("default", user_dir=user)
+    assert copy.knob_ccs == (70, 71, 30, 73, 74, 75, 76, 77)
+    assert copy.programs == shipped.programs and copy.morph_path == shipped.morph_path
+    assert "programs: presets" in saved.read_text() and shipped.path.read_text() == shipped_text
+    # The copy, now a user bank, is edited in place.
+    assert save_knob_cc(copy, 0, 31, user_dir=user) == saved
+    assert find_bank("default", user_dir=user).knob_ccs[:3] == (31, 71, 30)
+
+
+@pytest.mark.parametrize(
+    ("ccs", "message"),
+    [
+        ("[21, 22, 23]", r"field 'knobs.cc': needs 8 controllers, got 3"),
+        ("[64, 22, 23, 24, 25, 26, 27, 28]", r"knob 1's CC64 is the sustain pedal"),
+        ("[21, 80, 23, 24, 25, 26, 27, 28]", r"knob 2's CC80 is the random-timbre button"),
+        ("[21, 21, 23, 24, 25, 26, 27, 28]", r"knob 2's CC21 is knob 1's too"),
+        ("[21, 22, 23, 24, 25, 26, 27, 16]", r"pad x controller CC16 is already knob 8"),
+    ],
+)
+def test_bad_knob_controllers_name_the_value(tmp_path: Path, ccs: str, message: str) -> None:
+    path = tmp_path / "padded.yaml"
+    path.write_text(_PAD_BANK + f"knobs:\n  cc: {ccs}\n")
+    with pytest.raises(PresetError, match=message) as err:
+        find_bank(str(path), user_dir=tmp_path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_learned_knob_that_collides_is_not_saved(tmp_path: Path) -> None:
+    bank = find_bank("default", user_dir=tmp_path)
+    with pytest.raises(PresetError, match="knob 1's CC64 is the sustain pedal"):
+        save_knob_cc(bank, 0, 64, user_dir=tmp_path)
+    assert not (tmp_path / "banks").exists()
