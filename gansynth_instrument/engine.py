@@ -9,6 +9,9 @@ Rules:
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
   nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
   ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
+  A timbre with nothing cached yet (a random draw, a new knob stop) has no stand-in: its note-on
+  waits, and ``start_pending()`` (polled by the player) starts the exact note when it arrives,
+  unless the key was released first or ``PENDING_S`` passed.
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +78,7 @@ DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
 BUTTON_DOWN = 64  # a button's controller value when pressed (≥), as the sustain pedal's
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
@@ -153,6 +158,9 @@ class Engine:
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
         self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
+        # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
+        # when it came); see start_pending().
+        self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
         self._prefetched: set[str] = set()
@@ -174,6 +182,7 @@ class Engine:
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
+            self._pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             self._control_change(msg[1], msg[2], frame)
@@ -211,6 +220,27 @@ class Engine:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
         cc, self._learned = self._learned, None
         return cc
+
+    @property
+    def pending(self) -> int:
+        """Note-ons waiting for their timbre's first note (see ``start_pending``)."""
+        return len(self._pending)
+
+    def start_pending(self, now: float | None = None) -> int:
+        """Start every waiting note-on whose exact note has arrived, drop those older than
+        ``PENDING_S``; returns how many still wait. Live, the player calls this every few ms
+        while any wait."""
+        now = time.monotonic() if now is None else now
+        for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
+            note = self.cache.lookup(timbre.key, model_pitch)
+            if note is not None:
+                del self._pending[key]
+                layer = self._shifted(note, key[1])
+                if layer is not None:
+                    self._start(key, timbre, (layer, None, 0.0), velocity, IMMEDIATE)
+            elif now - since > PENDING_S:
+                del self._pending[key]
+        return len(self._pending)
 
     def take_learned_knob(self) -> tuple[int, int] | None:
         """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
@@ -395,11 +425,23 @@ class Engine:
             layers = self._morph_layers(model_pitch, pitch, Priority.WAITING)
             for step in self.morph:
                 self.cache.played(step.key, model_pitch)
-        if layers is None:
-            return  # nothing near enough is cached yet; the exact note is on its way
+        if layers is None:  # nothing of this timbre yet: wait for the exact note on its way
+            if self.wait_s is None:
+                self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
+            return
+        self._start((channel, pitch), timbre, layers, velocity, frame)
+
+    def _start(
+        self,
+        key: tuple[int, int],
+        timbre: Timbre,
+        layers: tuple[Layer, Layer | None, float],
+        velocity: int,
+        frame: int,
+    ) -> None:
         amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
         self.voices.note_on(
-            (channel, pitch),
+            key,
             layers[0],
             layers[1],
             weight=layers[2],
@@ -414,11 +456,13 @@ class Engine:
         if cc == CC_SUSTAIN:
             self.voices.sustain(value >= 64, frame)
         elif cc == CC_ALL_SOUND_OFF:
+            self._pending.clear()
             self.voices.all_sound_off(frame)
         elif cc == CC_RESET_CONTROLLERS:
             self.voices.sustain(False, frame)
             self.voices.bend(0.0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
+            self._pending.clear()
             self.voices.all_notes_off(frame)
         elif self._learning and self._learn_knob is not None:
             knob, self._learn_knob, self._learning = self._learn_knob, None, False

@@ -62,6 +62,8 @@ MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/
 # 6, 7, 6 against 5, 4, 8); the process keeps the audio callback's worst block lower (44-61 %
 # of the period against 82-104 %) and the model's memory out of the player.
 DEFAULT_RENDERER = "process"
+PENDING_POLL_S = 0.002  # how soon a waiting note-on starts once its note is cached
+IDLE_POLL_S = 0.02  # the same thread's check when nothing waits
 KEY_BUTTONS = {"r": RANDOM_CC, "n": SAVE_CC}  # typed keys that press the explore buttons
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 # MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
@@ -153,6 +155,7 @@ class Player:
         if learn_knob is not None:
             self.engine.learn(knob=learn_knob)
         self._lock = threading.Lock()
+        self._stop_pending = threading.Event()
         self._stack = contextlib.ExitStack()
         self._started = False
         self.midi: MidiInput | None = None
@@ -177,6 +180,14 @@ class Player:
         except GansynthError as err:
             return f"morph bound to CC{cc}, not saved: {err}"
         return f"morph bound to CC{cc}, saved in {path}"
+
+    def _start_pending(self) -> None:
+        """Start note-ons that wait for a new timbre's first note as soon as it is cached (the
+        engine's ``start_pending``): every ``PENDING_POLL_S`` while any wait."""
+        while not self._stop_pending.wait(PENDING_POLL_S if self.engine.pending else IDLE_POLL_S):
+            if self.engine.pending:
+                with self._lock:
+                    self.engine.start_pending()
 
     def learned_knob(self) -> str | None:
         """Save a knob bound by ``learn_knob`` since the last call into the bank file, as
@@ -222,6 +233,10 @@ class Player:
             stack.callback(self.audio.close)
             self.audio.start()
             stack.callback(self.audio.stop)
+            pending = threading.Thread(target=self._start_pending, name="pending notes")
+            pending.start()
+            stack.callback(pending.join)
+            stack.callback(self._stop_pending.set)
             self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
             stack.callback(self._close_midi)
             # What exists now (model, sessions, modules) lives all session. A full garbage

@@ -8,6 +8,7 @@ Expected audio is computed here with ``np.interp`` from the cached notes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from tonemodel import ToneModel
 
 from gansynth_instrument.cache import NoteCache
-from gansynth_instrument.engine import RANDOM_CC, SAVE_CC, Engine
+from gansynth_instrument.engine import PENDING_S, RANDOM_CC, SAVE_CC, Engine
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.mixer import Mixer
@@ -401,3 +402,30 @@ def test_learn_binds_the_next_controller_to_a_knob(cache):
     assert engine.current().key == DARK.key
     with pytest.raises(ValueError, match="knob 3: this instrument has 2"):
         engine.learn(knob=2)
+
+
+def test_a_new_timbres_first_note_waits_for_the_exact_note(cache):
+    engine, mixer = make(cache, timbre=BRIGHT)
+    engine.handle([0x90, 60, 127])  # nothing of BRIGHT cached: no stand-in to play
+    assert engine.pending == 1 and not any(render(mixer, 256))
+    assert cache.wait(BRIGHT.key, [60], WAIT_S)
+    assert engine.start_pending() == 0
+    (b60,) = cached(cache, BRIGHT, [60])
+    np.testing.assert_allclose(
+        render(mixer, 500), attack(500, BRIGHT) * played(b60, 500), atol=1e-5
+    )
+
+
+def test_a_waiting_note_on_ends_with_its_key_or_after_a_while(cache):
+    engine, mixer = make(cache, timbre=timbre("fresh", 2.0))
+    engine.handle([0x90, 62, 127])
+    engine.handle([0x80, 62, 0])  # released before its note arrived: never starts
+    assert engine.pending == 0
+    engine.handle([0x90, 63, 127])
+    assert engine.start_pending(now=time.monotonic() + PENDING_S + 1) == 0  # too late: dropped
+    engine.handle([0x90, 64, 127])
+    engine.handle([0xB0, 123, 0])  # all notes off
+    assert engine.pending == 0
+    assert cache.wait(engine.timbre.key, [62, 63, 64], WAIT_S)
+    engine.start_pending()
+    assert not any(render(mixer, 500))

@@ -127,6 +127,21 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             assert not captured[silent_from:].any()
 
 
+def test_a_random_timbres_first_note_is_its_exact_note(jack_server: JackServer, model, tmp_path):
+    with playing(model, tmp_path, preset=find_preset("felt-keys")) as (player, sender):
+        note(player, player.engine.timbre, 60)  # the renderer process is up and running
+        script = [(0.05, [0xB0, 80, 127]), (0.05, [0x90, 60, 110]), (1.5, [0x80, 60, 0])]
+        captured = record(sender, script, seconds=2.0)
+        drawn = player.engine.current()
+        assert drawn.name.startswith("random-")
+        expected = note(player, drawn, 60)
+    start = onset(captured)
+    assert start < round(1.0 * RATE)  # within PENDING_S of the note-on, else it is dropped
+    body = captured[start + round(0.02 * RATE) : start + round(0.5 * RATE)]
+    score, at = match(body, expected[: round(0.8 * RATE)])
+    assert score > MATCH and abs(at) < round(0.03 * RATE), (score, at)  # from its start
+
+
 def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, model, tmp_path):
     """memory.no_huge_pages: khugepaged's copies delayed JACK's real-time threads by 4-7 ms."""
     with playing(model, tmp_path, preset=find_preset("felt-keys")) as (player, _):
