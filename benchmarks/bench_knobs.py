@@ -24,7 +24,8 @@ distance along a random unit direction (a fresh one per start); for knobs 1-4 al
   whose energy above 10 kHz (8th-order Butterworth) exceeds −40 dB relative to the held note's RMS,
   as the live-quality measurements count them (the model makes nothing above 8 kHz);
 * a new random timbre's first exact note: request (as the note-on does) → ready in the note cache,
-  one pitch, ``--fresh`` times, while nothing else renders.
+  one pitch, ``--fresh`` times, while nothing else renders; the waiting note-on starts within the
+  player's 2 ms poll of that (``Engine.start_pending``).
 """
 
 from __future__ import annotations

@@ -10,13 +10,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tonemodel import ToneModel
 
 from gansynth_instrument import knobs, pad
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.errors import GansynthError, PresetError
 from gansynth_instrument.explore import found_name, random_timbre, save_found
+from gansynth_instrument.instrument import build_engine
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import Bank, find_bank, find_preset, save_knob_cc
+from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.presets import (
+    Bank,
+    Preset,
+    find_bank,
+    find_preset,
+    save_knob_cc,
+    save_preset,
+)
 from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.voices import Voices
 
 # -- knobs ------------------------------------------------------------------------------------
 
@@ -182,6 +194,7 @@ _FULL_FOLDER_SCRIPT = """
 import resource, signal, sys
 from pathlib import Path
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.timbre import Timbre
@@ -305,3 +318,24 @@ def test_a_learned_knob_that_collides_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match="knob 1's CC64 is the sustain pedal"):
         save_knob_cc(bank, 0, 64, user_dir=tmp_path)
     assert not (tmp_path / "banks").exists()
+
+
+def test_pad_corners_from_a_model_of_another_latent_size_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user = tmp_path / "gansynth-instrument" / "presets"
+    user.mkdir(parents=True)
+    wide = Preset(name="wide", seed=None, latent=tuple(random_latent(1).tolist()))
+    save_preset(wide, user)
+    path = tmp_path / "bank.yaml"
+    path.write_text(_PAD_BANK.replace("reed-organ", "wide"))
+    bank = find_bank(str(path))
+    model = ToneModel()  # latent size 8
+    with NoteCache(model, model.sample_rate, cache_dir=None) as cache:
+        voices = Voices(Mixer(model.sample_rate, polyphony=2, channels=1))
+        with pytest.raises(PresetError) as err:
+            build_engine(cache, voices, model.pitches, model.latent_size, bank=bank)
+    message = str(err.value)
+    assert "wide.yaml" in message and "256 values, but the model expects 8" in message
+    assert "\n" not in message
