@@ -100,6 +100,15 @@ class Timbre:
         )
 
 
+def note_amplitude(
+    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
+) -> float:
+    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
+    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
+    here, so a change of level staging reaches them all."""
+    return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
+
+
 def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
     """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
     gain and envelope interpolated linearly, looping taken from the nearer preset. Step 0 is
@@ -393,7 +402,7 @@ class Engine:
                 self.cache.played(step.key, model_pitch)
         if layers is None:
             return  # nothing near enough is cached yet; the exact note is on its way
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
             (channel, pitch),
             layers[0],
