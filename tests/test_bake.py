@@ -474,6 +474,36 @@ def test_an_output_folder_that_is_a_file_or_not_makeable(
     assert blocker.read_text() == "x"
 
 
+def test_bake_command_replaces_an_earlier_pack_and_keeps_the_rest(
+    earlier: Path,
+    tiny_model: Path,
+    pack: Pack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    preset = tmp_path / "plain.yaml"
+    preset.write_text(PLAIN.to_yaml())
+    argv = [
+        "bake",
+        preset,
+        "-o",
+        earlier,
+        "--format",
+        "sfz",
+        "--model",
+        tiny_model,
+        "--cache-dir",
+        pack.cache,
+    ]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"wrote {earlier / 'plain.sfz'}"
+    assert sorted(p.name for p in earlier.iterdir()) == ["notes.txt", "plain", "plain.sfz"]
+    assert (earlier / "notes.txt").read_text() == "mine"
+    assert (earlier / "plain.sfz").read_text() == (pack.path / "plain.sfz").read_text()
+    assert len(list((earlier / "plain").iterdir())) == len(load_model(tiny_model).pitches)
+
+
 _FULL_DISK = """
 import resource, signal, sys
 from gansynth_instrument import cli
