@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -282,11 +283,10 @@ def _make_samples(
             if j + 1 < len(jobs):
                 cache.request(jobs[j + 1][2].latent, pitches, Priority.BACKGROUND)
             done = bar.n
-            waited = 0.0
+            deadline = time.monotonic() + WAIT_S
             while not cache.wait(timbre.key, pitches, 0.25):
                 bar.update(done + cache.progress(timbre.key)[0] - bar.n)
-                waited += 0.25
-                if waited > WAIT_S:
+                if time.monotonic() > deadline:
                     raise GansynthError(f"notes of '{timbre.name}' not made within {WAIT_S:.0f} s")
             bar.update(done + len(pitches) - bar.n)
             folder = staging / inst.name
@@ -294,16 +294,21 @@ def _make_samples(
             prefix = f"step{s:02d}_" if len(inst.steps) > 1 else ""
             samples = []
             for pitch in pitches:
-                note = cache.lookup(timbre.key, pitch)
-                if note is None:  # evicted meanwhile (memory cap): read back from disk
-                    cache.request(timbre.latent, [pitch], Priority.WAITING)
-                    cache.wait(timbre.key, [pitch], WAIT_S)
-                    note = cache.lookup(timbre.key, pitch)
-                    assert note is not None
+                note = _cached_note(cache, timbre, pitch)
                 name = f"{inst.name}/{prefix}{pitch:03d}.wav"
                 samples.append(_write_sample(staging / name, name, note, timbre, ranges, bit_depth))
             made[inst.name].append(samples)
     return made
+
+
+def _cached_note(cache: NoteCache, timbre: Timbre, pitch: int) -> Note:
+    """A note that was made; read back from the disk cache if the memory cap dropped it."""
+    deadline = time.monotonic() + WAIT_S
+    while (note := cache.lookup(timbre.key, pitch)) is None:
+        cache.request(timbre.latent, [pitch], Priority.WAITING)
+        if not cache.wait(timbre.key, [pitch], max(0.0, deadline - time.monotonic())):
+            raise GansynthError(f"note {pitch} of '{timbre.name}' not made within {WAIT_S:.0f} s")
+    return note
 
 
 def _write_sample(
