@@ -44,6 +44,7 @@ from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.latent import latent_digest
 from gansynth_instrument.make import NoteModel
+from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.note import Note
 from gansynth_instrument.note_workers import start_worker
 
@@ -200,12 +201,7 @@ class NoteCache:
                 f"latent has shape {z.shape}; this model takes ({self._model.latent_size},)"
             )
         wanted = [int(p) for p in pitches]
-        unknown = sorted(set(wanted) - self._model_pitches)
-        if unknown:
-            raise ModelError(
-                f"pitch {unknown[0]} is not one of the model's pitches "
-                f"{', '.join(map(str, sorted(self._model_pitches)))}"
-            )
+        check_pitches(self._model_pitches, wanted)
         timbre = latent_digest(z)
         with self._cond:
             if timbre not in self._latents:

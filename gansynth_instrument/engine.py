@@ -34,30 +34,32 @@ from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.midi_spec import (
+    BEND_CENTER,
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_MOD_WHEEL,
+    CC_RESET_CONTROLLERS,
+    CC_SUSTAIN,
+    CHANNEL_MASK,
+    CONTROL_CHANGE,
+    DATA_BYTES,
+    DATA_MAX,
+    KIND_MASK,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL_DOWN_MIN,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    STATUS_BIT,
+    SYSTEM,
+)
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
-
-# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
-POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
-_DATA_BYTES = {
-    NOTE_OFF: 2,
-    NOTE_ON: 2,
-    POLY_PRESSURE: 2,
-    CONTROL_CHANGE: 2,
-    PROGRAM_CHANGE: 1,
-    CHANNEL_PRESSURE: 1,
-    PITCH_BEND: 2,
-}
-BEND_CENTER = 8192
 
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
@@ -93,7 +95,7 @@ class Engine:
         *,
         programs: Mapping[int, Timbre] | None = None,
         morph: Sequence[Timbre] = (),
-        morph_cc: int | None = 1,
+        morph_cc: int | None = CC_MOD_WHEEL,
         channel: int | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -130,12 +132,12 @@ class Engine:
 
     def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
         """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
-        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+        if not msg or msg[0] >= SYSTEM or msg[0] < STATUS_BIT:
             self.ignored += 1  # system, realtime and running-status bytes are not ours
             return
-        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
-        data = _DATA_BYTES[kind]
-        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+        kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+        data = DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
         if self.channel is not None and channel != self.channel:
@@ -333,7 +335,7 @@ class Engine:
                 self.cache.played(step.key, model_pitch)
         if layers is None:
             return  # nothing near enough is cached yet; the exact note is on its way
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        amp = (velocity / DATA_MAX) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
         self.voices.note_on(
             (channel, pitch),
             layers[0],
@@ -348,7 +350,7 @@ class Engine:
 
     def _control_change(self, cc: int, value: int, frame: int) -> None:
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= 64, frame)
+            self.voices.sustain(value >= PEDAL_DOWN_MIN, frame)
         elif cc == CC_ALL_SOUND_OFF:
             self.voices.all_sound_off(frame)
         elif cc == CC_RESET_CONTROLLERS:
@@ -368,7 +370,7 @@ class Engine:
 
     def _morph_to(self, value: int, frame: int) -> None:
         """Move along the morph path: new notes and sounding notes take the new position."""
-        u = value / 127 * (len(self.morph) - 1)
+        u = value / DATA_MAX * (len(self.morph) - 1)
         if u == self.morph_position:
             return
         self.morph_position = u
