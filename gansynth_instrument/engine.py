@@ -12,7 +12,7 @@ Rules:
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
+  crossfades the two nearest *cached* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Live play: a model, its note cache, the engine, an audio stream and MIDI inputs, wired together.
+"""Live play: the instrument (``instrument.assemble``), its audio process and MIDI inputs, started
+and closed in order.
 
 Processes and threads, and what each may touch:
 - The audio process (``audio_process.py``) holds the audio stream and the ``Mixer``; its
@@ -6,11 +7,11 @@ Processes and threads, and what each may touch:
   sends it commands through ``Player.audio`` (an ``AudioProcess``).
 - rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``Engine.handle`` under a
   control-side lock, which the status view takes too; the audio thread never takes it.
-- The note cache's renderer thread runs the model (``renderer="thread"``), or hands it to a worker
-  process and only files the notes it sends back (``"process"``); the engine only asks for notes.
-- The main thread shows the status line until Ctrl-C, then closes MIDI, audio and cache. It also
-  saves a controller bound by MIDI learn into the bank file (``Player.save_learned``): file I/O
-  stays off the MIDI thread, which only records the binding under the lock.
+- The note cache's thread makes notes itself (``renderer="thread"``), or hands the work to a
+  worker process and only files the notes it sends back (``"process"``); the engine only asks.
+- The main thread (``commands/play.py``) shows the status line until Ctrl-C, then closes MIDI,
+  audio and cache. It also saves a controller bound by MIDI learn into the bank file
+  (``Player.save_learned``): file I/O stays off the MIDI thread, which only records the binding.
 """
 
 from __future__ import annotations

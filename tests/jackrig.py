@@ -495,9 +495,9 @@ def tone_frequency_hz(signal: np.ndarray, sample_rate: int) -> float:
     return (k + offset) * sample_rate / len(signal)
 
 
-def device_error_without_jack(imports: str, opening: str) -> subprocess.CompletedProcess[str]:
-    """Run ``opening`` (a ``DeviceError`` is expected) in a fresh Python that finds no JACK
-    server and starts none; the error's text is its stdout and its exit status 3."""
+def device_error_without_jack(imports: str, opening: str) -> tuple[str, str]:
+    """Run ``opening`` in a fresh Python that finds no JACK server and starts none; it must fail
+    with a one-line ``DeviceError``. Returns (that line, the process's stderr)."""
     env = dict(os.environ)
     env.update(JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex[:8]}", JACK_NO_START_SERVER="1")
     code = (
@@ -509,6 +509,10 @@ def device_error_without_jack(imports: str, opening: str) -> subprocess.Complete
         "    print(err)\n"
         "    raise SystemExit(3)\n"
     )
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
+    assert result.returncode == 3, result.stderr
+    message = result.stdout.strip()
+    assert "\n" not in message
+    return message, result.stderr

@@ -109,11 +109,8 @@ def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
 )
 def test_no_output_device_suggests_render() -> None:
     """No JACK server and no sound card: opening an output fails with one line naming render."""
-    result = device_error_without_jack(
+    message, _ = device_error_without_jack(
         "from gansynth_instrument.audio import AudioOutput", "AudioOutput(lambda out, frames: None)"
     )
-    assert result.returncode == 3, result.stderr
-    message = result.stdout.strip()
-    assert "\n" not in message
     assert message.startswith("no audio output device found")
     assert "gansynth-instrument render" in message

@@ -162,15 +162,12 @@ def test_devices_command_lists_outputs_and_midi_inputs(
 )
 def test_no_midi_system_is_one_line() -> None:
     """No JACK server and no ALSA sequencer: one line that says how to get one."""
-    result = device_error_without_jack(
+    message, stderr = device_error_without_jack(
         "from gansynth_instrument.midi import MidiInput", "MidiInput(print)"
     )
-    assert result.returncode == 3, result.stderr
-    message = result.stdout.strip()
-    assert "\n" not in message
     assert message.startswith("no MIDI system available")
     assert "JACK" in message and "snd-seq" in message
-    assert result.stderr == ""  # libjack's and alsa-lib's own lines are silenced
+    assert stderr == ""  # libjack's and alsa-lib's own lines are silenced
 
 
 @pytest.mark.skipif(
