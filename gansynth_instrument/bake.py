@@ -38,18 +38,19 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from gansynth_instrument.cache import DEFAULT_CACHE_DIR, Note, NoteCache, NoteModel, Priority
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import (
     DEFAULT_MAX_SHIFT_SEMITONES,
     DEFAULT_VELOCITY_EXPONENT,
-    Timbre,
-    morph_steps,
     note_amplitude,
 )
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir
+from gansynth_instrument.make import NoteModel
+from gansynth_instrument.note import Note, loop_note
 from gansynth_instrument.presets import Bank, Preset, find_preset
-from gansynth_instrument.voices import loop_note
+from gansynth_instrument.timbre import Timbre, morph_steps
 
 FORMATS = ("sfz", "dspreset")
 RATES = (48000, 44100)

@@ -12,9 +12,9 @@ Rules:
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
+  crossfades the two nearest *cached* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
-- A timbre with ``loop`` set plays looping voices: a held note sustains (voices.py) instead of
+- A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
@@ -26,78 +26,45 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from gansynth_instrument.cache import Priority
-from gansynth_instrument.errors import CacheError, PresetError
-from gansynth_instrument.latent import latent_digest, slerp
-from gansynth_instrument.voices import IMMEDIATE, Layer, Voices, pitch_ratio
-
-if TYPE_CHECKING:
-    from gansynth_instrument.cache import Note, NoteCache
-    from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.errors import CacheError
+from gansynth_instrument.midi_spec import (
+    BEND_CENTER,
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_MOD_WHEEL,
+    CC_RESET_CONTROLLERS,
+    CC_SUSTAIN,
+    CHANNEL_MASK,
+    CONTROL_CHANGE,
+    DATA_BYTES,
+    DATA_MAX,
+    KIND_MASK,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL_DOWN_MIN,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    STATUS_BIT,
+    SYSTEM,
+)
+from gansynth_instrument.mixer import IMMEDIATE
+from gansynth_instrument.note import Note
+from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
-
-# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
-POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
-_DATA_BYTES = {
-    NOTE_OFF: 2,
-    NOTE_ON: 2,
-    POLY_PRESSURE: 2,
-    CONTROL_CHANGE: 2,
-    PROGRAM_CHANGE: 1,
-    CHANNEL_PRESSURE: 1,
-    PITCH_BEND: 2,
-}
-BEND_CENTER = 8192
 
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-DEFAULT_MORPH_STEPS = 17
-RECENT_PITCHES = 16  # a new preset renders the last pitches played first
-
-
-@dataclass(frozen=True, eq=False)
-class Timbre:
-    """Something the engine can play: a latent (its cache key) plus level and envelope."""
-
-    name: str
-    latent: np.ndarray  # float32 [latent_size]
-    gain_db: float = 0.0
-    attack_s: float = 0.01
-    release_s: float = 0.3
-    loop: bool = False  # held notes loop (see voices.loop_note) instead of ending
-
-    @functools.cached_property
-    def key(self) -> str:
-        """The note cache's timbre key for this latent (hashed once: note-ons ask for it)."""
-        return latent_digest(self.latent)
-
-    @classmethod
-    def from_preset(cls, preset: Preset, latent_size: int) -> Timbre:
-        return cls(
-            preset.name,
-            preset.latent_vector(latent_size),
-            preset.gain_db,
-            preset.attack_s,
-            preset.release_s,
-            preset.loop,
-        )
+RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 
 
 def note_amplitude(
@@ -107,31 +74,6 @@ def note_amplitude(
     gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
     here, so a change of level staging reaches them all."""
     return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
-
-
-def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
-    """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
-    gain and envelope interpolated linearly, looping taken from the nearer preset. Step 0 is
-    ``path[0]``, the last step ``path[-1]``."""
-    if len(path) < 2 or steps < 2:
-        raise PresetError(f"a morph needs ≥ 2 presets and ≥ 2 steps (got {len(path)}, {steps})")
-    out = []
-    for step in range(steps):
-        u = step * (len(path) - 1) / (steps - 1)
-        i = min(int(u), len(path) - 2)
-        t = u - i
-        a, b = path[i], path[i + 1]
-        out.append(
-            Timbre(
-                f"{a.name}→{b.name}@{t:.2f}",
-                np.asarray(slerp(a.latent, b.latent, t), dtype=np.float32),
-                a.gain_db + t * (b.gain_db - a.gain_db),
-                a.attack_s + t * (b.attack_s - a.attack_s),
-                a.release_s + t * (b.release_s - a.release_s),
-                a.loop if t < 0.5 else b.loop,
-            )
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -162,7 +104,7 @@ class Engine:
         *,
         programs: Mapping[int, Timbre] | None = None,
         morph: Sequence[Timbre] = (),
-        morph_cc: int | None = 1,
+        morph_cc: int | None = CC_MOD_WHEEL,
         channel: int | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -199,12 +141,12 @@ class Engine:
 
     def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
         """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
-        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+        if not msg or msg[0] >= SYSTEM or msg[0] < STATUS_BIT:
             self.ignored += 1  # system, realtime and running-status bytes are not ours
             return
-        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
-        data = _DATA_BYTES[kind]
-        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+        kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+        data = DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
         if self.channel is not None and channel != self.channel:
@@ -417,7 +359,7 @@ class Engine:
 
     def _control_change(self, cc: int, value: int, frame: int) -> None:
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= 64, frame)
+            self.voices.sustain(value >= PEDAL_DOWN_MIN, frame)
         elif cc == CC_ALL_SOUND_OFF:
             self.voices.all_sound_off(frame)
         elif cc == CC_RESET_CONTROLLERS:
@@ -437,7 +379,7 @@ class Engine:
 
     def _morph_to(self, value: int, frame: int) -> None:
         """Move along the morph path: new notes and sounding notes take the new position."""
-        u = value / 127 * (len(self.morph) - 1)
+        u = value / DATA_MAX * (len(self.morph) - 1)
         if u == self.morph_position:
             return
         self.morph_position = u
@@ -461,52 +403,3 @@ class Engine:
                 layers = self._morph_layers(model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
-
-
-def build_engine(
-    cache: NoteCache,
-    voices: Voices,
-    pitches: Sequence[int],
-    latent_size: int,
-    *,
-    preset: Preset | None = None,
-    bank: Bank | None = None,
-    **settings: Any,
-) -> Engine:
-    """An Engine for one preset, or for a bank (programs + morph path, presets found by name).
-
-    With a bank, the lowest program's preset plays first; a bank with only a morph path starts
-    at its first preset. ``preset`` wins over the bank's first program when both are given.
-    """
-    from gansynth_instrument.presets import find_preset
-
-    def timbre_of(name: str) -> Timbre:
-        return Timbre.from_preset(find_preset(name), latent_size)
-
-    programs: dict[int, Timbre] = {}
-    morph: list[Timbre] = []
-    morph_cc = settings.pop("morph_cc", None)
-    if bank is not None:
-        programs = {program: timbre_of(name) for program, name in bank.programs.items()}
-        if len(bank.morph_path) >= 2:
-            morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
-        if morph_cc is None:
-            morph_cc = bank.morph_cc
-    if preset is not None:
-        first = Timbre.from_preset(preset, latent_size)
-    elif programs:
-        first = programs[min(programs)]
-    elif morph:
-        first = morph[0]
-    else:
-        raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
-    return Engine(
-        cache,
-        voices,
-        pitches,
-        first,
-        programs=programs,
-        morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else 1,
-        **settings,
-    )
