@@ -15,7 +15,7 @@ Rules:
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
+  crossfades the two nearest *cached* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
@@ -48,6 +48,26 @@ from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
+from gansynth_instrument.midi_spec import (
+    BEND_CENTER,
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_MOD_WHEEL,
+    CC_RESET_CONTROLLERS,
+    CC_SUSTAIN,
+    CHANNEL_MASK,
+    CONTROL_CHANGE,
+    DATA_BYTES,
+    DATA_MAX,
+    KIND_MASK,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL_DOWN_MIN,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    STATUS_BIT,
+    SYSTEM,
+)
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre
@@ -56,32 +76,22 @@ from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
-# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
-POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
-_DATA_BYTES = {
-    NOTE_OFF: 2,
-    NOTE_ON: 2,
-    POLY_PRESSURE: 2,
-    CONTROL_CHANGE: 2,
-    PROGRAM_CHANGE: 1,
-    CHANNEL_PRESSURE: 1,
-    PITCH_BEND: 2,
-}
-BEND_CENTER = 8192
-
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
-BUTTON_DOWN = 64  # a button's controller value when pressed (≥), as the sustain pedal's
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
+
+
+def note_amplitude(
+    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
+) -> float:
+    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
+    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
+    here, so a change of level staging reaches them all."""
+    return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ class Engine:
         *,
         programs: Mapping[int, Timbre] | None = None,
         morph: Sequence[Timbre] = (),
-        morph_cc: int | None = 1,
+        morph_cc: int | None = CC_MOD_WHEEL,
         space: TimbreSpace[Timbre] | None = None,
         knob_ccs: Sequence[int] = KNOB_CCS,
         pad_ccs: Sequence[int] = (),
@@ -169,12 +179,12 @@ class Engine:
 
     def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
         """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
-        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+        if not msg or msg[0] >= SYSTEM or msg[0] < STATUS_BIT:
             self.ignored += 1  # system, realtime and running-status bytes are not ours
             return
-        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
-        data = _DATA_BYTES[kind]
-        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+        kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+        data = DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
         if self.channel is not None and channel != self.channel:
@@ -439,7 +449,7 @@ class Engine:
         velocity: int,
         frame: int,
     ) -> None:
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
             key,
             layers[0],
@@ -454,7 +464,7 @@ class Engine:
 
     def _control_change(self, cc: int, value: int, frame: int) -> None:
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= 64, frame)
+            self.voices.sustain(value >= PEDAL_DOWN_MIN, frame)
         elif cc == CC_ALL_SOUND_OFF:
             self._pending.clear()
             self.voices.all_sound_off(frame)
@@ -484,7 +494,7 @@ class Engine:
             assert self.space is not None
             self._glide(*self.space.move_pad(self._pad_axis[cc], value), frame)
         elif cc in self._buttons:
-            pressed = value >= BUTTON_DOWN > self._buttons[cc]
+            pressed = value >= PEDAL_DOWN_MIN > self._buttons[cc]  # pressed, as a pedal is
             self._buttons[cc] = value
             if pressed and cc == self.random_cc:
                 self.random_timbre()
@@ -499,7 +509,7 @@ class Engine:
 
     def _morph_to(self, value: int, frame: int) -> None:
         """Move along the morph path: new notes and sounding notes take the new position."""
-        self._glide(self._path, value / 127 * (len(self._path) - 1), frame)
+        self._glide(self._path, value / DATA_MAX * (len(self._path) - 1), frame)
 
     def _glide(self, line: list[Timbre], u: float, frame: int) -> None:
         """Move to position ``u`` (in steps) along ``line``: new notes and sounding notes take

@@ -17,6 +17,7 @@ from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
+from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
 from gansynth_instrument.presets import Bank, Preset, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
@@ -125,7 +126,7 @@ def build_engine(
         first,
         programs=programs,
         morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else 1,
+        morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
         space=space,
         **settings,
     )

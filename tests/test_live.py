@@ -29,9 +29,9 @@ from scipy.signal import correlate
 from gansynth_instrument import cli
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.ganspace import knob_directions
-from gansynth_instrument.live import Player, TypingKeyboard
+from gansynth_instrument.keyboard import TypingKeyboard
+from gansynth_instrument.live import Player
 from gansynth_instrument.midi import CLIENT_NAME
-from gansynth_instrument.model import load_model
 from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre
 
@@ -41,11 +41,6 @@ TEMPLATE_S = 0.2  # length of capture compared with a note
 WINDOW_S = 0.1  # pieces of it searched for in the note (see match)
 MATCH = 0.9  # the right note scores ≥ 0.97 even under load
 MISMATCH = 0.8  # another timbre of the same pitch scores ≤ 0.65 (tiny model, 0.1 s pieces)
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path):
-    return load_model(tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +329,7 @@ def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
 
 
 def test_a_turned_knob_and_the_save_button_keep_the_timbre_as_a_preset(
-    jack_server, tiny_model, tmp_path
+    jack_server, model, tiny_model, tmp_path
 ):
     port = f"keys-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))  # the user presets dir
@@ -354,12 +349,12 @@ def test_a_turned_knob_and_the_save_button_keep_the_timbre_as_a_preset(
     finally:
         play.kill()
     assert play.returncode == 0, err
-    assert "knobs   CC70-77 (64 = unchanged)\n" in lines
+    assert "knobs   CC70, CC71, CC72, CC73, CC74, CC75, CC76, CC77 (64 = unchanged)\n" in lines
     (saved,) = user_dir.glob("found-*.yaml")
     assert f"saved {saved.stem} ({saved})" in out
     found = find_preset(saved.stem, user_dir=user_dir)
     assert found.description == "from felt-keys knobs 1=+4"
-    knobs = knob_directions(load_model(tiny_model), cache_dir=notes / "knobs", progress=False)
+    knobs = knob_directions(model, cache_dir=notes / "knobs", progress=False)
     expected = knobs.move(find_preset("felt-keys").latent_vector(), [4.0])
     assert np.array_equal(found.latent_vector(), expected)
 
