@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.midi_spec import DATA_MAX
 
 # MIDI 1.0's Sound Controllers 1-8 (CC70-77): meant for shaping the sound, and what common
 # 8-knob keyboards (Akai's MPK mini, among others) send by default.
@@ -22,7 +23,6 @@ KNOB_CCS = tuple(range(70, 78))
 EXPLORE_CCS = {"the random-timbre button": 80, "the save-timbre button": 81}
 KNOB_SPAN = 4.0  # a knob turned fully reaches ±4 standard deviations
 KNOB_STOPS = 17  # odd, so the centre is a stop: 0.5 standard deviations apart at the default span
-CC_MAX = 127
 CC_CENTRE = 64
 
 _SPEC = re.compile(r"\s*(?P<knob>[^=]+?)\s*=\s*(?P<offset>.+?)\s*")
@@ -38,12 +38,12 @@ def check_stops(stops: int) -> int:
 def position(value: int, stops: int = KNOB_STOPS) -> float:
     """Where controller ``value`` (0..127) lies, in stops (0..stops-1): 0 and 127 are the end
     stops and 64, a knob's centre detent, is exactly the centre stop (the original timbre)."""
-    if not 0 <= value <= CC_MAX:
-        raise PresetError(f"controller value must be 0..{CC_MAX}, got {value}")
+    if not 0 <= value <= DATA_MAX:
+        raise PresetError(f"controller value must be 0..{DATA_MAX}, got {value}")
     centre = (stops - 1) // 2
     if value <= CC_CENTRE:
         return value / CC_CENTRE * centre
-    return centre + (value - CC_CENTRE) / (CC_MAX - CC_CENTRE) * centre
+    return centre + (value - CC_CENTRE) / (DATA_MAX - CC_CENTRE) * centre
 
 
 def nearest_stop(value: int, stops: int = KNOB_STOPS) -> int:

@@ -16,11 +16,11 @@ import numpy as np
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.latent import slerp
+from gansynth_instrument.midi_spec import DATA_MAX
 
 PAD_CCS = (16, 17)  # MIDI 1.0's General Purpose Controllers 1 and 2 (x, y)
 PAD_SIZE = 9  # points per side, as NSynth Super
 PAD_SIZE_RANGE = (2, 33)
-CC_MAX = 127
 
 Point = tuple[int, int]  # (column, row): x index, y index
 
@@ -71,9 +71,9 @@ def grid_latents(corners: Sequence[np.ndarray], size: int = PAD_SIZE) -> np.ndar
 def grid_position(x_value: int, y_value: int, size: int = PAD_SIZE) -> tuple[float, float]:
     """Controller values (0..127) → position in grid units (0..size-1 each)."""
     for value in (x_value, y_value):
-        if not 0 <= value <= CC_MAX:
-            raise PresetError(f"controller value must be 0..{CC_MAX}, got {value}")
-    return x_value * (size - 1) / CC_MAX, y_value * (size - 1) / CC_MAX
+        if not 0 <= value <= DATA_MAX:
+            raise PresetError(f"controller value must be 0..{DATA_MAX}, got {value}")
+    return x_value * (size - 1) / DATA_MAX, y_value * (size - 1) / DATA_MAX
 
 
 def edge(gx: float, gy: float, size: int = PAD_SIZE) -> tuple[Point, Point, float]:
