@@ -310,7 +310,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "morphs along its path, CC64 is the sustain pedal. Notes not cached yet play at once "
             "from the nearest cached pitch while the exact one renders. "
             "Timbre knobs: CC70-77 move the timbre along the model's 8 principal directions "
-            "(GANSpace; found once per model, about a minute, then cached; 64 = unchanged). "
+            "(GANSpace; found once per model in seconds, then cached; 64 = unchanged). "
             "XY pad: a bank's pad corners, moved by CC16 (x) and CC17 (y) unless the bank says "
             "otherwise. Buttons: CC80 draws a random timbre for the next notes, CC81 saves what "
             "plays (knobs included) as a new preset named found-DATE-TIME."
