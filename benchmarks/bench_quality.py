@@ -19,10 +19,10 @@ Then once: a 32-voice chord at velocity 127 (peak), and a velocity-127 C4 of eve
 Definitions (``../shared/docs/wave2-facts.md``): level = peak and RMS of the recording in dBFS; a
 click = a run of 1 ms frames whose RMS above 10 kHz (8th-order Butterworth high-pass) exceeds
 -40 dB relative to the held note's RMS (the model makes nothing above 8 kHz, so energy there is a
-discontinuity); xruns = ``XRun`` lines in jackd's log during the phase. Floors: a silent PortAudio
-client alone on the same server for as long as a phase, before the player starts and after it
-stops, and the held phase's clicks. Prints a table; nothing is asserted here
-(tests/test_quality.py asserts on ``--json``).
+discontinuity); xruns = ``XRun`` lines in jackd's log during the phase. Floors: the xruns of a
+silent PortAudio client recorded as the player is (same server, same recorder, counted once both
+run), before the player starts and after it stops; and the held phase's clicks. Prints a table;
+nothing is asserted here (tests/test_quality.py asserts on ``--json``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ from scipy.signal import butter, sosfilt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, recorder
 
-from jackrig import JackServer, Recorder, silent_client_xruns, stolen_s  # noqa: E402
+from jackrig import (  # noqa: E402
+    PORTAUDIO_CLIENTS,
+    JackServer,
+    Recorder,
+    start_silent_client,
+    stolen_s,
+)
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
 from gansynth_instrument.cache import NoteCache  # noqa: E402
@@ -85,14 +91,14 @@ class Round:
     knob_xruns: int
     switch_xruns: int
     switch_program: int
-    stolen_ms: float
+    switch_stolen_ms: float  # CPU time the host took from this VM during the switch phase
 
 
 @dataclass
 class Report:
     rounds: list[Round]
-    silent_before: tuple[int, int]  # (jackd xrun lines, stream underflows) of a PHASE_S client
-    silent_after: tuple[int, int]
+    silent_before: int  # jackd xrun lines beside a silent client (silent_floor)
+    silent_after: int
     c4_peak_dbfs: dict[str, float]  # preset → peak of a velocity-127 C4
     c4_rms_dbfs: dict[str, float]
     chord_peak_dbfs: float
@@ -103,7 +109,7 @@ class Report:
     @property
     def silent_xruns(self) -> int:
         """The floor: the larger of the silent client's jackd xruns before and after."""
-        return max(self.silent_before[0], self.silent_after[0])
+        return max(self.silent_before, self.silent_after)
 
 
 # --- analysis ------------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ class Rig:
             if self.process.poll() is not None:
                 raise RuntimeError(f"play exited:\n{self.tail()}")
             midi = [i for i, name in enumerate(self.midi.get_ports()) if port in name]
-            audio = _audio_ports()
+            audio = _audio_ports(JACK_CLIENT_NAME)
             if midi and len(audio) == 2:
                 self.midi.open_port(midi[0])
                 time.sleep(0.3)  # JACK applies the connection between cycles
@@ -224,21 +230,35 @@ class Rig:
             self.process.wait()
 
 
-def _audio_ports() -> tuple[str, ...]:
+def _audio_ports(client_names: str) -> tuple[str, ...]:
+    """Output ports of the JACK clients named ``client_names`` (a regex alternation)."""
     import jack
 
     client = jack.Client(f"probe-{uuid.uuid4().hex[:4]}", no_start_server=True)
     try:
-        ports = client.get_ports(f"^{JACK_CLIENT_NAME}(-[0-9]+)?:", is_audio=True, is_output=True)
-        return tuple(p.name for p in ports)
+        pattern = f"^({client_names})(-[0-9]+)?:"
+        return tuple(p.name for p in client.get_ports(pattern, is_audio=True, is_output=True))
     finally:
         client.close()
 
 
-def silent_floor(server: JackServer) -> tuple[int, int]:
-    before = jackd_xruns(server)
-    _, underflows = silent_client_xruns(PHASE_S, RATE, BLOCK)
-    return jackd_xruns(server) - before, underflows
+def silent_floor(server: JackServer) -> int:
+    """jackd's xruns over PHASE_S with the rig as in a phase (the recorder on a stream's ports)
+    but a silent client instead of the player; counted once both run, as a phase's are."""
+    client = start_silent_client(PHASE_S + 2 * SETTLE_S + 2.0, RATE, BLOCK)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(sources := _audio_ports(PORTAUDIO_CLIENTS[0])) != 2:
+            if client.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the silent client did not start: {client.communicate()}")
+            time.sleep(0.1)
+        time.sleep(SETTLE_S)
+        with Recorder(PHASE_S, sources, name=f"rec-{uuid.uuid4().hex[:4]}") as recorder:
+            before = jackd_xruns(server)
+            recorder.wait(PHASE_S + 30.0)
+            return jackd_xruns(server) - before
+    finally:
+        client.communicate(timeout=60)
 
 
 # --- the phases --------------------------------------------------------------------------------
@@ -292,7 +312,7 @@ def levels(rig: Rig, server: JackServer, programs: dict[int, str]) -> tuple[dict
     for program, name in sorted(programs.items()):
         rig.send([0xC0, program])
         for _ in range(LEVEL_TRIES):  # until the renderer has read C4 from disk
-            time.sleep(0.5)
+            time.sleep(SETTLE_S)
             script = [(0.05, [0x90, C4, 127]), (1.0, [0x80, C4, 0])]
             audio, _ = rig.play(server, 1.3, script)
             if np.abs(audio).max() > 0.0:
@@ -311,23 +331,26 @@ def note_rms(audio: np.ndarray) -> float:
     return rms(audio[sounding[0] : sounding[0] + RATE]) if len(sounding) else 0.0
 
 
-def run(model: Path, cache_dir: Path, rounds: int, options: list[str], log: Path) -> Report:
+def run(
+    model: Path, cache_dir: Path, rounds: int, options: list[str], log: Path, realtime: bool
+) -> Report:
     bank = find_bank("default")
     first = min(bank.programs)
     switch_programs = sorted(p for p in bank.programs if p != first)[:rounds]
     warm_cache(model, cache_dir, switch_programs)
     results = []
-    with JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=True, sync=True) as server:
+    jackd = JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=realtime, sync=True)
+    with jackd as server:
         silent_before = silent_floor(server)
         rig = Rig(model, cache_dir, options, log)
         try:
             time.sleep(SETTLE_S)
             warm_up_morph(rig)
             for program in switch_programs:
-                stolen = stolen_s()
                 held_clicks, held_xruns = held_note(rig, server, knob=False)
                 knob_clicks, knob_xruns = held_note(rig, server, knob=True)
                 time.sleep(0.5)
+                stolen = stolen_s()
                 switch_clicks, switch_xruns = switch(rig, server, program)
                 rig.send([0xC0, first])
                 time.sleep(SETTLE_S)
@@ -346,6 +369,8 @@ def run(model: Path, cache_dir: Path, rounds: int, options: list[str], log: Path
             peaks, rmss, chord = levels(rig, server, bank.programs)
         finally:
             rig.close()
+            while _audio_ports(JACK_CLIENT_NAME):  # its process ended; JACK drops its ports
+                time.sleep(0.1)
         tail = rig.tail().splitlines()[-5:]
         silent_after = silent_floor(server)
     return Report(
@@ -356,7 +381,8 @@ def run(model: Path, cache_dir: Path, rounds: int, options: list[str], log: Path
         rmss,
         chord,
         options,
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, model {model.name}",
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, model {model.name}, "
+        f"jackd {'-R' if realtime else '--no-realtime'} --sync",
         tail,
     )
 
@@ -375,13 +401,13 @@ def print_report(report: Report) -> None:
         (f"xruns, held C4 ({PHASE_S:g} s)", [x.held_xruns for x in r], f"silent {silent}"),
         ("xruns, knob sweep", [x.knob_xruns for x in r], f"silent {silent}"),
         ("xruns, program change + 10 notes", [x.switch_xruns for x in r], f"silent {silent}"),
-        ("CPU time stolen by the host per round ms", [x.stolen_ms for x in r], "-"),
+        ("CPU time stolen by the host, switch ms", [x.switch_stolen_ms for x in r], "-"),
     ]
     for label, values, floor in rows:
         print(f"{label:<44} {med(values):>24} {floor:>22}")
     print(
-        f"silent client alone ({PHASE_S:g} s; jackd lines, underflows): before "
-        f"{report.silent_before}, after {report.silent_after}"
+        f"silent client and recorder ({PHASE_S:g} s), jackd xruns: before the player "
+        f"{report.silent_before}, after it {report.silent_after}"
     )
     peaks = report.c4_peak_dbfs
     low, high = min(peaks, key=peaks.get), max(peaks, key=peaks.get)
@@ -395,7 +421,7 @@ def print_report(report: Report) -> None:
     for name in sorted(peaks):
         print(f"  {name:<28} peak {peaks[name]:6.1f}  RMS {report.c4_rms_dbfs[name]:6.1f}")
     print(f"switch programs: {[x.switch_program for x in r]}; play options: {report.play_options}")
-    print(f"machine: {report.machine}; 48 kHz, {BLOCK} frames, JACK dummy driver (-R, --sync)")
+    print(f"machine: {report.machine}; 48 kHz, {BLOCK} frames, JACK dummy driver")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,12 +429,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="(the bundled model)")
     parser.add_argument("--cache-dir", type=Path, help="note cache (default: a fresh temp dir)")
     parser.add_argument("--rounds", type=int, default=3, help="held/knob/switch rounds (3)")
+    parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("play_options", nargs="*", help="after --: more options for play")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gsi-quality-") as tmp:
         cache_dir = args.cache_dir or Path(tmp) / "notes"
-        report = run(args.model, cache_dir, args.rounds, args.play_options, Path(tmp) / "play.log")
+        log = Path(tmp) / "play.log"
+        realtime = not args.no_realtime
+        report = run(args.model, cache_dir, args.rounds, args.play_options, log, realtime)
     print_report(report)
     if args.json:
         data = asdict(report) | {"silent_xruns": report.silent_xruns}

@@ -23,9 +23,10 @@ How the two processes talk:
 
 Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) with a
 ``_LOAD`` message, and commands name entries by index. The control side knows which entries a
-voice may still read (the notes of its last note-on or morph, until the child reports the voice
-ended or the slot is reused), and rewrites an entry only when no voice holds it and the child has
-applied every command sent while one did.
+voice may still read (the notes its mixer layers hold: those of its note-on, then the
+``MORPH_LAYERS`` most recently named by its morphs, the rule the Mixer follows; until the child
+reports the voice ended or the slot is reused), and rewrites an entry only when no voice holds it
+and the child has applied every command sent while one did.
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ from gansynth_instrument.fileio import anonymous_file
 from gansynth_instrument.voices import (
     CMD_MORPH,
     CMD_NOTE_ON,
+    MORPH_LAYERS,
     NOTE_FIELDS,
     LoopedNote,
     Mixer,
+    layers_after,
     looped_frames_bound,
     voice_slots,
 )
@@ -164,7 +167,7 @@ class AudioProcess:
         self.channels = channels
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
-        entries = 2 * self.slots + arena_spare  # two notes per voice while a morph crossfades
+        entries = MORPH_LAYERS * self.slots + arena_spare  # a voice's layers while it morphs
         self._config = _Config(
             _Layout(timing_blocks, entries, looped_frames_bound(note_frames)),
             sample_rate,
@@ -243,9 +246,11 @@ class AudioProcess:
         self._commands.send(cmd)
         self._sent += 1
         # A morph of a voice that already ended is ignored by the child: nothing more is held.
-        ended = op == CMD_MORPH and self._voice.get(cmd[2], (None,))[0] != cmd[3]
-        if op in (CMD_NOTE_ON, CMD_MORPH) and not ended:
+        previous = self._voice.get(cmd[2])
+        if op == CMD_NOTE_ON:
             self._hold(cmd[2], cmd[3], held)
+        elif op == CMD_MORPH and previous is not None and previous[0] == cmd[3]:
+            self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
         return True
 
     def pending(self) -> int:
