@@ -11,7 +11,7 @@ stack samples on the same clock while COMMAND runs, then, for every wake-up of a
 (SCHED_FIFO/RR) that waited longer than ``--threshold-ms`` to run, prints what ran on that CPU
 meanwhile and the kernel stack perf caught it in. Traced this way (with the one-off scripts this
 grew from), the player's socket read of rendered notes and khugepaged's huge-page copies came up
-(see cache._send_notes and memory.no_huge_pages).
+(see note_workers._send_notes and memory.no_huge_pages).
 
 Needs root, tracefs and ``perf`` (Debian: linux-perf); without perf the stacks are left out.
 Nothing is asserted: a diagnostic, not a test.

@@ -1,13 +1,13 @@
-"""Audio output: a sounddevice (PortAudio) output stream whose callback only calls ``render``.
+"""Audio output: a sounddevice (PortAudio) output stream whose callback only calls ``mix``.
 
 Rules for the callback (sounddevice's ``Stream`` rules, plus ours). It runs on PortAudio's
 real-time thread, once per block, and must finish well inside one block period:
 
-- ``render(out, frames)`` must write every sample of ``out`` ([frames, channels] float32); what it
+- ``mix(out, frames)`` must write every sample of ``out`` ([frames, channels] float32); what it
   leaves there is played. Write in place (``out[:] = ...``, ufuncs with ``out=``), never rebind.
 - No array allocation, file I/O, logging or ``print``, imports, model inference, or blocking calls
   (``queue.get``, ``sleep``, a lock the control side can hold). Commands arrive through deques that
-  the render side alone consumes (see ``voices.py``).
+  the audio side alone consumes (see ``mixer.py``).
 - All checks (device, sample rate, channels) happen before ``start()``; the callback only counts
   xruns and times itself, into preallocated storage read later by ``stats()``.
 - The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
@@ -19,7 +19,7 @@ real-time thread, once per block, and must finish well inside one block period:
   Python every 1 ms raised its p99 from 0.27 to ~0.55 ms). Hence live play runs the stream in a
   process of its own (``audio_process.py``), where the callback is the only busy thread, and
   meters are counters the callback keeps (``StreamMeters``), never a thread polling it.
-- An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
+- An exception in ``mix`` stops the stream (sounddevice prints it); ``active`` turns false.
 - A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
   skipped, as for a lost JACK server.
@@ -45,8 +45,8 @@ import numpy as np
 from gansynth_instrument.errors import DeviceError
 
 JACK_HOST_API = "JACK Audio Connection Kit"
-RenderFn = Callable[[np.ndarray, int], None]
-"""``render(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
+MixFn = Callable[[np.ndarray, int], None]
+"""``mix(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
 
 STALL_S = 2.0  # no callback for this long while running: the server or driver hung
 NO_OUTPUT_HINT = (
@@ -244,7 +244,7 @@ class StreamMeters:
 
 
 class AudioOutput:
-    """An output stream on ``device`` that plays what ``render`` writes, block by block.
+    """An output stream on ``device`` that plays what ``mix`` writes, block by block.
 
     Opening checks the device and opens the stream (errors are ``DeviceError`` with the reason and
     the fix); ``start()`` starts the callback. Use as a context manager to close it cleanly.
@@ -255,7 +255,7 @@ class AudioOutput:
 
     def __init__(
         self,
-        render: RenderFn,
+        mix: MixFn,
         *,
         device: str | int | None = None,
         sample_rate: int = 48000,
@@ -280,7 +280,7 @@ class AudioOutput:
         self.sample_rate = sample_rate
         self.block_frames = block_frames
         self.channels = channels
-        self._render = render
+        self._mix = mix
         self.meters = meters if meters is not None else StreamMeters(timing_blocks)
         self._running = False  # between our start() and stop()
         try:
@@ -303,7 +303,7 @@ class AudioOutput:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: see the module docstring's rules before adding anything here.
         start_s = self.meters.begin(bool(status))
-        self._render(outdata, frames)
+        self._mix(outdata, frames)
         self.meters.end(start_s, time_info.outputBufferDacTime - time_info.currentTime)
 
     def start(self) -> None:
@@ -348,12 +348,12 @@ class AudioOutput:
     @property
     def server_lost(self) -> bool:
         """The stream runs on JACK and its callback stopped without ``stop()``: the server went
-        away (or ``render`` raised)."""
+        away (or ``mix`` raised)."""
         return self.device.host_api == JACK_HOST_API and self._running and not self.active
 
     @property
     def active(self) -> bool:
-        """True while the callback runs (false after ``stop()``, or after ``render`` raised)."""
+        """True while the callback runs (false after ``stop()``, or after ``mix`` raised)."""
         return bool(self._stream.active)
 
     @property

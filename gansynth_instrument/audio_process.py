@@ -59,17 +59,16 @@ from gansynth_instrument.audio import (
 )
 from gansynth_instrument.errors import DeviceError
 from gansynth_instrument.fileio import anonymous_file
-from gansynth_instrument.voices import (
+from gansynth_instrument.mixer import (
     CMD_MORPH,
     CMD_NOTE_ON,
     MORPH_LAYERS,
     NOTE_FIELDS,
-    LoopedNote,
     Mixer,
     layers_after,
-    looped_frames_bound,
     voice_slots,
 )
+from gansynth_instrument.note import LoopedNote, Note, looped_frames_bound
 
 JACK_CLIENT_NAME = "gansynth-instrument-audio"  # its ports: gansynth-instrument-audio:out_0, …
 STARTUP_TIMEOUT_S = 30.0  # spawn, imports and opening the stream, on a loaded machine
@@ -440,13 +439,10 @@ def _map(fd: int, size: int) -> mmap.mmap:
 # -- the child ---------------------------------------------------------------------------------
 
 
-class _RenderSide:
-    """The callback's side in the child: drains the command pipe, renders, reports back."""
+class _MixSide:
+    """The callback's side in the child: drains the command pipe, mixes, reports back."""
 
     def __init__(self, mixer: Mixer, commands: Connection, views: tuple[np.ndarray, ...]) -> None:
-        from gansynth_instrument.cache import Note
-
-        self._note_type = Note
         self._mixer = mixer
         self._commands = commands
         self._ready = [commands.fileno()]
@@ -455,7 +451,7 @@ class _RenderSide:
         self._received = 0
         self._cut_off = False  # the control side went away: no more commands
 
-    def render(self, out: np.ndarray, frames: int) -> None:
+    def mix(self, out: np.ndarray, frames: int) -> None:
         # Real-time thread: audio.py's callback rules apply.
         mixer = self._mixer
         while not self._cut_off and select.select(self._ready, (), (), 0.0)[0]:
@@ -475,7 +471,7 @@ class _RenderSide:
                 msg = tuple(fields)
             mixer.commands.append(msg)
             self._received += 1
-        mixer.render(out, frames)
+        mixer.mix(out, frames)
         status, ring = self._status, self._ring
         status[_APPLIED] = self._received - len(mixer.commands)
         while mixer.finished:
@@ -501,7 +497,7 @@ class _RenderSide:
         if loop_end:
             self._notes[entry] = LoopedNote(pcm, gain, pitch, sample_rate, loop_start, loop_end)
         else:
-            self._notes[entry] = self._note_type(pcm, gain, pitch, sample_rate)
+            self._notes[entry] = Note(pcm, gain, pitch, sample_rate)
 
 
 def _serve(control: Connection, commands: Connection, config: _Config) -> None:
@@ -522,10 +518,10 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
         channels=config.channels,
         max_block_frames=max(config.block_frames, config.max_block_frames),
     )
-    side = _RenderSide(mixer, commands, views)
+    side = _MixSide(mixer, commands, views)
     try:
         output = AudioOutput(
-            side.render,
+            side.mix,
             device=config.device,
             sample_rate=config.sample_rate,
             block_frames=config.block_frames,

@@ -77,7 +77,7 @@ def _add_devices(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument import cache
+    from gansynth_instrument.commands import cache
 
     if args.action == "warm":
         return cache.run_warm(

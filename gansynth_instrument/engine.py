@@ -14,7 +14,7 @@ Rules:
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
   crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
-- A timbre with ``loop`` set plays looping voices: a held note sustains (voices.py) instead of
+- A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
@@ -26,24 +26,18 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from gansynth_instrument.cache import Priority
-from gansynth_instrument.errors import CacheError, PresetError
-from gansynth_instrument.latent import latent_digest, slerp
-from gansynth_instrument.voices import IMMEDIATE, Layer, Voices, pitch_ratio
-
-if TYPE_CHECKING:
-    from gansynth_instrument.cache import Note, NoteCache
-    from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.errors import CacheError
+from gansynth_instrument.mixer import IMMEDIATE
+from gansynth_instrument.note import Note
+from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
@@ -68,61 +62,7 @@ BEND_CENTER = 8192
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-DEFAULT_MORPH_STEPS = 17
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
-
-
-@dataclass(frozen=True, eq=False)
-class Timbre:
-    """Something the engine can play: a latent (its cache key) plus level and envelope."""
-
-    name: str
-    latent: np.ndarray  # float32 [latent_size]
-    gain_db: float = 0.0
-    attack_s: float = 0.01
-    release_s: float = 0.3
-    loop: bool = False  # held notes loop (see voices.loop_note) instead of ending
-
-    @functools.cached_property
-    def key(self) -> str:
-        """The note cache's timbre key for this latent (hashed once: note-ons ask for it)."""
-        return latent_digest(self.latent)
-
-    @classmethod
-    def from_preset(cls, preset: Preset, latent_size: int) -> Timbre:
-        return cls(
-            preset.name,
-            preset.latent_vector(latent_size),
-            preset.gain_db,
-            preset.attack_s,
-            preset.release_s,
-            preset.loop,
-        )
-
-
-def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
-    """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
-    gain and envelope interpolated linearly, looping taken from the nearer preset. Step 0 is
-    ``path[0]``, the last step ``path[-1]``."""
-    if len(path) < 2 or steps < 2:
-        raise PresetError(f"a morph needs ≥ 2 presets and ≥ 2 steps (got {len(path)}, {steps})")
-    out = []
-    for step in range(steps):
-        u = step * (len(path) - 1) / (steps - 1)
-        i = min(int(u), len(path) - 2)
-        t = u - i
-        a, b = path[i], path[i + 1]
-        out.append(
-            Timbre(
-                f"{a.name}→{b.name}@{t:.2f}",
-                np.asarray(slerp(a.latent, b.latent, t), dtype=np.float32),
-                a.gain_db + t * (b.gain_db - a.gain_db),
-                a.attack_s + t * (b.attack_s - a.attack_s),
-                a.release_s + t * (b.release_s - a.release_s),
-                a.loop if t < 0.5 else b.loop,
-            )
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -452,52 +392,3 @@ class Engine:
                 layers = self._morph_layers(model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
-
-
-def build_engine(
-    cache: NoteCache,
-    voices: Voices,
-    pitches: Sequence[int],
-    latent_size: int,
-    *,
-    preset: Preset | None = None,
-    bank: Bank | None = None,
-    **settings: Any,
-) -> Engine:
-    """An Engine for one preset, or for a bank (programs + morph path, presets found by name).
-
-    With a bank, the lowest program's preset plays first; a bank with only a morph path starts
-    at its first preset. ``preset`` wins over the bank's first program when both are given.
-    """
-    from gansynth_instrument.presets import find_preset
-
-    def timbre_of(name: str) -> Timbre:
-        return Timbre.from_preset(find_preset(name), latent_size)
-
-    programs: dict[int, Timbre] = {}
-    morph: list[Timbre] = []
-    morph_cc = settings.pop("morph_cc", None)
-    if bank is not None:
-        programs = {program: timbre_of(name) for program, name in bank.programs.items()}
-        if len(bank.morph_path) >= 2:
-            morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
-        if morph_cc is None:
-            morph_cc = bank.morph_cc
-    if preset is not None:
-        first = Timbre.from_preset(preset, latent_size)
-    elif programs:
-        first = programs[min(programs)]
-    elif morph:
-        first = morph[0]
-    else:
-        raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
-    return Engine(
-        cache,
-        voices,
-        pitches,
-        first,
-        programs=programs,
-        morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else 1,
-        **settings,
-    )

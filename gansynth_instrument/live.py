@@ -31,27 +31,22 @@ from typing import TYPE_CHECKING, Any
 
 from gansynth_instrument.audio import STALL_S, StreamStats, find_output
 from gansynth_instrument.audio_process import AudioProcess
-from gansynth_instrument.cache import (
-    DEFAULT_CACHE_DIR,
-    DEFAULT_MAX_MEMORY_BYTES,
-    NoteCache,
-    mib_to_bytes,
-)
+from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import (
     DEFAULT_BEND_RANGE_SEMITONES,
     DEFAULT_VELOCITY_EXPONENT,
     EngineStatus,
-    build_engine,
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.instrument import assemble
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
-from gansynth_instrument.voices import Voices
 
 if TYPE_CHECKING:
     import argparse
 
-    from gansynth_instrument.cache import NoteModel
+    from gansynth_instrument.make import NoteModel
     from gansynth_instrument.presets import Bank, Preset
 
 DEFAULT_POLYPHONY = 32
@@ -128,24 +123,20 @@ class Player:
             max_block_frames=MIXER_CHUNK_FRAMES,
             timing_blocks=timing_blocks,
         )
-        self.cache = NoteCache(
+        instrument = assemble(
             model,
-            sample_rate,
+            self.audio,
+            preset=preset,
+            bank=bank,
             cache_dir=cache_dir,
             renderer=renderer,
             max_memory_bytes=max_memory_bytes,
-        )
-        self.engine = build_engine(
-            self.cache,
-            Voices(self.audio),
-            model.pitches,
-            model.latent_size,
-            preset=preset,
-            bank=bank,
             channel=channel,
             bend_range_semitones=bend_range_semitones,
             velocity_exponent=velocity_exponent,
         )
+        self.cache = instrument.cache
+        self.engine = instrument.engine
         if learn:
             self.engine.learn()
         self._lock = threading.Lock()

@@ -28,14 +28,15 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from gansynth_instrument.cache import DEFAULT_CACHE_DIR, NoteCache
-from gansynth_instrument.engine import Engine, build_engine
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
+from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model, format_pitches, load_model_from_options
 from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
-from gansynth_instrument.voices import Mixer, Voices
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
 # MIDI files are untrusted input. A song longer than this is a crafted tempo or delta time (a
@@ -66,7 +67,7 @@ def check_output_file(path: Path) -> Path:
     return path
 
 
-def render_notes(
+def generate_in_batches(
     model: Model, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
 ) -> np.ndarray:
     """Run the model in batches with a progress bar; float32 [N, audio_length] at the model rate."""
@@ -181,7 +182,7 @@ def generate_notes(
         note_pitches = [int(pitches[i % len(pitches)]) for i in range(count)]
     else:
         note_pitches = [int(p) for p in rng.choice(model.pitches, size=count)]
-    audio = render_notes(model, latents, note_pitches)
+    audio = generate_in_batches(model, latents, note_pitches)
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"generated_{i}.wav", audio[i], model.sample_rate),
@@ -211,7 +212,7 @@ def interpolate(
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
     latents = slerp(z_a, z_b, ts)
-    audio = render_notes(model, latents, [pitch] * steps, what="interpolating")
+    audio = generate_in_batches(model, latents, [pitch] * steps, what="interpolating")
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"interp_{i:02d}.wav", audio[i], model.sample_rate),
@@ -321,7 +322,7 @@ def hallucinate(
             size=(settings.note_count, model.latent_size)
         )
     latents = hallucination_path(keypoints.astype(np.float32), settings.interp_steps)
-    audio = render_notes(model, latents, [pitch] * len(latents), what="hallucinating")
+    audio = generate_in_batches(model, latents, [pitch] * len(latents), what="hallucinating")
     spacing = round(settings.spacing_s * model.sample_rate)
     length = (len(latents) - 1) * spacing + model.audio_length
     envelope = hallucination_envelope(settings, model.audio_length)
@@ -536,7 +537,7 @@ def render_magenta(
     )
     latents = magenta_note_latents(starts, z_instruments, t_instruments)
     pitches = [n.pitch for n in notes]
-    audio = render_notes(model, latents, pitches, what="rendering")
+    audio = generate_in_batches(model, latents, pitches, what="rendering")
     clip = magenta_combine(audio, starts, ends, [n.velocity for n in notes], model.sample_rate)
     write_wav(out_path, clip, model.sample_rate)
     return MagentaRender(
@@ -593,7 +594,7 @@ def render_events(
                 engine.handle(stamped[i][1], stamped[i][0])
                 i += 1
             block = np.empty((block_frames, 1), dtype=np.float32)
-            mixer.render(block, block_frames)
+            mixer.mix(block, block_frames)
             blocks.append(block[:, 0])
             frame = end
             bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
@@ -625,17 +626,12 @@ def render_midi_engine(
     mixer = Mixer(
         sample_rate, polyphony=ENGINE_POLYPHONY, channels=1, max_block_frames=block_frames
     )
-    with NoteCache(model, sample_rate, cache_dir=cache_dir) as cache:
-        engine = build_engine(
-            cache,
-            Voices(mixer),
-            model.pitches,
-            model.latent_size,
-            preset=preset,
-            bank=bank,
-            wait_s=ENGINE_WAIT_S,
-        )
-        # Ask for the first timbre's notes up front so the renderer can batch them.
+    instrument = assemble(
+        model, mixer, preset=preset, bank=bank, cache_dir=cache_dir, wait_s=ENGINE_WAIT_S
+    )
+    engine = instrument.engine
+    with instrument.cache as cache:
+        # Ask for the first timbre's notes up front so the cache can batch them.
         note_ons = [e.data[1] for e in events if e.data[0] & 0xF0 == 0x90 and e.data[2] > 0]
         wanted = {engine.model_pitch(p) for p in note_ons} - {None}
         cache.request(engine.timbre.latent, sorted(wanted))

@@ -31,6 +31,7 @@ import yaml
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
+from gansynth_instrument.timbre import blend_settings
 
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
@@ -664,18 +665,15 @@ def preset_between(name: str, a: Preset, b: Preset, t: float, latent_size: int) 
     if not _is_number(t) or not 0.0 <= float(t) <= 1.0:
         raise PresetError(f"--at must be between 0 and 1, got {t}")
     z = slerp(a.latent_vector(latent_size), b.latent_vector(latent_size), float(t))
-
-    def lerp(x: float, y: float) -> float:
-        return round(x + (y - x) * float(t), 6)
-
+    gain_db, attack_s, release_s, loop = blend_settings(a, b, float(t))  # as a morph step
     return Preset(
         name=name,
         seed=None,
         latent=tuple(z.tolist()),
-        gain_db=lerp(a.gain_db, b.gain_db),
-        attack_s=lerp(a.attack_s, b.attack_s),
-        release_s=lerp(a.release_s, b.release_s),
-        loop=a.loop if t < 0.5 else b.loop,  # as a morph step: the nearer preset's
+        gain_db=round(gain_db, 6),
+        attack_s=round(attack_s, 6),
+        release_s=round(release_s, 6),
+        loop=loop,
         description=f"between {a.name} and {b.name} at {float(t):g}",
     )
 

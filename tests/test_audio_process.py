@@ -14,9 +14,10 @@ import pytest
 from jackrig import JackServer, Recorder
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
-from gansynth_instrument.cache import Note
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.voices import MORPH_LAYERS, Layer, LoopedNote, Voices
+from gansynth_instrument.mixer import MORPH_LAYERS
+from gansynth_instrument.note import LoopedNote, Note
+from gansynth_instrument.voices import Layer, Voices
 
 RATE = 48000
 NOTE_FRAMES = RATE  # 1 s notes

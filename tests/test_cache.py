@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import soxr
 
-from gansynth_instrument.cache import DiskStore, NoteCache, NoteKey, Priority
+from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.cli import main
-from gansynth_instrument.engine import Timbre, morph_steps
+from gansynth_instrument.disk_store import DiskStore, NoteKey
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
 from gansynth_instrument.model import Model, load_model
 from gansynth_instrument.presets import find_preset
+from gansynth_instrument.timbre import Timbre, morph_steps
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 OUTPUT_RATE = 48000

@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 from tonemodel import ToneModel
 
-from gansynth_instrument.cache import Note, NoteCache
-from gansynth_instrument.engine import Engine, Timbre, morph_steps
-from gansynth_instrument.voices import Mixer, Voices
+from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.engine import Engine
+from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.note import Note
+from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.voices import Voices
 
 RATE = ToneModel.sample_rate
 PITCHES = ToneModel.pitches
@@ -62,7 +65,7 @@ def cached(cache: NoteCache, t: Timbre, pitches: list[int]) -> list[Note]:
 
 def render(mixer: Mixer, frames: int) -> np.ndarray:
     out = np.empty((frames, 1), dtype=np.float32)
-    mixer.render(out, frames)
+    mixer.mix(out, frames)
     return out[:, 0]
 
 

@@ -28,11 +28,11 @@ from scipy.signal import correlate
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import Priority
-from gansynth_instrument.engine import Timbre
 from gansynth_instrument.live import Player, TypingKeyboard
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model
 from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.timbre import Timbre
 
 RATE = 48000
 WAIT_S = 300.0  # only bounds a hang

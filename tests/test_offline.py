@@ -19,6 +19,7 @@ from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.model import load_model
 from gansynth_instrument.offline import (
     Hallucination,
+    generate_in_batches,
     generate_notes,
     hallucinate,
     hallucination_envelope,
@@ -30,7 +31,6 @@ from gansynth_instrument.offline import (
     midi_notes,
     read_midi,
     render_magenta,
-    render_notes,
 )
 from gansynth_instrument.presets import find_preset
 
@@ -90,7 +90,7 @@ def test_magenta_combine_matches_magentas_render(model, magenta_tiny: Path) -> N
     """The fixture's own latents and note times through our model + combine → Magenta's WAV."""
     ref = np.load(magenta_tiny / "midi_render.npz")
     expected, sample_rate = sf.read(magenta_tiny / "midi_render.wav", dtype="float32")
-    audio = render_notes(model, ref["z_notes"], ref["pitches"])
+    audio = generate_in_batches(model, ref["z_notes"], ref["pitches"])
     clip = magenta_combine(
         audio, ref["start_times"], ref["end_times"], ref["velocities"], model.sample_rate
     )

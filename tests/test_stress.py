@@ -23,11 +23,9 @@ TIMEOUT_S = 600  # only bounds a hang: setup (model, first preset) + 30 s of pla
 # buffers, Python objects of a few thousand MIDI events. A leak per event or per note grows
 # past it within the soak (the soak adds ~60 MiB of notes on this model).
 RSS_SLACK_MIB = 32.0
-# Of the flood's callbacks. Measured on a quiet machine: 1, 1, 0, 1, 1 xruns in 3750 callbacks
-# (a silent client alone: 0-1 in as many). Before the renderer process handed its notes over in
-# shared memory (cache._send_notes) and play left huge pages alone (memory.no_huge_pages): 11;
-# before the mixer had its own process: 1-14 quiet and up to 81 beside training. A callback that
-# blocked, allocated or ran the model would xrun on most blocks.
+# Of the flood's callbacks: room for the machine's own floor (a silent JACK client's xruns, see
+# the README's stress and soak section), while a callback that blocked, allocated or ran the
+# model would xrun on most blocks.
 XRUN_BUDGET_FRACTION = 0.002
 
 

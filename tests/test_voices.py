@@ -1,6 +1,6 @@
 """Voice engine without audio: envelopes, stealing, pedal, bend, morph crossfade, block sizes.
 
-Expected outputs are computed here from the documented formulas (module docstring of voices.py), not
+Expected outputs are computed here from the documented formulas (module docstring of mixer.py), not
 taken from the Mixer.
 """
 
@@ -9,17 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gansynth_instrument.cache import Note
-from gansynth_instrument.voices import (
-    MORPH_LAYERS,
-    Layer,
-    LoopedNote,
-    Mixer,
-    Voices,
-    layers_after,
-    loop_note,
-    pitch_ratio,
-)
+from gansynth_instrument.mixer import MORPH_LAYERS, Mixer, layers_after
+from gansynth_instrument.note import LoopedNote, Note, loop_note
+from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 RATE = 8000
 
@@ -52,7 +44,7 @@ def render(mixer: Mixer, frames: int, block: int | None = None) -> np.ndarray:
     block = block or frames
     for start in range(0, frames, block):
         n = min(block, frames - start)
-        mixer.render(out[start : start + n], n)
+        mixer.mix(out[start : start + n], n)
     assert np.array_equal(out[:, 0], out[:, 1])
     return out[:, 0]
 
@@ -232,13 +224,13 @@ def test_pitch_bend_shifts_the_measured_pitch_of_sounding_notes():
     note = sine_note(440.0, frames=rate, rate=rate)
     voices.note_on(69, Layer(note))
     out = np.zeros((rate // 4, 1), dtype=np.float32)
-    mixer.render(out, len(out))
+    mixer.mix(out, len(out))
     assert dominant_hz(out[1000:, 0], rate) == pytest.approx(440.0, rel=2e-3)
     voices.bend(2.0)
-    mixer.render(out, len(out))
+    mixer.mix(out, len(out))
     assert dominant_hz(out[:, 0], rate) == pytest.approx(440.0 * 2 ** (2 / 12), rel=2e-3)
     voices.bend(-1.0)
-    mixer.render(out, len(out))
+    mixer.mix(out, len(out))
     assert dominant_hz(out[:, 0], rate) == pytest.approx(440.0 * 2 ** (-1 / 12), rel=2e-3)
 
 
@@ -259,7 +251,7 @@ def test_nearest_pitch_fallback_plays_at_the_shifted_pitch():
     note = sine_note(440.0, frames=rate, rate=rate)
     voices.note_on(72, Layer(note, pitch_ratio=pitch_ratio(72 - 69)))
     out = np.zeros((rate // 4, 1), dtype=np.float32)
-    mixer.render(out, len(out))
+    mixer.mix(out, len(out))
     assert dominant_hz(out[1000:, 0], rate) == pytest.approx(440 * 2 ** (3 / 12), rel=2e-3)
 
 
