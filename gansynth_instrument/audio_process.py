@@ -59,6 +59,7 @@ from gansynth_instrument.audio import (
 )
 from gansynth_instrument.errors import DeviceError
 from gansynth_instrument.fileio import anonymous_file
+from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import (
     CMD_MORPH,
     CMD_NOTE_ON,
@@ -78,7 +79,8 @@ ACTIVE_POLL_S = 0.05
 # The child's GIL is contended only by its own idle main thread, but keep hand-overs short.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
-_LOAD = "load"  # (_LOAD, entry, frames, gain, pitch, sample_rate, loop_start, loop_end)
+# (_LOAD, entry, frames, gain as played (levelled), pitch, sample_rate, loop_start, loop_end)
+_LOAD = "load"
 
 # Status row (float64): commands applied, voice-end ring write count, voices sounding, their peak
 # since the control side last reset it, and whether the stream is active.
@@ -136,6 +138,7 @@ class _Config:
     device: str | int | None
     polyphony: int
     max_block_frames: int
+    gain_db: float
 
 
 class AudioProcess:
@@ -145,7 +148,9 @@ class AudioProcess:
     the ``DeviceError`` that ``AudioOutput`` would raise. ``note_frames``: the longest note the
     cache makes (at ``sample_rate``); the arena sizes its entries for it, looped. ``arena_spare``:
     entries beyond those the voices can hold at once, kept so that replayed notes are not copied
-    again. Use as a context manager, or ``open()``, ``start()``, then ``stop()`` and ``close()``.
+    again. ``gain_db``: the master gain; the mix then goes through the master-bus limiter
+    (``levels.MasterBus``). Use as a context manager, or ``open()``, ``start()``, then ``stop()``
+    and ``close()``.
     """
 
     def __init__(
@@ -160,6 +165,7 @@ class AudioProcess:
         max_block_frames: int = 1024,
         timing_blocks: int = 4096,
         arena_spare: int = 48,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.block_frames = block_frames
@@ -175,6 +181,7 @@ class AudioProcess:
             device,
             polyphony,
             max_block_frames,
+            gain_db,
         )
         self._process: multiprocessing.process.BaseProcess | None = None
         self._running = False
@@ -289,7 +296,7 @@ class AudioProcess:
             self._entry_of[id(pcm)] = entry
             loop = (note.loop_start, note.loop_end) if isinstance(note, LoopedNote) else (0, 0)
             self._commands.send(
-                (_LOAD, entry, frames, note.gain, note.pitch, note.sample_rate, *loop)
+                (_LOAD, entry, frames, note.gain * note.level, note.pitch, note.sample_rate, *loop)
             )
         self._lru.move_to_end(entry)
         self._free_after[entry] = max(self._free_after[entry], self._sent + 1)
@@ -512,11 +519,13 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     buffer = _map(fd, layout.size)
     os.close(fd)
     views = layout.views(buffer)
+    chunk = max(config.block_frames, config.max_block_frames)
     mixer = Mixer(
         config.sample_rate,
         polyphony=config.polyphony,
         channels=config.channels,
-        max_block_frames=max(config.block_frames, config.max_block_frames),
+        max_block_frames=chunk,
+        master=MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk),
     )
     side = _MixSide(mixer, commands, views)
     try:

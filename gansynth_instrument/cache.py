@@ -21,6 +21,7 @@ the cache's reference: a sounding voice keeps its own.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import enum
 import heapq
 import itertools
@@ -43,7 +44,8 @@ from gansynth_instrument.disk_store import (
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.latent import latent_digest
-from gansynth_instrument.make import NoteModel
+from gansynth_instrument.levels import reference_pitch
+from gansynth_instrument.make import INT16_FULL_SCALE, NoteModel
 from gansynth_instrument.note import Note
 from gansynth_instrument.note_workers import start_worker
 
@@ -99,6 +101,9 @@ class NoteCache:
         self._worker = start_worker(renderer, model)
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
+        self._reference_pitch = reference_pitch(model.pitches)
+        # timbre → its reference note's peak (levels.py); written by the renderer thread only.
+        self._references: dict[str, float] = {}
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
         # Written by the renderer only; read lock-free (a dict get / a tuple swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
@@ -319,24 +324,52 @@ class NoteCache:
                     self._cond.notify_all()
 
     def _fill(self, batch: list[tuple[str, int]]) -> None:
-        """Serve a batch from disk where possible, render the rest in one generate call."""
+        """Serve a batch from disk where possible, render the rest in one generate call; every
+        note is published with its timbre's loudness reference (``_reference_of``)."""
+        requested = set(batch)
+        found: dict[tuple[str, int], Note] = {}
         missing = []
         for timbre, pitch in batch:
             stored = self._store.load(self._key(timbre, pitch)) if self._store else None
             if stored is None:
                 missing.append((timbre, pitch))
             else:
-                self._publish((timbre, pitch), stored)
-        if not missing:
-            return
-        z = np.stack([self._latents[timbre] for timbre, _ in missing])
-        pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
-        notes = self._worker.make(z, pitches, self.sample_rate)
-        for key, note in zip(missing, notes, strict=True):
-            self._publish(key, note)  # playable before it reaches the disk
-        if self._store is not None:
-            for (timbre, pitch), note in zip(missing, notes, strict=True):
-                self._store.save(self._key(timbre, pitch), note)
+                found[(timbre, pitch)] = stored
+        for (timbre, _), note in found.items():
+            if note.reference > 0.0:
+                self._references.setdefault(timbre, note.reference)
+        # A timbre seen for the first time is measured on its reference note: read it from disk,
+        # else make it with this batch (and store it; it joins the memory only when requested,
+        # so it never pushes a requested note out).
+        for timbre in dict.fromkeys(timbre for timbre, _ in batch):
+            key = (timbre, self._reference_pitch)
+            if timbre in self._references or key in found or key in missing:
+                continue
+            stored = self._store.load(self._key(*key)) if self._store else None
+            if stored is None:
+                missing.append(key)
+            else:
+                found[key] = stored
+        made: dict[tuple[str, int], Note] = {}
+        if missing:
+            z = np.stack([self._latents[timbre] for timbre, _ in missing])
+            pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
+            notes = self._worker.make(z, pitches, self.sample_rate)
+            made = dict(zip(missing, notes, strict=True))
+        for timbre, pitch in [*found, *made]:
+            if pitch == self._reference_pitch and timbre not in self._references:
+                note = found.get((timbre, pitch)) or made[(timbre, pitch)]
+                self._references[timbre] = note.reference or note.gain * INT16_FULL_SCALE
+        for key, note in [*found.items(), *made.items()]:
+            reference = self._references[key[0]]
+            # Made now, or stored before levelling: (re)written with the reference.
+            save = key in made or note.reference != reference
+            if note.reference != reference:
+                note = dataclasses.replace(note, reference=reference)
+            if key in requested:
+                self._publish(key, note)  # playable before it reaches the disk
+            if save and self._store is not None:
+                self._store.save(self._key(*key), note)
 
     def _key(self, timbre: str, pitch: int) -> NoteKey:
         return NoteKey(self._model_digest, timbre, pitch, self.sample_rate)

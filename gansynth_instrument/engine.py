@@ -34,6 +34,12 @@ from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.levels import (
+    DEFAULT_VELOCITY_CURVE,
+    VELOCITY_CURVES,
+    db_to_gain,
+    velocity_gain,
+)
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre
@@ -60,7 +66,7 @@ _DATA_BYTES = {
 BEND_CENTER = 8192
 
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
-DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
+DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
 
@@ -102,8 +108,8 @@ class Engine:
     ) -> None:
         if channel is not None and not 0 <= channel <= 15:
             raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
-        if velocity_exponent <= 0:
-            raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
+        if velocity_exponent < 0:
+            raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
@@ -333,7 +339,7 @@ class Engine:
                 self.cache.played(step.key, model_pitch)
         if layers is None:
             return  # nothing near enough is cached yet; the exact note is on its way
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        amp = velocity_gain(velocity, self.velocity_exponent) * db_to_gain(timbre.gain_db)
         self.voices.note_on(
             (channel, pitch),
             layers[0],

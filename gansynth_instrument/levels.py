@@ -66,7 +66,9 @@ def velocity_exponent(curve: str) -> float:
         return VELOCITY_CURVES[curve]
     except KeyError:
         choices = ", ".join(VELOCITY_CURVES)
-        raise GansynthError(f"unknown velocity curve {curve!r}: choose one of {choices}") from None
+        raise GansynthError(
+            f"--velocity-curve: unknown curve {curve!r}; choose one of {choices}"
+        ) from None
 
 
 def velocity_gain(velocity: int, exponent: float) -> float:

@@ -21,6 +21,7 @@ import gc
 import math
 import os
 import select
+import shutil
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from gansynth_instrument.engine import (
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.instrument import assemble
+from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 
@@ -107,6 +109,7 @@ class Player:
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
         presets_dir: Path | None = None,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.bank = bank
@@ -122,6 +125,7 @@ class Player:
             polyphony=polyphony,
             max_block_frames=MIXER_CHUNK_FRAMES,
             timing_blocks=timing_blocks,
+            gain_db=gain_db,
         )
         instrument = assemble(
             model,
@@ -230,23 +234,38 @@ def _exit_without_finalising() -> None:
     os._exit(1)
 
 
-def status_line(status: LiveStatus) -> str:
-    """One line: timbre, morph, cache fill, voices, xruns, latency (see the issue's live view)."""
+def status_line(status: LiveStatus, width: int = 80) -> str:
+    """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
+    column): preset, morph, cache fill of the current timbre (and how many others are loading),
+    voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
+    (callback, latency, morph, the other timbres), then the preset name is shortened."""
     e, s = status.engine, status.stream
-    parts = [f"preset {e.timbre}"]
+    ready, requested = e.cache_fill.get(e.timbre, (0, 0))
+    loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
+    # (text, rank): parts of the lowest rank are dropped first.
+    parts: list[tuple[str, int]] = [(f"preset {e.timbre}", 9)]
     if e.morph_position is not None:
-        parts.append(f"morph {e.morph_position:.2f}")
+        parts.append((f"morph {e.morph_position:.2f}", 3))
     elif e.morph_cc is not None:
-        parts.append(f"morph CC{e.morph_cc}")
-    fill = " ".join(f"{name} {c}/{r}" for name, (c, r) in e.cache_fill.items() if r)
-    parts.append(f"cache {fill or 'empty'}")
-    parts.append(f"voices {status.voices_sounding}/{status.polyphony}")
-    parts.append(f"xruns {s.xruns}")
-    parts.append(f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms")
-    parts.append(f"callback {100 * s.callback_median_load:.0f}%")
+        parts.append((f"morph CC{e.morph_cc}", 3))
+    parts.append((f"cache {ready}/{requested}" if requested else "cache -", 8))
+    if loading:
+        parts.append((f"+{loading} loading", 4))
+    parts.append((f"voices {status.voices_sounding}/{status.polyphony}", 7))
+    parts.append((f"xruns {s.xruns}", 6))
+    parts.append((f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms", 2))
+    parts.append((f"callback {100 * s.callback_median_load:.0f}%", 1))
     if e.dropped_commands:
-        parts.append(f"dropped {e.dropped_commands}")
-    return " | ".join(parts)
+        parts.append((f"dropped {e.dropped_commands}", 9))
+    room = max(1, width - 1)
+    while len(" | ".join(t for t, _ in parts)) > room and min(r for _, r in parts) < 9:
+        parts.remove(min(parts, key=lambda part: part[1]))
+    line = " | ".join(t for t, _ in parts)
+    if len(line) > room:  # the preset name gives way, keeping its start
+        excess = len(line) - room
+        name = e.timbre[: max(1, len(e.timbre) - excess - 1)] + "…"
+        line = " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])
+    return line[:room]
 
 
 # Semitones above the keyboard's base pitch: white keys on the home row, black keys above them.
@@ -317,12 +336,13 @@ def run_play(args: argparse.Namespace) -> int:
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
         (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
-        (args.velocity_curve > 0, "--velocity-curve must be above 0", args.velocity_curve),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
     for ok, rule, value in checks:
         if not ok:
             raise GansynthError(f"{rule}, got {value}")
+    velocity_exponent(args.velocity_curve)  # one-line errors naming the choices / the range
+    master_gain(args.gain_db)
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
     preset = find_preset(args.preset) if args.preset else None
@@ -352,7 +372,8 @@ def run_play(args: argparse.Namespace) -> int:
         polyphony=args.polyphony,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
         bend_range_semitones=args.bend_range,
-        velocity_exponent=args.velocity_curve,
+        velocity_exponent=velocity_exponent(args.velocity_curve),
+        gain_db=args.gain_db,
         learn=args.learn,
         renderer=args.renderer or DEFAULT_RENDERER,
         max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
@@ -418,7 +439,7 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                 f"the audio stream stalled: no callback for {STALL_S:g} s "
                 "(the JACK server or the audio driver hung)"
             )
-        line = status_line(player.status())
+        line = status_line(player.status(), shutil.get_terminal_size().columns)
         learned = player.save_learned()
         if learned is not None:
             print("\r" + learned + "\x1b[K" if tty else learned, flush=True)

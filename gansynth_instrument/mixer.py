@@ -37,6 +37,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.note import LoopedNote, Note
 
 IMMEDIATE = -1
@@ -99,6 +100,7 @@ class Mixer:
         channels: int = 2,
         max_block_frames: int = 1024,
         glide_frames: int | None = None,
+        master: MasterBus | None = None,
     ) -> None:
         if glide_frames is None:
             glide_frames = max(1, round(DEFAULT_GLIDE_S * sample_rate))
@@ -121,6 +123,8 @@ class Mixer:
         # Layer gains glide over this many frames so a knob step does not click.
         self._glide_frames = float(glide_frames)
         self._chunk = max_block_frames
+        # Master gain and limiter on the mix (levels.py); None: the voices' sum as it is.
+        self.master = master
         voices, layers, chunk = self.slots, MORPH_LAYERS, max_block_frames
 
         self._active = [False] * voices
@@ -341,7 +345,7 @@ class Mixer:
         behind = 0.0 if other is None else self._shift[other, slot] / self._ratio[other, slot]
         self._notes[layer][slot] = note.pcm
         self._length[layer, slot] = note.pcm.shape[0]
-        self._note_gain[layer, slot] = note.gain
+        self._note_gain[layer, slot] = note.gain * note.level
         self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
         self._shift[layer, slot] = behind * self._ratio[layer, slot]
         if isinstance(note, LoopedNote) and self._released_at[slot] >= _NEVER:
@@ -373,7 +377,13 @@ class Mixer:
     def _mix_chunk(self, out: np.ndarray, n: int) -> None:
         top = self._top
         if top == 0:
-            out.fill(0.0)
+            if self.master is None:
+                out.fill(0.0)
+            else:  # the limiter's delay line still plays out
+                mix = self._mix[:n]
+                mix.fill(0.0)
+                self.master.process(mix)
+                np.copyto(out, mix)
             self.frames_mixed += n
             self.voices_active = 0
             return
@@ -464,6 +474,8 @@ class Mixer:
         np.multiply(env, self._amp[:top, None], out=env)
         np.multiply(voice_sig, env, out=voice_sig, casting="same_kind")
         np.sum(voice_sig, axis=0, out=mix[:, 0])
+        if self.master is not None:
+            self.master.process(mix)
         np.copyto(out, mix)
 
         self._since_bend[:top] += n
