@@ -7,6 +7,10 @@ make the notes in that thread, or in a process of its own), and keeps each note 
 Finished notes also go to the disk store (``disk_store.py``), so a restart or a preset switch does
 not make them again.
 
+Levels: a timbre's notes are levelled by its loudness reference (``levels.py``), the peak of its
+note at ``levels.reference_pitch``: made with the timbre's first batch when no note carries it
+yet, then written into every note's header on disk, so it is measured once per timbre.
+
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
 ``progress`` take a lock the worker thread only holds for bookkeeping (never while making notes or
 doing I/O). Within a NoteCache only the worker thread touches the disk store or logs.
@@ -324,9 +328,10 @@ class NoteCache:
                     self._cond.notify_all()
 
     def _fill(self, batch: list[tuple[str, int]]) -> None:
-        """Serve a batch from disk where possible, render the rest in one generate call; every
-        note is published with its timbre's loudness reference (``_reference_of``)."""
-        requested = set(batch)
+        """Serve a batch from disk where possible, render the rest in one generate call. Every
+        note goes out with its timbre's loudness reference: a timbre seen for the first time is
+        measured on its reference note, read from disk or made with this batch (and stored; it
+        joins the memory only when requested, so it never pushes a requested note out)."""
         found: dict[tuple[str, int], Note] = {}
         missing = []
         for timbre, pitch in batch:
@@ -335,41 +340,55 @@ class NoteCache:
                 missing.append((timbre, pitch))
             else:
                 found[(timbre, pitch)] = stored
-        for (timbre, _), note in found.items():
-            if note.reference > 0.0:
-                self._references.setdefault(timbre, note.reference)
-        # A timbre seen for the first time is measured on its reference note: read it from disk,
-        # else make it with this batch (and store it; it joins the memory only when requested,
-        # so it never pushes a requested note out).
-        for timbre in dict.fromkeys(timbre for timbre, _ in batch):
-            key = (timbre, self._reference_pitch)
-            if timbre in self._references or key in found or key in missing:
+        self._learn_references(found)
+        for key in dict.fromkeys((timbre, self._reference_pitch) for timbre, _ in batch):
+            if key in found or key in missing or key[0] in self._references:
                 continue
             stored = self._store.load(self._key(*key)) if self._store else None
             if stored is None:
                 missing.append(key)
             else:
                 found[key] = stored
-        made: dict[tuple[str, int], Note] = {}
-        if missing:
-            z = np.stack([self._latents[timbre] for timbre, _ in missing])
-            pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
-            notes = self._worker.make(z, pitches, self.sample_rate)
-            made = dict(zip(missing, notes, strict=True))
-        for timbre, pitch in [*found, *made]:
-            if pitch == self._reference_pitch and timbre not in self._references:
-                note = found.get((timbre, pitch)) or made[(timbre, pitch)]
-                self._references[timbre] = note.reference or note.gain * INT16_FULL_SCALE
-        for key, note in [*found.items(), *made.items()]:
-            reference = self._references[key[0]]
-            # Made now, or stored before levelling: (re)written with the reference.
-            save = key in made or note.reference != reference
-            if note.reference != reference:
-                note = dataclasses.replace(note, reference=reference)
-            if key in requested:
-                self._publish(key, note)  # playable before it reaches the disk
-            if save and self._store is not None:
-                self._store.save(self._key(*key), note)
+        self._learn_references(found)
+        later = {}
+        for key, note in found.items():  # playable now, before any rendering
+            if key[0] in self._references:
+                self._finish(key, note, key in batch, made=False)
+            else:
+                later[key] = note
+        if not missing:
+            return
+        z = np.stack([self._latents[timbre] for timbre, _ in missing])
+        pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
+        made = dict(zip(missing, self._worker.make(z, pitches, self.sample_rate), strict=True))
+        self._learn_references(made)
+        for key, note in later.items():
+            self._finish(key, note, key in batch, made=False)
+        for key, note in made.items():
+            self._finish(key, note, key in batch, made=True)
+
+    def _learn_references(self, notes: dict[tuple[str, int], Note]) -> None:
+        """Take each timbre's reference from its reference note, or from a note that carries it
+        (notes stored before levelling carry none)."""
+        for (timbre, pitch), note in notes.items():
+            if timbre in self._references:
+                continue
+            if note.reference > 0.0:
+                self._references[timbre] = note.reference
+            elif pitch == self._reference_pitch:
+                self._references[timbre] = note.gain * INT16_FULL_SCALE  # its own peak
+
+    def _finish(self, key: tuple[str, int], note: Note, requested: bool, *, made: bool) -> None:
+        """Publish a requested note with its timbre's reference; store it if it was made now,
+        or stored before levelling (then rewritten with the reference)."""
+        reference = self._references[key[0]]
+        save = made or note.reference != reference
+        if note.reference != reference:
+            note = dataclasses.replace(note, reference=reference)
+        if requested:
+            self._publish(key, note)  # playable before it reaches the disk
+        if save and self._store is not None:
+            self._store.save(self._key(*key), note)
 
     def _key(self, timbre: str, pitch: int) -> NoteKey:
         return NoteKey(self._model_digest, timbre, pitch, self.sample_rate)
