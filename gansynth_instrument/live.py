@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
 STATUS_PERIOD_S = 0.25
+SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
 # With the mixer in its own process both renderers give as many xruns (bench_live --compare 3:
 # 6, 7, 6 against 5, 4, 8); the process keeps the audio callback's worst block lower (44-61 %
@@ -238,7 +239,8 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
     """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
     column): preset, morph, cache fill of the current timbre (and how many others are loading),
     voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
-    (callback, latency, morph, the other timbres), then the preset name is shortened."""
+    (callback, latency, morph, the other timbres), then the preset name is shortened, then xruns,
+    voices and cache go."""
     e, s = status.engine, status.stream
     ready, requested = e.cache_fill.get(e.timbre, (0, 0))
     loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
@@ -258,14 +260,23 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
     if e.dropped_commands:
         parts.append((f"dropped {e.dropped_commands}", 9))
     room = max(1, width - 1)
-    while len(" | ".join(t for t, _ in parts)) > room and min(r for _, r in parts) < 9:
-        parts.remove(min(parts, key=lambda part: part[1]))
-    line = " | ".join(t for t, _ in parts)
-    if len(line) > room:  # the preset name gives way, keeping its start
-        excess = len(line) - room
-        name = e.timbre[: max(1, len(e.timbre) - excess - 1)] + "…"
-        line = " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])
-    return line[:room]
+
+    def fit(parts: list[tuple[str, int]], name: str, below: int) -> tuple[list, str]:
+        """Drop parts ranked below ``below`` (least needed first), then shorten the name."""
+
+        def line() -> str:
+            return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])
+
+        while len(line()) > room and any(r < below for _, r in parts):
+            parts.remove(min(parts, key=lambda part: part[1]))
+        excess = len(line()) - room
+        if excess > 0 and len(name) > SHORT_NAME:
+            name = name[: max(SHORT_NAME, len(name) - excess) - 1] + "…"
+        return parts, name
+
+    parts, name = fit(parts, e.timbre, below=6)  # morph, latency, callback go first
+    parts, name = fit(parts, name, below=9)  # then xruns, voices, cache
+    return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])[:room]
 
 
 # Semitones above the keyboard's base pitch: white keys on the home row, black keys above them.

@@ -367,7 +367,7 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
                 screen += os.read(master, 4096)
 
     try:
-        read_until(b"cache felt-keys 61/61")  # every note cached: the next ones play exactly
+        read_until(b"cache 61/61")  # every note cached: the next ones play exactly
         os.write(master, b"adg")  # C, E, G at once
         read_until(b"voices 3/")
         read_until(b"voices 0/")  # each typed note is released after KEY_HOLD_S
