@@ -309,14 +309,24 @@ def warm_up_morph(rig: Rig) -> None:
 def levels(rig: Rig, server: JackServer, programs: dict[int, str]) -> tuple[dict, dict, float]:
     """Peak and RMS of a velocity-127 C4 of every program; peak of a 32-voice chord."""
     peaks, rmss = {}, {}
+    # First an inaudible C4 of every program, so each one's exact C4 is read from disk first
+    # (a note-on asks for its exact note first in line): the probes then never hear a stand-in
+    # of another pitch.
+    for program in sorted(programs):
+        rig.send([0xC0, program])
+        rig.send([0x90, C4, 1])
+        time.sleep(0.2)
+        rig.send([0x80, C4, 0])
+    time.sleep(2 * SETTLE_S)
     for program, name in sorted(programs.items()):
         rig.send([0xC0, program])
-        for _ in range(LEVEL_TRIES):  # until the renderer has read C4 from disk
-            time.sleep(SETTLE_S)
+        time.sleep(0.3)
+        for _ in range(LEVEL_TRIES):  # until the C4 sounds
             script = [(0.05, [0x90, C4, 127]), (1.0, [0x80, C4, 0])]
             audio, _ = rig.play(server, 1.3, script)
             if np.abs(audio).max() > 0.0:
                 break
+            time.sleep(SETTLE_S)
         peaks[name], rmss[name] = dbfs(float(np.abs(audio).max())), dbfs(note_rms(audio))
     rig.send([0xC0, min(programs)])
     time.sleep(0.3)
