@@ -26,8 +26,8 @@ from gansynth_instrument.levels import level_gain
 
 @dataclass(frozen=True, eq=False)
 class Note:
-    """A finished, immutable rendered note. The model's float output = ``pcm * gain``; played,
-    it is ``pcm * gain * level``.
+    """A finished, immutable note. The model's float output = ``pcm * gain``; played, it is
+    ``pcm * gain * level``.
 
     int16 with a per-note scale (peak ↦ 32767) halves memory against float32; the quantisation
     noise sits ~96 dB below the note's peak. ``reference``: the peak of its timbre's note at
