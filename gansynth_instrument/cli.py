@@ -207,6 +207,11 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--pitches", help="comma-separated MIDI pitches, e.g. 48,52,55")
     gen.add_argument("--seed", type=int, help="seed for the random timbres and pitches")
     gen.add_argument("--preset", help="use this preset's timbre (name or .yaml) for every note")
+    gen.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each note to a peak of 1.0, as Magenta's MIDI renderer does (default: raw)",
+    )
     gen.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
 
     hal = sub.add_parser(
@@ -269,8 +274,38 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         "--sample-rate", "--samplerate", type=int, default=48000, help="output rate (48000)"
     )
     ren.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    _add_staging(ren)
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
+
+
+def _add_staging(p: argparse.ArgumentParser) -> None:
+    """The gain staging options of play and render (see levels.py)."""
+    p.add_argument(
+        "--velocity-curve",
+        default="gm",
+        metavar="CURVE",
+        help=(
+            "how key velocity sets loudness, amplitude = (velocity/127)^e: gm (e = 2, General "
+            "MIDI's curve, the default), linear (1), soft (0.5, louder at a light touch), fixed "
+            "(0, every note full)"
+        ),
+    )
+    p.add_argument(
+        "--gain-db",
+        type=float,
+        default=0.0,
+        help=(
+            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any preset peaks "
+            "near -4 dBFS; a limiter keeps chords below -1 dBFS)"
+        ),
+    )
+
+
+def _cmd_play(args: argparse.Namespace) -> int | None:
+    from gansynth_instrument.live import run_play
+
+    return run_play(args)
 
 
 def _add_bake(sub: argparse._SubParsersAction) -> None:
@@ -330,9 +365,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", type=int, help="MIDI channel 1-16 to hear (default: all)")
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
     p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
-    p.add_argument(
-        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
-    )
+    _add_staging(p)
     p.add_argument(
         "--learn",
         action="store_true",

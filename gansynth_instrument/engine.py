@@ -48,6 +48,12 @@ from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
+from gansynth_instrument.levels import (
+    DEFAULT_VELOCITY_CURVE,
+    VELOCITY_CURVES,
+    db_to_gain,
+    velocity_gain,
+)
 from gansynth_instrument.midi_spec import (
     BEND_CENTER,
     CC_ALL_NOTES_OFF,
@@ -77,7 +83,7 @@ from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 logger = logging.getLogger(__name__)
 
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
-DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
+DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
@@ -91,7 +97,7 @@ def note_amplitude(
     """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
     gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
     here, so a change of level staging reaches them all."""
-    return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
+    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
 
 
 @dataclass(frozen=True)
@@ -138,8 +144,8 @@ class Engine:
     ) -> None:
         if channel is not None and not 0 <= channel <= 15:
             raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
-        if velocity_exponent <= 0:
-            raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
+        if velocity_exponent < 0:
+            raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))

@@ -108,6 +108,7 @@ class Player:
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
         presets_dir: Path | None = None,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.bank = bank
@@ -123,6 +124,7 @@ class Player:
             polyphony=polyphony,
             max_block_frames=MIXER_CHUNK_FRAMES,
             timing_blocks=timing_blocks,
+            gain_db=gain_db,
         )
         instrument = assemble(
             model,

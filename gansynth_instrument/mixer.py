@@ -6,12 +6,17 @@ ended out (``Mixer.finished``). ``Mixer.mix`` (audio thread) is the commands' on
 obeys them and decides nothing. In live play the mixer runs in a process of its own
 (``audio_process.py``), which carries the same commands over a pipe.
 
-A voice plays one or two Notes (two while a morph crossfades between neighbouring steps) from the
-same playback position, each at its own pitch ratio (1.0 for the exact pitch, 2^(semitones/12) for
-the nearest-pitch fallback), times the global pitch-bend ratio. Notes play their length once and
-end, unless the voice plays ``LoopedNote``s: while held it wraps its read position within the
-loop; a release stops the wrapping, so the voice plays on through the rest of the seam and the
-note's own tail while its release envelope runs.
+A voice plays up to ``MORPH_LAYERS`` Notes from the same playback position, each at its own pitch
+ratio (1.0 for the exact pitch, 2^(semitones/12) for the nearest-pitch fallback), times the global
+pitch-bend ratio, and each at its own gain. A note-on or a morph names one or two notes and their
+weights (a crossfade between neighbouring morph steps); every layer's gain then glides linearly
+from where it is to its new weight (0 for a note no longer named) over the glide. So a knob that
+crosses a step, from steps (A, B) to (B, C), fades A out while C fades in, instead of swapping the
+pair at once (a discontinuity: a click). A named note that no layer holds takes an empty layer or
+the one whose note was named least recently (``layers_after``: the audio process's arena follows
+the same rule). Notes play their length once and end, unless the voice plays ``LoopedNote``s:
+while held it wraps its read position within the loop; a release stops the wrapping, so the voice
+plays on through the rest of the seam and the note's own tail while its release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
@@ -28,9 +33,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Hashable
 
 import numpy as np
 
+from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.note import LoopedNote, Note
 
 IMMEDIATE = -1
@@ -39,9 +46,9 @@ IMMEDIATE = -1
 # Commands are tuples (frame, opcode, fields...), the protocol between Voices and any Mixer
 # (``audio_process.py`` carries them to another process). Fields per opcode:
 #   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release
-#                (attack and release in frames)
+#                (attack and release in frames; weight is note_b's share)
 #   CMD_RELEASE  slot, serial
-#   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
+#   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight (glide to these notes)
 #   CMD_BEND     bend ratio (every voice, sounding and future)
 #   CMD_SILENCE  none: every voice stops at once
 #   CMD_FADE     slot, serial, fade frames: a stolen voice fades out from its current level
@@ -49,12 +56,29 @@ CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE = range(6)
 NOTE_FIELDS = (4, 6)  # where CMD_NOTE_ON and CMD_MORPH carry their notes (note_a, note_b)
 
 _NEVER = 1e18  # "released at" frame of a voice that is still held
-_LAYERS = 2
+# Notes a voice can hold: a morph step pair gliding in while the previous pair glides out.
+MORPH_LAYERS = 4
+DEFAULT_GLIDE_S = 0.01
 
 
 def voice_slots(polyphony: int) -> int:
     """A Mixer's slots for ``polyphony`` voices: spares let stolen voices fade out (see Mixer)."""
     return polyphony + max(2, polyphony // 4)
+
+
+def layers_after(held: tuple[Hashable, ...], named: tuple[Hashable, ...]) -> tuple[Hashable, ...]:
+    """The notes a voice's mixer layers hold after a morph names ``named`` (its note_a, then
+    note_b), given those it ``held`` (least recently named first; a note-on holds its own notes):
+    a named note moves last, a new one takes an empty layer or the least recently named note's.
+    The Mixer follows this rule, so the control side knows which waveforms a voice may read."""
+    kept = list(held)
+    for note in named:
+        if note in kept:
+            kept.remove(note)
+        elif len(kept) == MORPH_LAYERS:
+            del kept[0]
+        kept.append(note)
+    return tuple(kept)
 
 
 class Mixer:
@@ -75,8 +99,11 @@ class Mixer:
         polyphony: int = 32,
         channels: int = 2,
         max_block_frames: int = 1024,
-        glide_frames: int = 64,
+        glide_frames: int | None = None,
+        master: MasterBus | None = None,
     ) -> None:
+        if glide_frames is None:
+            glide_frames = max(1, round(DEFAULT_GLIDE_S * sample_rate))
         if polyphony < 1 or channels < 1 or max_block_frames < 1 or glide_frames < 1:
             raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
         self.sample_rate = sample_rate
@@ -93,10 +120,12 @@ class Mixer:
         # The most voices mixed in one block since the control side last set it to 0 (read by
         # meters instead of polling voices_active from a thread, which would compete for the GIL).
         self.voices_peak = 0
-        # Morph weight changes glide over this many frames so a knob step does not click.
+        # Layer gains glide over this many frames so a knob step does not click.
         self._glide_frames = float(glide_frames)
         self._chunk = max_block_frames
-        voices, layers, chunk = self.slots, _LAYERS, max_block_frames
+        # Master gain and limiter on the mix (levels.py); None: the voices' sum as it is.
+        self.master = master
+        voices, layers, chunk = self.slots, MORPH_LAYERS, max_block_frames
 
         self._active = [False] * voices
         self._looped = [False] * voices  # the voice plays LoopedNotes (held, or released from one)
@@ -119,9 +148,12 @@ class Mixer:
         self._release = np.ones(voices)
         self._released_at = np.full(voices, _NEVER)
         self._amp = np.zeros(voices)  # 0 for a free slot, so stale rows mix as silence
-        self._w_from = np.zeros(voices)
-        self._w_to = np.zeros(voices)
+        self._gain_from = np.zeros((layers, voices))  # each layer's gain glides from here ...
+        self._gain_to = np.zeros((layers, voices))  # ... to here
         self._since_glide = np.zeros(voices)
+        # Each voice's layers that hold a note, least recently named first (see layers_after).
+        self._order: list[list[int]] = [[] for _ in range(voices)]
+        self._depth = [0] * voices  # layers [0, depth) may hold a note
         self._bend = 1.0
         self._top = 0  # slots [0, top) hold every active voice
 
@@ -138,6 +170,7 @@ class Mixer:
         self._row_gain = np.empty((layers, voices, chunk))
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
+        self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
         self._mix = np.empty((chunk, 1), dtype=np.float32)
 
     # -- control side: what ``Voices`` calls (``AudioProcess`` offers the same three) ------------
@@ -160,6 +193,11 @@ class Mixer:
         while self.finished:
             ended.append(self.finished.popleft())
         return ended
+
+    def layer_notes(self, slot: int) -> tuple[np.ndarray, ...]:
+        """The waveforms the voice in ``slot`` holds, least recently named first: what
+        ``layers_after`` predicts from its commands (the audio process's arena relies on it)."""
+        return tuple(self._notes[layer][slot] for layer in self._order[slot])
 
     # -- audio side -------------------------------------------------------------------------------
 
@@ -191,37 +229,37 @@ class Mixer:
             self._looped[slot] = isinstance(note_a, LoopedNote)
             self._released_at[slot] = _NEVER
             self._shift[:, slot] = 0.0
-            self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
+            for layer in range(self._depth[slot]):
+                self._set_layer(slot, layer, None, 1.0)
+            self._depth[slot] = 0
+            self._order[slot].clear()
+            weight = weight if note_b is not None else 0.0
+            for layer, note, ratio, gain in (
+                (0, note_a, ratio_a, 1.0 - weight),
+                (1, note_b, ratio_b, weight),
+            ):
+                if note is not None:
+                    self._set_layer(slot, layer, note, ratio)
+                    self._gain_from[layer, slot] = self._gain_to[layer, slot] = gain
+                    self._order[slot].append(layer)
             self._progress0[slot] = 0.0
             self._since_bend[slot] = 0.0
             self._age[slot] = 0.0
             self._attack[slot] = attack
             self._release[slot] = release
             self._amp[slot] = amp
-            self._w_from[slot] = self._w_to[slot] = weight if note_b is not None else 0.0
             self._since_glide[slot] = 0.0
             self._top = max(self._top, slot + 1)
         elif op == CMD_RELEASE:
             slot, serial = cmd[2], cmd[3]
             if self._active[slot] and self._serial[slot] == serial:
                 self._released_at[slot] = min(self._released_at[slot], self._age[slot])
-                for layer in range(_LAYERS):
+                for layer in range(self._depth[slot]):
                     self._leave_loop(layer, slot)
         elif op == CMD_MORPH:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight = cmd
-            if not (self._active[slot] and self._serial[slot] == serial):
-                return
-            pcm_b = note_b.pcm if note_b is not None else None
-            same_pair = self._notes[0][slot] is note_a.pcm and self._notes[1][slot] is pcm_b
-            if note_b is None:
-                weight = 0.0
-            if same_pair:  # glide from wherever the weight is now
-                self._w_from[slot] = self._weight_now(slot)
-            else:  # a new pair of steps: switch at the same playback position
-                self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
-                self._w_from[slot] = weight
-            self._w_to[slot] = weight
-            self._since_glide[slot] = 0.0
+            if self._active[slot] and self._serial[slot] == serial:
+                self._morph(slot, note_a, ratio_a, note_b, ratio_b, weight)
         elif op == CMD_BEND:
             self._progress0 += self._bend * self._since_bend
             self._since_bend[:] = 0.0
@@ -242,39 +280,79 @@ class Mixer:
                     self._end(slot)
             self._top = 0
 
-    def _set_layers(
+    def _morph(
         self,
         slot: int,
         note_a: Note | LoopedNote,
         ratio_a: float,
         note_b: Note | LoopedNote | None,
         ratio_b: float,
+        weight: float,
+    ) -> None:
+        """Every layer glides from its gain now to its new weight: the named notes' layers to
+        theirs (a note no layer holds enters from silence), the others to 0."""
+        t = min(1.0, self._since_glide[slot] / self._glide_frames)
+        now = self._gain_from[:, slot] + (self._gain_to[:, slot] - self._gain_from[:, slot]) * t
+        self._gain_from[:, slot] = now
+        self._gain_to[:, slot] = 0.0
+        self._since_glide[slot] = 0.0
+        weight = weight if note_b is not None else 0.0
+        order = self._order[slot]
+        for note, ratio, gain in ((note_a, ratio_a, 1.0 - weight), (note_b, ratio_b, weight)):
+            if note is None:
+                continue
+            layer = self._layer_of(slot, note.pcm)
+            if layer is not None:
+                order.remove(layer)
+            else:  # an empty layer, else the least recently named one's (never this morph's)
+                layer = self._depth[slot] if self._depth[slot] < MORPH_LAYERS else order.pop(0)
+                self._set_layer(slot, layer, note, ratio)
+            order.append(layer)
+            self._gain_to[layer, slot] = gain
+
+    def _layer_of(self, slot: int, pcm: np.ndarray) -> int | None:
+        for layer in range(self._depth[slot]):
+            if self._notes[layer][slot] is pcm:
+                return layer
+        return None
+
+    def _set_layer(
+        self, slot: int, layer: int, note: Note | LoopedNote | None, ratio: float
     ) -> None:
         # Ratios include the sample-rate conversion, so a position is in the note's own frames.
-        # A released voice's new layer keeps the old layer 0's place past its loops, in its frames.
-        released = self._released_at[slot] < _NEVER
-        behind = self._shift[0, slot] / self._ratio[0, slot]
-        for layer, note, ratio in ((0, note_a, ratio_a), (1, note_b, ratio_b)):
-            if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
-                self.retired.append(self._notes[layer][slot])
-            self._loop_start[layer, slot] = 0.0
-            self._loop_length[layer, slot] = 1.0
-            self._loop_end[layer, slot] = np.inf
-            if note is None:
-                self._notes[layer][slot] = None
-                self._length[layer, slot] = 0.0
-                self._note_gain[layer, slot] = 0.0
-                self._shift[layer, slot] = 0.0
-                continue
-            self._notes[layer][slot] = note.pcm
-            self._length[layer, slot] = note.pcm.shape[0]
-            self._note_gain[layer, slot] = note.gain
-            self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
-            self._shift[layer, slot] = behind * self._ratio[layer, slot]
-            if isinstance(note, LoopedNote) and not released:
-                self._loop_start[layer, slot] = note.loop_start
-                self._loop_length[layer, slot] = note.loop_end - note.loop_start
-                self._loop_end[layer, slot] = note.loop_end
+        # A released voice's new layer keeps the other layers' place past their loops (in
+        # progress frames, shift / ratio is the same for every layer), in its own frames.
+        if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
+            self.retired.append(self._notes[layer][slot])
+        self._loop_start[layer, slot] = 0.0
+        self._loop_length[layer, slot] = 1.0
+        self._loop_end[layer, slot] = np.inf
+        self._gain_from[layer, slot] = self._gain_to[layer, slot] = 0.0
+        if note is None:
+            self._notes[layer][slot] = None
+            self._length[layer, slot] = 0.0
+            self._note_gain[layer, slot] = 0.0
+            self._shift[layer, slot] = 0.0
+            return
+        other = next(
+            (
+                k
+                for k in range(self._depth[slot])
+                if k != layer and self._notes[k][slot] is not None
+            ),
+            None,
+        )
+        behind = 0.0 if other is None else self._shift[other, slot] / self._ratio[other, slot]
+        self._notes[layer][slot] = note.pcm
+        self._length[layer, slot] = note.pcm.shape[0]
+        self._note_gain[layer, slot] = note.gain * note.level
+        self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
+        self._shift[layer, slot] = behind * self._ratio[layer, slot]
+        if isinstance(note, LoopedNote) and self._released_at[slot] >= _NEVER:
+            self._loop_start[layer, slot] = note.loop_start
+            self._loop_length[layer, slot] = note.loop_end - note.loop_start
+            self._loop_end[layer, slot] = note.loop_end
+        self._depth[slot] = max(self._depth[slot], layer + 1)
 
     def _leave_loop(self, layer: int, slot: int) -> None:
         """Stop wrapping this layer: it plays on from where the wrap has it now (release)."""
@@ -290,10 +368,6 @@ class Mixer:
         self._loop_length[layer, slot] = 1.0
         self._loop_end[layer, slot] = np.inf
 
-    def _weight_now(self, slot: int) -> float:
-        t = min(1.0, (self._since_glide[slot] + 1.0) / self._glide_frames)
-        return self._w_from[slot] + (self._w_to[slot] - self._w_from[slot]) * t
-
     def _end(self, slot: int) -> None:
         self._active[slot] = False
         self._looped[slot] = False
@@ -303,19 +377,25 @@ class Mixer:
     def _mix_chunk(self, out: np.ndarray, n: int) -> None:
         top = self._top
         if top == 0:
-            out.fill(0.0)
+            if self.master is None:
+                out.fill(0.0)
+            else:  # the limiter's delay line still plays out
+                mix = self._mix[:n]
+                mix.fill(0.0)
+                self.master.process(mix)
+                np.copyto(out, mix)
             self.frames_mixed += n
             self.voices_active = 0
             return
-        # Without a morph crossfade sounding, only layer 0 is computed (half the work). Both ways
-        # give bit-identical samples, so the choice never depends on where a block starts.
+        # Only the layers some voice holds a note in are computed (one without a morph). Any
+        # number gives bit-identical samples (a silent layer adds exact zeros), so the choice
+        # never depends on where a block starts.
         layers = 1
         looped = False
         for slot in range(top):
             if self._active[slot]:
                 looped = looped or self._looped[slot]
-                if self._notes[1][slot] is not None:
-                    layers = _LAYERS
+                layers = max(layers, self._depth[slot])
         ramp = self._ramp[:n]
         frames = self._frames[:top, :n]
         env = self._env[:top, :n]
@@ -350,40 +430,36 @@ class Mixer:
         np.subtract(pos, floor, out=pos)  # pos now holds the interpolation fraction
 
         # Linear interpolation of the int16 waveforms; rows of free slots mix as silence (amp 0).
+        gain_from, gain_to = self._gain_from, self._gain_to
         for layer in range(layers):
             notes = self._notes[layer]
-            silent_weight = 1.0 - layer  # layer 0 is silent at weight 1, layer 1 at weight 0
             for slot in range(top):
                 pcm = notes[slot]
                 if pcm is None or not self._active[slot]:
                     continue
-                if self._w_from[slot] == silent_weight and self._w_to[slot] == silent_weight:
-                    continue
+                if gain_from[layer, slot] == 0.0 and gain_to[layer, slot] == 0.0:
+                    continue  # silent for the whole chunk: its samples are multiplied by 0
                 np.take(pcm, pair_index[layer, slot], out=pair[layer, slot], mode="clip")
         np.subtract(right, left, out=sig, dtype=np.float32)
         np.multiply(sig, pos, out=sig, casting="same_kind")
         np.add(sig, left, out=sig, dtype=np.float32)
         np.multiply(sig, valid, out=sig)
-        voice_sig = sig[0]
+        # Each layer's gain glides linearly from gain_from to gain_to over the glide.
+        glide = self._weight[:top, :n]
+        row_gain = self._row_gain[:layers, :top, :n]
+        np.add(self._since_glide[:top, None], ramp, out=glide)
+        np.add(glide, 1.0, out=glide)
+        np.multiply(glide, 1.0 / self._glide_frames, out=glide)
+        np.minimum(glide, 1.0, out=glide)
+        np.multiply(glide, (gain_to - gain_from)[:layers, :top, None], out=row_gain)
+        np.add(row_gain, gain_from[:layers, :top, None], out=row_gain)
+        np.multiply(row_gain, self._note_gain[:layers, :top, None], out=row_gain)
+        np.multiply(sig, row_gain, out=sig, casting="same_kind")
         if layers == 1:
-            np.multiply(
-                voice_sig, self._note_gain[0, :top, None], out=voice_sig, casting="same_kind"
-            )
+            voice_sig = sig[0]
         else:
-            # Morph weight of layer 1 glides linearly to its target; layer 0 gets the rest.
-            weight = self._weight[:top, :n]
-            row_gain = self._row_gain[:, :top, :n]
-            np.add(self._since_glide[:top, None], ramp, out=weight)
-            np.add(weight, 1.0, out=weight)
-            np.multiply(weight, 1.0 / self._glide_frames, out=weight)
-            np.minimum(weight, 1.0, out=weight)
-            np.multiply(weight, (self._w_to - self._w_from)[:top, None], out=weight)
-            np.add(weight, self._w_from[:top, None], out=weight)
-            np.subtract(1.0, weight, out=row_gain[0])
-            np.copyto(row_gain[1], weight)
-            np.multiply(row_gain, self._note_gain[:, :top, None], out=row_gain)
-            np.multiply(sig, row_gain, out=sig, casting="same_kind")
-            np.add(sig[0], sig[1], out=voice_sig)
+            voice_sig = self._voice_sig[:top, :n]
+            np.sum(sig, axis=0, out=voice_sig)
 
         # Envelope: attack ramp times release ramp, times the voice's amplitude.
         np.add(self._age[:top, None], ramp, out=frames)
@@ -398,6 +474,8 @@ class Mixer:
         np.multiply(env, self._amp[:top, None], out=env)
         np.multiply(voice_sig, env, out=voice_sig, casting="same_kind")
         np.sum(voice_sig, axis=0, out=mix[:, 0])
+        if self.master is not None:
+            self.master.process(mix)
         np.copyto(out, mix)
 
         self._since_bend[:top] += n

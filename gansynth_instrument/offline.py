@@ -25,11 +25,12 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import Engine
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.levels import MasterBus, level_gain, normalize_peak, peak, reference_pitch
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.midi_spec import is_note_on
@@ -139,6 +140,7 @@ def generate_notes(
     pitches: Sequence[int] | None = None,
     seed: int | None = None,
     preset: str | None = None,
+    normalize: bool = False,
 ) -> list[WrittenNote]:
     """Random notes to ``out_dir/generated_{i}.wav``, like ``gansynth_generate`` (random mode).
 
@@ -146,7 +148,8 @@ def generate_notes(
     the preset's timbre for every note. Pitches: the given list, cycled; else drawn uniformly from
     the model's pitches (Magenta weights them by training-set counts, which an exported model does
     not carry). ``count`` defaults to the number of pitches given, else 8. The notes are the model's
-    raw 4 s output (no gain or envelope), as Magenta writes them.
+    raw 4 s output (no gain or envelope), as Magenta writes them; ``normalize``: each scaled to a
+    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes.
     """
     if count is None:
         count = len(pitches) if pitches else BATCH_SIZE
@@ -169,6 +172,8 @@ def generate_notes(
     else:
         note_pitches = [int(p) for p in rng.choice(model.pitches, size=count)]
     audio = generate_in_batches(model, latents, note_pitches)
+    if normalize:
+        audio = np.stack([normalize_peak(note) for note in audio])
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"generated_{i}.wav", audio[i], model.sample_rate),
@@ -188,7 +193,9 @@ def interpolate(
     """``steps`` notes at evenly spaced points (t = 0 … 1) on the slerp path from timbre a to b.
 
     ``a`` and ``b`` are preset names/paths or seeds. Files: ``interp_{i:02d}.wav``. A point worth
-    keeping becomes a preset with ``presets new NAME --between A B --at T``.
+    keeping becomes a preset with ``presets new NAME --between A B --at T``. Each point is levelled
+    as the instrument levels a timbre (``levels.py``): its middle C would peak at
+    ``levels.TARGET_PEAK_DBFS``, so the files compare by timbre, not by the model's loudness.
     """
     if steps < 2:
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
@@ -198,7 +205,11 @@ def interpolate(
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
     latents = slerp(z_a, z_b, ts)
-    audio = generate_in_batches(model, latents, [pitch] * steps, what="interpolating")
+    reference = reference_pitch(model.pitches)
+    pitches = [pitch] * steps + ([reference] * steps if pitch != reference else [])
+    repeated = np.concatenate([latents] * (len(pitches) // steps))
+    made = generate_in_batches(model, repeated, pitches, what="interpolating")
+    audio = [made[i] * np.float32(level_gain(peak(made[-steps + i]))) for i in range(steps)]
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"interp_{i:02d}.wav", audio[i], model.sample_rate),
@@ -386,7 +397,8 @@ def render_events(
     """Feed timed MIDI to ``engine`` and render ``mixer`` block by block until it falls silent.
 
     Each event's commands carry its exact frame, so the audio does not depend on
-    ``block_frames``. Returns mono float32 as long as the last event or the last sound.
+    ``block_frames``. Returns mono float32 as long as the last event or the last sound. A mixer
+    with a master bus is run on by the limiter's delay, which is cut from the start.
     """
     rate = mixer.sample_rate
     stamped = [(round(e.time_s * rate), e.data) for e in events]
@@ -406,7 +418,12 @@ def render_events(
             blocks.append(block[:, 0])
             frame = end
             bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
-    audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    delay = mixer.master.delay_frames if mixer.master is not None else 0
+    for _ in range(-(-delay // block_frames)):
+        block = np.empty((block_frames, 1), dtype=np.float32)
+        mixer.mix(block, block_frames)
+        blocks.append(block[:, 0])
+    audio = np.concatenate(blocks)[delay:] if blocks else np.zeros(0, dtype=np.float32)
     sounding = np.flatnonzero(audio)
     return audio[: max(last_event, int(sounding[-1]) + 1 if len(sounding) else 0)]
 
@@ -422,8 +439,12 @@ def render_midi_engine(
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     block_frames: int = ENGINE_BLOCK_FRAMES,
     progress: bool = True,
+    gain_db: float = 0.0,
+    velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
 ) -> EngineRender:
-    """A MIDI file → WAV through the live engine: same voices, envelopes, pedal, bend, morph.
+    """A MIDI file → WAV through the live engine: same voices, envelopes, pedal, bend, morph,
+    and the same gain staging (levelled timbres, velocity curve, preset and master gain, the
+    master-bus limiter; ``levels.py``).
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
@@ -432,10 +453,20 @@ def render_midi_engine(
     check_output_file(out_path)
     events = read_midi(midi_path)
     mixer = Mixer(
-        sample_rate, polyphony=ENGINE_POLYPHONY, channels=1, max_block_frames=block_frames
+        sample_rate,
+        polyphony=ENGINE_POLYPHONY,
+        channels=1,
+        max_block_frames=block_frames,
+        master=MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames),
     )
     instrument = assemble(
-        model, mixer, preset=preset, bank=bank, cache_dir=cache_dir, wait_s=ENGINE_WAIT_S
+        model,
+        mixer,
+        preset=preset,
+        bank=bank,
+        cache_dir=cache_dir,
+        wait_s=ENGINE_WAIT_S,
+        velocity_exponent=velocity_exponent,
     )
     engine = instrument.engine
     with instrument.cache as cache:

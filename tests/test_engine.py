@@ -19,13 +19,14 @@ from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.engine import PENDING_S, RANDOM_CC, SAVE_CC, Engine
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.knobs import KNOB_CCS
-from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.mixer import DEFAULT_GLIDE_S, Mixer
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Voices
 
 RATE = ToneModel.sample_rate
+GLIDE = round(DEFAULT_GLIDE_S * RATE)  # frames a morph takes to glide to its new notes
 PITCHES = ToneModel.pitches
 LATENT = ToneModel.latent_size
 WAIT_S = 30.0
@@ -204,7 +205,8 @@ def test_program_change_renders_played_pitches_first(model):
     with cache:
         assert cache.wait(BRIGHT.key, PITCHES, WAIT_S)
     bright = [p for z0, p in model.generated if z0 == BRIGHT.latent[0]]
-    assert sorted(bright[:3]) == [55, 59, 67] and sorted(bright) == list(PITCHES)
+    # The first batch also makes the reference note (middle C, levels.py) to level the timbre.
+    assert sorted(bright[:4]) == [55, 59, 60, 67] and sorted(set(bright)) == list(PITCHES)
 
 
 def test_morph_cc_crossfades_the_nearest_rendered_steps_for_held_and_new_notes(cache):
@@ -221,12 +223,12 @@ def test_morph_cc_crossfades_the_nearest_rendered_steps_for_held_and_new_notes(c
     out = render(mixer, 3000)
     held = (1 - w) * played(a60, 3000, start=1000) + w * played(b60, 3000, start=1000)
     new = attack(3000, steps[2]) * ((1 - w) * played(a64, 3000) + w * played(b64, 3000))
-    np.testing.assert_allclose(out[64:], (held + new)[64:], atol=1e-5)  # after the 64-frame glide
+    np.testing.assert_allclose(out[GLIDE:], (held + new)[GLIDE:], atol=1e-5)  # after the glide
     # The exact neighbouring steps fill in behind.
     assert cache.wait(steps[2].key, [60, 64], WAIT_S) and cache.wait(steps[3].key, [60, 64], WAIT_S)
     engine.handle([0xB0, 1, 127])
-    out = render(mixer, 500)
-    expected = played(b60, 500, start=4000) + played(b64, 500, start=3000)
+    out = render(mixer, GLIDE + 500)[GLIDE:]  # the old steps fade out over the glide
+    expected = played(b60, 500, start=4000 + GLIDE) + played(b64, 500, start=3000 + GLIDE)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 

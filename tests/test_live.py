@@ -27,10 +27,13 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
 from gansynth_instrument import cli
+from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.cache import Priority
+from gansynth_instrument.commands.play import status_line
+from gansynth_instrument.engine import EngineStatus
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
-from gansynth_instrument.live import Player
+from gansynth_instrument.live import LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre
@@ -409,7 +412,7 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
                 screen += os.read(master, 4096)
 
     try:
-        read_until(b"cache felt-keys 61/61")  # every note cached: the next ones play exactly
+        read_until(b"cache 61/61")  # every note cached: the next ones play exactly
         os.write(master, b"adg")  # C, E, G at once
         read_until(b"voices 3/")
         read_until(b"voices 0/")  # each typed note is released after KEY_HOLD_S
@@ -428,6 +431,9 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
         ("--blocksize", "0"),
         ("--sample-rate", "-48000"),
         ("--velocity-curve", "0"),
+        ("--velocity-curve", "loud"),
+        ("--gain-db", "30"),
+        ("--gain-db", "-61"),
         ("--bend-range", "-1"),
     ],
 )
@@ -435,3 +441,34 @@ def test_bad_play_settings_are_one_line_before_anything_opens(flag, value, capsy
     code = cli.main(["play", "--model", "never-opened.onnx", flag, value])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and flag in err and value in err, err
+
+
+def _status(timbres: int, *, dropped: int = 0) -> LiveStatus:
+    names = {f"fluid-electric-piano-soft-{i}": (i, 61) for i in range(timbres)}
+    engine = EngineStatus(
+        timbre="fluid-electric-piano-soft-0",
+        morph_position=0.5,
+        cache_fill=names,
+        dropped_commands=dropped,
+        ignored_messages=0,
+        morph_cc=1,
+    )
+    stream = StreamStats(12000, 3, 128 / RATE, 0.005, 0.0053, 0.0004, 0.001)
+    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32)
+
+
+@pytest.mark.parametrize("width", [200, 120, 80, 60, 40, 20])
+def test_status_line_fits_the_terminal_whatever_the_cache_holds(width):
+    """Many timbres loading made the line grow past 160 columns and wrap on every refresh."""
+    line = status_line(_status(25, dropped=4), width)
+    assert len(line) <= width - 1, line
+    assert "dropped 4" in line or width < 30
+
+
+def test_status_line_keeps_the_most_needed_parts_first():
+    wide = status_line(_status(25), 200)
+    for part in ("preset fluid-electric-piano-soft-0", "morph 0.50", "cache 0/61", "+24 loading"):
+        assert part in wide
+    assert "voices 5/32" in wide and "xruns 3" in wide and "latency 5.3 ms" in wide
+    narrow = status_line(_status(25), 60)
+    assert "voices 5/32" in narrow and "xruns 3" in narrow and "callback" not in narrow

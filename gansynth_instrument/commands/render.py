@@ -7,6 +7,7 @@ import argparse
 
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.offline import DEFAULT_BANK, check_output_file, render_midi_engine
@@ -23,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     bank = find_bank(args.bank) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK)
+    exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
+    master_gain(args.gain_db)
     result = render_midi_engine(
         load_model_from_args(args),
         args.midi_file,
@@ -31,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         bank=bank,
         sample_rate=args.sample_rate,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        gain_db=args.gain_db,
+        velocity_exponent=exponent,
     )
     print(
         f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
