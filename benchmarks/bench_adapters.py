@@ -3,7 +3,7 @@
     python benchmarks/bench_adapters.py [--notes 100] [--interval-ms 40] [--realtime]
 
 Starts a private JACK dummy server (48 kHz, 128 frames; ``--realtime`` runs jackd with -R), opens a
-virtual MIDI port with ``MidiInput`` and an ``AudioOutput`` whose render function starts a 5 ms
+virtual MIDI port with ``MidiInput`` and an ``AudioOutput`` whose mix function starts a 5 ms
 burst at the block after each note-on arrives. A separate JACK client sends the notes, another
 records PortAudio's output. Latency = wall clock of the recorder cycle holding a burst's first
 sample minus wall clock at send (as in ../shared/docs/realtime-rig.md). Whatever the engine adds
@@ -35,7 +35,7 @@ BURST_LEVEL = 0.5
 
 
 class Bursts:
-    """MIDI handle + render function: each note-on queues a burst that the next block starts."""
+    """MIDI handle + mix function: each note-on queues a burst that the next block starts."""
 
     def __init__(self) -> None:
         self.pending: deque[int] = deque()
@@ -45,7 +45,7 @@ class Bursts:
         if msg[0] & 0xF0 == 0x90 and msg[2] > 0:
             self.pending.append(msg[1])
 
-    def render(self, out: np.ndarray, frames: int) -> None:
+    def mix(self, out: np.ndarray, frames: int) -> None:
         while self.pending:
             self.pending.popleft()
             self.left_frames = BURST_FRAMES
@@ -77,7 +77,7 @@ def main() -> None:
     with server:
         # MIDI before audio: rtmidi holds the GIL while its JACK client opens (see midi.py).
         midi_in = MidiInput(bursts.handle, virtual="bench", client_name="bench-adapters")
-        output = AudioOutput(bursts.render, sample_rate=SAMPLE_RATE, block_frames=BLOCK_FRAMES)
+        output = AudioOutput(bursts.mix, sample_rate=SAMPLE_RATE, block_frames=BLOCK_FRAMES)
         output.start()
         sender = MidiSender()
         sender.connect(midi_input_port(sender.client, "bench-adapters.*:bench"))

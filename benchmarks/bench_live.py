@@ -68,12 +68,13 @@ from jackrig import (  # noqa: E402
 )
 
 from gansynth_instrument.audio import StreamStats  # noqa: E402
-from gansynth_instrument.cache import RENDERERS, NoteCache, Priority  # noqa: E402
-from gansynth_instrument.engine import Timbre  # noqa: E402
+from gansynth_instrument.cache import NoteCache, Priority  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
+from gansynth_instrument.note_workers import WORKERS  # noqa: E402
 from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
+from gansynth_instrument.timbre import Timbre  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -199,7 +200,7 @@ def align(audio: np.ndarray, template: np.ndarray, lo: int, hi: int) -> int:
 
 
 def attack_envelope(attack_s: float) -> np.ndarray:
-    """The first ``ALIGN_S`` of a voice's envelope (voices.py: min(1, (f + 1) / attack frames))."""
+    """The first ``ALIGN_S`` of a voice's envelope (mixer.py: min(1, (f + 1) / attack frames))."""
     frames = np.arange(1, round(ALIGN_S * RATE) + 1)
     return np.minimum(1.0, frames / max(1, round(attack_s * RATE)))
 
@@ -399,7 +400,7 @@ def compare(model, args) -> None:
     runs: list[tuple[str, float, dict[str, object]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.compare):
-            order = RENDERERS if i % 2 == 0 else RENDERERS[::-1]
+            order = WORKERS if i % 2 == 0 else WORKERS[::-1]
             for renderer in (*order, SILENT):
                 load = os.getloadavg()[0]
                 if renderer == SILENT:
@@ -442,7 +443,7 @@ def compare(model, args) -> None:
 
     for renderer, load, lat in runs:
         print(row(renderer, load, lat))
-    for renderer in (*RENDERERS, SILENT):
+    for renderer in (*WORKERS, SILENT):
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
             key: statistics.median(lat[key] for _, lat in mine)
@@ -471,7 +472,7 @@ def main() -> None:
     parser.add_argument("--no-realtime", action="store_true", help="jackd without -R")
     parser.add_argument(
         "--renderer",
-        choices=RENDERERS,
+        choices=WORKERS,
         default=DEFAULT_RENDERER,
         help=f"where the note cache renders ({DEFAULT_RENDERER}, as play)",
     )

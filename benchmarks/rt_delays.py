@@ -11,7 +11,7 @@ stack samples on the same clock while COMMAND runs, then, for every wake-up of a
 (SCHED_FIFO/RR) that waited longer than ``--threshold-ms`` to run, prints what ran on that CPU
 meanwhile and the kernel stack perf caught it in. Traced this way (with the one-off scripts this
 grew from), the player's socket read of rendered notes and khugepaged's huge-page copies came up
-(see cache._send_notes and memory.no_huge_pages).
+(see note_workers._send_notes and memory.no_huge_pages).
 
 Needs root, tracefs and ``perf`` (Debian: linux-perf); without perf the stacks are left out.
 Nothing is asserted: a diagnostic, not a test.
@@ -87,6 +87,8 @@ def start_tracing() -> dict[str, str]:
         subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], check=True)
     saved = {name: (TRACEFS / name).read_text().strip() for name in SETTINGS}
     saved["trace_clock"] = re.search(r"\[(\w+)\]", saved["trace_clock"]).group(1)  # type: ignore[union-attr]
+    # A buffer never resized reads "7 (expanded: 1408)": the size to write back is the latter.
+    saved["buffer_size_kb"] = re.findall(r"\d+", saved["buffer_size_kb"])[-1]
     write("tracing_on", "0")
     write("trace", "")
     write("trace_clock", "mono")

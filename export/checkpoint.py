@@ -30,6 +30,7 @@ from gansynth_export.bundle import TensorBundle
 from gansynth_export.graph import GeneratorConfig, expected_shapes
 
 from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
 
 EXPERIMENT_JSON = "experiment.json"
 META_JSON = "meta.json"
@@ -62,10 +63,10 @@ SET_FLAGS_DEFAULTS: dict[str, object] = {
     "audio_length": 64000,
     "sample_rate": 16000,
     "data_normalizer": "specgrams_prespecified_normalizer",
-    "mag_normalizer_a": 0.0661371661726,
-    "mag_normalizer_b": 0.113718730221,
-    "p_normalizer_a": 0.8,
-    "p_normalizer_b": 0.0,
+    "mag_normalizer_a": MAG_NORMALIZER[0],
+    "mag_normalizer_b": MAG_NORMALIZER[1],
+    "p_normalizer_a": P_NORMALIZER[0],
+    "p_normalizer_b": P_NORMALIZER[1],
     "stable_stage_num_images": 32,
     "transition_stage_num_images": 32,
     "train_progressive": True,

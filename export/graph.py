@@ -31,7 +31,9 @@ from onnx import TensorProto, helper, numpy_helper
 from gansynth_instrument.metadata import (
     INPUT_LATENT,
     INPUT_PITCH,
+    MAG_NORMALIZER,
     OUTPUT_SPECTROGRAM,
+    P_NORMALIZER,
     Representation,
 )
 
@@ -55,8 +57,8 @@ class GeneratorConfig:
     filters: tuple[int, ...]  # per block 1..num_blocks
     kernel_size: int = 3
     to_rgb_activation: str = "tanh"
-    normalizer_a: tuple[float, float] = (0.0661371661726, 0.8)
-    normalizer_b: tuple[float, float] = (0.113718730221, 0.0)
+    normalizer_a: tuple[float, float] = (MAG_NORMALIZER[0], P_NORMALIZER[0])
+    normalizer_b: tuple[float, float] = (MAG_NORMALIZER[1], P_NORMALIZER[1])
 
     @property
     def num_blocks(self) -> int:

@@ -1,25 +1,23 @@
-"""Audio output: a sounddevice (PortAudio) output stream whose callback only calls ``render``.
+"""Audio output: a sounddevice (PortAudio) output stream whose callback only calls ``mix``.
 
 Rules for the callback (sounddevice's ``Stream`` rules, plus ours). It runs on PortAudio's
 real-time thread, once per block, and must finish well inside one block period:
 
-- ``render(out, frames)`` must write every sample of ``out`` ([frames, channels] float32); what it
+- ``mix(out, frames)`` must write every sample of ``out`` ([frames, channels] float32); what it
   leaves there is played. Write in place (``out[:] = ...``, ufuncs with ``out=``), never rebind.
 - No array allocation, file I/O, logging or ``print``, imports, model inference, or blocking calls
   (``queue.get``, ``sleep``, a lock the control side can hold). Commands arrive through deques that
-  the render side alone consumes (see ``voices.py``).
+  the audio side alone consumes (see ``mixer.py``).
 - All checks (device, sample rate, channels) happen before ``start()``; the callback only counts
   xruns and times itself, into preallocated storage read later by ``stats()``.
 - The callback is Python, so it needs the GIL: any other thread that holds the GIL for long (a C
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
   stream. NumPy also releases the GIL inside most calls on more than a few hundred values, so a
   thread of the same process that keeps wanting the GIL delays the block by up to the switch
-  interval at each of them (measured, 32 voices, render thread SCHED_FIFO: a spinning thread took
-  the render's median from 0.24 ms to 7.4 ms at a 0.5 ms interval; a thread running 0.2 ms of
-  Python every 1 ms raised its p99 from 0.27 to ~0.55 ms). Hence live play runs the stream in a
+  interval at each of them, many times per block. Hence live play runs the stream in a
   process of its own (``audio_process.py``), where the callback is the only busy thread, and
   meters are counters the callback keeps (``StreamMeters``), never a thread polling it.
-- An exception in ``render`` stops the stream (sounddevice prints it); ``active`` turns false.
+- An exception in ``mix`` stops the stream (sounddevice prints it); ``active`` turns false.
 - A stream that stays active but gets no callback for ``STALL_S`` (a frozen JACK server, a hung
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
   skipped, as for a lost JACK server.
@@ -45,8 +43,8 @@ import numpy as np
 from gansynth_instrument.errors import DeviceError
 
 JACK_HOST_API = "JACK Audio Connection Kit"
-RenderFn = Callable[[np.ndarray, int], None]
-"""``render(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
+MixFn = Callable[[np.ndarray, int], None]
+"""``mix(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
 
 STALL_S = 2.0  # no callback for this long while running: the server or driver hung
 NO_OUTPUT_HINT = (
@@ -243,8 +241,44 @@ class StreamMeters:
         )
 
 
-class AudioOutput:
-    """An output stream on ``device`` that plays what ``render`` writes, block by block.
+class StreamHealth:
+    """What an output stream tells about itself, from its meters: read the same way for a stream
+    in this process (``AudioOutput``) and for one in the audio process (``AudioProcess``)."""
+
+    meters: StreamMeters
+    device: OutputDevice
+    sample_rate: int
+    block_frames: int
+    active: bool  # the stream's callback runs
+    latency_s: float  # the output latency PortAudio reported
+    _running: bool  # between start() and stop()
+
+    @property
+    def seconds_since_callback(self) -> float:
+        """Since the last callback began (or since ``start()``)."""
+        return self.meters.seconds_since_callback
+
+    @property
+    def stalled(self) -> bool:
+        """Started and not stopped, yet no callback for ``STALL_S``: the server or the driver hung
+        (a frozen JACK server keeps the stream 'active')."""
+        return self._running and self.seconds_since_callback > STALL_S
+
+    @property
+    def server_lost(self) -> bool:
+        """The stream runs on JACK and its callback stopped without ``stop()``: the server went
+        away (or ``mix`` raised, or the audio process died)."""
+        return self.device.host_api == JACK_HOST_API and self._running and not self.active
+
+    def stats(self, since: int = 0) -> StreamStats:
+        """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
+        ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
+        of a benchmark), as far as the ring still holds them."""
+        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
+
+
+class AudioOutput(StreamHealth):
+    """An output stream on ``device`` that plays what ``mix`` writes, block by block.
 
     Opening checks the device and opens the stream (errors are ``DeviceError`` with the reason and
     the fix); ``start()`` starts the callback. Use as a context manager to close it cleanly.
@@ -255,7 +289,7 @@ class AudioOutput:
 
     def __init__(
         self,
-        render: RenderFn,
+        mix: MixFn,
         *,
         device: str | int | None = None,
         sample_rate: int = 48000,
@@ -280,7 +314,7 @@ class AudioOutput:
         self.sample_rate = sample_rate
         self.block_frames = block_frames
         self.channels = channels
-        self._render = render
+        self._mix = mix
         self.meters = meters if meters is not None else StreamMeters(timing_blocks)
         self._running = False  # between our start() and stop()
         try:
@@ -303,7 +337,7 @@ class AudioOutput:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: see the module docstring's rules before adding anything here.
         start_s = self.meters.begin(bool(status))
-        self._render(outdata, frames)
+        self._mix(outdata, frames)
         self.meters.end(start_s, time_info.outputBufferDacTime - time_info.currentTime)
 
     def start(self) -> None:
@@ -335,25 +369,8 @@ class AudioOutput:
         self._stream.close()
 
     @property
-    def seconds_since_callback(self) -> float:
-        """Since the last callback began (or since ``start()``)."""
-        return self.meters.seconds_since_callback
-
-    @property
-    def stalled(self) -> bool:
-        """Started and not stopped, yet no callback for ``STALL_S``: the server or the driver hung
-        (a frozen JACK server keeps the stream 'active')."""
-        return self._running and self.seconds_since_callback > STALL_S
-
-    @property
-    def server_lost(self) -> bool:
-        """The stream runs on JACK and its callback stopped without ``stop()``: the server went
-        away (or ``render`` raised)."""
-        return self.device.host_api == JACK_HOST_API and self._running and not self.active
-
-    @property
     def active(self) -> bool:
-        """True while the callback runs (false after ``stop()``, or after ``render`` raised)."""
+        """True while the callback runs (false after ``stop()``, or after ``mix`` raised)."""
         return bool(self._stream.active)
 
     @property
@@ -361,12 +378,6 @@ class AudioOutput:
         """Output latency PortAudio reports for the open stream (on JACK: its port latency, one
         period, or 0 when jackd runs in synchronous mode)."""
         return float(self._stream.latency)
-
-    def stats(self, since: int = 0) -> StreamStats:
-        """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
-        ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
-        of a benchmark), as far as the ring still holds them."""
-        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
 
     def __enter__(self) -> AudioOutput:
         self.start()

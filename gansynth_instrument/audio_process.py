@@ -3,10 +3,8 @@
 Why a process: the audio callback is Python, so it needs the GIL, and NumPy hands the GIL over
 inside most of the mixer's calls (about 15 per 32-voice block). Any other busy thread of the same
 process (MIDI input, the cache's renderer or collector, the status view) then takes it for up to
-the switch interval each time. Measured on the 2-core machine, 32 voices, a JACK dummy server:
-a mixer alone in its process beside a busy onnxruntime process had 1 xrun in 7,499 callbacks
-(callback max 30 % of the block), and the same mixer with a thread running 0.2 ms of Python every
-millisecond had 10 (max 234 %). Here the callback is the only busy thread of its process.
+the switch interval each time, and the block is late. Here the callback is the only busy thread
+of its process.
 
 ``AudioProcess`` (in the player's process) starts the child and is two things to the player:
 the ``MixerLink`` that ``Voices`` sends its commands to, and the audio output (start, stop,
@@ -23,9 +21,10 @@ How the two processes talk:
 
 Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) with a
 ``_LOAD`` message, and commands name entries by index. The control side knows which entries a
-voice may still read (the notes of its last note-on or morph, until the child reports the voice
-ended or the slot is reused), and rewrites an entry only when no voice holds it and the child has
-applied every command sent while one did.
+voice may still read (the notes its mixer layers hold: those of its note-on, then the
+``MORPH_LAYERS`` most recently named by its morphs, the rule the Mixer follows; until the child
+reports the voice ended or the slot is reused), and rewrites an entry only when no voice holds it
+and the child has applied every command sent while one did.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import multiprocessing
-import os
 import select
 import signal
 import sys
@@ -41,31 +39,38 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import recv_handle, send_handle
+from multiprocessing.reduction import send_handle
 from typing import Any
 
 import numpy as np
 
 from gansynth_instrument.audio import (
-    JACK_HOST_API,
-    STALL_S,
     AudioOutput,
     OutputDevice,
+    StreamHealth,
     StreamMeters,
-    StreamStats,
     abandon_portaudio,
     name_jack_client,
 )
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.fileio import anonymous_file
-from gansynth_instrument.voices import (
+from gansynth_instrument.levels import MasterBus
+from gansynth_instrument.mixer import (
     CMD_MORPH,
     CMD_NOTE_ON,
+    MORPH_LAYERS,
     NOTE_FIELDS,
-    LoopedNote,
     Mixer,
-    looped_frames_bound,
+    layers_after,
     voice_slots,
+)
+from gansynth_instrument.note import LoopedNote, Note, looped_frames_bound
+from gansynth_instrument.processes import (
+    SPAWN,
+    end_process,
+    map_file,
+    receive_mapping,
+    shared_file,
+    spawn,
 )
 
 JACK_CLIENT_NAME = "gansynth-instrument-audio"  # its ports: gansynth-instrument-audio:out_0, …
@@ -76,7 +81,8 @@ ACTIVE_POLL_S = 0.05
 # The child's GIL is contended only by its own idle main thread, but keep hand-overs short.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
-_LOAD = "load"  # (_LOAD, entry, frames, gain, pitch, sample_rate, loop_start, loop_end)
+# (_LOAD, entry, frames, gain as played (levelled), pitch, sample_rate, loop_start, loop_end)
+_LOAD = "load"
 
 # Status row (float64): commands applied, voice-end ring write count, voices sounding, their peak
 # since the control side last reset it, and whether the stream is active.
@@ -134,16 +140,19 @@ class _Config:
     device: str | int | None
     polyphony: int
     max_block_frames: int
+    gain_db: float
 
 
-class AudioProcess:
+class AudioProcess(StreamHealth):
     """The mixer and the audio stream in a child process (see the module docstring).
 
     ``open()`` starts the child and opens the stream there; errors (no device, a wrong rate) are
     the ``DeviceError`` that ``AudioOutput`` would raise. ``note_frames``: the longest note the
     cache makes (at ``sample_rate``); the arena sizes its entries for it, looped. ``arena_spare``:
     entries beyond those the voices can hold at once, kept so that replayed notes are not copied
-    again. Use as a context manager, or ``open()``, ``start()``, then ``stop()`` and ``close()``.
+    again. ``gain_db``: the master gain; the mix then goes through the master-bus limiter
+    (``levels.MasterBus``). Use as a context manager, or ``open()``, ``start()``, then ``stop()``
+    and ``close()``.
     """
 
     def __init__(
@@ -158,13 +167,14 @@ class AudioProcess:
         max_block_frames: int = 1024,
         timing_blocks: int = 4096,
         arena_spare: int = 48,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.block_frames = block_frames
         self.channels = channels
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
-        entries = 2 * self.slots + arena_spare  # two notes per voice while a morph crossfades
+        entries = MORPH_LAYERS * self.slots + arena_spare  # a voice's layers while it morphs
         self._config = _Config(
             _Layout(timing_blocks, entries, looped_frames_bound(note_frames)),
             sample_rate,
@@ -173,6 +183,7 @@ class AudioProcess:
             device,
             polyphony,
             max_block_frames,
+            gain_db,
         )
         self._process: multiprocessing.process.BaseProcess | None = None
         self._running = False
@@ -194,24 +205,16 @@ class AudioProcess:
     def open(self) -> None:
         """Start the child and open the stream there (not started yet)."""
         layout = self._config.layout
-        fd = anonymous_file(layout.size, "gansynth-audio")
-        try:
-            self._buffer = _map(fd, layout.size)
-            context = multiprocessing.get_context("spawn")
-            self._control, child_control = context.Pipe()
-            commands_in, self._commands = context.Pipe(duplex=False)
-            self._process = context.Process(
-                target=_serve,
-                args=(child_control, commands_in, self._config),
-                name="gansynth-audio",
-                daemon=True,
+        with shared_file(layout.size, "gansynth-audio") as fd:
+            self._buffer = map_file(fd, layout.size, populate=True)
+            self._control, child_control = SPAWN.Pipe()
+            commands_in, self._commands = SPAWN.Pipe(duplex=False)
+            self._process = spawn(
+                _serve, (child_control, commands_in, self._config), "gansynth-audio"
             )
-            self._process.start()
             child_control.close()
             commands_in.close()
             send_handle(self._control, fd, self._process.pid)
-        finally:
-            os.close(fd)
         self._status, self._ring, meters, self._arena = layout.views(self._buffer)
         self.meters = StreamMeters(layout.timing_blocks, meters)
         try:
@@ -243,9 +246,11 @@ class AudioProcess:
         self._commands.send(cmd)
         self._sent += 1
         # A morph of a voice that already ended is ignored by the child: nothing more is held.
-        ended = op == CMD_MORPH and self._voice.get(cmd[2], (None,))[0] != cmd[3]
-        if op in (CMD_NOTE_ON, CMD_MORPH) and not ended:
+        previous = self._voice.get(cmd[2])
+        if op == CMD_NOTE_ON:
             self._hold(cmd[2], cmd[3], held)
+        elif op == CMD_MORPH and previous is not None and previous[0] == cmd[3]:
+            self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
         return True
 
     def pending(self) -> int:
@@ -285,7 +290,7 @@ class AudioProcess:
             self._entry_of[id(pcm)] = entry
             loop = (note.loop_start, note.loop_end) if isinstance(note, LoopedNote) else (0, 0)
             self._commands.send(
-                (_LOAD, entry, frames, note.gain, note.pitch, note.sample_rate, *loop)
+                (_LOAD, entry, frames, note.gain * note.level, note.pitch, note.sample_rate, *loop)
             )
         self._lru.move_to_end(entry)
         self._free_after[entry] = max(self._free_after[entry], self._sent + 1)
@@ -363,10 +368,7 @@ class AudioProcess:
     def _end_child(self) -> None:
         self._control.close()
         self._commands.close()
-        self._process.join(EXIT_TIMEOUT_S)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_process(self._process, EXIT_TIMEOUT_S, terminate=False)
 
     def _request(self, what: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         try:
@@ -394,24 +396,6 @@ class AudioProcess:
         alive = self._process is not None and self._process.is_alive()
         return not self._closed and alive and bool(self._status[_ACTIVE])
 
-    @property
-    def seconds_since_callback(self) -> float:
-        return self.meters.seconds_since_callback
-
-    @property
-    def stalled(self) -> bool:
-        """Started and not stopped, yet no callback for ``STALL_S`` (see ``AudioOutput``)."""
-        return self._running and self.seconds_since_callback > STALL_S
-
-    @property
-    def server_lost(self) -> bool:
-        """Started on JACK, and the stream (or the whole child) stopped without ``stop()``."""
-        return self.device.host_api == JACK_HOST_API and self._running and not self.active
-
-    def stats(self, since: int = 0) -> StreamStats:
-        """As ``AudioOutput.stats``, read from the shared meters."""
-        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
-
     def __enter__(self) -> AudioProcess:
         self.open()
         try:
@@ -426,22 +410,13 @@ class AudioProcess:
         self.close()
 
 
-def _map(fd: int, size: int) -> mmap.mmap:
-    """Map the shared file with every page present now (MAP_POPULATE where there is one), so
-    that neither the copy of a note nor the callback reading it takes a page fault."""
-    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-
-
 # -- the child ---------------------------------------------------------------------------------
 
 
-class _RenderSide:
-    """The callback's side in the child: drains the command pipe, renders, reports back."""
+class _MixSide:
+    """The callback's side in the child: drains the command pipe, mixes, reports back."""
 
     def __init__(self, mixer: Mixer, commands: Connection, views: tuple[np.ndarray, ...]) -> None:
-        from gansynth_instrument.cache import Note
-
-        self._note_type = Note
         self._mixer = mixer
         self._commands = commands
         self._ready = [commands.fileno()]
@@ -450,7 +425,7 @@ class _RenderSide:
         self._received = 0
         self._cut_off = False  # the control side went away: no more commands
 
-    def render(self, out: np.ndarray, frames: int) -> None:
+    def mix(self, out: np.ndarray, frames: int) -> None:
         # Real-time thread: audio.py's callback rules apply.
         mixer = self._mixer
         while not self._cut_off and select.select(self._ready, (), (), 0.0)[0]:
@@ -470,7 +445,7 @@ class _RenderSide:
                 msg = tuple(fields)
             mixer.commands.append(msg)
             self._received += 1
-        mixer.render(out, frames)
+        mixer.mix(out, frames)
         status, ring = self._status, self._ring
         status[_APPLIED] = self._received - len(mixer.commands)
         while mixer.finished:
@@ -496,7 +471,7 @@ class _RenderSide:
         if loop_end:
             self._notes[entry] = LoopedNote(pcm, gain, pitch, sample_rate, loop_start, loop_end)
         else:
-            self._notes[entry] = self._note_type(pcm, gain, pitch, sample_rate)
+            self._notes[entry] = Note(pcm, gain, pitch, sample_rate)
 
 
 def _serve(control: Connection, commands: Connection, config: _Config) -> None:
@@ -506,21 +481,21 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle: it closes us
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     name_jack_client(JACK_CLIENT_NAME)  # unless the player's main module imported sounddevice
-    fd = recv_handle(control)
     layout = config.layout
-    buffer = _map(fd, layout.size)
-    os.close(fd)
+    buffer = receive_mapping(control, layout.size, populate=True)
     views = layout.views(buffer)
+    chunk = max(config.block_frames, config.max_block_frames)
     mixer = Mixer(
         config.sample_rate,
         polyphony=config.polyphony,
         channels=config.channels,
-        max_block_frames=max(config.block_frames, config.max_block_frames),
+        max_block_frames=chunk,
+        master=MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk),
     )
-    side = _RenderSide(mixer, commands, views)
+    side = _MixSide(mixer, commands, views)
     try:
         output = AudioOutput(
-            side.render,
+            side.mix,
             device=config.device,
             sample_rate=config.sample_rate,
             block_frames=config.block_frames,

@@ -9,120 +9,95 @@ Rules:
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
   nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
   ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
+  A timbre with nothing cached yet (a random draw, a new knob stop) has no stand-in: its note-on
+  waits, and ``start_pending()`` (polled by the player) starts the exact note when it arrives,
+  unless the key was released first or ``PENDING_S`` passed.
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
+  crossfades the two nearest *cached* steps around the knob position, so the knob acts within
   one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
-- A timbre with ``loop`` set plays looping voices: a held note sustains (voices.py) instead of
+- A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
+- Timbre knobs and the XY pad (``timbre_space.TimbreSpace``): a knob's controller moves along
+  the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
+  both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
+  notes following). A program change or a random draw becomes the new base the knobs move.
+- Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
+  last are rendered first); the save button marks what plays, knob offsets included, for
+  ``take_save()``: the live status loop writes it, so no file is written on the MIDI thread.
+  Buttons act when pressed (a value ≥ 64 after one below).
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
-  becomes the morph controller; ``take_learned()`` hands it once to whoever saves it (the live
-  status loop), so no file is written on the MIDI thread.
+  becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
+  once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from gansynth_instrument.cache import Priority
-from gansynth_instrument.errors import CacheError, PresetError
-from gansynth_instrument.latent import latent_digest, slerp
-from gansynth_instrument.voices import IMMEDIATE, Layer, Voices, pitch_ratio
-
-if TYPE_CHECKING:
-    from gansynth_instrument.cache import Note, NoteCache
-    from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.errors import CacheError
+from gansynth_instrument.explore import random_timbre
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
+from gansynth_instrument.levels import (
+    DEFAULT_VELOCITY_CURVE,
+    VELOCITY_CURVES,
+    db_to_gain,
+    velocity_gain,
+)
+from gansynth_instrument.midi_spec import (
+    BEND_CENTER,
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_MOD_WHEEL,
+    CC_RESET_CONTROLLERS,
+    CC_SUSTAIN,
+    CHANNEL_MASK,
+    CONTROL_CHANGE,
+    DATA_BYTES,
+    DATA_MAX,
+    KIND_MASK,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL_DOWN_MIN,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    STATUS_BIT,
+    SYSTEM,
+)
+from gansynth_instrument.mixer import IMMEDIATE
+from gansynth_instrument.note import Note
+from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.timbre_space import TimbreSpace
+from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
-# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
-POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
-_DATA_BYTES = {
-    NOTE_OFF: 2,
-    NOTE_ON: 2,
-    POLY_PRESSURE: 2,
-    CONTROL_CHANGE: 2,
-    PROGRAM_CHANGE: 1,
-    CHANNEL_PRESSURE: 1,
-    PITCH_BEND: 2,
-}
-BEND_CENTER = 8192
-
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
-DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
+DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-DEFAULT_MORPH_STEPS = 17
-RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+RECENT_PITCHES = 16  # a new preset makes the last pitches played first
+PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
+RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
+SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 
 
-@dataclass(frozen=True, eq=False)
-class Timbre:
-    """Something the engine can play: a latent (its cache key) plus level and envelope."""
-
-    name: str
-    latent: np.ndarray  # float32 [latent_size]
-    gain_db: float = 0.0
-    attack_s: float = 0.01
-    release_s: float = 0.3
-    loop: bool = False  # held notes loop (see voices.loop_note) instead of ending
-
-    @functools.cached_property
-    def key(self) -> str:
-        """The note cache's timbre key for this latent (hashed once: note-ons ask for it)."""
-        return latent_digest(self.latent)
-
-    @classmethod
-    def from_preset(cls, preset: Preset, latent_size: int) -> Timbre:
-        return cls(
-            preset.name,
-            preset.latent_vector(latent_size),
-            preset.gain_db,
-            preset.attack_s,
-            preset.release_s,
-            preset.loop,
-        )
-
-
-def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:
-    """``steps`` timbres evenly spaced along ``path``: slerp between neighbouring latents, and
-    gain and envelope interpolated linearly, looping taken from the nearer preset. Step 0 is
-    ``path[0]``, the last step ``path[-1]``."""
-    if len(path) < 2 or steps < 2:
-        raise PresetError(f"a morph needs ≥ 2 presets and ≥ 2 steps (got {len(path)}, {steps})")
-    out = []
-    for step in range(steps):
-        u = step * (len(path) - 1) / (steps - 1)
-        i = min(int(u), len(path) - 2)
-        t = u - i
-        a, b = path[i], path[i + 1]
-        out.append(
-            Timbre(
-                f"{a.name}→{b.name}@{t:.2f}",
-                np.asarray(slerp(a.latent, b.latent, t), dtype=np.float32),
-                a.gain_db + t * (b.gain_db - a.gain_db),
-                a.attack_s + t * (b.attack_s - a.attack_s),
-                a.release_s + t * (b.release_s - a.release_s),
-                a.loop if t < 0.5 else b.loop,
-            )
-        )
-    return out
+def note_amplitude(
+    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
+) -> float:
+    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
+    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
+    here, so a change of level staging reaches them all."""
+    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
 
 
 @dataclass(frozen=True)
@@ -142,6 +117,8 @@ class Engine:
 
     ``programs`` maps program numbers to timbres; ``timbre`` is the one playing at start.
     ``morph`` holds the quantised morph steps (``morph_steps``), empty for no morph.
+    ``space`` holds the knob directions and the pad's corners (None: no knobs, no pad);
+    ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's (x, y).
     """
 
     def __init__(
@@ -153,7 +130,12 @@ class Engine:
         *,
         programs: Mapping[int, Timbre] | None = None,
         morph: Sequence[Timbre] = (),
-        morph_cc: int | None = 1,
+        morph_cc: int | None = CC_MOD_WHEEL,
+        space: TimbreSpace[Timbre] | None = None,
+        knob_ccs: Sequence[int] = KNOB_CCS,
+        pad_ccs: Sequence[int] = (),
+        random_cc: int | None = RANDOM_CC,
+        save_cc: int | None = SAVE_CC,
         channel: int | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -162,16 +144,24 @@ class Engine:
     ) -> None:
         if channel is not None and not 0 <= channel <= 15:
             raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
-        if velocity_exponent <= 0:
-            raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
+        if velocity_exponent < 0:
+            raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
         self._pitch_set = frozenset(self.pitches)
-        self.timbre = timbre
+        self.space = space
+        self.timbre = space.set_base(timbre) if space is not None else timbre
         self.programs = dict(programs or {})
-        self.morph = list(morph)
+        self._path = list(morph)  # the bank's morph steps
+        self.morph = self._path  # the line playing: the morph path, a knob's stops, a pad edge
         self.morph_cc = morph_cc if self.morph else None
+        knobs = space.knobs if space is not None else None
+        self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
+        has_pad = space is not None and bool(space.corners)
+        self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
+        self._buttons = {cc: 0 for cc in (random_cc, save_cc) if cc is not None}
+        self.random_cc, self.save_cc = random_cc, save_cc
         self.channel = channel
         self.bend_range_semitones = bend_range_semitones
         self.velocity_exponent = velocity_exponent
@@ -180,22 +170,27 @@ class Engine:
         self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
         self.ignored = 0
         self._learning = False
+        self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
+        self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
+        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
+        # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
+        # when it came); see start_pending().
+        self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
-        self._step_keys = [step.key for step in self.morph]
         self._prefetched: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
 
     def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
         """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
-        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+        if not msg or msg[0] >= SYSTEM or msg[0] < STATUS_BIT:
             self.ignored += 1  # system, realtime and running-status bytes are not ours
             return
-        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
-        data = _DATA_BYTES[kind]
-        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+        kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+        data = DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
         if self.channel is not None and channel != self.channel:
@@ -203,6 +198,7 @@ class Engine:
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
+            self._pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             self._control_change(msg[1], msg[2], frame)
@@ -221,9 +217,14 @@ class Engine:
         """Ask for every pitch of the current timbre in the background (call once at start)."""
         self._request_all(self.timbre)
 
-    def learn(self) -> None:
-        """Bind the morph to the next controller moved (other than pedal and channel modes)."""
-        if self.morph:
+    def learn(self, knob: int | None = None) -> None:
+        """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
+        pedal and channel modes)."""
+        if knob is not None:
+            if not 0 <= knob < len(self._knob_of) or self.space is None:
+                raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
+            self._learn_knob, self._learning = knob, True
+        elif self.morph:
             self._learning = True
 
     @property
@@ -235,6 +236,49 @@ class Engine:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
         cc, self._learned = self._learned, None
         return cc
+
+    @property
+    def pending(self) -> int:
+        """Note-ons waiting for their timbre's first note (see ``start_pending``)."""
+        return len(self._pending)
+
+    def start_pending(self, now: float | None = None) -> int:
+        """Start every waiting note-on whose exact note has arrived, drop those older than
+        ``PENDING_S``; returns how many still wait. Live, the player calls this every few ms
+        while any wait."""
+        now = time.monotonic() if now is None else now
+        for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
+            note = self.cache.lookup(timbre.key, model_pitch)
+            if note is not None:
+                del self._pending[key]
+                layer = self._shifted(note, key[1])
+                if layer is not None:
+                    self._start(key, timbre, (layer, None, 0.0), velocity, IMMEDIATE)
+            elif now - since > PENDING_S:
+                del self._pending[key]
+        return len(self._pending)
+
+    def take_learned_knob(self) -> tuple[int, int] | None:
+        """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
+        bound, self._learned_knob = self._learned_knob, None
+        return bound
+
+    def take_save(self) -> Timbre | None:
+        """The timbre the save button marked, once (then None): for the caller to write it."""
+        timbre, self._to_save = self._to_save, None
+        return timbre
+
+    def random_timbre(self) -> None:
+        """A fresh random timbre for the next notes, with the level and envelope of what plays;
+        the pitches played last are rendered first, then the rest."""
+        self._switch_to(random_timbre(self.current()))
+
+    def current(self) -> Timbre:
+        """The one timbre playing now: the nearest step of a line that is moving, else the
+        current timbre (knob offsets included)."""
+        if self.morph_position is None:
+            return self.timbre
+        return self.morph[round(self.morph_position)]
 
     def program_change(self, program: int) -> None:
         """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
@@ -249,7 +293,12 @@ class Engine:
                 f"{', '.join(map(str, sorted(self.programs))) or 'none'}); ignored",
             )
             return
-        self.timbre = timbre
+        self._switch_to(timbre)
+
+    def _switch_to(self, timbre: Timbre) -> None:
+        """New notes play ``timbre`` (moved by the knobs); sounding ones keep theirs."""
+        self.timbre = self.space.set_base(timbre) if self.space is not None else timbre
+        timbre = self.timbre
         self.morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
@@ -265,7 +314,11 @@ class Engine:
         position = self.morph_position
         return EngineStatus(
             timbre=self._current_name(),
-            morph_position=None if position is None else position / (len(self.morph) - 1),
+            morph_position=(
+                None
+                if position is None or self.morph is not self._path
+                else position / (len(self.morph) - 1)
+            ),
             cache_fill={name: self.cache.progress(t.key) for name, t in named.items()},
             dropped_commands=self.voices.dropped,
             ignored_messages=self.ignored,
@@ -275,9 +328,7 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        if self.morph_position is None:
-            return self.timbre.name
-        return self.morph[round(self.morph_position)].name
+        return self.current().name
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -347,32 +398,31 @@ class Engine:
         """
         assert self.morph_position is not None
         u = self.morph_position
+        keys = [step.key for step in self.morph]
         for step in self._neighbour_steps() if priority is not None else ():
-            if self.cache.lookup(self._step_keys[step], model_pitch) is None:
+            if self.cache.lookup(keys[step], model_pitch) is None:
                 self.cache.request(self.morph[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
                     self._wait(self.morph[step], model_pitch)
         cached = [
-            s
-            for s, key in enumerate(self._step_keys)
-            if self.cache.lookup(key, model_pitch) is not None
+            s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
         ]
         below = max((s for s in cached if s <= u), default=None)
         above = min((s for s in cached if s >= u), default=None)
         if below is None and above is None:
             # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
             for step in sorted(range(len(self.morph)), key=lambda s: abs(s - u)):
-                layer = self._shifted(self.cache.nearest(self._step_keys[step], model_pitch), pitch)
+                layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
                 if layer is not None:
                     return layer, None, 0.0
             return None
         if below is None or above is None or below == above:
             only = below if below is not None else above
-            note = self.cache.lookup(self._step_keys[only], model_pitch)
+            note = self.cache.lookup(keys[only], model_pitch)
             layer = self._shifted(note, pitch)
             return (layer, None, 0.0) if layer is not None else None
-        a = self._shifted(self.cache.lookup(self._step_keys[below], model_pitch), pitch)
-        b = self._shifted(self.cache.lookup(self._step_keys[above], model_pitch), pitch)
+        a = self._shifted(self.cache.lookup(keys[below], model_pitch), pitch)
+        b = self._shifted(self.cache.lookup(keys[above], model_pitch), pitch)
         if a is None or b is None:
             return None
         return a, b, (u - below) / (above - below)
@@ -391,11 +441,23 @@ class Engine:
             layers = self._morph_layers(model_pitch, pitch, Priority.WAITING)
             for step in self.morph:
                 self.cache.played(step.key, model_pitch)
-        if layers is None:
-            return  # nothing near enough is cached yet; the exact note is on its way
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        if layers is None:  # nothing of this timbre yet: wait for the exact note on its way
+            if self.wait_s is None:
+                self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
+            return
+        self._start((channel, pitch), timbre, layers, velocity, frame)
+
+    def _start(
+        self,
+        key: tuple[int, int],
+        timbre: Timbre,
+        layers: tuple[Layer, Layer | None, float],
+        velocity: int,
+        frame: int,
+    ) -> None:
+        amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
-            (channel, pitch),
+            key,
             layers[0],
             layers[1],
             weight=layers[2],
@@ -408,14 +470,23 @@ class Engine:
 
     def _control_change(self, cc: int, value: int, frame: int) -> None:
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= 64, frame)
+            self.voices.sustain(value >= PEDAL_DOWN_MIN, frame)
         elif cc == CC_ALL_SOUND_OFF:
+            self._pending.clear()
             self.voices.all_sound_off(frame)
         elif cc == CC_RESET_CONTROLLERS:
             self.voices.sustain(False, frame)
             self.voices.bend(0.0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
+            self._pending.clear()
             self.voices.all_notes_off(frame)
+        elif self._learning and self._learn_knob is not None:
+            knob, self._learn_knob, self._learning = self._learn_knob, None, False
+            self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
+            self._knob_of[cc] = knob
+            self._learned_knob = (knob, cc)
+            logger.info("knob %d bound to CC%d", knob + 1, cc)
+            self._turn(knob, value, frame)
         elif self._learning:
             self._learning = False
             self.morph_cc = self._learned = cc
@@ -423,15 +494,35 @@ class Engine:
             self._morph_to(value, frame)
         elif cc == self.morph_cc:
             self._morph_to(value, frame)
+        elif cc in self._knob_of:
+            self._turn(self._knob_of[cc], value, frame)
+        elif cc in self._pad_axis:
+            assert self.space is not None
+            self._glide(*self.space.move_pad(self._pad_axis[cc], value), frame)
+        elif cc in self._buttons:
+            pressed = value >= PEDAL_DOWN_MIN > self._buttons[cc]  # pressed, as a pedal is
+            self._buttons[cc] = value
+            if pressed and cc == self.random_cc:
+                self.random_timbre()
+            elif pressed:
+                self._to_save = self.current()
         else:
             self.ignored += 1
 
+    def _turn(self, knob: int, value: int, frame: int) -> None:
+        assert self.space is not None
+        self._glide(*self.space.turn(knob, value), frame)
+
     def _morph_to(self, value: int, frame: int) -> None:
         """Move along the morph path: new notes and sounding notes take the new position."""
-        u = value / 127 * (len(self.morph) - 1)
-        if u == self.morph_position:
+        self._glide(self._path, value / DATA_MAX * (len(self._path) - 1), frame)
+
+    def _glide(self, line: list[Timbre], u: float, frame: int) -> None:
+        """Move to position ``u`` (in steps) along ``line``: new notes and sounding notes take
+        the new position, crossfading the two steps around it."""
+        if line is self.morph and u == self.morph_position:
             return
-        self.morph_position = u
+        self.morph, self.morph_position = line, u
         sounding = [
             (slot, pitch, self.model_pitch(pitch)) for slot, (_, pitch) in self.voices.sounding()
         ]
@@ -440,7 +531,7 @@ class Engine:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
             played = sorted({mp for _, _, mp in sounding if mp is not None})
             for step in self._neighbour_steps():
-                key = self._step_keys[step]
+                key = self.morph[step].key
                 missing = [p for p in played if self.cache.lookup(key, p) is None]
                 if missing:
                     self.cache.request(self.morph[step].latent, missing, Priority.NEAR)
@@ -452,52 +543,3 @@ class Engine:
                 layers = self._morph_layers(model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
-
-
-def build_engine(
-    cache: NoteCache,
-    voices: Voices,
-    pitches: Sequence[int],
-    latent_size: int,
-    *,
-    preset: Preset | None = None,
-    bank: Bank | None = None,
-    **settings: Any,
-) -> Engine:
-    """An Engine for one preset, or for a bank (programs + morph path, presets found by name).
-
-    With a bank, the lowest program's preset plays first; a bank with only a morph path starts
-    at its first preset. ``preset`` wins over the bank's first program when both are given.
-    """
-    from gansynth_instrument.presets import find_preset
-
-    def timbre_of(name: str) -> Timbre:
-        return Timbre.from_preset(find_preset(name), latent_size)
-
-    programs: dict[int, Timbre] = {}
-    morph: list[Timbre] = []
-    morph_cc = settings.pop("morph_cc", None)
-    if bank is not None:
-        programs = {program: timbre_of(name) for program, name in bank.programs.items()}
-        if len(bank.morph_path) >= 2:
-            morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
-        if morph_cc is None:
-            morph_cc = bank.morph_cc
-    if preset is not None:
-        first = Timbre.from_preset(preset, latent_size)
-    elif programs:
-        first = programs[min(programs)]
-    elif morph:
-        first = morph[0]
-    else:
-        raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
-    return Engine(
-        cache,
-        voices,
-        pitches,
-        first,
-        programs=programs,
-        morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else 1,
-        **settings,
-    )

@@ -14,9 +14,10 @@ import pytest
 from jackrig import JackServer, Recorder
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
-from gansynth_instrument.cache import Note
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.voices import Layer, LoopedNote, Voices
+from gansynth_instrument.mixer import MORPH_LAYERS
+from gansynth_instrument.note import LoopedNote, Note
+from gansynth_instrument.voices import Layer, Voices
 
 RATE = 48000
 NOTE_FRAMES = RATE  # 1 s notes
@@ -90,7 +91,7 @@ def test_a_full_arena_drops_the_note_instead_of_overwriting_one(jack_server: Jac
     audio.open()
     try:
         voices = Voices(audio)
-        notes = [tone(300.0 + i) for i in range(2 * audio.slots)]
+        notes = [tone(300.0 + i) for i in range(MORPH_LAYERS * audio.slots)]
         for i, note in enumerate(notes):
             assert voices.note_on(i, Layer(note)) is not None
         assert voices.note_on("one more", Layer(tone(2000.0))) is None

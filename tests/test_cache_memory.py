@@ -1,6 +1,6 @@
 """The note cache's in-memory cap, against the real exported tiny model and real disk files.
 
-Generator calls are counted by wrapping the real model's ``generate`` (tests/test_cache.py's spy):
+Generator calls are counted by wrapping the real model's ``generate`` (tests/generate_spy.py):
 every note still comes from the real model.
 """
 
@@ -12,28 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cache import GenerateSpy
+from generate_spy import GenerateSpy
 
-from gansynth_instrument.cache import Note, NoteCache, Priority
+from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import Model, load_model
-from gansynth_instrument.voices import Layer, Mixer, Voices
+from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.model import Model
+from gansynth_instrument.note import Note
+from gansynth_instrument.voices import Layer, Voices
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 RATE = 16000  # the model's own rate: no resampling, so every note is the same size
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path) -> Model:
-    return load_model(tiny_model)
-
-
-@pytest.fixture
-def spy(model: Model, monkeypatch: pytest.MonkeyPatch):
-    spy = GenerateSpy(model, monkeypatch)
-    yield spy
-    spy.release()
 
 
 def note_bytes(model: Model) -> int:
@@ -140,7 +130,7 @@ def test_mixer_never_drops_the_last_reference_to_a_waveform(model: Model) -> Non
         """One voice from note-on to its natural end (the slot keeps its waveform after)."""
         assert voices.note_on(key, Layer(note)) == 0
         for _ in range(len(note.pcm) // len(out) + 8):
-            mixer.render(out, len(out))
+            mixer.mix(out, len(out))
         assert mixer.finished  # the voice ended; the slot still references the waveform
 
     with NoteCache(model, RATE, cache_dir=None, max_memory_bytes=note_bytes(model)) as cache:

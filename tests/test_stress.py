@@ -23,11 +23,9 @@ TIMEOUT_S = 600  # only bounds a hang: setup (model, first preset) + 30 s of pla
 # buffers, Python objects of a few thousand MIDI events. A leak per event or per note grows
 # past it within the soak (the soak adds ~60 MiB of notes on this model).
 RSS_SLACK_MIB = 32.0
-# Of the flood's callbacks. Measured on a quiet machine: 1, 1, 0, 1, 1 xruns in 3750 callbacks
-# (a silent client alone: 0-1 in as many). Before the renderer process handed its notes over in
-# shared memory (cache._send_notes) and play left huge pages alone (memory.no_huge_pages): 11;
-# before the mixer had its own process: 1-14 quiet and up to 81 beside training. A callback that
-# blocked, allocated or ran the model would xrun on most blocks.
+# Of the flood's callbacks: room for the machine's own floor (a silent JACK client's xruns, see
+# the README's stress and soak section), while a callback that blocked, allocated or ran the
+# model would xrun on most blocks.
 XRUN_BUDGET_FRACTION = 0.002
 
 
@@ -53,12 +51,11 @@ def test_short_stress_run_survives_the_flood_and_the_soak(tiny_model: Path, tmp_
     assert report["stream_active_at_end"]
 
     # Xruns while the flood is handled (stream underflow flags and jackd's own count). Issue 7's
-    # target is zero, but on this VM a client that only writes silence gets xruns too: 0 in 30 s
-    # on a quiet machine, 8-54 in 30 s beside one busy process, and in bursts while the host takes
-    # CPU time from the VM (one run: 1.5 s stolen in the 5 s idle phase gave 81 xruns, 4.4 s in the
-    # 10 s flood gave 408). So the bound is the silent client's rate measured in this run, plus one
-    # xrun per block period of CPU time stolen during the flood, plus a budget for what the
-    # instrument may add (XRUN_BUDGET_FRACTION). On a quiet host the last term is all there is.
+    # target is zero, but on a VM a client that only writes silence gets xruns too, beside busy
+    # processes and in bursts while the host takes CPU time from the VM. So the bound is the
+    # silent client's rate measured in this run, plus one xrun per block period of CPU time
+    # stolen during the flood, plus a budget for what the instrument may add
+    # (XRUN_BUDGET_FRACTION). On a quiet host the last term is all there is.
     allowed = XRUN_BUDGET_FRACTION + report["silent_xrun_fraction"]
     stolen_blocks = flood["stolen_ms"] / flood["block_period_ms"]
     budget = allowed * flood["callbacks"] + stolen_blocks

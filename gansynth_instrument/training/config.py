@@ -12,6 +12,7 @@ from gansynth_export.checkpoint import MEL_PROG_HIRES, magenta_progress, stage_l
 from gansynth_export.graph import GeneratorConfig
 
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
 from gansynth_instrument.training.networks import filters_for
 
 # Magenta's mel_prog_hires + the set_flags values it relies on (experiment.json keys).
@@ -20,10 +21,10 @@ FULL: dict[str, Any] = {
     "g_fn": "specgram",
     "d_fn": "specgram",
     "data_normalizer": "specgrams_prespecified_normalizer",
-    "mag_normalizer_a": 0.0661371661726,
-    "mag_normalizer_b": 0.113718730221,
-    "p_normalizer_a": 0.8,
-    "p_normalizer_b": 0.0,
+    "mag_normalizer_a": MAG_NORMALIZER[0],
+    "mag_normalizer_b": MAG_NORMALIZER[1],
+    "p_normalizer_a": P_NORMALIZER[0],
+    "p_normalizer_b": P_NORMALIZER[1],
     "audio_length": 64000,
     "sample_rate": 16000,
     "train_time_limit": None,

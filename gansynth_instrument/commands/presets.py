@@ -1,0 +1,128 @@
+"""``gansynth-instrument presets list|show|new|save|rm``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gansynth_instrument.errors import PresetError
+from gansynth_instrument.knobs import describe, parse_knobs
+from gansynth_instrument.presets import (
+    Bank,
+    Preset,
+    create_preset,
+    delete_preset,
+    find_bank,
+    find_preset,
+    is_shipped,
+    list_banks,
+    list_presets,
+    save_copy,
+    shipped_presets_dir,
+    user_presets_dir,
+)
+
+_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "loop", "description")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``gansynth-instrument presets list|show|new|save|rm``."""
+    changes = {k: getattr(args, k) for k in _EDITABLE_FIELDS if getattr(args, k, None) is not None}
+    if args.action == "list":
+        print(format_listing())
+    elif args.action == "show":
+        print(show_text(args.name, bank=args.bank), end="")
+    elif args.action == "new":
+        move, note, latent_size = None, "", args.latent_size
+        if args.knob:
+            if args.from_preset is None:
+                raise PresetError("presets new: --knob needs --from PRESET (the timbre it turns)")
+            move, note, latent_size = _knob_move(args)
+        preset, path = create_preset(
+            args.name,
+            seed=args.seed,
+            random=args.random,
+            between=tuple(args.between) if args.between else None,
+            at=args.at,
+            latent_size=latent_size,
+            from_preset=args.from_preset,
+            move=move,
+            move_note=note,
+            changes=changes,
+            force=args.force,
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "save":
+        preset, path = save_copy(
+            args.source, new_name=args.as_name, changes=changes, force=args.force
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "rm":
+        print(f"deleted {delete_preset(args.name)}")
+    return 0
+
+
+def _knob_move(
+    args: argparse.Namespace,
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, int]:
+    """(latent → latent moved by the ``--knob`` offsets, their description, the model's latent
+    size). The specs and the source preset are checked before the model loads."""
+    from gansynth_instrument.commands import load_model_from_args
+    from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
+
+    offsets = parse_knobs(args.knob, KNOB_COUNT)
+    find_preset(args.from_preset)
+    model = load_model_from_args(args)
+    knobs = knob_directions(model)
+    return functools.partial(knobs.move, offsets=offsets), describe(offsets), model.latent_size
+
+
+def _timbre_text(preset: Preset) -> str:
+    if preset.seed is not None:
+        return f"seed {preset.seed}"
+    assert preset.latent is not None
+    return f"latent[{len(preset.latent)}]"
+
+
+def format_listing(*, user_dir: Path | None = None) -> str:
+    """The ``presets list`` table: presets, then banks."""
+    lines = [
+        f"{'preset':<20} {'prog':>4}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
+    ]
+    for p in list_presets(user_dir=user_dir):
+        prog = "" if p.program is None else str(p.program)
+        where = "shipped" if is_shipped(p) else "user"
+        lines.append(
+            f"{p.name:<20} {prog:>4}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
+            f"{p.description}"
+        )
+    banks = list_banks(user_dir=user_dir)
+    if banks:
+        lines.append("")
+        lines.append(f"{'bank':<20} {'programs':>8}  morph (CC, steps: path)")
+        for b in banks:
+            morph = (
+                f"CC{b.morph_cc}, {b.morph_steps}: {' → '.join(b.morph_path)}"
+                if b.morph_path
+                else "-"
+            )
+            lines.append(f"{b.name:<20} {len(b.programs):>8}  {morph}")
+    lines.append("")
+    lines.append(f"user presets: {user_dir if user_dir is not None else user_presets_dir()}")
+    lines.append(f"shipped presets (read-only): {shipped_presets_dir()}")
+    return "\n".join(lines)
+
+
+def show_text(name_or_path: str, *, bank: bool = False, user_dir: Path | None = None) -> str:
+    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path."""
+    item: Preset | Bank = (
+        find_bank(name_or_path, user_dir=user_dir)
+        if bank
+        else find_preset(name_or_path, user_dir=user_dir)
+    )
+    assert item.path is not None
+    return f"# {item.path}\n" + item.path.read_text(encoding="utf-8")

@@ -1,0 +1,148 @@
+"""The package's layout as docs/design.md draws it: imports go one way, and the audio process
+loads only the mixer side.
+
+The import graph is read from the source with ``ast`` (every import, also those inside functions
+and ``if TYPE_CHECKING:`` blocks), so a cycle is found whether or not a test happens to import
+the modules in the order that breaks.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = {"gansynth_instrument": REPO / "gansynth_instrument", "gansynth_export": REPO / "export"}
+
+
+def module_files() -> dict[str, Path]:
+    modules = {}
+    for package, root in PACKAGES.items():
+        for path in root.rglob("*.py"):
+            parts = [package, *path.relative_to(root).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports (a ``from package import module`` counts as the
+    module; the package itself is left out: its ``__init__`` imports lazily)."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up per extra dot
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in known and t not in PACKAGES}
+    return found - {name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = module_files()
+    return {name: imported(name, path, set(files)) for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first = last), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_graph_reader_finds_a_cycle_and_what_imports_what() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    graph = import_graph()
+    assert "gansynth_instrument.cache" in graph["gansynth_instrument.engine"]
+    assert "gansynth_instrument.mixer" in graph["gansynth_instrument.audio_process"]
+
+
+def test_imports_go_one_way() -> None:
+    assert find_cycle(import_graph()) is None
+
+
+def modules_loaded(code: str) -> set[str]:
+    """The modules a fresh Python has loaded after running ``code``."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    run = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    return set(run.stdout.split())
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
+    return seen
+
+
+def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
+    """What the spawned audio child can import (lazy imports included), and what it does import:
+    the console script's module, then audio_process."""
+    child = reachable(import_graph(), "gansynth_instrument.audio_process")
+    assert "gansynth_instrument.mixer" in child
+    control_side = {"cache", "disk_store", "note_workers", "make", "voices", "engine", "model"}
+    assert child & {f"gansynth_instrument.{name}" for name in control_side} == set()
+    loaded = modules_loaded("import gansynth_instrument.cli, gansynth_instrument.audio_process")
+    assert "gansynth_instrument.mixer" in loaded
+    heavy = {
+        "gansynth_instrument.cache",
+        "gansynth_instrument.voices",
+        "gansynth_instrument.engine",
+        "gansynth_instrument.model",
+        "soxr",
+        "tqdm",
+        "platformdirs",
+        "onnxruntime",
+        "yaml",
+        "mido",
+        "rtmidi",
+    }
+    assert loaded & heavy == set()
+
+
+def test_the_public_api_is_what_the_package_docstring_promises() -> None:
+    import gansynth_instrument
+
+    assert set(gansynth_instrument.__all__) == {"__version__", *gansynth_instrument._EXPORTS}
+    for name in gansynth_instrument.__all__:
+        assert name in gansynth_instrument.__doc__ or name == "__version__", name
+        assert getattr(gansynth_instrument, name) is not None
+    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model"
+
+
+def test_the_command_line_imports_nothing_heavy_before_a_command_runs() -> None:
+    """``gansynth-instrument --help`` stays fast: the package and the parser load no NumPy,
+    onnxruntime or audio library; each command imports its own module when it runs."""
+    loaded = modules_loaded("from gansynth_instrument.cli import build_parser; build_parser()")
+    assert loaded & {"numpy", "onnx", "onnxruntime", "sounddevice", "rtmidi", "yaml"} == set()
+    assert not any(name.startswith("gansynth_instrument.commands") for name in loaded)
