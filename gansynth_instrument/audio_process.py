@@ -245,12 +245,13 @@ class AudioProcess(StreamHealth):
             cmd = tuple(fields)
         self._commands.send(cmd)
         self._sent += 1
-        # A morph of a voice that already ended is ignored by the child: nothing more is held.
-        previous = self._voice.get(cmd[2])
         if op == CMD_NOTE_ON:
             self._hold(cmd[2], cmd[3], held)
-        elif op == CMD_MORPH and previous is not None and previous[0] == cmd[3]:
-            self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
+        elif op == CMD_MORPH:
+            # A morph of a voice that already ended is ignored by the child: nothing more held.
+            previous = self._voice.get(cmd[2])
+            if previous is not None and previous[0] == cmd[3]:
+                self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
         return True
 
     def pending(self) -> int:

@@ -60,6 +60,10 @@ def test_voices_sent_to_the_audio_process_sound_and_end(jack_server: JackServer)
         wait_until(lambda: audio.voices_active == 0)
         assert voices.in_use() == 0 and audio.pending() == 0
         assert audio.stats().callbacks > 0 and audio.voices_peak == 1
+        # Commands without a slot (bend, all sound off) pass through as well.
+        voices.bend(1.0)
+        voices.all_sound_off()
+        assert voices.dropped == 0
 
 
 def test_a_sounding_note_is_never_overwritten_while_others_come_and_go(
