@@ -1,9 +1,15 @@
 """Control side of the instrument: raw MIDI bytes → voice commands, cache requests, timbre state.
 
 ``Engine.handle(msg)`` takes one MIDI message as raw bytes (``midi.py`` and the offline MIDI-file
-renderer feed it; nothing here imports mido). It owns the state a player changes: the current
-preset (program change), the morph position (a CC moving along the bank's morph path), pedal and
-bend (through ``voices.Voices``), and asks the note cache for what will be needed next.
+renderer feed it; nothing here imports mido). It keeps the 16 channels' state (``channels.py``:
+program and bank, morph position, pedal, bend and its range, volume, expression, pan), turns
+changes into voice commands (``voices.Voices``: one voice pool shared by every channel), and asks
+the note cache for what will be needed next.
+
+General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches, so they are not
+played (one notice) unless a preset is given for it (``drums``). A program the bank lacks plays a
+stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
+(``report()``), for a render to say what it did.
 
 Rules:
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
@@ -11,9 +17,10 @@ Rules:
   ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
-- Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *rendered* steps around the knob position, so the knob acts within
-  one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
+- Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
+  neighbouring presets); a voice crossfades the two nearest *rendered* steps around the knob
+  position, so the knob acts within one audio block; the exact neighbours are requested at
+  NEAR, the rest of their pitches behind.
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
@@ -28,14 +35,38 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.channels import (
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_BANK_LSB,
+    CC_BANK_MSB,
+    CC_DATA_LSB,
+    CC_DATA_MSB,
+    CC_EXPRESSION,
+    CC_NRPN_LSB,
+    CC_NRPN_MSB,
+    CC_PAN,
+    CC_RESET_CONTROLLERS,
+    CC_RPN_LSB,
+    CC_RPN_MSB,
+    CC_SUSTAIN,
+    CC_VOLUME,
+    CHANNELS,
+    DEFAULT_BEND_RANGE_SEMITONES,
+    DRUM_CHANNEL,
+    RPN_BEND_RANGE,
+    RPN_NULL,
+    Channel,
+)
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
+from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
@@ -43,10 +74,6 @@ logger = logging.getLogger(__name__)
 
 # MIDI status nibbles and controller numbers (MIDI 1.0 specification).
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
 POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
 _DATA_BYTES = {
     NOTE_OFF: 2,
@@ -57,12 +84,13 @@ _DATA_BYTES = {
     CHANNEL_PRESSURE: 1,
     PITCH_BEND: 2,
 }
-BEND_CENTER = 8192
 
-DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+SKIP_PERCUSSION = "drum notes (channel 10 is percussion; map it with a bank's 'drums:' or --drums)"
+SKIP_RANGE = "notes out of the model's range"
+SKIP_CHANNEL = "notes on channels not chosen"
 
 
 @dataclass(frozen=True)
@@ -77,11 +105,22 @@ class EngineStatus:
     morph_cc: int | None
 
 
+@dataclass(frozen=True)
+class ChannelReport:
+    """What one channel did: notes played per preset, notes skipped per reason, notices."""
+
+    channel: int  # 0-15
+    played: dict[str, int]
+    skipped: dict[str, int]
+
+
 class Engine:
     """MIDI in, voice commands out; see the module docstring. Not thread-safe: one MIDI thread.
 
-    ``programs`` maps program numbers to timbres; ``timbre`` is the one playing at start.
-    ``morph`` holds the quantised morph steps (``morph_steps``), empty for no morph.
+    ``programs`` maps bank 0's program numbers to timbres, ``variations`` other banks' (bank
+    select CC0 → program → timbre); ``timbre`` is what every channel plays at start. ``drums``
+    plays channel 10 (None: its notes are skipped). ``morph`` holds the quantised morph steps
+    (``morph_steps``), empty for no morph. ``channels``: the channels (0-15) to play, None = all.
     """
 
     def __init__(
@@ -92,32 +131,40 @@ class Engine:
         timbre: Timbre,
         *,
         programs: Mapping[int, Timbre] | None = None,
+        variations: Mapping[int, Mapping[int, Timbre]] | None = None,
+        drums: Timbre | None = None,
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = 1,
-        channel: int | None = None,
+        channels: Collection[int] | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
         wait_s: float | None = None,
     ) -> None:
-        if channel is not None and not 0 <= channel <= 15:
-            raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
+        if channels is not None and not all(0 <= c < CHANNELS for c in channels):
+            raise ValueError(f"MIDI channels are 0..15 (or None for all), got {sorted(channels)}")
         if velocity_exponent <= 0:
             raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
         self._pitch_set = frozenset(self.pitches)
-        self.timbre = timbre
         self.programs = dict(programs or {})
+        self._programs = Programs({0: self.programs, **(variations or {})})
+        self.drums = drums
         self.morph = list(morph)
         self.morph_cc = morph_cc if self.morph else None
-        self.channel = channel
-        self.bend_range_semitones = bend_range_semitones
+        self.listen = frozenset(range(CHANNELS) if channels is None else channels)
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
-        self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
+        self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
+        self._timbres: list[Timbre | None] = [timbre] * CHANNELS
+        self._timbres[DRUM_CHANNEL] = drums
+        # The channel the live view shows and ``timbre`` names: the last one played or changed.
+        self.focus = min(self.listen - {DRUM_CHANNEL}, default=0)
+        self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
+        self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
         self.ignored = 0
         self._learning = False
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
@@ -138,28 +185,84 @@ class Engine:
         if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
-        if self.channel is not None and channel != self.channel:
+        if channel not in self.listen:
+            if kind == NOTE_ON and msg[2] > 0:
+                self._skipped[channel][SKIP_CHANNEL] += 1
             return
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
-            self._control_change(msg[1], msg[2], frame)
+            self._control_change(channel, msg[1], msg[2], frame)
         elif kind == PROGRAM_CHANGE:
-            self.program_change(msg[1])
+            self.program_change(msg[1], channel)
         elif kind == PITCH_BEND:
-            value = msg[1] | (msg[2] << 7)
-            span = (
-                BEND_CENTER - 1 if value > BEND_CENTER else BEND_CENTER
-            )  # ends are exactly ±range
-            self.voices.bend((value - BEND_CENTER) / span * self.bend_range_semitones, frame)
+            state = self.channels[channel]
+            state.bend = msg[1] | (msg[2] << 7)
+            self.voices.bend(state.bend_semitones(), frame, channel)
         else:
             self.ignored += 1  # aftertouch: no per-voice pressure in this instrument
 
+    @property
+    def timbre(self) -> Timbre | None:
+        """The preset the focus channel plays (see ``focus``)."""
+        return self._timbres[self.focus]
+
+    @timbre.setter
+    def timbre(self, timbre: Timbre) -> None:
+        self._timbres[self.focus] = timbre
+
+    @property
+    def morph_position(self) -> float | None:
+        """The focus channel's morph position in steps, None while its preset plays."""
+        return self.channels[self.focus].morph_position
+
+    @property
+    def bend_range_semitones(self) -> float:
+        return self.channels[self.focus].bend_range
+
     def prefetch(self) -> None:
         """Ask for every pitch of the current timbre in the background (call once at start)."""
-        self._request_all(self.timbre)
+        if self.timbre is not None:
+            self._request_all(self.timbre)
+
+    def timbre_of(self, channel: int) -> Timbre | None:
+        """What ``channel`` plays now (None: nothing, e.g. unmapped percussion)."""
+        return self._timbres[channel]
+
+    def planned_notes(
+        self, messages: Iterable[Sequence[int]]
+    ) -> dict[str, tuple[Timbre, set[int]]]:
+        """Timbre key → (timbre, model pitches) the program changes and note-ons of
+        ``messages`` will ask for, from the engine's present state and without acting on any:
+        a renderer asks the cache for them up front, so they render in batches."""
+        timbres = list(self._timbres)
+        banks = [c.bank for c in self.channels]
+        wanted: dict[str, tuple[Timbre, set[int]]] = {}
+        for msg in messages:
+            kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
+            if channel not in self.listen or len(msg) < 2:
+                continue
+            if kind == CONTROL_CHANGE and len(msg) > 2 and msg[1] == CC_BANK_MSB:
+                banks[channel] = msg[2]
+            elif kind == PROGRAM_CHANGE and channel != DRUM_CHANNEL:
+                chosen, _ = self._programs.resolve(banks[channel], msg[1])
+                timbres[channel] = chosen or timbres[channel]
+            elif kind == NOTE_ON and len(msg) > 2 and msg[2] > 0:
+                timbre = timbres[channel]
+                pitch = self.model_pitch(msg[1], warn=False)
+                if timbre is not None and pitch is not None:
+                    wanted.setdefault(timbre.key, (timbre, set()))[1].add(pitch)
+        return wanted
+
+    def report(self) -> list[ChannelReport]:
+        """Per channel that had notes: notes played per preset and skipped per reason."""
+        return [
+            ChannelReport(c, dict(self._played[c]), dict(self._skipped[c]))
+            for c in range(CHANNELS)
+            if self._played[c] or self._skipped[c]
+        ]
 
     def learn(self) -> None:
         """Bind the morph to the next controller moved (other than pedal and channel modes)."""
@@ -176,21 +279,24 @@ class Engine:
         cc, self._learned = self._learned, None
         return cc
 
-    def program_change(self, program: int) -> None:
-        """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
-        (without a bank there is nothing to switch to, so no warning)."""
-        timbre = self.programs.get(program)
-        if timbre is None and not self.programs:
-            return  # one preset, no bank: program changes have nothing to select
-        if timbre is None:
-            self._warn_once(
-                f"program {program}",
-                f"program change {program}: not in this bank (programs: "
-                f"{', '.join(map(str, sorted(self.programs))) or 'none'}); ignored",
-            )
+    def program_change(self, program: int, channel: int | None = None) -> None:
+        """Switch ``channel``'s (default: the focus channel's) timbre for new notes, in the bank
+        its last bank select chose; sounding notes keep theirs. A program the bank lacks plays a
+        stand-in with one notice (``programs.py``); without a bank there is nothing to switch
+        to. Percussion (channel 10) keeps its drum preset."""
+        channel = self.focus if channel is None else channel
+        state = self.channels[channel]
+        state.program = program
+        if channel == DRUM_CHANNEL:
             return
-        self.timbre = timbre
-        self.morph_position = None
+        timbre, notice = self._programs.resolve(state.bank, program)
+        if timbre is None:
+            return  # one preset, no bank: program changes have nothing to select
+        if notice is not None:
+            self._warn_once(f"bank {state.bank} program {program}", notice)
+        self.focus = channel
+        self._timbres[channel] = timbre
+        state.morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
             played = list(dict.fromkeys(p for p in recent if p is not None))
@@ -200,7 +306,7 @@ class Engine:
 
     def status(self) -> EngineStatus:
         """What the live view shows; cheap enough to call a few times a second."""
-        named = {self.timbre.name: self.timbre}
+        named = {t.name: t for t in self._timbres if t is not None}
         named.update((t.name, t) for t in self.programs.values())
         position = self.morph_position
         return EngineStatus(
@@ -215,9 +321,10 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        if self.morph_position is None:
-            return self.timbre.name
-        return self.morph[round(self.morph_position)].name
+        position = self.morph_position
+        if position is not None:
+            return self.morph[round(position)].name
+        return self.timbre.name if self.timbre is not None else "(percussion: not played)"
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -229,12 +336,14 @@ class Engine:
             self._prefetched.add(timbre.key)
             self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
-    def model_pitch(self, pitch: int) -> int | None:
+    def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
         if pitch in self._pitch_set:
             return pitch
         nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
         if abs(nearest - pitch) > self.max_shift_semitones:
+            if not warn:
+                return None
             self._warn_once(
                 f"pitch {pitch}",
                 f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
@@ -272,22 +381,18 @@ class Engine:
             return None
         return Layer(note, pitch_ratio(pitch - note.pitch))
 
-    def _neighbour_steps(self) -> list[int]:
-        assert self.morph_position is not None
-        return list(
-            dict.fromkeys((math.floor(self.morph_position), math.ceil(self.morph_position)))
-        )
+    @staticmethod
+    def _neighbour_steps(position: float) -> list[int]:
+        return list(dict.fromkeys((math.floor(position), math.ceil(position))))
 
     def _morph_layers(
-        self, model_pitch: int, pitch: int, priority: Priority | None
+        self, u: float, model_pitch: int, pitch: int, priority: Priority | None
     ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) for the morph position; see the module docstring.
+        """(layer_a, layer_b, weight of b) at morph position ``u``; see the module docstring.
 
         Missing exact neighbour steps are requested at ``priority`` (None: already requested).
         """
-        assert self.morph_position is not None
-        u = self.morph_position
-        for step in self._neighbour_steps() if priority is not None else ():
+        for step in self._neighbour_steps(u) if priority is not None else ():
             if self.cache.lookup(self._step_keys[step], model_pitch) is None:
                 self.cache.request(self.morph[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
@@ -318,21 +423,30 @@ class Engine:
         return a, b, (u - below) / (above - below)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
+        timbre = self._timbres[channel]
+        position = self.channels[channel].morph_position
+        if timbre is None and position is None:
+            self._skipped[channel][SKIP_PERCUSSION] += 1
+            self._warn_once("percussion", f"channel 10: {SKIP_PERCUSSION}: not played")
+            return
         model_pitch = self.model_pitch(pitch)
         if model_pitch is None:
+            self._skipped[channel][SKIP_RANGE] += 1
             return
         self._recent.append(pitch)
-        if self.morph_position is None:
-            timbre = self.timbre
+        self.focus = channel
+        if position is None:
+            assert timbre is not None
             layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
             layers = (layer, None, 0.0) if layer is not None else None
         else:
-            timbre = self.morph[round(self.morph_position)]
-            layers = self._morph_layers(model_pitch, pitch, Priority.WAITING)
+            timbre = self.morph[round(position)]
+            layers = self._morph_layers(position, model_pitch, pitch, Priority.WAITING)
             for step in self.morph:
                 self.cache.played(step.key, model_pitch)
         if layers is None:
             return  # nothing near enough is cached yet; the exact note is on its way
+        self._played[channel][timbre.name] += 1
         amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
         self.voices.note_on(
             (channel, pitch),
@@ -343,43 +457,77 @@ class Engine:
             attack_s=timbre.attack_s,
             release_s=timbre.release_s,
             loop=timbre.loop,
+            channel=channel,
             frame=frame,
         )
 
-    def _control_change(self, cc: int, value: int, frame: int) -> None:
+    def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
+        state = self.channels[channel]
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= 64, frame)
+            state.sustain = value >= 64
+            self.voices.sustain(state.sustain, frame, channel)
         elif cc == CC_ALL_SOUND_OFF:
-            self.voices.all_sound_off(frame)
+            self.voices.all_sound_off(frame, channel)
         elif cc == CC_RESET_CONTROLLERS:
-            self.voices.sustain(False, frame)
-            self.voices.bend(0.0, frame)
+            state.reset_controllers()
+            self.voices.sustain(False, frame, channel)
+            self.voices.bend(0.0, frame, channel)
+            self.voices.channel_gain(channel, *state.gains(), frame)
+            if state.morph_position is not None:  # RP-015: the modulation wheel to 0
+                self._morph_to(channel, 0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
-            self.voices.all_notes_off(frame)
+            self.voices.all_notes_off(frame, channel)
         elif self._learning:
             self._learning = False
             self.morph_cc = self._learned = cc
             logger.info("morph bound to CC%d", cc)
-            self._morph_to(value, frame)
+            self._morph_to(channel, value, frame)
         elif cc == self.morph_cc:
-            self._morph_to(value, frame)
+            self._morph_to(channel, value, frame)
+        elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
+            if cc == CC_VOLUME:
+                state.volume = value
+            elif cc == CC_EXPRESSION:
+                state.expression = value
+            else:
+                state.pan = value
+            self.voices.channel_gain(channel, *state.gains(), frame)
+        elif cc == CC_BANK_MSB:
+            state.bank = value
+        elif cc == CC_BANK_LSB:
+            state.bank_lsb = value
+        elif cc in (CC_RPN_MSB, CC_RPN_LSB):
+            msb, lsb = state.rpn
+            state.rpn = (value, lsb) if cc == CC_RPN_MSB else (msb, value)
+        elif cc in (CC_NRPN_MSB, CC_NRPN_LSB):
+            state.rpn = RPN_NULL  # data entry now goes to an NRPN, which nothing here has
+        elif cc in (CC_DATA_MSB, CC_DATA_LSB):
+            notice = state.data_entry(cc, value)
+            if notice is not None:
+                self._warn_once(f"bend range {channel}", notice)
+            if state.rpn == RPN_BEND_RANGE:
+                self.voices.bend(state.bend_semitones(), frame, channel)
         else:
             self.ignored += 1
 
-    def _morph_to(self, value: int, frame: int) -> None:
-        """Move along the morph path: new notes and sounding notes take the new position."""
+    def _morph_to(self, channel: int, value: int, frame: int) -> None:
+        """Move ``channel`` along the morph path: its new and sounding notes take the position."""
+        state = self.channels[channel]
         u = value / 127 * (len(self.morph) - 1)
-        if u == self.morph_position:
+        if u == state.morph_position:
             return
-        self.morph_position = u
+        state.morph_position = u
+        self.focus = channel
         sounding = [
-            (slot, pitch, self.model_pitch(pitch)) for slot, (_, pitch) in self.voices.sounding()
+            (slot, pitch, self.model_pitch(pitch))
+            for slot, (ch, pitch) in self.voices.sounding()
+            if ch == channel
         ]
         priority: Priority | None = Priority.NEAR
         if self.wait_s is None:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
             played = sorted({mp for _, _, mp in sounding if mp is not None})
-            for step in self._neighbour_steps():
+            for step in self._neighbour_steps(u):
                 key = self._step_keys[step]
                 missing = [p for p in played if self.cache.lookup(key, p) is None]
                 if missing:
@@ -389,6 +537,6 @@ class Engine:
         for slot, pitch, model_pitch in sounding:
             layers = None
             if model_pitch is not None:
-                layers = self._morph_layers(model_pitch, pitch, priority)
+                layers = self._morph_layers(u, model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)

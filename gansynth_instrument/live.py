@@ -24,7 +24,7 @@ import select
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +79,8 @@ class Player:
     the audio stream and the MIDI inputs, in that order; ``close()`` undoes it in reverse.
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
-    programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
+    programs to connect to. ``channels`` (0-15) filters input; None hears every channel.
+    ``drums`` plays channel 10 (General MIDI percussion; default: the bank's, else not played).
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
@@ -97,7 +98,8 @@ class Player:
         device: str | int | None = None,
         midi_in: Sequence[str] = (),
         virtual_midi: str = DEFAULT_VIRTUAL_PORT,
-        channel: int | None = None,
+        channels: Collection[int] | None = None,
+        drums: Preset | None = None,
         polyphony: int = DEFAULT_POLYPHONY,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
@@ -131,7 +133,8 @@ class Player:
             cache_dir=cache_dir,
             renderer=renderer,
             max_memory_bytes=max_memory_bytes,
-            channel=channel,
+            channels=channels,
+            drums=drums,
             bend_range_semitones=bend_range_semitones,
             velocity_exponent=velocity_exponent,
         )
@@ -309,11 +312,12 @@ def live_render_threads() -> int:
 
 def run_play(args: argparse.Namespace) -> int:
     """``gansynth-instrument play``: open everything, show the status line until Ctrl-C."""
+    from gansynth_instrument.channels import parse_channels
     from gansynth_instrument.model import load_model_from_options
     from gansynth_instrument.presets import find_bank, find_preset
 
+    channels = None if args.channel is None else parse_channels("--channel", args.channel)
     checks = (
-        (args.channel is None or 1 <= args.channel <= 16, "--channel must be 1..16", args.channel),
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
         (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
@@ -348,7 +352,8 @@ def run_play(args: argparse.Namespace) -> int:
         device=args.device,
         midi_in=args.midi_in or (),
         virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-        channel=None if args.channel is None else args.channel - 1,
+        channels=channels,
+        drums=find_preset(args.drums) if args.drums else None,
         polyphony=args.polyphony,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
         bend_range_semitones=args.bend_range,

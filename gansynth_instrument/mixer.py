@@ -8,9 +8,9 @@ obeys them and decides nothing. In live play the mixer runs in a process of its 
 
 A voice plays one or two Notes (two while a morph crossfades between neighbouring steps) from the
 same playback position, each at its own pitch ratio (1.0 for the exact pitch, 2^(semitones/12) for
-the nearest-pitch fallback), times the global pitch-bend ratio. Notes play their length once and
-end, unless the voice plays ``LoopedNote``s: while held it wraps its read position within the
-loop; a release stops the wrapping, so the voice plays on through the rest of the seam and the
+the nearest-pitch fallback), times its MIDI channel's pitch-bend ratio. Notes play their length
+once and end, unless the voice plays ``LoopedNote``s: while held it wraps its read position within
+the loop; a release stops the wrapping, so the voice plays on through the rest of the seam and the
 note's own tail while its release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
@@ -19,6 +19,11 @@ frames, ``f_rel`` the frame its release began)::
     attack(f)  = min(1, (f + 1) / A)
     release(f) = clip(1 - (f - f_rel + 1) / R, 0, 1)     (1 before the release)
     env(f)     = attack(f) * release(f)
+
+Output is a stereo bus: each voice is scaled by its MIDI channel's (left, right) gains (volume,
+expression and pan, computed by ``channels.py``); a gain change glides over the glide, so a
+volume or pan sweep does not click. ``_master`` is the one place the bus becomes the output
+(a mono output gets the mean of left and right, so a centred channel keeps its mono level).
 
 Every per-sample quantity is an elementwise function of integer frame counts, so the output does
 not depend on how the audio is cut into blocks; a command's frame stamp is the exact frame it acts.
@@ -38,16 +43,20 @@ IMMEDIATE = -1
 
 # Commands are tuples (frame, opcode, fields...), the protocol between Voices and any Mixer
 # (``audio_process.py`` carries them to another process). Fields per opcode:
-#   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release
-#                (attack and release in frames)
+#   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release,
+#                channel (attack and release in frames; channel: the MIDI channel 0-15)
 #   CMD_RELEASE  slot, serial
 #   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
-#   CMD_BEND     bend ratio (every voice, sounding and future)
-#   CMD_SILENCE  none: every voice stops at once
+#   CMD_BEND     channel, bend ratio (the channel's voices, sounding and future)
+#   CMD_SILENCE  channel: its voices stop at once (ALL_CHANNELS: every voice)
 #   CMD_FADE     slot, serial, fade frames: a stolen voice fades out from its current level
-CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE = range(6)
+#   CMD_GAIN     channel, left gain, right gain (the channel's voices, sounding and future)
+CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE, CMD_GAIN = range(7)
 NOTE_FIELDS = (4, 6)  # where CMD_NOTE_ON and CMD_MORPH carry their notes (note_a, note_b)
 
+MIDI_CHANNELS = 16
+ALL_CHANNELS = -1
+BUS_CHANNELS = 2  # the mix is stereo: left, right
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 _LAYERS = 2
 
@@ -77,8 +86,10 @@ class Mixer:
         max_block_frames: int = 1024,
         glide_frames: int = 64,
     ) -> None:
-        if polyphony < 1 or channels < 1 or max_block_frames < 1 or glide_frames < 1:
-            raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
+        if polyphony < 1 or max_block_frames < 1 or glide_frames < 1:
+            raise ValueError("polyphony, max_block_frames and glide_frames must be ≥ 1")
+        if channels not in (1, BUS_CHANNELS):
+            raise ValueError(f"the output is mono or stereo (channels 1 or 2), got {channels}")
         self.sample_rate = sample_rate
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
@@ -122,7 +133,15 @@ class Mixer:
         self._w_from = np.zeros(voices)
         self._w_to = np.zeros(voices)
         self._since_glide = np.zeros(voices)
-        self._bend = 1.0
+        self._channel = [0] * voices  # each voice's MIDI channel
+        self._bend = np.ones(voices)  # each voice's bend ratio (its channel's)
+        self._channel_bend = [1.0] * MIDI_CHANNELS
+        # Each voice's (left, right) gains glide from ``_gain_from`` to ``_gain_to``.
+        self._channel_gain = np.ones((MIDI_CHANNELS, BUS_CHANNELS), dtype=np.float32)
+        self._gain_from = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._gain_to = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._gain_step = np.zeros((BUS_CHANNELS, voices), dtype=np.float32)  # to - from
+        self._since_gain = np.full(voices, float(glide_frames))
         self._top = 0  # slots [0, top) hold every active voice
 
         self._ramp = np.arange(chunk, dtype=np.float64)
@@ -138,7 +157,9 @@ class Mixer:
         self._row_gain = np.empty((layers, voices, chunk))
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
-        self._mix = np.empty((chunk, 1), dtype=np.float32)
+        self._gain_glide = np.empty((voices, chunk))
+        self._bus_voices = np.empty((BUS_CHANNELS, voices, chunk), dtype=np.float32)
+        self._bus = np.empty((BUS_CHANNELS, chunk), dtype=np.float32)
 
     # -- control side: what ``Voices`` calls (``AudioProcess`` offers the same three) ------------
 
@@ -185,8 +206,27 @@ class Mixer:
     def _apply(self, cmd: tuple) -> None:
         op = cmd[1]
         if op == CMD_NOTE_ON:
-            _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release = cmd
+            (
+                _,
+                _,
+                slot,
+                serial,
+                note_a,
+                ratio_a,
+                note_b,
+                ratio_b,
+                weight,
+                amp,
+                attack,
+                release,
+                channel,
+            ) = cmd
             self._serial[slot] = serial
+            self._channel[slot] = channel
+            self._bend[slot] = self._channel_bend[channel]
+            self._gain_from[:, slot] = self._gain_to[:, slot] = self._channel_gain[channel]
+            self._gain_step[:, slot] = 0.0
+            self._since_gain[slot] = self._glide_frames
             self._active[slot] = True
             self._looped[slot] = isinstance(note_a, LoopedNote)
             self._released_at[slot] = _NEVER
@@ -223,9 +263,26 @@ class Mixer:
             self._w_to[slot] = weight
             self._since_glide[slot] = 0.0
         elif op == CMD_BEND:
-            self._progress0 += self._bend * self._since_bend
-            self._since_bend[:] = 0.0
-            self._bend = cmd[2]
+            channel, ratio = cmd[2], cmd[3]
+            self._channel_bend[channel] = ratio
+            for slot in range(self._top):
+                if self._active[slot] and self._channel[slot] == channel:
+                    self._progress0[slot] += self._bend[slot] * self._since_bend[slot]
+                    self._since_bend[slot] = 0.0
+                    self._bend[slot] = ratio
+        elif op == CMD_GAIN:
+            channel, left, right = cmd[2], cmd[3], cmd[4]
+            self._channel_gain[channel] = (left, right)
+            for slot in range(self._top):
+                if self._active[slot] and self._channel[slot] == channel:
+                    self._gain_from[:, slot] = self._gain_now(slot)
+                    self._gain_to[:, slot] = (left, right)
+                    np.subtract(
+                        self._gain_to[:, slot],
+                        self._gain_from[:, slot],
+                        out=self._gain_step[:, slot],
+                    )
+                    self._since_gain[slot] = 0.0
         elif op == CMD_FADE:
             slot, serial, fade = cmd[2], cmd[3], cmd[4]
             if self._active[slot] and self._serial[slot] == serial:
@@ -237,10 +294,12 @@ class Mixer:
                     self._release[slot] = fade / level
                     self._released_at[slot] = age - fade / level * (1.0 - level)
         elif op == CMD_SILENCE:
+            channel = cmd[2]
             for slot in range(self._top):
-                if self._active[slot]:
+                if self._active[slot] and channel in (ALL_CHANNELS, self._channel[slot]):
                     self._end(slot)
-            self._top = 0
+            while self._top and not self._active[self._top - 1]:
+                self._top -= 1
 
     def _set_layers(
         self,
@@ -281,7 +340,7 @@ class Mixer:
         end = self._loop_end[layer, slot]
         if end == np.inf:
             return
-        progress = self._progress0[slot] + self._bend * self._since_bend[slot]
+        progress = self._progress0[slot] + self._bend[slot] * self._since_bend[slot]
         position = self._ratio[layer, slot] * progress - self._shift[layer, slot]
         if position >= end:
             start, length = self._loop_start[layer, slot], self._loop_length[layer, slot]
@@ -294,6 +353,11 @@ class Mixer:
         t = min(1.0, (self._since_glide[slot] + 1.0) / self._glide_frames)
         return self._w_from[slot] + (self._w_to[slot] - self._w_from[slot]) * t
 
+    def _gain_now(self, slot: int) -> np.ndarray:
+        """The (left, right) gains the voice played its last frame at (see ``_mix_bus``)."""
+        t = min(1.0, self._since_gain[slot] / self._glide_frames)
+        return self._gain_to[:, slot] - self._gain_step[:, slot] * np.float32(1.0 - t)
+
     def _end(self, slot: int) -> None:
         self._active[slot] = False
         self._looped[slot] = False
@@ -303,7 +367,8 @@ class Mixer:
     def _mix_chunk(self, out: np.ndarray, n: int) -> None:
         top = self._top
         if top == 0:
-            out.fill(0.0)
+            self._bus[:, :n].fill(0.0)
+            self._master(out, n)
             self.frames_mixed += n
             self.voices_active = 0
             return
@@ -326,11 +391,10 @@ class Mixer:
         left, right = pair[..., 0], pair[..., 1]
         valid = self._valid[:layers, :top, :n]
         sig = self._sig[:layers, :top, :n]
-        mix = self._mix[:n]
 
         # Playback position of each layer: ratio * (progress0 + bend * (frames since bend change)).
         np.add(self._since_bend[:top, None], ramp, out=frames)
-        np.multiply(frames, self._bend, out=frames)
+        np.multiply(frames, self._bend[:top, None], out=frames)
         np.add(frames, self._progress0[:top, None], out=frames)
         np.multiply(frames, self._ratio[:layers, :top, None], out=pos)
         if looped:  # wrap held looped layers within their loop; released ones play on, shifted
@@ -397,12 +461,13 @@ class Mixer:
         np.multiply(env, frames, out=env)
         np.multiply(env, self._amp[:top, None], out=env)
         np.multiply(voice_sig, env, out=voice_sig, casting="same_kind")
-        np.sum(voice_sig, axis=0, out=mix[:, 0])
-        np.copyto(out, mix)
+        self._mix_bus(voice_sig, top, n)
+        self._master(out, n)
 
         self._since_bend[:top] += n
         self._age[:top] += n
         self._since_glide[:top] += n
+        self._since_gain[:top] += n
         self.frames_mixed += n
         last = n - 1
         active = 0
@@ -419,3 +484,31 @@ class Mixer:
         self.voices_active = active
         if active > self.voices_peak:
             self.voices_peak = active
+
+    def _mix_bus(self, voice_sig: np.ndarray, top: int, n: int) -> None:
+        """Sum the voices into the stereo bus, each at its channel's gains. A gliding voice's
+        gain is ``to - (to - from) * (1 - t)``: exactly ``to`` once the glide is over, so the
+        settled path (one gain per voice) gives the same samples."""
+        bus_voices = self._bus_voices[:, :top, :n]
+        if self._since_gain[:top].min() + 1.0 < self._glide_frames:
+            glide = self._gain_glide[:top, :n]
+            np.add(self._since_gain[:top, None], self._ramp[:n], out=glide)
+            np.add(glide, 1.0, out=glide)
+            np.multiply(glide, 1.0 / self._glide_frames, out=glide)
+            np.minimum(glide, 1.0, out=glide)
+            np.subtract(1.0, glide, out=glide)
+            np.multiply(glide, self._gain_step[:, :top, None], out=bus_voices, casting="same_kind")
+            np.subtract(self._gain_to[:, :top, None], bus_voices, out=bus_voices)
+            np.multiply(bus_voices, voice_sig, out=bus_voices)
+        else:
+            np.multiply(voice_sig, self._gain_to[:, :top, None], out=bus_voices)
+        np.sum(bus_voices, axis=1, out=self._bus[:, :n])
+
+    def _master(self, out: np.ndarray, n: int) -> None:
+        """The stereo bus → the output buffer: the one master stage (gain, limiter go here)."""
+        bus = self._bus[:, :n]
+        if self.channels == BUS_CHANNELS:
+            np.copyto(out, bus.T)
+        else:
+            np.add(bus[0], bus[1], out=out[:, 0])
+            np.multiply(out[:, 0], 0.5, out=out[:, 0])

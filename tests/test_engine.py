@@ -187,7 +187,9 @@ def test_program_change_switches_new_notes_and_keeps_sounding_ones(cache, caplog
     assert np.abs(first).max() > 0.1
     with caplog.at_level(logging.WARNING, logger="gansynth_instrument.engine"):
         engine.handle([0xC0, 9])
-    assert "program change 9" in caplog.text and engine.timbre is BRIGHT
+    # Program 9 has no preset: the nearest defined program plays, with a notice.
+    assert "program 9 (chromatic percussion) has no preset" in caplog.text
+    assert engine.timbre is BRIGHT
 
 
 def test_program_change_renders_played_pitches_first(model):
@@ -281,7 +283,7 @@ def test_morph_steps_loop_like_the_nearer_preset():
 
 def test_malformed_system_and_other_channel_messages_are_ignored(cache):
     cached(cache, DARK, [60])
-    engine, mixer = make(cache, channel=0)
+    engine, mixer = make(cache, channels={0})
     for msg in ([], [0x90, 60], [0x90, 200, 100], [0xF8], [0x3C, 100], [0xD0, 40]):
         engine.handle(msg)
     assert engine.ignored == 6

@@ -47,9 +47,9 @@ def test_shipped_presets_and_default_bank_are_valid() -> None:
     presets = list_presets(user_dir=Path("/nonexistent"))
     assert len(presets) >= 8
     assert all(is_shipped(p) for p in presets)
-    programs = [p.program for p in presets]
-    assert all(p is not None and 0 <= p <= 127 for p in programs)
-    assert len(set(programs)) == len(programs), "two shipped presets share a program number"
+    programs = [(p.bank, p.program) for p in presets]
+    assert all(p is not None and 0 <= p <= 127 for _, p in programs)
+    assert len(set(programs)) == len(programs), "two shipped presets share a bank and program"
     bank = find_bank("default")
     assert bank.morph_cc == 1 and bank.morph_steps == 17 and len(bank.morph_path) >= 2
     assert {find_preset(n).name for n in bank.preset_names()} == set(bank.preset_names())
@@ -57,6 +57,11 @@ def test_shipped_presets_and_default_bank_are_valid() -> None:
     assert {prog: find_preset(name).program for prog, name in bank.programs.items()} == {
         prog: prog for prog in bank.programs
     }
+    # The bundled model's trained presets on their General MIDI programs; soft ones in bank 1.
+    gm = {0: "piano", 4: "electric-piano", 19: "church-organ", 24: "nylon-guitar"}
+    gm |= {32: "acoustic-bass", 40: "violin", 56: "trumpet", 73: "flute"}
+    assert {p: bank.programs[p] for p in gm} == {p: f"fluid-{n}" for p, n in gm.items()}
+    assert bank.variations == {1: {p: f"fluid-{n}-soft" for p, n in gm.items()}}
     assert [b.name for b in list_banks()] == ["default"]
 
 
@@ -233,7 +238,7 @@ def test_bad_bank_names_file_and_field(morph: str, field: str, user_dir: Path) -
 
 def test_default_bank_takes_programs_from_the_presets(user_dir: Path) -> None:
     shipped = find_bank("default", user_dir=user_dir).programs
-    assert shipped[0] == "felt-keys" and 5 not in shipped
+    assert shipped[0] == "fluid-piano" and 5 not in shipped
     create_preset("mine", seed=1, changes={"program": 5}, user_dir=user_dir)
     create_preset("my-keys", seed=2, changes={"program": 0}, user_dir=user_dir)
     programs = find_bank("default", user_dir=user_dir).programs
