@@ -86,7 +86,10 @@ def test_each_note_is_its_cached_note_at_its_frame_with_envelope_and_velocity(mo
         env = envelope(frames, attack, release, released_at=held)
         expected[start : start + frames] += amp * env * notes[pitch][:frames]
     assert len(audio) == np.flatnonzero(expected)[-1] + 1  # up to the last sample that sounds
-    np.testing.assert_allclose(audio, expected[: len(audio)], atol=2e-6)
+    # Stereo; a channel at its General MIDI defaults (volume 100, centre) plays at unity each side.
+    assert audio.shape == (len(audio), 2)
+    for side in (0, 1):
+        np.testing.assert_allclose(audio[:, side], expected[: len(audio)], atol=2e-6)
 
 
 def song(path: Path) -> Path:
