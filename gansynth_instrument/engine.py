@@ -88,7 +88,11 @@ _DATA_BYTES = {
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset renders the last pitches played first
-SKIP_PERCUSSION = "drum notes (channel 10 is percussion; map it with a bank's 'drums:' or --drums)"
+SKIP_PERCUSSION = "drum notes"
+PERCUSSION_NOTICE = (
+    "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
+    "played (give it a preset with --drums PRESET or a bank's 'drums:')"
+)
 SKIP_RANGE = "notes out of the model's range"
 SKIP_CHANNEL = "notes on channels not chosen"
 
@@ -427,7 +431,7 @@ class Engine:
         position = self.channels[channel].morph_position
         if timbre is None and position is None:
             self._skipped[channel][SKIP_PERCUSSION] += 1
-            self._warn_once("percussion", f"channel 10: {SKIP_PERCUSSION}: not played")
+            self._warn_once("percussion", PERCUSSION_NOTICE)
             return
         model_pitch = self.model_pitch(pitch)
         if model_pitch is None:

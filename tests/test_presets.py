@@ -244,7 +244,9 @@ def test_default_bank_takes_programs_from_the_presets(user_dir: Path) -> None:
     programs = find_bank("default", user_dir=user_dir).programs
     assert programs == {**shipped, 5: "mine", 0: "my-keys"}
     create_preset("clash", seed=3, changes={"program": 5}, user_dir=user_dir)
-    with pytest.raises(PresetError, match=r"(clash|mine)\.yaml: field 'program': bank 0 program 5 is also"):
+    with pytest.raises(
+        PresetError, match=r"(clash|mine)\.yaml: field 'program': bank 0 program 5 is also"
+    ):
         find_bank("default", user_dir=user_dir)
 
 
