@@ -78,6 +78,8 @@ def level_gain(volume: int, expression: int) -> float:
 def pan_gains(pan: int) -> tuple[float, float]:
     """(left, right) of a constant-power pan, 1.0 each at the centre (64); 0 and 1 are hard
     left, 127 hard right (GM2: p = (pan - 1) / 126)."""
+    if pan >= 127:
+        return 0.0, math.sqrt(2.0)  # exactly silent on the left (cos(π/2) is not 0 in floats)
     p = (max(pan, 1) - 1) / 126
     return math.sqrt(2.0) * math.cos(p * math.pi / 2), math.sqrt(2.0) * math.sin(p * math.pi / 2)
 
