@@ -217,6 +217,32 @@ def test_create_refuses_to_overwrite_without_force(user_dir: Path) -> None:
         create_preset("two", seed=1, random=True, user_dir=user_dir)
 
 
+def test_new_with_a_shipped_name_refuses_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user = tmp_path / "gansynth-instrument" / "presets"
+    assert cli.main(["presets", "new", "fluid-piano", "--seed", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fluid-piano' is a shipped preset" in err and "--force" in err
+    assert not user.exists() and find_preset("fluid-piano").latent is not None
+    assert cli.main(["presets", "new", "fluid-piano", "--seed", "3", "--force"]) == 0
+    assert find_preset("fluid-piano").seed == 3 and (user / "fluid-piano.yaml").is_file()
+
+
+def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
+    bank = Bank("gm", {0: "felt-keys"}, variations={1: {0: "glass-bell"}}, drums="slow-pad")
+    _write(user_dir / "banks" / "gm.yaml", bank.to_yaml())
+    assert find_bank("gm", user_dir=user_dir) == bank
+    assert bank.preset_names() == ["felt-keys", "glass-bell", "slow-pad"]
+    _write(user_dir / "banks" / "bad.yaml", "name: bad\nprograms: {}\ndrums: no-such\n")
+    with pytest.raises(PresetError, match="field 'drums'"):
+        find_bank("bad", user_dir=user_dir)
+    _write(user_dir / "banks" / "bad2.yaml", "name: bad2\nprograms: {}\nvariations: {0: {}}\n")
+    with pytest.raises(PresetError, match="field 'variations'"):
+        find_bank("bad2", user_dir=user_dir)
+
+
 @pytest.mark.parametrize(
     ("morph", "field"),
     [
