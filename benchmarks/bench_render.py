@@ -3,12 +3,12 @@
     python benchmarks/bench_render.py [--model MODEL.onnx] [--song SONG.mid] [--repeats 30]
 
 Each render is the real ``gansynth-instrument render`` command in a process of its own (peak RSS
-from ``wait4``), on a note cache warmed by a first, untimed render of the short song, so both
-timed renders play cached notes only; a one-note file's render is the floor (start-up: model,
-cache, file), taken off the others' wall time for their time per second of music. The default song is OpenMSX's ``5432gone_redfarn.mid``
-(Debian's openttd-openmsx: six General MIDI tracks, drums on channel 10). Prints a table: seconds
-of music, wall time, (wall − floor) per second of music, peak RSS, and the long song's ratios to
-the short one's. Nothing is asserted.
+from ``wait4``), on a note cache warmed by a first, untimed render of the short song, so the timed
+renders play cached notes only. A one-note file's render is the floor (start-up: model, cache,
+file), taken off the others' wall time for their time per second of music. The default song is
+OpenMSX's ``5432gone_redfarn.mid`` (Debian's openttd-openmsx: six General MIDI tracks, drums on
+channel 10). Prints a table: seconds of music, wall time, (wall − floor) per second of music, peak
+RSS, and the long song's ratios to the short one's. Nothing is asserted.
 """
 
 from __future__ import annotations
