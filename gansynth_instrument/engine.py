@@ -145,7 +145,7 @@ class Engine:
         max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
         wait_s: float | None = None,
     ) -> None:
-        if channels is not None and not all(0 <= c < CHANNELS for c in channels):
+        if channels is not None and (not channels or not all(0 <= c < CHANNELS for c in channels)):
             raise ValueError(f"MIDI channels are 0..15 (or None for all), got {sorted(channels)}")
         if velocity_exponent <= 0:
             raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
@@ -166,7 +166,7 @@ class Engine:
         self._timbres: list[Timbre | None] = [timbre] * CHANNELS
         self._timbres[DRUM_CHANNEL] = drums
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
-        self.focus = min(self.listen - {DRUM_CHANNEL}, default=0)
+        self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
         self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
         self.ignored = 0
