@@ -142,6 +142,9 @@ class Mixer:
         self._gain_to = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
         self._gain_step = np.zeros((BUS_CHANNELS, voices), dtype=np.float32)  # to - from
         self._since_gain = np.full(voices, float(glide_frames))
+        # Shortcuts of ``_mix_bus``: the voice's target gains are equal (centred), or both 1.
+        self._balanced = [True] * voices
+        self._unity = [True] * voices
         self._top = 0  # slots [0, top) hold every active voice
 
         self._ramp = np.arange(chunk, dtype=np.float64)
@@ -226,6 +229,7 @@ class Mixer:
             self._bend[slot] = self._channel_bend[channel]
             self._gain_from[:, slot] = self._gain_to[:, slot] = self._channel_gain[channel]
             self._gain_step[:, slot] = 0.0
+            self._set_gain_kind(slot)
             self._since_gain[slot] = self._glide_frames
             self._active[slot] = True
             self._looped[slot] = isinstance(note_a, LoopedNote)
@@ -277,6 +281,7 @@ class Mixer:
                 if self._active[slot] and self._channel[slot] == channel:
                     self._gain_from[:, slot] = self._gain_now(slot)
                     self._gain_to[:, slot] = (left, right)
+                    self._set_gain_kind(slot)
                     np.subtract(
                         self._gain_to[:, slot],
                         self._gain_from[:, slot],
@@ -358,7 +363,13 @@ class Mixer:
         t = min(1.0, self._since_gain[slot] / self._glide_frames)
         return self._gain_to[:, slot] - self._gain_step[:, slot] * np.float32(1.0 - t)
 
+    def _set_gain_kind(self, slot: int) -> None:
+        left, right = self._gain_to[:, slot]
+        self._balanced[slot] = left == right
+        self._unity[slot] = left == right == 1.0
+
     def _end(self, slot: int) -> None:
+        self._balanced[slot] = self._unity[slot] = True  # its row mixes as zeros from now on
         self._active[slot] = False
         self._looped[slot] = False
         self._amp[slot] = 0.0
@@ -488,9 +499,21 @@ class Mixer:
     def _mix_bus(self, voice_sig: np.ndarray, top: int, n: int) -> None:
         """Sum the voices into the stereo bus, each at its channel's gains. A gliding voice's
         gain is ``to - (to - from) * (1 - t)``: exactly ``to`` once the glide is over, so the
-        settled path (one gain per voice) gives the same samples."""
+        settled paths (one gain per voice; left = right when every voice is centred; no gain at
+        all when every voice plays at 1, as on a single channel at its defaults) give the same
+        samples, so which one runs never depends on where a block starts."""
         bus_voices = self._bus_voices[:, :top, :n]
-        if self._since_gain[:top].min() + 1.0 < self._glide_frames:
+        bus = self._bus[:, :n]
+        gliding = self._since_gain[:top].min() + 1.0 < self._glide_frames
+        if not gliding and all(self._balanced[:top]):
+            if all(self._unity[:top]):
+                np.sum(voice_sig, axis=0, out=bus[0])
+            else:
+                np.multiply(voice_sig, self._gain_to[0, :top, None], out=bus_voices[0])
+                np.sum(bus_voices[0], axis=0, out=bus[0])
+            np.copyto(bus[1], bus[0])
+            return
+        if gliding:
             glide = self._gain_glide[:top, :n]
             np.add(self._since_gain[:top, None], self._ramp[:n], out=glide)
             np.add(glide, 1.0, out=glide)
@@ -502,7 +525,7 @@ class Mixer:
             np.multiply(bus_voices, voice_sig, out=bus_voices)
         else:
             np.multiply(voice_sig, self._gain_to[:, :top, None], out=bus_voices)
-        np.sum(bus_voices, axis=1, out=self._bus[:, :n])
+        np.sum(bus_voices, axis=1, out=bus)
 
     def _master(self, out: np.ndarray, n: int) -> None:
         """The stereo bus → the output buffer: the one master stage (gain, limiter go here)."""
