@@ -111,7 +111,7 @@ class EngineStatus:
 
 @dataclass(frozen=True)
 class ChannelReport:
-    """What one channel did: notes played per preset, notes skipped per reason, notices."""
+    """What one channel did: notes played per preset, notes skipped per reason."""
 
     channel: int  # 0-15
     played: dict[str, int]

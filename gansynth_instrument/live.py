@@ -32,12 +32,9 @@ from typing import TYPE_CHECKING, Any
 from gansynth_instrument.audio import STALL_S, StreamStats, find_output
 from gansynth_instrument.audio_process import AudioProcess
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
+from gansynth_instrument.channels import DEFAULT_BEND_RANGE_SEMITONES
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import (
-    DEFAULT_BEND_RANGE_SEMITONES,
-    DEFAULT_VELOCITY_EXPONENT,
-    EngineStatus,
-)
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, EngineStatus
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
