@@ -383,7 +383,13 @@ def _print_header(player: Player, model_path: Any) -> None:
         f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
         f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
     )
-    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}")
+    listen = sorted(player.engine.listen)
+    chosen = (
+        "all channels" if len(listen) == 16 else f"channels {','.join(str(c + 1) for c in listen)}"
+    )
+    drums = player.engine.drums.name if player.engine.drums is not None else "not played"
+    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
+    print(f"drums   channel 10: {drums}")
     if player.engine.learning:
         print("learn   move a knob (or the mod wheel) to bind it to the morph")
     print("Ctrl-C to stop.")

@@ -298,7 +298,9 @@ def start_play(
 
 def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tiny_model, tmp_path):
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    play, lines = start_play(tiny_model, tmp_path, port)
+    play, lines = start_play(
+        tiny_model, tmp_path, port, "--channel", "1,2,10", "--drums", "slow-pad"
+    )
     try:
         with MidiSender() as sender:  # the port is there while it plays
             midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}")
@@ -308,6 +310,8 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         play.kill()
     assert play.returncode == 0 and "Traceback" not in err, err
     assert any(line.startswith("audio ") and "JACK" in line for line in lines)
+    assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
+    assert "drums   channel 10: slow-pad\n" in lines
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 
@@ -403,6 +407,8 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
     ("flag", "value"),
     [
         ("--channel", "17"),
+        ("--channel", "0"),
+        ("--channel", "1,x"),
         ("--polyphony", "0"),
         ("--blocksize", "0"),
         ("--sample-rate", "-48000"),
