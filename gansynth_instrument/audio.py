@@ -14,9 +14,7 @@ real-time thread, once per block, and must finish well inside one block period:
   extension call that does not release it, e.g. python-rtmidi opening a JACK client) stalls the
   stream. NumPy also releases the GIL inside most calls on more than a few hundred values, so a
   thread of the same process that keeps wanting the GIL delays the block by up to the switch
-  interval at each of them (measured, 32 voices, render thread SCHED_FIFO: a spinning thread took
-  the render's median from 0.24 ms to 7.4 ms at a 0.5 ms interval; a thread running 0.2 ms of
-  Python every 1 ms raised its p99 from 0.27 to ~0.55 ms). Hence live play runs the stream in a
+  interval at each of them, many times per block. Hence live play runs the stream in a
   process of its own (``audio_process.py``), where the callback is the only busy thread, and
   meters are counters the callback keeps (``StreamMeters``), never a thread polling it.
 - An exception in ``mix`` stops the stream (sounddevice prints it); ``active`` turns false.
@@ -243,7 +241,43 @@ class StreamMeters:
         )
 
 
-class AudioOutput:
+class StreamHealth:
+    """What an output stream tells about itself, from its meters: read the same way for a stream
+    in this process (``AudioOutput``) and for one in the audio process (``AudioProcess``)."""
+
+    meters: StreamMeters
+    device: OutputDevice
+    sample_rate: int
+    block_frames: int
+    active: bool  # the stream's callback runs
+    latency_s: float  # the output latency PortAudio reported
+    _running: bool  # between start() and stop()
+
+    @property
+    def seconds_since_callback(self) -> float:
+        """Since the last callback began (or since ``start()``)."""
+        return self.meters.seconds_since_callback
+
+    @property
+    def stalled(self) -> bool:
+        """Started and not stopped, yet no callback for ``STALL_S``: the server or the driver hung
+        (a frozen JACK server keeps the stream 'active')."""
+        return self._running and self.seconds_since_callback > STALL_S
+
+    @property
+    def server_lost(self) -> bool:
+        """The stream runs on JACK and its callback stopped without ``stop()``: the server went
+        away (or ``mix`` raised, or the audio process died)."""
+        return self.device.host_api == JACK_HOST_API and self._running and not self.active
+
+    def stats(self, since: int = 0) -> StreamStats:
+        """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
+        ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
+        of a benchmark), as far as the ring still holds them."""
+        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
+
+
+class AudioOutput(StreamHealth):
     """An output stream on ``device`` that plays what ``mix`` writes, block by block.
 
     Opening checks the device and opens the stream (errors are ``DeviceError`` with the reason and
@@ -335,23 +369,6 @@ class AudioOutput:
         self._stream.close()
 
     @property
-    def seconds_since_callback(self) -> float:
-        """Since the last callback began (or since ``start()``)."""
-        return self.meters.seconds_since_callback
-
-    @property
-    def stalled(self) -> bool:
-        """Started and not stopped, yet no callback for ``STALL_S``: the server or the driver hung
-        (a frozen JACK server keeps the stream 'active')."""
-        return self._running and self.seconds_since_callback > STALL_S
-
-    @property
-    def server_lost(self) -> bool:
-        """The stream runs on JACK and its callback stopped without ``stop()``: the server went
-        away (or ``mix`` raised)."""
-        return self.device.host_api == JACK_HOST_API and self._running and not self.active
-
-    @property
     def active(self) -> bool:
         """True while the callback runs (false after ``stop()``, or after ``mix`` raised)."""
         return bool(self._stream.active)
@@ -361,12 +378,6 @@ class AudioOutput:
         """Output latency PortAudio reports for the open stream (on JACK: its port latency, one
         period, or 0 when jackd runs in synchronous mode)."""
         return float(self._stream.latency)
-
-    def stats(self, since: int = 0) -> StreamStats:
-        """Counts so far, and callback times over the last ``timing_blocks`` callbacks; with
-        ``since`` (a ``callbacks`` count read earlier), only over the callbacks after it (one phase
-        of a benchmark), as far as the ring still holds them."""
-        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
 
     def __enter__(self) -> AudioOutput:
         self.start()

@@ -3,10 +3,8 @@
 Why a process: the audio callback is Python, so it needs the GIL, and NumPy hands the GIL over
 inside most of the mixer's calls (about 15 per 32-voice block). Any other busy thread of the same
 process (MIDI input, the cache's renderer or collector, the status view) then takes it for up to
-the switch interval each time. Measured on the 2-core machine, 32 voices, a JACK dummy server:
-a mixer alone in its process beside a busy onnxruntime process had 1 xrun in 7,499 callbacks
-(callback max 30 % of the block), and the same mixer with a thread running 0.2 ms of Python every
-millisecond had 10 (max 234 %). Here the callback is the only busy thread of its process.
+the switch interval each time, and the block is late. Here the callback is the only busy thread
+of its process.
 
 ``AudioProcess`` (in the player's process) starts the child and is two things to the player:
 the ``MixerLink`` that ``Voices`` sends its commands to, and the audio output (start, stop,
@@ -33,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import multiprocessing
-import os
 import select
 import signal
 import sys
@@ -41,25 +38,30 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import recv_handle, send_handle
+from multiprocessing.reduction import send_handle
 from typing import Any
 
 import numpy as np
 
 from gansynth_instrument.audio import (
-    JACK_HOST_API,
-    STALL_S,
     AudioOutput,
     OutputDevice,
+    StreamHealth,
     StreamMeters,
-    StreamStats,
     abandon_portaudio,
     name_jack_client,
 )
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.fileio import anonymous_file
 from gansynth_instrument.mixer import CMD_MORPH, CMD_NOTE_ON, NOTE_FIELDS, Mixer, voice_slots
 from gansynth_instrument.note import LoopedNote, Note, looped_frames_bound
+from gansynth_instrument.processes import (
+    SPAWN,
+    end_process,
+    map_file,
+    receive_mapping,
+    shared_file,
+    spawn,
+)
 
 JACK_CLIENT_NAME = "gansynth-instrument-audio"  # its ports: gansynth-instrument-audio:out_0, …
 STARTUP_TIMEOUT_S = 30.0  # spawn, imports and opening the stream, on a loaded machine
@@ -129,7 +131,7 @@ class _Config:
     max_block_frames: int
 
 
-class AudioProcess:
+class AudioProcess(StreamHealth):
     """The mixer and the audio stream in a child process (see the module docstring).
 
     ``open()`` starts the child and opens the stream there; errors (no device, a wrong rate) are
@@ -187,24 +189,16 @@ class AudioProcess:
     def open(self) -> None:
         """Start the child and open the stream there (not started yet)."""
         layout = self._config.layout
-        fd = anonymous_file(layout.size, "gansynth-audio")
-        try:
-            self._buffer = _map(fd, layout.size)
-            context = multiprocessing.get_context("spawn")
-            self._control, child_control = context.Pipe()
-            commands_in, self._commands = context.Pipe(duplex=False)
-            self._process = context.Process(
-                target=_serve,
-                args=(child_control, commands_in, self._config),
-                name="gansynth-audio",
-                daemon=True,
+        with shared_file(layout.size, "gansynth-audio") as fd:
+            self._buffer = map_file(fd, layout.size, populate=True)
+            self._control, child_control = SPAWN.Pipe()
+            commands_in, self._commands = SPAWN.Pipe(duplex=False)
+            self._process = spawn(
+                _serve, (child_control, commands_in, self._config), "gansynth-audio"
             )
-            self._process.start()
             child_control.close()
             commands_in.close()
             send_handle(self._control, fd, self._process.pid)
-        finally:
-            os.close(fd)
         self._status, self._ring, meters, self._arena = layout.views(self._buffer)
         self.meters = StreamMeters(layout.timing_blocks, meters)
         try:
@@ -356,10 +350,7 @@ class AudioProcess:
     def _end_child(self) -> None:
         self._control.close()
         self._commands.close()
-        self._process.join(EXIT_TIMEOUT_S)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_process(self._process, EXIT_TIMEOUT_S, terminate=False)
 
     def _request(self, what: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         try:
@@ -387,24 +378,6 @@ class AudioProcess:
         alive = self._process is not None and self._process.is_alive()
         return not self._closed and alive and bool(self._status[_ACTIVE])
 
-    @property
-    def seconds_since_callback(self) -> float:
-        return self.meters.seconds_since_callback
-
-    @property
-    def stalled(self) -> bool:
-        """Started and not stopped, yet no callback for ``STALL_S`` (see ``AudioOutput``)."""
-        return self._running and self.seconds_since_callback > STALL_S
-
-    @property
-    def server_lost(self) -> bool:
-        """Started on JACK, and the stream (or the whole child) stopped without ``stop()``."""
-        return self.device.host_api == JACK_HOST_API and self._running and not self.active
-
-    def stats(self, since: int = 0) -> StreamStats:
-        """As ``AudioOutput.stats``, read from the shared meters."""
-        return self.meters.stats(self.block_frames / self.sample_rate, self.latency_s, since)
-
     def __enter__(self) -> AudioProcess:
         self.open()
         try:
@@ -417,12 +390,6 @@ class AudioProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.close()
-
-
-def _map(fd: int, size: int) -> mmap.mmap:
-    """Map the shared file with every page present now (MAP_POPULATE where there is one), so
-    that neither the copy of a note nor the callback reading it takes a page fault."""
-    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -496,10 +463,8 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle: it closes us
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     name_jack_client(JACK_CLIENT_NAME)  # unless the player's main module imported sounddevice
-    fd = recv_handle(control)
     layout = config.layout
-    buffer = _map(fd, layout.size)
-    os.close(fd)
+    buffer = receive_mapping(control, layout.size, populate=True)
     views = layout.views(buffer)
     mixer = Mixer(
         config.sample_rate,

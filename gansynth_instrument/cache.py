@@ -44,6 +44,7 @@ from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.latent import latent_digest
 from gansynth_instrument.make import NoteModel
+from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.note import Note
 from gansynth_instrument.note_workers import start_worker
 
@@ -65,9 +66,9 @@ class Priority(enum.IntEnum):
 
 
 class NoteCache:
-    """Memory + disk note cache with a background renderer (threads: see the module docstring).
+    """Memory + disk note cache, filled by a background thread (see the module docstring).
 
-    ``cache_dir=None`` keeps notes in memory only. ``renderer``: where notes are rendered,
+    ``cache_dir=None`` keeps notes in memory only. ``renderer``: where notes are made,
     ``"thread"`` or ``"process"`` (see the module docstring).
     """
 
@@ -100,7 +101,7 @@ class NoteCache:
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
-        # Written by the renderer only; read lock-free (a dict get / a tuple swap is atomic).
+        # Written by the worker thread only; read lock-free (a dict get / a tuple swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
         self._cached_pitches: dict[str, tuple[int, ...]] = {}
         # Last lookup/publish tick per cached note: written lock-free by lookups (an int store).
@@ -126,14 +127,14 @@ class NoteCache:
         return self._store
 
     def start(self) -> None:
-        """Start the renderer thread (a daemon: it never keeps the program alive)."""
+        """Start the worker thread (a daemon: it never keeps the program alive)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="note-renderer", daemon=True)
             self._thread.start()
 
     def close(self) -> None:
-        """Stop the renderer (a thread after its batch, a process at once); pending requests are
-        dropped, and a renderer process is ended and waited for."""
+        """Stop making notes (a thread after its batch, a process at once); pending requests are
+        dropped, and a worker process is ended and waited for."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -161,7 +162,7 @@ class NoteCache:
         return self._memory_bytes
 
     def lookup(self, timbre: str, pitch: int) -> Note | None:
-        """The cached note, or None (not rendered yet, or evicted: request it again). Never
+        """The cached note, or None (not made yet, or evicted: request it again). Never
         blocks."""
         key = (timbre, pitch)
         note = self._notes.get(key)
@@ -191,8 +192,8 @@ class NoteCache:
     ) -> str:
         """Queue the notes of this latent that are not cached yet; returns the timbre key.
 
-        Never blocks on rendering. Re-requesting a pending note can only raise its priority. Raises
-        ModelError for a latent of the wrong size or a pitch the model does not have.
+        Never waits for notes to be made. Re-requesting a pending note can only raise its priority.
+        Raises ModelError for a latent of the wrong size or a pitch the model does not have.
         """
         z = np.asarray(latent, dtype=np.float32)
         if z.shape != (self._model.latent_size,):
@@ -200,12 +201,7 @@ class NoteCache:
                 f"latent has shape {z.shape}; this model takes ({self._model.latent_size},)"
             )
         wanted = [int(p) for p in pitches]
-        unknown = sorted(set(wanted) - self._model_pitches)
-        if unknown:
-            raise ModelError(
-                f"pitch {unknown[0]} is not one of the model's pitches "
-                f"{', '.join(map(str, sorted(self._model_pitches)))}"
-            )
+        check_pitches(self._model_pitches, wanted)
         timbre = latent_digest(z)
         with self._cond:
             if timbre not in self._latents:
@@ -213,7 +209,7 @@ class NoteCache:
             self._requested.setdefault(timbre, set()).update(wanted)
             for pitch in wanted:
                 key = (timbre, pitch)
-                self._errors.pop(key, None)  # asking again retries a failed render
+                self._errors.pop(key, None)  # asking again retries a failed note
                 urgent = priority
                 if urgent > Priority.NEAR and self._near_recent(timbre, pitch):
                     urgent = Priority.NEAR
@@ -234,7 +230,7 @@ class NoteCache:
 
     def progress(self, timbre: str) -> tuple[int, int]:
         """(ready, requested) pitch counts of a timbre, for status views and progress bars; ready
-        = rendered or read from disk this session (in memory, or evicted to disk since)."""
+        = made or read from disk this session (in memory, or evicted to disk since)."""
         with self._cond:
             requested = self._requested.get(timbre, set())
             ready = sum((timbre, p) in self._done for p in requested)
@@ -250,9 +246,9 @@ class NoteCache:
     ) -> bool:
         """Block until these notes are in memory (True) or the timeout passes (False).
 
-        ``in_memory=False``: until each was rendered or read once (it may be evicted since), which
+        ``in_memory=False``: until each was made or read once (it may be evicted since), which
         is what filling the disk needs. For offline use and tests only, never the audio path.
-        Raises CacheError if one of them failed to render.
+        Raises CacheError if one of them failed.
         """
         keys = [(timbre, int(p)) for p in pitches]
         ready = self._notes if in_memory else self._done
@@ -270,7 +266,7 @@ class NoteCache:
         return any(t == timbre and abs(p - pitch) <= self.near_semitones for t, p in self._recent)
 
     def _enqueue(self, key: tuple[str, int], priority: Priority) -> None:
-        """Add or raise a pending note (caller holds _cond); cached/rendering ones stay put."""
+        """Add or raise a pending note (caller holds _cond); cached/in-progress ones stay put."""
         if key in self._notes or key in self._in_flight:
             return
         current = self._pending.get(key)
@@ -308,7 +304,7 @@ class NoteCache:
             try:
                 self._fill(batch)
             except Exception as err:
-                if self._closing:  # a renderer process stopped by close(): nothing to report
+                if self._closing:  # a worker process stopped by close(): nothing to report
                     return
                 logger.exception("note cache: rendering %d note(s) failed", len(batch))
                 with self._cond:
@@ -319,7 +315,7 @@ class NoteCache:
                     self._cond.notify_all()
 
     def _fill(self, batch: list[tuple[str, int]]) -> None:
-        """Serve a batch from disk where possible, render the rest in one generate call."""
+        """Serve a batch from disk where possible, make the rest in one call of the worker."""
         missing = []
         for timbre, pitch in batch:
             stored = self._store.load(self._key(timbre, pitch)) if self._store else None
@@ -394,9 +390,9 @@ def warm(
     max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
 ) -> dict[str, str]:
-    """Render every pitch of each named latent into the disk cache (ahead of a gig), with a bar.
+    """Make every pitch of each named latent into the disk cache (ahead of a gig), with a bar.
 
-    Notes already on disk are read back and checked instead of rendered. Returns name → timbre key.
+    Notes already on disk are read back and checked, not made again. Returns name → timbre key.
     """
     check_writable_dir(Path(cache_dir), create=True)
     pitches = model.pitches
@@ -404,7 +400,7 @@ def warm(
         model, sample_rate, cache_dir, max_disk_bytes, batch_size, max_memory_bytes=max_memory_bytes
     ) as cache:
         timbres = {name: cache.request(z, pitches) for name, z in latents.items()}
-        unique = list(dict.fromkeys(timbres.values()))  # two names for one latent: render once
+        unique = list(dict.fromkeys(timbres.values()))  # two names for one latent: made once
         with tqdm(total=len(unique) * len(pitches), unit="note", desc="cache warm") as bar:
             for timbre in unique:
                 while not cache.wait(timbre, pitches, timeout_s=0.25, in_memory=False):

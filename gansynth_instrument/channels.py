@@ -18,25 +18,10 @@ import math
 from dataclasses import dataclass
 
 from gansynth_instrument.errors import GansynthError
-
-# Controller numbers (MIDI 1.0 and General MIDI).
-CC_BANK_MSB = 0
-CC_DATA_MSB = 6
-CC_VOLUME = 7
-CC_PAN = 10
-CC_EXPRESSION = 11
-CC_BANK_LSB = 32
-CC_DATA_LSB = 38
-CC_SUSTAIN = 64
-CC_NRPN_LSB, CC_NRPN_MSB = 98, 99
-CC_RPN_LSB, CC_RPN_MSB = 100, 101
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off
+from gansynth_instrument.midi_spec import BEND_CENTER, CC_DATA_MSB
 
 CHANNELS = 16
 DRUM_CHANNEL = 9  # channel 10 as musicians count: General MIDI percussion
-BEND_CENTER = 8192
 DEFAULT_BEND_RANGE_SEMITONES = 2.0
 MAX_BEND_RANGE_SEMITONES = 24.0  # GM2's largest pitch-bend sensitivity
 DEFAULT_VOLUME = 100

@@ -1,4 +1,4 @@
-"""Command line: argument parsing only. Each subcommand hands its parsed arguments to one module.
+"""Command line: the parser, and the dispatch of each subcommand to its module in ``commands/``.
 
 Errors a user can cause arrive as ``GansynthError`` and are printed as one line (``--debug`` for the
 traceback); the exit status is 1 for those, 130 for Ctrl-C.
@@ -8,24 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from gansynth_instrument.errors import GansynthError
-
-Handler = Callable[[argparse.Namespace], int | None]
-
-
-def _cmd_export(args: argparse.Namespace) -> int | None:
-    from gansynth_export.cli import run_export
-
-    return run_export(args)
-
-
-def _cmd_info(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.model import print_info
-
-    return print_info(args.model)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +33,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="no checkpoint: random weights in the released all_instruments shapes (benchmarks)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --random weights (default 0)")
-    p.set_defaults(handler=_cmd_export)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -57,43 +42,15 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
         description="Print the metadata stored in an exported instrument model.",
     )
     p.add_argument("model", help="an .onnx file written by 'gansynth-instrument export'")
-    p.set_defaults(handler=_cmd_info)
-
-
-def _cmd_devices(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.midi import print_devices
-
-    return print_devices()
 
 
 def _add_devices(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "devices",
         help="list audio outputs and MIDI inputs, with the names to pass to --device / --midi-in",
         description="List the audio outputs PortAudio can open and the MIDI input ports "
         "(JACK MIDI when a JACK server runs, else ALSA), with the names 'play' accepts.",
     )
-    p.set_defaults(handler=_cmd_devices)
-
-
-def _cmd_cache(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.commands import cache
-
-    if args.action == "warm":
-        return cache.run_warm(
-            args,
-            args.presets,
-            args.bank,
-            args.seed,
-            args.sample_rate,
-            args.cache_dir,
-            batch_size=args.batch_size,
-            max_disk_mb=args.max_disk_mb,
-            max_memory_mb=args.max_memory_mb,
-        )
-    if args.action == "info":
-        return cache.run_info(args.cache_dir)
-    return cache.run_clear(args.cache_dir)
 
 
 def _add_cache(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +65,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     warm = actions.add_parser("warm", help="render every pitch of some timbres into the cache")
-    _add_model_options(warm)
+    add_model_options(warm)
     warm.add_argument("presets", nargs="*", help="preset names or .yaml paths")
     warm.add_argument(
         "--bank", action="append", default=[], help="every preset of this bank (repeatable)"
@@ -135,7 +92,6 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--cache-dir", type=Path, help="cache location (default: the user cache dir)"
         )
-    p.set_defaults(handler=_cmd_cache)
 
 
 def _add_max_memory(p: argparse.ArgumentParser) -> None:
@@ -144,12 +100,6 @@ def _add_max_memory(p: argparse.ArgumentParser) -> None:
         type=float,
         help="notes held in memory; past it the least recently used drop to disk (default 512)",
     )
-
-
-def _cmd_presets(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.presets import run_command
-
-    return run_command(args)
 
 
 def _add_preset_fields(p: argparse.ArgumentParser) -> None:
@@ -201,17 +151,10 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     _add_preset_fields(save)
     rm = actions.add_parser("rm", help="delete one of your presets (shipped ones are read-only)")
     rm.add_argument("name")
-    p.set_defaults(handler=_cmd_presets)
 
 
-def _cmd_offline(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument import offline
-
-    return getattr(offline, f"run_{args.command}")(args)
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model/--backend/--threads/--precision, read by model.load_model_from_options."""
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model/--backend/--threads/--precision, read by commands.load_model_from_args."""
     p.add_argument(
         "--model",
         type=Path,
@@ -245,14 +188,13 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         help="random notes to WAV files, like gansynth_generate",
         description="Write 4 s notes (float32 WAV, 16 kHz) from random or preset timbres.",
     )
-    _add_model_options(gen)
+    add_model_options(gen)
     gen.add_argument("--count", type=int, help="number of notes (default: one per pitch, else 8)")
     gen.add_argument("--pitch", type=int, action="append", help="MIDI pitch (repeatable)")
     gen.add_argument("--pitches", help="comma-separated MIDI pitches, e.g. 48,52,55")
     gen.add_argument("--seed", type=int, help="seed for the random timbres and pitches")
     gen.add_argument("--preset", help="use this preset's timbre (name or .yaml) for every note")
     gen.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
-    gen.set_defaults(handler=_cmd_offline)
 
     hal = sub.add_parser(
         "hallucinate",
@@ -263,7 +205,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
             "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch."
         ),
     )
-    _add_model_options(hal)
+    add_model_options(hal)
     hal.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
     hal.add_argument("--notes", type=int, default=5, help="random keypoint timbres (default 5)")
     hal.add_argument("--steps", type=int, default=5, help="slerp steps between keypoints (5)")
@@ -275,7 +217,6 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     hal.add_argument("--pitch", type=int, help="MIDI pitch (default 32 if the model has it)")
     hal.add_argument("--seed", type=int, help="seed for the keypoint timbres")
     hal.add_argument("--through", nargs="+", metavar="TIMBRE", help="presets or seeds as keypoints")
-    hal.set_defaults(handler=_cmd_offline)
 
     itp = sub.add_parser(
         "interpolate",
@@ -284,11 +225,10 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     itp.add_argument("a", help="preset name, .yaml path or seed")
     itp.add_argument("b", help="preset name, .yaml path or seed")
-    _add_model_options(itp)
+    add_model_options(itp)
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
-    itp.set_defaults(handler=_cmd_offline)
 
     ren = sub.add_parser(
         "render",
@@ -301,7 +241,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     ren.add_argument("midi_file", type=Path, help="the .mid file")
     ren.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
-    _add_model_options(ren)
+    add_model_options(ren)
     ren.add_argument("--preset", help="play every note with this preset (name or .yaml)")
     ren.add_argument("--bank", help="bank for program changes and the morph CC (default: default)")
     ren.add_argument(
@@ -326,13 +266,33 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
-    ren.set_defaults(handler=_cmd_offline)
 
 
-def _cmd_play(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.live import run_play
-
-    return run_play(args)
+def _add_bake(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bake",
+        help="bake presets or a bank into a sample pack (SFZ, DecentSampler) for any sampler",
+        description=(
+            "Write each preset as a sampler instrument: DIR/NAME.sfz and DIR/NAME.dspreset, "
+            "with one WAV per model pitch in DIR/NAME/ (exact notes from the note cache), the "
+            "preset's level, envelope and loop, and the instrument's velocity curve. A bank "
+            "bakes each of its presets, plus its morph path as DIR/BANK-morph.*, where the "
+            "bank's morph CC crossfades the morph steps. The pack appears only when complete."
+        ),
+    )
+    p.add_argument("presets", nargs="*", help="preset names or .yaml paths")
+    p.add_argument("--bank", help="every preset of this bank, and its morph path")
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the pack")
+    add_model_options(p)
+    p.add_argument(
+        "--format", default="sfz,dspreset", help="sfz, dspreset or both (default sfz,dspreset)"
+    )
+    p.add_argument("--rate", type=int, default=48000, help="sample rate: 48000 or 44100 (48000)")
+    p.add_argument("--bit-depth", type=int, default=24, help="WAV bits: 16 or 24 (default 24)")
+    p.add_argument(
+        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
+    )
+    p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
 
 
 def _add_play(sub: argparse._SubParsersAction) -> None:
@@ -346,7 +306,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "from the nearest cached pitch while the exact one renders."
         ),
     )
-    _add_model_options(p)
+    add_model_options(p)
     timbre = p.add_mutually_exclusive_group()
     timbre.add_argument("--preset", help="play this preset (name or .yaml)")
     timbre.add_argument("--bank", help="bank: program changes + morph path (default: default)")
@@ -390,13 +350,6 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         help="where notes render: a worker process (default: fewer xruns) or a thread",
     )
     _add_max_memory(p)
-    p.set_defaults(handler=_cmd_play)
-
-
-def _cmd_dataset(args: argparse.Namespace) -> int | None:
-    from gansynth_instrument.dataset import run_dataset
-
-    return run_dataset(args)
 
 
 def _add_dataset(sub: argparse._SubParsersAction) -> None:
@@ -433,19 +386,6 @@ def _add_dataset(sub: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--silence-db", type=float, default=-50.0, help="drop notes below this RMS (-50 dBFS)"
         )
-    p.set_defaults(handler=_cmd_dataset)
-
-
-def _cmd_train(args: argparse.Namespace) -> int | None:
-    try:
-        from gansynth_instrument.training.train import run_train
-    except ImportError as err:
-        from gansynth_instrument.errors import TrainingError
-
-        raise TrainingError(
-            f"training needs PyTorch ({err}): pip install 'gansynth-instrument[train]'"
-        ) from None
-    return run_train(args)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -487,7 +427,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only "
         "total_num_images and batch_size_schedule",
     )
-    p.set_defaults(handler=_cmd_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_cache,
         _add_presets,
         _add_offline,
+        _add_bake,
         _add_play,
         _add_dataset,
         _add_train,
@@ -513,15 +453,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(args: argparse.Namespace) -> int | None:
+    """Import the subcommand's own module (only it: ``--help`` stays fast) and run it."""
+    command = args.command
+    if command == "export":
+        from gansynth_instrument.commands import export as module
+    elif command == "info":
+        from gansynth_instrument.commands import info as module
+    elif command == "devices":
+        from gansynth_instrument.commands import devices as module
+    elif command == "cache":
+        from gansynth_instrument.commands import cache as module
+    elif command == "presets":
+        from gansynth_instrument.commands import presets as module
+    elif command == "generate":
+        from gansynth_instrument.commands import generate as module
+    elif command == "hallucinate":
+        from gansynth_instrument.commands import hallucinate as module
+    elif command == "interpolate":
+        from gansynth_instrument.commands import interpolate as module
+    elif command == "render":
+        from gansynth_instrument.commands import render as module
+    elif command == "bake":
+        from gansynth_instrument.commands import bake as module
+    elif command == "play":
+        from gansynth_instrument.commands import play as module
+    elif command == "dataset":
+        from gansynth_instrument.commands import dataset as module
+    elif command == "train":
+        from gansynth_instrument.commands import train as module
+    else:
+        raise AssertionError(f"no module for the command {command!r}")
+    return module.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
+    if args.command is None:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        return int(run_command(args) or 0)
     except GansynthError as err:
         if args.debug:
             raise

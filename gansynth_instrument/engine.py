@@ -18,7 +18,7 @@ Rules:
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
-  neighbouring presets); a voice crossfades the two nearest *rendered* steps around the knob
+  neighbouring presets); a voice crossfades the two nearest *cached* steps around the knob
   position, so the knob acts within one audio block; the exact neighbours are requested at
   NEAR, the rest of their pitches behind.
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
@@ -41,21 +41,6 @@ from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.channels import (
-    CC_ALL_NOTES_OFF,
-    CC_ALL_SOUND_OFF,
-    CC_BANK_LSB,
-    CC_BANK_MSB,
-    CC_DATA_LSB,
-    CC_DATA_MSB,
-    CC_EXPRESSION,
-    CC_NRPN_LSB,
-    CC_NRPN_MSB,
-    CC_PAN,
-    CC_RESET_CONTROLLERS,
-    CC_RPN_LSB,
-    CC_RPN_MSB,
-    CC_SUSTAIN,
-    CC_VOLUME,
     CHANNELS,
     DEFAULT_BEND_RANGE_SEMITONES,
     DRUM_CHANNEL,
@@ -64,6 +49,36 @@ from gansynth_instrument.channels import (
     Channel,
 )
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.midi_spec import (
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_BANK_LSB,
+    CC_BANK_MSB,
+    CC_DATA_LSB,
+    CC_DATA_MSB,
+    CC_EXPRESSION,
+    CC_MOD_WHEEL,
+    CC_NRPN_LSB,
+    CC_NRPN_MSB,
+    CC_PAN,
+    CC_RESET_CONTROLLERS,
+    CC_RPN_LSB,
+    CC_RPN_MSB,
+    CC_SUSTAIN,
+    CC_VOLUME,
+    CHANNEL_MASK,
+    CONTROL_CHANGE,
+    DATA_BYTES,
+    DATA_MAX,
+    KIND_MASK,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL_DOWN_MIN,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    STATUS_BIT,
+    SYSTEM,
+)
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.programs import Programs
@@ -72,22 +87,9 @@ from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
-# MIDI status nibbles and controller numbers (MIDI 1.0 specification).
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-POLY_PRESSURE, CHANNEL_PRESSURE = 0xA0, 0xD0
-_DATA_BYTES = {
-    NOTE_OFF: 2,
-    NOTE_ON: 2,
-    POLY_PRESSURE: 2,
-    CONTROL_CHANGE: 2,
-    PROGRAM_CHANGE: 1,
-    CHANNEL_PRESSURE: 1,
-    PITCH_BEND: 2,
-}
-
 DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-RECENT_PITCHES = 16  # a new preset renders the last pitches played first
+RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 SKIP_PERCUSSION = "drum notes"
 PERCUSSION_NOTICE = (
     "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
@@ -95,6 +97,15 @@ PERCUSSION_NOTICE = (
 )
 SKIP_RANGE = "notes out of the model's range"
 SKIP_CHANNEL = "notes on channels not chosen"
+
+
+def note_amplitude(
+    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
+) -> float:
+    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
+    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
+    here, so a change of level staging reaches them all."""
+    return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,7 @@ class Engine:
         variations: Mapping[int, Mapping[int, Timbre]] | None = None,
         drums: Timbre | None = None,
         morph: Sequence[Timbre] = (),
-        morph_cc: int | None = 1,
+        morph_cc: int | None = CC_MOD_WHEEL,
         channels: Collection[int] | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -181,12 +192,12 @@ class Engine:
 
     def handle(self, msg: Sequence[int], frame: int = IMMEDIATE) -> None:
         """Act on one raw MIDI message; ``frame`` stamps its commands (offline), else at once."""
-        if not msg or msg[0] >= 0xF0 or msg[0] < 0x80:
+        if not msg or msg[0] >= SYSTEM or msg[0] < STATUS_BIT:
             self.ignored += 1  # system, realtime and running-status bytes are not ours
             return
-        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
-        data = _DATA_BYTES[kind]
-        if len(msg) < 1 + data or any(not 0 <= b <= 127 for b in msg[1 : 1 + data]):
+        kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+        data = DATA_BYTES[kind]
+        if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
         if channel not in self.listen:
@@ -245,7 +256,7 @@ class Engine:
         banks = [c.bank for c in self.channels]
         wanted: dict[str, tuple[Timbre, set[int]]] = {}
         for msg in messages:
-            kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
+            kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
             if channel not in self.listen or len(msg) < 2:
                 continue
             if kind == CONTROL_CHANGE and len(msg) > 2 and msg[1] == CC_BANK_MSB:
@@ -451,7 +462,7 @@ class Engine:
         if layers is None:
             return  # nothing near enough is cached yet; the exact note is on its way
         self._played[channel][timbre.name] += 1
-        amp = (velocity / 127) ** self.velocity_exponent * 10 ** (timbre.gain_db / 20)
+        amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
             (channel, pitch),
             layers[0],
@@ -468,7 +479,7 @@ class Engine:
     def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
         state = self.channels[channel]
         if cc == CC_SUSTAIN:
-            state.sustain = value >= 64
+            state.sustain = value >= PEDAL_DOWN_MIN
             self.voices.sustain(state.sustain, frame, channel)
         elif cc == CC_ALL_SOUND_OFF:
             self.voices.all_sound_off(frame, channel)
@@ -517,7 +528,7 @@ class Engine:
     def _morph_to(self, channel: int, value: int, frame: int) -> None:
         """Move ``channel`` along the morph path: its new and sounding notes take the position."""
         state = self.channels[channel]
-        u = value / 127 * (len(self.morph) - 1)
+        u = value / DATA_MAX * (len(self.morph) - 1)
         if u == state.morph_position:
             return
         state.morph_position = u

@@ -1,4 +1,4 @@
-"""Files: atomic writes, and nameless memory files that processes share.
+"""Files written atomically, and checks that a folder can take them.
 
 Atomic writes: a reader (or a crash) never sees a half-written preset, WAV or cache file. Write
 to a temporary name in the destination's own directory (same filesystem, so the rename is
@@ -62,15 +62,3 @@ def write_text_atomic(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
-
-
-def anonymous_file(size: int, name: str) -> int:
-    """A file descriptor of ``size`` bytes of memory with no path to leak (memfd on Linux, an
-    unlinked temporary file elsewhere): passed to another process, it is freed when both close."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create(name)
-    else:
-        fd, path = tempfile.mkstemp(prefix=f"{name}-")
-        os.unlink(path)
-    os.ftruncate(fd, size)
-    return fd

@@ -16,6 +16,7 @@ from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.make import NoteModel
+from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.presets import Bank, Preset, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 from gansynth_instrument.voices import MixerLink, Voices
@@ -121,6 +122,6 @@ def build_engine(
         variations=variations,
         drums=drum_timbre,
         morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else 1,
+        morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
         **settings,
     )

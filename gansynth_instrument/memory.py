@@ -3,16 +3,13 @@
 glibc serves large blocks (32 MiB tensors in training, 384 KB notes in play) with ``mmap`` and
 returns them with ``munmap``. Each new block is then page-faulted in again (kernel time), and each
 unmap takes the process's memory-map lock and interrupts the other cores running its threads,
-the audio thread included. Measured: full-resolution training 2.3× faster (37 of 78 CPU-seconds
-per step were page faults). For live play the gain is not clear of this machine's noise: with the
-process renderer, 11 and 16 → 5 and 6 xruns in one A/B (``benchmarks/bench_live.py --compare 1``,
-two runs each), 14 in a later run. Elsewhere than glibc nothing changes.
+the audio thread included. Kept in the heap, training spends far less time in page faults, and
+play puts less kernel work beside the audio. Elsewhere than glibc nothing changes.
 
 Transparent huge pages: NumPy asks for them on arrays of 4 MiB and more, and the kernel's
 ``khugepaged`` then copies scattered pages into 2 MiB ones in the background, 2 MiB at a time
-in one non-preemptible stretch. Traced during ``bench_live.py`` (ftrace + perf on the 2-core VM,
-a kernel without preemption): JACK's real-time threads waited 4-7 ms behind it, the longest
-delays of the run. So live play opts its processes out.
+in one non-preemptible stretch, which JACK's real-time threads then wait behind (the README's
+``rt_delays.py`` section). So live play opts its processes out.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ Graph contract (format version 1):
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 from gansynth_instrument.errors import ModelError
@@ -22,6 +23,10 @@ PREFIX = "gansynth."
 INPUT_LATENT = "z"
 INPUT_PITCH = "pitch"
 OUTPUT_SPECTROGRAM = "spectrogram"
+# Magenta's prespecified normaliser (specgrams_prespecified_normalizer): x_norm = a·x + b per
+# channel, as (a, b); one copy for the exporter, the trainer and the runtime.
+MAG_NORMALIZER = (0.0661371661726, 0.113718730221)  # log magnitude
+P_NORMALIZER = (0.8, 0.0)  # instantaneous frequency
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,10 @@ class Representation:
     bins: int = 1024
     pad_front: int = 3072
     ifreq: bool = True
-    mag_normalizer_a: float = 0.0661371661726
-    mag_normalizer_b: float = 0.113718730221
-    p_normalizer_a: float = 0.8
-    p_normalizer_b: float = 0.0
+    mag_normalizer_a: float = MAG_NORMALIZER[0]
+    mag_normalizer_b: float = MAG_NORMALIZER[1]
+    p_normalizer_a: float = P_NORMALIZER[0]
+    p_normalizer_b: float = P_NORMALIZER[1]
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,24 @@ class ModelInfo:
             return cls(**values)
         except (TypeError, ValueError) as err:
             raise ModelError(f"{where}: malformed gansynth metadata: {err}") from None
+
+
+def format_pitches(pitches: Iterable[int]) -> str:
+    """Compact list of MIDI pitches: ``24–84`` or ``36, 43, 48–50``."""
+    runs: list[list[int]] = []
+    for p in sorted(pitches):
+        if runs and p == runs[-1][-1] + 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def check_pitches(known: Collection[int], pitches: Iterable[int]) -> None:
+    """Every pitch at once, before any work: a ModelError naming the first one the model does not
+    know, and the ones it does."""
+    unknown = sorted({int(p) for p in pitches} - set(known))
+    if unknown:
+        raise ModelError(
+            f"pitch {unknown[0]} is not one this model knows (its pitches: {format_pitches(known)})"
+        )

@@ -5,10 +5,10 @@ it knows nothing about the engine. ``handle(msg)`` receives each message as a li
 (status byte first) on the MIDI reader thread; the engine decodes it.
 
 Why a reader thread that polls rtmidi's queue, not rtmidi's callback: under JACK, rtmidi calls the
-callback on JACK's real-time process thread (SCHED_FIFO, measured), inside the graph's cycle. A
+callback on JACK's real-time process thread (SCHED_FIFO), inside the graph's cycle. A
 Python callback there must first get this process's GIL, and the JACK cycle (the whole graph, in
-synchronous mode) waits for it and for the engine's work, so a busy player made the server late:
-the xruns of the MIDI flood were all "JackTimedDriver::Process XRun" lines of 3-9 ms. Polled,
+synchronous mode) waits for it and for the engine's work, so a busy player makes the server late
+(a MIDI flood then shows as jackd's own "XRun" lines). Polled,
 the JACK thread only queues bytes, and the reader picks them up within ``POLL_S``, well inside
 the period before the audio callback can play them.
 
@@ -242,34 +242,3 @@ class MidiInput:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def print_devices() -> int:
-    """Print audio outputs and MIDI inputs with the names ``play`` accepts. A part that cannot be
-    listed prints its one-line reason instead, so the other part still shows."""
-    from gansynth_instrument.audio import NO_OUTPUT_HINT, list_outputs
-
-    print("Audio outputs (pass the number or the name to --device; * = default):")
-    try:
-        outputs = list_outputs()
-        for o in outputs:
-            mark = "*" if o.is_default else " "
-            detail = f"{o.host_api}, {o.channels} ch, {o.default_sample_rate:.0f} Hz"
-            print(f"  {mark} {o.index:>2}  {o.name}  [{detail}]")
-        if not outputs:
-            print(f"    none: {NO_OUTPUT_HINT}")
-    except DeviceError as err:
-        print(f"    unavailable: {err}")
-
-    try:
-        api, ports = list_inputs()
-    except DeviceError as err:
-        print("MIDI inputs:")
-        print(f"    unavailable: {err}")
-        return 0
-    print(f"MIDI inputs via {api} (pass the name to --midi-in):")
-    for name in ports:
-        print(f"    {name}")
-    if not ports:
-        print("    none: connect a keyboard, or play through a virtual port (--virtual-midi NAME)")
-    return 0

@@ -15,7 +15,6 @@ Post-processing (``spectral.spectrogram_to_audio``) is NumPy, the same on every 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import dataclasses
@@ -37,6 +36,7 @@ from gansynth_instrument.metadata import (
     INPUT_PITCH,
     OUTPUT_SPECTROGRAM,
     ModelInfo,
+    check_pitches,
 )
 from gansynth_instrument.spectral import spectrogram_to_audio
 
@@ -141,24 +141,8 @@ class Model:
             raise ModelError("a latent holds NaN or infinity")
         if pitch.size and not np.issubdtype(pitch.dtype, np.integer):
             raise ModelError(f"pitches must be MIDI note numbers (integers), got {pitch.dtype}")
-        unknown = sorted({int(p) for p in pitch} - self._pitch_set)
-        if unknown:
-            raise ModelError(
-                f"pitch {unknown[0]} is not one this model knows (its pitches: "
-                f"{format_pitches(self.pitches)})"
-            )
+        check_pitches(self._pitch_set, pitch)
         return z32, pitch.astype(np.int64)
-
-
-def format_pitches(pitches: Sequence[int]) -> str:
-    """Compact list of MIDI pitches: ``24–84`` or ``36, 43, 48–50``."""
-    runs: list[list[int]] = []
-    for p in sorted(pitches):
-        if runs and p == runs[-1][-1] + 1:
-            runs[-1].append(p)
-        else:
-            runs.append([p])
-    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def read_info(path: str | Path) -> ModelInfo:
@@ -220,8 +204,7 @@ def load_model(
         backend: "auto", "cuda", "openvino" or "cpu" (onnxruntime's CPU provider).
         threads: CPU threads for inference; None = the backend's default (all cores).
         precision: "f32", or "bf16" (OpenVINO on CPUs with native bf16 only). bf16 changes the
-            sound: STFT-magnitude SNR against f32 measured ~10 dB on a full-size model and
-            ~7.5 dB on magenta-tiny (benchmarks/bench_generate.py prints it).
+            sound audibly (``benchmarks/bench_generate.py`` prints its SNR against f32).
 
     Raises:
         ModelError: bad file or metadata, an unknown or unavailable backend, or a precision the
@@ -253,15 +236,11 @@ def load_model(
     return Model(path, info, runner, backend, precision, threads)
 
 
-def load_model_from_options(options: argparse.Namespace) -> Model:
-    """The model the command-line options name (``cli._add_model_options``): ``--model``, else
-    ``$GANSYNTH_MODEL``, else the bundled model, on ``--backend`` with ``--threads`` and
-    ``--precision``.
-
-    Raises ModelError when there is no model at all (an install without the bundled file: one
-    line saying how to get one), and as ``load_model`` does.
-    """
-    path = options.model or os.environ.get(MODEL_ENV)
+def model_path(given: str | Path | None = None) -> Path:
+    """The model a command uses: ``given`` (``--model``), else ``$GANSYNTH_MODEL``, else the
+    bundled model. Raises ModelError when there is none at all (an install without the bundled
+    file: one line saying how to get one)."""
+    path = given or os.environ.get(MODEL_ENV)
     if not path and BUNDLED_MODEL.is_file():
         path = BUNDLED_MODEL
     if not path:
@@ -269,9 +248,7 @@ def load_model_from_options(options: argparse.Namespace) -> Model:
             f"no model: pass --model FILE.onnx or set {MODEL_ENV}; make one from Magenta's "
             "release with 'gansynth-instrument export all_instruments.zip -o all_instruments.onnx'"
         )
-    return load_model(
-        path, backend=options.backend, threads=options.threads, precision=options.precision
-    )
+    return Path(path)
 
 
 def available_backends() -> list[str]:
@@ -415,36 +392,3 @@ def _openvino_runner(path: Path, data: bytes, threads: int | None, precision: st
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-# --- info ----------------------------------------------------------------------------------------
-
-
-def print_info(path: str | Path) -> int:
-    """Print what an exported model holds (the ``info`` subcommand). Returns the exit status."""
-    path = Path(path)
-    info = read_info(path)
-    rep = info.representation
-    rows = [
-        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB)"),
-        ("source", f"{info.source or '?'} (step {info.source_step}, progress {info.progress:g})"),
-        ("pitches", f"{format_pitches(info.pitches)} ({len(info.pitches)} MIDI notes)"),
-        ("latent size", str(info.latent_size)),
-        (
-            "audio",
-            f"{info.audio_length} samples at {info.sample_rate} Hz "
-            f"({info.audio_length / info.sample_rate:g} s per note)",
-        ),
-        (
-            "representation",
-            f"{rep.data_type}, {rep.frames} frames × {rep.bins} bins, n_fft {rep.n_fft}, "
-            f"hop {rep.hop_length}, ifreq {rep.ifreq}",
-        ),
-        ("digest", info.digest),
-        ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
-        ("backends here", ", ".join(available_backends())),
-    ]
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0

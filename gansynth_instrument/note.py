@@ -23,7 +23,7 @@ import numpy as np
 
 @dataclass(frozen=True, eq=False)
 class Note:
-    """A finished, immutable rendered note. Float amplitude = ``pcm * gain``.
+    """A finished, immutable note. Float amplitude = ``pcm * gain``.
 
     int16 with a per-note scale (peak ↦ 32767) halves memory against float32; the quantisation
     noise sits ~96 dB below the note's peak.

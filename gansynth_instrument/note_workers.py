@@ -11,20 +11,26 @@ bookkeeping is the same for both. Users choose one with ``--renderer thread|proc
 from __future__ import annotations
 
 import contextlib
-import mmap
 import multiprocessing
 import os
 import signal
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import recv_handle, send_handle
+from multiprocessing.reduction import send_handle
 from typing import Protocol
 
 import numpy as np
 
 from gansynth_instrument.errors import CacheError
-from gansynth_instrument.fileio import anonymous_file
 from gansynth_instrument.make import NoteModel, make_notes
 from gansynth_instrument.note import Note
+from gansynth_instrument.processes import (
+    SPAWN,
+    end_process,
+    map_file,
+    receive_mapping,
+    shared_file,
+    spawn,
+)
 
 WORKERS = ("thread", "process")
 # The worker process yields the CPU to everything else: on 2 cores, a parent thread that holds
@@ -102,23 +108,19 @@ def _worker_main(conn: Connection, options: tuple[str, str, int | None, str, str
 def _send_notes(conn: Connection, notes: list[Note]) -> None:
     """Send a batch as ("notes", (shape, gains)) plus a memory file holding the int16 samples.
 
-    Why not pickle them through the pipe: the parent's read of a few MB from a socket copies it
-    all in one system call, and this kernel does not preempt system calls (PREEMPT_NONE). Traced
-    on the 2-core VM, that read kept a CPU for 4-5 ms while JACK's real-time threads waited to
-    run there: an xrun each time. Copying out of shared memory is user-space work, preemptible.
+    Not pickled through the pipe: the parent's read of a few MB from a socket would be one system
+    call that this kernel does not preempt, holding a CPU that JACK's real-time threads wait for
+    (see ``processes.py``).
     """
     shape = (len(notes), len(notes[0].pcm))
-    fd = anonymous_file(_batch_bytes(shape), "gansynth-notes")
-    try:
-        with mmap.mmap(fd, _batch_bytes(shape)) as buffer:
+    with shared_file(_batch_bytes(shape), "gansynth-notes") as fd:
+        with map_file(fd, _batch_bytes(shape)) as buffer:
             shared = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
             for i, note in enumerate(notes):
                 shared[i] = note.pcm
             del shared  # no view may outlive the mapping
         conn.send(("notes", (shape, [note.gain for note in notes])))
         send_handle(conn, fd, os.getppid())
-    finally:
-        os.close(fd)
 
 
 def _batch_bytes(shape: tuple[int, int]) -> int:
@@ -127,14 +129,10 @@ def _batch_bytes(shape: tuple[int, int]) -> int:
 
 def _receive_notes(conn: Connection, shape: tuple[int, int]) -> list[np.ndarray]:
     """The samples _send_notes shared: one read-only int16 array per note, copied out."""
-    fd = recv_handle(conn)
-    try:
-        with mmap.mmap(fd, _batch_bytes(shape), access=mmap.ACCESS_READ) as buffer:
-            shared = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
-            rows = [row.copy() for row in shared]  # each its own array: the cache frees per note
-            del shared
-    finally:
-        os.close(fd)
+    with receive_mapping(conn, _batch_bytes(shape), readonly=True) as buffer:
+        shared = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
+        rows = [row.copy() for row in shared]  # each its own array: the cache frees per note
+        del shared
     for row in rows:
         row.flags.writeable = False
     return rows
@@ -161,7 +159,6 @@ class ProcessWorker:
             str(getattr(model, "precision", "f32")),
             model.digest,
         )
-        self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._deaths = 0
@@ -198,11 +195,8 @@ class ProcessWorker:
             raise CacheError("the renderer process was stopped")
         if self._conn is not None:
             return self._conn
-        ours, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=_worker_main, args=(theirs, self._options), name="note-renderer", daemon=True
-        )
-        process.start()
+        ours, theirs = SPAWN.Pipe()
+        process = spawn(_worker_main, (theirs, self._options), "note-renderer")
         theirs.close()  # the worker holds the only other end: its death is EOF here
         self._process, self._conn = process, ours
         try:
@@ -235,14 +229,7 @@ class ProcessWorker:
             conn.close()
         if process is None:
             return None
-        process.join(WORKER_EXIT_WAIT_S if process.exitcode is None else None)
-        if process.exitcode is None:
-            process.terminate()
-            process.join(WORKER_EXIT_WAIT_S)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-        code = process.exitcode
+        code = end_process(process, WORKER_EXIT_WAIT_S)
         process.close()
         return code
 

@@ -1,4 +1,4 @@
-"""Offline commands: notes, hallucinations, interpolations and MIDI renders written to WAV files.
+"""Offline: notes, hallucinations, interpolations and MIDI renders written to WAV files.
 
 These replace what course users did with ``gansynth_generate`` and the Pd patches:
 
@@ -6,45 +6,39 @@ These replace what course users did with ``gansynth_generate`` and the Pd patche
 - ``hallucinate``: the course's hallucination patch (overlapping enveloped notes on a slerp path).
 - ``interpolate``: notes along the slerp path between two timbres (``gansynth_multi.pd``, the
   NSynth Super grid).
-- ``render_magenta``: ``gansynth_generate --midi_file``, reproduced (see its docstring for the two
-  Magenta bugs left out).
+- ``render_midi_engine``: a MIDI file through the instrument (``instrument.assemble``), exact
+  notes at exact frames, in stereo, streamed to the file as it renders (``audio_files.py``).
+  Magenta's own MIDI mode is ``magenta.render_magenta``.
 
-WAVs are float32 at the model rate (16 kHz), like Magenta's, and written atomically; the output
-location is checked before any rendering starts. MIDI files are read with mido (``read_midi``),
-whose raw-byte events also feed the engine-mode renderer.
+WAVs are float32, written atomically; the output location is checked before any model runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.audio_files import output_format, stream_to_file
-from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import ChannelReport, Engine
-from gansynth_instrument.errors import GansynthError, MidiFileError, ModelError, OutputError
+from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.metadata import check_pitches
+from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.model import Model, format_pitches, load_model_from_options
-from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
+from gansynth_instrument.model import Model
+from gansynth_instrument.presets import Bank, Preset, find_preset
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
-# MIDI files are untrusted input. A song longer than this is a crafted tempo or delta time (a
-# 28-bit delta at the slowest tempo spans 140 years), and would make renders allocate or loop
-# without end; refusing it costs nothing.
-MAX_MIDI_DURATION_S = 3600.0
 
 
 # --- shared pieces --------------------------------------------------------------------------------
@@ -73,7 +67,7 @@ def generate_in_batches(
     model: Model, latents: np.ndarray, pitches: Sequence[int], *, what: str = "notes"
 ) -> np.ndarray:
     """Run the model in batches with a progress bar; float32 [N, audio_length] at the model rate."""
-    check_pitches(model, pitches)
+    check_pitches(model.pitches, pitches)
     latents = np.asarray(latents, dtype=np.float32)
     out = np.empty((len(pitches), model.audio_length), dtype=np.float32)
     with tqdm(total=len(pitches), desc=what, unit="note", disable=None, leave=False) as bar:
@@ -82,16 +76,6 @@ def generate_in_batches(
             out[start:stop] = model.generate(latents[start:stop], np.asarray(pitches[start:stop]))
             bar.update(stop - start)
     return out
-
-
-def check_pitches(model: Model, pitches: Sequence[int]) -> None:
-    """All pitches at once, before any work: the model checks each batch, maybe minutes in."""
-    unknown = sorted({int(p) for p in pitches} - set(model.pitches))
-    if unknown:
-        raise ModelError(
-            f"pitch {unknown[0]} is not one this model knows "
-            f"(its pitches: {format_pitches(model.pitches)})"
-        )
 
 
 def overlap_add(
@@ -169,7 +153,7 @@ def generate_notes(
     if count < 1:
         raise GansynthError(f"--count must be at least 1, got {count}")
     timbre = _timbre(preset, model.latent_size) if preset is not None else None
-    check_pitches(model, pitches or [])
+    check_pitches(model.pitches, pitches or [])
     check_writable_dir(Path(out_dir), create=True)
     rng = np.random.RandomState(seed)
     if timbre is not None:
@@ -210,7 +194,7 @@ def interpolate(
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
     label_a, z_a = _timbre(a, model.latent_size)
     label_b, z_b = _timbre(b, model.latent_size)
-    check_pitches(model, [pitch])
+    check_pitches(model.pitches, [pitch])
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
     latents = slerp(z_a, z_b, ts)
@@ -336,219 +320,6 @@ def hallucinate(
         length,
     )
     return write_wav(out_path, clip, model.sample_rate), len(latents), length / model.sample_rate
-
-
-# --- MIDI files -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MidiEvent:
-    """A MIDI file's channel message at its time in seconds (raw bytes, for ``Engine.handle``)."""
-
-    time_s: float
-    data: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class MidiNote:
-    pitch: int
-    velocity: int
-    start_s: float
-    end_s: float
-
-
-def read_midi(path: Path) -> list[MidiEvent]:
-    """Every channel message of a MIDI file (type 0 or 1), merged and timed through its tempo map.
-
-    Times come from absolute ticks, computed as pretty_midi (and so note_seq and Magenta) does:
-    segment start + ticks · 60 / (bpm · ticks per beat), so note boundaries land on the same
-    samples as in Magenta's render.
-    Raises MidiFileError for a missing, malformed or type 2 file, one without notes, or one whose
-    timing is absurd (tempo 0, SMPTE or zero ticks per beat, longer than ``MAX_MIDI_DURATION_S``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MidiFileError(f"{path}: no such file")
-    try:
-        midi = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
-        reason = str(err) or type(err).__name__
-        raise MidiFileError(f"{path}: not a readable MIDI file ({reason})") from None
-    if midi.type == 2:
-        raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
-    if not 0 < midi.ticks_per_beat < 0x8000:  # bit 15 set: SMPTE frames, which pretty_midi lacks
-        raise MidiFileError(
-            f"{path}: unsupported time division {midi.ticks_per_beat} (need 1-32767 ticks/beat)"
-        )
-    tick_s = 60.0 / (120.0 * midi.ticks_per_beat)  # MIDI's default tempo, 120 bpm
-    tick = segment_tick = 0
-    segment_s = 0.0
-    events: list[MidiEvent] = []
-    for msg in mido.merge_tracks(midi.tracks):
-        tick += msg.time
-        now_s = segment_s + (tick - segment_tick) * tick_s
-        if now_s > MAX_MIDI_DURATION_S:
-            raise MidiFileError(
-                f"{path}: an event at {now_s:.0f} s (tick {tick}); files longer than "
-                f"{MAX_MIDI_DURATION_S:.0f} s are refused (absurd tempo or delta time?)"
-            )
-        if msg.type == "set_tempo":
-            if msg.tempo <= 0:
-                raise MidiFileError(f"{path}: tempo 0 µs/beat at tick {tick}")
-            tick_s = 60.0 / (6e7 / msg.tempo * midi.ticks_per_beat)
-            segment_tick, segment_s = tick, now_s
-        elif not msg.is_meta and msg.type != "sysex":
-            events.append(MidiEvent(now_s, tuple(msg.bytes())))
-    if not any(e.data[0] & 0xF0 == 0x90 and e.data[2] > 0 for e in events):
-        raise MidiFileError(f"{path}: holds no notes")
-    return events
-
-
-def midi_notes(events: Sequence[MidiEvent]) -> list[MidiNote]:
-    """Notes in the order they end, as note_seq lists them (it reads through pretty_midi).
-
-    Like pretty_midi, a note-off ends every sounding note of that channel and key, a zero-length
-    note is dropped, and a note still sounding when the file ends is dropped.
-    """
-    sounding: dict[tuple[int, int], list[tuple[float, int]]] = {}
-    notes: list[MidiNote] = []
-    for event in events:
-        status, kind = event.data[0] & 0x0F, event.data[0] & 0xF0
-        if kind not in (0x80, 0x90):
-            continue
-        key, velocity = (status, event.data[1]), event.data[2]
-        if kind == 0x90 and velocity > 0:
-            sounding.setdefault(key, []).append((event.time_s, velocity))
-            continue
-        for start_s, on_velocity in sounding.pop(key, []):
-            if start_s < event.time_s:
-                notes.append(MidiNote(key[1], on_velocity, start_s, event.time_s))
-    return notes
-
-
-# Magenta's MIDI mode (gansynth_generate.py + generate_util.py), in seconds at the model rate.
-MAGENTA_MIN_PITCH, MAGENTA_MAX_PITCH = 36, 84
-MAGENTA_SECS_PER_INSTRUMENT = 6.0
-MAGENTA_ATTACK_S = 0.010
-MAGENTA_MAX_SUSTAIN_S = 3.0
-MAGENTA_RELEASE_S = 0.3
-MAGENTA_TAIL_S = 3.0  # clip length = int(last note end + 3 s) seconds
-
-
-def magenta_instruments(
-    total_s: float, latent_size: int, seed: int | None, secs_per_instrument: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Timbres and their times: ``int(total/6)`` random latents at ``linspace(-0.0001, total, n)``.
-
-    At least 2, so files shorter than 12 s render (Magenta: IndexError under 6 s, NaN latents from
-    6 to 12 s). Drawn like Magenta after ``np.random.seed(seed)``: with the seed Magenta ran with,
-    these are its latents.
-    """
-    n = max(2, int(total_s / secs_per_instrument))
-    z = np.random.RandomState(seed).normal(size=(n, latent_size))
-    return z, np.linspace(-0.0001, total_s, n)
-
-
-def magenta_note_latents(
-    start_times: np.ndarray, z_instruments: np.ndarray, t_instruments: np.ndarray
-) -> np.ndarray:
-    """One latent per note: slerp between the two timbres around its start (``get_z_notes``)."""
-    out = []
-    for t in start_times:
-        idx = int(np.searchsorted(t_instruments, t, side="left")) - 1
-        idx = min(max(idx, 0), len(t_instruments) - 2)
-        t_left, t_right = t_instruments[idx], t_instruments[idx + 1]
-        out.append(
-            slerp(z_instruments[idx], z_instruments[idx + 1], (t - t_left) / (t_right - t_left))
-        )
-    return np.stack(out).astype(np.float32)
-
-
-def magenta_envelope(duration_s: float, sample_rate: int) -> np.ndarray:
-    """10 ms linear attack, hold up to 3 s, 300 ms linear release (``get_envelope``).
-
-    The release is written after the attack, so it wins for notes shorter than the attack.
-    """
-    i_attack = int(sample_rate * MAGENTA_ATTACK_S)
-    i_sustain = int(sample_rate * min(duration_s, MAGENTA_MAX_SUSTAIN_S))
-    i_release = int(sample_rate * MAGENTA_RELEASE_S)
-    env = np.ones(i_sustain + i_release)
-    env[:i_attack] = np.linspace(0.0, 1.0, i_attack)
-    env[i_sustain:] = np.linspace(1.0, 0.0, i_release)
-    return env
-
-
-def magenta_combine(
-    audio: np.ndarray,
-    start_times: Sequence[float],
-    end_times: Sequence[float],
-    velocities: Sequence[int],
-    sample_rate: int,
-) -> np.ndarray:
-    """Magenta's ``combine_notes``: envelopes, per-note peak × velocity/127, final /max /2."""
-    length = int(max(end_times) + MAGENTA_TAIL_S) * sample_rate
-    return overlap_add(
-        audio,
-        [magenta_envelope(e - s, sample_rate) for s, e in zip(start_times, end_times, strict=True)],
-        [int(s * sample_rate) for s in start_times],
-        [v / 127.0 for v in velocities],
-        length,
-    )
-
-
-@dataclass(frozen=True)
-class MagentaRender:
-    """What ``render_magenta`` did, for the command's report."""
-
-    path: Path
-    notes: int
-    dropped: int
-    timbres: int
-    duration_s: float
-
-
-def render_magenta(
-    model: Model,
-    midi_path: Path,
-    out_path: Path,
-    *,
-    seed: int | None = None,
-    secs_per_instrument: float = MAGENTA_SECS_PER_INSTRUMENT,
-) -> MagentaRender:
-    """``gansynth_generate --midi_file`` reproduced: a MIDI file → a 16 kHz float32 WAV.
-
-    Notes outside 36-84 are dropped (as Magenta does, though models know 24-84); a new random
-    timbre every 6 s, one slerped latent per note; 10 ms attack, at most 3 s hold, 300 ms release;
-    each note normalised to its signed peak × velocity/127; the mix to peak 0.5. Two Magenta bugs
-    are left out: files shorter than 12 s get 2 timbres instead of crashing (IndexError / NaN),
-    and the timbre timeline spans to the latest note end rather than the end of the last-listed
-    note. With Magenta's seed, the timbres are Magenta's.
-    """
-    check_output_file(out_path)
-    all_notes = midi_notes(read_midi(midi_path))
-    notes = [n for n in all_notes if MAGENTA_MIN_PITCH <= n.pitch <= MAGENTA_MAX_PITCH]
-    if not notes:
-        raise MidiFileError(
-            f"{midi_path}: none of its {len(all_notes)} notes is in Magenta's range "
-            f"{MAGENTA_MIN_PITCH}-{MAGENTA_MAX_PITCH}"
-        )
-    starts = np.array([n.start_s for n in notes])
-    ends = np.array([n.end_s for n in notes])
-    z_instruments, t_instruments = magenta_instruments(
-        float(ends.max()), model.latent_size, seed, secs_per_instrument
-    )
-    latents = magenta_note_latents(starts, z_instruments, t_instruments)
-    pitches = [n.pitch for n in notes]
-    audio = generate_in_batches(model, latents, pitches, what="rendering")
-    clip = magenta_combine(audio, starts, ends, [n.velocity for n in notes], model.sample_rate)
-    write_wav(out_path, clip, model.sample_rate)
-    return MagentaRender(
-        Path(out_path),
-        len(notes),
-        len(all_notes) - len(notes),
-        len(z_instruments),
-        len(clip) / model.sample_rate,
-    )
 
 
 # --- engine mode: a MIDI file through the live instrument's own engine ----------------------------
@@ -707,122 +478,3 @@ def channel_lines(reports: Sequence[ChannelReport]) -> list[str]:
             text += f"; skipped {skipped}"
         lines.append(f"  channel {r.channel + 1:>2}: {text}")
     return lines
-
-
-# --- command-line entry points (arguments parsed in cli.py) ---------------------------------------
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    """``gansynth-instrument generate``: prints one line per file written."""
-    pitches = list(args.pitch or []) + [int(p) for p in (args.pitches or "").split(",") if p]
-    if args.preset is not None:
-        find_preset(args.preset)  # a typo fails before the model loads
-    written = generate_notes(
-        load_model_from_options(args),
-        args.output_dir,
-        count=args.count,
-        pitches=pitches or None,
-        seed=args.seed,
-        preset=args.preset,
-    )
-    for note in written:
-        print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
-    return 0
-
-
-def run_interpolate(args: argparse.Namespace) -> int:
-    """``gansynth-instrument interpolate A B``: prints one line per file written."""
-    for spec in (args.a, args.b):
-        if not spec.isdigit():
-            find_preset(spec)  # a typo fails before the model loads
-    written = interpolate(
-        load_model_from_options(args),
-        args.a,
-        args.b,
-        args.output_dir,
-        steps=args.steps,
-        pitch=args.pitch,
-    )
-    for note in written:
-        print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
-    return 0
-
-
-def run_hallucinate(args: argparse.Namespace) -> int:
-    """``gansynth-instrument hallucinate``: prints what it wrote."""
-    settings = Hallucination(
-        note_count=args.notes,
-        interp_steps=args.steps,
-        spacing_s=args.spacing_s,
-        trim=args.trim,
-        attack=args.attack,
-        sustain=args.sustain,
-        release=args.release,
-    )
-    settings.check()
-    check_output_file(args.output)  # bad settings or output fail before the model loads
-    path, count, duration_s = hallucinate(
-        load_model_from_options(args),
-        args.output,
-        settings,
-        pitch=args.pitch,
-        seed=args.seed,
-        through=args.through or (),
-    )
-    print(f"wrote {path}  {count} notes, {duration_s:.2f} s")
-    return 0
-
-
-def run_render_magenta(args: argparse.Namespace) -> int:
-    """``gansynth-instrument render SONG.mid --magenta``: prints what it wrote."""
-    check_output_file(args.output)  # a bad output path or MIDI file fails before the model loads
-    read_midi(args.midi_file)
-    result = render_magenta(
-        load_model_from_options(args), args.midi_file, args.output, seed=args.seed
-    )
-    dropped = f", {result.dropped} outside 36-84 dropped" if result.dropped else ""
-    print(
-        f"wrote {result.path}  {result.notes} notes{dropped}, {result.timbres} timbres, "
-        f"{result.duration_s:.2f} s"
-    )
-    return 0
-
-
-def run_render_engine(args: argparse.Namespace) -> int:
-    """``gansynth-instrument render SONG.mid`` (engine mode): prints what it wrote."""
-    # Bad output, MIDI file, channels or presets fail before the model loads.
-    check_output_file(args.output)
-    output_format(args.output, args.subtype)
-    channels = parse_channels("--channels", args.channels) if args.channels else None
-    read_midi(args.midi_file)
-    preset = find_preset(args.preset) if args.preset else None
-    bank = find_bank(args.bank) if args.bank else None
-    drums = find_preset(args.drums) if args.drums else None
-    if preset is None and bank is None:
-        bank = find_bank(DEFAULT_BANK)
-    result = render_midi_engine(
-        load_model_from_options(args),
-        args.midi_file,
-        args.output,
-        preset=preset,
-        bank=bank,
-        drums=drums,
-        channels=channels,
-        sample_rate=args.sample_rate,
-        subtype=args.subtype,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
-    )
-    clipped = f", {result.clipped} samples clipped" if result.clipped else ""
-    print(
-        f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
-        f"{args.sample_rate} Hz, stereo, peak {result.peak:.3f}{clipped}"
-    )
-    print("\n".join(channel_lines(result.channels)))
-    return 0
-
-
-def run_render(args: argparse.Namespace) -> int:
-    """``gansynth-instrument render``: the engine mode, or --magenta."""
-    if args.magenta:
-        return run_render_magenta(args)
-    return run_render_engine(args)

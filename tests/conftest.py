@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from generate_spy import GenerateSpy
 from jackrig import JackServer, RigError
+
+from gansynth_instrument.model import Model, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,11 +39,9 @@ def jack_server() -> Iterator[JackServer]:
     Tests must close their streams and clients before the session ends; PortAudio is terminated
     before jackd stops (see tests/jackrig.py).
     """
-    # Real-time scheduling keeps the dummy driver on pace while other work loads the 2 cores
-    # (realtime-rig.md: pace ≈ 1.0 under load with -R, 0.8 and dropped blocks without).
-    # Synchronous mode: the cycle waits for every client, so a late PortAudio callback does not
-    # leave the recorder reading half-written ports (measured with a GIL-hogging thread: 1 mixed
-    # block in 10125 instead of 19; xruns 1 instead of 4-6 in benchmarks/bench_adapters.py).
+    # Real-time scheduling keeps the dummy driver on pace while other work loads the cores
+    # (realtime-rig.md). Synchronous mode: the cycle waits for every client, so a late PortAudio
+    # callback does not leave the recorder reading half-written ports.
     server = JackServer(sample_rate=48000, period_frames=128, realtime=True, sync=True)
     try:
         server.start()
@@ -69,3 +70,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> 
 def tiny_model_stage11(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> Path:
     """magenta-tiny's mid-transition stage_00011 (progress 5.5, LOD blend) exported to ONNX."""
     return _export_tiny(tmp_path_factory, magenta_tiny / "stage_00011")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> Model:
+    """The exported tiny model, loaded once per test module (a module may define its own)."""
+    return load_model(tiny_model)
+
+
+@pytest.fixture
+def spy(model: Model, monkeypatch: pytest.MonkeyPatch) -> Iterator[GenerateSpy]:
+    """Counts (and can hold) the calls of ``model.generate``."""
+    spy = GenerateSpy(model, monkeypatch)
+    yield spy
+    spy.release()  # never leave a note worker parked

@@ -493,3 +493,26 @@ def tone_frequency_hz(signal: np.ndarray, sample_rate: int) -> float:
     a, b, c = np.log(spectrum[k - 1 : k + 2])
     offset = 0.5 * (a - c) / (a - 2 * b + c)
     return (k + offset) * sample_rate / len(signal)
+
+
+def device_error_without_jack(imports: str, opening: str) -> tuple[str, str]:
+    """Run ``opening`` in a fresh Python that finds no JACK server and starts none; it must fail
+    with a one-line ``DeviceError``. Returns (that line, the process's stderr)."""
+    env = dict(os.environ)
+    env.update(JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex[:8]}", JACK_NO_START_SERVER="1")
+    code = (
+        f"{imports}\n"
+        "from gansynth_instrument.errors import DeviceError\n"
+        "try:\n"
+        f"    {opening}\n"
+        "except DeviceError as err:\n"
+        "    print(err)\n"
+        "    raise SystemExit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3, result.stderr
+    message = result.stdout.strip()
+    assert "\n" not in message
+    return message, result.stderr

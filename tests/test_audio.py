@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from jackrig import JackServer, Recorder, decode_frames, frame_code
+from jackrig import JackServer, Recorder, decode_frames, device_error_without_jack, frame_code
 
 from gansynth_instrument.audio import AudioOutput, find_output, list_outputs
 from gansynth_instrument.errors import DeviceError
@@ -67,7 +63,8 @@ def test_stream_plays_what_mix_writes(jack_server: JackServer) -> None:
     assert 0 < stats.callback_median_s <= stats.callback_max_s
     # JACK reports no port latency in synchronous mode (the fixture's) and one period otherwise;
     # PortAudio's timestamps put the DAC at least one block ahead either way.
-    assert stats.latency_s >= 0
+    reported = stats.latency_s
+    assert reported == pytest.approx(0.0, abs=1e-9) or reported == pytest.approx(128 / 48000)
     assert stats.dac_latency_s >= max(stats.latency_s, stats.block_period_s) - 1e-9
 
 
@@ -112,22 +109,8 @@ def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
 )
 def test_no_output_device_suggests_render() -> None:
     """No JACK server and no sound card: opening an output fails with one line naming render."""
-    env = dict(os.environ)
-    env.update(JACK_DEFAULT_SERVER=f"absent-{uuid.uuid4().hex[:8]}", JACK_NO_START_SERVER="1")
-    code = (
-        "from gansynth_instrument.audio import AudioOutput\n"
-        "from gansynth_instrument.errors import DeviceError\n"
-        "try:\n"
-        "    AudioOutput(lambda out, frames: None)\n"
-        "except DeviceError as err:\n"
-        "    print(err)\n"
-        "    raise SystemExit(3)\n"
+    message, _ = device_error_without_jack(
+        "from gansynth_instrument.audio import AudioOutput", "AudioOutput(lambda out, frames: None)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 3, result.stderr
-    message = result.stdout.strip()
-    assert "\n" not in message
     assert message.startswith("no audio output device found")
     assert "gansynth-instrument render" in message

@@ -17,60 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+from generate_spy import GenerateSpy
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.cli import main
 from gansynth_instrument.disk_store import DiskStore, NoteKey
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
-from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.model import Model
 from gansynth_instrument.presets import find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 OUTPUT_RATE = 48000
-
-
-class GenerateSpy:
-    """Wraps the real ``model.generate``: records the pitches of each call, can hold calls."""
-
-    def __init__(self, model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[list[int]] = []
-        self.entered = threading.Event()  # a call has started
-        self.opened = threading.Event()  # calls may proceed to the real generate
-        self.opened.set()
-        real = model.generate
-
-        def generate(z: np.ndarray, pitches: np.ndarray) -> np.ndarray:
-            self.calls.append([int(p) for p in pitches])
-            self.entered.set()
-            self.opened.wait()
-            return real(z, pitches)
-
-        monkeypatch.setattr(model, "generate", generate)
-
-    def hold(self) -> None:
-        """The next generate call parks (render in progress) until ``release``."""
-        self.entered.clear()
-        self.opened.clear()
-
-    def release(self) -> None:
-        self.opened.set()
-
-    def pitches(self) -> list[int]:
-        return [p for call in self.calls for p in call]
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path) -> Model:
-    return load_model(tiny_model)
-
-
-@pytest.fixture
-def spy(model: Model, monkeypatch: pytest.MonkeyPatch):
-    spy = GenerateSpy(model, monkeypatch)
-    yield spy
-    spy.release()  # never leave a renderer parked
 
 
 def fill(model: Model, cache_dir: Path | None, pitches: list[int], seed: int = 1, **kw) -> dict:
@@ -304,7 +263,7 @@ def test_a_failed_render_is_reported_and_retried_on_request(
 
 def test_bad_requests_name_the_problem(model: Model) -> None:
     cache = NoteCache(model, OUTPUT_RATE, cache_dir=None)
-    with pytest.raises(ModelError, match=r"pitch 23 .*24, 25, .*84"):
+    with pytest.raises(ModelError, match=r"pitch 23 .*24.84"):
         cache.request(random_latent(1), [60, 23])
     with pytest.raises(ModelError, match=r"shape \(255,\)"):
         cache.request(random_latent(1, 255), [60])

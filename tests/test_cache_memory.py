@@ -1,6 +1,6 @@
 """The note cache's in-memory cap, against the real exported tiny model and real disk files.
 
-Generator calls are counted by wrapping the real model's ``generate`` (tests/test_cache.py's spy):
+Generator calls are counted by wrapping the real model's ``generate`` (tests/generate_spy.py):
 every note still comes from the real model.
 """
 
@@ -12,30 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cache import GenerateSpy
+from generate_spy import GenerateSpy
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.model import Model
 from gansynth_instrument.note import Note
 from gansynth_instrument.voices import Layer, Voices
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 RATE = 16000  # the model's own rate: no resampling, so every note is the same size
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path) -> Model:
-    return load_model(tiny_model)
-
-
-@pytest.fixture
-def spy(model: Model, monkeypatch: pytest.MonkeyPatch):
-    spy = GenerateSpy(model, monkeypatch)
-    yield spy
-    spy.release()
 
 
 def note_bytes(model: Model) -> int:

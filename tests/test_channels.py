@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 from gansynth_instrument.channels import (
-    CC_DATA_LSB,
-    CC_DATA_MSB,
     RPN_BEND_RANGE,
     Channel,
     channel_list,
@@ -21,6 +19,7 @@ from gansynth_instrument.channels import (
     level_gain,
     pan_gains,
 )
+from gansynth_instrument.midi_spec import CC_DATA_LSB, CC_DATA_MSB
 from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import Timbre
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gansynth_instrument import cli
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
-from gansynth_instrument.offline import MAX_MIDI_DURATION_S, midi_notes, read_midi
+from gansynth_instrument.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
 from gansynth_instrument.presets import (
     MAX_FILE_BYTES,
     Bank,

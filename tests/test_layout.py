@@ -88,6 +88,13 @@ def test_imports_go_one_way() -> None:
     assert find_cycle(import_graph()) is None
 
 
+def modules_loaded(code: str) -> set[str]:
+    """The modules a fresh Python has loaded after running ``code``."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    run = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    return set(run.stdout.split())
+
+
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     seen, todo = set(), [start]
     while todo:
@@ -105,15 +112,7 @@ def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
     assert "gansynth_instrument.mixer" in child
     control_side = {"cache", "disk_store", "note_workers", "make", "voices", "engine", "model"}
     assert child & {f"gansynth_instrument.{name}" for name in control_side} == set()
-    code = (
-        "import sys; import gansynth_instrument.cli; import gansynth_instrument.audio_process; "
-        "print('\\n'.join(sorted(sys.modules)))"
-    )
-    loaded = set(
-        subprocess.run(
-            [sys.executable, "-c", code], check=True, capture_output=True, text=True
-        ).stdout.split()
-    )
+    loaded = modules_loaded("import gansynth_instrument.cli, gansynth_instrument.audio_process")
     assert "gansynth_instrument.mixer" in loaded
     heavy = {
         "gansynth_instrument.cache",
@@ -129,3 +128,21 @@ def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
         "rtmidi",
     }
     assert loaded & heavy == set()
+
+
+def test_the_public_api_is_what_the_package_docstring_promises() -> None:
+    import gansynth_instrument
+
+    assert set(gansynth_instrument.__all__) == {"__version__", *gansynth_instrument._EXPORTS}
+    for name in gansynth_instrument.__all__:
+        assert name in gansynth_instrument.__doc__ or name == "__version__", name
+        assert getattr(gansynth_instrument, name) is not None
+    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model"
+
+
+def test_the_command_line_imports_nothing_heavy_before_a_command_runs() -> None:
+    """``gansynth-instrument --help`` stays fast: the package and the parser load no NumPy,
+    onnxruntime or audio library; each command imports its own module when it runs."""
+    loaded = modules_loaded("from gansynth_instrument.cli import build_parser; build_parser()")
+    assert loaded & {"numpy", "onnx", "onnxruntime", "sounddevice", "rtmidi", "yaml"} == set()
+    assert not any(name.startswith("gansynth_instrument.commands") for name in loaded)

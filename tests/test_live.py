@@ -28,9 +28,9 @@ from scipy.signal import correlate
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import Priority
-from gansynth_instrument.live import Player, TypingKeyboard
+from gansynth_instrument.keyboard import TypingKeyboard
+from gansynth_instrument.live import Player
 from gansynth_instrument.midi import CLIENT_NAME
-from gansynth_instrument.model import load_model
 from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre
 
@@ -40,11 +40,6 @@ TEMPLATE_S = 0.2  # length of capture compared with a note
 WINDOW_S = 0.1  # pieces of it searched for in the note (see match)
 MATCH = 0.9  # the right note scores ≥ 0.97 even under load
 MISMATCH = 0.8  # another timbre of the same pitch scores ≤ 0.65 (tiny model, 0.1 s pieces)
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path):
-    return load_model(tiny_model)
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from onnx import TensorProto, helper
 
 from gansynth_instrument.cli import main
 from gansynth_instrument.errors import ModelError
+from gansynth_instrument.metadata import format_pitches
 from gansynth_instrument.model import (
     _cuda_device_count,
     _start_cuda_session,
     available_backends,
-    format_pitches,
     load_model,
     read_info,
 )
@@ -127,22 +127,26 @@ def test_one_thread_is_allowed_and_zero_is_not(tiny_model, reference):
         load_model(tiny_model, threads=0)
 
 
-def test_bf16_is_openvino_only_and_close_to_f32(tiny_model, reference):
+def test_bf16_is_openvino_only(tiny_model):
     with pytest.raises(ModelError, match="bf16 needs the openvino backend"):
         load_model(tiny_model, backend="cpu", precision="bf16")
+
+
+def test_bf16_is_close_to_f32(tiny_model, reference):
     if "openvino" not in CPU_BACKENDS:
-        return
+        pytest.skip("OpenVINO is not installed: no bf16 backend to compare")
     try:
         fast = load_model(tiny_model, precision="bf16")
     except ModelError as err:
-        assert "no native bf16" in str(err)
-        return
+        if "no native bf16" not in str(err):
+            raise
+        pytest.skip(f"this CPU cannot run bf16 ({err})")
     assert (fast.backend, fast.precision) == ("openvino", "bf16")
     z, pitches = reference["z"][:2], reference["pitches"][:2]
     exact = load_model(tiny_model).generate_spectrogram(z, pitches)
     rough = fast.generate_spectrogram(z, pitches)
     snr_db = 10 * np.log10(np.sum(exact**2) / np.sum((rough - exact) ** 2))
-    assert 20 < snr_db < 60  # close, yet not f32 (measured ~30 dB on this model)
+    assert 20 < snr_db < 60  # close, yet not f32
 
 
 @pytest.mark.parametrize(
@@ -204,13 +208,18 @@ def test_format_pitches_compacts_runs():
     assert format_pitches([36, 43, 48, 49, 50, 60, 61]) == "36, 43, 48–50, 60, 61"
 
 
+def test_cuda_backend_without_the_cuda_provider_is_one_error(tiny_model):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(ModelError, match="backend cuda"):
+        load_model(tiny_model, backend="cuda")
+
+
 def test_a_cuda_session_that_cannot_start_is_one_quiet_error(tiny_model, capfd):
     """Asks onnxruntime-gpu for CUDA regardless of devices: on a machine without usable CUDA
     its loader errors must not reach the terminal, only our one-line ModelError."""
     if "CUDAExecutionProvider" not in ort.get_available_providers():  # plain onnxruntime (macOS)
-        with pytest.raises(ModelError, match="backend cuda"):
-            load_model(tiny_model, backend="cuda")
-        return
+        pytest.skip("this onnxruntime has no CUDA provider to start")
     capfd.readouterr()
     try:
         session = _start_cuda_session(tiny_model, tiny_model.read_bytes())

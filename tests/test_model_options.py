@@ -12,12 +12,8 @@ import soundfile
 
 from gansynth_instrument import model
 from gansynth_instrument.cli import build_parser, main
-from gansynth_instrument.model import (
-    BACKENDS,
-    MODEL_ENV,
-    PRECISIONS,
-    load_model_from_options,
-)
+from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.model import BACKENDS, MODEL_ENV, PRECISIONS
 
 COMMANDS = {
     "generate": ["generate"],
@@ -117,10 +113,10 @@ def test_options_reach_the_loader(
     assert message in capsys.readouterr().err
 
 
-def test_load_model_from_options_uses_each_option(
+def test_load_model_from_args_uses_each_option(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(MODEL_ENV, str(tiny_model))
     options = argparse.Namespace(model=None, backend="cpu", threads=1, precision="f32")
-    model = load_model_from_options(options)
+    model = load_model_from_args(options)
     assert (model.path, model.backend, model.precision) == (tiny_model, "cpu", "f32")

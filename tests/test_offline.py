@@ -16,7 +16,13 @@ import soundfile as sf
 from gansynth_instrument import cli
 from gansynth_instrument.errors import MidiFileError, ModelError
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.model import load_model
+from gansynth_instrument.magenta import (
+    magenta_combine,
+    magenta_instruments,
+    magenta_note_latents,
+    render_magenta,
+)
+from gansynth_instrument.midi_file import midi_notes, read_midi
 from gansynth_instrument.offline import (
     Hallucination,
     generate_in_batches,
@@ -25,21 +31,10 @@ from gansynth_instrument.offline import (
     hallucination_envelope,
     hallucination_path,
     interpolate,
-    magenta_combine,
-    magenta_instruments,
-    magenta_note_latents,
-    midi_notes,
-    read_midi,
-    render_magenta,
 )
 from gansynth_instrument.presets import find_preset
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path):
-    return load_model(tiny_model)
 
 
 def write_midi(

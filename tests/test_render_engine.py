@@ -16,19 +16,14 @@ import soundfile as sf
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.instrument import build_engine
+from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.model import load_model
-from gansynth_instrument.offline import read_midi, render_events, render_midi_engine
+from gansynth_instrument.offline import render_events, render_midi_engine
 from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
 WAIT_S = 300.0  # only bounds a hang
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model: Path):
-    return load_model(tiny_model)
 
 
 def write_midi(path: Path, messages: list[tuple[float, mido.Message]]) -> Path:

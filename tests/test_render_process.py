@@ -29,11 +29,6 @@ OUTPUT_RATE = 48000
 PITCHES = [24, 36, 60, 61, 84]  # more than one batch (DEFAULT_BATCH_SIZE 4)
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model: Path) -> Model:
-    return load_model(tiny_model)
-
-
 def workers() -> list[multiprocessing.process.BaseProcess]:
     """This process's renderer workers (active_children also reaps finished ones)."""
     return [p for p in multiprocessing.active_children() if p.name == "note-renderer"]

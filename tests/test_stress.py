@@ -51,12 +51,11 @@ def test_short_stress_run_survives_the_flood_and_the_soak(tiny_model: Path, tmp_
     assert report["stream_active_at_end"]
 
     # Xruns while the flood is handled (stream underflow flags and jackd's own count). Issue 7's
-    # target is zero, but on this VM a client that only writes silence gets xruns too: 0 in 30 s
-    # on a quiet machine, 8-54 in 30 s beside one busy process, and in bursts while the host takes
-    # CPU time from the VM (one run: 1.5 s stolen in the 5 s idle phase gave 81 xruns, 4.4 s in the
-    # 10 s flood gave 408). So the bound is the silent client's rate measured in this run, plus one
-    # xrun per block period of CPU time stolen during the flood, plus a budget for what the
-    # instrument may add (XRUN_BUDGET_FRACTION). On a quiet host the last term is all there is.
+    # target is zero, but on a VM a client that only writes silence gets xruns too, beside busy
+    # processes and in bursts while the host takes CPU time from the VM. So the bound is the
+    # silent client's rate measured in this run, plus one xrun per block period of CPU time
+    # stolen during the flood, plus a budget for what the instrument may add
+    # (XRUN_BUDGET_FRACTION). On a quiet host the last term is all there is.
     allowed = XRUN_BUDGET_FRACTION + report["silent_xrun_fraction"]
     stolen_blocks = flood["stolen_ms"] / flood["block_period_ms"]
     budget = allowed * flood["callbacks"] + stolen_blocks

@@ -12,6 +12,7 @@ from gansynth_instrument.cache import (
     mib_to_bytes,
     warm,
 )
+from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR, DEFAULT_MAX_DISK_BYTES, DiskStore
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
@@ -19,7 +20,25 @@ from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 
-def run_warm(
+def run(args: argparse.Namespace) -> int:
+    if args.action == "warm":
+        return _warm(
+            args,
+            args.presets,
+            args.bank,
+            args.seed,
+            args.sample_rate,
+            args.cache_dir,
+            batch_size=args.batch_size,
+            max_disk_mb=args.max_disk_mb,
+            max_memory_mb=args.max_memory_mb,
+        )
+    if args.action == "info":
+        return _info(args.cache_dir)
+    return _clear(args.cache_dir)
+
+
+def _warm(
     model_options: argparse.Namespace,
     presets: Sequence[str],
     banks: Sequence[str],
@@ -38,10 +57,7 @@ def run_warm(
     chosen = [find_preset(name) for name in dict.fromkeys(names)]
     if not chosen and not seeds:
         raise CacheError("nothing to warm: name presets, a --bank or a --seed")
-    # onnxruntime: only once the names are good
-    from gansynth_instrument.model import load_model_from_options
-
-    model = load_model_from_options(model_options)
+    model = load_model_from_args(model_options)  # onnxruntime: only once the names are good
     size = model.latent_size
     latents = {f"preset {p.name}": p.latent_vector(size) for p in chosen}
     for bank in found:
@@ -62,10 +78,10 @@ def run_warm(
     )
     for name, timbre in timbres.items():
         print(f"{name}: timbre {timbre}, {len(model.pitches)} notes at {sample_rate} Hz")
-    return run_info(directory)
+    return _info(directory)
 
 
-def run_info(cache_dir: Path | None) -> int:
+def _info(cache_dir: Path | None) -> int:
     """``cache info``: where the disk cache is, how many notes it holds, how big it is."""
     summary = DiskStore(_existing_dir(cache_dir)).summary()
     print(f"cache dir: {summary.path}")
@@ -77,7 +93,7 @@ def run_info(cache_dir: Path | None) -> int:
     return 0
 
 
-def run_clear(cache_dir: Path | None) -> int:
+def _clear(cache_dir: Path | None) -> int:
     """``cache clear``: delete every cached note file (only those: nothing else in the dir)."""
     path = _existing_dir(cache_dir)
     removed, removed_bytes = DiskStore(path).clear()

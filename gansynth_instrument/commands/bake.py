@@ -1,0 +1,35 @@
+"""``gansynth-instrument bake``: presets or a bank as a sample pack (SFZ, DecentSampler)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gansynth_instrument import bake
+from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.presets import find_bank, find_preset
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check names and settings before the model loads, bake, and list the files written."""
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bake.check_settings(formats, args.rate, args.bit_depth, args.output_dir)
+    presets = [find_preset(name) for name in args.presets]
+    bank = find_bank(args.bank) if args.bank else None
+    if not presets and bank is None:
+        raise GansynthError("nothing to bake: name presets or a --bank")
+    result = bake.bake(
+        load_model_from_args(args),
+        args.output_dir,
+        presets,
+        bank,
+        formats=formats,
+        rate=args.rate,
+        bit_depth=args.bit_depth,
+        velocity_exponent=args.velocity_curve,
+        cache_dir=args.cache_dir or bake.DEFAULT_CACHE_DIR,
+    )
+    for path in result.files:
+        print(f"wrote {path}")
+    print(f"{result.instruments} instrument(s), {result.samples} samples in {args.output_dir}")
+    return 0

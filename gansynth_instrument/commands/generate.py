@@ -1,0 +1,27 @@
+"""``gansynth-instrument generate``: random or preset notes to WAV files, like gansynth_generate."""
+
+from __future__ import annotations
+
+import argparse
+
+from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.offline import generate_notes
+from gansynth_instrument.presets import find_preset
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints one line per file written."""
+    pitches = list(args.pitch or []) + [int(p) for p in (args.pitches or "").split(",") if p]
+    if args.preset is not None:
+        find_preset(args.preset)  # a typo fails before the model loads
+    written = generate_notes(
+        load_model_from_args(args),
+        args.output_dir,
+        count=args.count,
+        pitches=pitches or None,
+        seed=args.seed,
+        preset=args.preset,
+    )
+    for note in written:
+        print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
+    return 0

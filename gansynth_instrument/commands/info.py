@@ -1,0 +1,39 @@
+"""``gansynth-instrument info MODEL``: what an exported model holds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gansynth_instrument.metadata import format_pitches
+from gansynth_instrument.model import available_backends, read_info
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print what an exported model holds."""
+    path = Path(args.model)
+    info = read_info(path)
+    rep = info.representation
+    rows = [
+        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB)"),
+        ("source", f"{info.source or '?'} (step {info.source_step}, progress {info.progress:g})"),
+        ("pitches", f"{format_pitches(info.pitches)} ({len(info.pitches)} MIDI notes)"),
+        ("latent size", str(info.latent_size)),
+        (
+            "audio",
+            f"{info.audio_length} samples at {info.sample_rate} Hz "
+            f"({info.audio_length / info.sample_rate:g} s per note)",
+        ),
+        (
+            "representation",
+            f"{rep.data_type}, {rep.frames} frames × {rep.bins} bins, n_fft {rep.n_fft}, "
+            f"hop {rep.hop_length}, ifreq {rep.ifreq}",
+        ),
+        ("digest", info.digest),
+        ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
+        ("backends here", ", ".join(available_backends())),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0

@@ -1,0 +1,193 @@
+"""``gansynth-instrument play``: the instrument live, with a status line until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from gansynth_instrument.audio import STALL_S, find_output
+from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
+from gansynth_instrument.channels import parse_channels
+from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.keyboard import TypingKeyboard
+from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
+from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
+from gansynth_instrument.midi_spec import note_off
+from gansynth_instrument.presets import find_bank, find_preset
+
+STATUS_PERIOD_S = 0.25
+MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
+KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
+# MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
+# would block the lookup, and with it the status loop that notices the stall.
+PORT_CHECK_MAX_SILENCE_S = 0.05
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open everything, show the status line until Ctrl-C."""
+    channels = None if args.channel is None else parse_channels("--channel", args.channel)
+    checks = (
+        (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
+        (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
+        (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
+        (args.velocity_curve > 0, "--velocity-curve must be above 0", args.velocity_curve),
+        (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
+    )
+    for ok, rule, value in checks:
+        if not ok:
+            raise GansynthError(f"{rule}, got {value}")
+    if args.keys and not sys.stdin.isatty():
+        raise GansynthError("--keys needs a terminal to read key presses from")
+    preset = find_preset(args.preset) if args.preset else None
+    bank = find_bank(args.bank) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank("default")
+    if args.learn and (bank is None or not bank.morph_path):
+        what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
+        raise GansynthError(
+            f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
+            "(--bank NAME, or no --preset for the default bank)"
+        )
+    find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    if args.threads is None:
+        args.threads = live_render_threads()
+    model = load_model_from_args(args)
+    player = Player(
+        model,
+        preset=preset,
+        bank=bank,
+        sample_rate=args.sample_rate,
+        block_frames=args.blocksize,
+        device=args.device,
+        midi_in=args.midi_in or (),
+        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+        channels=channels,
+        drums=find_preset(args.drums) if args.drums else None,
+        polyphony=args.polyphony,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        bend_range_semitones=args.bend_range,
+        velocity_exponent=args.velocity_curve,
+        learn=args.learn,
+        renderer=args.renderer or DEFAULT_RENDERER,
+        max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+    )
+    keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
+    with player:
+        _print_header(player, model.path)
+        if keyboard is not None:
+            print(TypingKeyboard.HELP)
+        try:
+            with _cbreak(keyboard is not None):
+                _status_loop(player, keyboard)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+        learned = player.save_learned()  # bound after the status loop last looked
+        if learned is not None:
+            print(learned)
+    return 0
+
+
+def _print_header(player: Player, model_path: Any) -> None:
+    assert player.midi is not None
+    out = player.audio.device
+    print(f"model   {model_path}")
+    print(
+        f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
+        f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
+    )
+    listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
+    chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
+    drums = player.engine.drums.name if player.engine.drums is not None else "not played"
+    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
+    print(f"drums   channel 10: {drums}")
+    if player.engine.learning:
+        print("learn   move a knob (or the mod wheel) to bind it to the morph")
+    print("Ctrl-C to stop.")
+
+
+@contextlib.contextmanager
+def _cbreak(enabled: bool) -> Iterator[None]:
+    """Key presses arrive one by one, unechoed (the terminal is restored after)."""
+    if not enabled:
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(sys.stdin)
+    try:
+        tty.setcbreak(sys.stdin)
+        yield
+    finally:
+        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+
+
+def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None:
+    """Redraw the status line in place on a terminal (else print it every few seconds); with a
+    typing keyboard, play its key presses in between."""
+    tty = sys.stdout.isatty()
+    last_print = last_midi_check = 0.0
+    while True:
+        assert player.midi is not None
+        if not player.audio.active:
+            raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
+        if player.audio.stalled:
+            raise DeviceError(
+                f"the audio stream stalled: no callback for {STALL_S:g} s "
+                "(the JACK server or the audio driver hung)"
+            )
+        line = status_line(player.status())
+        learned = player.save_learned()
+        if learned is not None:
+            print("\r" + learned + "\x1b[K" if tty else learned, flush=True)
+        now = time.monotonic()
+        healthy = player.audio.seconds_since_callback < PORT_CHECK_MAX_SILENCE_S
+        if healthy and now - last_midi_check >= MIDI_CHECK_PERIOD_S:
+            last_midi_check = now
+            for change in player.midi.check_ports():
+                print("\r" + change + "\x1b[K" if tty else change, flush=True)
+        if tty:
+            print("\r" + line + "\x1b[K", end="", flush=True)
+        elif now - last_print >= 5.0:
+            print(line, flush=True)
+            last_print = now
+        if keyboard is None:
+            time.sleep(STATUS_PERIOD_S)
+        elif select.select([sys.stdin], [], [], STATUS_PERIOD_S)[0]:
+            # os.read, not sys.stdin.read: Python's buffer would hide keys from select.
+            for char in os.read(sys.stdin.fileno(), 64).decode(errors="ignore"):
+                messages, release = keyboard.press(char)
+                for msg in messages:
+                    player.handle(msg)
+                if release is not None:
+                    off = threading.Timer(KEY_HOLD_S, player.handle, args=(note_off(release),))
+                    off.daemon = True
+                    off.start()
+
+
+def status_line(status: LiveStatus) -> str:
+    """One line: timbre, morph, cache fill, voices, xruns, latency (see the issue's live view)."""
+    e, s = status.engine, status.stream
+    parts = [f"preset {e.timbre}"]
+    if e.morph_position is not None:
+        parts.append(f"morph {e.morph_position:.2f}")
+    elif e.morph_cc is not None:
+        parts.append(f"morph CC{e.morph_cc}")
+    fill = " ".join(f"{name} {c}/{r}" for name, (c, r) in e.cache_fill.items() if r)
+    parts.append(f"cache {fill or 'empty'}")
+    parts.append(f"voices {status.voices_sounding}/{status.polyphony}")
+    parts.append(f"xruns {s.xruns}")
+    parts.append(f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms")
+    parts.append(f"callback {100 * s.callback_median_load:.0f}%")
+    if e.dropped_commands:
+        parts.append(f"dropped {e.dropped_commands}")
+    return " | ".join(parts)

@@ -1,0 +1,101 @@
+"""``gansynth-instrument presets list|show|new|save|rm``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gansynth_instrument.presets import (
+    Bank,
+    Preset,
+    create_preset,
+    delete_preset,
+    find_bank,
+    find_preset,
+    is_shipped,
+    list_banks,
+    list_presets,
+    save_copy,
+    shipped_presets_dir,
+    user_presets_dir,
+)
+
+_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``gansynth-instrument presets list|show|new|save|rm``."""
+    changes = {k: getattr(args, k) for k in _EDITABLE_FIELDS if getattr(args, k, None) is not None}
+    if args.action == "list":
+        print(format_listing())
+    elif args.action == "show":
+        print(show_text(args.name, bank=args.bank), end="")
+    elif args.action == "new":
+        preset, path = create_preset(
+            args.name,
+            seed=args.seed,
+            random=args.random,
+            between=tuple(args.between) if args.between else None,
+            at=args.at,
+            latent_size=args.latent_size,
+            changes=changes,
+            force=args.force,
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "save":
+        preset, path = save_copy(
+            args.source, new_name=args.as_name, changes=changes, force=args.force
+        )
+        print(f"wrote {path} ({_timbre_text(preset)})")
+    elif args.action == "rm":
+        print(f"deleted {delete_preset(args.name)}")
+    return 0
+
+
+def _timbre_text(preset: Preset) -> str:
+    if preset.seed is not None:
+        return f"seed {preset.seed}"
+    assert preset.latent is not None
+    return f"latent[{len(preset.latent)}]"
+
+
+def format_listing(*, user_dir: Path | None = None) -> str:
+    """The ``presets list`` table: presets, then banks."""
+    lines = [
+        f"{'preset':<25} {'prog':>5}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
+    ]
+    for p in list_presets(user_dir=user_dir):
+        # Bank select 0 shows the program alone; another bank as BANK:PROGRAM.
+        prog = "" if p.program is None else f"{p.bank}:{p.program}" if p.bank else str(p.program)
+        where = "shipped" if is_shipped(p) else "user"
+        lines.append(
+            f"{p.name:<25} {prog:>5}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
+            f"{p.description}"
+        )
+    banks = list_banks(user_dir=user_dir)
+    if banks:
+        lines.append("")
+        lines.append(f"{'bank':<20} {'programs':>8}  morph (CC, steps: path)")
+        for b in banks:
+            morph = (
+                f"CC{b.morph_cc}, {b.morph_steps}: {' → '.join(b.morph_path)}"
+                if b.morph_path
+                else "-"
+            )
+            programs = len(b.programs) + sum(len(v) for v in b.variations.values())
+            lines.append(f"{b.name:<20} {programs:>8}  {morph}")
+    lines.append("")
+    lines.append(f"user presets: {user_dir if user_dir is not None else user_presets_dir()}")
+    lines.append(f"shipped presets (read-only): {shipped_presets_dir()}")
+    return "\n".join(lines)
+
+
+def show_text(name_or_path: str, *, bank: bool = False, user_dir: Path | None = None) -> str:
+    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path."""
+    item: Preset | Bank = (
+        find_bank(name_or_path, user_dir=user_dir)
+        if bank
+        else find_preset(name_or_path, user_dir=user_dir)
+    )
+    assert item.path is not None
+    return f"# {item.path}\n" + item.path.read_text(encoding="utf-8")

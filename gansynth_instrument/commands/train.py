@@ -1,0 +1,17 @@
+"""``gansynth-instrument train``: the optional PyTorch trainer (``[train]`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gansynth_instrument.errors import TrainingError
+
+
+def run(args: argparse.Namespace) -> int | None:
+    try:
+        from gansynth_instrument.training.train import run_train
+    except ImportError as err:
+        raise TrainingError(
+            f"training needs PyTorch ({err}): pip install 'gansynth-instrument[train]'"
+        ) from None
+    return run_train(args)
