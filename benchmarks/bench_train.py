@@ -16,21 +16,22 @@ import time
 
 import torch
 
-from gansynth_instrument.training import train
+from gansynth_instrument.memory import keep_freed_memory
+from gansynth_instrument.training import config, run_state, steps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="cpu", choices=tuple(train.CONFIGS))
+    parser.add_argument("--config", default="cpu", choices=tuple(config.CONFIGS))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per resolution (3)")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     args = parser.parse_args()
-    train.keep_freed_memory()  # as `train` does
+    keep_freed_memory()  # as `train` does
     if args.threads:
         torch.set_num_threads(args.threads)
-    hp = {**train.CONFIGS[args.config], "seed": 0}
+    hp = {**config.CONFIGS[args.config], "seed": 0}
     pitches = tuple(range(24, 85))
-    run = train._new_run(hp, pitches, 0)
+    run = run_state.new_run(hp, pitches, 0)
     blocks = run.config.num_blocks
     stable, transition = hp["stable_stage_num_images"], hp["transition_stage_num_images"]
     print(
@@ -43,15 +44,15 @@ def main() -> None:
     total_h = 0.0
     for num_blocks in range(1, blocks + 1):
         images = stable * (2 * num_blocks - 2) // 2 + transition * (num_blocks - 1)
-        where = train.schedule_at(hp, images)  # the stable stage of this resolution
+        where = config.schedule_at(hp, images)  # the stable stage of this resolution
         scale = 2 ** (blocks - num_blocks)
         height, width = run.config.resolution[0] // scale, run.config.resolution[1] // scale
         real = torch.rand(where.batch_size, 2, height, width) * 2 - 1
         labels = torch.randint(0, len(pitches), (where.batch_size,))
-        train.train_step(run, real, labels, labels, where, 1)  # warm-up
+        steps.train_step(run, real, labels, labels, where, 1)  # warm-up
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
-            train.train_step(run, real, labels, labels, where, 1)
+            steps.train_step(run, real, labels, labels, where, 1)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         rate = args.steps * where.batch_size / wall
         # A resolution's share of a run: its stable stage plus the transition into it (the last

@@ -30,8 +30,10 @@ import torch.nn.functional as F
 
 from gansynth_instrument import spectral
 from gansynth_instrument.dataset import detect_pitch, read_dataset
-from gansynth_instrument.training import train as trainer
+from gansynth_instrument.training import run_state
+from gansynth_instrument.training.config import schedule_at
 from gansynth_instrument.training.networks import upscale
+from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import SILENT_MAG, Sampler, timbre_latents
 
 CENTS = 30.0
@@ -56,12 +58,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = read_dataset(args.dataset)
     pitches = tuple(int(p) for p in np.unique(data.pitches))
-    state = torch.load(args.run_dir / trainer.STATE_PT, map_location="cpu", weights_only=False)
-    run = trainer._new_run(state["hparams"], pitches, 0)
+    state = torch.load(args.run_dir / run_state.STATE_PT, map_location="cpu", weights_only=False)
+    run = run_state.new_run(state["hparams"], pitches, 0)
     run.ema.load_state_dict(state["ema"])
-    config, rep = run.config, trainer.representation(run.config)
-    where = trainer.schedule_at(run.hp, int(state["images"]))
-    real = trainer.RealData(data, config, args.run_dir)
+    config, rep = run.config, run.config.representation()
+    where = schedule_at(run.hp, int(state["images"]))
+    real = RealData(data, config, args.run_dir)
     rows = np.sort(np.random.default_rng(args.seed).choice(len(data.pitches), args.notes, False))
     notes_pitch = data.pitches[rows]
     original = np.stack([data.note(r) for r in rows])

@@ -87,6 +87,8 @@ def start_tracing() -> dict[str, str]:
         subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], check=True)
     saved = {name: (TRACEFS / name).read_text().strip() for name in SETTINGS}
     saved["trace_clock"] = re.search(r"\[(\w+)\]", saved["trace_clock"]).group(1)  # type: ignore[union-attr]
+    # A buffer never resized reads "7 (expanded: 1408)": the size to write back is the latter.
+    saved["buffer_size_kb"] = re.findall(r"\d+", saved["buffer_size_kb"])[-1]
     write("tracing_on", "0")
     write("trace", "")
     write("trace_clock", "mono")

@@ -17,15 +17,14 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 
+from gansynth_instrument.checksum import masked_crc32c
 from gansynth_instrument.errors import CheckpointError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48
 BLOCK_TRAILER_BYTES = 5  # 1 byte compression type + 4 bytes masked CRC32C
-CRC_MASK_DELTA = 0xA282EAD8  # TF/LevelDB store CRCs "masked" (rotated + offset)
 
 # TensorFlow DataType enum → numpy dtype (little-endian); the numeric types a checkpoint holds.
 DTYPES: dict[int, np.dtype] = {
@@ -53,12 +52,6 @@ class TensorEntry:
     offset: int
     size: int
     masked_crc32c: int | None  # of the tensor bytes; None when the writer stored none
-
-
-def masked_crc32c(data: bytes) -> int:
-    """CRC32C of ``data`` in TensorFlow's masked form (crc32c::Mask)."""
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
 class _Cursor:

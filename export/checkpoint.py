@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -30,10 +30,12 @@ from gansynth_export.bundle import TensorBundle
 from gansynth_export.graph import GeneratorConfig, expected_shapes
 
 from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
 
 EXPERIMENT_JSON = "experiment.json"
 META_JSON = "meta.json"
 TRAINED_NPZ = "generator_ema.npz"  # written by gansynth-instrument train
+TIMBRES_JSON = "timbres.json"  # a regression run's instruments: dataset name → latent
 EMA_SUFFIX = "/ExponentialMovingAverage"
 GENERATOR_SCOPE = "Generator/"
 NSYNTH_PITCHES = tuple(range(24, 85))  # lib/datasets.py get_pitch_counts(): 61 classes
@@ -61,10 +63,10 @@ SET_FLAGS_DEFAULTS: dict[str, object] = {
     "audio_length": 64000,
     "sample_rate": 16000,
     "data_normalizer": "specgrams_prespecified_normalizer",
-    "mag_normalizer_a": 0.0661371661726,
-    "mag_normalizer_b": 0.113718730221,
-    "p_normalizer_a": 0.8,
-    "p_normalizer_b": 0.0,
+    "mag_normalizer_a": MAG_NORMALIZER[0],
+    "mag_normalizer_b": MAG_NORMALIZER[1],
+    "p_normalizer_a": P_NORMALIZER[0],
+    "p_normalizer_b": P_NORMALIZER[1],
     "stable_stage_num_images": 32,
     "transition_stage_num_images": 32,
     "train_progressive": True,
@@ -113,6 +115,7 @@ class Checkpoint:
     progress: float
     step: int
     source: str  # short description: <model dir>/<stage>/<bundle> (no absolute paths)
+    timbres: dict[str, tuple[float, ...]] = field(default_factory=dict)  # instrument → latent
 
 
 def _stage_dirs(path: Path) -> list[Path]:
@@ -455,7 +458,29 @@ def _read_trained(model_dir: Path) -> Checkpoint:
         progress=magenta_progress(hparams, config.num_blocks, int(step), 0.0),
         step=int(step),
         source=f"{model_dir.name}/{TRAINED_NPZ}",
+        timbres=_read_timbres(model_dir / TIMBRES_JSON, config.latent_size),
     )
+
+
+def _read_timbres(path: Path, latent_size: int) -> dict[str, tuple[float, ...]]:
+    """A run's ``timbres.json`` (absent for GAN runs: no timbres), each latent checked."""
+    if not path.is_file():
+        return {}
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: not a JSON object of instrument → latent")
+    timbres = {}
+    for name, latent in raw.items():
+        if (
+            not isinstance(latent, list)
+            or len(latent) != latent_size
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in latent)
+        ):
+            raise CheckpointError(
+                f"{path}: instrument '{name}' needs {latent_size} numbers (the latent size)"
+            )
+        timbres[str(name)] = tuple(float(v) for v in latent)
+    return timbres
 
 
 def _read_dir(model_dir: Path, stage: Path, source_prefix: str) -> Checkpoint:

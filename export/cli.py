@@ -13,7 +13,8 @@ from tqdm import tqdm
 from gansynth_instrument import __version__
 from gansynth_instrument.errors import CheckpointError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
-from gansynth_instrument.metadata import ModelInfo, Representation
+from gansynth_instrument.metadata import ModelInfo, ModelTimbre
+from gansynth_instrument.training.timbre_presets import model_timbres, shared_programs
 
 
 def random_checkpoint(seed: int) -> Checkpoint:
@@ -28,26 +29,23 @@ def random_checkpoint(seed: int) -> Checkpoint:
     )
 
 
-def export_model(checkpoint: Checkpoint, output: Path) -> ModelInfo:
-    """Build the graph for ``checkpoint``; write it with its ModelInfo atomically to ``output``."""
+def export_model(
+    checkpoint: Checkpoint, output: Path, timbres: tuple[ModelTimbre, ...] = ()
+) -> ModelInfo:
+    """Build the graph for ``checkpoint``; write it with its ModelInfo (``timbres``: the
+    instruments it was trained to play) atomically to ``output``."""
     model = build_generator(checkpoint.weights, checkpoint.config, checkpoint.progress)
     config = checkpoint.config
     info = ModelInfo(
         latent_size=config.latent_size,
         pitches=config.pitches,
-        representation=Representation(
-            frames=config.resolution[0],
-            bins=config.resolution[1],
-            mag_normalizer_a=config.normalizer_a[0],
-            mag_normalizer_b=config.normalizer_b[0],
-            p_normalizer_a=config.normalizer_a[1],
-            p_normalizer_b=config.normalizer_b[1],
-        ),
+        representation=config.representation(),
         source=checkpoint.source,
         source_step=checkpoint.step,
         progress=checkpoint.progress,
         digest=graph_digest(model),
         exporter_version=__version__,
+        timbres=timbres,
     )
     onnx.helper.set_model_props(model, info.to_props())
     with atomic_path(output) as tmp:
@@ -75,13 +73,20 @@ def run_export(args: argparse.Namespace) -> int:
             checkpoint = read_checkpoint(Path(args.checkpoint))
         bar.update()
         bar.set_description("building + writing ONNX", refresh=False)
-        info = export_model(checkpoint, output)
+        timbres = model_timbres(
+            checkpoint.timbres,
+            args.timbre_prefix,
+            f"{checkpoint.source.split('/')[0]} run",
+            shared_programs(),
+        )
+        info = export_model(checkpoint, output, timbres)
         bar.update()
     params = sum(w.size for w in checkpoint.weights.values())
     print(
         f"wrote {output}: {len(info.pitches)} pitches "
         f"({info.pitches[0]}..{info.pitches[-1]}), latent {info.latent_size}, "
         f"step {info.source_step}, progress {info.progress:g}, {params / 1e6:.2f} M parameters "
-        f"in the checkpoint's generator, digest {info.digest}"
+        f"in the checkpoint's generator, {len(info.timbres)} instrument timbres, "
+        f"digest {info.digest}"
     )
     return 0

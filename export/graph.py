@@ -8,8 +8,8 @@ contract's [B, frames, bins, 2] layout) and carries only what the output depends
 * equalized-learning-rate scales are folded into the kernels (``sqrt(2/fan_in)`` for convs,
   ``sqrt(1/fan_in)`` for to_rgb, whose He slope is 1);
 * each block's nearest-×2 upscale + 3×3 SAME conv0 is one exact ConvTranspose
-  (``upscale_conv_kernel``): 16 instead of 36 multiply-adds per input pixel, no upscaled copy;
-  the whole generator ran 1.45× faster on OpenVINO f32, for 6.7 MB more weights;
+  (``upscale_conv_kernel``): 16 instead of 36 multiply-adds per input pixel, no upscaled copy,
+  for bigger weights (bench_generate.py times the generator);
 * to_rgb branches whose level-of-detail weight is 0 at this ``progress`` are left out, and so are
   blocks nothing reads.
 
@@ -28,7 +28,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH, OUTPUT_SPECTROGRAM
+from gansynth_instrument.metadata import (
+    INPUT_LATENT,
+    INPUT_PITCH,
+    MAG_NORMALIZER,
+    OUTPUT_SPECTROGRAM,
+    P_NORMALIZER,
+    Representation,
+)
 
 IR_VERSION = 9  # onnxruntime >= 1.17 (our floor) loads IR 9 + opset 18; newer IRs it refuses
 OPSET = 18
@@ -50,8 +57,8 @@ class GeneratorConfig:
     filters: tuple[int, ...]  # per block 1..num_blocks
     kernel_size: int = 3
     to_rgb_activation: str = "tanh"
-    normalizer_a: tuple[float, float] = (0.0661371661726, 0.8)
-    normalizer_b: tuple[float, float] = (0.113718730221, 0.0)
+    normalizer_a: tuple[float, float] = (MAG_NORMALIZER[0], P_NORMALIZER[0])
+    normalizer_b: tuple[float, float] = (MAG_NORMALIZER[1], P_NORMALIZER[1])
 
     @property
     def num_blocks(self) -> int:
@@ -62,6 +69,18 @@ class GeneratorConfig:
         """Final (frames, bins): ``start`` doubled in both axes per block after the first."""
         scale = 2 ** (self.num_blocks - 1)
         return self.start_height * scale, self.start_width * scale
+
+    def representation(self) -> Representation:
+        """How the generator's output maps to audio (the runtime's and the trainer's view)."""
+        frames, bins = self.resolution
+        return Representation(
+            frames=frames,
+            bins=bins,
+            mag_normalizer_a=self.normalizer_a[0],
+            mag_normalizer_b=self.normalizer_b[0],
+            p_normalizer_a=self.normalizer_a[1],
+            p_normalizer_b=self.normalizer_b[1],
+        )
 
 
 def released_config() -> GeneratorConfig:
@@ -116,6 +135,19 @@ def random_weights(config: GeneratorConfig, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def check_weights(
+    weights: dict[str, np.ndarray], config: GeneratorConfig, partial: bool = False
+) -> None:
+    """ValueError naming the first weight whose shape ``config`` does not give (or that is
+    missing, unless ``partial``: then only the weights present are checked)."""
+    for name, shape in expected_shapes(config).items():
+        if name not in weights and partial:
+            continue
+        if name not in weights or tuple(weights[name].shape) != shape:
+            got = None if name not in weights else list(weights[name].shape)
+            raise ValueError(f"weight '{name}': expected shape {list(shape)}, got {got}")
+
+
 def lod_weights(num_blocks: int, progress: float) -> list[float]:
     """Level-of-detail blend weight of each block's to_rgb (Magenta ``_generator_alpha``); sum 1."""
     return [max(0.0, min(progress - (b - 2), b - progress)) for b in range(1, num_blocks + 1)]
@@ -164,8 +196,8 @@ class _Builder:
         """``x / sqrt(mean(x², channels) + 1e-8)`` (Magenta ``pixel_norm``).
 
         On an NCHW feature map (``channels`` given) the mean is a 1x1 Conv to one channel with
-        weights 1/C and bias 1e-8: onnxruntime runs that as a GEMM, measured 2x faster than
-        ReduceMean over axis 1. On the [B, features] input vector it is a ReduceMean.
+        weights 1/C and bias 1e-8: onnxruntime runs that as a GEMM, faster than ReduceMean over
+        axis 1. On the [B, features] input vector it is a ReduceMean.
         """
         square = self.op("Mul", [x, x])
         if channels is None:
@@ -204,10 +236,7 @@ def build_generator(
     Returns:
       The model (no metadata yet), output float32 [B, frames, bins, 2], denormalised.
     """
-    for name, shape in expected_shapes(config).items():
-        if name not in weights or tuple(weights[name].shape) != shape:
-            got = None if name not in weights else list(weights[name].shape)
-            raise ValueError(f"weight '{name}': expected shape {list(shape)}, got {got}")
+    check_weights(weights, config)
     if config.to_rgb_activation not in ("tanh", "linear"):
         raise ValueError(f"to_rgb_activation '{config.to_rgb_activation}' is not supported")
     alphas = lod_weights(config.num_blocks, progress)
@@ -314,3 +343,56 @@ def build_generator(
 def graph_digest(model: onnx.ModelProto) -> str:
     """Content digest of the graph (structure + weights): same export → same digest."""
     return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()[:32]
+
+
+def _check_shape(name: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if tuple(got) != tuple(want):
+        raise ValueError(f"'{name}' has shape {list(got)}, the config needs {list(want)}")
+
+
+def stored_weights(model: onnx.ModelProto, config: GeneratorConfig) -> dict[str, np.ndarray]:
+    """The inverse of ``build_generator``: stored weights by Magenta name from a model's
+    initializers (equalized-LR scales divided out, the dense block-1 conv0 and the upscale
+    ConvTransposes turned back into HWIO kernels), so training can go on from an exported model.
+
+    The to_rgb layers (and blocks) the export left out, because nothing read them at its
+    progress, are absent from the result. Raises ValueError naming the first tensor whose shape
+    does not fit ``config``.
+    """
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = expected_shapes(config)
+    out: dict[str, np.ndarray] = {}
+
+    def put(block: int, layer: str, kernel_hwio: np.ndarray, bias: np.ndarray) -> None:
+        name = weight_name(block, layer, "kernel")
+        _check_shape(name, kernel_hwio.shape, shapes[name])
+        _check_shape(weight_name(block, layer, "bias"), bias.shape, shapes[name][-1:])
+        slope = 1.0 if layer == "to_rgb" else 0.0
+        out[name] = (kernel_hwio / he_scale(kernel_hwio.shape, slope)).astype(np.float32)
+        out[weight_name(block, layer, "bias")] = bias.astype(np.float32)
+
+    if "block_1/conv0/dense" not in inits:
+        raise ValueError("no 'block_1/conv0/dense' tensor: not a generator this exporter wrote")
+    h, w, cin, nf = shapes[weight_name(1, "conv0", "kernel")]
+    dense = inits["block_1/conv0/dense"].astype(np.float64)
+    _check_shape("block_1/conv0/dense", dense.shape, (cin, nf * h * w))
+    bias = inits["block_1/conv0/bias"]
+    _check_shape("block_1/conv0/bias", bias.shape, (nf * h * w,))
+    kernel = dense.reshape(cin, nf, h, w).transpose(2, 3, 0, 1)[::-1, ::-1]
+    put(1, "conv0", kernel, bias.reshape(nf, h * w)[:, 0])
+
+    k = config.kernel_size
+    taps = (np.eye(k + 1, k) + np.eye(k + 1, k, -1))[:, ::-1]
+    untap = np.linalg.pinv(taps)  # [k, k+1]: exact left inverse of upscale_conv_kernel's taps
+    for block in range(1, config.num_blocks + 1):
+        for layer in LAYERS:
+            key = f"block_{block}/{layer}"
+            if (block == 1 and layer == "conv0") or f"{key}/kernel" not in inits:
+                continue
+            stored = inits[f"{key}/kernel"].astype(np.float64)
+            if block > 1 and layer == "conv0":
+                if stored.shape[2:] != (k + 1, k + 1):
+                    raise ValueError(f"'{key}/kernel' is not a {k + 1}x{k + 1} upscale kernel")
+                stored = np.einsum("dy,ex,ioyx->oide", untap, untap, stored)
+            put(block, layer, stored.transpose(2, 3, 1, 0), inits[f"{key}/bias"])
+    return out

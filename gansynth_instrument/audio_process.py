@@ -21,9 +21,10 @@ How the two processes talk:
 
 Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) with a
 ``_LOAD`` message, and commands name entries by index. The control side knows which entries a
-voice may still read (the notes of its last note-on or morph, until the child reports the voice
-ended or the slot is reused), and rewrites an entry only when no voice holds it and the child has
-applied every command sent while one did.
+voice may still read (the notes its mixer layers hold: those of its note-on, then the
+``MORPH_LAYERS`` most recently named by its morphs, the rule the Mixer follows; until the child
+reports the voice ended or the slot is reused), and rewrites an entry only when no voice holds it
+and the child has applied every command sent while one did.
 """
 
 from __future__ import annotations
@@ -52,7 +53,16 @@ from gansynth_instrument.audio import (
     name_jack_client,
 )
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.mixer import CMD_MORPH, CMD_NOTE_ON, NOTE_FIELDS, Mixer, voice_slots
+from gansynth_instrument.levels import MasterBus
+from gansynth_instrument.mixer import (
+    CMD_MORPH,
+    CMD_NOTE_ON,
+    MORPH_LAYERS,
+    NOTE_FIELDS,
+    Mixer,
+    layers_after,
+    voice_slots,
+)
 from gansynth_instrument.note import LoopedNote, Note, looped_frames_bound
 from gansynth_instrument.processes import (
     SPAWN,
@@ -71,7 +81,8 @@ ACTIVE_POLL_S = 0.05
 # The child's GIL is contended only by its own idle main thread, but keep hand-overs short.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
-_LOAD = "load"  # (_LOAD, entry, frames, gain, pitch, sample_rate, loop_start, loop_end)
+# (_LOAD, entry, frames, gain as played (levelled), pitch, sample_rate, loop_start, loop_end)
+_LOAD = "load"
 
 # Status row (float64): commands applied, voice-end ring write count, voices sounding, their peak
 # since the control side last reset it, and whether the stream is active.
@@ -129,6 +140,7 @@ class _Config:
     device: str | int | None
     polyphony: int
     max_block_frames: int
+    gain_db: float
 
 
 class AudioProcess(StreamHealth):
@@ -138,7 +150,9 @@ class AudioProcess(StreamHealth):
     the ``DeviceError`` that ``AudioOutput`` would raise. ``note_frames``: the longest note the
     cache makes (at ``sample_rate``); the arena sizes its entries for it, looped. ``arena_spare``:
     entries beyond those the voices can hold at once, kept so that replayed notes are not copied
-    again. Use as a context manager, or ``open()``, ``start()``, then ``stop()`` and ``close()``.
+    again. ``gain_db``: the master gain; the mix then goes through the master-bus limiter
+    (``levels.MasterBus``). Use as a context manager, or ``open()``, ``start()``, then ``stop()``
+    and ``close()``.
     """
 
     def __init__(
@@ -153,13 +167,14 @@ class AudioProcess(StreamHealth):
         max_block_frames: int = 1024,
         timing_blocks: int = 4096,
         arena_spare: int = 48,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.block_frames = block_frames
         self.channels = channels
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
-        entries = 2 * self.slots + arena_spare  # two notes per voice while a morph crossfades
+        entries = MORPH_LAYERS * self.slots + arena_spare  # a voice's layers while it morphs
         self._config = _Config(
             _Layout(timing_blocks, entries, looped_frames_bound(note_frames)),
             sample_rate,
@@ -168,6 +183,7 @@ class AudioProcess(StreamHealth):
             device,
             polyphony,
             max_block_frames,
+            gain_db,
         )
         self._process: multiprocessing.process.BaseProcess | None = None
         self._running = False
@@ -229,10 +245,13 @@ class AudioProcess(StreamHealth):
             cmd = tuple(fields)
         self._commands.send(cmd)
         self._sent += 1
-        # A morph of a voice that already ended is ignored by the child: nothing more is held.
-        ended = op == CMD_MORPH and self._voice.get(cmd[2], (None,))[0] != cmd[3]
-        if op in (CMD_NOTE_ON, CMD_MORPH) and not ended:
+        if op == CMD_NOTE_ON:
             self._hold(cmd[2], cmd[3], held)
+        elif op == CMD_MORPH:
+            # A morph of a voice that already ended is ignored by the child: nothing more held.
+            previous = self._voice.get(cmd[2])
+            if previous is not None and previous[0] == cmd[3]:
+                self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
         return True
 
     def pending(self) -> int:
@@ -272,7 +291,7 @@ class AudioProcess(StreamHealth):
             self._entry_of[id(pcm)] = entry
             loop = (note.loop_start, note.loop_end) if isinstance(note, LoopedNote) else (0, 0)
             self._commands.send(
-                (_LOAD, entry, frames, note.gain, note.pitch, note.sample_rate, *loop)
+                (_LOAD, entry, frames, note.gain * note.level, note.pitch, note.sample_rate, *loop)
             )
         self._lru.move_to_end(entry)
         self._free_after[entry] = max(self._free_after[entry], self._sent + 1)
@@ -466,11 +485,13 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     layout = config.layout
     buffer = receive_mapping(control, layout.size, populate=True)
     views = layout.views(buffer)
+    chunk = max(config.block_frames, config.max_block_frames)
     mixer = Mixer(
         config.sample_rate,
         polyphony=config.polyphony,
         channels=config.channels,
-        max_block_frames=max(config.block_frames, config.max_block_frames),
+        max_block_frames=chunk,
+        master=MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk),
     )
     side = _MixSide(mixer, commands, views)
     try:

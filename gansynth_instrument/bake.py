@@ -5,7 +5,8 @@ A pack puts the instrument's timbres into any sampler. Each instrument is ``DIR/
 
 - one WAV per model pitch, the cache's own note (never pitch-shifted), written losslessly: the
   cache holds int16 with a per-note scale, so the WAV holds those integers and the region's
-  volume carries the scale times the note's level (``engine.note_amplitude`` at velocity 127);
+  volume carries the scale times the timbre's levelling (``note.level``, levels.py) times the
+  note's level (``engine.note_amplitude`` at velocity 127);
 - each sample plays the keys nearest to it, as the engine does (ties go down, at most
   ``DEFAULT_MAX_SHIFT_SEMITONES`` away); the preset's attack and release are the envelope;
 - velocity → amplitude is the instrument's curve: SFZ ``amp_velcurve_N`` for every velocity;
@@ -331,7 +332,7 @@ def _write_sample(
     else:  # soundfile keeps an int32's top 24 bits: the int16 value, 8 zero bits below
         data = pcm.astype(np.int32) << 16
         sf.write(path, data, note.sample_rate, subtype="PCM_24", format="WAV")
-    level = note.gain * INT16_SCALE * note_amplitude(timbre, 127)
+    level = note.gain * note.level * INT16_SCALE * note_amplitude(timbre, 127)
     return Sample(name, note.pitch, ranges[note.pitch], 20.0 * math.log10(level), loop)
 
 

@@ -7,6 +7,10 @@ make the notes in that thread, or in a process of its own), and keeps each note 
 Finished notes also go to the disk store (``disk_store.py``), so a restart or a preset switch does
 not make them again.
 
+Levels: a timbre's notes are levelled by its loudness reference (``levels.py``), the peak of its
+note at ``levels.reference_pitch``: made with the timbre's first batch when no note carries it
+yet, then written into every note's header on disk, so it is measured once per timbre.
+
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
 ``progress`` take a lock the worker thread only holds for bookkeeping (never while making notes or
 doing I/O). Within a NoteCache only the worker thread touches the disk store or logs.
@@ -21,6 +25,7 @@ the cache's reference: a sounding voice keeps its own.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import enum
 import heapq
 import itertools
@@ -43,7 +48,8 @@ from gansynth_instrument.disk_store import (
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.latent import latent_digest
-from gansynth_instrument.make import NoteModel
+from gansynth_instrument.levels import reference_pitch
+from gansynth_instrument.make import INT16_FULL_SCALE, NoteModel
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.note import Note
 from gansynth_instrument.note_workers import start_worker
@@ -100,6 +106,9 @@ class NoteCache:
         self._worker = start_worker(renderer, model)
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
+        self._reference_pitch = reference_pitch(model.pitches)
+        # timbre → its reference note's peak (levels.py); written by the renderer thread only.
+        self._references: dict[str, float] = {}
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
         # Written by the worker thread only; read lock-free (a dict get / a tuple swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
@@ -315,24 +324,67 @@ class NoteCache:
                     self._cond.notify_all()
 
     def _fill(self, batch: list[tuple[str, int]]) -> None:
-        """Serve a batch from disk where possible, make the rest in one call of the worker."""
+        """Serve a batch from disk where possible, render the rest in one generate call. Every
+        note goes out with its timbre's loudness reference: a timbre seen for the first time is
+        measured on its reference note, read from disk or made with this batch (and stored; it
+        joins the memory only when requested, so it never pushes a requested note out)."""
+        found: dict[tuple[str, int], Note] = {}
         missing = []
         for timbre, pitch in batch:
             stored = self._store.load(self._key(timbre, pitch)) if self._store else None
             if stored is None:
                 missing.append((timbre, pitch))
             else:
-                self._publish((timbre, pitch), stored)
+                found[(timbre, pitch)] = stored
+        self._learn_references(found)
+        for key in dict.fromkeys((timbre, self._reference_pitch) for timbre, _ in batch):
+            if key in found or key in missing or key[0] in self._references:
+                continue
+            stored = self._store.load(self._key(*key)) if self._store else None
+            if stored is None:
+                missing.append(key)
+            else:
+                found[key] = stored
+        self._learn_references(found)
+        later = {}
+        for key, note in found.items():  # playable now, before any rendering
+            if key[0] in self._references:
+                self._finish(key, note, key in batch, made=False)
+            else:
+                later[key] = note
         if not missing:
             return
         z = np.stack([self._latents[timbre] for timbre, _ in missing])
         pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
-        notes = self._worker.make(z, pitches, self.sample_rate)
-        for key, note in zip(missing, notes, strict=True):
+        made = dict(zip(missing, self._worker.make(z, pitches, self.sample_rate), strict=True))
+        self._learn_references(made)
+        for key, note in later.items():
+            self._finish(key, note, key in batch, made=False)
+        for key, note in made.items():
+            self._finish(key, note, key in batch, made=True)
+
+    def _learn_references(self, notes: dict[tuple[str, int], Note]) -> None:
+        """Take each timbre's reference from its reference note, or from a note that carries it
+        (notes stored before levelling carry none)."""
+        for (timbre, pitch), note in notes.items():
+            if timbre in self._references:
+                continue
+            if note.reference > 0.0:
+                self._references[timbre] = note.reference
+            elif pitch == self._reference_pitch:
+                self._references[timbre] = note.gain * INT16_FULL_SCALE  # its own peak
+
+    def _finish(self, key: tuple[str, int], note: Note, requested: bool, *, made: bool) -> None:
+        """Publish a requested note with its timbre's reference; store it if it was made now,
+        or stored before levelling (then rewritten with the reference)."""
+        reference = self._references[key[0]]
+        save = made or note.reference != reference
+        if note.reference != reference:
+            note = dataclasses.replace(note, reference=reference)
+        if requested:
             self._publish(key, note)  # playable before it reaches the disk
-        if self._store is not None:
-            for (timbre, pitch), note in zip(missing, notes, strict=True):
-                self._store.save(self._key(timbre, pitch), note)
+        if save and self._store is not None:
+            self._store.save(self._key(*key), note)
 
     def _key(self, timbre: str, pitch: int) -> NoteKey:
         return NoteKey(self._model_digest, timbre, pitch, self.sample_rate)

@@ -33,15 +33,28 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="no checkpoint: random weights in the released all_instruments shapes (benchmarks)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --random weights (default 0)")
+    p.add_argument(
+        "--timbre-prefix",
+        default="",
+        help="a regression run's instrument timbres are stored in the model under General MIDI "
+        "names (piano, nylon-guitar-soft, ...) or their dataset names; this goes before each",
+    )
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
-        help="print what an ONNX instrument model holds (pitches, latent size, source, digest)",
-        description="Print the metadata stored in an exported instrument model.",
+        help="print what an ONNX instrument model holds (pitches, latent size, timbres, source)",
+        description="Print the metadata stored in an exported instrument model; with no "
+        "argument, of the model the commands use without --model ($GANSYNTH_MODEL, else the "
+        "bundled one).",
     )
-    p.add_argument("model", help="an .onnx file written by 'gansynth-instrument export'")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="an .onnx file written by 'gansynth-instrument export' (default: the model the "
+        "commands use)",
+    )
 
 
 def _add_devices(sub: argparse._SubParsersAction) -> None:
@@ -132,15 +145,29 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print a preset's (or bank's) YAML file")
     show.add_argument("name", help="preset name or .yaml path")
     show.add_argument("--bank", action="store_true", help="show the bank of that name")
-    new = actions.add_parser("new", help="make a preset from a seed, at random, or between two")
+    new = actions.add_parser(
+        "new", help="make a preset from a seed, at random, between two, or from one with knobs"
+    )
     new.add_argument("name", help="the new preset's name (letters, digits, '-', '_')")
     how = new.add_mutually_exclusive_group(required=True)
     how.add_argument("--seed", type=int, help="timbre = random_latent(SEED), 0..2^32-1")
     how.add_argument("--random", action="store_true", help="a fresh random seed (printed)")
     how.add_argument("--between", nargs=2, metavar=("A", "B"), help="a point between two presets")
+    how.add_argument(
+        "--from", dest="from_preset", metavar="PRESET", help="a preset moved by --knob offsets"
+    )
     new.add_argument(
         "--at", type=float, default=0.5, help="position from A (0) to B (1), default 0.5"
     )
+    new.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="K=OFFSET",
+        help="with --from: turn timbre knob K (1-8) by OFFSET standard deviations, e.g. 1=+2.5 "
+        "(repeatable; the knobs are the model's, found once and cached, see 'play --help')",
+    )
+    add_model_options(new)
     new.add_argument(
         "--latent-size", type=int, default=256, help="latent size for seeds (default 256)"
     )
@@ -194,6 +221,11 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--pitches", help="comma-separated MIDI pitches, e.g. 48,52,55")
     gen.add_argument("--seed", type=int, help="seed for the random timbres and pitches")
     gen.add_argument("--preset", help="use this preset's timbre (name or .yaml) for every note")
+    gen.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each note to a peak of 1.0, as Magenta's MIDI renderer does (default: raw)",
+    )
     gen.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
 
     hal = sub.add_parser(
@@ -223,9 +255,17 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         help="notes along the slerp path between two presets or seeds",
         description="Write --steps notes from timbre A (t=0) to B (t=1): interp_00.wav, ...",
     )
-    itp.add_argument("a", help="preset name, .yaml path or seed")
-    itp.add_argument("b", help="preset name, .yaml path or seed")
+    itp.add_argument("a", nargs="?", help="preset name, .yaml path or seed")
+    itp.add_argument("b", nargs="?", help="preset name, .yaml path or seed")
     add_model_options(itp)
+    itp.add_argument(
+        "--grid",
+        nargs=4,
+        metavar=("A", "B", "C", "D"),
+        help="a 2-D grid between 4 timbres at the corners (0,0) (1,0) (0,1) (1,1): "
+        "grid_ROW_COLUMN.wav, each the bilinear slerp of the corners",
+    )
+    itp.add_argument("--size", type=int, default=5, help="--grid points per side (5)")
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
@@ -264,8 +304,32 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         choices=("PCM_16", "PCM_24", "FLOAT"),
         help=".wav sample format (default FLOAT: 32-bit float, never clips)",
     )
+    _add_staging(ren)
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
+
+
+def _add_staging(p: argparse.ArgumentParser) -> None:
+    """The gain staging options of play and render (see levels.py)."""
+    p.add_argument(
+        "--velocity-curve",
+        default="gm",
+        metavar="CURVE",
+        help=(
+            "how key velocity sets loudness, amplitude = (velocity/127)^e: gm (e = 2, General "
+            "MIDI's curve, the default), linear (1), soft (0.5, louder at a light touch), fixed "
+            "(0, every note full)"
+        ),
+    )
+    p.add_argument(
+        "--gain-db",
+        type=float,
+        default=0.0,
+        help=(
+            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any preset peaks "
+            "near -4 dBFS; a limiter keeps chords below -1 dBFS)"
+        ),
+    )
 
 
 def _add_bake(sub: argparse._SubParsersAction) -> None:
@@ -303,7 +367,12 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "Play notes from a MIDI keyboard (or any MIDI program) through the audio output. "
             "Program changes switch presets of the bank, the morph CC (mod wheel by default) "
             "morphs along its path, CC64 is the sustain pedal. Notes not cached yet play at once "
-            "from the nearest cached pitch while the exact one renders."
+            "from the nearest cached pitch while the exact one renders. "
+            "Timbre knobs: CC70-77 move the timbre along the model's 8 principal directions "
+            "(GANSpace; found once per model in seconds, then cached; 64 = unchanged). "
+            "XY pad: a bank's pad corners, moved by CC16 (x) and CC17 (y) unless the bank says "
+            "otherwise. Buttons: CC80 draws a random timbre for the next notes, CC81 saves what "
+            "plays (knobs included) as a new preset named found-DATE-TIME."
         ),
     )
     add_model_options(p)
@@ -330,9 +399,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
     p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
-    p.add_argument(
-        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
-    )
+    _add_staging(p)
     p.add_argument(
         "--learn",
         action="store_true",
@@ -342,8 +409,28 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
             "then on); needs a bank with a morph path, so not with --preset"
         ),
     )
-    p.add_argument("--keys", action="store_true", help="play from the computer keyboard too")
-    p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    p.add_argument(
+        "--learn-knob",
+        type=int,
+        metavar="K",
+        help="bind timbre knob K (1-8) to the next CC moved and save it in the bank as "
+        "'knobs: cc:' (as --learn does)",
+    )
+    p.add_argument(
+        "--no-knobs",
+        action="store_true",
+        help="no timbre knobs (skips finding them for a model played the first time)",
+    )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="play from the computer keyboard too (r: random timbre, n: save it as a preset)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="note cache, with the model's knob directions in knobs/ (default: the user cache dir)",
+    )
     p.add_argument(
         "--renderer",
         choices=("thread", "process"),
@@ -422,6 +509,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
     p.add_argument("--seed", type=int, default=0, help="new run: seed for weights and data (0)")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL.onnx|RUN_DIR",
+        help="new run: start from an exported model's (or a train dir's) generator weights and "
+        "image count, so the schedule goes on where it was; its shapes must fit --config",
+    )
     p.add_argument(
         "--hparams",
         help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only "

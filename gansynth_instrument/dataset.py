@@ -26,13 +26,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 import scipy.fft
 import soundfile
 import soxr
 from tqdm import tqdm
 
+from gansynth_instrument.checksum import masked_crc32c
 from gansynth_instrument.errors import DatasetError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir, write_text_atomic
 
@@ -344,19 +344,14 @@ def example_bytes(features: dict[str, bytes | list[int] | np.ndarray]) -> bytes:
     return _field(1, entries)
 
 
-def _masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def tfrecord_frame(record: bytes) -> bytes:
     """TFRecord framing: length u64, masked CRC32C of it, the record, masked CRC32C of it."""
     length = struct.pack("<Q", len(record))
     return (
         length
-        + struct.pack("<I", _masked_crc(length))
+        + struct.pack("<I", masked_crc32c(length))
         + record
-        + struct.pack("<I", _masked_crc(record))
+        + struct.pack("<I", masked_crc32c(record))
     )
 
 

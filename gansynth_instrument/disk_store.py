@@ -78,6 +78,7 @@ def _encode(key: NoteKey, note: Note) -> tuple[bytes, memoryview, bytes]:
             "pitch": key.pitch,
             "sample_rate": key.sample_rate,
             "gain": note.gain,
+            "reference": note.reference,
             "frames": len(note.pcm),
         }
     ).encode()
@@ -119,9 +120,12 @@ def _decode(data: bytes, key: NoteKey) -> Note:
         raise _CorruptEntry("sample count does not match the header")
     if not isinstance(gain, float) or not math.isfinite(gain) or gain <= 0:
         raise _CorruptEntry(f"bad gain {gain!r}")
+    reference = header.get("reference", 0.0)  # absent in files written before levelling
+    if not isinstance(reference, float) or not math.isfinite(reference) or reference < 0:
+        raise _CorruptEntry(f"bad reference {reference!r}")
     pcm = np.frombuffer(data, dtype="<i2", count=frames, offset=offset).astype(np.int16, copy=False)
     pcm.flags.writeable = False
-    return Note(pcm=pcm, gain=gain, pitch=key.pitch, sample_rate=key.sample_rate)
+    return Note(pcm, gain, key.pitch, key.sample_rate, reference)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ Rules:
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
   nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
   ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
+  A timbre with nothing cached yet (a random draw, a new knob stop) has no stand-in: its note-on
+  waits, and ``start_pending()`` (polled by the player) starts the exact note when it arrives,
+  unless the key was released first or ``PENDING_S`` passed.
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
@@ -24,9 +27,19 @@ Rules:
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
+- Timbre knobs and the XY pad (``timbre_space.TimbreSpace``): a knob's controller moves along
+  the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
+  both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
+  notes following). A program change or a random draw becomes the new base the knobs move.
+  Knobs, pad and buttons act on the channel their controller arrives on: each channel keeps its
+  own knob stops, pad position, button states and the line it moves along.
+- Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
+  last are rendered first); the save button marks what plays, knob offsets included, for
+  ``take_save()``: the live status loop writes it, so no file is written on the MIDI thread.
+  Buttons act when pressed (a value ≥ 64 after one below).
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
-  becomes the morph controller; ``take_learned()`` hands it once to whoever saves it (the live
-  status loop), so no file is written on the MIDI thread.
+  becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
+  once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
 """
@@ -35,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +63,14 @@ from gansynth_instrument.channels import (
     Channel,
 )
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.explore import random_timbre
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
+from gansynth_instrument.levels import (
+    DEFAULT_VELOCITY_CURVE,
+    VELOCITY_CURVES,
+    db_to_gain,
+    velocity_gain,
+)
 from gansynth_instrument.midi_spec import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
@@ -83,13 +105,17 @@ from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VELOCITY_EXPONENT = 2.0  # amplitude ∝ velocity²: quiet keys stay quiet, as on most synths
+DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
+PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
+RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
+SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 SKIP_PERCUSSION = "drum notes"
 PERCUSSION_NOTICE = (
     "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
@@ -105,7 +131,7 @@ def note_amplitude(
     """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
     gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
     here, so a change of level staging reaches them all."""
-    return (velocity / 127) ** exponent * 10 ** (timbre.gain_db / 20)
+    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,12 @@ class Engine:
     select CC0 → program → timbre); ``timbre`` is what every channel plays at start. ``drums``
     plays channel 10 (None: its notes are skipped). ``morph`` holds the quantised morph steps
     (``morph_steps``), empty for no morph. ``channels``: the channels (0-15) to play, None = all.
+    ``space`` holds the knob directions and the pad's corners (None: no knobs, no pad);
+    ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's (x, y).
+
+    Knobs, pad, the random and save buttons and waiting note-ons act per channel: a controller
+    acts on the channel it arrived on, and each channel keeps its own knob stops, pad position,
+    button states and the line it is moving along (the morph path, a knob's stops, a pad edge).
     """
 
     def __init__(
@@ -151,6 +183,11 @@ class Engine:
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = CC_MOD_WHEEL,
         channels: Collection[int] | None = None,
+        space: TimbreSpace[Timbre] | None = None,
+        knob_ccs: Sequence[int] = KNOB_CCS,
+        pad_ccs: Sequence[int] = (),
+        random_cc: int | None = RANDOM_CC,
+        save_cc: int | None = SAVE_CC,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
@@ -158,8 +195,8 @@ class Engine:
     ) -> None:
         if channels is not None and (not channels or not all(0 <= c < CHANNELS for c in channels)):
             raise ValueError(f"MIDI channels are 0..15 (or None for all), got {sorted(channels)}")
-        if velocity_exponent <= 0:
-            raise ValueError(f"velocity exponent must be > 0, got {velocity_exponent}")
+        if velocity_exponent < 0:
+            raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
@@ -167,14 +204,27 @@ class Engine:
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
         self.drums = drums
-        self.morph = list(morph)
-        self.morph_cc = morph_cc if self.morph else None
+        self._path = list(morph)  # the bank's morph steps
+        self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
+        # Per channel: its knob stops and pad position (a fork of ``space``), and the line it
+        # moves along: the morph path, a knob's stops, a pad edge.
+        self._spaces = [space.fork() if space is not None else None for _ in range(CHANNELS)]
+        self._lines: list[list[Timbre]] = [self._path] * CHANNELS
+        knobs = space.knobs if space is not None else None
+        self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
+        has_pad = space is not None and bool(space.corners)
+        self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
+        self.random_cc, self.save_cc = random_cc, save_cc
+        buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
+        self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
         self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
-        self._timbres: list[Timbre | None] = [timbre] * CHANNELS
+        self._timbres: list[Timbre | None] = [
+            space.set_base(timbre) if space is not None else timbre for space in self._spaces
+        ]
         self._timbres[DRUM_CHANNEL] = drums
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
@@ -182,10 +232,15 @@ class Engine:
         self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
         self.ignored = 0
         self._learning = False
+        self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
+        self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
+        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
+        # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
+        # when it came); see start_pending().
+        self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
-        self._step_keys = [step.key for step in self.morph]
         self._prefetched: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
@@ -207,6 +262,7 @@ class Engine:
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
+            self._pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             self._control_change(channel, msg[1], msg[2], frame)
@@ -232,6 +288,16 @@ class Engine:
     def morph_position(self) -> float | None:
         """The focus channel's morph position in steps, None while its preset plays."""
         return self.channels[self.focus].morph_position
+
+    @property
+    def morph(self) -> list[Timbre]:
+        """The line the focus channel moves along: the morph path, a knob's stops, a pad edge."""
+        return self._lines[self.focus]
+
+    @property
+    def space(self) -> TimbreSpace[Timbre] | None:
+        """The focus channel's knobs and pad (None: no knobs, no pad)."""
+        return self._spaces[self.focus]
 
     @property
     def bend_range_semitones(self) -> float:
@@ -279,9 +345,14 @@ class Engine:
             if self._played[c] or self._skipped[c]
         ]
 
-    def learn(self) -> None:
-        """Bind the morph to the next controller moved (other than pedal and channel modes)."""
-        if self.morph:
+    def learn(self, knob: int | None = None) -> None:
+        """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
+        pedal and channel modes)."""
+        if knob is not None:
+            if not 0 <= knob < len(self._knob_of) or self.space is None:
+                raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
+            self._learn_knob, self._learning = knob, True
+        elif self._path:
             self._learning = True
 
     @property
@@ -293,6 +364,55 @@ class Engine:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
         cc, self._learned = self._learned, None
         return cc
+
+    @property
+    def pending(self) -> int:
+        """Note-ons waiting for their timbre's first note (see ``start_pending``)."""
+        return len(self._pending)
+
+    def start_pending(self, now: float | None = None) -> int:
+        """Start every waiting note-on whose exact note has arrived, drop those older than
+        ``PENDING_S``; returns how many still wait. Live, the player calls this every few ms
+        while any wait."""
+        now = time.monotonic() if now is None else now
+        for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
+            note = self.cache.lookup(timbre.key, model_pitch)
+            if note is not None:
+                del self._pending[key]
+                layer = self._shifted(note, key[1])
+                if layer is not None:
+                    self._start(key, timbre, (layer, None, 0.0), velocity, IMMEDIATE)
+            elif now - since > PENDING_S:
+                del self._pending[key]
+        return len(self._pending)
+
+    def take_learned_knob(self) -> tuple[int, int] | None:
+        """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
+        bound, self._learned_knob = self._learned_knob, None
+        return bound
+
+    def take_save(self) -> Timbre | None:
+        """The timbre the save button marked, once (then None): for the caller to write it."""
+        timbre, self._to_save = self._to_save, None
+        return timbre
+
+    def random_timbre(self, channel: int | None = None) -> None:
+        """A fresh random timbre for ``channel``'s (default: the focus channel's) next notes,
+        with the level and envelope of what it plays; the pitches played last are rendered
+        first, then the rest."""
+        channel = self.focus if channel is None else channel
+        current = self.current(channel)
+        if current is not None:
+            self._switch_to(channel, random_timbre(current))
+
+    def current(self, channel: int | None = None) -> Timbre | None:
+        """The one timbre ``channel`` (default: the focus channel) plays now: the nearest step
+        of a line that is moving, else its timbre (knob offsets included)."""
+        channel = self.focus if channel is None else channel
+        position = self.channels[channel].morph_position
+        if position is None:
+            return self._timbres[channel]
+        return self._lines[channel][round(position)]
 
     def program_change(self, program: int, channel: int | None = None) -> None:
         """Switch ``channel``'s (default: the focus channel's) timbre for new notes, in the bank
@@ -309,9 +429,16 @@ class Engine:
             return  # one preset, no bank: program changes have nothing to select
         if notice is not None:
             self._warn_once(f"bank {state.bank} program {program}", notice)
+        self._switch_to(channel, timbre)
+
+    def _switch_to(self, channel: int, timbre: Timbre) -> None:
+        """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep
+        theirs."""
+        space = self._spaces[channel]
+        timbre = space.set_base(timbre) if space is not None else timbre
         self.focus = channel
         self._timbres[channel] = timbre
-        state.morph_position = None
+        self.channels[channel].morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
             played = list(dict.fromkeys(p for p in recent if p is not None))
@@ -326,7 +453,11 @@ class Engine:
         position = self.morph_position
         return EngineStatus(
             timbre=self._current_name(),
-            morph_position=None if position is None else position / (len(self.morph) - 1),
+            morph_position=(
+                None
+                if position is None or self.morph is not self._path
+                else position / (len(self.morph) - 1)
+            ),
             cache_fill={name: self.cache.progress(t.key) for name, t in named.items()},
             dropped_commands=self.voices.dropped,
             ignored_messages=self.ignored,
@@ -336,10 +467,8 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        position = self.morph_position
-        if position is not None:
-            return self.morph[round(position)].name
-        return self.timbre.name if self.timbre is not None else "(percussion: not played)"
+        current = self.current()
+        return current.name if current is not None else "(percussion: not played)"
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -401,38 +530,43 @@ class Engine:
         return list(dict.fromkeys((math.floor(position), math.ceil(position))))
 
     def _morph_layers(
-        self, u: float, model_pitch: int, pitch: int, priority: Priority | None
+        self,
+        line: list[Timbre],
+        u: float,
+        model_pitch: int,
+        pitch: int,
+        priority: Priority | None,
     ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) at morph position ``u``; see the module docstring.
+        """(layer_a, layer_b, weight of b) at position ``u`` along ``line``; see the module
+        docstring.
 
         Missing exact neighbour steps are requested at ``priority`` (None: already requested).
         """
+        keys = [step.key for step in line]
         for step in self._neighbour_steps(u) if priority is not None else ():
-            if self.cache.lookup(self._step_keys[step], model_pitch) is None:
-                self.cache.request(self.morph[step].latent, [model_pitch], priority)
+            if self.cache.lookup(keys[step], model_pitch) is None:
+                self.cache.request(line[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
-                    self._wait(self.morph[step], model_pitch)
+                    self._wait(line[step], model_pitch)
         cached = [
-            s
-            for s, key in enumerate(self._step_keys)
-            if self.cache.lookup(key, model_pitch) is not None
+            s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
         ]
         below = max((s for s in cached if s <= u), default=None)
         above = min((s for s in cached if s >= u), default=None)
         if below is None and above is None:
             # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
-            for step in sorted(range(len(self.morph)), key=lambda s: abs(s - u)):
-                layer = self._shifted(self.cache.nearest(self._step_keys[step], model_pitch), pitch)
+            for step in sorted(range(len(line)), key=lambda s: abs(s - u)):
+                layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
                 if layer is not None:
                     return layer, None, 0.0
             return None
         if below is None or above is None or below == above:
             only = below if below is not None else above
-            note = self.cache.lookup(self._step_keys[only], model_pitch)
+            note = self.cache.lookup(keys[only], model_pitch)
             layer = self._shifted(note, pitch)
             return (layer, None, 0.0) if layer is not None else None
-        a = self._shifted(self.cache.lookup(self._step_keys[below], model_pitch), pitch)
-        b = self._shifted(self.cache.lookup(self._step_keys[above], model_pitch), pitch)
+        a = self._shifted(self.cache.lookup(keys[below], model_pitch), pitch)
+        b = self._shifted(self.cache.lookup(keys[above], model_pitch), pitch)
         if a is None or b is None:
             return None
         return a, b, (u - below) / (above - below)
@@ -455,16 +589,30 @@ class Engine:
             layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
             layers = (layer, None, 0.0) if layer is not None else None
         else:
-            timbre = self.morph[round(position)]
-            layers = self._morph_layers(position, model_pitch, pitch, Priority.WAITING)
-            for step in self.morph:
+            line = self._lines[channel]
+            timbre = line[round(position)]
+            layers = self._morph_layers(line, position, model_pitch, pitch, Priority.WAITING)
+            for step in line:
                 self.cache.played(step.key, model_pitch)
-        if layers is None:
-            return  # nothing near enough is cached yet; the exact note is on its way
+        if layers is None:  # nothing near enough cached yet: the exact note is on its way
+            if self.wait_s is None:
+                self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
+            return
+        self._start((channel, pitch), timbre, layers, velocity, frame)
+
+    def _start(
+        self,
+        key: tuple[int, int],
+        timbre: Timbre,
+        layers: tuple[Layer, Layer | None, float],
+        velocity: int,
+        frame: int,
+    ) -> None:
+        channel = key[0]
         self._played[channel][timbre.name] += 1
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
-            (channel, pitch),
+            key,
             layers[0],
             layers[1],
             weight=layers[2],
@@ -482,16 +630,25 @@ class Engine:
             state.sustain = value >= PEDAL_DOWN_MIN
             self.voices.sustain(state.sustain, frame, channel)
         elif cc == CC_ALL_SOUND_OFF:
+            self._drop_pending(channel)
             self.voices.all_sound_off(frame, channel)
         elif cc == CC_RESET_CONTROLLERS:
             state.reset_controllers()
             self.voices.sustain(False, frame, channel)
             self.voices.bend(0.0, frame, channel)
             self.voices.channel_gain(channel, *state.gains(), frame)
-            if state.morph_position is not None:  # RP-015: the modulation wheel to 0
+            if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
                 self._morph_to(channel, 0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
+            self._drop_pending(channel)
             self.voices.all_notes_off(frame, channel)
+        elif self._learning and self._learn_knob is not None:
+            knob, self._learn_knob, self._learning = self._learn_knob, None, False
+            self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
+            self._knob_of[cc] = knob
+            self._learned_knob = (knob, cc)
+            logger.info("knob %d bound to CC%d", knob + 1, cc)
+            self._turn(channel, knob, value, frame)
         elif self._learning:
             self._learning = False
             self.morph_cc = self._learned = cc
@@ -499,6 +656,20 @@ class Engine:
             self._morph_to(channel, value, frame)
         elif cc == self.morph_cc:
             self._morph_to(channel, value, frame)
+        elif cc in self._knob_of:
+            self._turn(channel, self._knob_of[cc], value, frame)
+        elif cc in self._pad_axis:
+            space = self._spaces[channel]
+            assert space is not None
+            self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
+        elif cc in self._buttons[channel]:
+            buttons = self._buttons[channel]
+            pressed = value >= PEDAL_DOWN_MIN > buttons[cc]  # pressed, as a pedal is
+            buttons[cc] = value
+            if pressed and cc == self.random_cc:
+                self.random_timbre(channel)
+            elif pressed:
+                self._to_save = self.current(channel)
         elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
             if cc == CC_VOLUME:
                 state.volume = value
@@ -525,13 +696,26 @@ class Engine:
         else:
             self.ignored += 1
 
+    def _drop_pending(self, channel: int) -> None:
+        for key in [k for k in self._pending if k[0] == channel]:
+            del self._pending[key]
+
+    def _turn(self, channel: int, knob: int, value: int, frame: int) -> None:
+        space = self._spaces[channel]
+        assert space is not None
+        self._glide(channel, *space.turn(knob, value), frame)
+
     def _morph_to(self, channel: int, value: int, frame: int) -> None:
         """Move ``channel`` along the morph path: its new and sounding notes take the position."""
+        self._glide(channel, self._path, value / DATA_MAX * (len(self._path) - 1), frame)
+
+    def _glide(self, channel: int, line: list[Timbre], u: float, frame: int) -> None:
+        """Move ``channel`` to position ``u`` (in steps) along ``line``: its new notes and
+        sounding notes take the new position, crossfading the two steps around it."""
         state = self.channels[channel]
-        u = value / DATA_MAX * (len(self.morph) - 1)
-        if u == state.morph_position:
+        if line is self._lines[channel] and u == state.morph_position:
             return
-        state.morph_position = u
+        self._lines[channel], state.morph_position = line, u
         self.focus = channel
         sounding = [
             (slot, pitch, self.model_pitch(pitch))
@@ -543,15 +727,15 @@ class Engine:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
             played = sorted({mp for _, _, mp in sounding if mp is not None})
             for step in self._neighbour_steps(u):
-                key = self._step_keys[step]
+                key = line[step].key
                 missing = [p for p in played if self.cache.lookup(key, p) is None]
                 if missing:
-                    self.cache.request(self.morph[step].latent, missing, Priority.NEAR)
-                self._request_all(self.morph[step])
+                    self.cache.request(line[step].latent, missing, Priority.NEAR)
+                self._request_all(line[step])
             priority = None
         for slot, pitch, model_pitch in sounding:
             layers = None
             if model_pitch is not None:
-                layers = self._morph_layers(u, model_pitch, pitch, priority)
+                layers = self._morph_layers(line, u, model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)

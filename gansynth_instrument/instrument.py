@@ -15,10 +15,13 @@ from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
+from gansynth_instrument.pad import PAD_SIZE
 from gansynth_instrument.presets import Bank, Preset, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import MixerLink, Voices
 
 
@@ -38,13 +41,15 @@ def assemble(
     preset: Preset | None = None,
     bank: Bank | None = None,
     drums: Preset | None = None,
+    knobs: KnobDirections | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     renderer: str = "thread",
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     **engine_settings: Any,
 ) -> Instrument:
     """The instrument for ``model`` playing through ``link`` (a ``Mixer``, or an ``AudioProcess``)
-    at its sample rate. The cache is not started: the caller starts and closes it."""
+    at its sample rate, with timbre knobs when ``knobs`` are given (``ganspace.knob_directions``).
+    The cache is not started: the caller starts and closes it."""
     cache = NoteCache(
         model,
         link.sample_rate,
@@ -61,6 +66,7 @@ def assemble(
         preset=preset,
         bank=bank,
         drums=drums,
+        knobs=knobs,
         **engine_settings,
     )
     return Instrument(cache, voices, engine)
@@ -75,14 +81,16 @@ def build_engine(
     preset: Preset | None = None,
     bank: Bank | None = None,
     drums: Preset | None = None,
+    knobs: KnobDirections | None = None,
     **settings: Any,
 ) -> Engine:
     """An Engine for one preset, or for a bank (programs in bank select 0 and its variations,
-    drums, morph path; presets found by name).
+    drums, morph path, pad; presets found by name), with timbre knobs when ``knobs`` are given.
 
     With a bank, every channel starts on program 0 (General MIDI), or the lowest program when
     0 has no preset; a bank with only a morph path starts at its first preset. ``preset`` wins
-    over the bank's first program when both are given; ``drums`` over the bank's drums.
+    over the bank's first program when both are given; ``drums`` over the bank's drums. A pad
+    corner preset whose latent does not fit the model is a PresetError naming it.
     """
 
     def timbre_of(name: str) -> Timbre:
@@ -113,6 +121,16 @@ def build_engine(
         first = morph[0]
     else:
         raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
+    corners = [timbre_of(name) for name in bank.pad_corners] if bank is not None else []
+    space = None
+    if knobs is not None or corners:
+        size = bank.pad_size if bank is not None else PAD_SIZE
+        space = TimbreSpace(first, knobs, corners=corners, pad_size=size)
+    if corners:
+        assert bank is not None
+        settings.setdefault("pad_ccs", bank.pad_ccs)
+    if bank is not None:
+        settings.setdefault("knob_ccs", bank.knob_ccs)
     return Engine(
         cache,
         voices,
@@ -123,5 +141,6 @@ def build_engine(
         drums=drum_timbre,
         morph=morph,
         morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
+        space=space,
         **settings,
     )

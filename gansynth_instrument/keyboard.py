@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gansynth_instrument.knobs import EXPLORE_CCS
 from gansynth_instrument.midi_spec import (
     CC_MOD_WHEEL,
     CC_SUSTAIN,
@@ -20,16 +21,27 @@ KEY_SEMITONES: dict[str, int] = dict(
 )
 
 
+# Typed keys that press the explore buttons (random timbre, save it).
+KEY_BUTTONS = {
+    "r": EXPLORE_CCS["the random-timbre button"],
+    "n": EXPLORE_CCS["the save-timbre button"],
+}
+
+
 class TypingKeyboard:
     """A computer keyboard as a MIDI keyboard, for players without one (DAW-style layout).
 
     ``a s d f g h j k l ; '`` are white keys from C, ``w e  t y u  o p`` the black keys between;
     ``z``/``x`` shift an octave, ``c``/``v`` velocity, ``-``/``=`` move the morph, space toggles
-    the sustain pedal. Terminals report presses only, so the caller releases each note
-    ``hold_s`` later (``press`` returns the pitch to release).
+    the sustain pedal, ``r`` draws a random timbre and ``n`` saves the one playing (the
+    random/save buttons' controllers, pressed and released). Terminals report presses only, so
+    the caller releases each note ``hold_s`` later (``press`` returns the pitch to release).
     """
 
-    HELP = "keys: a-' notes, w-p sharps, z/x octave, c/v velocity, -/= morph, space pedal"
+    HELP = (
+        "keys: a-' notes, w-p sharps, z/x octave, c/v velocity, -/= morph, space pedal, "
+        "r random timbre, n save it"
+    )
 
     def __init__(
         self, *, base_pitch: int = 60, velocity: int = 100, morph_cc: int | None = CC_MOD_WHEEL
@@ -59,4 +71,7 @@ class TypingKeyboard:
         elif char == " ":
             self.pedal = not self.pedal
             return [control_change(CC_SUSTAIN, DATA_MAX if self.pedal else 0)], None
+        elif char in KEY_BUTTONS:
+            cc = KEY_BUTTONS[char]
+            return [control_change(cc, DATA_MAX), control_change(cc, 0)], None
         return [], None

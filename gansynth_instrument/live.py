@@ -11,7 +11,10 @@ Processes and threads, and what each may touch:
   worker process and only files the notes it sends back (``"process"``); the engine only asks.
 - The main thread (``commands/play.py``) shows the status line until Ctrl-C, then closes MIDI,
   audio and cache. It also saves a controller bound by MIDI learn into the bank file
-  (``Player.save_learned``): file I/O stays off the MIDI thread, which only records the binding.
+  (``Player.save_learned``, ``learned_knob``) and a timbre the save button kept
+  (``Player.save_found``): file I/O stays off the MIDI thread, which only records them.
+- A "pending notes" thread starts note-ons that wait for a new timbre's first note as soon as
+  that note is cached (``Engine.start_pending``, under the same lock).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from gansynth_instrument.channels import DEFAULT_BEND_RANGE_SEMITONES
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, EngineStatus
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.explore import save_found
+from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
@@ -48,6 +53,8 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 # A worker process keeps the model's work and memory out of the player's process, and with them
 # the audio callback's worst blocks lower (``bench_live --compare`` prints both workers' figures).
 DEFAULT_RENDERER = "process"
+PENDING_POLL_S = 0.002  # how soon a waiting note-on starts once its note is cached
+IDLE_POLL_S = 0.02  # the same thread's check when nothing waits
 _ABANDONED: list[object] = []  # JACK clients left open because their server hung (see close())
 
 
@@ -70,6 +77,8 @@ class Player:
     ``drums`` plays channel 10 (General MIDI percussion; default: the bank's, else not played).
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
+    ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
+    the next controller moved turns that knob. ``save_found`` writes what the save button kept.
     ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
     bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
     """
@@ -92,10 +101,13 @@ class Player:
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         learn: bool = False,
+        knobs: KnobDirections | None = None,
+        learn_knob: int | None = None,
         timing_blocks: int = 4096,
         renderer: str = DEFAULT_RENDERER,
         max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
         presets_dir: Path | None = None,
+        gain_db: float = 0.0,
     ) -> None:
         self.sample_rate = sample_rate
         self.bank = bank
@@ -111,12 +123,14 @@ class Player:
             polyphony=polyphony,
             max_block_frames=MIXER_CHUNK_FRAMES,
             timing_blocks=timing_blocks,
+            gain_db=gain_db,
         )
         instrument = assemble(
             model,
             self.audio,
             preset=preset,
             bank=bank,
+            knobs=knobs,
             cache_dir=cache_dir,
             renderer=renderer,
             max_memory_bytes=max_memory_bytes,
@@ -129,7 +143,10 @@ class Player:
         self.engine = instrument.engine
         if learn:
             self.engine.learn()
+        if learn_knob is not None:
+            self.engine.learn(knob=learn_knob)
         self._lock = threading.Lock()
+        self._stop_pending = threading.Event()
         self._stack = contextlib.ExitStack()
         self._started = False
         self.midi: MidiInput | None = None
@@ -155,6 +172,45 @@ class Player:
             return f"morph bound to CC{cc}, not saved: {err}"
         return f"morph bound to CC{cc}, saved in {path}"
 
+    def _start_pending(self) -> None:
+        """Start note-ons that wait for a new timbre's first note as soon as it is cached (the
+        engine's ``start_pending``): every ``PENDING_POLL_S`` while any wait."""
+        while not self._stop_pending.wait(PENDING_POLL_S if self.engine.pending else IDLE_POLL_S):
+            if self.engine.pending:
+                with self._lock:
+                    self.engine.start_pending()
+
+    def learned_knob(self) -> str | None:
+        """Save a knob bound by ``learn_knob`` since the last call into the bank file, as
+        ``save_learned`` does (with a single preset it lasts the session); the line to show."""
+        with self._lock:
+            bound = self.engine.take_learned_knob()
+        if bound is None:
+            return None
+        knob, cc = bound
+        if self.bank is None:
+            return f"knob {knob + 1} bound to CC{cc} (this session: a single preset has no bank)"
+        from gansynth_instrument.presets import save_knob_cc
+
+        try:
+            path = save_knob_cc(self.bank, knob, cc, user_dir=self._presets_dir)
+        except GansynthError as err:
+            return f"knob {knob + 1} bound to CC{cc}, not saved: {err}"
+        return f"knob {knob + 1} bound to CC{cc}, saved in {path}"
+
+    def save_found(self) -> str | None:
+        """Write the timbre the save button kept since the last call as a new user preset (call
+        from the main thread); the line to show (its name, or why it was not saved), or None."""
+        with self._lock:
+            timbre = self.engine.take_save()
+        if timbre is None:
+            return None
+        try:  # the timbre's name says where it came from, knob offsets included
+            preset, path = save_found(timbre, user_dir=self._presets_dir)
+        except GansynthError as err:
+            return f"timbre not saved: {err}"
+        return f"saved {preset.name} ({path})"
+
     def start(self) -> Player:
         """Render the current timbre in the background, then open audio and MIDI."""
         keep_freed_memory()  # no munmap of arriving notes: less kernel time beside the audio
@@ -168,6 +224,10 @@ class Player:
             stack.callback(self.audio.close)
             self.audio.start()
             stack.callback(self.audio.stop)
+            pending = threading.Thread(target=self._start_pending, name="pending", daemon=True)
+            pending.start()
+            stack.callback(pending.join)
+            stack.callback(self._stop_pending.set)
             self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
             stack.callback(self._close_midi)
             # What exists now (model, sessions, modules) lives all session. A full garbage

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from gansynth_instrument.errors import ModelError
 
@@ -47,6 +47,21 @@ class Representation:
 
 
 @dataclass(frozen=True)
+class ModelTimbre:
+    """An instrument the model was trained to play, as a soundfont carries its presets.
+
+    ``latent`` plays it; ``instrument`` is its name in the training data (what ``train
+    --init-from`` matches), ``name`` the preset name it is offered under.
+    """
+
+    name: str
+    instrument: str
+    latent: tuple[float, ...]
+    program: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """Everything the runtime needs to know about a model, stored inside the ONNX file."""
 
@@ -61,6 +76,7 @@ class ModelInfo:
     digest: str = ""
     exporter_version: str = ""
     format_version: int = FORMAT_VERSION
+    timbres: tuple[ModelTimbre, ...] = ()
 
     def to_props(self) -> dict[str, str]:
         """Flatten to ONNX ``metadata_props`` (key → JSON text)."""
@@ -91,9 +107,47 @@ class ModelInfo:
             values["pitches"] = tuple(int(p) for p in values["pitches"])
             if "representation" in values:
                 values["representation"] = Representation(**values["representation"])
-            return cls(**values)
+            latent_size = int(values["latent_size"])
         except (TypeError, ValueError) as err:
             raise ModelError(f"{where}: malformed gansynth metadata: {err}") from None
+        values["timbres"] = _timbres(values.get("timbres", []), latent_size, where)
+        return cls(**values)
+
+
+def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ...]:
+    """The ``timbres`` metadata checked: a list of ModelTimbre fields, latents of the model's
+    size, unique names, programs 0..127 or null."""
+
+    def bad(what: str) -> ModelError:
+        return ModelError(f"{where}: malformed timbre metadata: {what}")
+
+    if not isinstance(raw, list):
+        raise bad("'gansynth.timbres' is not a list")
+    timbres = []
+    for i, item in enumerate(raw):
+        try:
+            timbre = ModelTimbre(**item)
+            timbre = replace(timbre, latent=tuple(float(v) for v in timbre.latent))
+        except (TypeError, ValueError) as err:
+            raise bad(f"timbre {i}: {err}") from None
+        if not isinstance(timbre.name, str) or not timbre.name:
+            raise bad(f"timbre {i} has no name")
+        if len(timbre.latent) != latent_size:
+            raise bad(
+                f"timbre '{timbre.name}': {len(timbre.latent)} latent values, the model's "
+                f"latent has {latent_size}"
+            )
+        program = timbre.program
+        if program is not None and (
+            isinstance(program, bool) or not isinstance(program, int) or not 0 <= program <= 127
+        ):
+            raise bad(f"timbre '{timbre.name}': program {program!r} is not 0..127 or null")
+        timbres.append(timbre)
+    names = [t.name for t in timbres]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise bad(f"two timbres named '{duplicate}'")
+    return tuple(timbres)
 
 
 def format_pitches(pitches: Iterable[int]) -> str:

@@ -6,12 +6,18 @@ ended out (``Mixer.finished``). ``Mixer.mix`` (audio thread) is the commands' on
 obeys them and decides nothing. In live play the mixer runs in a process of its own
 (``audio_process.py``), which carries the same commands over a pipe.
 
-A voice plays one or two Notes (two while a morph crossfades between neighbouring steps) from the
-same playback position, each at its own pitch ratio (1.0 for the exact pitch, 2^(semitones/12) for
-the nearest-pitch fallback), times its MIDI channel's pitch-bend ratio. Notes play their length
-once and end, unless the voice plays ``LoopedNote``s: while held it wraps its read position within
-the loop; a release stops the wrapping, so the voice plays on through the rest of the seam and the
-note's own tail while its release envelope runs.
+A voice plays up to ``MORPH_LAYERS`` Notes from the same playback position, each at its own pitch
+ratio (1.0 for the exact pitch, 2^(semitones/12) for the nearest-pitch fallback), times its MIDI
+channel's pitch-bend ratio, and each at its own gain. A note-on or a morph names one or two notes
+and their weights (a crossfade between neighbouring morph steps); every layer's gain then glides
+linearly from where it is to its new weight (0 for a note no longer named) over the glide. So a
+knob that crosses a step, from steps (A, B) to (B, C), fades A out while C fades in, instead of
+swapping the pair at once (a discontinuity: a click). A named note that no layer holds takes an
+empty layer or the one whose note was named least recently (``layers_after``: the audio process's
+arena follows the same rule). Notes play their length once and end, unless the voice plays
+``LoopedNote``s: while held it wraps its read position within the loop; a release stops the
+wrapping, so the voice plays on through the rest of the seam and the note's own tail while its
+release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
@@ -22,8 +28,10 @@ frames, ``f_rel`` the frame its release began)::
 
 Output is a stereo bus: each voice is scaled by its MIDI channel's (left, right) gains (volume,
 expression and pan, computed by ``channels.py``); a gain change glides over the glide, so a
-volume or pan sweep does not click. ``_master`` is the one place the bus becomes the output
-(a mono output gets the mean of left and right, so a centred channel keeps its mono level).
+volume or pan sweep does not click. ``_master`` is the one place the bus becomes the output:
+the master gain and limiter (``levels.MasterBus``) act on the stereo bus, one gain for both
+sides, and then a mono output gets the mean of left and right, so a centred channel keeps its
+mono level.
 
 Every per-sample quantity is an elementwise function of integer frame counts, so the output does
 not depend on how the audio is cut into blocks; a command's frame stamp is the exact frame it acts.
@@ -33,9 +41,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Hashable
 
 import numpy as np
 
+from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.note import LoopedNote, Note
 
 IMMEDIATE = -1
@@ -44,9 +54,10 @@ IMMEDIATE = -1
 # Commands are tuples (frame, opcode, fields...), the protocol between Voices and any Mixer
 # (``audio_process.py`` carries them to another process). Fields per opcode:
 #   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release,
-#                channel (attack and release in frames; channel: the MIDI channel 0-15)
+#                channel (attack and release in frames; weight is note_b's share; channel: the
+#                MIDI channel 0-15)
 #   CMD_RELEASE  slot, serial
-#   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight
+#   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight (glide to these notes)
 #   CMD_BEND     channel, bend ratio (the channel's voices, sounding and future)
 #   CMD_SILENCE  channel: its voices stop at once (ALL_CHANNELS: every voice)
 #   CMD_FADE     slot, serial, fade frames: a stolen voice fades out from its current level
@@ -58,12 +69,29 @@ MIDI_CHANNELS = 16
 ALL_CHANNELS = -1
 BUS_CHANNELS = 2  # the mix is stereo: left, right
 _NEVER = 1e18  # "released at" frame of a voice that is still held
-_LAYERS = 2
+# Notes a voice can hold: a morph step pair gliding in while the previous pair glides out.
+MORPH_LAYERS = 4
+DEFAULT_GLIDE_S = 0.01
 
 
 def voice_slots(polyphony: int) -> int:
     """A Mixer's slots for ``polyphony`` voices: spares let stolen voices fade out (see Mixer)."""
     return polyphony + max(2, polyphony // 4)
+
+
+def layers_after(held: tuple[Hashable, ...], named: tuple[Hashable, ...]) -> tuple[Hashable, ...]:
+    """The notes a voice's mixer layers hold after a morph names ``named`` (its note_a, then
+    note_b), given those it ``held`` (least recently named first; a note-on holds its own notes):
+    a named note moves last, a new one takes an empty layer or the least recently named note's.
+    The Mixer follows this rule, so the control side knows which waveforms a voice may read."""
+    kept = list(held)
+    for note in named:
+        if note in kept:
+            kept.remove(note)
+        elif len(kept) == MORPH_LAYERS:
+            del kept[0]
+        kept.append(note)
+    return tuple(kept)
 
 
 class Mixer:
@@ -84,8 +112,11 @@ class Mixer:
         polyphony: int = 32,
         channels: int = 2,
         max_block_frames: int = 1024,
-        glide_frames: int = 64,
+        glide_frames: int | None = None,
+        master: MasterBus | None = None,
     ) -> None:
+        if glide_frames is None:
+            glide_frames = max(1, round(DEFAULT_GLIDE_S * sample_rate))
         if polyphony < 1 or max_block_frames < 1 or glide_frames < 1:
             raise ValueError("polyphony, max_block_frames and glide_frames must be ≥ 1")
         if channels not in (1, BUS_CHANNELS):
@@ -104,10 +135,12 @@ class Mixer:
         # The most voices mixed in one block since the control side last set it to 0 (read by
         # meters instead of polling voices_active from a thread, which would compete for the GIL).
         self.voices_peak = 0
-        # Morph weight changes glide over this many frames so a knob step does not click.
+        # Layer gains glide over this many frames so a knob step does not click.
         self._glide_frames = float(glide_frames)
         self._chunk = max_block_frames
-        voices, layers, chunk = self.slots, _LAYERS, max_block_frames
+        # Master gain and limiter on the mix (levels.py); None: the voices' sum as it is.
+        self.master = master
+        voices, layers, chunk = self.slots, MORPH_LAYERS, max_block_frames
 
         self._active = [False] * voices
         self._looped = [False] * voices  # the voice plays LoopedNotes (held, or released from one)
@@ -130,18 +163,21 @@ class Mixer:
         self._release = np.ones(voices)
         self._released_at = np.full(voices, _NEVER)
         self._amp = np.zeros(voices)  # 0 for a free slot, so stale rows mix as silence
-        self._w_from = np.zeros(voices)
-        self._w_to = np.zeros(voices)
+        self._gain_from = np.zeros((layers, voices))  # each layer's gain glides from here ...
+        self._gain_to = np.zeros((layers, voices))  # ... to here
         self._since_glide = np.zeros(voices)
+        # Each voice's layers that hold a note, least recently named first (see layers_after).
+        self._order: list[list[int]] = [[] for _ in range(voices)]
+        self._depth = [0] * voices  # layers [0, depth) may hold a note
         self._channel = [0] * voices  # each voice's MIDI channel
         self._bend = np.ones(voices)  # each voice's bend ratio (its channel's)
         self._channel_bend = [1.0] * MIDI_CHANNELS
-        # Each voice's (left, right) gains glide from ``_gain_from`` to ``_gain_to``.
+        # Each voice's (left, right) bus gains glide from ``_bus_from`` to ``_bus_to``.
         self._channel_gain = np.ones((MIDI_CHANNELS, BUS_CHANNELS), dtype=np.float32)
-        self._gain_from = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
-        self._gain_to = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
-        self._gain_step = np.zeros((BUS_CHANNELS, voices), dtype=np.float32)  # to - from
-        self._since_gain = np.full(voices, float(glide_frames))
+        self._bus_from = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._bus_to = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._bus_step = np.zeros((BUS_CHANNELS, voices), dtype=np.float32)  # to - from
+        self._since_bus = np.full(voices, float(glide_frames))
         # Shortcuts of ``_mix_bus``: the voice's target gains are equal (centred), or both 1.
         self._balanced = [True] * voices
         self._unity = [True] * voices
@@ -160,9 +196,11 @@ class Mixer:
         self._row_gain = np.empty((layers, voices, chunk))
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
-        self._gain_glide = np.empty((voices, chunk))
+        self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
+        self._bus_glide = np.empty((voices, chunk))
         self._bus_voices = np.empty((BUS_CHANNELS, voices, chunk), dtype=np.float32)
         self._bus = np.empty((BUS_CHANNELS, chunk), dtype=np.float32)
+        self._frame_bus = np.empty((chunk, BUS_CHANNELS), dtype=np.float32)  # the bus, per frame
 
     # -- control side: what ``Voices`` calls (``AudioProcess`` offers the same three) ------------
 
@@ -184,6 +222,11 @@ class Mixer:
         while self.finished:
             ended.append(self.finished.popleft())
         return ended
+
+    def layer_notes(self, slot: int) -> tuple[np.ndarray, ...]:
+        """The waveforms the voice in ``slot`` holds, least recently named first: what
+        ``layers_after`` predicts from its commands (the audio process's arena relies on it)."""
+        return tuple(self._notes[layer][slot] for layer in self._order[slot])
 
     # -- audio side -------------------------------------------------------------------------------
 
@@ -227,45 +270,45 @@ class Mixer:
             self._serial[slot] = serial
             self._channel[slot] = channel
             self._bend[slot] = self._channel_bend[channel]
-            self._gain_from[:, slot] = self._gain_to[:, slot] = self._channel_gain[channel]
-            self._gain_step[:, slot] = 0.0
+            self._bus_from[:, slot] = self._bus_to[:, slot] = self._channel_gain[channel]
+            self._bus_step[:, slot] = 0.0
             self._set_gain_kind(slot)
-            self._since_gain[slot] = self._glide_frames
+            self._since_bus[slot] = self._glide_frames
             self._active[slot] = True
             self._looped[slot] = isinstance(note_a, LoopedNote)
             self._released_at[slot] = _NEVER
             self._shift[:, slot] = 0.0
-            self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
+            for layer in range(self._depth[slot]):
+                self._set_layer(slot, layer, None, 1.0)
+            self._depth[slot] = 0
+            self._order[slot].clear()
+            weight = weight if note_b is not None else 0.0
+            for layer, note, ratio, gain in (
+                (0, note_a, ratio_a, 1.0 - weight),
+                (1, note_b, ratio_b, weight),
+            ):
+                if note is not None:
+                    self._set_layer(slot, layer, note, ratio)
+                    self._gain_from[layer, slot] = self._gain_to[layer, slot] = gain
+                    self._order[slot].append(layer)
             self._progress0[slot] = 0.0
             self._since_bend[slot] = 0.0
             self._age[slot] = 0.0
             self._attack[slot] = attack
             self._release[slot] = release
             self._amp[slot] = amp
-            self._w_from[slot] = self._w_to[slot] = weight if note_b is not None else 0.0
             self._since_glide[slot] = 0.0
             self._top = max(self._top, slot + 1)
         elif op == CMD_RELEASE:
             slot, serial = cmd[2], cmd[3]
             if self._active[slot] and self._serial[slot] == serial:
                 self._released_at[slot] = min(self._released_at[slot], self._age[slot])
-                for layer in range(_LAYERS):
+                for layer in range(self._depth[slot]):
                     self._leave_loop(layer, slot)
         elif op == CMD_MORPH:
             _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight = cmd
-            if not (self._active[slot] and self._serial[slot] == serial):
-                return
-            pcm_b = note_b.pcm if note_b is not None else None
-            same_pair = self._notes[0][slot] is note_a.pcm and self._notes[1][slot] is pcm_b
-            if note_b is None:
-                weight = 0.0
-            if same_pair:  # glide from wherever the weight is now
-                self._w_from[slot] = self._weight_now(slot)
-            else:  # a new pair of steps: switch at the same playback position
-                self._set_layers(slot, note_a, ratio_a, note_b, ratio_b)
-                self._w_from[slot] = weight
-            self._w_to[slot] = weight
-            self._since_glide[slot] = 0.0
+            if self._active[slot] and self._serial[slot] == serial:
+                self._morph(slot, note_a, ratio_a, note_b, ratio_b, weight)
         elif op == CMD_BEND:
             channel, ratio = cmd[2], cmd[3]
             self._channel_bend[channel] = ratio
@@ -279,15 +322,15 @@ class Mixer:
             self._channel_gain[channel] = (left, right)
             for slot in range(self._top):
                 if self._active[slot] and self._channel[slot] == channel:
-                    self._gain_from[:, slot] = self._gain_now(slot)
-                    self._gain_to[:, slot] = (left, right)
+                    self._bus_from[:, slot] = self._bus_now(slot)
+                    self._bus_to[:, slot] = (left, right)
                     self._set_gain_kind(slot)
                     np.subtract(
-                        self._gain_to[:, slot],
-                        self._gain_from[:, slot],
-                        out=self._gain_step[:, slot],
+                        self._bus_to[:, slot],
+                        self._bus_from[:, slot],
+                        out=self._bus_step[:, slot],
                     )
-                    self._since_gain[slot] = 0.0
+                    self._since_bus[slot] = 0.0
         elif op == CMD_FADE:
             slot, serial, fade = cmd[2], cmd[3], cmd[4]
             if self._active[slot] and self._serial[slot] == serial:
@@ -306,39 +349,79 @@ class Mixer:
             while self._top and not self._active[self._top - 1]:
                 self._top -= 1
 
-    def _set_layers(
+    def _morph(
         self,
         slot: int,
         note_a: Note | LoopedNote,
         ratio_a: float,
         note_b: Note | LoopedNote | None,
         ratio_b: float,
+        weight: float,
+    ) -> None:
+        """Every layer glides from its gain now to its new weight: the named notes' layers to
+        theirs (a note no layer holds enters from silence), the others to 0."""
+        t = min(1.0, self._since_glide[slot] / self._glide_frames)
+        now = self._gain_from[:, slot] + (self._gain_to[:, slot] - self._gain_from[:, slot]) * t
+        self._gain_from[:, slot] = now
+        self._gain_to[:, slot] = 0.0
+        self._since_glide[slot] = 0.0
+        weight = weight if note_b is not None else 0.0
+        order = self._order[slot]
+        for note, ratio, gain in ((note_a, ratio_a, 1.0 - weight), (note_b, ratio_b, weight)):
+            if note is None:
+                continue
+            layer = self._layer_of(slot, note.pcm)
+            if layer is not None:
+                order.remove(layer)
+            else:  # an empty layer, else the least recently named one's (never this morph's)
+                layer = self._depth[slot] if self._depth[slot] < MORPH_LAYERS else order.pop(0)
+                self._set_layer(slot, layer, note, ratio)
+            order.append(layer)
+            self._gain_to[layer, slot] = gain
+
+    def _layer_of(self, slot: int, pcm: np.ndarray) -> int | None:
+        for layer in range(self._depth[slot]):
+            if self._notes[layer][slot] is pcm:
+                return layer
+        return None
+
+    def _set_layer(
+        self, slot: int, layer: int, note: Note | LoopedNote | None, ratio: float
     ) -> None:
         # Ratios include the sample-rate conversion, so a position is in the note's own frames.
-        # A released voice's new layer keeps the old layer 0's place past its loops, in its frames.
-        released = self._released_at[slot] < _NEVER
-        behind = self._shift[0, slot] / self._ratio[0, slot]
-        for layer, note, ratio in ((0, note_a, ratio_a), (1, note_b, ratio_b)):
-            if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
-                self.retired.append(self._notes[layer][slot])
-            self._loop_start[layer, slot] = 0.0
-            self._loop_length[layer, slot] = 1.0
-            self._loop_end[layer, slot] = np.inf
-            if note is None:
-                self._notes[layer][slot] = None
-                self._length[layer, slot] = 0.0
-                self._note_gain[layer, slot] = 0.0
-                self._shift[layer, slot] = 0.0
-                continue
-            self._notes[layer][slot] = note.pcm
-            self._length[layer, slot] = note.pcm.shape[0]
-            self._note_gain[layer, slot] = note.gain
-            self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
-            self._shift[layer, slot] = behind * self._ratio[layer, slot]
-            if isinstance(note, LoopedNote) and not released:
-                self._loop_start[layer, slot] = note.loop_start
-                self._loop_length[layer, slot] = note.loop_end - note.loop_start
-                self._loop_end[layer, slot] = note.loop_end
+        # A released voice's new layer keeps the other layers' place past their loops (in
+        # progress frames, shift / ratio is the same for every layer), in its own frames.
+        if self._notes[layer][slot] is not None:  # appended before the swap: never freed here
+            self.retired.append(self._notes[layer][slot])
+        self._loop_start[layer, slot] = 0.0
+        self._loop_length[layer, slot] = 1.0
+        self._loop_end[layer, slot] = np.inf
+        self._gain_from[layer, slot] = self._gain_to[layer, slot] = 0.0
+        if note is None:
+            self._notes[layer][slot] = None
+            self._length[layer, slot] = 0.0
+            self._note_gain[layer, slot] = 0.0
+            self._shift[layer, slot] = 0.0
+            return
+        other = next(
+            (
+                k
+                for k in range(self._depth[slot])
+                if k != layer and self._notes[k][slot] is not None
+            ),
+            None,
+        )
+        behind = 0.0 if other is None else self._shift[other, slot] / self._ratio[other, slot]
+        self._notes[layer][slot] = note.pcm
+        self._length[layer, slot] = note.pcm.shape[0]
+        self._note_gain[layer, slot] = note.gain * note.level
+        self._ratio[layer, slot] = ratio * note.sample_rate / self.sample_rate
+        self._shift[layer, slot] = behind * self._ratio[layer, slot]
+        if isinstance(note, LoopedNote) and self._released_at[slot] >= _NEVER:
+            self._loop_start[layer, slot] = note.loop_start
+            self._loop_length[layer, slot] = note.loop_end - note.loop_start
+            self._loop_end[layer, slot] = note.loop_end
+        self._depth[slot] = max(self._depth[slot], layer + 1)
 
     def _leave_loop(self, layer: int, slot: int) -> None:
         """Stop wrapping this layer: it plays on from where the wrap has it now (release)."""
@@ -354,17 +437,13 @@ class Mixer:
         self._loop_length[layer, slot] = 1.0
         self._loop_end[layer, slot] = np.inf
 
-    def _weight_now(self, slot: int) -> float:
-        t = min(1.0, (self._since_glide[slot] + 1.0) / self._glide_frames)
-        return self._w_from[slot] + (self._w_to[slot] - self._w_from[slot]) * t
-
-    def _gain_now(self, slot: int) -> np.ndarray:
+    def _bus_now(self, slot: int) -> np.ndarray:
         """The (left, right) gains the voice played its last frame at (see ``_mix_bus``)."""
-        t = min(1.0, self._since_gain[slot] / self._glide_frames)
-        return self._gain_to[:, slot] - self._gain_step[:, slot] * np.float32(1.0 - t)
+        t = min(1.0, self._since_bus[slot] / self._glide_frames)
+        return self._bus_to[:, slot] - self._bus_step[:, slot] * np.float32(1.0 - t)
 
     def _set_gain_kind(self, slot: int) -> None:
-        left, right = self._gain_to[:, slot]
+        left, right = self._bus_to[:, slot]
         self._balanced[slot] = left == right
         self._unity[slot] = left == right == 1.0
 
@@ -378,20 +457,20 @@ class Mixer:
     def _mix_chunk(self, out: np.ndarray, n: int) -> None:
         top = self._top
         if top == 0:
-            self._bus[:, :n].fill(0.0)
+            self._bus[:, :n].fill(0.0)  # the limiter's delay line still plays out
             self._master(out, n)
             self.frames_mixed += n
             self.voices_active = 0
             return
-        # Without a morph crossfade sounding, only layer 0 is computed (half the work). Both ways
-        # give bit-identical samples, so the choice never depends on where a block starts.
+        # Only the layers some voice holds a note in are computed (one without a morph). Any
+        # number gives bit-identical samples (a silent layer adds exact zeros), so the choice
+        # never depends on where a block starts.
         layers = 1
         looped = False
         for slot in range(top):
             if self._active[slot]:
                 looped = looped or self._looped[slot]
-                if self._notes[1][slot] is not None:
-                    layers = _LAYERS
+                layers = max(layers, self._depth[slot])
         ramp = self._ramp[:n]
         frames = self._frames[:top, :n]
         env = self._env[:top, :n]
@@ -425,40 +504,36 @@ class Mixer:
         np.subtract(pos, floor, out=pos)  # pos now holds the interpolation fraction
 
         # Linear interpolation of the int16 waveforms; rows of free slots mix as silence (amp 0).
+        gain_from, gain_to = self._gain_from, self._gain_to
         for layer in range(layers):
             notes = self._notes[layer]
-            silent_weight = 1.0 - layer  # layer 0 is silent at weight 1, layer 1 at weight 0
             for slot in range(top):
                 pcm = notes[slot]
                 if pcm is None or not self._active[slot]:
                     continue
-                if self._w_from[slot] == silent_weight and self._w_to[slot] == silent_weight:
-                    continue
+                if gain_from[layer, slot] == 0.0 and gain_to[layer, slot] == 0.0:
+                    continue  # silent for the whole chunk: its samples are multiplied by 0
                 np.take(pcm, pair_index[layer, slot], out=pair[layer, slot], mode="clip")
         np.subtract(right, left, out=sig, dtype=np.float32)
         np.multiply(sig, pos, out=sig, casting="same_kind")
         np.add(sig, left, out=sig, dtype=np.float32)
         np.multiply(sig, valid, out=sig)
-        voice_sig = sig[0]
+        # Each layer's gain glides linearly from gain_from to gain_to over the glide.
+        glide = self._weight[:top, :n]
+        row_gain = self._row_gain[:layers, :top, :n]
+        np.add(self._since_glide[:top, None], ramp, out=glide)
+        np.add(glide, 1.0, out=glide)
+        np.multiply(glide, 1.0 / self._glide_frames, out=glide)
+        np.minimum(glide, 1.0, out=glide)
+        np.multiply(glide, (gain_to - gain_from)[:layers, :top, None], out=row_gain)
+        np.add(row_gain, gain_from[:layers, :top, None], out=row_gain)
+        np.multiply(row_gain, self._note_gain[:layers, :top, None], out=row_gain)
+        np.multiply(sig, row_gain, out=sig, casting="same_kind")
         if layers == 1:
-            np.multiply(
-                voice_sig, self._note_gain[0, :top, None], out=voice_sig, casting="same_kind"
-            )
+            voice_sig = sig[0]
         else:
-            # Morph weight of layer 1 glides linearly to its target; layer 0 gets the rest.
-            weight = self._weight[:top, :n]
-            row_gain = self._row_gain[:, :top, :n]
-            np.add(self._since_glide[:top, None], ramp, out=weight)
-            np.add(weight, 1.0, out=weight)
-            np.multiply(weight, 1.0 / self._glide_frames, out=weight)
-            np.minimum(weight, 1.0, out=weight)
-            np.multiply(weight, (self._w_to - self._w_from)[:top, None], out=weight)
-            np.add(weight, self._w_from[:top, None], out=weight)
-            np.subtract(1.0, weight, out=row_gain[0])
-            np.copyto(row_gain[1], weight)
-            np.multiply(row_gain, self._note_gain[:, :top, None], out=row_gain)
-            np.multiply(sig, row_gain, out=sig, casting="same_kind")
-            np.add(sig[0], sig[1], out=voice_sig)
+            voice_sig = self._voice_sig[:top, :n]
+            np.sum(sig, axis=0, out=voice_sig)
 
         # Envelope: attack ramp times release ramp, times the voice's amplitude.
         np.add(self._age[:top, None], ramp, out=frames)
@@ -478,7 +553,7 @@ class Mixer:
         self._since_bend[:top] += n
         self._age[:top] += n
         self._since_glide[:top] += n
-        self._since_gain[:top] += n
+        self._since_bus[:top] += n
         self.frames_mixed += n
         last = n - 1
         active = 0
@@ -504,32 +579,39 @@ class Mixer:
         samples, so which one runs never depends on where a block starts."""
         bus_voices = self._bus_voices[:, :top, :n]
         bus = self._bus[:, :n]
-        gliding = self._since_gain[:top].min() + 1.0 < self._glide_frames
+        gliding = self._since_bus[:top].min() + 1.0 < self._glide_frames
         if not gliding and all(self._balanced[:top]):
             if all(self._unity[:top]):
                 np.sum(voice_sig, axis=0, out=bus[0])
             else:
-                np.multiply(voice_sig, self._gain_to[0, :top, None], out=bus_voices[0])
+                np.multiply(voice_sig, self._bus_to[0, :top, None], out=bus_voices[0])
                 np.sum(bus_voices[0], axis=0, out=bus[0])
             np.copyto(bus[1], bus[0])
             return
         if gliding:
-            glide = self._gain_glide[:top, :n]
-            np.add(self._since_gain[:top, None], self._ramp[:n], out=glide)
+            glide = self._bus_glide[:top, :n]
+            np.add(self._since_bus[:top, None], self._ramp[:n], out=glide)
             np.add(glide, 1.0, out=glide)
             np.multiply(glide, 1.0 / self._glide_frames, out=glide)
             np.minimum(glide, 1.0, out=glide)
             np.subtract(1.0, glide, out=glide)
-            np.multiply(glide, self._gain_step[:, :top, None], out=bus_voices, casting="same_kind")
-            np.subtract(self._gain_to[:, :top, None], bus_voices, out=bus_voices)
+            np.multiply(glide, self._bus_step[:, :top, None], out=bus_voices, casting="same_kind")
+            np.subtract(self._bus_to[:, :top, None], bus_voices, out=bus_voices)
             np.multiply(bus_voices, voice_sig, out=bus_voices)
         else:
-            np.multiply(voice_sig, self._gain_to[:, :top, None], out=bus_voices)
+            np.multiply(voice_sig, self._bus_to[:, :top, None], out=bus_voices)
         np.sum(bus_voices, axis=1, out=bus)
 
     def _master(self, out: np.ndarray, n: int) -> None:
-        """The stereo bus → the output buffer: the one master stage (gain, limiter go here)."""
+        """The stereo bus → the output buffer: the one master stage. Master gain and limiter
+        (``self.master``) act on the stereo bus, linked across left and right, before a mono
+        output takes the mean of the two."""
         bus = self._bus[:, :n]
+        if self.master is not None:
+            frame_bus = self._frame_bus[:n]
+            np.copyto(frame_bus, bus.T)
+            self.master.process(frame_bus)
+            bus = frame_bus.T
         if self.channels == BUS_CHANNELS:
             np.copyto(out, bus.T)
         else:

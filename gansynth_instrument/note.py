@@ -1,4 +1,5 @@
-"""A finished note as every later stage reads it: int16 samples plus one gain.
+"""A finished note as every later stage reads it: int16 samples plus one gain, and its timbre's
+loudness reference (``levels.py``: every note of a timbre is scaled by ``level`` when played).
 
 ``Note`` is what making a note produces (``make.py``), the cache keeps and the mixer plays.
 ``LoopedNote`` is the same note laid out for a crossfaded loop (``loop_note``): made on the control
@@ -20,23 +21,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gansynth_instrument.levels import level_gain
+
 
 @dataclass(frozen=True, eq=False)
 class Note:
-    """A finished, immutable note. Float amplitude = ``pcm * gain``.
+    """A finished, immutable note. The model's float output = ``pcm * gain``; played, it is
+    ``pcm * gain * level``.
 
     int16 with a per-note scale (peak ↦ 32767) halves memory against float32; the quantisation
-    noise sits ~96 dB below the note's peak.
+    noise sits ~96 dB below the note's peak. ``reference``: the peak of its timbre's note at
+    ``levels.REFERENCE_PITCH``, which the note cache measures once per timbre and keeps with every
+    note of it (0.0: not known, played as made).
     """
 
     pcm: np.ndarray  # int16 mono at sample_rate, read-only
     gain: float
     pitch: int
     sample_rate: int
+    reference: float = 0.0
+
+    @property
+    def level(self) -> float:
+        """The timbre's levelling factor (``levels.level_gain`` of its reference)."""
+        return level_gain(self.reference)
 
     def to_float(self) -> np.ndarray:
-        """float32 copy of the waveform (allocates: not for the audio thread)."""
-        return self.pcm.astype(np.float32) * np.float32(self.gain)
+        """float32 copy of the waveform as it plays, levelled (allocates: not for the audio
+        thread); divided by ``level`` it is the model's output."""
+        return self.pcm.astype(np.float32) * np.float32(self.gain * self.level)
 
 
 # Loop region as fractions of the note (1.0 s → 3.0 s of a 4 s note): past the attack, and before
@@ -57,6 +70,11 @@ class LoopedNote:
     sample_rate: int
     loop_start: int
     loop_end: int
+    reference: float = 0.0
+
+    @property
+    def level(self) -> float:
+        return level_gain(self.reference)
 
 
 def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
@@ -79,7 +97,9 @@ def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
     seam = np.concatenate([np.round(blend).astype(np.int16), pcm[start + fade : end]])
     out = np.concatenate([pcm[:end], seam, pcm[end:]])
     out.flags.writeable = False
-    return LoopedNote(out, note.gain, note.pitch, note.sample_rate, end, end + len(seam))
+    return LoopedNote(
+        out, note.gain, note.pitch, note.sample_rate, end, end + len(seam), note.reference
+    )
 
 
 def looped_frames_bound(frames: int) -> int:

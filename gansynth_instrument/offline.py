@@ -27,15 +27,17 @@ from tqdm import tqdm
 
 from gansynth_instrument.audio_files import output_format, stream_to_file
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import ChannelReport, Engine
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.levels import MasterBus, level_gain, normalize_peak, peak, reference_pitch
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
+from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.presets import Bank, Preset, find_preset
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
@@ -139,6 +141,7 @@ def generate_notes(
     pitches: Sequence[int] | None = None,
     seed: int | None = None,
     preset: str | None = None,
+    normalize: bool = False,
 ) -> list[WrittenNote]:
     """Random notes to ``out_dir/generated_{i}.wav``, like ``gansynth_generate`` (random mode).
 
@@ -146,7 +149,8 @@ def generate_notes(
     the preset's timbre for every note. Pitches: the given list, cycled; else drawn uniformly from
     the model's pitches (Magenta weights them by training-set counts, which an exported model does
     not carry). ``count`` defaults to the number of pitches given, else 8. The notes are the model's
-    raw 4 s output (no gain or envelope), as Magenta writes them.
+    raw 4 s output (no gain or envelope), as Magenta writes them; ``normalize``: each scaled to a
+    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes.
     """
     if count is None:
         count = len(pitches) if pitches else BATCH_SIZE
@@ -169,6 +173,8 @@ def generate_notes(
     else:
         note_pitches = [int(p) for p in rng.choice(model.pitches, size=count)]
     audio = generate_in_batches(model, latents, note_pitches)
+    if normalize:
+        audio = np.stack([normalize_peak(note) for note in audio])
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"generated_{i}.wav", audio[i], model.sample_rate),
@@ -188,7 +194,9 @@ def interpolate(
     """``steps`` notes at evenly spaced points (t = 0 … 1) on the slerp path from timbre a to b.
 
     ``a`` and ``b`` are preset names/paths or seeds. Files: ``interp_{i:02d}.wav``. A point worth
-    keeping becomes a preset with ``presets new NAME --between A B --at T``.
+    keeping becomes a preset with ``presets new NAME --between A B --at T``. Each point is levelled
+    as the instrument levels a timbre (``levels.py``): its middle C would peak at
+    ``levels.TARGET_PEAK_DBFS``, so the files compare by timbre, not by the model's loudness.
     """
     if steps < 2:
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
@@ -198,7 +206,11 @@ def interpolate(
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
     latents = slerp(z_a, z_b, ts)
-    audio = generate_in_batches(model, latents, [pitch] * steps, what="interpolating")
+    reference = reference_pitch(model.pitches)
+    pitches = [pitch] * steps + ([reference] * steps if pitch != reference else [])
+    repeated = np.concatenate([latents] * (len(pitches) // steps))
+    made = generate_in_batches(model, repeated, pitches, what="interpolating")
+    audio = [made[i] * np.float32(level_gain(peak(made[-steps + i]))) for i in range(steps)]
     return [
         WrittenNote(
             write_wav(Path(out_dir) / f"interp_{i:02d}.wav", audio[i], model.sample_rate),
@@ -206,6 +218,41 @@ def interpolate(
             f"{label_a} → {label_b} at t={t:.3f}",
         )
         for i, t in enumerate(ts)
+    ]
+
+
+def interpolate_grid(
+    model: Model,
+    corners: Sequence[str],
+    out_dir: Path,
+    *,
+    size: int = 5,
+    pitch: int = 60,
+) -> list[WrittenNote]:
+    """The course's interpolation in two dimensions: a ``size``×``size`` grid of notes between
+    four timbres A, B, C, D at (x, y) = (0, 0), (1, 0), (0, 1), (1, 1), each point the bilinear
+    slerp of the corners (the XY pad's grid, ``pad.py``). Files: ``grid_{row}_{column}.wav``,
+    row = y index, column = x index. The corners are preset names/paths or seeds."""
+    if len(corners) != 4:
+        raise GansynthError(f"--grid takes 4 timbres (A B C D), got {len(corners)}")
+    lo, hi = PAD_SIZE_RANGE
+    if not lo <= size <= hi:
+        raise GansynthError(f"--size must be {lo}..{hi} points per side, got {size}")
+    labelled = [_timbre(spec, model.latent_size) for spec in corners]
+    check_pitches(model.pitches, [pitch])
+    check_writable_dir(Path(out_dir), create=True)
+    latents = grid_latents([z for _, z in labelled], size).reshape(size * size, -1)
+    audio = generate_in_batches(model, latents, [pitch] * (size * size), what="grid")
+    names = " ".join(label for label, _ in labelled)
+    return [
+        WrittenNote(
+            write_wav(
+                Path(out_dir) / f"grid_{i // size}_{i % size}.wav", audio[i], model.sample_rate
+            ),
+            pitch,
+            f"{names} at x={i % size / (size - 1):.3f} y={i // size / (size - 1):.3f}",
+        )
+        for i in range(size * size)
     ]
 
 
@@ -355,14 +402,44 @@ def render_blocks(
 
     Each event's commands carry its exact frame, so the audio does not depend on
     ``block_frames``. Trailing silence is held back as a count, not as audio, and given out
-    only as far as a later sound or the last event needs it: memory stays one block.
+    only as far as a later sound or the last event needs it: memory stays one block. A mixer
+    with a master bus is run on by the limiter's delay, which is cut from the start.
     """
     rate = mixer.sample_rate
     stamped = [(round(e.time_s * rate), e.data) for e in events]
     last_event = stamped[-1][0] if stamped else 0
-    i = frame = given = 0
+    given = 0
     silent = 0  # frames mixed after the last sound and not given out yet
     zeros = np.zeros((block_frames, mixer.channels), dtype=np.float32)
+    skip = mixer.master.delay_frames if mixer.master is not None else 0
+    for block in _mixed(engine, mixer, stamped, block_frames, progress):
+        if skip:
+            cut = min(skip, len(block))
+            block, skip = block[cut:], skip - cut
+        sounding = np.flatnonzero(block.any(axis=1))
+        if len(sounding):
+            yield from _zeros(zeros, silent)
+            last = int(sounding[-1]) + 1
+            yield block[:last]
+            given += silent + last
+            silent = len(block) - last
+        else:
+            silent += len(block)
+    yield from _zeros(zeros, min(silent, max(0, last_event - given)))
+
+
+def _mixed(
+    engine: Engine,
+    mixer: Mixer,
+    stamped: Sequence[tuple[int, Sequence[int]]],
+    block_frames: int,
+    progress: bool,
+) -> Iterator[np.ndarray]:
+    """The mixer's blocks while events, voices or commands remain, then as many as the master
+    bus's delay needs to play out."""
+    rate = mixer.sample_rate
+    last_event = stamped[-1][0] if stamped else 0
+    i = frame = 0
     with tqdm(
         total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
     ) as bar:
@@ -373,18 +450,14 @@ def render_blocks(
                 i += 1
             block = np.empty((block_frames, mixer.channels), dtype=np.float32)
             mixer.mix(block, block_frames)
-            sounding = np.flatnonzero(block.any(axis=1))
-            if len(sounding):
-                yield from _zeros(zeros, silent)
-                last = int(sounding[-1]) + 1
-                yield block[:last]
-                given += silent + last
-                silent = block_frames - last
-            else:
-                silent += block_frames
+            yield block
             frame = end
             bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
-    yield from _zeros(zeros, min(silent, max(0, last_event - given)))
+    delay = mixer.master.delay_frames if mixer.master is not None else 0
+    for _ in range(-(-delay // block_frames)):
+        block = np.empty((block_frames, mixer.channels), dtype=np.float32)
+        mixer.mix(block, block_frames)
+        yield block
 
 
 def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
@@ -420,9 +493,12 @@ def render_midi_engine(
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     block_frames: int = ENGINE_BLOCK_FRAMES,
     progress: bool = True,
+    gain_db: float = 0.0,
+    velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
 ) -> EngineRender:
     """A MIDI file → stereo audio file through the live engine: same channels, voices,
-    envelopes, pedal, bend, morph.
+    envelopes, pedal, bend, morph, and the same gain staging (levelled timbres, velocity curve,
+    preset and master gain, the master-bus limiter; ``levels.py``).
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
@@ -433,7 +509,11 @@ def render_midi_engine(
     output_format(out_path, subtype)
     events = read_midi(midi_path)
     mixer = Mixer(
-        sample_rate, polyphony=ENGINE_POLYPHONY, channels=2, max_block_frames=block_frames
+        sample_rate,
+        polyphony=ENGINE_POLYPHONY,
+        channels=2,
+        max_block_frames=block_frames,
+        master=MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames),
     )
     instrument = assemble(
         model,
@@ -444,6 +524,7 @@ def render_midi_engine(
         cache_dir=cache_dir,
         wait_s=ENGINE_WAIT_S,
         channels=channels,
+        velocity_exponent=velocity_exponent,
     )
     engine = instrument.engine
     with (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ import yaml
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
+from gansynth_instrument.pad import PAD_CCS, PAD_SIZE, check_ccs, check_size
 from gansynth_instrument.timbre import blend_settings
 
 APP_NAME = "gansynth-instrument"
@@ -71,8 +73,10 @@ _PRESET_KEYS = (
     "bank",
     "loop",
 )
-_BANK_KEYS = ("name", "description", "programs", "variations", "drums", "morph")
+_BANK_KEYS = ("name", "description", "programs", "variations", "drums", "morph", "pad", "knobs")
 _MORPH_KEYS = ("path", "cc", "steps")
+_PAD_KEYS = ("corners", "cc", "size")
+_KNOBS_KEYS = ("cc",)
 
 
 def _is_number(value: object) -> bool:
@@ -284,12 +288,15 @@ class Preset:
 
 @dataclass(frozen=True)
 class Bank:
-    """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none).
+    """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none)
+    and an XY pad (4 corner preset names, or empty for none).
 
     ``programs`` is bank select 0 (General MIDI's bank); ``variations`` maps other bank select
     (CC0) values to their programs. ``drums`` plays channel 10 (None: its notes are skipped).
-    The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps.
-    Every name is checked to resolve (``find_preset``) when the bank is loaded.
+    The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps; the
+    pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
+    (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
+    (``find_preset``) when the bank is loaded.
     """
 
     name: str
@@ -297,6 +304,10 @@ class Bank:
     morph_path: tuple[str, ...] = ()
     morph_cc: int = 1
     morph_steps: int = 17
+    pad_corners: tuple[str, ...] = ()
+    pad_ccs: tuple[int, int] = PAD_CCS
+    pad_size: int = PAD_SIZE
+    knob_ccs: tuple[int, ...] = KNOB_CCS
     description: str = ""
     variations: dict[int, dict[int, str]] = field(default_factory=dict)
     drums: str | None = None
@@ -341,15 +352,66 @@ class Bank:
                 f"{where}: field 'morph.cc': CC{self.morph_cc} is {RESERVED_CCS[self.morph_cc]}"
             )
         _check_int(where, "morph.steps", self.morph_steps, MORPH_STEPS_RANGE)
+        self._check_knobs(where)
+        self._check_pad(where)
         if not isinstance(self.description, str):
             raise PresetError(f"{where}: field 'description': expected text")
+
+    def _check_knobs(self, where: str) -> None:
+        ccs = self.knob_ccs
+        if isinstance(ccs, (str, bytes)) or not isinstance(ccs, Iterable):
+            raise PresetError(f"{where}: field 'knobs.cc': expected a list of {len(KNOB_CCS)} CCs")
+        ccs = tuple(ccs)
+        if len(ccs) != len(KNOB_CCS):
+            raise PresetError(
+                f"{where}: field 'knobs.cc': needs {len(KNOB_CCS)} controllers, got {len(ccs)}"
+            )
+        # Not checked against the morph's: a learned morph may take a knob's CC (it wins there).
+        taken = dict(RESERVED_CCS)
+        taken.update((cc, what) for what, cc in EXPLORE_CCS.items())
+        for i, cc in enumerate(ccs):
+            _check_int(where, "knobs.cc", cc, MORPH_CC_RANGE)
+            if cc in taken:
+                raise PresetError(
+                    f"{where}: field 'knobs.cc': knob {i + 1}'s CC{cc} is {taken[cc]}"
+                )
+            taken[cc] = f"knob {i + 1}'s too"
+        object.__setattr__(self, "knob_ccs", ccs)
+
+    def _check_pad(self, where: str) -> None:
+        if isinstance(self.pad_corners, str) or not isinstance(self.pad_corners, Iterable):
+            raise PresetError(f"{where}: field 'pad.corners': expected a list of 4 preset names")
+        corners = tuple(self.pad_corners)
+        if corners and len(corners) != 4:
+            raise PresetError(
+                f"{where}: field 'pad.corners': needs 4 presets (A B C D), got {len(corners)}"
+            )
+        for name in corners:
+            _check_name(where, name, "pad.corners")
+        object.__setattr__(self, "pad_corners", corners)
+        ccs = self.pad_ccs
+        if isinstance(ccs, (str, bytes)) or not isinstance(ccs, Iterable) or len(ccs) != 2:
+            raise PresetError(f"{where}: field 'pad.cc': expected two controllers [x, y]")
+        if not corners:
+            return  # no pad: its controllers stay free for other uses
+        taken = dict(RESERVED_CCS)
+        taken.update((cc, f"knob {i + 1}") for i, cc in enumerate(self.knob_ccs))
+        taken.update((cc, what) for what, cc in EXPLORE_CCS.items())
+        if self.morph_path:
+            taken[self.morph_cc] = "the morph controller"
+        try:
+            object.__setattr__(self, "pad_ccs", check_ccs(*tuple(ccs), taken))
+            check_size(self.pad_size)
+        except PresetError as err:
+            raise PresetError(f"{where}: field 'pad': {err}") from None
 
     def preset_names(self) -> list[str]:
         """Every preset the bank refers to, each once, programs first (in program order)."""
         names = [self.programs[p] for p in sorted(self.programs)]
         for programs in self.variations.values():
             names += [programs[p] for p in sorted(programs)]
-        names += list(self.morph_path) + ([self.drums] if self.drums else [])
+        names += list(self.morph_path) + list(self.pad_corners)
+        names += [self.drums] if self.drums else []
         return list(dict.fromkeys(names))
 
     def to_dict(self) -> dict[str, Any]:
@@ -370,6 +432,14 @@ class Bank:
                 "cc": self.morph_cc,
                 "steps": self.morph_steps,
             }
+        if self.pad_corners:
+            data["pad"] = {
+                "corners": list(self.pad_corners),
+                "cc": list(self.pad_ccs),
+                "size": self.pad_size,
+            }
+        if self.knob_ccs != KNOB_CCS:
+            data["knobs"] = {"cc": list(self.knob_ccs)}
         return data
 
     @classmethod
@@ -392,12 +462,30 @@ class Bank:
             raise PresetError(
                 f"{where}: unknown field 'morph.{unknown[0]}' (known: {', '.join(_MORPH_KEYS)})"
             )
+        pad = data.get("pad") or {}
+        if not isinstance(pad, Mapping):
+            raise PresetError(f"{where}: field 'pad': expected a mapping (corners:, cc:, size:)")
+        unknown = sorted(str(k) for k in pad if k not in _PAD_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field 'pad.{unknown[0]}' (known: {', '.join(_PAD_KEYS)})"
+            )
+        knobs = data.get("knobs") or {}
+        if not isinstance(knobs, Mapping):
+            raise PresetError(f"{where}: field 'knobs': expected a mapping (cc:)")
+        unknown = sorted(str(k) for k in knobs if k not in _KNOBS_KEYS)
+        if unknown:
+            raise PresetError(f"{where}: unknown field 'knobs.{unknown[0]}' (known: cc)")
         return cls(
             name=data["name"],
             programs=data.get("programs") or {},
             morph_path=morph.get("path") or (),
             morph_cc=morph.get("cc", 1),
             morph_steps=morph.get("steps", 17),
+            pad_corners=pad.get("corners") or (),
+            pad_ccs=pad.get("cc", PAD_CCS),
+            pad_size=pad.get("size", PAD_SIZE),
+            knob_ccs=knobs.get("cc", KNOB_CCS),
             description=data.get("description", ""),
             variations=data.get("variations") or {},
             drums=data.get("drums"),
@@ -513,6 +601,8 @@ def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
         _resolve_in_bank(path, "morph.path", name, user_dir)
     if bank.drums is not None:
         _resolve_in_bank(path, "drums", bank.drums, user_dir)
+    for name in bank.pad_corners:
+        _resolve_in_bank(path, "pad.corners", name, user_dir)
     return bank
 
 
@@ -653,6 +743,27 @@ def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
         raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
     learned = replace(bank, morph_cc=cc)  # validates the controller number
     text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
+    return _save_learned(bank, text, f"'play --learn' (morph: CC{cc})", user_dir)
+
+
+def save_knob_cc(bank: Bank, knob: int, cc: int, *, user_dir: Path | None = None) -> Path:
+    """Remember a learned knob controller (``play --learn-knob``): write the bank with
+    ``knobs.cc`` (knob 0-based), where ``save_morph_cc`` would write it. The file's fields are
+    written out anew (its comments go; ``programs: presets`` stays). Atomic; returns the path."""
+    ccs = list(bank.knob_ccs)
+    ccs[knob] = cc
+    replace(bank, knob_ccs=tuple(ccs))  # validates: range, the pedal, collisions
+    raw = _read_yaml(bank.path) if bank.path is not None else bank.to_dict()
+    if not isinstance(raw, Mapping):
+        raise PresetError(f"{bank.path}: no longer a mapping of fields; not saved")
+    data = {**raw, "knobs": {"cc": ccs}}
+    Bank.from_dict({**data, "programs": bank.programs}, bank.name)  # still valid as a file?
+    text = "# gansynth-instrument bank\n" + _dump_yaml(data)
+    return _save_learned(bank, text, f"'play --learn-knob' (knob {knob + 1}: CC{cc})", user_dir)
+
+
+def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Path:
+    """A user or path bank in place; a shipped (or unsaved) bank as the user copy."""
     if bank.path is not None and not is_shipped(bank):
         target = bank.path
     else:
@@ -660,7 +771,7 @@ def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
         _make_dir(directory, "banks")
         target = directory / f"{bank.name}{PRESET_SUFFIX}"
         if bank.path is not None:  # the shipped text's comments may name the old controller
-            text = f"# Your copy of {bank.path}, saved by 'play --learn' (morph: CC{cc}).\n" + text
+            text = f"# Your copy of {bank.path}, saved by {why}.\n" + text
     return write_text_atomic(target, text)
 
 
@@ -747,17 +858,24 @@ def create_preset(
     between: tuple[str, str] | None = None,
     at: float = 0.5,
     latent_size: int = LATENT_SIZE,
+    from_preset: str | None = None,
+    move: Callable[[np.ndarray], np.ndarray] | None = None,
+    move_note: str = "",
     changes: Mapping[str, Any] | None = None,
     force: bool = False,
     user_dir: Path | None = None,
 ) -> tuple[Preset, Path]:
-    """``presets new``: from a seed, a random seed, or a point between two presets; saved.
+    """``presets new``: from a seed, a random seed, a point between two presets, or another
+    preset (``from_preset``) whose latent ``move`` changes (the timbre knobs; ``move_note`` says
+    how, in the description); saved.
 
     For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
     ``changes`` sets other fields (gain_db, attack_s, release_s, program, loop, description).
     """
-    if sum((seed is not None, random, between is not None)) != 1:
-        raise PresetError("presets new: give exactly one of --seed N, --random, --between A B")
+    if sum((seed is not None, random, between is not None, from_preset is not None)) != 1:
+        raise PresetError(
+            "presets new: give exactly one of --seed N, --random, --between A B, --from PRESET"
+        )
     _check_name("presets new", name)
     _check_free(name, user_dir, force)
     if not force and name in _names_in([shipped_presets_dir()]):
@@ -765,7 +883,16 @@ def create_preset(
             f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
             "place everywhere (--force to do so, or choose another name)"
         )
-    if between is not None:
+    if from_preset is not None:
+        source = find_preset(from_preset, user_dir=user_dir)
+        preset = source.copy(name=name, program=None, description=f"from {source.name}")
+        if move is not None:
+            latent = move(source.latent_vector(latent_size))
+            note = f", {move_note}" if move_note else ""
+            preset = preset.copy(
+                latent=tuple(latent.tolist()), description=f"from {source.name}{note}"
+            )
+    elif between is not None:
         a, b = (find_preset(n, user_dir=user_dir) for n in between)
         sizes = {len(p.latent) for p in (a, b) if p.latent is not None}
         if len(sizes) > 1:

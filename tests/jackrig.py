@@ -225,12 +225,26 @@ def silent_client_xruns(seconds: float, sample_rate: int, block_frames: int) -> 
     separate process, on the server named in the environment: the xruns the machine causes with
     no instrument running. Xruns are server-wide events, so measure it while nothing else plays.
     """
-    args = [sys.executable, "-c", _SILENT_CLIENT, str(seconds), str(sample_rate), str(block_frames)]
-    run = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    if run.returncode != 0:
-        raise RigError(f"the silent client failed: {run.stderr.strip()[-500:]}")
-    callbacks, xruns = (int(word) for word in run.stdout.split()[-2:])
+    client = start_silent_client(seconds, sample_rate, block_frames)
+    try:
+        stdout, stderr = client.communicate(timeout=seconds + 60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    if client.returncode != 0:
+        raise RigError(f"the silent client failed: {stderr.strip()[-500:]}")
+    callbacks, xruns = (int(word) for word in stdout.split()[-2:])
     return callbacks, xruns
+
+
+def start_silent_client(
+    seconds: float, sample_rate: int, block_frames: int
+) -> subprocess.Popen[str]:
+    """The silent client of ``silent_client_xruns`` started in the background (its JACK ports are
+    PortAudio's: see ``PORTAUDIO_CLIENTS``); when it ends, its stdout holds "callbacks xruns"."""
+    args = [sys.executable, "-c", _SILENT_CLIENT, str(seconds), str(sample_rate), str(block_frames)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def stolen_s() -> float:

@@ -15,6 +15,7 @@ from jackrig import JackServer, Recorder
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
 from gansynth_instrument.errors import DeviceError
+from gansynth_instrument.mixer import MORPH_LAYERS
 from gansynth_instrument.note import LoopedNote, Note
 from gansynth_instrument.voices import Layer, Voices
 
@@ -59,6 +60,10 @@ def test_voices_sent_to_the_audio_process_sound_and_end(jack_server: JackServer)
         wait_until(lambda: audio.voices_active == 0)
         assert voices.in_use() == 0 and audio.pending() == 0
         assert audio.stats().callbacks > 0 and audio.voices_peak == 1
+        # Commands without a slot (bend, all sound off) pass through as well.
+        voices.bend(1.0)
+        voices.all_sound_off()
+        assert voices.dropped == 0
 
 
 def test_a_sounding_note_is_never_overwritten_while_others_come_and_go(
@@ -90,7 +95,7 @@ def test_a_full_arena_drops_the_note_instead_of_overwriting_one(jack_server: Jac
     audio.open()
     try:
         voices = Voices(audio)
-        notes = [tone(300.0 + i) for i in range(2 * audio.slots)]
+        notes = [tone(300.0 + i) for i in range(MORPH_LAYERS * audio.slots)]
         for i, note in enumerate(notes):
             assert voices.note_on(i, Layer(note)) is not None
         assert voices.note_on("one more", Layer(tone(2000.0))) is None

@@ -6,6 +6,7 @@ real model object's ``generate``: every note still comes from the real model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from gansynth_instrument.cli import main
 from gansynth_instrument.disk_store import DiskStore, NoteKey
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
+from gansynth_instrument.levels import TARGET_PEAK
 from gansynth_instrument.model import Model
 from gansynth_instrument.presets import find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
@@ -52,7 +54,8 @@ def test_notes_are_the_model_output_resampled_once(model: Model) -> None:
         assert len(note.pcm) == len(expected) == 4 * OUTPUT_RATE
         assert np.abs(note.pcm).max() == 32767  # per-note scale: the peak uses the full range
         peak = np.abs(expected).max()
-        np.testing.assert_allclose(note.to_float(), expected, atol=2 * peak / 32767 + 1e-4 * peak)
+        made = note.to_float() / note.level  # played levelled; the model's own output before
+        np.testing.assert_allclose(made, expected, atol=2 * peak / 32767 + 1e-4 * peak)
 
 
 def test_restart_reuses_the_disk_cache_without_generating(
@@ -122,7 +125,9 @@ def test_priorities_reorder_pending_work(model: Model, spy: GenerateSpy) -> None
         assert cache.wait(timbre2, [60, 72], WAIT_S)
     # WAITING first, then NEAR (nearest the played pitch first), then the rest in request order;
     # a batch never mixes priority classes ([43] goes alone rather than with a BACKGROUND note).
-    assert spy.calls == [[24], [80, 72], [41, 40], [43], [26, 50], [60]]
+    # Each timbre's first batch also makes its reference note (middle C, levels.py) to measure
+    # it; without a disk to keep it, z2's 60 is made again when its turn comes.
+    assert spy.calls == [[24, 60], [80, 72, 60], [41, 40], [43], [26, 50], [60]]
 
 
 def test_the_renderer_never_blocks_the_caller(
@@ -135,13 +140,13 @@ def test_the_renderer_never_blocks_the_caller(
         spy.hold()
         results: dict[str, object] = {}
         try:
-            cache.request(z, [60], Priority.WAITING)
+            cache.request(z, [64], Priority.WAITING)  # (60, the reference, is on disk)
             assert spy.entered.wait(WAIT_S)  # the renderer is inside generate, held there
 
             def caller() -> None:
                 results["lookup 48"] = cache.lookup(timbre, 48)
-                results["lookup 60"] = cache.lookup(timbre, 60)
-                results["nearest 60"] = cache.nearest(timbre, 60)
+                results["lookup 64"] = cache.lookup(timbre, 64)
+                results["nearest 64"] = cache.nearest(timbre, 64)
                 results["request"] = cache.request(z, [61, 62], Priority.BACKGROUND)
                 cache.played(timbre, 61)
                 results["progress"] = cache.progress(timbre)
@@ -150,16 +155,16 @@ def test_the_renderer_never_blocks_the_caller(
             thread.start()
             thread.join(WAIT_S)
             assert not thread.is_alive(), "a cache call waited for the render in progress"
-            assert spy.calls[-1] == [60] and not spy.opened.is_set()  # still rendering 60
+            assert spy.calls[-1] == [64] and not spy.opened.is_set()  # still rendering 64
         finally:
             spy.release()
-        assert results["lookup 48"] is not None and results["lookup 60"] is None
-        assert results["nearest 60"] is results["lookup 48"]  # a stand-in while 60 renders
+        assert results["lookup 48"] is not None and results["lookup 64"] is None
+        assert results["nearest 64"] is results["lookup 48"]  # a stand-in while 64 renders
         assert results["request"] == timbre
         assert results["progress"] == (1, 4)
-        assert cache.wait(timbre, [48, 60, 61, 62], WAIT_S)
+        assert cache.wait(timbre, [48, 64, 61, 62], WAIT_S)
         assert cache.progress(timbre) == (4, 4)
-        assert cache.nearest(timbre, 59).pitch == 60 and cache.nearest(timbre, 54).pitch == 48
+        assert cache.nearest(timbre, 66).pitch == 64 and cache.nearest(timbre, 54).pitch == 48
 
 
 def test_unwritable_cache_dir_keeps_working_from_memory(
@@ -327,3 +332,59 @@ def test_cache_command_errors_are_one_line(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and problem in err[0], err
     assert not cache_dir.exists()  # nothing written by a failed command
+
+
+def test_each_timbre_is_levelled_by_its_reference_note_kept_on_disk(
+    model: Model, spy: GenerateSpy, tmp_path: Path
+) -> None:
+    """Two timbres of different loudness: each one's middle C plays at the target peak, other
+    pitches keep their level relative to it; the reference goes to disk with every note, so a
+    restart that reads one pitch neither renders nor reads the middle C again."""
+    pitches = [36, 48]
+    levelled = {}
+    for seed in (1, 7):
+        notes = fill(model, tmp_path, pitches, seed=seed)
+        assert sorted(spy.pitches()) == [36, 48, 60]  # the reference note came with the batch
+        spy.calls.clear()
+        timbre = latent_digest(random_latent(seed))
+        with NoteCache(model, OUTPUT_RATE, tmp_path) as cache:
+            cache.request(random_latent(seed), [60])
+            assert cache.wait(timbre, [60], WAIT_S)
+            reference = cache.lookup(timbre, 60)
+        assert spy.calls == []
+        played = np.abs(reference.to_float()).max()
+        assert played == pytest.approx(TARGET_PEAK, rel=1e-5)
+        raw_peak = reference.gain * 32767
+        for pitch in pitches:
+            note = notes[pitch]
+            assert note.reference == pytest.approx(raw_peak)
+            played = np.abs(note.to_float()).max()
+            assert played == pytest.approx(note.gain * 32767 * TARGET_PEAK / raw_peak, rel=1e-5)
+        levelled[seed] = raw_peak
+    assert levelled[1] != pytest.approx(levelled[7], rel=0.05)  # really two loudnesses
+
+    spy.calls.clear()
+    middle_c = NoteKey(model.digest, latent_digest(random_latent(1)), 60, OUTPUT_RATE)
+    os.remove(tmp_path / middle_c.file_name())
+    again = fill(model, tmp_path, [48])  # from disk, reference in its header
+    assert spy.calls == []
+    assert again[48].reference == pytest.approx(levelled[1])
+
+
+def test_notes_stored_before_levelling_are_levelled_and_rewritten(
+    model: Model, spy: GenerateSpy, tmp_path: Path
+) -> None:
+    fill(model, tmp_path, [48, 60], seed=3)
+    timbre = latent_digest(random_latent(3))
+    store = DiskStore(tmp_path)
+    for pitch in (48, 60):  # as an older version wrote them: no reference in the header
+        key = NoteKey(model.digest, timbre, pitch, OUTPUT_RATE)
+        old = store.load(key)
+        store.save(key, dataclasses.replace(old, reference=0.0))
+        assert store.load(key).reference == 0.0
+    spy.calls.clear()
+    notes = fill(model, tmp_path, [48], seed=3)
+    assert spy.calls == []  # the reference note was read from disk, not made again
+    assert notes[48].reference > 0.0
+    key = NoteKey(model.digest, timbre, 48, OUTPUT_RATE)
+    assert store.load(key).reference == notes[48].reference  # written back with it

@@ -8,6 +8,7 @@ Expected audio is computed here with ``np.interp`` from the cached notes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,13 +16,17 @@ import pytest
 from tonemodel import ToneModel
 
 from gansynth_instrument.cache import NoteCache
-from gansynth_instrument.engine import Engine
-from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.engine import PENDING_S, RANDOM_CC, SAVE_CC, Engine
+from gansynth_instrument.ganspace import KnobDirections
+from gansynth_instrument.knobs import KNOB_CCS
+from gansynth_instrument.mixer import DEFAULT_GLIDE_S, Mixer
 from gansynth_instrument.note import Note
 from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Voices
 
 RATE = ToneModel.sample_rate
+GLIDE = round(DEFAULT_GLIDE_S * RATE)  # frames a morph takes to glide to its new notes
 PITCHES = ToneModel.pitches
 LATENT = ToneModel.latent_size
 WAIT_S = 30.0
@@ -202,7 +207,8 @@ def test_program_change_renders_played_pitches_first(model):
     with cache:
         assert cache.wait(BRIGHT.key, PITCHES, WAIT_S)
     bright = [p for z0, p in model.generated if z0 == BRIGHT.latent[0]]
-    assert sorted(bright[:3]) == [55, 59, 67] and sorted(bright) == list(PITCHES)
+    # The first batch also makes the reference note (middle C, levels.py) to level the timbre.
+    assert sorted(bright[:4]) == [55, 59, 60, 67] and sorted(set(bright)) == list(PITCHES)
 
 
 def test_morph_cc_crossfades_the_nearest_rendered_steps_for_held_and_new_notes(cache):
@@ -219,12 +225,12 @@ def test_morph_cc_crossfades_the_nearest_rendered_steps_for_held_and_new_notes(c
     out = render(mixer, 3000)
     held = (1 - w) * played(a60, 3000, start=1000) + w * played(b60, 3000, start=1000)
     new = attack(3000, steps[2]) * ((1 - w) * played(a64, 3000) + w * played(b64, 3000))
-    np.testing.assert_allclose(out[64:], (held + new)[64:], atol=1e-5)  # after the 64-frame glide
+    np.testing.assert_allclose(out[GLIDE:], (held + new)[GLIDE:], atol=1e-5)  # after the glide
     # The exact neighbouring steps fill in behind.
     assert cache.wait(steps[2].key, [60, 64], WAIT_S) and cache.wait(steps[3].key, [60, 64], WAIT_S)
     engine.handle([0xB0, 1, 127])
-    out = render(mixer, 500)
-    expected = played(b60, 500, start=4000) + played(b64, 500, start=3000)
+    out = render(mixer, GLIDE + 500)[GLIDE:]  # the old steps fade out over the glide
+    expected = played(b60, 500, start=4000 + GLIDE) + played(b64, 500, start=3000 + GLIDE)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
@@ -289,3 +295,160 @@ def test_malformed_system_and_other_channel_messages_are_ignored(cache):
     assert engine.ignored == 6
     engine.handle([0x93, 60, 100])  # channel 4: not ours
     assert engine.voices.in_use() == 0 and not render(mixer, 200).any()
+
+
+# -- timbre knobs, the XY pad, exploring ---------------------------------------------------------
+
+
+def knob_space(corners=()) -> TimbreSpace[Timbre]:
+    """Two knobs: knob 1 moves z[0] (the tone's brightness), knob 2 moves z[2] (no effect)."""
+    directions = np.eye(LATENT, dtype=np.float32)[[0, 2]]
+    knobs = KnobDirections(ToneModel.digest, directions, np.ones(2), np.ones(2), 60, 1)
+    return TimbreSpace(DARK, knobs, stops=5, span=4.0, corners=corners, pad_size=3)
+
+
+def test_a_knob_moves_held_and_new_notes_along_its_stops(cache):
+    space = knob_space()
+    engine, mixer = make(cache, space=space)
+    brightest = Timbre("b", space.knobs.move(DARK.latent, [4.0]))
+    (d60,) = cached(cache, DARK, [60])
+    (b60, b64) = cached(cache, brightest, [60, 64])
+    engine.handle([0x90, 60, 127])
+    render(mixer, 1000)
+    engine.handle([0xB0, KNOB_CCS[0], 127])  # the last stop: +4 along knob 1
+    assert engine.current().key == brightest.key
+    engine.handle([0x90, 64, 127])
+    out = render(mixer, 3000)
+    held = played(b60, 3000, start=1000)
+    new = attack(3000, DARK) * played(b64, 3000)
+    np.testing.assert_allclose(out[2000:], (held + new)[2000:], atol=1e-5)  # past any crossfade
+    # Knob 2's controller moves along knob 2 with knob 1 kept at its stop.
+    engine.handle([0xB0, KNOB_CCS[1], 127])
+    assert engine.current().latent[0] == pytest.approx(DARK.latent[0] + 4.0)
+    assert engine.current().latent[2] == pytest.approx(4.0)
+    # Back to the centre: the original timbre's own notes (same cache keys).
+    engine.handle([0xB0, KNOB_CCS[1], 64])
+    engine.handle([0xB0, KNOB_CCS[0], 64])
+    assert engine.current().key == DARK.key
+    engine.handle([0x90, 60, 0])
+    engine.handle([0x90, 64, 0])
+    render(mixer, 2000)
+    engine.handle([0x90, 60, 127])
+    np.testing.assert_allclose(render(mixer, 500), attack(500, DARK) * played(d60, 500), atol=1e-5)
+
+
+def test_the_pad_glides_between_grid_points(cache):
+    corners = [timbre(n, b) for n, b in (("a", -3.0), ("b", 3.0), ("c", 0.0), ("d", 1.0))]
+    space = knob_space(corners)
+    engine, mixer = make(cache, space=space, pad_ccs=(16, 17))
+    (a60,) = cached(cache, corners[0], [60])
+    (b60,) = cached(cache, corners[1], [60])
+    engine.handle([0xB0, 16, 0])
+    engine.handle([0x90, 60, 127])
+    np.testing.assert_allclose(
+        render(mixer, 1000)[64:], (attack(1000, DARK) * played(a60, 1000))[64:], atol=1e-5
+    )
+    engine.handle([0xB0, 16, 127])  # x = 1: corner B, a grid point
+    out = render(mixer, 3000)
+    np.testing.assert_allclose(out[2000:], played(b60, 3000, start=1000)[2000:], atol=1e-5)
+    assert engine.current().key == corners[1].key
+    middle = space.point((1, 0))
+    (m60,) = cached(cache, middle, [60])
+    engine.handle([0xB0, 16, 32])  # between A (0) and the middle point (1): x = 0.5 grid steps
+    w = 32 * 2 / 127
+    out = render(mixer, 3000)
+    expected = (1 - w) * played(a60, 3000, start=4000) + w * played(m60, 3000, start=4000)
+    np.testing.assert_allclose(out[2000:], expected[2000:], atol=1e-5)
+
+
+def test_the_random_button_draws_a_timbre_for_the_next_notes(model):
+    with NoteCache(model, RATE, cache_dir=None, batch_size=1) as cache:
+        engine, _ = make(cache, space=knob_space())
+        cached(cache, DARK, [60])
+        engine.handle([0x90, 60, 127])
+        engine.handle([0x80, 60, 0])
+        engine.handle([0xB0, RANDOM_CC, 127])
+        drawn = engine.current()
+        assert drawn.name.startswith("random-") and drawn.key != DARK.key
+        assert (drawn.attack_s, drawn.release_s) == (DARK.attack_s, DARK.release_s)
+        engine.handle([0xB0, RANDOM_CC, 127])  # still held: no second draw
+        assert engine.current() is drawn
+        engine.handle([0xB0, RANDOM_CC, 0])
+        engine.handle([0xB0, RANDOM_CC, 100])
+        assert engine.current().key not in (drawn.key, DARK.key)
+        assert cache.wait(engine.current().key, [60], WAIT_S)
+    # The pitch played last is rendered first for each new draw.
+    firsts = [p for z0, p in model.generated if z0 != DARK.latent[0]]
+    assert firsts[0] == 60
+
+
+def test_knobs_and_buttons_act_on_the_channel_their_controller_arrives_on(cache):
+    engine, mixer = make(cache, space=knob_space())
+    brightest = Timbre("b", engine.space.knobs.move(DARK.latent, [4.0]))
+    (d60,) = cached(cache, DARK, [60])
+    (b60,) = cached(cache, brightest, [60])
+    engine.handle([0xB1, KNOB_CCS[0], 127])  # channel 2's knob 1 to its last stop
+    assert engine.current(1).key == brightest.key
+    assert engine.current(0).key == DARK.key  # channel 1 keeps its timbre and knob stops
+    engine.handle([0x90, 60, 127])
+    engine.handle([0x91, 60, 127])
+    out = render(mixer, 2000)
+    both = attack(2000, DARK) * (played(d60, 2000) + played(b60, 2000))
+    np.testing.assert_allclose(out, both, atol=1e-5)
+    engine.handle([0xB0, SAVE_CC, 127])  # channel 1's save button: channel 1's timbre
+    assert engine.take_save().key == DARK.key
+    engine.handle([0xB1, SAVE_CC, 127])  # channel 2's button was never pressed: it acts
+    assert engine.take_save().key == brightest.key
+
+
+def test_the_save_button_hands_over_what_plays_once(cache):
+    engine, _ = make(cache, space=knob_space())
+    assert engine.take_save() is None
+    engine.handle([0xB0, KNOB_CCS[0], 127])
+    engine.handle([0xB0, SAVE_CC, 127])
+    saved = engine.take_save()
+    assert saved is not None and saved.latent[0] == pytest.approx(DARK.latent[0] + 4.0)
+    assert "knobs 1=+4" in saved.name
+    assert engine.take_save() is None
+
+
+def test_learn_binds_the_next_controller_to_a_knob(cache):
+    engine, _ = make(cache, space=knob_space())
+    engine.learn(knob=1)
+    engine.handle([0xB0, 64, 127])  # the pedal is never learned
+    engine.handle([0xB0, 21, 127])
+    assert engine.take_learned_knob() == (1, 21) and engine.take_learned_knob() is None
+    assert engine.current().latent[2] == pytest.approx(4.0)
+    engine.handle([0xB0, KNOB_CCS[1], 64])  # the old controller no longer turns it
+    assert engine.current().latent[2] == pytest.approx(4.0)
+    engine.handle([0xB0, 21, 64])
+    assert engine.current().key == DARK.key
+    with pytest.raises(ValueError, match="knob 3: this instrument has 2"):
+        engine.learn(knob=2)
+
+
+def test_a_new_timbres_first_note_waits_for_the_exact_note(cache):
+    engine, mixer = make(cache, timbre=BRIGHT)
+    engine.handle([0x90, 60, 127])  # nothing of BRIGHT cached: no stand-in to play
+    assert engine.pending == 1 and not any(render(mixer, 256))
+    assert cache.wait(BRIGHT.key, [60], WAIT_S)
+    assert engine.start_pending() == 0
+    (b60,) = cached(cache, BRIGHT, [60])
+    np.testing.assert_allclose(
+        render(mixer, 500), attack(500, BRIGHT) * played(b60, 500), atol=1e-5
+    )
+
+
+def test_a_waiting_note_on_ends_with_its_key_or_after_a_while(cache):
+    engine, mixer = make(cache, timbre=timbre("fresh", 2.0))
+    engine.handle([0x90, 62, 127])
+    engine.handle([0x80, 62, 0])  # released before its note arrived: never starts
+    assert engine.pending == 0
+    engine.handle([0x90, 63, 127])
+    assert engine.start_pending(now=time.monotonic() + PENDING_S + 1) == 0  # too late: dropped
+    engine.handle([0x90, 64, 127])
+    engine.handle([0xB0, 123, 0])  # all notes off
+    assert engine.pending == 0
+    assert cache.wait(engine.timbre.key, [62, 63, 64], WAIT_S)
+    engine.start_pending()
+    assert not any(render(mixer, 500))

@@ -221,3 +221,53 @@ def test_export_overwrites_atomically_and_reports(
     info = ModelInfo.from_props({p.key: p.value for p in onnx.load(str(output)).metadata_props})
     assert info.digest in printed and info.source_step == 54
     assert [p.name for p in out_dir.iterdir()] == ["m.onnx"]  # no temporary left behind
+
+
+def test_timbre_metadata_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model's timbres (export writes a regression run's) are parsed or refused in one line
+    naming the file: wrong latent length, duplicate names, a bad program, not a list."""
+    path = tmp_path / "m.onnx"
+    assert main(["export", "--random", "-o", str(path)]) == 0
+    good = {"name": "piano", "instrument": "program000-v100", "latent": [0.5] * 256, "program": 1}
+    for timbres, message in (
+        ([good], None),
+        ([{**good, "latent": [0.5] * 64}], "64 latent values, the model's latent has 256"),
+        ([good, good], "two timbres named 'piano'"),
+        ([{**good, "program": 200}], "program 200 is not 0..127"),
+        ({"piano": good}, "is not a list"),
+        ([{**good, "colour": "red"}], "timbre 0"),
+    ):
+        model = onnx.load(str(path))
+        onnx.helper.set_model_props(
+            model,
+            {
+                **{p.key: p.value for p in model.metadata_props},
+                "gansynth.timbres": json.dumps(timbres),
+            },
+        )
+        onnx.save_model(model, str(path))
+        capsys.readouterr()
+        if message is None:
+            assert main(["info", str(path)]) == 0
+            assert "timbres         1: piano (1)" in capsys.readouterr().out
+            continue
+        assert main(["info", str(path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
+        assert "malformed timbre metadata" in err
+
+
+def test_info_without_a_path_describes_the_model_commands_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.onnx"
+    assert main(["export", "--random", "--seed", "3", "-o", str(path)]) == 0
+    digest = ModelInfo.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props})
+    monkeypatch.setenv("GANSYNTH_MODEL", str(path))
+    capsys.readouterr()
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and "$GANSYNTH_MODEL" in out and digest.digest in out
+    monkeypatch.delenv("GANSYNTH_MODEL")
+    assert main(["info"]) == 0
+    assert "the bundled model" in capsys.readouterr().out

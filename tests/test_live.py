@@ -27,9 +27,13 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
 from gansynth_instrument import cli
+from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.cache import Priority
+from gansynth_instrument.commands.play import status_line
+from gansynth_instrument.engine import EngineStatus
+from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
-from gansynth_instrument.live import Player
+from gansynth_instrument.live import LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.presets import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre
@@ -126,6 +130,21 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             silent_from = round((0.45 + preset.release_s + 0.05) * RATE)
             assert np.abs(captured[start : start + round(0.3 * RATE)]).max() > 0.05
             assert not captured[silent_from:].any()
+
+
+def test_a_random_timbres_first_note_is_its_exact_note(jack_server: JackServer, model, tmp_path):
+    with playing(model, tmp_path, preset=find_preset("felt-keys")) as (player, sender):
+        note(player, player.engine.timbre, 60)  # the renderer process is up and running
+        script = [(0.05, [0xB0, 80, 127]), (0.05, [0x90, 60, 110]), (1.5, [0x80, 60, 0])]
+        captured = record(sender, script, seconds=2.0)
+        drawn = player.engine.current()
+        assert drawn.name.startswith("random-")
+        expected = note(player, drawn, 60)
+    start = onset(captured)
+    assert start < round(1.0 * RATE)  # within PENDING_S of the note-on, else it is dropped
+    body = captured[start + round(0.02 * RATE) : start + round(0.5 * RATE)]
+    score, at = match(body, expected[: round(0.8 * RATE)])
+    assert score > MATCH and abs(at) < round(0.03 * RATE), (score, at)  # from its start
 
 
 def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, model, tmp_path):
@@ -339,6 +358,37 @@ def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
     assert shipped.path.read_text() == shipped_text
 
 
+def test_a_turned_knob_and_the_save_button_keep_the_timbre_as_a_preset(
+    jack_server, model, tiny_model, tmp_path
+):
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))  # the user presets dir
+    user_dir = tmp_path / "data" / "gansynth-instrument" / "presets"
+    notes = tmp_path / "notes"
+    play, lines = start_play(tiny_model, notes, port, "--preset", "felt-keys", env=env)
+    try:
+        with MidiSender() as sender:
+            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+            sender.send([0xB0, 70, 127])  # knob 1 fully up
+            sender.send([0xB0, 81, 127])  # save
+            deadline = time.monotonic() + 30
+            while not list(user_dir.glob("found-*.yaml")) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the status loop writes it while playing
+        play.send_signal(signal.SIGINT)
+        out, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0, err
+    assert "knobs   CC70, CC71, CC72, CC73, CC74, CC75, CC76, CC77 (64 = unchanged)\n" in lines
+    (saved,) = user_dir.glob("found-*.yaml")
+    assert f"saved {saved.stem} ({saved})" in out
+    found = find_preset(saved.stem, user_dir=user_dir)
+    assert found.description == "from felt-keys knobs 1=+4"
+    knobs = knob_directions(model, cache_dir=notes / "knobs", progress=False)
+    expected = knobs.move(find_preset("felt-keys").latent_vector(), [4.0])
+    assert np.array_equal(found.latent_vector(), expected)
+
+
 def test_learn_with_a_single_preset_is_one_line_saying_it_needs_a_bank(capsys):
     code = cli.main(["play", "--model", "never-opened.onnx", "--preset", "felt-keys", "--learn"])
     err = capsys.readouterr().err
@@ -356,6 +406,8 @@ def test_typing_keyboard_maps_keys_to_midi():
     assert keys.press(" ") == ([[0xB0, 64, 127]], None)
     assert keys.press(" ") == ([[0xB0, 64, 0]], None)
     assert keys.press("q") == ([], None)
+    assert keys.press("r") == ([[0xB0, 80, 127], [0xB0, 80, 0]], None)  # random timbre button
+    assert keys.press("n") == ([[0xB0, 81, 127], [0xB0, 81, 0]], None)  # save button
 
 
 def test_keys_without_a_terminal_is_one_line(tiny_model):
@@ -387,7 +439,7 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
                 screen += os.read(master, 4096)
 
     try:
-        read_until(b"cache felt-keys 61/61")  # every note cached: the next ones play exactly
+        read_until(b"cache 61/61")  # every note cached: the next ones play exactly
         os.write(master, b"adg")  # C, E, G at once
         read_until(b"voices 3/")
         read_until(b"voices 0/")  # each typed note is released after KEY_HOLD_S
@@ -408,6 +460,9 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
         ("--blocksize", "0"),
         ("--sample-rate", "-48000"),
         ("--velocity-curve", "0"),
+        ("--velocity-curve", "loud"),
+        ("--gain-db", "30"),
+        ("--gain-db", "-61"),
         ("--bend-range", "-1"),
     ],
 )
@@ -415,3 +470,34 @@ def test_bad_play_settings_are_one_line_before_anything_opens(flag, value, capsy
     code = cli.main(["play", "--model", "never-opened.onnx", flag, value])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and flag in err and value in err, err
+
+
+def _status(timbres: int, *, dropped: int = 0) -> LiveStatus:
+    names = {f"fluid-electric-piano-soft-{i}": (i, 61) for i in range(timbres)}
+    engine = EngineStatus(
+        timbre="fluid-electric-piano-soft-0",
+        morph_position=0.5,
+        cache_fill=names,
+        dropped_commands=dropped,
+        ignored_messages=0,
+        morph_cc=1,
+    )
+    stream = StreamStats(12000, 3, 128 / RATE, 0.005, 0.0053, 0.0004, 0.001)
+    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32)
+
+
+@pytest.mark.parametrize("width", [200, 120, 80, 60, 40, 20])
+def test_status_line_fits_the_terminal_whatever_the_cache_holds(width):
+    """Many timbres loading made the line grow past 160 columns and wrap on every refresh."""
+    line = status_line(_status(25, dropped=4), width)
+    assert len(line) <= width - 1, line
+    assert "dropped 4" in line or width < 30
+
+
+def test_status_line_keeps_the_most_needed_parts_first():
+    wide = status_line(_status(25), 200)
+    for part in ("preset fluid-electric-piano-soft-0", "morph 0.50", "cache 0/61", "+24 loading"):
+        assert part in wide
+    assert "voices 5/32" in wide and "xruns 3" in wide and "latency 5.3 ms" in wide
+    narrow = status_line(_status(25), 60)
+    assert "voices 5/32" in narrow and "xruns 3" in narrow and "callback" not in narrow

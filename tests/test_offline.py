@@ -16,6 +16,7 @@ import soundfile as sf
 from gansynth_instrument import cli
 from gansynth_instrument.errors import MidiFileError, ModelError
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.levels import TARGET_PEAK
 from gansynth_instrument.magenta import (
     magenta_combine,
     magenta_instruments,
@@ -286,9 +287,24 @@ def test_interpolate_walks_the_slerp_path(model, tmp_path: Path) -> None:
     assert [p.path.name for p in written] == ["interp_00.wav", "interp_01.wav", "interp_02.wav"]
     a = find_preset("felt-keys").latent_vector(model.latent_size)
     b = random_latent(42, model.latent_size)
-    expected = model.generate(np.stack([a, slerp(a, b, 0.5), b]), [55, 55, 55])
-    for note, want in zip(written, expected, strict=True):
-        np.testing.assert_allclose(sf.read(note.path, dtype="float32")[0], want, atol=1e-6)
+    latents = np.stack([a, slerp(a, b, 0.5), b])
+    expected = model.generate(latents, [55, 55, 55])
+    references = np.abs(model.generate(latents, [60, 60, 60])).max(axis=1)
+    for note, want, reference in zip(written, expected, references, strict=True):
+        levelled = want * TARGET_PEAK / reference  # each point levelled by its middle C's peak
+        got = sf.read(note.path, dtype="float32")[0]
+        # (the model's batches differ from these calls: float sums in another order)
+        np.testing.assert_allclose(got, levelled, rtol=1e-3, atol=1e-4 * TARGET_PEAK)
+    assert len({round(float(r), 4) for r in references}) == 3  # three different levels undone
+
+
+def test_generate_normalize_writes_peak_normalised_notes(model, tmp_path: Path) -> None:
+    raw = generate_notes(model, tmp_path / "raw", pitches=[48, 60], seed=3)
+    normal = generate_notes(model, tmp_path / "normal", pitches=[48, 60], seed=3, normalize=True)
+    for r, n in zip(raw, normal, strict=True):
+        want, got = sf.read(r.path, dtype="float32")[0], sf.read(n.path, dtype="float32")[0]
+        assert np.abs(got).max() == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_allclose(got, want / np.abs(want).max(), atol=1e-6)
 
 
 def test_hallucination_path_has_no_duplicate_notes() -> None:

@@ -12,21 +12,37 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import soundfile
 import torch
 from gansynth_export.checkpoint import Checkpoint, magenta_progress, stage_lengths
 from gansynth_export.cli import export_model
-from gansynth_export.graph import GeneratorConfig, expected_shapes, released_config
+from gansynth_export.graph import (
+    GeneratorConfig,
+    expected_shapes,
+    released_config,
+    stored_weights,
+    weight_name,
+)
 from test_dataset import tone
 
 from gansynth_instrument import dataset, spectral
 from gansynth_instrument.cli import main
 from gansynth_instrument.model import load_model
-from gansynth_instrument.training import regression, timbre_presets, train
+from gansynth_instrument.training import (
+    config as train_config,
+)
+from gansynth_instrument.training import (
+    regression,
+    run_log,
+    run_state,
+    steps,
+    timbre_presets,
+)
 from gansynth_instrument.training.networks import Discriminator, Generator
 
-TINY = train.CONFIGS["tiny"]
+TINY = train_config.CONFIGS["tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +58,19 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_schedule_follows_magentas_stages() -> None:
-    at = {images: train.schedule_at(TINY, images) for images in (0, 1, 2, 3, 4, 23, 24, 99)}
+    at = {images: train_config.schedule_at(TINY, images) for images in (0, 1, 2, 3, 4, 23, 24, 99)}
     assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
         (0, 1, 0.0), (0, 1, 0.0), (1, 2, 0.0), (1, 2, 0.5), (2, 2, 1.0),
         (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
     ]  # fmt: skip
-    cpu = train.CONFIGS["cpu"]
-    assert train.schedule_at(cpu, 0).batch_size == 32
-    assert train.schedule_at(cpu, 10**6).batch_size == 8
+    cpu = train_config.CONFIGS["cpu"]
+    assert train_config.schedule_at(cpu, 0).batch_size == 32
+    assert train_config.schedule_at(cpu, 10**6).batch_size == 8
 
 
 def test_full_config_generator_has_the_released_names_and_shapes() -> None:
     """mel_prog_hires through our trainer: exactly the all_instruments generator variables."""
-    config = train.generator_config(train.CONFIGS["full"], tuple(range(24, 85)))
+    config = train_config.generator_config(train_config.CONFIGS["full"], tuple(range(24, 85)))
     assert config == released_config()
     weights = Generator(config).magenta_weights()
     assert {k: v.shape for k, v in weights.items()} == expected_shapes(released_config())
@@ -103,7 +119,7 @@ def test_exported_graph_equals_the_torch_generator(tmp_path: Path, progress: flo
 
 def test_low_resolution_stage_is_the_pooled_full_resolution_output() -> None:
     """Training at a stage's own size is Magenta's full-size output average-pooled to it."""
-    config = train.generator_config(TINY, (40, 52, 64))
+    config = train_config.generator_config(TINY, (40, 52, 64))
     torch.manual_seed(0)
     g = Generator(config)
     z, one_hot = torch.randn(2, config.latent_size), torch.eye(3)[:2]
@@ -124,7 +140,7 @@ def _run(args: list[str]) -> int:
 def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "12"]) == 0
-    state = torch.load(run / train.STATE_PT, weights_only=False)
+    state = torch.load(run / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 12
     stages = sorted(p.name for p in (run / "samples").iterdir())
     assert stages == [f"stage_{i:02d}" for i in range(6)]
@@ -133,7 +149,7 @@ def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
     assert json.loads((run / "experiment.json").read_text())["fmap_max"] == 4
 
     assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
-    with (run / train.LOSSES_CSV).open() as f:
+    with (run / run_log.LOSSES_CSV).open() as f:
         rows = list(csv.DictReader(f))
     images = [int(r["images"]) for r in rows]
     assert images == sorted(set(images)) and images[-1] == 26
@@ -142,7 +158,7 @@ def test_train_save_resume_export(tiny_dataset: Path, tmp_path: Path) -> None:
 
     straight = tmp_path / "straight"  # the same run without the interruption
     assert _run([str(tiny_dataset), str(straight), "--config", "tiny"]) == 0
-    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+    with np.load(run / run_state.EMA_NPZ) as a, np.load(straight / run_state.EMA_NPZ) as b:
         assert sorted(a.files) == sorted(b.files) and int(a["global_step"]) == 26
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
@@ -163,7 +179,7 @@ def test_time_limit_stops_and_saves(tiny_dataset: Path, tmp_path: Path, capsys) 
     args = [str(tiny_dataset), str(run), "--config", "tiny", "--time-limit-min", "0"]
     assert _run(args) == 0
     assert "time limit" in capsys.readouterr().out
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 2  # one step
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 2  # one step
 
 
 def test_train_refusals_are_one_line(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
@@ -191,7 +207,7 @@ def test_torchrun_two_processes_gloo(tiny_dataset: Path, tmp_path: Path) -> None
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 12  # 2 × batch 2
     assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 0
 
 
@@ -201,9 +217,9 @@ def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, c
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--hparams", first]) == 0
     hp = json.loads((run / "experiment.json").read_text())
     assert (hp["total_num_images"], hp["fmap_max"], hp["trainer_config"]) == (4, 3, "tiny")
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 4
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 4
     assert _run([str(tiny_dataset), str(run), "--hparams", '{"total_num_images": 6}']) == 0
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == 6
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == 6
     capsys.readouterr()
     assert _run([str(tiny_dataset), str(run), "--hparams", '{"fmap_max": 8}']) == 1
     assert "fmap_max cannot change" in capsys.readouterr().err
@@ -222,7 +238,7 @@ def test_hparams_override_and_extend_a_run(tiny_dataset: Path, tmp_path: Path, c
 def test_export_refuses_a_broken_train_dir(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "2"]) == 0
-    npz = run / train.EMA_NPZ
+    npz = run / run_state.EMA_NPZ
     with np.load(npz) as arrays:
         kept = {k: arrays[k] for k in arrays.files if "block_3/conv1/bias" not in k}
     np.savez(npz, **kept)
@@ -254,28 +270,28 @@ def test_sigterm_saves_and_the_run_goes_on(tiny_dataset: Path, tmp_path: Path) -
         process.kill()
     assert process.returncode == 130, err[-2000:]
     assert "interrupted" in out
-    images = torch.load(run / train.STATE_PT, weights_only=False)["images"]
+    images = torch.load(run / run_state.STATE_PT, weights_only=False)["images"]
     assert images >= 4
     limit = str(images + 2)
     assert _run([str(tiny_dataset), str(run), "--stop-after-images", limit]) == 0
-    assert torch.load(run / train.STATE_PT, weights_only=False)["images"] == images + 2
+    assert torch.load(run / run_state.STATE_PT, weights_only=False)["images"] == images + 2
 
 
-def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     """--objective regression: no discriminator, per-instrument latents saved as timbres.json
     and turned into presets; resuming equals an uninterrupted run; the export plays."""
     run, straight = tmp_path / "run", tmp_path / "straight"
     new = ["--config", "tiny", "--objective", "regression"]
     assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "12"]) == 0
-    state = torch.load(run / train.STATE_PT, weights_only=False)
+    state = torch.load(run / run_state.STATE_PT, weights_only=False)
     assert state["images"] == 12 and state["discriminator"] is None
     assert _run([str(tiny_dataset), str(run)]) == 0  # resume to the end (26 images)
     assert _run([str(tiny_dataset), str(straight), *new]) == 0
-    with np.load(run / train.EMA_NPZ) as a, np.load(straight / train.EMA_NPZ) as b:
+    with np.load(run / run_state.EMA_NPZ) as a, np.load(straight / run_state.EMA_NPZ) as b:
         assert int(a["global_step"]) == 26
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    with (run / train.LOSSES_CSV).open() as f:
+    with (run / run_log.LOSSES_CSV).open() as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["images"] == "26" and all(np.isfinite(float(r["loss"])) for r in rows)
     assert (run / "samples" / "stage_12" / "pitch_064.wav").is_file()
@@ -287,8 +303,13 @@ def test_regression_save_resume_export_presets(tiny_dataset: Path, tmp_path: Pat
     assert [p.name for p in presets] == ["fluid-inst0", "fluid-inst1"]
 
     model_path = tmp_path / "model.onnx"
-    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    assert main(["export", str(run), "-o", str(model_path), "--timbre-prefix", "t-"]) == 0
     model = load_model(model_path, backend="cpu")
+    stored = model.info.timbres  # the run's instruments travel in the model
+    assert [(t.name, t.instrument) for t in stored] == [("t-inst0", "inst0"), ("t-inst1", "inst1")]
+    assert [list(t.latent) for t in stored] == [timbres["inst0"], timbres["inst1"]]
+    main(["info", str(model_path)])
+    assert "timbres         2: t-inst0, t-inst1" in capsys.readouterr().out
     z = np.stack([p.latent_vector(model.latent_size) for p in presets])
     audio = model.generate(z, [40, 64])
     assert audio.shape == (2, 64000) and np.isfinite(audio).all() and np.abs(audio).max() > 0
@@ -333,7 +354,9 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     first step is lr per weight, so the pitch rows' is gain · lr, the latent rows' lr)."""
     hp = {**TINY, "trainer_objective": "regression", "generator_learning_rate": 1e-3}
     pitches = (40, 52, 64)
-    plain, boosted = (train._new_run({**hp, "trainer_pitch_gain": g}, pitches, 0) for g in (1, 4))
+    plain, boosted = (
+        run_state.new_run({**hp, "trainer_pitch_gain": g}, pitches, 0) for g in (1, 4)
+    )
     latent = TINY["latent_vector_size"]
     kernels = [
         r.generator.blocks["progressive_gan_block_1"]["conv0"].kernel for r in (plain, boosted)
@@ -341,10 +364,10 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     torch.testing.assert_close(kernels[1][:, :, :latent], kernels[0][:, :, :latent])
     torch.testing.assert_close(kernels[1][:, :, latent:], 4 * kernels[0][:, :, latent:])
     before = kernels[1].detach().clone()
-    where = train.schedule_at(boosted.hp, 0)
+    where = train_config.schedule_at(boosted.hp, 0)
     real = torch.rand(2, 2, *boosted.config.resolution) * 2 - 1
     real = torch.nn.functional.avg_pool2d(real, 2 ** (7 - where.num_blocks))
-    train.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
+    steps.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
     step = (kernels[1].detach() - before).abs()
     torch.testing.assert_close(step[:, :, :latent].max(), torch.tensor(1e-3), rtol=1e-3, atol=0)
     torch.testing.assert_close(step[:, :, latent:].max(), torch.tensor(4e-3), rtol=1e-3, atol=0)
@@ -354,19 +377,145 @@ def test_bundled_config_takes_small_batches_at_every_size() -> None:
     """Regression learns pitch per Adam step (each note's pitch detail is in one note only): at
     16x128, batches of 32 left the generator ignoring pitch after 30 k images where batches of 4
     placed 88 % of notes nearest their own pitch, for the same CPU time per image."""
-    hp = train.CONFIGS["bundled"]
+    hp = train_config.CONFIGS["bundled"]
     starts = np.cumsum([0, *stage_lengths(hp)])
-    assert [train.schedule_at(hp, int(s)).stage for s in starts] == list(range(len(starts)))
-    assert max(train.schedule_at(hp, int(s)).batch_size for s in starts) <= 4
+    assert [train_config.schedule_at(hp, int(s)).stage for s in starts] == list(range(len(starts)))
+    assert max(train_config.schedule_at(hp, int(s)).batch_size for s in starts) <= 4
 
 
 def test_stage_images_set_each_stage_and_export_progress_agrees() -> None:
     """trainer_stage_images: long cheap low stages, short dear top ones; Magenta's numbering."""
     hp = {**TINY, "trainer_stage_images": [1, 1, 1, 1, 1, 1, 40, 4, 1, 1, 1, 10]}
-    at = {i: train.schedule_at(hp, i) for i in (0, 5, 6, 45, 46, 48, 50, 53, 58, 63, 99)}
+    at = {i: train_config.schedule_at(hp, i) for i in (0, 5, 6, 45, 46, 48, 50, 53, 58, 63, 99)}
     assert [(s.stage, s.num_blocks, s.progress) for s in at.values()] == [
         (0, 1, 0.0), (5, 4, 2.0), (6, 4, 3.0), (6, 4, 3.0), (7, 5, 3.0), (7, 5, 3.5),
         (8, 5, 4.0), (11, 7, 5.0), (11, 7, 5.5), (12, 7, 6.0), (12, 7, 6.0),
     ]  # fmt: skip
     assert magenta_progress(hp, 7, 48, 0.0) == 3.5  # what export computes from global_step
     assert magenta_progress(hp, 5, 99, 0.0) == 4.0  # capped at num_blocks - 1
+
+
+def _tiny_generator(seed: int) -> Generator:
+    config = GeneratorConfig(
+        latent_size=8, pitches=(40, 52, 64), start_height=2, start_width=16,
+        filters=(6, 6, 5, 5, 4, 4, 3),
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    g = Generator(config)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # non-zero biases too
+    return g
+
+
+@pytest.mark.parametrize("progress", [2.5, 6.0])
+def test_stored_weights_invert_the_export(tmp_path: Path, progress: float) -> None:
+    """graph.stored_weights undoes every fold of the export: the weights come back as trained,
+    all but the to_rgb layers nothing reads at the export's progress."""
+    g = _tiny_generator(5)
+    path = tmp_path / "g.onnx"
+    export_model(Checkpoint(g.config, g.magenta_weights(), progress, 0, "test"), path)
+    back = stored_weights(onnx.load(str(path)), g.config)
+    weights = g.magenta_weights()
+    used = int(np.ceil(progress)) + 1
+    reads = [weight_name(b, layer, kind) for b in range(1, used + 1) for layer in ("conv0", "conv1")
+             for kind in ("kernel", "bias")]  # fmt: skip
+    assert set(reads) <= set(back) <= set(weights)
+    assert weight_name(used, "to_rgb", "kernel") in back
+    assert weight_name(1, "to_rgb", "kernel") not in back
+    for name, value in back.items():
+        np.testing.assert_allclose(value, weights[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_init_from_a_model_reproduces_its_output(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A run started --init-from an exported tiny model holds the model's generator: the torch
+    generator's output equals the ONNX model's, and a step later the run trains on."""
+    run = tmp_path / "run"
+    new = ["--config", "tiny", "--objective", "regression"]
+    assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "12"]) == 0
+    model_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    again = tmp_path / "again"
+    args = [str(tiny_dataset), str(again), *new, "--init-from", str(model_path)]
+    assert _run([*args, "--stop-after-images", "12"]) == 0  # starts at the model's 12 images
+    state = torch.load(again / run_state.STATE_PT, weights_only=False)
+    assert state["images"] == 12
+    hp = json.loads((again / "experiment.json").read_text())
+    ema = Generator(train_config.generator_config(hp, (40, 52, 64)))
+    ema.load_state_dict(state["ema"])
+
+    model = load_model(model_path, backend="cpu")
+    z = np.random.default_rng(0).standard_normal((3, model.latent_size)).astype(np.float32)
+    got = model.generate_spectrogram(z, [64, 40, 52])
+    one_hot = torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 3).float()
+    with torch.no_grad():
+        out = ema(torch.from_numpy(z), one_hot, model.info.progress, 7)
+    expected = spectral.denormalize(out.numpy().transpose(0, 2, 3, 1))
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() < 1e-4 * scale
+    timbres = json.loads((again / regression.TIMBRES_JSON).read_text())
+    assert timbres == json.loads((run / regression.TIMBRES_JSON).read_text())
+    assert _run([str(tiny_dataset), str(again), "--stop-after-images", "14"]) == 0
+    assert torch.load(again / run_state.STATE_PT, weights_only=False)["images"] == 14
+
+
+def test_init_from_a_run_takes_both_generators(tiny_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run([str(tiny_dataset), str(run), "--config", "tiny", "--stop-after-images", "8"]) == 0
+    again = tmp_path / "again"
+    args = [str(tiny_dataset), str(again), "--config", "tiny", "--init-from", str(run)]
+    assert _run([*args, "--stop-after-images", "8"]) == 0
+    source = torch.load(run / run_state.STATE_PT, weights_only=False)
+    state = torch.load(again / run_state.STATE_PT, weights_only=False)
+    assert state["images"] == 8
+    for key in ("generator", "ema"):
+        for name, value in source[key].items():
+            torch.testing.assert_close(state[key][name], value, msg=f"{key} {name}")
+
+
+def test_init_from_a_model_that_does_not_fit_is_one_line(
+    tiny_dataset: Path, tmp_path: Path, capsys
+) -> None:
+    g = _tiny_generator(1)
+    path = tmp_path / "g.onnx"
+    export_model(Checkpoint(g.config, g.magenta_weights(), 6.0, 20, "test"), path)
+    cases = (
+        (["--config", "cpu"], "latent size 8, the config's is 256"),
+        (["--config", "tiny"], "block_1/conv0/dense"),  # tiny: 4 filters, the model has 6
+        (
+            ["--config", "tiny", "--hparams", '{"fmap_max": 6}'],
+            "progressive_gan_block_3/conv0/conv2d/kernel' has shape [3, 3, 6, 5]",
+        ),
+    )
+    for i, (config, message) in enumerate(cases):
+        run = tmp_path / f"run{i}"
+        assert _run([str(tiny_dataset), str(run), *config, "--init-from", str(path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err and message in err, err
+        assert not run.exists()
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    assert (
+        _run([str(tiny_dataset), str(tmp_path / "r"), "--init-from", str(tmp_path / "junk.onnx")])
+        == 1
+    )
+    assert "not an ONNX model" in capsys.readouterr().err
+    started = tmp_path / "run0"
+    assert (
+        _run([str(tiny_dataset), str(started), "--config", "tiny", "--stop-after-images", "2"]) == 0
+    )
+    capsys.readouterr()
+    assert _run([str(tiny_dataset), str(started), "--init-from", str(path)]) == 1
+    assert "leave --init-from out" in capsys.readouterr().err
+
+
+def test_pitch_boost_draws_low_notes_more_often() -> None:
+    latents = regression.timbre_latents(0, 2, 16)
+    instruments = ("a",) * 4 + ("b",) * 4
+    pitches = np.array([30, 50, 60, 70] * 2)
+    weights = regression.pitch_weights(pitches, [30, 40, 3])
+    assert regression.pitch_weights(pitches, [30, 40, 1]) is None
+    sampler = regression.Sampler(instruments, latents, weights)
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([sampler.batch(rng, 4)[0] for _ in range(3000)])
+    share = np.mean(pitches[rows] == 30)
+    assert abs(share - 3 / 6) < 0.03  # 3 of 3 + 1 + 1 + 1 parts; uniform would be 1/4

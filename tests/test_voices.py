@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gansynth_instrument.mixer import Mixer
+from gansynth_instrument.mixer import MORPH_LAYERS, Mixer, layers_after
 from gansynth_instrument.note import LoopedNote, Note, loop_note
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
@@ -268,8 +268,9 @@ def test_morph_crossfade_mixes_two_notes_and_glides_the_weight():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_morph_to_a_new_pair_keeps_the_playback_position():
-    mixer, voices = engine()
+def test_morph_to_a_new_pair_keeps_the_playback_position_and_crossfades():
+    glide = 80
+    mixer, voices = engine(glide_frames=glide)
     a = make_note(np.arange(4000) * 4)
     b = make_note(np.arange(4000) * -4)
     c = make_note(np.arange(4000) * 2, pitch=59)
@@ -277,9 +278,70 @@ def test_morph_to_a_new_pair_keeps_the_playback_position():
     voices.morph(slot, Layer(b), Layer(c, pitch_ratio=2.0), 0.5, frame=300)
     out = render(mixer, 600)
     f = np.arange(600)
-    after = 0.5 * (f * -4) + 0.5 * (2 * f * 2)
-    expected = np.where(f < 300, f * 4, after) / 32768
+    g = np.clip((f - 300 + 1) / glide, 0.0, 1.0)  # the old note fades out, the new pair in
+    expected = ((1 - g) * f * 4 + g * (0.5 * (f * -4) + 0.5 * (2 * f * 2))) / 32768
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_knob_crossing_a_morph_step_glides_without_a_jump():
+    """Steps (a, b) at weight 0.9, then (b, c) at 0.1: a fades out and c in, b takes its new
+    weight; the swap of pairs is no discontinuity (the click it was)."""
+    glide = 64
+    mixer, voices = engine(glide_frames=glide)
+    a, b, c = constant_note(12000), constant_note(-8000), constant_note(3000)
+    slot = voices.note_on(60, Layer(a), Layer(b), weight=0.9, attack_s=1 / RATE)
+    voices.morph(slot, Layer(b), Layer(c), 0.1, frame=200)
+    out = render(mixer, 400)
+    g = np.clip((np.arange(400) - 200 + 1) / glide, 0.0, 1.0)
+    wa, wb, wc = 0.1 * (1 - g), 0.9 + (0.9 - 0.9) * g, 0.1 * g
+    expected = (wa * 12000 + wb * -8000 + wc * 3000) / 32768
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+    assert np.abs(np.diff(out)).max() < 0.01
+
+
+def test_a_knob_jump_to_other_steps_fades_all_four_notes():
+    glide = 50
+    mixer, voices = engine(glide_frames=glide)
+    a, b, c, d = (constant_note(v) for v in (10000, -10000, 4000, 8000))
+    slot = voices.note_on(60, Layer(a), Layer(b), weight=0.5, attack_s=1 / RATE)
+    voices.morph(slot, Layer(c), Layer(d), 0.25, frame=100)
+    out = render(mixer, 300)
+    g = np.clip((np.arange(300) - 100 + 1) / glide, 0.0, 1.0)
+    expected = ((1 - g) * 0.5 * (10000 - 10000) + g * (0.75 * 4000 + 0.25 * 8000)) / 32768
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_note_named_when_every_layer_is_taken_replaces_the_least_recently_named():
+    glide = 40
+    mixer, voices = engine(glide_frames=glide)
+    notes = [constant_note(1000 * (k + 1)) for k in range(5)]
+    slot = voices.note_on(60, Layer(notes[0]), Layer(notes[1]), weight=0.5, attack_s=1 / RATE)
+    voices.morph(slot, Layer(notes[2]), Layer(notes[3]), 0.5, frame=10)
+    voices.morph(slot, Layer(notes[4]), None, 0.0, frame=200)  # takes note 0's layer
+    out = render(mixer, 400)
+    assert out[-1] == pytest.approx(5000 / 32768, rel=1e-6)
+    g = np.clip((np.arange(400) - 200 + 1) / glide, 0.0, 1.0)
+    expected = ((1 - g) * 0.5 * (3000 + 4000) + g * 5000) / 32768
+    np.testing.assert_allclose(out[200:], expected[200:], rtol=1e-5, atol=1e-7)
+
+
+def test_the_mixer_holds_exactly_the_notes_layers_after_predicts():
+    """Random knob moves over six steps: after each morph the voice's layers hold what
+    ``layers_after`` says (the audio process frees arena entries by it)."""
+    rng = np.random.default_rng(3)
+    mixer, voices = engine()
+    steps = [constant_note(1000 * (k + 1), frames=RATE * 4) for k in range(6)]
+    slot = voices.note_on(60, Layer(steps[0]), Layer(steps[1]), weight=0.5)
+    held: tuple = (id(steps[0].pcm), id(steps[1].pcm))
+    for move in range(60):
+        a = int(rng.integers(6))
+        b = None if rng.random() < 0.2 else steps[(a + 1) % 6]
+        voices.morph(slot, Layer(steps[a]), Layer(b) if b else None, float(rng.random()))
+        named = (id(steps[a].pcm),) + ((id(b.pcm),) if b else ())
+        held = layers_after(held, named)
+        render(mixer, int(rng.integers(1, 200)))
+        assert len(held) <= MORPH_LAYERS
+        assert tuple(id(p) for p in mixer.layer_notes(slot)) == held, move
 
 
 def test_morph_for_a_finished_voice_is_ignored():

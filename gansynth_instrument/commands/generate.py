@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
         pitches=pitches or None,
         seed=args.seed,
         preset=args.preset,
+        normalize=args.normalize,
     )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")

@@ -1,21 +1,31 @@
-"""``gansynth-instrument info MODEL``: what an exported model holds."""
+"""``gansynth-instrument info [MODEL]``: what an exported model holds (default: the model the
+commands use without ``--model``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from gansynth_instrument.metadata import format_pitches
-from gansynth_instrument.model import available_backends, read_info
+from gansynth_instrument.model import MODEL_ENV, available_backends, model_path, read_info
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print what an exported model holds."""
-    path = Path(args.model)
+    """Print what an exported model holds, its timbres included."""
+    if args.model is None:
+        path = model_path()
+        which = f"; ${MODEL_ENV}" if os.environ.get(MODEL_ENV) else "; the bundled model"
+        which += ", what commands use without --model"
+    else:
+        path, which = Path(args.model), ""
     info = read_info(path)
     rep = info.representation
+    timbres = ", ".join(
+        t.name if t.program is None else f"{t.name} ({t.program})" for t in info.timbres
+    )
     rows = [
-        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB)"),
+        ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB{which})"),
         ("source", f"{info.source or '?'} (step {info.source_step}, progress {info.progress:g})"),
         ("pitches", f"{format_pitches(info.pitches)} ({len(info.pitches)} MIDI notes)"),
         ("latent size", str(info.latent_size)),
@@ -29,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
             f"{rep.data_type}, {rep.frames} frames × {rep.bins} bins, n_fft {rep.n_fft}, "
             f"hop {rep.hop_length}, ifreq {rep.ifreq}",
         ),
+        ("timbres", f"{len(info.timbres)}: {timbres}" if timbres else "none stored"),
         ("digest", info.digest),
         ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
         ("backends here", ", ".join(available_backends())),

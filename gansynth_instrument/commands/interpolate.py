@@ -1,27 +1,38 @@
-"""``gansynth-instrument interpolate A B``: notes along the slerp path between two timbres."""
+"""``gansynth-instrument interpolate A B``: notes along the slerp path between two timbres; with
+``--grid A B C D`` the 2-D grid between four."""
 
 from __future__ import annotations
 
 import argparse
 
 from gansynth_instrument.commands import load_model_from_args
-from gansynth_instrument.offline import interpolate
+from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.offline import interpolate, interpolate_grid
 from gansynth_instrument.presets import find_preset
 
 
 def run(args: argparse.Namespace) -> int:
-    """Prints one line per file written."""
-    for spec in (args.a, args.b):
+    """``interpolate A B`` or ``interpolate --grid A B C D``: prints one line per file written."""
+    if args.grid and (args.a or args.b):
+        raise GansynthError("interpolate: give either A B, or --grid A B C D, not both")
+    if not args.grid and not (args.a and args.b):
+        raise GansynthError("interpolate: give two timbres A B, or --grid A B C D")
+    for spec in args.grid or [args.a, args.b]:
         if not spec.isdigit():
             find_preset(spec)  # a typo fails before the model loads
-    written = interpolate(
-        load_model_from_args(args),
-        args.a,
-        args.b,
-        args.output_dir,
-        steps=args.steps,
-        pitch=args.pitch,
-    )
+    if args.grid:
+        written = interpolate_grid(
+            load_model_from_args(args), args.grid, args.output_dir, size=args.size, pitch=args.pitch
+        )
+    else:
+        written = interpolate(
+            load_model_from_args(args),
+            args.a,
+            args.b,
+            args.output_dir,
+            steps=args.steps,
+            pitch=args.pitch,
+        )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import select
+import shutil
 import sys
 import threading
 import time
@@ -18,13 +19,17 @@ from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
+from gansynth_instrument.knobs import KNOB_CCS
+from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.midi_spec import note_off
 from gansynth_instrument.presets import find_bank, find_preset
 
 STATUS_PERIOD_S = 0.25
+SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns
 MIDI_CHECK_PERIOD_S = 1.0  # how often named MIDI inputs are checked for unplug/replug
 KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not releases
 # MIDI ports are looked up (a JACK server request) only right after a callback: a frozen server
@@ -39,18 +44,23 @@ def run(args: argparse.Namespace) -> int:
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
         (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
-        (args.velocity_curve > 0, "--velocity-curve must be above 0", args.velocity_curve),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
     for ok, rule, value in checks:
         if not ok:
             raise GansynthError(f"{rule}, got {value}")
+    exponent = velocity_exponent(args.velocity_curve)  # one-line errors: the choices, the range
+    master_gain(args.gain_db)
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
     preset = find_preset(args.preset) if args.preset else None
     bank = find_bank(args.bank) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default")
+    if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
+        raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
+    if args.learn_knob is not None and args.no_knobs:
+        raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
@@ -61,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is None:
         args.threads = live_render_threads()
     model = load_model_from_args(args)
+    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+    knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
     player = Player(
         model,
         preset=preset,
@@ -73,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
         channels=channels,
         drums=find_preset(args.drums) if args.drums else None,
         polyphony=args.polyphony,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=cache_dir,
         bend_range_semitones=args.bend_range,
-        velocity_exponent=args.velocity_curve,
+        velocity_exponent=exponent,
+        gain_db=args.gain_db,
         learn=args.learn,
+        knobs=knobs,
+        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
         renderer=args.renderer or DEFAULT_RENDERER,
         max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
     )
@@ -90,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
                 _status_loop(player, keyboard)
         except KeyboardInterrupt:
             print(file=sys.stderr)
-        learned = player.save_learned()  # bound after the status loop last looked
-        if learned is not None:
-            print(learned)
+        # bound or saved after the status loop last looked
+        for news in (player.save_learned(), player.learned_knob(), player.save_found()):
+            if news is not None:
+                print(news)
     return 0
 
 
@@ -110,7 +126,16 @@ def _print_header(player: Player, model_path: Any) -> None:
     print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
     print(f"drums   channel 10: {drums}")
     if player.engine.learning:
-        print("learn   move a knob (or the mod wheel) to bind it to the morph")
+        print("learn   move a knob (or the mod wheel) to bind it")
+    engine = player.engine
+    if engine.space is not None and engine.space.knobs is not None:
+        ccs = player.bank.knob_ccs if player.bank is not None else KNOB_CCS
+        print(f"knobs   {', '.join(f'CC{cc}' for cc in ccs)} (64 = unchanged)")
+    if engine.space is not None and engine.space.corners:
+        assert player.bank is not None
+        x, y = player.bank.pad_ccs
+        print(f"pad     CC{x} (x) and CC{y} (y) over {', '.join(player.bank.pad_corners)}")
+    print(f"buttons CC{engine.random_cc} random timbre, CC{engine.save_cc} save it as a preset")
     print("Ctrl-C to stop.")
 
 
@@ -145,10 +170,10 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                 f"the audio stream stalled: no callback for {STALL_S:g} s "
                 "(the JACK server or the audio driver hung)"
             )
-        line = status_line(player.status())
-        learned = player.save_learned()
-        if learned is not None:
-            print("\r" + learned + "\x1b[K" if tty else learned, flush=True)
+        line = status_line(player.status(), shutil.get_terminal_size().columns)
+        for news in (player.save_learned(), player.learned_knob(), player.save_found()):
+            if news is not None:
+                print("\r" + news + "\x1b[K" if tty else news, flush=True)
         now = time.monotonic()
         healthy = player.audio.seconds_since_callback < PORT_CHECK_MAX_SILENCE_S
         if healthy and now - last_midi_check >= MIDI_CHECK_PERIOD_S:
@@ -174,20 +199,45 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                     off.start()
 
 
-def status_line(status: LiveStatus) -> str:
-    """One line: timbre, morph, cache fill, voices, xruns, latency (see the issue's live view)."""
+def status_line(status: LiveStatus, width: int = 80) -> str:
+    """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
+    column): preset, morph, cache fill of the current timbre (and how many others are loading),
+    voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
+    (callback, latency, morph, the other timbres), then the preset name is shortened, then xruns,
+    voices and cache go."""
     e, s = status.engine, status.stream
-    parts = [f"preset {e.timbre}"]
+    ready, requested = e.cache_fill.get(e.timbre, (0, 0))
+    loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
+    # (text, rank): parts of the lowest rank are dropped first.
+    parts: list[tuple[str, int]] = [(f"preset {e.timbre}", 9)]
     if e.morph_position is not None:
-        parts.append(f"morph {e.morph_position:.2f}")
+        parts.append((f"morph {e.morph_position:.2f}", 3))
     elif e.morph_cc is not None:
-        parts.append(f"morph CC{e.morph_cc}")
-    fill = " ".join(f"{name} {c}/{r}" for name, (c, r) in e.cache_fill.items() if r)
-    parts.append(f"cache {fill or 'empty'}")
-    parts.append(f"voices {status.voices_sounding}/{status.polyphony}")
-    parts.append(f"xruns {s.xruns}")
-    parts.append(f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms")
-    parts.append(f"callback {100 * s.callback_median_load:.0f}%")
+        parts.append((f"morph CC{e.morph_cc}", 3))
+    parts.append((f"cache {ready}/{requested}" if requested else "cache -", 8))
+    if loading:
+        parts.append((f"+{loading} loading", 4))
+    parts.append((f"voices {status.voices_sounding}/{status.polyphony}", 7))
+    parts.append((f"xruns {s.xruns}", 6))
+    parts.append((f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms", 2))
+    parts.append((f"callback {100 * s.callback_median_load:.0f}%", 1))
     if e.dropped_commands:
-        parts.append(f"dropped {e.dropped_commands}")
-    return " | ".join(parts)
+        parts.append((f"dropped {e.dropped_commands}", 9))
+    room = max(1, width - 1)
+
+    def fit(parts: list[tuple[str, int]], name: str, below: int) -> tuple[list, str]:
+        """Drop parts ranked below ``below`` (least needed first), then shorten the name."""
+
+        def line() -> str:
+            return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])
+
+        while len(line()) > room and any(r < below for _, r in parts):
+            parts.remove(min(parts, key=lambda part: part[1]))
+        excess = len(line()) - room
+        if excess > 0 and len(name) > SHORT_NAME:
+            name = name[: max(SHORT_NAME, len(name) - excess) - 1] + "…"
+        return parts, name
+
+    parts, name = fit(parts, e.timbre, below=6)  # morph, latency, callback go first
+    parts, name = fit(parts, name, below=9)  # then xruns, voices, cache
+    return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])[:room]

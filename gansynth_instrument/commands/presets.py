@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from gansynth_instrument.errors import PresetError
+from gansynth_instrument.knobs import describe, parse_knobs
 from gansynth_instrument.presets import (
     Bank,
     Preset,
@@ -31,13 +37,21 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "show":
         print(show_text(args.name, bank=args.bank), end="")
     elif args.action == "new":
+        move, note, latent_size = None, "", args.latent_size
+        if args.knob:
+            if args.from_preset is None:
+                raise PresetError("presets new: --knob needs --from PRESET (the timbre it turns)")
+            move, note, latent_size = _knob_move(args)
         preset, path = create_preset(
             args.name,
             seed=args.seed,
             random=args.random,
             between=tuple(args.between) if args.between else None,
             at=args.at,
-            latent_size=args.latent_size,
+            latent_size=latent_size,
+            from_preset=args.from_preset,
+            move=move,
+            move_note=note,
             changes=changes,
             force=args.force,
         )
@@ -50,6 +64,21 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "rm":
         print(f"deleted {delete_preset(args.name)}")
     return 0
+
+
+def _knob_move(
+    args: argparse.Namespace,
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, int]:
+    """(latent → latent moved by the ``--knob`` offsets, their description, the model's latent
+    size). The specs and the source preset are checked before the model loads."""
+    from gansynth_instrument.commands import load_model_from_args
+    from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
+
+    offsets = parse_knobs(args.knob, KNOB_COUNT)
+    find_preset(args.from_preset)
+    model = load_model_from_args(args)
+    knobs = knob_directions(model)
+    return functools.partial(knobs.move, offsets=offsets), describe(offsets), model.latent_size
 
 
 def _timbre_text(preset: Preset) -> str:

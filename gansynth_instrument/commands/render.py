@@ -10,6 +10,7 @@ from gansynth_instrument.audio_files import output_format
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.offline import (
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     drums = find_preset(args.drums) if args.drums else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK)
+    exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
+    master_gain(args.gain_db)
     result = render_midi_engine(
         load_model_from_args(args),
         args.midi_file,
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         subtype=args.subtype,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        gain_db=args.gain_db,
+        velocity_exponent=exponent,
     )
     clipped = f", {result.clipped} samples clipped" if result.clipped else ""
     print(

@@ -1,4 +1,5 @@
-"""PyTorch trainer (the optional ``train`` extra): imported only by ``gansynth-instrument train``.
+"""PyTorch trainer (the optional ``train`` extra): imported by ``gansynth-instrument train``.
 
-Nothing at run time (model, cache, engine, live) imports this package, so torch stays optional.
+Nothing at run time (model, cache, engine, live) imports this package, so torch stays optional;
+``export`` imports only ``timbre_presets``, which needs no torch.
 """

@@ -131,6 +131,17 @@ class Generator(nn.Module):
                     weights[weight_name(b, layer, kind)] = tensor.numpy().astype(np.float32)
         return weights
 
+    def load_magenta_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Set the parameters ``weights`` names (Magenta names, shapes already checked); the
+        others keep their values."""
+        with torch.no_grad():
+            for b in range(1, self.config.num_blocks + 1):
+                for layer, module in self.blocks[_block_key(b)].items():
+                    for kind in ("kernel", "bias"):
+                        value = weights.get(weight_name(b, layer, kind))
+                        if value is not None:
+                            getattr(module, kind).copy_(torch.from_numpy(value))
+
 
 class Discriminator(nn.Module):
     """D(x, progress) → (WGAN logit [B], pitch-class logits [B, pitches])."""

@@ -22,15 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gansynth_export.checkpoint import TIMBRES_JSON
 
-from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.errors import TrainingError
 
-TIMBRES_JSON = "timbres.json"
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
 SILENT_MAG = -0.8
 LOUD_SPAN = 1.0
 IF_LOSS_WEIGHT = 1.0
+BANDS = 16  # band_power's bands: the top 4 of them are 4-8 kHz at 16 kHz (mel scale)
+SILENT_POWER = float(np.exp(-9.0))  # mel power floor of band_power (log magnitude² -9)
 
 
 def timbre_latents(seed: int, count: int, latent_size: int) -> torch.Tensor:
@@ -39,38 +41,97 @@ def timbre_latents(seed: int, count: int, latent_size: int) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal((count, latent_size)).astype(np.float32))
 
 
+def read_timbres(train_dir: Path, instruments: tuple[str, ...]) -> torch.Tensor:
+    """The run's ``timbres.json`` (instrument → latent, written when the run starts and what
+    presets are made from) as latents in the sorted order of ``instruments``' names."""
+    path = train_dir / TIMBRES_JSON
+    try:
+        timbres = json.loads(path.read_text(encoding="utf-8"))
+        rows = [timbres[name] for name in sorted(set(instruments))]
+    except (OSError, ValueError, KeyError) as err:
+        raise TrainingError(f"{path}: cannot read the run's timbre latents ({err})") from None
+    return torch.tensor(rows, dtype=torch.float32)
+
+
 class Sampler:
     """Rows of the dataset and the latent each is generated from (see the module docstring)."""
 
-    def __init__(self, instruments: tuple[str, ...], latents: torch.Tensor) -> None:
+    def __init__(
+        self,
+        instruments: tuple[str, ...],
+        latents: torch.Tensor,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        """``weights``: how often each row is drawn, relative (None: all alike)."""
         names = sorted(set(instruments))
         self.names = names
         self.timbre = np.array([names.index(i) for i in instruments])
         self.rows_of = [np.flatnonzero(self.timbre == t) for t in range(len(names))]
         self.latents = latents
         self.unit = F.normalize(latents, dim=1).numpy()
+        self.weights = weights
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, torch.Tensor]:
         """(rows [size], z [size, latent]): first half timbre latents, second half random."""
         fixed = size // 2 if size > 1 else int(rng.integers(0, 2))
-        rows = list(rng.integers(0, len(self.timbre), fixed))
+        rows = [int(r) for r in self._draw(rng, np.arange(len(self.timbre)), fixed)]
         z = [self.latents[self.timbre[r]].numpy() for r in rows]
         for _ in range(size - fixed):
             fresh = rng.standard_normal(self.latents.shape[1]).astype(np.float32)
             nearest = int(np.argmax(self.unit @ fresh))
-            rows.append(int(rng.choice(self.rows_of[nearest])))
+            rows.append(int(self._draw(rng, self.rows_of[nearest], 1)[0]))
             z.append(fresh)
         return np.array(rows), torch.from_numpy(np.stack(z))
 
-    def write(self, train_dir: Path) -> None:
-        """``timbres.json``: instrument name → its latent, what presets are made from."""
-        data = {n: [float(v) for v in self.latents[t]] for t, n in enumerate(self.names)}
-        write_text_atomic(train_dir / TIMBRES_JSON, json.dumps(data) + "\n")
+    def _draw(self, rng: np.random.Generator, among: np.ndarray, count: int) -> np.ndarray:
+        if self.weights is None:
+            return among[rng.integers(0, len(among), count)]
+        p = self.weights[among]
+        return rng.choice(among, count, p=p / p.sum())
 
 
-def regression_loss(fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness."""
+def pitch_weights(pitches: np.ndarray, boost: list[int]) -> np.ndarray | None:
+    """Row weights of hparam ``trainer_pitch_boost`` [low, high, factor]: notes at pitches
+    low..high drawn factor× as often as the others (where the model is worst in tune)."""
+    low, high, factor = boost
+    if factor == 1:
+        return None
+    return np.where((pitches >= low) & (pitches <= high), float(factor), 1.0)
+
+
+def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor:
+    """Log of the mean mel power per frame in ``BANDS`` equal runs of mel bins: [B, frames, BANDS].
+
+    The power is taken in the linear domain, so it is dominated by the spectrum's peaks as a
+    listener's level and brightness are; ``SILENT_POWER`` keeps silent bands from counting.
+    """
+    a, b = normalizer
+    power = torch.exp((x[:, 0] - b) / a)  # channel 0 is log mel magnitude²
+    frames, bins = power.shape[1:]
+    pooled = power.reshape(-1, frames, BANDS, bins // BANDS).mean(dim=-1)
+    return torch.log(pooled + SILENT_POWER)
+
+
+def regression_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    normalizer: tuple[float, float] = (1.0, 0.0),
+    band_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness.
+
+    The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
+    fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
+    dull. ``band_weight`` > 0 adds the squared error of ``band_power`` (per frame and band, in
+    nepers of power; ``normalizer`` is the magnitude channel's (a, b)), which holds level and
+    brightness to the real notes'.
+    """
     mag_mse = (fake[:, 0] - real[:, 0]).square().mean()
     loud = ((real[:, 0] - SILENT_MAG) / LOUD_SPAN).clamp(0.0, 1.0)
     if_mse = (loud * (fake[:, 1] - real[:, 1]).square()).mean()
-    return {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
+    losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
+    if band_weight > 0:
+        band_mse = (band_power(fake, normalizer) - band_power(real, normalizer)).square().mean()
+        losses["loss"] = losses["loss"] + band_weight * band_mse
+        losses["band_mse"] = band_mse
+    return losses

@@ -15,11 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from gansynth_export.checkpoint import TIMBRES_JSON
+
 from gansynth_instrument.fileio import write_text_atomic
-from gansynth_instrument.presets import PRESET_SUFFIX, PROGRAM_RANGE, Preset, list_presets
-from gansynth_instrument.training.regression import TIMBRES_JSON
+from gansynth_instrument.metadata import ModelTimbre
+from gansynth_instrument.presets import (
+    PRESET_SUFFIX,
+    PROGRAM_RANGE,
+    Preset,
+    is_shipped,
+    list_presets,
+)
 
 # General MIDI names of the programs `dataset from-soundfont` renders by default.
 GM_NAMES = {
@@ -76,24 +85,56 @@ def _programs(instruments: list[str], loudest: int, taken: set[int]) -> dict[str
     return programs
 
 
-def timbre_presets(
-    train_dir: Path, prefix: str, source: str, taken_programs: set[int] = frozenset()
-) -> list[Preset]:
-    """One explicit-latent preset per instrument of the run's ``timbres.json``."""
-    timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
+def model_timbres(
+    timbres: dict[str, Sequence[float]],
+    prefix: str,
+    source: str,
+    taken_programs: Iterable[int] = (),
+) -> tuple[ModelTimbre, ...]:
+    """A run's instruments (dataset name → latent, its ``timbres.json``) as the timbres a model
+    carries: named, described, and given program numbers none of ``taken_programs`` has."""
     velocities = [int(m[2]) for m in map(SOUNDFONT_NAME.fullmatch, timbres) if m is not None]
     loudest = max(velocities, default=0)
     programs = _programs(list(timbres), loudest, set(taken_programs))
-    return [
-        Preset(
+    return tuple(
+        ModelTimbre(
             name=preset_name(instrument, prefix, loudest),
-            seed=None,
-            latent=tuple(latent),
+            instrument=instrument,
+            latent=tuple(float(v) for v in latent),
             program=programs[instrument],
             description=_describe(instrument, source),
         )
         for instrument, latent in timbres.items()
-    ]
+    )
+
+
+def shared_programs() -> set[int]:
+    """Program numbers of the shipped presets that suit every model (no explicit latent): every
+    model's bank holds them beside its own timbres."""
+    return {
+        p.program
+        for p in list_presets()
+        if is_shipped(p) and p.latent is None and p.program is not None
+    }
+
+
+def timbre_preset(timbre: ModelTimbre) -> Preset:
+    """A model timbre as an explicit-latent preset."""
+    return Preset(
+        name=timbre.name,
+        seed=None,
+        latent=timbre.latent,
+        program=timbre.program,
+        description=timbre.description,
+    )
+
+
+def timbre_presets(
+    train_dir: Path, prefix: str, source: str, taken_programs: Iterable[int] = ()
+) -> list[Preset]:
+    """One explicit-latent preset per instrument of the run's ``timbres.json``."""
+    timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
+    return [timbre_preset(t) for t in model_timbres(timbres, prefix, source, taken_programs)]
 
 
 def main() -> None:
@@ -106,9 +147,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    names = {p.name for p in timbre_presets(args.train_dir, args.prefix, args.source)}
-    taken = {p.program for p in list_presets() if p.program is not None and p.name not in names}
-    for preset in timbre_presets(args.train_dir, args.prefix, args.source, taken):
+    for preset in timbre_presets(args.train_dir, args.prefix, args.source, shared_programs()):
         path = write_text_atomic(args.out_dir / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
         print(path)
 

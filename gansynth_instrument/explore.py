@@ -1,0 +1,79 @@
+"""Exploring from the keyboard: a fresh random timbre, and keeping the one playing as a preset.
+
+The course's way of finding sounds is to draw random latents until one is interesting; here one
+control draws one, and another saves whatever plays (a preset, a random draw, a morph step or pad
+point, knob offsets included) as a user preset under a generated name, so nothing found is lost
+to a typo or a closed terminal.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from gansynth_instrument.errors import PresetError
+from gansynth_instrument.latent import random_latent
+from gansynth_instrument.presets import (
+    PRESET_SUFFIX,
+    Preset,
+    random_seed,
+    save_preset,
+    user_presets_dir,
+)
+from gansynth_instrument.timbre import Timbre
+
+FOUND_PREFIX = "found"
+_MAX_SAME_SECOND = 1000
+
+
+def random_timbre(template: Timbre) -> Timbre:
+    """A fresh random timbre (named by its seed) with the level and envelope of ``template``
+    (what was playing): only the timbre changes."""
+    seed = random_seed()
+    return Timbre(
+        f"random-{seed}",
+        random_latent(seed, len(template.latent)),
+        template.gain_db,
+        template.attack_s,
+        template.release_s,
+        template.loop,
+    )
+
+
+def found_name(user_dir: Path | None = None, now: datetime.datetime | None = None) -> str:
+    """``found-YYYYMMDD-HHMMSS`` (local time: when it was found), with ``-2``, ``-3``... when a
+    user preset of that name exists already."""
+    directory = user_dir if user_dir is not None else user_presets_dir()
+    stamp = f"{FOUND_PREFIX}-{(now or datetime.datetime.now()):%Y%m%d-%H%M%S}"
+    for n in range(1, _MAX_SAME_SECOND):
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        if not (directory / f"{name}{PRESET_SUFFIX}").exists():
+            return name
+    raise PresetError(f"{directory}: {_MAX_SAME_SECOND} presets named {stamp}-N already")
+
+
+def save_found(
+    timbre: Timbre,
+    *,
+    note: str = "",
+    user_dir: Path | None = None,
+    now: datetime.datetime | None = None,
+) -> tuple[Preset, Path]:
+    """Save what plays as a new user preset: its latent exactly (float32 values, so it reloads
+    to bit-identical notes), level and envelope. The description says where it came from
+    (``timbre``'s name) and ``note`` (e.g. the knob offsets). Atomic; a full or read-only folder
+    is one error line and no file changes."""
+    name = found_name(user_dir, now)
+    preset = Preset(
+        name=name,
+        seed=None,
+        latent=tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
+        gain_db=timbre.gain_db,
+        attack_s=timbre.attack_s,
+        release_s=timbre.release_s,
+        loop=timbre.loop,
+        description=f"from {timbre.name}" + (f", {note}" if note else ""),
+    )
+    return preset, save_preset(preset, user_dir)
