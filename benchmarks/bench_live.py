@@ -292,16 +292,18 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
 
 
 def phase_knob(model, args, cache_dir: Path) -> list[float]:
-    """Each move: note on, CC1 → 127 after 0.3 s, note off, CC1 → 0."""
+    """CC1 → 0 first (the morph path's start), then each move: note on, CC1 → 127 after 0.3 s,
+    note off, CC1 → 0."""
     period_s = 1.2
     player, port = new_player(model, args, cache_dir, bank=find_bank("default"))
     with player:
         engine = player.engine
-        start_note = warm(player, engine.timbre, [60])[60]
+        start = engine.morph[0]
+        start_note = warm(player, start, [60])[60]
         warm(player, engine.morph[-1], [60])
         keep_renderer_busy(player.cache, model)
-        template = attack_envelope(engine.timbre.attack_s) * start_note[: round(ALIGN_S * RATE)]
-        script = []
+        template = attack_envelope(start.attack_s) * start_note[: round(ALIGN_S * RATE)]
+        script = [(0.1, [0xB0, 1, 0])]
         for k in range(args.knob_moves):
             t = 0.3 + k * period_s
             script += [
@@ -314,7 +316,7 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
     out = []
     audio = capture.audio.astype(np.float64)
     for k in range(args.knob_moves):
-        on_s, move_s = capture.sent_s[4 * k], capture.sent_s[4 * k + 1]
+        on_s, move_s = capture.sent_s[1 + 4 * k], capture.sent_s[2 + 4 * k]
         lo = capture.frame_at(on_s)
         first = lo + onset(audio[lo:])
         begin = align(audio, template, max(first - BLOCK, 0), first + BLOCK)

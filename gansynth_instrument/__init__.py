@@ -12,7 +12,7 @@ so the command line starts fast)::
     Mixer, Voices, Engine              voices → samples, note-on → voice, MIDI → voice commands
     assemble, Instrument               cache + voices + engine for a preset or bank, in one call
     Player                             live play: the instrument, an audio stream, MIDI inputs
-    read_midi, render_midi_engine      a MIDI file's events; a MIDI file → WAV through the engine
+    read_midi, render_midi_engine      a MIDI file's events; a MIDI file → stereo file (engine)
     GansynthError                      base of every error a user can cause
 """
 

@@ -119,7 +119,8 @@ def _add_preset_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-db", type=float, help="output gain in dB (-60..24)")
     p.add_argument("--attack-s", type=float, help="attack time in seconds (0..4)")
     p.add_argument("--release-s", type=float, help="release time in seconds after note-off (0..10)")
-    p.add_argument("--program", type=int, help="MIDI program number 0-127 that selects it")
+    p.add_argument("--program", type=int, help="General MIDI program 0-127 that selects it")
+    p.add_argument("--bank", type=int, help="bank select (CC0) 0-127 that reaches --program (0)")
     p.add_argument(
         "--loop",
         action=argparse.BooleanOptionalAction,
@@ -287,6 +288,22 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         "--sample-rate", "--samplerate", type=int, default=48000, help="output rate (48000)"
     )
     ren.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    ren.add_argument(
+        "--channels",
+        metavar="LIST",
+        help="MIDI channels to render, counted 1-16: 1,2,10 or 1-4 (default: all)",
+    )
+    ren.add_argument(
+        "--drums",
+        metavar="PRESET",
+        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
+        "are skipped, unless the bank names a 'drums:' preset",
+    )
+    ren.add_argument(
+        "--subtype",
+        choices=("PCM_16", "PCM_24", "FLOAT"),
+        help=".wav sample format (default FLOAT: 32-bit float, never clips)",
+    )
     _add_staging(ren)
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
@@ -369,7 +386,17 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
     p.add_argument("--sample-rate", "--samplerate", type=int, default=48000, help="Hz (48000)")
     p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
-    p.add_argument("--channel", type=int, help="MIDI channel 1-16 to hear (default: all)")
+    p.add_argument(
+        "--channel",
+        metavar="LIST",
+        help="MIDI channels to hear, counted 1-16: 1 or 1,2,10 or 1-4 (default: all)",
+    )
+    p.add_argument(
+        "--drums",
+        metavar="PRESET",
+        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
+        "are not played, unless the bank names a 'drums:' preset",
+    )
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
     p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
     _add_staging(p)

@@ -1,9 +1,15 @@
 """Control side of the instrument: raw MIDI bytes → voice commands, cache requests, timbre state.
 
 ``Engine.handle(msg)`` takes one MIDI message as raw bytes (``midi.py`` and the offline MIDI-file
-renderer feed it; nothing here imports mido). It owns the state a player changes: the current
-preset (program change), the morph position (a CC moving along the bank's morph path), pedal and
-bend (through ``voices.Voices``), and asks the note cache for what will be needed next.
+renderer feed it; nothing here imports mido). It keeps the 16 channels' state (``channels.py``:
+program and bank, morph position, pedal, bend and its range, volume, expression, pan), turns
+changes into voice commands (``voices.Voices``: one voice pool shared by every channel), and asks
+the note cache for what will be needed next.
+
+General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches, so they are not
+played (one notice) unless a preset is given for it (``drums``). A program the bank lacks plays a
+stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
+(``report()``), for a render to say what it did.
 
 Rules:
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
@@ -14,9 +20,10 @@ Rules:
   unless the key was released first or ``PENDING_S`` passed.
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
-- Morph: the path is quantised to ``steps`` timbres (slerp between neighbouring presets); a voice
-  crossfades the two nearest *cached* steps around the knob position, so the knob acts within
-  one audio block; the exact neighbours are requested at NEAR, the rest of their pitches behind.
+- Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
+  neighbouring presets); a voice crossfades the two nearest *cached* steps around the knob
+  position, so the knob acts within one audio block; the exact neighbours are requested at
+  NEAR, the rest of their pitches behind.
 - A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
   ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
   keeps the looping it started with while the morph moves.
@@ -24,6 +31,8 @@ Rules:
   the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
   both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
   notes following). A program change or a random draw becomes the new base the knobs move.
+  Knobs, pad and buttons act on the channel their controller arrives on: each channel keeps its
+  own knob stops, pad position, button states and the line it moves along.
 - Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
   last are rendered first); the save button marks what plays, knob offsets included, for
   ``take_save()``: the live status loop writes it, so no file is written on the MIDI thread.
@@ -40,11 +49,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.channels import (
+    CHANNELS,
+    DEFAULT_BEND_RANGE_SEMITONES,
+    DRUM_CHANNEL,
+    RPN_BEND_RANGE,
+    RPN_NULL,
+    Channel,
+)
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
@@ -55,12 +72,22 @@ from gansynth_instrument.levels import (
     velocity_gain,
 )
 from gansynth_instrument.midi_spec import (
-    BEND_CENTER,
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
+    CC_BANK_LSB,
+    CC_BANK_MSB,
+    CC_DATA_LSB,
+    CC_DATA_MSB,
+    CC_EXPRESSION,
     CC_MOD_WHEEL,
+    CC_NRPN_LSB,
+    CC_NRPN_MSB,
+    CC_PAN,
     CC_RESET_CONTROLLERS,
+    CC_RPN_LSB,
+    CC_RPN_MSB,
     CC_SUSTAIN,
+    CC_VOLUME,
     CHANNEL_MASK,
     CONTROL_CHANGE,
     DATA_BYTES,
@@ -76,19 +103,26 @@ from gansynth_instrument.midi_spec import (
 )
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
+from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BEND_RANGE_SEMITONES = 2.0
 DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
+SKIP_PERCUSSION = "drum notes"
+PERCUSSION_NOTICE = (
+    "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
+    "played (give it a preset with --drums PRESET or a bank's 'drums:')"
+)
+SKIP_RANGE = "notes out of the model's range"
+SKIP_CHANNEL = "notes on channels not chosen"
 
 
 def note_amplitude(
@@ -112,13 +146,28 @@ class EngineStatus:
     morph_cc: int | None
 
 
+@dataclass(frozen=True)
+class ChannelReport:
+    """What one channel did: notes played per preset, notes skipped per reason."""
+
+    channel: int  # 0-15
+    played: dict[str, int]
+    skipped: dict[str, int]
+
+
 class Engine:
     """MIDI in, voice commands out; see the module docstring. Not thread-safe: one MIDI thread.
 
-    ``programs`` maps program numbers to timbres; ``timbre`` is the one playing at start.
-    ``morph`` holds the quantised morph steps (``morph_steps``), empty for no morph.
+    ``programs`` maps bank 0's program numbers to timbres, ``variations`` other banks' (bank
+    select CC0 → program → timbre); ``timbre`` is what every channel plays at start. ``drums``
+    plays channel 10 (None: its notes are skipped). ``morph`` holds the quantised morph steps
+    (``morph_steps``), empty for no morph. ``channels``: the channels (0-15) to play, None = all.
     ``space`` holds the knob directions and the pad's corners (None: no knobs, no pad);
     ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's (x, y).
+
+    Knobs, pad, the random and save buttons and waiting note-ons act per channel: a controller
+    acts on the channel it arrived on, and each channel keeps its own knob stops, pad position,
+    button states and the line it is moving along (the morph path, a knob's stops, a pad edge).
     """
 
     def __init__(
@@ -129,45 +178,58 @@ class Engine:
         timbre: Timbre,
         *,
         programs: Mapping[int, Timbre] | None = None,
+        variations: Mapping[int, Mapping[int, Timbre]] | None = None,
+        drums: Timbre | None = None,
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = CC_MOD_WHEEL,
+        channels: Collection[int] | None = None,
         space: TimbreSpace[Timbre] | None = None,
         knob_ccs: Sequence[int] = KNOB_CCS,
         pad_ccs: Sequence[int] = (),
         random_cc: int | None = RANDOM_CC,
         save_cc: int | None = SAVE_CC,
-        channel: int | None = None,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
         velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
         max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
         wait_s: float | None = None,
     ) -> None:
-        if channel is not None and not 0 <= channel <= 15:
-            raise ValueError(f"MIDI channel must be 0..15 (or None for all), got {channel}")
+        if channels is not None and (not channels or not all(0 <= c < CHANNELS for c in channels)):
+            raise ValueError(f"MIDI channels are 0..15 (or None for all), got {sorted(channels)}")
         if velocity_exponent < 0:
             raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
         self._pitch_set = frozenset(self.pitches)
-        self.space = space
-        self.timbre = space.set_base(timbre) if space is not None else timbre
         self.programs = dict(programs or {})
+        self._programs = Programs({0: self.programs, **(variations or {})})
+        self.drums = drums
         self._path = list(morph)  # the bank's morph steps
-        self.morph = self._path  # the line playing: the morph path, a knob's stops, a pad edge
-        self.morph_cc = morph_cc if self.morph else None
+        self.morph_cc = morph_cc if self._path else None
+        self.listen = frozenset(range(CHANNELS) if channels is None else channels)
+        # Per channel: its knob stops and pad position (a fork of ``space``), and the line it
+        # moves along: the morph path, a knob's stops, a pad edge.
+        self._spaces = [space.fork() if space is not None else None for _ in range(CHANNELS)]
+        self._lines: list[list[Timbre]] = [self._path] * CHANNELS
         knobs = space.knobs if space is not None else None
         self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
         has_pad = space is not None and bool(space.corners)
         self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
-        self._buttons = {cc: 0 for cc in (random_cc, save_cc) if cc is not None}
         self.random_cc, self.save_cc = random_cc, save_cc
-        self.channel = channel
-        self.bend_range_semitones = bend_range_semitones
+        buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
+        self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
-        self.morph_position: float | None = None  # in steps, 0..len(morph)-1; None = preset
+        self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
+        self._timbres: list[Timbre | None] = [
+            space.set_base(timbre) if space is not None else timbre for space in self._spaces
+        ]
+        self._timbres[DRUM_CHANNEL] = drums
+        # The channel the live view shows and ``timbre`` names: the last one played or changed.
+        self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
+        self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
+        self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
         self.ignored = 0
         self._learning = False
         self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
@@ -193,7 +255,9 @@ class Engine:
         if len(msg) < 1 + data or any(not 0 <= b <= DATA_MAX for b in msg[1 : 1 + data]):
             self.ignored += 1
             return
-        if self.channel is not None and channel != self.channel:
+        if channel not in self.listen:
+            if kind == NOTE_ON and msg[2] > 0:
+                self._skipped[channel][SKIP_CHANNEL] += 1
             return
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
@@ -201,21 +265,85 @@ class Engine:
             self._pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
-            self._control_change(msg[1], msg[2], frame)
+            self._control_change(channel, msg[1], msg[2], frame)
         elif kind == PROGRAM_CHANGE:
-            self.program_change(msg[1])
+            self.program_change(msg[1], channel)
         elif kind == PITCH_BEND:
-            value = msg[1] | (msg[2] << 7)
-            span = (
-                BEND_CENTER - 1 if value > BEND_CENTER else BEND_CENTER
-            )  # ends are exactly ±range
-            self.voices.bend((value - BEND_CENTER) / span * self.bend_range_semitones, frame)
+            state = self.channels[channel]
+            state.bend = msg[1] | (msg[2] << 7)
+            self.voices.bend(state.bend_semitones(), frame, channel)
         else:
             self.ignored += 1  # aftertouch: no per-voice pressure in this instrument
 
+    @property
+    def timbre(self) -> Timbre | None:
+        """The preset the focus channel plays (see ``focus``)."""
+        return self._timbres[self.focus]
+
+    @timbre.setter
+    def timbre(self, timbre: Timbre) -> None:
+        self._timbres[self.focus] = timbre
+
+    @property
+    def morph_position(self) -> float | None:
+        """The focus channel's morph position in steps, None while its preset plays."""
+        return self.channels[self.focus].morph_position
+
+    @property
+    def morph(self) -> list[Timbre]:
+        """The line the focus channel moves along: the morph path, a knob's stops, a pad edge."""
+        return self._lines[self.focus]
+
+    @property
+    def space(self) -> TimbreSpace[Timbre] | None:
+        """The focus channel's knobs and pad (None: no knobs, no pad)."""
+        return self._spaces[self.focus]
+
+    @property
+    def bend_range_semitones(self) -> float:
+        return self.channels[self.focus].bend_range
+
     def prefetch(self) -> None:
         """Ask for every pitch of the current timbre in the background (call once at start)."""
-        self._request_all(self.timbre)
+        if self.timbre is not None:
+            self._request_all(self.timbre)
+
+    def timbre_of(self, channel: int) -> Timbre | None:
+        """What ``channel`` plays now (None: nothing, e.g. unmapped percussion)."""
+        return self._timbres[channel]
+
+    def planned_notes(
+        self, messages: Iterable[Sequence[int]]
+    ) -> dict[str, tuple[Timbre, set[int]]]:
+        """Timbre key → (timbre, model pitches) the program changes and note-ons of
+        ``messages`` will ask for, from the engine's present state and without acting on any:
+        a renderer asks the cache for them up front, so they render in batches."""
+        timbres = list(self._timbres)
+        banks = [c.bank for c in self.channels]
+        wanted: dict[str, tuple[Timbre, set[int]]] = {}
+        for msg in messages:
+            kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
+            if channel not in self.listen or len(msg) < 2:
+                continue
+            if kind == CONTROL_CHANGE and len(msg) > 2 and msg[1] == CC_BANK_MSB:
+                banks[channel] = msg[2]
+            elif kind == PROGRAM_CHANGE and channel != DRUM_CHANNEL:
+                chosen, _ = self._programs.resolve(banks[channel], msg[1])
+                timbres[channel] = chosen or timbres[channel]
+            elif kind == NOTE_ON and len(msg) > 2 and msg[2] > 0:
+                timbre = timbres[channel]
+                pitch = self.model_pitch(msg[1], warn=False)
+                if timbre is not None and pitch is not None:
+                    wanted.setdefault(timbre.key, (timbre, set()))[1].add(pitch)
+        return wanted
+
+    def report(self) -> list[ChannelReport]:
+        """Per channel that had notes: notes played per preset and skipped per reason."""
+        return [
+            ChannelReport(c, dict(self._played[c]), dict(self._skipped[c]))
+            for c in range(CHANNELS)
+            if self._played[c] or self._skipped[c]
+        ]
 
     def learn(self, knob: int | None = None) -> None:
         """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
@@ -224,7 +352,7 @@ class Engine:
             if not 0 <= knob < len(self._knob_of) or self.space is None:
                 raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
             self._learn_knob, self._learning = knob, True
-        elif self.morph:
+        elif self._path:
             self._learning = True
 
     @property
@@ -268,38 +396,49 @@ class Engine:
         timbre, self._to_save = self._to_save, None
         return timbre
 
-    def random_timbre(self) -> None:
-        """A fresh random timbre for the next notes, with the level and envelope of what plays;
-        the pitches played last are rendered first, then the rest."""
-        self._switch_to(random_timbre(self.current()))
+    def random_timbre(self, channel: int | None = None) -> None:
+        """A fresh random timbre for ``channel``'s (default: the focus channel's) next notes,
+        with the level and envelope of what it plays; the pitches played last are rendered
+        first, then the rest."""
+        channel = self.focus if channel is None else channel
+        current = self.current(channel)
+        if current is not None:
+            self._switch_to(channel, random_timbre(current))
 
-    def current(self) -> Timbre:
-        """The one timbre playing now: the nearest step of a line that is moving, else the
-        current timbre (knob offsets included)."""
-        if self.morph_position is None:
-            return self.timbre
-        return self.morph[round(self.morph_position)]
+    def current(self, channel: int | None = None) -> Timbre | None:
+        """The one timbre ``channel`` (default: the focus channel) plays now: the nearest step
+        of a line that is moving, else its timbre (knob offsets included)."""
+        channel = self.focus if channel is None else channel
+        position = self.channels[channel].morph_position
+        if position is None:
+            return self._timbres[channel]
+        return self._lines[channel][round(position)]
 
-    def program_change(self, program: int) -> None:
-        """Switch the timbre for new notes; sounding notes keep theirs. Unknown programs: warn
-        (without a bank there is nothing to switch to, so no warning)."""
-        timbre = self.programs.get(program)
-        if timbre is None and not self.programs:
-            return  # one preset, no bank: program changes have nothing to select
-        if timbre is None:
-            self._warn_once(
-                f"program {program}",
-                f"program change {program}: not in this bank (programs: "
-                f"{', '.join(map(str, sorted(self.programs))) or 'none'}); ignored",
-            )
+    def program_change(self, program: int, channel: int | None = None) -> None:
+        """Switch ``channel``'s (default: the focus channel's) timbre for new notes, in the bank
+        its last bank select chose; sounding notes keep theirs. A program the bank lacks plays a
+        stand-in with one notice (``programs.py``); without a bank there is nothing to switch
+        to. Percussion (channel 10) keeps its drum preset."""
+        channel = self.focus if channel is None else channel
+        state = self.channels[channel]
+        state.program = program
+        if channel == DRUM_CHANNEL:
             return
-        self._switch_to(timbre)
+        timbre, notice = self._programs.resolve(state.bank, program)
+        if timbre is None:
+            return  # one preset, no bank: program changes have nothing to select
+        if notice is not None:
+            self._warn_once(f"bank {state.bank} program {program}", notice)
+        self._switch_to(channel, timbre)
 
-    def _switch_to(self, timbre: Timbre) -> None:
-        """New notes play ``timbre`` (moved by the knobs); sounding ones keep theirs."""
-        self.timbre = self.space.set_base(timbre) if self.space is not None else timbre
-        timbre = self.timbre
-        self.morph_position = None
+    def _switch_to(self, channel: int, timbre: Timbre) -> None:
+        """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep
+        theirs."""
+        space = self._spaces[channel]
+        timbre = space.set_base(timbre) if space is not None else timbre
+        self.focus = channel
+        self._timbres[channel] = timbre
+        self.channels[channel].morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
             played = list(dict.fromkeys(p for p in recent if p is not None))
@@ -309,7 +448,7 @@ class Engine:
 
     def status(self) -> EngineStatus:
         """What the live view shows; cheap enough to call a few times a second."""
-        named = {self.timbre.name: self.timbre}
+        named = {t.name: t for t in self._timbres if t is not None}
         named.update((t.name, t) for t in self.programs.values())
         position = self.morph_position
         return EngineStatus(
@@ -328,7 +467,8 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        return self.current().name
+        current = self.current()
+        return current.name if current is not None else "(percussion: not played)"
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -340,12 +480,14 @@ class Engine:
             self._prefetched.add(timbre.key)
             self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
-    def model_pitch(self, pitch: int) -> int | None:
+    def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
         if pitch in self._pitch_set:
             return pitch
         nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
         if abs(nearest - pitch) > self.max_shift_semitones:
+            if not warn:
+                return None
             self._warn_once(
                 f"pitch {pitch}",
                 f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
@@ -383,27 +525,29 @@ class Engine:
             return None
         return Layer(note, pitch_ratio(pitch - note.pitch))
 
-    def _neighbour_steps(self) -> list[int]:
-        assert self.morph_position is not None
-        return list(
-            dict.fromkeys((math.floor(self.morph_position), math.ceil(self.morph_position)))
-        )
+    @staticmethod
+    def _neighbour_steps(position: float) -> list[int]:
+        return list(dict.fromkeys((math.floor(position), math.ceil(position))))
 
     def _morph_layers(
-        self, model_pitch: int, pitch: int, priority: Priority | None
+        self,
+        line: list[Timbre],
+        u: float,
+        model_pitch: int,
+        pitch: int,
+        priority: Priority | None,
     ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) for the morph position; see the module docstring.
+        """(layer_a, layer_b, weight of b) at position ``u`` along ``line``; see the module
+        docstring.
 
         Missing exact neighbour steps are requested at ``priority`` (None: already requested).
         """
-        assert self.morph_position is not None
-        u = self.morph_position
-        keys = [step.key for step in self.morph]
-        for step in self._neighbour_steps() if priority is not None else ():
+        keys = [step.key for step in line]
+        for step in self._neighbour_steps(u) if priority is not None else ():
             if self.cache.lookup(keys[step], model_pitch) is None:
-                self.cache.request(self.morph[step].latent, [model_pitch], priority)
+                self.cache.request(line[step].latent, [model_pitch], priority)
                 if self.wait_s is not None:
-                    self._wait(self.morph[step], model_pitch)
+                    self._wait(line[step], model_pitch)
         cached = [
             s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
         ]
@@ -411,7 +555,7 @@ class Engine:
         above = min((s for s in cached if s >= u), default=None)
         if below is None and above is None:
             # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
-            for step in sorted(range(len(self.morph)), key=lambda s: abs(s - u)):
+            for step in sorted(range(len(line)), key=lambda s: abs(s - u)):
                 layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
                 if layer is not None:
                     return layer, None, 0.0
@@ -428,20 +572,29 @@ class Engine:
         return a, b, (u - below) / (above - below)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
+        timbre = self._timbres[channel]
+        position = self.channels[channel].morph_position
+        if timbre is None and position is None:
+            self._skipped[channel][SKIP_PERCUSSION] += 1
+            self._warn_once("percussion", PERCUSSION_NOTICE)
+            return
         model_pitch = self.model_pitch(pitch)
         if model_pitch is None:
+            self._skipped[channel][SKIP_RANGE] += 1
             return
         self._recent.append(pitch)
-        if self.morph_position is None:
-            timbre = self.timbre
+        self.focus = channel
+        if position is None:
+            assert timbre is not None
             layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
             layers = (layer, None, 0.0) if layer is not None else None
         else:
-            timbre = self.morph[round(self.morph_position)]
-            layers = self._morph_layers(model_pitch, pitch, Priority.WAITING)
-            for step in self.morph:
+            line = self._lines[channel]
+            timbre = line[round(position)]
+            layers = self._morph_layers(line, position, model_pitch, pitch, Priority.WAITING)
+            for step in line:
                 self.cache.played(step.key, model_pitch)
-        if layers is None:  # nothing of this timbre yet: wait for the exact note on its way
+        if layers is None:  # nothing near enough cached yet: the exact note is on its way
             if self.wait_s is None:
                 self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
             return
@@ -455,6 +608,8 @@ class Engine:
         velocity: int,
         frame: int,
     ) -> None:
+        channel = key[0]
+        self._played[channel][timbre.name] += 1
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
             key,
@@ -465,81 +620,122 @@ class Engine:
             attack_s=timbre.attack_s,
             release_s=timbre.release_s,
             loop=timbre.loop,
+            channel=channel,
             frame=frame,
         )
 
-    def _control_change(self, cc: int, value: int, frame: int) -> None:
+    def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
+        state = self.channels[channel]
         if cc == CC_SUSTAIN:
-            self.voices.sustain(value >= PEDAL_DOWN_MIN, frame)
+            state.sustain = value >= PEDAL_DOWN_MIN
+            self.voices.sustain(state.sustain, frame, channel)
         elif cc == CC_ALL_SOUND_OFF:
-            self._pending.clear()
-            self.voices.all_sound_off(frame)
+            self._drop_pending(channel)
+            self.voices.all_sound_off(frame, channel)
         elif cc == CC_RESET_CONTROLLERS:
-            self.voices.sustain(False, frame)
-            self.voices.bend(0.0, frame)
+            state.reset_controllers()
+            self.voices.sustain(False, frame, channel)
+            self.voices.bend(0.0, frame, channel)
+            self.voices.channel_gain(channel, *state.gains(), frame)
+            if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
+                self._morph_to(channel, 0, frame)
         elif cc >= CC_ALL_NOTES_OFF:
-            self._pending.clear()
-            self.voices.all_notes_off(frame)
+            self._drop_pending(channel)
+            self.voices.all_notes_off(frame, channel)
         elif self._learning and self._learn_knob is not None:
             knob, self._learn_knob, self._learning = self._learn_knob, None, False
             self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
             self._knob_of[cc] = knob
             self._learned_knob = (knob, cc)
             logger.info("knob %d bound to CC%d", knob + 1, cc)
-            self._turn(knob, value, frame)
+            self._turn(channel, knob, value, frame)
         elif self._learning:
             self._learning = False
             self.morph_cc = self._learned = cc
             logger.info("morph bound to CC%d", cc)
-            self._morph_to(value, frame)
+            self._morph_to(channel, value, frame)
         elif cc == self.morph_cc:
-            self._morph_to(value, frame)
+            self._morph_to(channel, value, frame)
         elif cc in self._knob_of:
-            self._turn(self._knob_of[cc], value, frame)
+            self._turn(channel, self._knob_of[cc], value, frame)
         elif cc in self._pad_axis:
-            assert self.space is not None
-            self._glide(*self.space.move_pad(self._pad_axis[cc], value), frame)
-        elif cc in self._buttons:
-            pressed = value >= PEDAL_DOWN_MIN > self._buttons[cc]  # pressed, as a pedal is
-            self._buttons[cc] = value
+            space = self._spaces[channel]
+            assert space is not None
+            self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
+        elif cc in self._buttons[channel]:
+            buttons = self._buttons[channel]
+            pressed = value >= PEDAL_DOWN_MIN > buttons[cc]  # pressed, as a pedal is
+            buttons[cc] = value
             if pressed and cc == self.random_cc:
-                self.random_timbre()
+                self.random_timbre(channel)
             elif pressed:
-                self._to_save = self.current()
+                self._to_save = self.current(channel)
+        elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
+            if cc == CC_VOLUME:
+                state.volume = value
+            elif cc == CC_EXPRESSION:
+                state.expression = value
+            else:
+                state.pan = value
+            self.voices.channel_gain(channel, *state.gains(), frame)
+        elif cc == CC_BANK_MSB:
+            state.bank = value
+        elif cc == CC_BANK_LSB:
+            state.bank_lsb = value
+        elif cc in (CC_RPN_MSB, CC_RPN_LSB):
+            msb, lsb = state.rpn
+            state.rpn = (value, lsb) if cc == CC_RPN_MSB else (msb, value)
+        elif cc in (CC_NRPN_MSB, CC_NRPN_LSB):
+            state.rpn = RPN_NULL  # data entry now goes to an NRPN, which nothing here has
+        elif cc in (CC_DATA_MSB, CC_DATA_LSB):
+            notice = state.data_entry(cc, value)
+            if notice is not None:
+                self._warn_once(f"bend range {channel}", notice)
+            if state.rpn == RPN_BEND_RANGE:
+                self.voices.bend(state.bend_semitones(), frame, channel)
         else:
             self.ignored += 1
 
-    def _turn(self, knob: int, value: int, frame: int) -> None:
-        assert self.space is not None
-        self._glide(*self.space.turn(knob, value), frame)
+    def _drop_pending(self, channel: int) -> None:
+        for key in [k for k in self._pending if k[0] == channel]:
+            del self._pending[key]
 
-    def _morph_to(self, value: int, frame: int) -> None:
-        """Move along the morph path: new notes and sounding notes take the new position."""
-        self._glide(self._path, value / DATA_MAX * (len(self._path) - 1), frame)
+    def _turn(self, channel: int, knob: int, value: int, frame: int) -> None:
+        space = self._spaces[channel]
+        assert space is not None
+        self._glide(channel, *space.turn(knob, value), frame)
 
-    def _glide(self, line: list[Timbre], u: float, frame: int) -> None:
-        """Move to position ``u`` (in steps) along ``line``: new notes and sounding notes take
-        the new position, crossfading the two steps around it."""
-        if line is self.morph and u == self.morph_position:
+    def _morph_to(self, channel: int, value: int, frame: int) -> None:
+        """Move ``channel`` along the morph path: its new and sounding notes take the position."""
+        self._glide(channel, self._path, value / DATA_MAX * (len(self._path) - 1), frame)
+
+    def _glide(self, channel: int, line: list[Timbre], u: float, frame: int) -> None:
+        """Move ``channel`` to position ``u`` (in steps) along ``line``: its new notes and
+        sounding notes take the new position, crossfading the two steps around it."""
+        state = self.channels[channel]
+        if line is self._lines[channel] and u == state.morph_position:
             return
-        self.morph, self.morph_position = line, u
+        self._lines[channel], state.morph_position = line, u
+        self.focus = channel
         sounding = [
-            (slot, pitch, self.model_pitch(pitch)) for slot, (_, pitch) in self.voices.sounding()
+            (slot, pitch, self.model_pitch(pitch))
+            for slot, (ch, pitch) in self.voices.sounding()
+            if ch == channel
         ]
         priority: Priority | None = Priority.NEAR
         if self.wait_s is None:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
             played = sorted({mp for _, _, mp in sounding if mp is not None})
-            for step in self._neighbour_steps():
-                key = self.morph[step].key
+            for step in self._neighbour_steps(u):
+                key = line[step].key
                 missing = [p for p in played if self.cache.lookup(key, p) is None]
                 if missing:
-                    self.cache.request(self.morph[step].latent, missing, Priority.NEAR)
-                self._request_all(self.morph[step])
+                    self.cache.request(line[step].latent, missing, Priority.NEAR)
+                self._request_all(line[step])
             priority = None
         for slot, pitch, model_pitch in sounding:
             layers = None
             if model_pitch is not None:
-                layers = self._morph_layers(model_pitch, pitch, priority)
+                layers = self._morph_layers(line, u, model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)

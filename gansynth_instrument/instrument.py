@@ -40,6 +40,7 @@ def assemble(
     *,
     preset: Preset | None = None,
     bank: Bank | None = None,
+    drums: Preset | None = None,
     knobs: KnobDirections | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     renderer: str = "thread",
@@ -64,6 +65,7 @@ def assemble(
         model.latent_size,
         preset=preset,
         bank=bank,
+        drums=drums,
         knobs=knobs,
         **engine_settings,
     )
@@ -78,25 +80,35 @@ def build_engine(
     *,
     preset: Preset | None = None,
     bank: Bank | None = None,
+    drums: Preset | None = None,
     knobs: KnobDirections | None = None,
     **settings: Any,
 ) -> Engine:
-    """An Engine for one preset, or for a bank (programs + morph path + pad, presets found by
-    name), with timbre knobs when ``knobs`` are given.
+    """An Engine for one preset, or for a bank (programs in bank select 0 and its variations,
+    drums, morph path, pad; presets found by name), with timbre knobs when ``knobs`` are given.
 
-    With a bank, the lowest program's preset plays first; a bank with only a morph path starts
-    at its first preset. ``preset`` wins over the bank's first program when both are given. A
-    pad corner preset whose latent does not fit the model is a PresetError naming it.
+    With a bank, every channel starts on program 0 (General MIDI), or the lowest program when
+    0 has no preset; a bank with only a morph path starts at its first preset. ``preset`` wins
+    over the bank's first program when both are given; ``drums`` over the bank's drums. A pad
+    corner preset whose latent does not fit the model is a PresetError naming it.
     """
 
     def timbre_of(name: str) -> Timbre:
         return Timbre.from_preset(find_preset(name), latent_size)
 
     programs: dict[int, Timbre] = {}
+    variations: dict[int, dict[int, Timbre]] = {}
+    drum_timbre = Timbre.from_preset(drums, latent_size) if drums is not None else None
     morph: list[Timbre] = []
     morph_cc = settings.pop("morph_cc", None)
     if bank is not None:
         programs = {program: timbre_of(name) for program, name in bank.programs.items()}
+        variations = {
+            number: {program: timbre_of(name) for program, name in named.items()}
+            for number, named in bank.variations.items()
+        }
+        if drum_timbre is None and bank.drums is not None:
+            drum_timbre = timbre_of(bank.drums)
         if len(bank.morph_path) >= 2:
             morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
         if morph_cc is None:
@@ -125,6 +137,8 @@ def build_engine(
         pitches,
         first,
         programs=programs,
+        variations=variations,
+        drums=drum_timbre,
         morph=morph,
         morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
         space=space,

@@ -178,15 +178,15 @@ class Limiter:
 
 
 class MasterBus:
-    """Master gain then the limiter, in place on the mixer's output block (see the module
-    docstring); allocation-free like ``Limiter``."""
+    """Master gain then the limiter, in place on the mixer's stereo bus (``channels`` 2: left,
+    right; see the module docstring); allocation-free like ``Limiter``."""
 
     def __init__(
         self,
         sample_rate: int,
         *,
         gain_db: float = 0.0,
-        channels: int = 1,
+        channels: int = 2,
         max_block_frames: int = 1024,
     ) -> None:
         self.gain = master_gain(gain_db)

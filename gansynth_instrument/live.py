@@ -26,7 +26,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,12 +34,9 @@ from typing import TYPE_CHECKING
 from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.audio_process import AudioProcess
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES
+from gansynth_instrument.channels import DEFAULT_BEND_RANGE_SEMITONES
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import (
-    DEFAULT_BEND_RANGE_SEMITONES,
-    DEFAULT_VELOCITY_EXPONENT,
-    EngineStatus,
-)
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, EngineStatus
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.ganspace import KnobDirections
@@ -76,7 +73,8 @@ class Player:
     the audio stream and the MIDI inputs, in that order; ``close()`` undoes it in reverse.
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
-    programs to connect to. ``channel`` (0-15) filters input; None hears every channel.
+    programs to connect to. ``channels`` (0-15) filters input; None hears every channel.
+    ``drums`` plays channel 10 (General MIDI percussion; default: the bank's, else not played).
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
@@ -96,7 +94,8 @@ class Player:
         device: str | int | None = None,
         midi_in: Sequence[str] = (),
         virtual_midi: str = DEFAULT_VIRTUAL_PORT,
-        channel: int | None = None,
+        channels: Collection[int] | None = None,
+        drums: Preset | None = None,
         polyphony: int = DEFAULT_POLYPHONY,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
@@ -135,7 +134,8 @@ class Player:
             cache_dir=cache_dir,
             renderer=renderer,
             max_memory_bytes=max_memory_bytes,
-            channel=channel,
+            channels=channels,
+            drums=drums,
             bend_range_semitones=bend_range_semitones,
             velocity_exponent=velocity_exponent,
         )

@@ -30,10 +30,19 @@ DATA_BYTES = {
 }
 BEND_CENTER = 8192  # the 14-bit pitch-bend value of no bend
 
-# Controller numbers.
+# Controller numbers (MIDI 1.0 and General MIDI).
+CC_BANK_MSB = 0  # bank select
 CC_MOD_WHEEL = 1
+CC_DATA_MSB = 6  # data entry for the selected (N)RPN
+CC_VOLUME = 7
+CC_PAN = 10
+CC_EXPRESSION = 11
+CC_BANK_LSB = 32
+CC_DATA_LSB = 38
 CC_SUSTAIN = 64
 PEDAL_DOWN_MIN = 64  # a sustain value at or above it holds the pedal down
+CC_NRPN_LSB, CC_NRPN_MSB = 98, 99
+CC_RPN_LSB, CC_RPN_MSB = 100, 101
 CC_ALL_SOUND_OFF = 120
 CC_RESET_CONTROLLERS = 121
 CC_ALL_NOTES_OFF = 123  # 124-127 (omni/mono/poly mode changes) also imply all notes off

@@ -7,16 +7,17 @@ obeys them and decides nothing. In live play the mixer runs in a process of its 
 (``audio_process.py``), which carries the same commands over a pipe.
 
 A voice plays up to ``MORPH_LAYERS`` Notes from the same playback position, each at its own pitch
-ratio (1.0 for the exact pitch, 2^(semitones/12) for the nearest-pitch fallback), times the global
-pitch-bend ratio, and each at its own gain. A note-on or a morph names one or two notes and their
-weights (a crossfade between neighbouring morph steps); every layer's gain then glides linearly
-from where it is to its new weight (0 for a note no longer named) over the glide. So a knob that
-crosses a step, from steps (A, B) to (B, C), fades A out while C fades in, instead of swapping the
-pair at once (a discontinuity: a click). A named note that no layer holds takes an empty layer or
-the one whose note was named least recently (``layers_after``: the audio process's arena follows
-the same rule). Notes play their length once and end, unless the voice plays ``LoopedNote``s:
-while held it wraps its read position within the loop; a release stops the wrapping, so the voice
-plays on through the rest of the seam and the note's own tail while its release envelope runs.
+ratio (1.0 for the exact pitch, 2^(semitones/12) for the nearest-pitch fallback), times its MIDI
+channel's pitch-bend ratio, and each at its own gain. A note-on or a morph names one or two notes
+and their weights (a crossfade between neighbouring morph steps); every layer's gain then glides
+linearly from where it is to its new weight (0 for a note no longer named) over the glide. So a
+knob that crosses a step, from steps (A, B) to (B, C), fades A out while C fades in, instead of
+swapping the pair at once (a discontinuity: a click). A named note that no layer holds takes an
+empty layer or the one whose note was named least recently (``layers_after``: the audio process's
+arena follows the same rule). Notes play their length once and end, unless the voice plays
+``LoopedNote``s: while held it wraps its read position within the loop; a release stops the
+wrapping, so the voice plays on through the rest of the seam and the note's own tail while its
+release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
@@ -24,6 +25,13 @@ frames, ``f_rel`` the frame its release began)::
     attack(f)  = min(1, (f + 1) / A)
     release(f) = clip(1 - (f - f_rel + 1) / R, 0, 1)     (1 before the release)
     env(f)     = attack(f) * release(f)
+
+Output is a stereo bus: each voice is scaled by its MIDI channel's (left, right) gains (volume,
+expression and pan, computed by ``channels.py``); a gain change glides over the glide, so a
+volume or pan sweep does not click. ``_master`` is the one place the bus becomes the output:
+the master gain and limiter (``levels.MasterBus``) act on the stereo bus, one gain for both
+sides, and then a mono output gets the mean of left and right, so a centred channel keeps its
+mono level.
 
 Every per-sample quantity is an elementwise function of integer frame counts, so the output does
 not depend on how the audio is cut into blocks; a command's frame stamp is the exact frame it acts.
@@ -45,16 +53,21 @@ IMMEDIATE = -1
 
 # Commands are tuples (frame, opcode, fields...), the protocol between Voices and any Mixer
 # (``audio_process.py`` carries them to another process). Fields per opcode:
-#   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release
-#                (attack and release in frames; weight is note_b's share)
+#   CMD_NOTE_ON  slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release,
+#                channel (attack and release in frames; weight is note_b's share; channel: the
+#                MIDI channel 0-15)
 #   CMD_RELEASE  slot, serial
 #   CMD_MORPH    slot, serial, note_a, ratio_a, note_b, ratio_b, weight (glide to these notes)
-#   CMD_BEND     bend ratio (every voice, sounding and future)
-#   CMD_SILENCE  none: every voice stops at once
+#   CMD_BEND     channel, bend ratio (the channel's voices, sounding and future)
+#   CMD_SILENCE  channel: its voices stop at once (ALL_CHANNELS: every voice)
 #   CMD_FADE     slot, serial, fade frames: a stolen voice fades out from its current level
-CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE = range(6)
+#   CMD_GAIN     channel, left gain, right gain (the channel's voices, sounding and future)
+CMD_NOTE_ON, CMD_RELEASE, CMD_MORPH, CMD_BEND, CMD_SILENCE, CMD_FADE, CMD_GAIN = range(7)
 NOTE_FIELDS = (4, 6)  # where CMD_NOTE_ON and CMD_MORPH carry their notes (note_a, note_b)
 
+MIDI_CHANNELS = 16
+ALL_CHANNELS = -1
+BUS_CHANNELS = 2  # the mix is stereo: left, right
 _NEVER = 1e18  # "released at" frame of a voice that is still held
 # Notes a voice can hold: a morph step pair gliding in while the previous pair glides out.
 MORPH_LAYERS = 4
@@ -104,8 +117,10 @@ class Mixer:
     ) -> None:
         if glide_frames is None:
             glide_frames = max(1, round(DEFAULT_GLIDE_S * sample_rate))
-        if polyphony < 1 or channels < 1 or max_block_frames < 1 or glide_frames < 1:
-            raise ValueError("polyphony, channels, max_block_frames and glide_frames must be ≥ 1")
+        if polyphony < 1 or max_block_frames < 1 or glide_frames < 1:
+            raise ValueError("polyphony, max_block_frames and glide_frames must be ≥ 1")
+        if channels not in (1, BUS_CHANNELS):
+            raise ValueError(f"the output is mono or stereo (channels 1 or 2), got {channels}")
         self.sample_rate = sample_rate
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
@@ -154,7 +169,18 @@ class Mixer:
         # Each voice's layers that hold a note, least recently named first (see layers_after).
         self._order: list[list[int]] = [[] for _ in range(voices)]
         self._depth = [0] * voices  # layers [0, depth) may hold a note
-        self._bend = 1.0
+        self._channel = [0] * voices  # each voice's MIDI channel
+        self._bend = np.ones(voices)  # each voice's bend ratio (its channel's)
+        self._channel_bend = [1.0] * MIDI_CHANNELS
+        # Each voice's (left, right) bus gains glide from ``_bus_from`` to ``_bus_to``.
+        self._channel_gain = np.ones((MIDI_CHANNELS, BUS_CHANNELS), dtype=np.float32)
+        self._bus_from = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._bus_to = np.ones((BUS_CHANNELS, voices), dtype=np.float32)
+        self._bus_step = np.zeros((BUS_CHANNELS, voices), dtype=np.float32)  # to - from
+        self._since_bus = np.full(voices, float(glide_frames))
+        # Shortcuts of ``_mix_bus``: the voice's target gains are equal (centred), or both 1.
+        self._balanced = [True] * voices
+        self._unity = [True] * voices
         self._top = 0  # slots [0, top) hold every active voice
 
         self._ramp = np.arange(chunk, dtype=np.float64)
@@ -171,7 +197,10 @@ class Mixer:
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
         self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
-        self._mix = np.empty((chunk, 1), dtype=np.float32)
+        self._bus_glide = np.empty((voices, chunk))
+        self._bus_voices = np.empty((BUS_CHANNELS, voices, chunk), dtype=np.float32)
+        self._bus = np.empty((BUS_CHANNELS, chunk), dtype=np.float32)
+        self._frame_bus = np.empty((chunk, BUS_CHANNELS), dtype=np.float32)  # the bus, per frame
 
     # -- control side: what ``Voices`` calls (``AudioProcess`` offers the same three) ------------
 
@@ -223,8 +252,28 @@ class Mixer:
     def _apply(self, cmd: tuple) -> None:
         op = cmd[1]
         if op == CMD_NOTE_ON:
-            _, _, slot, serial, note_a, ratio_a, note_b, ratio_b, weight, amp, attack, release = cmd
+            (
+                _,
+                _,
+                slot,
+                serial,
+                note_a,
+                ratio_a,
+                note_b,
+                ratio_b,
+                weight,
+                amp,
+                attack,
+                release,
+                channel,
+            ) = cmd
             self._serial[slot] = serial
+            self._channel[slot] = channel
+            self._bend[slot] = self._channel_bend[channel]
+            self._bus_from[:, slot] = self._bus_to[:, slot] = self._channel_gain[channel]
+            self._bus_step[:, slot] = 0.0
+            self._set_gain_kind(slot)
+            self._since_bus[slot] = self._glide_frames
             self._active[slot] = True
             self._looped[slot] = isinstance(note_a, LoopedNote)
             self._released_at[slot] = _NEVER
@@ -261,9 +310,27 @@ class Mixer:
             if self._active[slot] and self._serial[slot] == serial:
                 self._morph(slot, note_a, ratio_a, note_b, ratio_b, weight)
         elif op == CMD_BEND:
-            self._progress0 += self._bend * self._since_bend
-            self._since_bend[:] = 0.0
-            self._bend = cmd[2]
+            channel, ratio = cmd[2], cmd[3]
+            self._channel_bend[channel] = ratio
+            for slot in range(self._top):
+                if self._active[slot] and self._channel[slot] == channel:
+                    self._progress0[slot] += self._bend[slot] * self._since_bend[slot]
+                    self._since_bend[slot] = 0.0
+                    self._bend[slot] = ratio
+        elif op == CMD_GAIN:
+            channel, left, right = cmd[2], cmd[3], cmd[4]
+            self._channel_gain[channel] = (left, right)
+            for slot in range(self._top):
+                if self._active[slot] and self._channel[slot] == channel:
+                    self._bus_from[:, slot] = self._bus_now(slot)
+                    self._bus_to[:, slot] = (left, right)
+                    self._set_gain_kind(slot)
+                    np.subtract(
+                        self._bus_to[:, slot],
+                        self._bus_from[:, slot],
+                        out=self._bus_step[:, slot],
+                    )
+                    self._since_bus[slot] = 0.0
         elif op == CMD_FADE:
             slot, serial, fade = cmd[2], cmd[3], cmd[4]
             if self._active[slot] and self._serial[slot] == serial:
@@ -275,10 +342,12 @@ class Mixer:
                     self._release[slot] = fade / level
                     self._released_at[slot] = age - fade / level * (1.0 - level)
         elif op == CMD_SILENCE:
+            channel = cmd[2]
             for slot in range(self._top):
-                if self._active[slot]:
+                if self._active[slot] and channel in (ALL_CHANNELS, self._channel[slot]):
                     self._end(slot)
-            self._top = 0
+            while self._top and not self._active[self._top - 1]:
+                self._top -= 1
 
     def _morph(
         self,
@@ -359,7 +428,7 @@ class Mixer:
         end = self._loop_end[layer, slot]
         if end == np.inf:
             return
-        progress = self._progress0[slot] + self._bend * self._since_bend[slot]
+        progress = self._progress0[slot] + self._bend[slot] * self._since_bend[slot]
         position = self._ratio[layer, slot] * progress - self._shift[layer, slot]
         if position >= end:
             start, length = self._loop_start[layer, slot], self._loop_length[layer, slot]
@@ -368,7 +437,18 @@ class Mixer:
         self._loop_length[layer, slot] = 1.0
         self._loop_end[layer, slot] = np.inf
 
+    def _bus_now(self, slot: int) -> np.ndarray:
+        """The (left, right) gains the voice played its last frame at (see ``_mix_bus``)."""
+        t = min(1.0, self._since_bus[slot] / self._glide_frames)
+        return self._bus_to[:, slot] - self._bus_step[:, slot] * np.float32(1.0 - t)
+
+    def _set_gain_kind(self, slot: int) -> None:
+        left, right = self._bus_to[:, slot]
+        self._balanced[slot] = left == right
+        self._unity[slot] = left == right == 1.0
+
     def _end(self, slot: int) -> None:
+        self._balanced[slot] = self._unity[slot] = True  # its row mixes as zeros from now on
         self._active[slot] = False
         self._looped[slot] = False
         self._amp[slot] = 0.0
@@ -377,13 +457,8 @@ class Mixer:
     def _mix_chunk(self, out: np.ndarray, n: int) -> None:
         top = self._top
         if top == 0:
-            if self.master is None:
-                out.fill(0.0)
-            else:  # the limiter's delay line still plays out
-                mix = self._mix[:n]
-                mix.fill(0.0)
-                self.master.process(mix)
-                np.copyto(out, mix)
+            self._bus[:, :n].fill(0.0)  # the limiter's delay line still plays out
+            self._master(out, n)
             self.frames_mixed += n
             self.voices_active = 0
             return
@@ -406,11 +481,10 @@ class Mixer:
         left, right = pair[..., 0], pair[..., 1]
         valid = self._valid[:layers, :top, :n]
         sig = self._sig[:layers, :top, :n]
-        mix = self._mix[:n]
 
         # Playback position of each layer: ratio * (progress0 + bend * (frames since bend change)).
         np.add(self._since_bend[:top, None], ramp, out=frames)
-        np.multiply(frames, self._bend, out=frames)
+        np.multiply(frames, self._bend[:top, None], out=frames)
         np.add(frames, self._progress0[:top, None], out=frames)
         np.multiply(frames, self._ratio[:layers, :top, None], out=pos)
         if looped:  # wrap held looped layers within their loop; released ones play on, shifted
@@ -473,14 +547,13 @@ class Mixer:
         np.multiply(env, frames, out=env)
         np.multiply(env, self._amp[:top, None], out=env)
         np.multiply(voice_sig, env, out=voice_sig, casting="same_kind")
-        np.sum(voice_sig, axis=0, out=mix[:, 0])
-        if self.master is not None:
-            self.master.process(mix)
-        np.copyto(out, mix)
+        self._mix_bus(voice_sig, top, n)
+        self._master(out, n)
 
         self._since_bend[:top] += n
         self._age[:top] += n
         self._since_glide[:top] += n
+        self._since_bus[:top] += n
         self.frames_mixed += n
         last = n - 1
         active = 0
@@ -497,3 +570,50 @@ class Mixer:
         self.voices_active = active
         if active > self.voices_peak:
             self.voices_peak = active
+
+    def _mix_bus(self, voice_sig: np.ndarray, top: int, n: int) -> None:
+        """Sum the voices into the stereo bus, each at its channel's gains. A gliding voice's
+        gain is ``to - (to - from) * (1 - t)``: exactly ``to`` once the glide is over, so the
+        settled paths (one gain per voice; left = right when every voice is centred; no gain at
+        all when every voice plays at 1, as on a single channel at its defaults) give the same
+        samples, so which one runs never depends on where a block starts."""
+        bus_voices = self._bus_voices[:, :top, :n]
+        bus = self._bus[:, :n]
+        gliding = self._since_bus[:top].min() + 1.0 < self._glide_frames
+        if not gliding and all(self._balanced[:top]):
+            if all(self._unity[:top]):
+                np.sum(voice_sig, axis=0, out=bus[0])
+            else:
+                np.multiply(voice_sig, self._bus_to[0, :top, None], out=bus_voices[0])
+                np.sum(bus_voices[0], axis=0, out=bus[0])
+            np.copyto(bus[1], bus[0])
+            return
+        if gliding:
+            glide = self._bus_glide[:top, :n]
+            np.add(self._since_bus[:top, None], self._ramp[:n], out=glide)
+            np.add(glide, 1.0, out=glide)
+            np.multiply(glide, 1.0 / self._glide_frames, out=glide)
+            np.minimum(glide, 1.0, out=glide)
+            np.subtract(1.0, glide, out=glide)
+            np.multiply(glide, self._bus_step[:, :top, None], out=bus_voices, casting="same_kind")
+            np.subtract(self._bus_to[:, :top, None], bus_voices, out=bus_voices)
+            np.multiply(bus_voices, voice_sig, out=bus_voices)
+        else:
+            np.multiply(voice_sig, self._bus_to[:, :top, None], out=bus_voices)
+        np.sum(bus_voices, axis=1, out=bus)
+
+    def _master(self, out: np.ndarray, n: int) -> None:
+        """The stereo bus → the output buffer: the one master stage. Master gain and limiter
+        (``self.master``) act on the stereo bus, linked across left and right, before a mono
+        output takes the mean of the two."""
+        bus = self._bus[:, :n]
+        if self.master is not None:
+            frame_bus = self._frame_bus[:n]
+            np.copyto(frame_bus, bus.T)
+            self.master.process(frame_bus)
+            bus = frame_bus.T
+        if self.channels == BUS_CHANNELS:
+            np.copyto(out, bus.T)
+        else:
+            np.add(bus[0], bus[1], out=out[:, 0])
+            np.multiply(out[:, 0], 0.5, out=out[:, 0])

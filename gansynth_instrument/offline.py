@@ -7,7 +7,8 @@ These replace what course users did with ``gansynth_generate`` and the Pd patche
 - ``interpolate``: notes along the slerp path between two timbres (``gansynth_multi.pd``, the
   NSynth Super grid).
 - ``render_midi_engine``: a MIDI file through the instrument (``instrument.assemble``), exact
-  notes at exact frames. Magenta's own MIDI mode is ``magenta.render_magenta``.
+  notes at exact frames, in stereo, streamed to the file as it renders (``audio_files.py``).
+  Magenta's own MIDI mode is ``magenta.render_magenta``.
 
 WAVs are float32, written atomically; the output location is checked before any model runs.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from gansynth_instrument.audio_files import output_format, stream_to_file
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, Engine
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.instrument import assemble
@@ -33,7 +35,6 @@ from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.levels import MasterBus, level_gain, normalize_peak, peak, reference_pitch
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
-from gansynth_instrument.midi_spec import is_note_on
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
@@ -383,27 +384,61 @@ class EngineRender:
     path: Path
     notes: int
     duration_s: float
-    peak: float  # largest |sample|; above 1.0 the WAV (float) holds it, a DAC would clip
+    peak: float  # largest |sample|; above 1.0 a float WAV holds it, other formats clip
+    clipped: int  # samples clipped to ±1 (formats that cannot hold more)
+    channels: list[ChannelReport]  # per MIDI channel: presets played, notes skipped
 
 
-def render_events(
+def render_blocks(
     engine: Engine,
     mixer: Mixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
     progress: bool = False,
-) -> np.ndarray:
-    """Feed timed MIDI to ``engine`` and render ``mixer`` block by block until it falls silent.
+) -> Iterator[np.ndarray]:
+    """Feed timed MIDI to ``engine`` and yield ``mixer``'s audio ([frames, channels] float32)
+    block by block until it falls silent, as long as the last event or the last sound.
 
     Each event's commands carry its exact frame, so the audio does not depend on
-    ``block_frames``. Returns mono float32 as long as the last event or the last sound. A mixer
+    ``block_frames``. Trailing silence is held back as a count, not as audio, and given out
+    only as far as a later sound or the last event needs it: memory stays one block. A mixer
     with a master bus is run on by the limiter's delay, which is cut from the start.
     """
     rate = mixer.sample_rate
     stamped = [(round(e.time_s * rate), e.data) for e in events]
     last_event = stamped[-1][0] if stamped else 0
-    blocks = []
+    given = 0
+    silent = 0  # frames mixed after the last sound and not given out yet
+    zeros = np.zeros((block_frames, mixer.channels), dtype=np.float32)
+    skip = mixer.master.delay_frames if mixer.master is not None else 0
+    for block in _mixed(engine, mixer, stamped, block_frames, progress):
+        if skip:
+            cut = min(skip, len(block))
+            block, skip = block[cut:], skip - cut
+        sounding = np.flatnonzero(block.any(axis=1))
+        if len(sounding):
+            yield from _zeros(zeros, silent)
+            last = int(sounding[-1]) + 1
+            yield block[:last]
+            given += silent + last
+            silent = len(block) - last
+        else:
+            silent += len(block)
+    yield from _zeros(zeros, min(silent, max(0, last_event - given)))
+
+
+def _mixed(
+    engine: Engine,
+    mixer: Mixer,
+    stamped: Sequence[tuple[int, Sequence[int]]],
+    block_frames: int,
+    progress: bool,
+) -> Iterator[np.ndarray]:
+    """The mixer's blocks while events, voices or commands remain, then as many as the master
+    bus's delay needs to play out."""
+    rate = mixer.sample_rate
+    last_event = stamped[-1][0] if stamped else 0
     i = frame = 0
     with tqdm(
         total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
@@ -413,19 +448,35 @@ def render_events(
             while i < len(stamped) and stamped[i][0] < end:
                 engine.handle(stamped[i][1], stamped[i][0])
                 i += 1
-            block = np.empty((block_frames, 1), dtype=np.float32)
+            block = np.empty((block_frames, mixer.channels), dtype=np.float32)
             mixer.mix(block, block_frames)
-            blocks.append(block[:, 0])
+            yield block
             frame = end
             bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
     delay = mixer.master.delay_frames if mixer.master is not None else 0
     for _ in range(-(-delay // block_frames)):
-        block = np.empty((block_frames, 1), dtype=np.float32)
+        block = np.empty((block_frames, mixer.channels), dtype=np.float32)
         mixer.mix(block, block_frames)
-        blocks.append(block[:, 0])
-    audio = np.concatenate(blocks)[delay:] if blocks else np.zeros(0, dtype=np.float32)
-    sounding = np.flatnonzero(audio)
-    return audio[: max(last_event, int(sounding[-1]) + 1 if len(sounding) else 0)]
+        yield block
+
+
+def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
+    for start in range(0, frames, len(zeros)):
+        yield zeros[: min(len(zeros), frames - start)]
+
+
+def render_events(
+    engine: Engine,
+    mixer: Mixer,
+    events: Sequence[MidiEvent],
+    *,
+    block_frames: int = ENGINE_BLOCK_FRAMES,
+) -> np.ndarray:
+    """``render_blocks`` gathered into one array ([frames, channels]): for short songs."""
+    blocks = list(render_blocks(engine, mixer, events, block_frames=block_frames))
+    if not blocks:
+        return np.zeros((0, mixer.channels), dtype=np.float32)
+    return np.concatenate(blocks)
 
 
 def render_midi_engine(
@@ -435,27 +486,32 @@ def render_midi_engine(
     *,
     preset: Preset | None = None,
     bank: Bank | None = None,
+    drums: Preset | None = None,
+    channels: Collection[int] | None = None,
     sample_rate: int = 48000,
+    subtype: str | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     block_frames: int = ENGINE_BLOCK_FRAMES,
     progress: bool = True,
     gain_db: float = 0.0,
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
 ) -> EngineRender:
-    """A MIDI file → WAV through the live engine: same voices, envelopes, pedal, bend, morph,
-    and the same gain staging (levelled timbres, velocity curve, preset and master gain, the
-    master-bus limiter; ``levels.py``).
+    """A MIDI file → stereo audio file through the live engine: same channels, voices,
+    envelopes, pedal, bend, morph, and the same gain staging (levelled timbres, velocity curve,
+    preset and master gain, the master-bus limiter; ``levels.py``).
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
-    cache. Writes mono float32 at ``sample_rate``, atomically.
+    cache. ``channels`` (0-15) chooses the MIDI channels to play (None: all). The file is
+    written as it renders (``audio_files.py``), in the format its extension names.
     """
     check_output_file(out_path)
+    output_format(out_path, subtype)
     events = read_midi(midi_path)
     mixer = Mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,
-        channels=1,
+        channels=2,
         max_block_frames=block_frames,
         master=MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames),
     )
@@ -464,17 +520,42 @@ def render_midi_engine(
         mixer,
         preset=preset,
         bank=bank,
+        drums=drums,
         cache_dir=cache_dir,
         wait_s=ENGINE_WAIT_S,
+        channels=channels,
         velocity_exponent=velocity_exponent,
     )
     engine = instrument.engine
-    with instrument.cache as cache:
-        # Ask for the first timbre's notes up front so the cache can batch them.
-        note_ons = [e.data[1] for e in events if is_note_on(e.data)]
-        wanted = {engine.model_pitch(p) for p in note_ons} - {None}
-        cache.request(engine.timbre.latent, sorted(wanted))
-        audio = render_events(engine, mixer, events, block_frames=block_frames, progress=progress)
-    write_wav(out_path, audio, sample_rate)
-    peak = float(np.abs(audio).max()) if len(audio) else 0.0
-    return EngineRender(Path(out_path), len(note_ons), len(audio) / sample_rate, peak)
+    with (
+        instrument.cache as cache,
+        stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer,
+    ):
+        # Ask for every note the song's programs will play up front, so the cache batches them.
+        for timbre, pitches in engine.planned_notes(e.data for e in events).values():
+            cache.request(timbre.latent, sorted(pitches))
+        blocks = render_blocks(engine, mixer, events, block_frames=block_frames, progress=progress)
+        for block in blocks:
+            writer.write(block)
+    report = engine.report()
+    return EngineRender(
+        Path(out_path),
+        sum(sum(r.played.values()) for r in report),
+        writer.frames / sample_rate,
+        writer.peak,
+        writer.clipped,
+        report,
+    )
+
+
+def channel_lines(reports: Sequence[ChannelReport]) -> list[str]:
+    """One line per MIDI channel (counted 1-16): the presets it played and what it skipped."""
+    lines = []
+    for r in reports:
+        played = ", ".join(f"{name} ({count} notes)" for name, count in r.played.items())
+        skipped = ", ".join(f"{count} {why}" for why, count in r.skipped.items())
+        text = played or "nothing played"
+        if skipped:
+            text += f"; skipped {skipped}"
+        lines.append(f"  channel {r.channel + 1:>2}: {text}")
+    return lines

@@ -9,8 +9,14 @@ are atomic.
 
 Lookup order for a name: an explicit path (anything ending in .yaml/.yml or holding a "/"), then
 the user presets dir (``<platformdirs user data dir>/presets``), then the shipped ``presets/``
-folder. A user preset with a shipped name shadows it; shipped presets are read-only. Banks live in
-a ``banks/`` subfolder of either presets dir.
+folder. A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
+copy on purpose; ``presets new`` with a shipped name refuses without ``--force``); shipped presets
+are read-only. Banks live in a ``banks/`` subfolder of either presets dir.
+
+Program numbers follow General MIDI: a preset's ``program`` is the GM program it stands for, and
+its ``bank`` the bank select (CC0) value that reaches it (0, the GM bank, by default). The shipped
+trained presets sit on their GM programs in bank 0, their soft variants on the same programs in
+bank 1. A bank file may name a ``drums:`` preset for channel 10 (GM percussion).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ GAIN_DB_RANGE = (-60.0, 24.0)
 ATTACK_S_RANGE = (0.0, 4.0)  # a note lasts 4 s; a longer attack never reaches full level
 RELEASE_S_RANGE = (0.0, 10.0)
 PROGRAM_RANGE = (0, 127)
+BANK_RANGE = (0, 127)  # bank select MSB (CC0)
 # CC 0-119 are controllers; 120-127 are channel-mode messages. 64 is the sustain pedal.
 MORPH_CC_RANGE = (0, 119)
 RESERVED_CCS = {64: "the sustain pedal"}
@@ -63,9 +70,10 @@ _PRESET_KEYS = (
     "attack_s",
     "release_s",
     "program",
+    "bank",
     "loop",
 )
-_BANK_KEYS = ("name", "description", "programs", "morph", "pad", "knobs")
+_BANK_KEYS = ("name", "description", "programs", "variations", "drums", "morph", "pad", "knobs")
 _MORPH_KEYS = ("path", "cc", "steps")
 _PAD_KEYS = ("corners", "cc", "size")
 _KNOBS_KEYS = ("cc",)
@@ -161,6 +169,7 @@ class Preset:
     program: int | None = None
     description: str = ""
     loop: bool = False
+    bank: int = 0  # the bank select (CC0) value that reaches ``program``
     path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +201,8 @@ class Preset:
         if self.program is not None:
             _check_int(where, "program", self.program, PROGRAM_RANGE)
             object.__setattr__(self, "program", int(self.program))
+        _check_int(where, "bank", self.bank, BANK_RANGE)
+        object.__setattr__(self, "bank", int(self.bank))
         if not isinstance(self.loop, (bool, np.bool_)):
             raise PresetError(f"{where}: field 'loop': expected true or false, got {self.loop!r}")
         object.__setattr__(self, "loop", bool(self.loop))
@@ -246,6 +257,8 @@ class Preset:
         data["release_s"] = self.release_s
         if self.program is not None:
             data["program"] = self.program
+        if self.bank:  # written only when set, so bank-0 files stay as they were
+            data["bank"] = self.bank
         if self.loop:  # written only when set, so files without a loop stay as they were
             data["loop"] = True
         return data
@@ -278,6 +291,8 @@ class Bank:
     """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none)
     and an XY pad (4 corner preset names, or empty for none).
 
+    ``programs`` is bank select 0 (General MIDI's bank); ``variations`` maps other bank select
+    (CC0) values to their programs. ``drums`` plays channel 10 (None: its notes are skipped).
     The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps; the
     pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
     (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
@@ -294,6 +309,8 @@ class Bank:
     pad_size: int = PAD_SIZE
     knob_ccs: tuple[int, ...] = KNOB_CCS
     description: str = ""
+    variations: dict[int, dict[int, str]] = field(default_factory=dict)
+    drums: str | None = None
     path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -307,6 +324,20 @@ class Bank:
             _check_int(where, "programs", program, PROGRAM_RANGE)
             _check_name(where, preset_name, f"programs.{program}")
         object.__setattr__(self, "programs", dict(self.programs))
+        if not isinstance(self.variations, Mapping):
+            raise PresetError(f"{where}: field 'variations': expected bank → program → preset")
+        for number, programs in self.variations.items():
+            _check_int(where, "variations", number, (1, BANK_RANGE[1]))
+            if not isinstance(programs, Mapping):
+                raise PresetError(f"{where}: field 'variations.{number}': expected a mapping")
+            for program, preset_name in programs.items():
+                _check_int(where, f"variations.{number}", program, PROGRAM_RANGE)
+                _check_name(where, preset_name, f"variations.{number}.{program}")
+        object.__setattr__(
+            self, "variations", {b: dict(p) for b, p in sorted(self.variations.items())}
+        )
+        if self.drums is not None:
+            _check_name(where, self.drums, "drums")
         if isinstance(self.morph_path, str) or not isinstance(self.morph_path, Iterable):
             raise PresetError(f"{where}: field 'morph.path': expected a list of preset names")
         path_names = tuple(self.morph_path)
@@ -377,7 +408,10 @@ class Bank:
     def preset_names(self) -> list[str]:
         """Every preset the bank refers to, each once, programs first (in program order)."""
         names = [self.programs[p] for p in sorted(self.programs)]
+        for programs in self.variations.values():
+            names += [programs[p] for p in sorted(programs)]
         names += list(self.morph_path) + list(self.pad_corners)
+        names += [self.drums] if self.drums else []
         return list(dict.fromkeys(names))
 
     def to_dict(self) -> dict[str, Any]:
@@ -385,6 +419,13 @@ class Bank:
         if self.description:
             data["description"] = self.description
         data["programs"] = {p: self.programs[p] for p in sorted(self.programs)}
+        if self.variations:
+            data["variations"] = {
+                b: {p: programs[p] for p in sorted(programs)}
+                for b, programs in self.variations.items()
+            }
+        if self.drums:
+            data["drums"] = self.drums
         if self.morph_path:
             data["morph"] = {
                 "path": list(self.morph_path),
@@ -446,6 +487,8 @@ class Bank:
             pad_size=pad.get("size", PAD_SIZE),
             knob_ccs=knobs.get("cc", KNOB_CCS),
             description=data.get("description", ""),
+            variations=data.get("variations") or {},
+            drums=data.get("drums"),
             path=path,
         )
 
@@ -539,41 +582,51 @@ def load_preset_file(path: Path) -> Preset:
 def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
     """Read and validate one bank file, checking that every preset it names can be found.
 
-    ``programs: presets`` (instead of a mapping) takes each preset's own ``program`` field, so a
-    preset saved with ``--program N`` joins the bank without editing it.
+    ``programs: presets`` (instead of a mapping) takes each preset's own ``bank`` and ``program``
+    fields, so a preset saved with ``--program N`` joins the bank without editing it.
     """
     path = Path(path)
     data = _read_yaml(path)
     if isinstance(data, Mapping) and data.get("programs") == PROGRAMS_FROM_PRESETS:
-        data = {**data, "programs": programs_from_presets(user_dir=user_dir)}
+        banks = programs_from_presets(user_dir=user_dir)
+        variations = {b: p for b, p in banks.items() if b != 0}
+        data = {**data, "programs": banks.get(0, {}), "variations": variations}
     bank = Bank.from_dict(data, str(path), path)
     for program, name in sorted(bank.programs.items()):
         _resolve_in_bank(path, f"programs.{program}", name, user_dir)
+    for number, programs in bank.variations.items():
+        for program, name in sorted(programs.items()):
+            _resolve_in_bank(path, f"variations.{number}.{program}", name, user_dir)
     for name in bank.morph_path:
         _resolve_in_bank(path, "morph.path", name, user_dir)
+    if bank.drums is not None:
+        _resolve_in_bank(path, "drums", bank.drums, user_dir)
     for name in bank.pad_corners:
         _resolve_in_bank(path, "pad.corners", name, user_dir)
     return bank
 
 
-def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, str]:
-    """Program number → preset name from the presets' own ``program`` fields.
+def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, dict[int, str]]:
+    """Bank → program → preset name from the presets' own ``bank`` and ``program`` fields.
 
     A user preset takes a number from a shipped one; two user (or two shipped) presets with the
-    same number are a PresetError naming the second file.
+    same bank and program are a PresetError naming the second file.
     """
-    owners: dict[int, Preset] = {}
+    owners: dict[tuple[int, int], Preset] = {}
     for preset in list_presets(user_dir=user_dir):
         if preset.program is None:
             continue
-        other = owners.get(preset.program)
+        slot = (preset.bank, preset.program)
+        other = owners.get(slot)
         if other is None or (is_shipped(other) and not is_shipped(preset)):
-            owners[preset.program] = preset
+            owners[slot] = preset
         elif is_shipped(other) == is_shipped(preset):
-            raise PresetError(
-                f"{preset.where}: field 'program': {preset.program} is also {other.name}'s"
-            )
-    return {program: owners[program].name for program in sorted(owners)}
+            where = f"bank {preset.bank} program {preset.program}"
+            raise PresetError(f"{preset.where}: field 'program': {where} is also {other.name}'s")
+    banks: dict[int, dict[int, str]] = {}
+    for number, program in sorted(owners):
+        banks.setdefault(number, {})[program] = owners[number, program].name
+    return banks
 
 
 def _resolve_in_bank(bank_path: Path, field_name: str, name: str, user_dir: Path | None) -> None:
@@ -825,6 +878,11 @@ def create_preset(
         )
     _check_name("presets new", name)
     _check_free(name, user_dir, force)
+    if not force and name in _names_in([shipped_presets_dir()]):
+        raise PresetError(
+            f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
+            "place everywhere (--force to do so, or choose another name)"
+        )
     if from_preset is not None:
         source = find_preset(from_preset, user_dir=user_dir)
         preset = source.copy(name=name, program=None, description=f"from {source.name}")

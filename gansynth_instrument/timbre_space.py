@@ -12,6 +12,7 @@ Knob positions are offsets from the base, so they carry over when the base chang
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
@@ -60,6 +61,15 @@ class TimbreSpace(Generic[T]):
         self.pad_value = [0, 0]  # controller values, x and y
         self._made: dict[tuple[str, str, tuple[int, ...]], T] = {}
         self._points: dict[pad.Point, T] = {}
+
+    def fork(self) -> TimbreSpace[T]:
+        """A space with the same knobs, pad and base but its own knob stops and pad position
+        (one per MIDI channel); the timbres made so far are shared, as they depend only on
+        where they are."""
+        twin = copy.copy(self)
+        twin.knob_stop = list(self.knob_stop)
+        twin.pad_value = list(self.pad_value)
+        return twin
 
     @property
     def offsets(self) -> tuple[float, ...]:

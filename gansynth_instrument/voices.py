@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gansynth_instrument.mixer import (
+    ALL_CHANNELS,
     CMD_BEND,
     CMD_FADE,
+    CMD_GAIN,
     CMD_MORPH,
     CMD_NOTE_ON,
     CMD_RELEASE,
@@ -67,6 +69,7 @@ class _Slot:
     sounding: bool = False
     dying: bool = False  # stolen: fading out in a spare slot, no longer counted
     loop: bool = False  # plays looped notes (a morph keeps it looping)
+    channel: int = 0  # MIDI channel 0-15
 
 
 class Voices:
@@ -76,7 +79,9 @@ class Voices:
     the oldest released voice (its tail is the least audible), else the oldest pedal-sustained
     one, else the oldest held one; the victim fades out over ``steal_fade_s`` in one of the
     Mixer's spare slots while the new note starts. A retriggered key releases its old voice
-    first (FluidSynth's convention). Commands go to the Mixer through its deque; when it holds
+    first (FluidSynth's convention). The pool is shared by every MIDI channel, so stealing crosses
+    channels; the pedal, bend and the all-notes/sound-off commands act on one channel's voices,
+    as on a General MIDI synth. Commands go to the Mixer through its deque; when it holds
     ``queue_limit`` commands a new one is dropped and counted in ``dropped``.
 
     A looping voice (``note_on(loop=True)``) plays ``loop_note`` versions of its notes, made here
@@ -91,7 +96,7 @@ class Voices:
         self.sample_rate = mixer.sample_rate
         self.queue_limit = queue_limit
         self.dropped = 0
-        self.pedal_down = False
+        self._pedal = [False] * 16
         self.polyphony = mixer.polyphony
         self._fade_frames = max(1, round(steal_fade_s * mixer.sample_rate))
         self._slots = [_Slot() for _ in range(mixer.slots)]
@@ -154,6 +159,7 @@ class Voices:
         attack_s: float = 0.01,
         release_s: float = 0.3,
         loop: bool = False,
+        channel: int = 0,
         frame: int = IMMEDIATE,
     ) -> int | None:
         """Start a voice for ``key`` (e.g. a MIDI pitch); its slot, or None if the queue is full.
@@ -175,13 +181,15 @@ class Voices:
         note_b = layer_b.note if layer_b is not None else None
         ratio_b = layer_b.pitch_ratio if layer_b is not None else 1.0
         cmd = (frame, CMD_NOTE_ON, slot, self._serials, layer_a.note, layer_a.pitch_ratio)
-        cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames)
+        cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames, channel)
         if not self._send(cmd):
             return None
         old = self._slots[slot]
         if old.sounding:
             self._by_serial.pop(old.serial, None)
-        self._slots[slot] = _Slot(key, self._serials, self._serials, True, False, True, loop=loop)
+        self._slots[slot] = _Slot(
+            key, self._serials, self._serials, True, False, True, loop=loop, channel=channel
+        )
         self._by_serial[self._serials] = slot
         return slot
 
@@ -195,36 +203,49 @@ class Voices:
         self._collect_finished()
         for slot, s in enumerate(self._slots):
             if s.sounding and s.held and s.key == key:
-                if self.pedal_down:
+                if self._pedal[s.channel]:
                     s.held, s.sustained = False, True
                 else:
                     self._release_slot(slot, frame)
 
-    def sustain(self, down: bool, frame: int = IMMEDIATE) -> None:
-        """Sustain pedal (CC64): lifting it releases every voice whose key is already up."""
+    def pedal_down(self, channel: int = 0) -> bool:
+        """Whether ``channel``'s sustain pedal is down."""
+        return self._pedal[channel]
+
+    def sustain(self, down: bool, frame: int = IMMEDIATE, channel: int = 0) -> None:
+        """Sustain pedal (CC64) of ``channel``: lifting it releases the channel's voices whose
+        key is already up."""
         self._collect_finished()
-        self.pedal_down = down
+        self._pedal[channel] = down
         if not down:
             for slot, s in enumerate(self._slots):
-                if s.sounding and s.sustained:
+                if s.sounding and s.sustained and s.channel == channel:
                     self._release_slot(slot, frame)
 
-    def all_notes_off(self, frame: int = IMMEDIATE) -> None:
-        """CC123: release every held or sustained voice (release tails still sound)."""
+    def all_notes_off(self, frame: int = IMMEDIATE, channel: int = ALL_CHANNELS) -> None:
+        """CC123: release every held or sustained voice of ``channel`` (default: of every
+        channel); release tails still sound."""
         self._collect_finished()
         for slot, s in enumerate(self._slots):
-            if s.sounding and (s.held or s.sustained):
+            if s.sounding and (s.held or s.sustained) and channel in (ALL_CHANNELS, s.channel):
                 self._release_slot(slot, frame)
 
-    def all_sound_off(self, frame: int = IMMEDIATE) -> None:
-        """CC120: silence every voice at once, tails included."""
-        if self._send((frame, CMD_SILENCE)):
-            self._slots = [_Slot() for _ in self._slots]
-            self._by_serial.clear()
+    def all_sound_off(self, frame: int = IMMEDIATE, channel: int = ALL_CHANNELS) -> None:
+        """CC120: silence every voice of ``channel`` (default: every voice) at once, tails
+        included."""
+        if self._send((frame, CMD_SILENCE, channel)):
+            for slot, s in enumerate(self._slots):
+                if s.sounding and channel in (ALL_CHANNELS, s.channel):
+                    self._by_serial.pop(s.serial, None)
+                    self._slots[slot] = _Slot()
 
-    def bend(self, semitones: float, frame: int = IMMEDIATE) -> None:
-        """Pitch-bend every voice, sounding and future, by ``semitones``."""
-        self._send((frame, CMD_BEND, pitch_ratio(semitones)))
+    def bend(self, semitones: float, frame: int = IMMEDIATE, channel: int = 0) -> None:
+        """Pitch-bend ``channel``'s voices, sounding and future, by ``semitones``."""
+        self._send((frame, CMD_BEND, channel, pitch_ratio(semitones)))
+
+    def channel_gain(self, channel: int, left: float, right: float, frame: int = IMMEDIATE) -> None:
+        """``channel``'s voices, sounding and future, play at these (left, right) gains."""
+        self._send((frame, CMD_GAIN, channel, float(left), float(right)))
 
     def morph(
         self,

@@ -164,8 +164,9 @@ def engine_notes(
     render_midi_engine(
         model, midi_path, wav, preset=preset, sample_rate=RATE, cache_dir=cache, progress=False
     )
-    audio, rate = sf.read(wav, dtype="float32")
-    assert rate == RATE
+    stereo, rate = sf.read(wav, dtype="float32")
+    assert rate == RATE and np.array_equal(stereo[:, 0], stereo[:, 1])  # a centred channel
+    audio = stereo[:, 0]
     step = round(spacing * RATE)
     padded = np.concatenate([audio, np.zeros(step * len(keys))])
     return {key: padded[i * step : (i + 1) * step] for i, key in enumerate(keys)}

@@ -192,7 +192,9 @@ def test_program_change_switches_new_notes_and_keeps_sounding_ones(cache, caplog
     assert np.abs(first).max() > 0.1
     with caplog.at_level(logging.WARNING, logger="gansynth_instrument.engine"):
         engine.handle([0xC0, 9])
-    assert "program change 9" in caplog.text and engine.timbre is BRIGHT
+    # Program 9 has no preset: the nearest defined program plays, with a notice.
+    assert "program 9 (chromatic percussion) has no preset" in caplog.text
+    assert engine.timbre is BRIGHT
 
 
 def test_program_change_renders_played_pitches_first(model):
@@ -287,7 +289,7 @@ def test_morph_steps_loop_like_the_nearer_preset():
 
 def test_malformed_system_and_other_channel_messages_are_ignored(cache):
     cached(cache, DARK, [60])
-    engine, mixer = make(cache, channel=0)
+    engine, mixer = make(cache, channels={0})
     for msg in ([], [0x90, 60], [0x90, 200, 100], [0xF8], [0x3C, 100], [0xD0, 40]):
         engine.handle(msg)
     assert engine.ignored == 6
@@ -378,6 +380,25 @@ def test_the_random_button_draws_a_timbre_for_the_next_notes(model):
     # The pitch played last is rendered first for each new draw.
     firsts = [p for z0, p in model.generated if z0 != DARK.latent[0]]
     assert firsts[0] == 60
+
+
+def test_knobs_and_buttons_act_on_the_channel_their_controller_arrives_on(cache):
+    engine, mixer = make(cache, space=knob_space())
+    brightest = Timbre("b", engine.space.knobs.move(DARK.latent, [4.0]))
+    (d60,) = cached(cache, DARK, [60])
+    (b60,) = cached(cache, brightest, [60])
+    engine.handle([0xB1, KNOB_CCS[0], 127])  # channel 2's knob 1 to its last stop
+    assert engine.current(1).key == brightest.key
+    assert engine.current(0).key == DARK.key  # channel 1 keeps its timbre and knob stops
+    engine.handle([0x90, 60, 127])
+    engine.handle([0x91, 60, 127])
+    out = render(mixer, 2000)
+    both = attack(2000, DARK) * (played(d60, 2000) + played(b60, 2000))
+    np.testing.assert_allclose(out, both, atol=1e-5)
+    engine.handle([0xB0, SAVE_CC, 127])  # channel 1's save button: channel 1's timbre
+    assert engine.take_save().key == DARK.key
+    engine.handle([0xB1, SAVE_CC, 127])  # channel 2's button was never pressed: it acts
+    assert engine.take_save().key == brightest.key
 
 
 def test_the_save_button_hands_over_what_plays_once(cache):

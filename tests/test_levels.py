@@ -134,10 +134,11 @@ def test_limiter_refuses_a_block_larger_than_it_was_made_for():
         limiter.process(block, block)
 
 
-def test_master_bus_applies_gain_then_limits_in_place():
+def test_master_bus_applies_gain_then_limits_the_stereo_bus_in_place():
     bus = MasterBus(RATE, gain_db=12.0, max_block_frames=128)
-    signal = _tone(0.3, 0.1)
-    out = _run(Limiter(RATE, max_block_frames=128), signal * np.float32(bus.gain), 128)
+    signal = np.hstack([_tone(0.3, 0.1), _tone(0.3, 0.05, hz=330.0)])  # left, right
+    limiter = Limiter(RATE, channels=2, max_block_frames=128)
+    out = _run(limiter, signal * np.float32(bus.gain), 128)
     block_out = signal.copy()
     for start in range(0, len(block_out), 128):
         bus.process(block_out[start : start + 128])

@@ -68,14 +68,21 @@ def note(player: Player, timbre: Timbre, pitch: int) -> np.ndarray:
     return player.cache.lookup(timbre.key, pitch).to_float()
 
 
-def record(sender: MidiSender, script: list[tuple[float, list[int]]], seconds: float) -> np.ndarray:
-    """Send each message at its time (s after recording starts); the left channel captured."""
+def record_stereo(
+    sender: MidiSender, script: list[tuple[float, list[int]]], seconds: float
+) -> np.ndarray:
+    """Send each message at its time (s after recording starts); both channels captured."""
     with Recorder(seconds=seconds) as recorder:
         start = time.perf_counter()
         for at_s, msg in script:
             time.sleep(max(0.0, start + at_s - time.perf_counter()))
             sender.send(msg)
-        captured = recorder.wait(timeout_s=seconds + 10).copy()
+        return recorder.wait(timeout_s=seconds + 10).copy()
+
+
+def record(sender: MidiSender, script: list[tuple[float, list[int]]], seconds: float) -> np.ndarray:
+    """``record_stereo`` of centred channels: left and right are the same; the left returned."""
+    captured = record_stereo(sender, script, seconds)
     assert np.array_equal(captured[:, 0], captured[:, 1])
     return captured[:, 0]
 
@@ -175,7 +182,7 @@ def test_sustain_pedal_holds_released_notes_until_it_lifts(jack_server, model, c
 def test_program_change_switches_new_notes_and_keeps_the_sounding_one(
     jack_server, model, cache_dir
 ):
-    bank = find_bank("default")  # program 0: felt-keys, 14: glass-bell
+    bank = find_bank("default")  # program 0: fluid-piano, 14: glass-bell
     with playing(model, cache_dir, bank=bank) as (player, sender):
         keys, bell = player.engine.programs[0], player.engine.programs[14]
         keys60, bell60 = note(player, keys, 60), note(player, bell, 60)
@@ -188,6 +195,22 @@ def test_program_change_switches_new_notes_and_keeps_the_sounding_one(
         body = new[onset(new) + round(0.02 * RATE) :][: round(TEMPLATE_S * RATE)]
         assert match(body, bell60)[0] > MATCH
         assert match(body, keys60)[0] < MISMATCH
+
+
+def test_two_channels_play_their_own_programs_at_once(jack_server, model, cache_dir):
+    """Channel 1 (program 0) panned hard left, channel 2 (program 14) hard right, the same key
+    on both at once: each side of the capture is its own channel's preset."""
+    with playing(model, cache_dir, bank=find_bank("default")) as (player, sender):
+        own = {0: note(player, player.engine.programs[0], 60)}
+        own[1] = note(player, player.engine.programs[14], 60)
+        script = [(0.0, [0xB0, 10, 0]), (0.0, [0xB1, 10, 127]), (0.0, [0xC1, 14])]
+        script += [(0.05, [0x90, 60, 110]), (0.05, [0x91, 60, 110])]
+        captured = record_stereo(sender, script, seconds=0.8)
+    for side in (0, 1):
+        heard = captured[:, side]
+        body = heard[onset(heard) + round(0.02 * RATE) :][: round(TEMPLATE_S * RATE)]
+        assert match(body, own[side])[0] > MATCH, side
+        assert match(body, own[1 - side])[0] < MISMATCH, side
 
 
 def test_morph_cc_changes_the_timbre_of_held_and_new_notes(jack_server, model, cache_dir):
@@ -289,7 +312,9 @@ def start_play(
 
 def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tiny_model, tmp_path):
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    play, lines = start_play(tiny_model, tmp_path, port)
+    play, lines = start_play(
+        tiny_model, tmp_path, port, "--channel", "1,2,10", "--drums", "slow-pad"
+    )
     try:
         with MidiSender() as sender:  # the port is there while it plays
             midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}")
@@ -299,6 +324,8 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         play.kill()
     assert play.returncode == 0 and "Traceback" not in err, err
     assert any(line.startswith("audio ") and "JACK" in line for line in lines)
+    assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
+    assert "drums   channel 10: slow-pad\n" in lines
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 
@@ -427,6 +454,8 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
     ("flag", "value"),
     [
         ("--channel", "17"),
+        ("--channel", "0"),
+        ("--channel", "1,x"),
         ("--polyphony", "0"),
         ("--blocksize", "0"),
         ("--sample-rate", "-48000"),

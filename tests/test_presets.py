@@ -47,9 +47,9 @@ def test_shipped_presets_and_default_bank_are_valid() -> None:
     presets = list_presets(user_dir=Path("/nonexistent"))
     assert len(presets) >= 8
     assert all(is_shipped(p) for p in presets)
-    programs = [p.program for p in presets]
-    assert all(p is not None and 0 <= p <= 127 for p in programs)
-    assert len(set(programs)) == len(programs), "two shipped presets share a program number"
+    programs = [(p.bank, p.program) for p in presets]
+    assert all(p is not None and 0 <= p <= 127 for _, p in programs)
+    assert len(set(programs)) == len(programs), "two shipped presets share a bank and program"
     bank = find_bank("default")
     assert bank.morph_cc == 1 and bank.morph_steps == 17 and len(bank.morph_path) >= 2
     assert {find_preset(n).name for n in bank.preset_names()} == set(bank.preset_names())
@@ -57,6 +57,11 @@ def test_shipped_presets_and_default_bank_are_valid() -> None:
     assert {prog: find_preset(name).program for prog, name in bank.programs.items()} == {
         prog: prog for prog in bank.programs
     }
+    # The bundled model's trained presets on their General MIDI programs; soft ones in bank 1.
+    gm = {0: "piano", 4: "electric-piano", 19: "church-organ", 24: "nylon-guitar"}
+    gm |= {32: "acoustic-bass", 40: "violin", 56: "trumpet", 73: "flute"}
+    assert {p: bank.programs[p] for p in gm} == {p: f"fluid-{n}" for p, n in gm.items()}
+    assert bank.variations == {1: {p: f"fluid-{n}-soft" for p, n in gm.items()}}
     assert [b.name for b in list_banks()] == ["default"]
 
 
@@ -212,6 +217,32 @@ def test_create_refuses_to_overwrite_without_force(user_dir: Path) -> None:
         create_preset("two", seed=1, random=True, user_dir=user_dir)
 
 
+def test_new_with_a_shipped_name_refuses_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    user = tmp_path / "gansynth-instrument" / "presets"
+    assert cli.main(["presets", "new", "fluid-piano", "--seed", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fluid-piano' is a shipped preset" in err and "--force" in err
+    assert not user.exists() and find_preset("fluid-piano").latent is not None
+    assert cli.main(["presets", "new", "fluid-piano", "--seed", "3", "--force"]) == 0
+    assert find_preset("fluid-piano").seed == 3 and (user / "fluid-piano.yaml").is_file()
+
+
+def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
+    bank = Bank("gm", {0: "felt-keys"}, variations={1: {0: "glass-bell"}}, drums="slow-pad")
+    _write(user_dir / "banks" / "gm.yaml", bank.to_yaml())
+    assert find_bank("gm", user_dir=user_dir) == bank
+    assert bank.preset_names() == ["felt-keys", "glass-bell", "slow-pad"]
+    _write(user_dir / "banks" / "bad.yaml", "name: bad\nprograms: {}\ndrums: no-such\n")
+    with pytest.raises(PresetError, match="field 'drums'"):
+        find_bank("bad", user_dir=user_dir)
+    _write(user_dir / "banks" / "bad2.yaml", "name: bad2\nprograms: {}\nvariations: {0: {}}\n")
+    with pytest.raises(PresetError, match="field 'variations'"):
+        find_bank("bad2", user_dir=user_dir)
+
+
 @pytest.mark.parametrize(
     ("morph", "field"),
     [
@@ -233,13 +264,15 @@ def test_bad_bank_names_file_and_field(morph: str, field: str, user_dir: Path) -
 
 def test_default_bank_takes_programs_from_the_presets(user_dir: Path) -> None:
     shipped = find_bank("default", user_dir=user_dir).programs
-    assert shipped[0] == "felt-keys" and 5 not in shipped
+    assert shipped[0] == "fluid-piano" and 5 not in shipped
     create_preset("mine", seed=1, changes={"program": 5}, user_dir=user_dir)
     create_preset("my-keys", seed=2, changes={"program": 0}, user_dir=user_dir)
     programs = find_bank("default", user_dir=user_dir).programs
     assert programs == {**shipped, 5: "mine", 0: "my-keys"}
     create_preset("clash", seed=3, changes={"program": 5}, user_dir=user_dir)
-    with pytest.raises(PresetError, match=r"(clash|mine)\.yaml: field 'program': 5 is also"):
+    with pytest.raises(
+        PresetError, match=r"(clash|mine)\.yaml: field 'program': bank 0 program 5 is also"
+    ):
         find_bank("default", user_dir=user_dir)
 
 

@@ -81,11 +81,15 @@ def test_each_note_is_its_cached_note_at_its_frame_with_envelope_and_velocity(mo
         env = envelope(frames, attack, release, released_at=held)
         expected[start : start + frames] += amp * env * notes[pitch][:frames]
     assert len(audio) == np.flatnonzero(expected)[-1] + 1  # up to the last sample that sounds
-    np.testing.assert_allclose(audio, expected[: len(audio)], atol=2e-6)
+    # Stereo; a channel at its General MIDI defaults (volume 100, centre) plays at unity each side.
+    assert audio.shape == (len(audio), 2)
+    for side in (0, 1):
+        np.testing.assert_allclose(audio[:, side], expected[: len(audio)], atol=2e-6)
 
 
 def song(path: Path) -> Path:
-    """Chords, the pedal, a bend, a program change and mod-wheel moves (the default bank's)."""
+    """Chords, the pedal, a bend, a program change, volume and pan, and mod-wheel moves (the
+    default bank's)."""
     messages = []
     for i, pitch in enumerate((48, 52, 55, 60, 64)):
         messages += [(0.1 * i, on(pitch, 70 + 10 * i)), (0.6 + 0.1 * i, off(pitch))]
@@ -96,6 +100,8 @@ def song(path: Path) -> Path:
         (1.05, mido.Message("pitchwheel", pitch=0)),
         (0.7, mido.Message("control_change", control=1, value=40)),
         (1.1, mido.Message("program_change", program=14)),
+        (0.65, mido.Message("control_change", control=7, value=60)),  # glides on sounding notes
+        (0.8, mido.Message("control_change", control=10, value=20)),
         (1.2, on(62, 90)),
         (1.4, mido.Message("control_change", control=1, value=127)),
         (1.7, off(62)),
@@ -108,7 +114,7 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
     results = []
     with NoteCache(model, RATE, cache_dir=None) as cache:
         for block in (1024, 128, 8193):
-            mixer = Mixer(RATE, polyphony=16, channels=1, max_block_frames=block)
+            mixer = Mixer(RATE, polyphony=16, channels=2, max_block_frames=block)
             engine = build_engine(
                 cache,
                 Voices(mixer),
@@ -121,6 +127,7 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
             assert engine.morph_position == len(engine.morph) - 1  # CC1 went to 127
             assert engine.timbre.name == "glass-bell"  # program 14 in the default bank
     assert np.abs(results[0]).max() > 0.01
+    assert not np.array_equal(results[0][:, 0], results[0][:, 1])  # panned left from 0.8 s
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
 
 

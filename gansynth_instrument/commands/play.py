@@ -15,6 +15,7 @@ from typing import Any
 
 from gansynth_instrument.audio import STALL_S, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
+from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
@@ -38,8 +39,8 @@ PORT_CHECK_MAX_SILENCE_S = 0.05
 
 def run(args: argparse.Namespace) -> int:
     """Open everything, show the status line until Ctrl-C."""
+    channels = None if args.channel is None else parse_channels("--channel", args.channel)
     checks = (
-        (args.channel is None or 1 <= args.channel <= 16, "--channel must be 1..16", args.channel),
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
         (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         midi_in=args.midi_in or (),
         virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-        channel=None if args.channel is None else args.channel - 1,
+        channels=channels,
+        drums=find_preset(args.drums) if args.drums else None,
         polyphony=args.polyphony,
         cache_dir=cache_dir,
         bend_range_semitones=args.bend_range,
@@ -118,7 +120,11 @@ def _print_header(player: Player, model_path: Any) -> None:
         f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
         f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
     )
-    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}")
+    listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
+    chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
+    drums = player.engine.drums.name if player.engine.drums is not None else "not played"
+    print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
+    print(f"drums   channel 10: {drums}")
     if player.engine.learning:
         print("learn   move a knob (or the mod wheel) to bind it")
     engine = player.engine

@@ -26,7 +26,7 @@ from gansynth_instrument.presets import (
     user_presets_dir,
 )
 
-_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "loop", "description")
+_EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,13 +91,14 @@ def _timbre_text(preset: Preset) -> str:
 def format_listing(*, user_dir: Path | None = None) -> str:
     """The ``presets list`` table: presets, then banks."""
     lines = [
-        f"{'preset':<20} {'prog':>4}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
+        f"{'preset':<25} {'prog':>5}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
     ]
     for p in list_presets(user_dir=user_dir):
-        prog = "" if p.program is None else str(p.program)
+        # Bank select 0 shows the program alone; another bank as BANK:PROGRAM.
+        prog = "" if p.program is None else f"{p.bank}:{p.program}" if p.bank else str(p.program)
         where = "shipped" if is_shipped(p) else "user"
         lines.append(
-            f"{p.name:<20} {prog:>4}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
+            f"{p.name:<25} {prog:>5}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
             f"{p.description}"
         )
     banks = list_banks(user_dir=user_dir)
@@ -110,7 +111,8 @@ def format_listing(*, user_dir: Path | None = None) -> str:
                 if b.morph_path
                 else "-"
             )
-            lines.append(f"{b.name:<20} {len(b.programs):>8}  {morph}")
+            programs = len(b.programs) + sum(len(v) for v in b.variations.values())
+            lines.append(f"{b.name:<20} {programs:>8}  {morph}")
     lines.append("")
     lines.append(f"user presets: {user_dir if user_dir is not None else user_presets_dir()}")
     lines.append(f"shipped presets (read-only): {shipped_presets_dir()}")

@@ -1,16 +1,24 @@
-"""``gansynth-instrument render SONG.mid``: a MIDI file to WAV through the instrument, or with
-``--magenta`` as gansynth_generate does."""
+"""``gansynth-instrument render SONG.mid``: a MIDI file to an audio file through the instrument
+(stereo, every channel with its own program; prints which preset each channel played and what it
+skipped), or with ``--magenta`` to WAV as gansynth_generate does."""
 
 from __future__ import annotations
 
 import argparse
 
+from gansynth_instrument.audio_files import output_format
+from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
-from gansynth_instrument.offline import DEFAULT_BANK, check_output_file, render_midi_engine
+from gansynth_instrument.offline import (
+    DEFAULT_BANK,
+    channel_lines,
+    check_output_file,
+    render_midi_engine,
+)
 from gansynth_instrument.presets import find_bank, find_preset
 
 
@@ -18,10 +26,14 @@ def run(args: argparse.Namespace) -> int:
     """The engine mode, or --magenta; prints what it wrote."""
     if args.magenta:
         return _run_magenta(args)
-    check_output_file(args.output)  # bad output, MIDI file or preset fail before the model loads
+    # Bad output, MIDI file, channels or presets fail before the model loads.
+    check_output_file(args.output)
+    output_format(args.output, args.subtype)
+    channels = parse_channels("--channels", args.channels) if args.channels else None
     read_midi(args.midi_file)
     preset = find_preset(args.preset) if args.preset else None
     bank = find_bank(args.bank) if args.bank else None
+    drums = find_preset(args.drums) if args.drums else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
@@ -32,15 +44,20 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         preset=preset,
         bank=bank,
+        drums=drums,
+        channels=channels,
         sample_rate=args.sample_rate,
+        subtype=args.subtype,
         cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
         gain_db=args.gain_db,
         velocity_exponent=exponent,
     )
+    clipped = f", {result.clipped} samples clipped" if result.clipped else ""
     print(
         f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
-        f"{args.sample_rate} Hz, peak {result.peak:.3f}"
+        f"{args.sample_rate} Hz, stereo, peak {result.peak:.3f}{clipped}"
     )
+    print("\n".join(channel_lines(result.channels)))
     return 0
 
 
