@@ -33,8 +33,8 @@ from gansynth_export.checkpoint import (
     Checkpoint,
     read_checkpoint,
 )
-from gansynth_export.cli import export_model, random_checkpoint
 from gansynth_export.graph import he_scale, weight_name
+from gansynth_export.onnx_model import export_model, random_checkpoint
 from tqdm import tqdm
 
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH

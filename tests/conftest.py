@@ -53,7 +53,7 @@ def jack_server() -> Iterator[JackServer]:
 
 def _export_tiny(tmp_path_factory: pytest.TempPathFactory, stage_dir: Path) -> Path:
     from gansynth_export.checkpoint import read_checkpoint
-    from gansynth_export.cli import export_model
+    from gansynth_export.onnx_model import export_model
 
     out = tmp_path_factory.mktemp("tiny_model") / f"magenta-tiny-{stage_dir.name}.onnx"
     export_model(read_checkpoint(stage_dir), out)

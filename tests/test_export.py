@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from gansynth_export.cli import export_model, random_checkpoint
 from gansynth_export.graph import graph_digest, lod_weights, upscale_conv_kernel
+from gansynth_export.onnx_model import export_model, random_checkpoint
 from onnx import TensorProto, helper
 
 from gansynth_instrument import __version__

@@ -23,8 +23,8 @@ from gansynth_export.checkpoint import (
     magenta_progress,
     read_checkpoint,
 )
-from gansynth_export.cli import export_model
 from gansynth_export.graph import random_weights
+from gansynth_export.onnx_model import export_model
 
 from gansynth_instrument.errors import CheckpointError
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH

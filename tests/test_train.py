@@ -17,7 +17,6 @@ import pytest
 import soundfile
 import torch
 from gansynth_export.checkpoint import Checkpoint, magenta_progress, stage_lengths
-from gansynth_export.cli import export_model
 from gansynth_export.graph import (
     GeneratorConfig,
     expected_shapes,
@@ -25,6 +24,7 @@ from gansynth_export.graph import (
     stored_weights,
     weight_name,
 )
+from gansynth_export.onnx_model import export_model
 from test_dataset import tone
 
 from gansynth_instrument import dataset, spectral

@@ -24,13 +24,13 @@ GPUs, gloo on CPUs). Not ``DistributedDataParallel``'s wrapper: it does not supp
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,24 @@ from gansynth_instrument.training.run_state import STATE_PT, Run, new_run, resum
 from gansynth_instrument.training.steps import agree, regression_step, train_step
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """What one ``train`` call does: the run folder and dataset, a new run's settings (ignored or
+    refused when resuming) and when to stop and save."""
+
+    dataset: Path
+    train_dir: Path
+    config: str | None = None  # a CONFIGS name; None: "cpu" (new run) or the run's own
+    objective: str | None = None  # "gan" or "regression"; None: the config's
+    hparams: str | None = None  # JSON of Magenta flag overrides
+    init_from: str | None = None  # an exported model or a train dir to start from
+    seed: int = 0
+    threads: int | None = None  # PyTorch CPU threads; None: all
+    stop_after_images: int | None = None
+    time_limit_min: float | None = None
+    checkpoint_every_min: float = 10.0
+
+
 @contextlib.contextmanager
 def _distributed() -> Iterator[tuple[int, int, torch.device]]:
     """(rank, world size, device) under torchrun; (0, 1, cuda or cpu) otherwise."""
@@ -81,30 +99,30 @@ def _distributed() -> Iterator[tuple[int, int, torch.device]]:
         dist.destroy_process_group()
 
 
-def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.random.Generator):
+def _start(opts: TrainOptions, train_dir: Path, data: Dataset, rng: np.random.Generator):
     pitches = tuple(int(p) for p in np.unique(data.pitches))
     if (train_dir / STATE_PT).is_file():
         run = resume(train_dir, pitches, rng)
-        if args.config is not None and args.config != run.hp.get("trainer_config"):
+        if opts.config is not None and opts.config != run.hp.get("trainer_config"):
             raise TrainingError(
-                f"{train_dir}: holds a run of another config than --config {args.config}; "
+                f"{train_dir}: holds a run of another config than --config {opts.config}; "
                 "leave --config out to resume it, or pick a new train dir"
             )
-        if args.objective is not None and args.objective != run.hp.get("trainer_objective", "gan"):
+        if opts.objective is not None and opts.objective != run.hp.get("trainer_objective", "gan"):
             raise TrainingError(
                 f"{train_dir}: holds a run with another objective than --objective "
-                f"{args.objective}; leave it out to resume, or pick a new train dir"
+                f"{opts.objective}; leave it out to resume, or pick a new train dir"
             )
-        if args.init_from is not None:
+        if opts.init_from is not None:
             raise TrainingError(
                 f"{train_dir}: holds a started run; leave --init-from out to resume it, or pick "
                 "a new train dir"
             )
         if run.config.pitches != pitches:
-            raise TrainingError(f"{args.dataset}: pitches differ from the run in {train_dir}")
+            raise TrainingError(f"{opts.dataset}: pitches differ from the run in {train_dir}")
         # keys the run's config has gained since the run started may be set too
         changes = parse_hparams(
-            args.hparams, {**CONFIGS.get(run.hp.get("trainer_config"), {}), **run.hp}
+            opts.hparams, {**CONFIGS.get(run.hp.get("trainer_config"), {}), **run.hp}
         )
         fixed = sorted(set(changes) - set(RESUMABLE_HPARAMS))
         if fixed:
@@ -118,15 +136,15 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
         return run
     if train_dir.is_dir() and any(train_dir.iterdir()):
         raise TrainingError(f"{train_dir}: not empty and holds no {STATE_PT}; pick a new dir")
-    name = args.config or "cpu"
-    hp = {**CONFIGS[name], "seed": args.seed, "trainer_config": name}
-    if args.objective is not None:
-        hp["trainer_objective"] = args.objective
-    hp.update(parse_hparams(args.hparams, hp))
-    run = new_run(hp, pitches, args.seed)
+    name = opts.config or "cpu"
+    hp = {**CONFIGS[name], "seed": opts.seed, "trainer_config": name}
+    if opts.objective is not None:
+        hp["trainer_objective"] = opts.objective
+    hp.update(parse_hparams(opts.hparams, hp))
+    run = new_run(hp, pitches, opts.seed)
     timbres = None
-    if args.init_from is not None:
-        initial = read_initial(Path(args.init_from), run.config)
+    if opts.init_from is not None:
+        initial = read_initial(Path(opts.init_from), run.config)
         run.images = initial.images
         where = schedule_at(hp, run.images)
         apply_initial(initial, run.generator, run.ema, where.num_blocks, where.progress)
@@ -143,7 +161,7 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
         missing = sorted(set(names) - set(timbres))
         if missing:
             raise TrainingError(
-                f"{args.init_from}: has no timbre for the dataset's instrument '{missing[0]}'"
+                f"{opts.init_from}: has no timbre for the dataset's instrument '{missing[0]}'"
             )
         write_text_atomic(
             train_dir / TIMBRES_JSON, json.dumps({n: timbres[n] for n in names}) + "\n"
@@ -152,33 +170,36 @@ def _start(args: argparse.Namespace, train_dir: Path, data: Dataset, rng: np.ran
     return run
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Train (or resume) until total_num_images, --time-limit-min or --stop-after-images."""
+def train(opts: TrainOptions, report: Callable[[str], None]) -> int:
+    """Train (or resume) until total_num_images, --time-limit-min or --stop-after-images;
+    ``report`` gets the start, samples and end lines (on the first process only)."""
     keep_freed_memory()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    train_dir = Path(args.train_dir)
-    data = read_dataset(Path(args.dataset))
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    train_dir = Path(opts.train_dir)
+    data = read_dataset(Path(opts.dataset))
     if not (data.path / META_JSON).is_file():
         raise DatasetError(f"{data.path}: no {META_JSON}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, a scheduler: save, stop
     try:
-        return _train(args, train_dir, data)
+        return _train(opts, train_dir, data, report)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
+def _train(
+    opts: TrainOptions, train_dir: Path, data: Dataset, report: Callable[[str], None]
+) -> int:
     with _distributed() as (rank, world, device):
-        rng = np.random.default_rng([args.seed, rank])
+        rng = np.random.default_rng([opts.seed, rank])
         resuming = (train_dir / STATE_PT).is_file()
-        run = _start(args, train_dir, data, rng) if rank == 0 else None
+        run = _start(opts, train_dir, data, rng) if rank == 0 else None
         real = RealData(data, run.config, train_dir) if run is not None else None
         if world > 1:
             dist.barrier()  # rank 0 has written the run and the spectrogram cache
             run = run or resume(train_dir, tuple(int(p) for p in np.unique(data.pitches)), rng)
             real = real or RealData(data, run.config, train_dir)
-            rng = np.random.default_rng([args.seed, rank, run.images])
+            rng = np.random.default_rng([opts.seed, rank, run.images])
         assert run is not None and real is not None
         for module in (run.generator, run.ema, run.discriminator):
             if module is not None:
@@ -186,7 +207,7 @@ def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
         if rank == 0:
             where = schedule_at(run.hp, run.images)
             threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
-            print(
+            report(
                 f"{train_dir}: config {run.hp.get('trainer_config', '?')}, "
                 f"{len(real.labels)} notes, {len(run.config.pitches)} pitches, "
                 f"{'resuming' if resuming else 'starting'} at {run.images} of "
@@ -197,7 +218,7 @@ def _train(args: argparse.Namespace, train_dir: Path, data: Dataset) -> int:
         if run.regression:
             weights = pitch_weights(data.pitches, run.hp.get("trainer_pitch_boost", [0, 0, 1]))
             sampler = Sampler(data.instruments, read_timbres(train_dir, data.instruments), weights)
-        return _loop(args, run, real, sampler, train_dir, rng, rank, world, device)
+        return _loop(opts, run, real, sampler, train_dir, rng, rank, world, device, report)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -205,7 +226,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _loop(
-    args,
+    opts: TrainOptions,
     run: Run,
     real: RealData,
     sampler: Sampler | None,
@@ -214,12 +235,13 @@ def _loop(
     rank,
     world,
     device,
+    report: Callable[[str], None],
 ) -> int:
     total = int(run.hp["total_num_images"])
-    stop_at = min(total, args.stop_after_images or total)
+    stop_at = min(total, opts.stop_after_images or total)
     log = LossLog(train_dir / LOSSES_CSV, run.images) if rank == 0 else None
-    deadline = None if args.time_limit_min is None else time.monotonic() + 60 * args.time_limit_min
-    next_save = time.monotonic() + 60 * args.checkpoint_every_min
+    deadline = None if opts.time_limit_min is None else time.monotonic() + 60 * opts.time_limit_min
+    next_save = time.monotonic() + 60 * opts.checkpoint_every_min
     last_log, images_at_log = time.monotonic(), run.images
     bar = tqdm(total=stop_at, initial=run.images, unit="img", disable=rank != 0, delay=1.0)
     where = schedule_at(run.hp, run.images)
@@ -261,13 +283,13 @@ def _loop(
                 samples = write_samples(run, where, train_dir)
                 save(run, train_dir, rng)
                 bar.write(f"stage {where.stage} done at {run.images} images: {samples}")
-                next_save = time.monotonic() + 60 * args.checkpoint_every_min
+                next_save = time.monotonic() + 60 * opts.checkpoint_every_min
             elif rank == 0 and now > next_save:
                 save(run, train_dir, rng)
-                next_save = now + 60 * args.checkpoint_every_min
+                next_save = now + 60 * opts.checkpoint_every_min
             where = after
             if agree(deadline is not None and now > deadline, world, device):
-                reason = f"time limit ({args.time_limit_min:g} min)"
+                reason = f"time limit ({opts.time_limit_min:g} min)"
                 break
     except KeyboardInterrupt:
         reason = "interrupted"
@@ -275,10 +297,10 @@ def _loop(
         bar.close()
     if rank == 0:
         if run.images >= total:
-            print(write_samples(run, where, train_dir))
+            report(write_samples(run, where, train_dir))
         save(run, train_dir, rng)
         status = "finished" if run.images >= total else "stopped; run the same command to go on"
-        print(
+        report(
             f"{train_dir}: {reason}, {run.images} of {total} images, stage {where.stage} "
             f"(progress {where.progress:g}), {run.train_s / 60:.1f} min of training in all; "
             f"{status}. Export: gansynth-instrument export {train_dir} -o model.onnx"
