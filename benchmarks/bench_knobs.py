@@ -48,7 +48,8 @@ from gansynth_instrument.latent import latent_digest, random_latent
 from gansynth_instrument.live import live_render_threads
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.presets import Bank, find_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.presets import Bank
 from gansynth_instrument.timbre import Timbre
 
 FLOOR_DB = 80.0

@@ -73,7 +73,8 @@ from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threa
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.note_workers import WORKERS  # noqa: E402
-from gansynth_instrument.presets import Preset, find_bank, find_preset  # noqa: E402
+from gansynth_instrument.preset_files import find_bank, find_preset  # noqa: E402
+from gansynth_instrument.presets import Preset  # noqa: E402
 from gansynth_instrument.timbre import Timbre  # noqa: E402
 
 RATE = 48000

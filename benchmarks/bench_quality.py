@@ -57,7 +57,7 @@ from jackrig import (  # noqa: E402
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
 from gansynth_instrument.cache import NoteCache  # noqa: E402
 from gansynth_instrument.model import BUNDLED_MODEL, load_model  # noqa: E402
-from gansynth_instrument.presets import find_bank, find_preset  # noqa: E402
+from gansynth_instrument.preset_files import find_bank, find_preset  # noqa: E402
 from gansynth_instrument.timbre import Timbre, morph_steps  # noqa: E402
 
 RATE = 48000

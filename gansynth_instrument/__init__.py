@@ -40,8 +40,8 @@ _EXPORTS = {
     "Timbre": "timbre",
     "Voices": "voices",
     "assemble": "instrument",
-    "find_bank": "presets",
-    "find_preset": "presets",
+    "find_bank": "preset_files",
+    "find_preset": "preset_files",
     "load_model": "model",
     "morph_steps": "timbre",
     "random_latent": "latent",
@@ -89,7 +89,8 @@ if TYPE_CHECKING:
     from gansynth_instrument.model import Model, load_model
     from gansynth_instrument.note import Note
     from gansynth_instrument.offline import render_midi_engine
-    from gansynth_instrument.presets import Bank, Preset, find_bank, find_preset
+    from gansynth_instrument.preset_files import find_bank, find_preset
+    from gansynth_instrument.presets import Bank, Preset
     from gansynth_instrument.timbre import Timbre, morph_steps
     from gansynth_instrument.voices import Voices
 

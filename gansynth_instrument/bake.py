@@ -50,7 +50,8 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
-from gansynth_instrument.presets import Bank, Preset, find_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 FORMATS = ("sfz", "dspreset")

@@ -15,13 +15,8 @@ import numpy as np
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.presets import (
-    PRESET_SUFFIX,
-    Preset,
-    random_seed,
-    save_preset,
-    user_presets_dir,
-)
+from gansynth_instrument.preset_files import PRESET_SUFFIX, save_preset, user_presets_dir
+from gansynth_instrument.presets import Preset, random_seed
 from gansynth_instrument.timbre import Timbre
 
 FOUND_PREFIX = "found"

@@ -19,7 +19,8 @@ from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
-from gansynth_instrument.presets import Bank, Preset, find_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import MixerLink, Voices

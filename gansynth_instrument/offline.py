@@ -38,7 +38,8 @@ from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
-from gansynth_instrument.presets import Bank, Preset, find_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.presets import Bank, Preset
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
 

@@ -27,7 +27,7 @@ from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
 from gansynth_instrument.levels import TARGET_PEAK
 from gansynth_instrument.model import Model
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 WAIT_S = 300  # only bounds a hang; no test measures time

@@ -32,7 +32,7 @@ from test_live import MATCH, match, note, playing, record
 from test_midi import Inbox
 
 from gansynth_instrument.midi import MidiInput
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.preset_files import find_preset
 
 WAIT_S = 120.0  # only bounds a hang
 

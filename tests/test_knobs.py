@@ -19,14 +19,8 @@ from gansynth_instrument.explore import found_name, random_timbre, save_found
 from gansynth_instrument.instrument import build_engine
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.presets import (
-    Bank,
-    Preset,
-    find_bank,
-    find_preset,
-    save_knob_cc,
-    save_preset,
-)
+from gansynth_instrument.preset_files import find_bank, find_preset, save_knob_cc, save_preset
+from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Voices
 

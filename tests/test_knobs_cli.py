@@ -16,7 +16,7 @@ from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.model import load_model
 from gansynth_instrument.pad import point_latent
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.preset_files import find_preset
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,7 @@ from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
 from gansynth_instrument.live import LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre
 
 RATE = 48000

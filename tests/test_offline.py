@@ -33,7 +33,7 @@ from gansynth_instrument.offline import (
     hallucination_path,
     interpolate,
 )
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.preset_files import find_preset
 
 SR = 16000
 

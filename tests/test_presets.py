@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from gansynth_instrument import cli
 from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.presets import (
-    Bank,
-    Preset,
+from gansynth_instrument.preset_files import (
     create_preset,
     delete_preset,
     find_bank,
@@ -24,12 +22,12 @@ from gansynth_instrument.presets import (
     list_banks,
     list_presets,
     load_preset_file,
-    preset_between,
     save_copy,
     save_morph_cc,
     save_preset,
     shipped_presets_dir,
 )
+from gansynth_instrument.presets import Bank, Preset, preset_between
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from gansynth_instrument.instrument import build_engine
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.offline import render_events, render_midi_engine
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick

@@ -7,7 +7,7 @@ import argparse
 from gansynth_instrument import bake
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 
 
 def run(args: argparse.Namespace) -> int:

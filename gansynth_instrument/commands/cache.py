@@ -16,7 +16,7 @@ from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR, DEFAULT_MAX_DISK_BYTES, DiskStore
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 

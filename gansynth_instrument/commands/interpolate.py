@@ -8,7 +8,7 @@ import argparse
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.offline import interpolate, interpolate_grid
-from gansynth_instrument.presets import find_preset
+from gansynth_instrument.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.midi_spec import note_off
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 
 STATUS_PERIOD_S = 0.25
 SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns

@@ -11,9 +11,7 @@ import numpy as np
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.knobs import describe, parse_knobs
-from gansynth_instrument.presets import (
-    Bank,
-    Preset,
+from gansynth_instrument.preset_files import (
     create_preset,
     delete_preset,
     find_bank,
@@ -25,6 +23,7 @@ from gansynth_instrument.presets import (
     shipped_presets_dir,
     user_presets_dir,
 )
+from gansynth_instrument.presets import Bank, Preset
 
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
 

@@ -19,7 +19,7 @@ from gansynth_instrument.offline import (
     check_output_file,
     render_midi_engine,
 )
-from gansynth_instrument.presets import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_preset
 
 
 def run(args: argparse.Namespace) -> int:

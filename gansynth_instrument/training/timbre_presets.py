@@ -22,13 +22,8 @@ from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.metadata import ModelTimbre
-from gansynth_instrument.presets import (
-    PRESET_SUFFIX,
-    PROGRAM_RANGE,
-    Preset,
-    is_shipped,
-    list_presets,
-)
+from gansynth_instrument.preset_files import PRESET_SUFFIX, is_shipped, list_presets
+from gansynth_instrument.presets import PROGRAM_RANGE, Preset
 
 # General MIDI names of the programs `dataset from-soundfont` renders by default.
 GM_NAMES = {

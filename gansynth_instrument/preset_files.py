@@ -1,0 +1,381 @@
+"""Where preset and bank files live: lookup by name or path, listing, and atomic saving.
+
+Lookup order for a name: an explicit path (anything ending in .yaml/.yml or holding a "/"), then
+the user presets dir (``<platformdirs user data dir>/presets``), then the shipped ``presets/``
+folder. A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
+copy on purpose; ``presets new`` with a shipped name refuses without ``--force``); shipped presets
+are read-only. Banks live in a ``banks/`` subfolder of either presets dir. Writes go to a temporary
+name and are renamed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+
+from gansynth_instrument.errors import PresetError
+from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.latent import LATENT_SIZE
+from gansynth_instrument.preset_yaml import dump_yaml, parse_yaml, read_yaml
+from gansynth_instrument.presets import Bank, Preset, check_name, preset_between, random_seed
+
+APP_NAME = "gansynth-instrument"
+PRESET_SUFFIX = ".yaml"
+BANKS_SUBDIR = "banks"
+PROGRAMS_FROM_PRESETS = "presets"  # bank files: "programs: presets" = each preset's own number
+
+
+def user_presets_dir() -> Path:
+    """The user's presets folder (made on first save), e.g. ~/.local/share/…/presets."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "presets"
+
+
+def shipped_presets_dir() -> Path:
+    """The read-only presets shipped with the package.
+
+    In a wheel they are installed as the data package ``gansynth_instrument/shipped_presets``; in a
+    source checkout (and an editable install) they are the repository's top-level ``presets/``.
+    """
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped_presets"
+    return installed if installed.is_dir() else here.parent / "presets"
+
+
+def _search_dirs(user_dir: Path | None) -> list[Path]:
+    return [user_dir if user_dir is not None else user_presets_dir(), shipped_presets_dir()]
+
+
+def _looks_like_path(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or text.endswith((".yaml", ".yml"))
+
+
+def load_preset_file(path: Path) -> Preset:
+    """Read and validate one preset file."""
+    path = Path(path)
+    return Preset.from_dict(read_yaml(path), str(path), path)
+
+
+def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
+    """Read and validate one bank file, checking that every preset it names can be found.
+
+    ``programs: presets`` (instead of a mapping) takes each preset's own ``bank`` and ``program``
+    fields, so a preset saved with ``--program N`` joins the bank without editing it.
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    if isinstance(data, Mapping) and data.get("programs") == PROGRAMS_FROM_PRESETS:
+        banks = programs_from_presets(user_dir=user_dir)
+        variations = {b: p for b, p in banks.items() if b != 0}
+        data = {**data, "programs": banks.get(0, {}), "variations": variations}
+    bank = Bank.from_dict(data, str(path), path)
+    for program, name in sorted(bank.programs.items()):
+        _resolve_in_bank(path, f"programs.{program}", name, user_dir)
+    for number, programs in bank.variations.items():
+        for program, name in sorted(programs.items()):
+            _resolve_in_bank(path, f"variations.{number}.{program}", name, user_dir)
+    for name in bank.morph_path:
+        _resolve_in_bank(path, "morph.path", name, user_dir)
+    if bank.drums is not None:
+        _resolve_in_bank(path, "drums", bank.drums, user_dir)
+    for name in bank.pad_corners:
+        _resolve_in_bank(path, "pad.corners", name, user_dir)
+    return bank
+
+
+def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, dict[int, str]]:
+    """Bank → program → preset name from the presets' own ``bank`` and ``program`` fields.
+
+    A user preset takes a number from a shipped one; two user (or two shipped) presets with the
+    same bank and program are a PresetError naming the second file.
+    """
+    owners: dict[tuple[int, int], Preset] = {}
+    for preset in list_presets(user_dir=user_dir):
+        if preset.program is None:
+            continue
+        slot = (preset.bank, preset.program)
+        other = owners.get(slot)
+        if other is None or (is_shipped(other) and not is_shipped(preset)):
+            owners[slot] = preset
+        elif is_shipped(other) == is_shipped(preset):
+            where = f"bank {preset.bank} program {preset.program}"
+            raise PresetError(f"{preset.where}: field 'program': {where} is also {other.name}'s")
+    banks: dict[int, dict[int, str]] = {}
+    for number, program in sorted(owners):
+        banks.setdefault(number, {})[program] = owners[number, program].name
+    return banks
+
+
+def _resolve_in_bank(bank_path: Path, field_name: str, name: str, user_dir: Path | None) -> None:
+    try:
+        find_preset(name, user_dir=user_dir)
+    except PresetError as err:
+        raise PresetError(f"{bank_path}: field '{field_name}': {err}") from None
+
+
+def _load_named(path: Path, name: str) -> Preset:
+    preset = load_preset_file(path)
+    if preset.name != name:
+        raise PresetError(
+            f"{path}: field 'name': {preset.name!r} does not match the file name "
+            f"(rename the file to {preset.name}{PRESET_SUFFIX} or fix the name)"
+        )
+    return preset
+
+
+def _names_in(directories: Iterable[Path]) -> list[str]:
+    names: set[str] = set()
+    for d in directories:
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*" + PRESET_SUFFIX) if not p.name.startswith("."))
+    return sorted(names)
+
+
+def find_preset(name_or_path: str | Path, *, user_dir: Path | None = None) -> Preset:
+    """A preset by file path, or by name from the user dir, then the shipped presets."""
+    if _looks_like_path(name_or_path):
+        return load_preset_file(Path(name_or_path))
+    name = str(name_or_path)
+    dirs = _search_dirs(user_dir)
+    for d in dirs:
+        candidate = d / f"{name}{PRESET_SUFFIX}"
+        if candidate.is_file():
+            return _load_named(candidate, name)
+    known = ", ".join(_names_in(dirs)) or "none"
+    raise PresetError(f"unknown preset '{name}' (known: {known})")
+
+
+def find_bank(name_or_path: str | Path, *, user_dir: Path | None = None) -> Bank:
+    """A bank by file path, or by name from ``<user dir>/banks``, then the shipped banks."""
+    if _looks_like_path(name_or_path):
+        return load_bank_file(Path(name_or_path), user_dir=user_dir)
+    name = str(name_or_path)
+    dirs = [d / BANKS_SUBDIR for d in _search_dirs(user_dir)]
+    for d in dirs:
+        candidate = d / f"{name}{PRESET_SUFFIX}"
+        if candidate.is_file():
+            return load_bank_file(candidate, user_dir=user_dir)
+    known = ", ".join(_names_in(dirs)) or "none"
+    raise PresetError(f"unknown bank '{name}' (known: {known})")
+
+
+def list_presets(*, user_dir: Path | None = None) -> list[Preset]:
+    """Every preset, sorted by name; a user preset hides the shipped one of the same name."""
+    found: dict[str, Preset] = {}
+    for d in _search_dirs(user_dir):
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*" + PRESET_SUFFIX)):
+            if not path.name.startswith(".") and path.stem not in found:
+                found[path.stem] = _load_named(path, path.stem)
+    return [found[name] for name in sorted(found)]
+
+
+def list_banks(*, user_dir: Path | None = None) -> list[Bank]:
+    """Every bank, sorted by name; a user bank hides the shipped one of the same name."""
+    names = _names_in(d / BANKS_SUBDIR for d in _search_dirs(user_dir))
+    return [find_bank(name, user_dir=user_dir) for name in names]
+
+
+def is_shipped(item: Preset | Bank) -> bool:
+    """Whether it was read from the shipped (read-only) folder."""
+    if item.path is None:
+        return False
+    return shipped_presets_dir() in item.path.resolve().parents
+
+
+def save_preset(preset: Preset, directory: Path | None = None) -> Path:
+    """Write ``<directory>/<name>.yaml`` atomically (default: the user presets dir); return it."""
+    directory = Path(directory) if directory is not None else user_presets_dir()
+    if directory.resolve() == shipped_presets_dir().resolve():
+        raise PresetError(f"{directory}: the shipped presets are read-only; save to the user dir")
+    _make_dir(directory, "presets")
+    return write_text_atomic(directory / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
+
+
+def _make_dir(directory: Path, what: str) -> None:
+    """Create a user folder, or one clear line saying why it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PresetError(
+            f"{directory}: cannot create the {what} folder ({err.strerror})"
+        ) from None
+
+
+# A bank file's own "cc:" line under "morph:" (block style), so a learned controller can be saved
+# without losing the file's comments or its "programs: presets".
+_CC_LINE = re.compile(r"^(?P<head>[ \t]+cc:[ \t]*)\d+(?=[ \t]*(#.*)?$)", re.MULTILINE)
+
+
+def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
+    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``.
+
+    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
+    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place.
+    The file's text is kept (comments, ``programs: presets``) when only its ``cc:`` line needs to
+    change; otherwise its fields are written out anew. Atomic either way; returns the path.
+    """
+    if not bank.morph_path:
+        raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
+    learned = replace(bank, morph_cc=cc)  # validates the controller number
+    text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
+    return _save_learned(bank, text, f"'play --learn' (morph: CC{cc})", user_dir)
+
+
+def save_knob_cc(bank: Bank, knob: int, cc: int, *, user_dir: Path | None = None) -> Path:
+    """Remember a learned knob controller (``play --learn-knob``): write the bank with
+    ``knobs.cc`` (knob 0-based), where ``save_morph_cc`` would write it. The file's fields are
+    written out anew (its comments go; ``programs: presets`` stays). Atomic; returns the path."""
+    ccs = list(bank.knob_ccs)
+    ccs[knob] = cc
+    replace(bank, knob_ccs=tuple(ccs))  # validates: range, the pedal, collisions
+    raw = read_yaml(bank.path) if bank.path is not None else bank.to_dict()
+    if not isinstance(raw, Mapping):
+        raise PresetError(f"{bank.path}: no longer a mapping of fields; not saved")
+    data = {**raw, "knobs": {"cc": ccs}}
+    Bank.from_dict({**data, "programs": bank.programs}, bank.name)  # still valid as a file?
+    text = "# gansynth-instrument bank\n" + dump_yaml(data)
+    return _save_learned(bank, text, f"'play --learn-knob' (knob {knob + 1}: CC{cc})", user_dir)
+
+
+def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Path:
+    """A user or path bank in place; a shipped (or unsaved) bank as the user copy."""
+    if bank.path is not None and not is_shipped(bank):
+        target = bank.path
+    else:
+        directory = (user_dir if user_dir is not None else user_presets_dir()) / BANKS_SUBDIR
+        _make_dir(directory, "banks")
+        target = directory / f"{bank.name}{PRESET_SUFFIX}"
+        if bank.path is not None:  # the shipped text's comments may name the old controller
+            text = f"# Your copy of {bank.path}, saved by {why}.\n" + text
+    return write_text_atomic(target, text)
+
+
+def _bank_text_with_cc(bank: Bank, cc: int) -> str:
+    """The bank file's text with ``morph.cc`` set: its own text with the one line changed when
+    that parses to exactly the intended fields, else the fields dumped anew."""
+    assert bank.path is not None
+    data = read_yaml(bank.path)
+    morph = data.get("morph") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(morph, Mapping):
+        raise PresetError(f"{bank.path}: field 'morph': no longer a mapping; not saved")
+    expected = {**data, "morph": {**morph, "cc": cc}}
+    Bank.from_dict({**expected, "programs": bank.programs}, str(bank.path))  # still valid?
+    text = bank.path.read_text(encoding="utf-8")
+    edited, count = _CC_LINE.subn(rf"\g<head>{cc}", text)
+    if count == 1 and parse_yaml(edited) == expected:
+        return edited
+    return "# gansynth-instrument bank\n" + dump_yaml(expected)
+
+
+def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:
+    """Delete a user preset; returns its path. Shipped presets cannot be deleted."""
+    check_name("presets rm", name)
+    user = user_dir if user_dir is not None else user_presets_dir()
+    target = user / f"{name}{PRESET_SUFFIX}"
+    if target.is_file():
+        try:
+            target.unlink()
+        except OSError as err:
+            raise PresetError(f"{target}: cannot delete ({err.strerror})") from None
+        return target
+    shipped = shipped_presets_dir() / f"{name}{PRESET_SUFFIX}"
+    if shipped.is_file():
+        raise PresetError(
+            f"'{name}' is a shipped preset ({shipped}) and read-only; only presets in {user} "
+            "can be deleted"
+        )
+    raise PresetError(f"unknown preset '{name}' (known: {', '.join(_names_in([user])) or 'none'})")
+
+
+# --- making new presets ---------------------------------------------------------------------------
+
+
+def _check_free(name: str, user_dir: Path | None, force: bool, keep: Path | None = None) -> None:
+    """Refuse to overwrite a different user preset unless ``force`` (``keep``: the file edited)."""
+    target = (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
+    if target.is_file() and not force and (keep is None or target.resolve() != keep.resolve()):
+        raise PresetError(
+            f"{target}: a user preset '{name}' exists already (--force to replace it)"
+        )
+
+
+def create_preset(
+    name: str,
+    *,
+    seed: int | None = None,
+    random: bool = False,
+    between: tuple[str, str] | None = None,
+    at: float = 0.5,
+    latent_size: int = LATENT_SIZE,
+    from_preset: str | None = None,
+    move: Callable[[np.ndarray], np.ndarray] | None = None,
+    move_note: str = "",
+    changes: Mapping[str, Any] | None = None,
+    force: bool = False,
+    user_dir: Path | None = None,
+) -> tuple[Preset, Path]:
+    """``presets new``: from a seed, a random seed, a point between two presets, or another
+    preset (``from_preset``) whose latent ``move`` changes (the timbre knobs; ``move_note`` says
+    how, in the description); saved.
+
+    For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
+    ``changes`` sets other fields (gain_db, attack_s, release_s, program, loop, description).
+    """
+    if sum((seed is not None, random, between is not None, from_preset is not None)) != 1:
+        raise PresetError(
+            "presets new: give exactly one of --seed N, --random, --between A B, --from PRESET"
+        )
+    check_name("presets new", name)
+    _check_free(name, user_dir, force)
+    if not force and name in _names_in([shipped_presets_dir()]):
+        raise PresetError(
+            f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
+            "place everywhere (--force to do so, or choose another name)"
+        )
+    if from_preset is not None:
+        source = find_preset(from_preset, user_dir=user_dir)
+        preset = source.copy(name=name, program=None, description=f"from {source.name}")
+        if move is not None:
+            latent = move(source.latent_vector(latent_size))
+            note = f", {move_note}" if move_note else ""
+            preset = preset.copy(
+                latent=tuple(latent.tolist()), description=f"from {source.name}{note}"
+            )
+    elif between is not None:
+        a, b = (find_preset(n, user_dir=user_dir) for n in between)
+        sizes = {len(p.latent) for p in (a, b) if p.latent is not None}
+        if len(sizes) > 1:
+            raise PresetError(f"presets new: {a.name} and {b.name} have latents of different sizes")
+        preset = preset_between(name, a, b, at, sizes.pop() if sizes else latent_size)
+    else:
+        preset = Preset(name=name, seed=random_seed() if random else seed, latent=None)
+    if changes:
+        preset = preset.copy(**changes)
+    return preset, save_preset(preset, user_dir)
+
+
+def save_copy(
+    source: str,
+    *,
+    new_name: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+    force: bool = False,
+    user_dir: Path | None = None,
+) -> tuple[Preset, Path]:
+    """``presets save``: copy a preset (shipped, user or a file) to the user dir, renamed or edited.
+
+    Saving a shipped preset under its own name makes a user copy that shadows it (``presets rm``
+    brings the shipped one back); saving a user preset under its own name edits it in place.
+    """
+    original = find_preset(source, user_dir=user_dir)
+    preset = original.copy(**{**(changes or {}), **({"name": new_name} if new_name else {})})
+    _check_free(preset.name, user_dir, force, keep=original.path)
+    return preset, save_preset(preset, user_dir)
