@@ -255,8 +255,10 @@ def test_ctrl_c_at_any_moment_of_an_export_leaves_nothing_or_a_whole_model(
         time.sleep(delay_s)
         export.send_signal(signal.SIGINT)
         _, stderr = export.communicate(timeout=WAIT_S)
-        # 130: the CLI caught it; -2: Python was still starting or already shutting down.
-        assert export.returncode in (0, 130, -signal.SIGINT), stderr
+        # 130: the CLI caught it; -2: Python was still starting or already shutting down; 1 only
+        # when it landed inside a C extension's import, which NumPy reports as an ImportError.
+        interrupted_import = export.returncode == 1 and "ImportError" in stderr
+        assert export.returncode in (0, 130, -signal.SIGINT) or interrupted_import, stderr
         files = list(out_dir.iterdir())
         if files:
             assert [f.name for f in files] == ["tiny.onnx"], (delay_s, files)
