@@ -20,6 +20,7 @@ import numpy as np
 import pysfizz
 import pytest
 import soundfile as sf
+from midi_writer import write_midi
 from sfzen import SFZ
 
 from gansynth_instrument import cli
@@ -150,17 +151,11 @@ def engine_notes(
 ) -> dict[int, np.ndarray]:
     """Each key as the instrument's ``render`` plays it: one MIDI file, notes far apart."""
     spacing = hold_s + preset.release_s + 0.2
-    track = mido.MidiTrack()
-    ticks = 960  # per second at 120 bpm, 480 per beat
-    gap = 0
-    for key in keys:
-        track.append(mido.Message("note_on", note=key, velocity=velocity, time=gap))
-        track.append(mido.Message("note_off", note=key, time=round(hold_s * ticks)))
-        gap = round((spacing - hold_s) * ticks)
-    midi = mido.MidiFile(type=0, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi_path = tmp / f"{preset.name}-{velocity}.mid"
-    midi.save(midi_path)
+    messages = []
+    for i, key in enumerate(keys):
+        messages.append((i * spacing, mido.Message("note_on", note=key, velocity=velocity)))
+        messages.append((i * spacing + hold_s, mido.Message("note_off", note=key)))
+    midi_path = write_midi(tmp / f"{preset.name}-{velocity}.mid", messages)
     wav = tmp / f"{preset.name}-{velocity}.wav"
     render_midi_engine(
         model, midi_path, wav, preset=preset, sample_rate=RATE, cache_dir=cache, progress=False
