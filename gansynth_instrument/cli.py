@@ -389,9 +389,7 @@ def _add_bake(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rate", type=int, default=48000, help="sample rate: 48000 or 44100 (48000)")
     p.add_argument("--bit-depth", type=int, default=24, help="WAV bits: 16 or 24 (default 24)")
-    p.add_argument(
-        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
-    )
+    _add_velocity_curve(p)
     _add_cache_dir(p)
 
 
