@@ -7,6 +7,7 @@ traceback); the exit status is 1 for those, 130 for Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -566,36 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int | None:
-    """Import the subcommand's own module (only it: ``--help`` stays fast) and run it."""
-    command = args.command
-    if command == "export":
-        from gansynth_instrument.commands import export as module
-    elif command == "info":
-        from gansynth_instrument.commands import info as module
-    elif command == "devices":
-        from gansynth_instrument.commands import devices as module
-    elif command == "cache":
-        from gansynth_instrument.commands import cache as module
-    elif command == "presets":
-        from gansynth_instrument.commands import presets as module
-    elif command == "generate":
-        from gansynth_instrument.commands import generate as module
-    elif command == "hallucinate":
-        from gansynth_instrument.commands import hallucinate as module
-    elif command == "interpolate":
-        from gansynth_instrument.commands import interpolate as module
-    elif command == "render":
-        from gansynth_instrument.commands import render as module
-    elif command == "bake":
-        from gansynth_instrument.commands import bake as module
-    elif command == "play":
-        from gansynth_instrument.commands import play as module
-    elif command == "dataset":
-        from gansynth_instrument.commands import dataset as module
-    elif command == "train":
-        from gansynth_instrument.commands import train as module
-    else:
-        raise AssertionError(f"no module for the command {command!r}")
+    """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
+    fast), and run it."""
+    module = importlib.import_module(f"gansynth_instrument.commands.{args.command}")
     return module.run(args)
 
 
