@@ -338,7 +338,20 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
 def _add_staging(p: argparse.ArgumentParser) -> None:
     """The gain staging options of play and render (see levels.py)."""
     _add_velocity_curve(p)
-    _add_gain_db(p)
+    _add_gain_db(p, "chords")
+
+
+def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
+    """The master gain of every command that stages its output as the instrument does."""
+    p.add_argument(
+        "--gain-db",
+        type=float,
+        default=0.0,
+        help=(
+            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
+            f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
+        ),
+    )
 
 
 def _add_velocity_curve(p: argparse.ArgumentParser) -> None:
@@ -352,19 +365,6 @@ def _add_velocity_curve(p: argparse.ArgumentParser) -> None:
             "how key velocity sets loudness, amplitude = (velocity/127)^e: gm (e = 2, General "
             "MIDI's curve, the default), linear (1), soft (0.5, louder at a light touch), fixed "
             "(0, every note full)"
-        ),
-    )
-
-
-def _add_gain_db(p: argparse.ArgumentParser) -> None:
-    """Master gain, checked by ``levels.master_gain``."""
-    p.add_argument(
-        "--gain-db",
-        type=float,
-        default=0.0,
-        help=(
-            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any preset peaks "
-            "near -4 dBFS; a limiter keeps chords below -1 dBFS)"
         ),
     )
 
