@@ -53,24 +53,26 @@ def run(args: argparse.Namespace) -> int:
     master_gain(args.gain_db)
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
-    info = model_info_from_args(args)
+    if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
+        raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
+    if args.learn_knob is not None and args.no_knobs:
+        raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
+    single = args.preset and not args.bank  # known before the model's file is read
+    info = None if args.learn and single else model_info_from_args(args)
     preset = find_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default", model=info)
     drums = find_preset(args.drums, model=info) if args.drums else None
-    if bank is not None and bank.notice:
-        print(bank.notice, file=sys.stderr)
-    if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
-        raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
-    if args.learn_knob is not None and args.no_knobs:
-        raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
             f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
             "(--bank NAME, or no --preset for the default bank)"
         )
+    assert info is not None
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     if args.threads is None:
         args.threads = live_render_threads()
