@@ -159,6 +159,7 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print a preset's (or bank's) YAML file")
     show.add_argument("name", help="preset name or .yaml path")
     show.add_argument("--bank", action="store_true", help="show the bank of that name")
+    _add_model_path(show)
     new = actions.add_parser(
         "new", help="make a preset from a seed, at random, between two, or from one with knobs"
     )

@@ -96,7 +96,7 @@ def load_bank_file(
     found: dict[str, Preset] = {}
     for field_name, name in _references(bank):
         try:
-            found[name] = _lookup(name, user_dir, model)
+            found[name] = lookup_preset(name, user_dir=user_dir, model=model)
         except PresetError as err:
             raise PresetError(f"{path}: field '{field_name}': {err}") from None
         reason = _misfit(found[name], model)
@@ -220,18 +220,20 @@ def find_preset(
     """A preset by file path, or by name from the user dir, the model's own timbres, then the
     shipped presets. Given ``model``, one made for another model is a PresetError naming its
     file and the mismatch."""
-    if _looks_like_path(name_or_path):
-        preset = load_preset_file(Path(name_or_path))
-    else:
-        preset = _lookup(str(name_or_path), user_dir, model)
+    preset = lookup_preset(name_or_path, user_dir=user_dir, model=model)
     reason = _misfit(preset, model)
     if reason is not None:
         raise PresetError(f"{preset.where}: {reason}")
     return preset
 
 
-def _lookup(name: str, user_dir: Path | None, model: ModelInfo | None) -> Preset:
-    """A preset by name (the lookup order above), whichever model it suits."""
+def lookup_preset(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Preset:
+    """``find_preset``'s preset, whichever model it suits (``presets show`` shows any)."""
+    if _looks_like_path(name_or_path):
+        return load_preset_file(Path(name_or_path))
+    name = str(name_or_path)
     user, shipped = _search_dirs(user_dir)
     candidate = user / f"{name}{PRESET_SUFFIX}"
     if candidate.is_file():

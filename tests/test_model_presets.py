@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
+import yaml
 from gansynth_export.checkpoint import Checkpoint
 from gansynth_export.graph import GeneratorConfig, random_weights
 from gansynth_export.onnx_model import export_model
@@ -134,6 +135,13 @@ def test_presets_list_shows_the_models_timbres_and_marks_the_others(
     assert "not for" not in rows["felt-keys"] and "seed 7" in rows["felt-keys"]
     assert "[not for this model: made for model 'bundled-fluidr3'" in rows["fluid-piano"]
     assert "256 latent values, but the model expects 64" in rows["keys-to-bell"]
+    # show: the model's own timbre as the file 'presets save' would write; any file as stored.
+    assert cli.main(["presets", "show", "m64-keys", "--model", str(model64)]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["model"], shown["program"]) == (FAMILY, 0)
+    np.testing.assert_array_equal(np.float32(shown["latent"]), np.float32(OWN[0].latent))
+    assert cli.main(["presets", "show", "fluid-piano", "--model", str(model64)]) == 0
+    assert "model: bundled-fluidr3" in capsys.readouterr().out
 
 
 def test_a_preset_for_another_model_is_one_line_naming_the_file(
@@ -145,12 +153,14 @@ def test_a_preset_for_another_model_is_one_line_naming_the_file(
     for argv in (
         ["render", str(midi), "-o", str(out), "--preset", "fluid-piano"],
         ["play", "--preset", "fluid-piano"],  # before any audio or MIDI opens
+        ["generate", "-o", str(tmp_path / "notes"), "--preset", "fluid-piano"],
+        ["interpolate", "felt-keys", "fluid-piano", "-o", str(tmp_path / "notes")],
     ):
         assert cli.main([*argv, "--model", str(model64)]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(shipped) in err, err
         assert f"made for model 'bundled-fluidr3', not this model ('{FAMILY}')" in err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "notes").exists()
 
 
 def test_a_bank_skips_presets_for_another_model_with_one_notice(

@@ -20,6 +20,7 @@ from gansynth_instrument.preset_files import (
     is_shipped,
     list_banks,
     list_presets,
+    lookup_preset,
     save_copy,
     shipped_presets_dir,
     user_presets_dir,
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(format_listing(model=_model_info(args)))
     elif args.action == "show":
-        print(show_text(args.name, bank=args.bank), end="")
+        print(show_text(args.name, bank=args.bank, model=_model_info(args)), end="")
     elif args.action == "new":
         move, note, latent_size = None, "", args.latent_size
         if args.knob:
@@ -144,12 +145,21 @@ def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = No
     return "\n".join(lines)
 
 
-def show_text(name_or_path: str, *, bank: bool = False, user_dir: Path | None = None) -> str:
-    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path."""
+def show_text(
+    name_or_path: str,
+    *,
+    bank: bool = False,
+    user_dir: Path | None = None,
+    model: ModelInfo | None = None,
+) -> str:
+    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path;
+    a model's own timbre as the preset file ``presets save`` would write of it."""
     item: Preset | Bank = (
-        find_bank(name_or_path, user_dir=user_dir)
+        find_bank(name_or_path, user_dir=user_dir, model=model)
         if bank
-        else find_preset(name_or_path, user_dir=user_dir)
+        else lookup_preset(name_or_path, user_dir=user_dir, model=model)
     )
-    assert item.path is not None
+    if item.path is None:
+        assert isinstance(item, Preset)
+        return f"# the model's own timbre (in its metadata)\n{item.to_yaml()}"
     return f"# {item.path}\n" + item.path.read_text(encoding="utf-8")
