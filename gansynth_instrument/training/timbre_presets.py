@@ -1,14 +1,16 @@
 """Presets from a regression run's timbre latents: one per trained instrument, named after it.
 
     python -m gansynth_instrument.training.timbre_presets TRAIN_DIR OUT_DIR [--prefix fluid-]
+        [--model FAMILY]
 
 A regression run (``train --objective regression``) writes ``timbres.json``: every dataset
 instrument's fixed latent, which the model learned to play as that instrument. Soundfont
 instruments (``program024-v100``) get General MIDI names (``fluid-nylon-guitar``, and
 ``-soft`` for the quieter velocity) and their General MIDI program numbers (the loudest
 velocity in bank 0, softer ones in banks 1, 2, ...); others keep their dataset name and no
-program. Written with
-``Preset.to_yaml``, so they load like any preset (explicit-latent presets).
+program. Written with ``Preset.to_yaml``, so they load like any preset (explicit-latent presets,
+made for ``--model``: the family the run's export gets). ``export`` stores the same timbres in
+the model, where the runtime finds them without these files.
 """
 
 from __future__ import annotations
@@ -90,10 +92,13 @@ def model_timbres(
     )
 
 
-def timbre_presets(train_dir: Path, prefix: str, source: str) -> list[Preset]:
-    """One explicit-latent preset per instrument of the run's ``timbres.json``."""
+def timbre_presets(
+    train_dir: Path, prefix: str, source: str, model: str | None = None
+) -> list[Preset]:
+    """One explicit-latent preset per instrument of the run's ``timbres.json``, made for
+    ``model`` (the export's family; None: unrecorded)."""
     timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
-    return [timbre_preset(t) for t in model_timbres(timbres, prefix, source)]
+    return [timbre_preset(t, model) for t in model_timbres(timbres, prefix, source)]
 
 
 def main() -> None:
@@ -104,9 +109,14 @@ def main() -> None:
     parser.add_argument(
         "--source", default="bundled model, FluidR3", help="what the descriptions name"
     )
+    parser.add_argument(
+        "--model",
+        help="the family the run is exported with (export --family): the presets "
+        "record it, so they are offered only on models of that family",
+    )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for preset in timbre_presets(args.train_dir, args.prefix, args.source):
+    for preset in timbre_presets(args.train_dir, args.prefix, args.source, args.model):
         path = write_text_atomic(args.out_dir / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
         print(path)
 
