@@ -141,7 +141,7 @@ class ModelInfo:
 
 def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ...]:
     """The ``timbres`` metadata checked: a list of ModelTimbre fields, latents of the model's
-    size, unique names, programs 0..127 or null, banks 0..127."""
+    size, unique names, programs 0..127 or null, banks 0..127, one timbre per bank and program."""
 
     def bad(what: str) -> ModelError:
         return ModelError(f"{where}: malformed timbre metadata: {what}")
@@ -177,6 +177,13 @@ def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ..
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
         raise bad(f"two timbres named '{duplicate}'")
+    slots: dict[tuple[int, int], str] = {}
+    for t in timbres:
+        if t.program is not None and slots.setdefault((t.bank, t.program), t.name) != t.name:
+            raise bad(
+                f"timbres '{slots[t.bank, t.program]}' and '{t.name}' are both bank {t.bank} "
+                f"program {t.program}"
+            )
     return tuple(timbres)
 
 

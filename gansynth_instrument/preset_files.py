@@ -193,7 +193,7 @@ def timbre_preset(timbre: ModelTimbre, model: str | None = None) -> Preset:
 
 def model_presets(model: ModelInfo) -> list[Preset]:
     """The timbres the model carries, as presets made for it."""
-    return [timbre_preset(t, model.preset_model) for t in model.timbres]
+    return [timbre_preset(t, model.preset_model or None) for t in model.timbres]
 
 
 def _load_named(path: Path, name: str) -> Preset:

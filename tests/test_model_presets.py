@@ -198,6 +198,7 @@ def test_a_bank_skips_presets_for_another_model_with_one_notice(
         (lambda t: t[0].update(name="two words"), "timbre 0: 'two words' is not a preset name"),
         (lambda t: t[1].update(latent=[float("nan")] * LATENT), "holds NaN or infinity"),
         (lambda t: t.append("piano"), "timbre 3:"),
+        (lambda t: t[1].update(bank=0), "'m64-keys' and 'm64-keys-soft' are both bank 0 program 0"),
     ],
 )
 def test_malformed_timbre_metadata_is_one_line_and_writes_nothing(
