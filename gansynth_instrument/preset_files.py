@@ -102,10 +102,9 @@ def load_bank_file(
         reason = _misfit(found[name], model)
         if reason is not None:
             misfits[name] = reason
-    if misfits:
-        bank = _without(bank, set(misfits))
     notice = ""
     if misfits:
+        bank = _without(bank, set(misfits))
         names = sorted(misfits)
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         notice = (
