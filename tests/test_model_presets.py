@@ -310,3 +310,15 @@ def test_play_without_a_preset_on_a_64_latent_model(
         body = captured[start + round(0.02 * 48000) : start + round(0.3 * 48000)]
         score, _ = match(body, expected[: round(0.5 * 48000)])
         assert score > 0.9, score
+
+
+def test_cache_warm_takes_the_models_own_timbres_by_name(
+    model64: Path, user_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["cache", "warm", "--model", str(model64), "--cache-dir", str(tmp_path / "notes")]
+    assert cli.main([*argv, "--sample-rate", str(RATE), "m64-strings"]) == 0
+    out = capsys.readouterr().out
+    assert "m64-strings" in out, out
+    assert cli.main([*argv, "fluid-violin"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fluid-violin.yaml: made for model 'bundled-fluidr3'" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def _warm(
     morph steps, as the engine will play them) and seeds; print what was done."""
     info = model_info_from_args(model_options)  # bad names fail before the model loads
     found = [find_bank(name, model=info) for name in banks]
+    for bank in found:
+        if bank.notice:
+            print(bank.notice, file=sys.stderr)
     chosen = [find_preset(name, model=info) for name in presets]
     chosen += [bank_preset(bank, name) for bank in found for name in bank.preset_names()]
     chosen = list({p.name: p for p in chosen}.values())
