@@ -229,9 +229,9 @@ class Preset:
             data["seed"] = self.seed
         else:
             assert self.latent is not None
-            # str(np.float32) is the shortest text that reads back to the same float32.
             if self.model is not None:
                 data["model"] = self.model
+            # str(np.float32) is the shortest text that reads back to the same float32.
             data["latent"] = [float(str(np.float32(v))) for v in self.latent]
         data["gain_db"] = self.gain_db
         data["attack_s"] = self.attack_s
@@ -292,7 +292,7 @@ class Bank:
 
     A bank loaded for a model (``preset_files.load_bank_file``) holds the presets its names
     stand for in ``presets`` (the model's own timbres have no file to find them by again), and
-    in ``notice`` the one line that says which presets it skipped as made for another model.
+    in ``notice`` the one line that says which presets it skipped as not suiting the model.
     """
 
     name: str
