@@ -73,7 +73,7 @@ from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threa
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.note_workers import WORKERS  # noqa: E402
-from gansynth_instrument.preset_files import find_bank, find_preset  # noqa: E402
+from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.presets import Preset  # noqa: E402
 from gansynth_instrument.timbre import Timbre  # noqa: E402
 
@@ -178,10 +178,10 @@ def warm(player: Player, timbre: Timbre, pitches: list[int]) -> dict[int, np.nda
 
 def keep_renderer_busy(cache: NoteCache, model) -> int:
     """Queue every pitch of every default-bank preset in the background."""
-    bank = find_bank("default")
+    bank = find_bank("default", model=model.info)
     names = sorted(set(bank.programs.values()) | set(bank.morph_path))
     for name in names:
-        z = find_preset(name).latent_vector(model.latent_size)
+        z = bank_preset(bank, name).latent_vector(model.latent_size)
         cache.request(z, model.pitches, Priority.BACKGROUND)
     return len(names) * len(model.pitches)
 
@@ -296,7 +296,7 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
     """CC1 → 0 first (the morph path's start), then each move: note on, CC1 → 127 after 0.3 s,
     note off, CC1 → 0."""
     period_s = 1.2
-    player, port = new_player(model, args, cache_dir, bank=find_bank("default"))
+    player, port = new_player(model, args, cache_dir, bank=find_bank("default", model=model.info))
     with player:
         engine = player.engine
         start = engine.morph[0]
@@ -336,7 +336,7 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
 
 def phase_switch(model, args, cache_dir: Path) -> list[float]:
     """Program change to a preset with nothing cached → its note for the played pitch is ready."""
-    player, port = new_player(model, args, cache_dir, bank=find_bank("default"))
+    player, port = new_player(model, args, cache_dir, bank=find_bank("default", model=model.info))
     out = []
     with player:
         warm(player, player.engine.timbre, [60, 64, 67])

@@ -56,8 +56,8 @@ from jackrig import (  # noqa: E402
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
 from gansynth_instrument.cache import NoteCache  # noqa: E402
-from gansynth_instrument.model import BUNDLED_MODEL, load_model  # noqa: E402
-from gansynth_instrument.preset_files import find_bank, find_preset  # noqa: E402
+from gansynth_instrument.model import BUNDLED_MODEL, load_model, read_info  # noqa: E402
+from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.timbre import Timbre, morph_steps  # noqa: E402
 
 RATE = 48000
@@ -143,10 +143,10 @@ def warm_cache(model_path: Path, cache_dir: Path, switch_programs: list[int]) ->
     switch programs and the morph steps (the engine asks for all of a timbre's pitches once it
     plays it), C4 of every other program."""
     model = load_model(model_path)
-    bank = find_bank("default")
+    bank = find_bank("default", model=model.info)
     size = model.latent_size
-    programs = {p: Timbre.from_preset(find_preset(n), size) for p, n in bank.programs.items()}
-    path = [Timbre.from_preset(find_preset(n), size) for n in bank.morph_path]
+    programs = {p: Timbre.from_preset(bank_preset(bank, n), size) for p, n in bank.programs.items()}
+    path = [Timbre.from_preset(bank_preset(bank, n), size) for n in bank.morph_path]
     full = [programs[min(programs)], *(programs[p] for p in switch_programs)]
     full += morph_steps(path, bank.morph_steps)
     wanted = [(t.latent, model.pitches) for t in full]
@@ -344,7 +344,7 @@ def note_rms(audio: np.ndarray) -> float:
 def run(
     model: Path, cache_dir: Path, rounds: int, options: list[str], log: Path, realtime: bool
 ) -> Report:
-    bank = find_bank("default")
+    bank = find_bank("default", model=read_info(model))
     first = min(bank.programs)
     switch_programs = sorted(p for p in bank.programs if p != first)[:rounds]
     warm_cache(model, cache_dir, switch_programs)

@@ -398,7 +398,7 @@ def run(
 ) -> Report:
     """Start a private JACK server and a player, run both phases, return the figures."""
     model = load_model(model_path, threads=live_render_threads())  # as play
-    bank = find_bank("default")
+    bank = find_bank("default", model=model.info)
     port = f"stress-{uuid.uuid4().hex[:6]}"
     blocks = int((max(flood_s, soak_s) + PHASE_GRACE_S) * RATE / BLOCK)
     spawn = multiprocessing.get_context("spawn")

@@ -27,10 +27,14 @@ def random_checkpoint(seed: int) -> Checkpoint:
 
 
 def export_model(
-    checkpoint: Checkpoint, output: Path, timbres: tuple[ModelTimbre, ...] = ()
+    checkpoint: Checkpoint,
+    output: Path,
+    timbres: tuple[ModelTimbre, ...] = (),
+    family: str = "",
 ) -> ModelInfo:
     """Build the graph for ``checkpoint``; write it with its ModelInfo (``timbres``: the
-    instruments it was trained to play) atomically to ``output``."""
+    instruments it was trained to play; ``family``: the latent space it shares with the models
+    it was trained on from, see ``ModelInfo.family``) atomically to ``output``."""
     model = build_generator(checkpoint.weights, checkpoint.config, checkpoint.progress)
     config = checkpoint.config
     info = ModelInfo(
@@ -43,6 +47,7 @@ def export_model(
         digest=graph_digest(model),
         exporter_version=__version__,
         timbres=timbres,
+        family=family,
     )
     onnx.helper.set_model_props(model, info.to_props())
     with atomic_path(output) as tmp:

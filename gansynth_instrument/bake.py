@@ -50,7 +50,7 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.preset_files import bank_preset
 from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
@@ -111,11 +111,11 @@ def bake_instruments(
     morph path as one instrument named ``BANK-morph``. Names must differ."""
     chosen = list(presets)
     if bank is not None:
-        chosen += [find_preset(name) for name in bank.preset_names()]
+        chosen += [bank_preset(bank, name) for name in bank.preset_names()]
     unique = list({p.name: p for p in chosen}.values())
     instruments = [Instrument(p.name, (Step(Timbre.from_preset(p, latent_size)),)) for p in unique]
     if bank is not None and len(bank.morph_path) >= 2:
-        path = [Timbre.from_preset(find_preset(n), latent_size) for n in bank.morph_path]
+        path = [Timbre.from_preset(bank_preset(bank, n), latent_size) for n in bank.morph_path]
         instruments.append(
             morph_instrument(
                 bank.name + MORPH_SUFFIX, morph_steps(path, bank.morph_steps), bank.morph_cc

@@ -40,6 +40,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="a regression run's instrument timbres are stored in the model under General MIDI "
         "names (piano, nylon-guitar-soft, ...) or their dataset names; this goes before each",
     )
+    p.add_argument(
+        "--family",
+        default="",
+        help="the model family: a model trained on from another (train --init-from) shares its "
+        "latent space, so give it that model's family and the presets made for it play here "
+        "too (see 'info'). Default: none, presets made for this model record its digest",
+    )
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -179,10 +186,18 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
         ),
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="all presets and banks, with where they live")
+    listing = actions.add_parser(
+        "list",
+        help="all presets and banks, with where they live and which suit the model",
+        description="All presets and banks: the model's own timbres (stored in it), yours and "
+        "the shipped ones. Seed presets suit every model; a preset with an explicit latent "
+        "suits the model it was made for, and the others are marked.",
+    )
+    _add_model_path(listing)
     show = actions.add_parser("show", help="print a preset's (or bank's) YAML file")
     show.add_argument("name", help="preset name or .yaml path")
     show.add_argument("--bank", action="store_true", help="show the bank of that name")
+    _add_model_path(show)
     new = actions.add_parser(
         "new", help="make a preset from a seed, at random, between two, or from one with knobs"
     )
@@ -213,19 +228,25 @@ def _add_presets(sub: argparse._SubParsersAction) -> None:
     save = actions.add_parser("save", help="copy a preset to your presets, renamed or edited")
     save.add_argument("source", help="preset name or .yaml path")
     save.add_argument("--as", dest="as_name", metavar="NAME", help="save under this name")
+    _add_model_path(save)
     _add_preset_fields(save)
     rm = actions.add_parser("rm", help="delete one of your presets (shipped ones are read-only)")
     rm.add_argument("name")
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model/--backend/--threads/--precision, read by commands.load_model_from_args."""
+def _add_model_path(p: argparse.ArgumentParser) -> None:
+    """--model alone: the model whose timbres and presets a command means."""
     p.add_argument(
         "--model",
         type=Path,
         help="an exported .onnx model (default: $GANSYNTH_MODEL, else the package's bundled "
         "models/default.onnx when it has one)",
     )
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model/--backend/--threads/--precision, read by commands.load_model_from_args."""
+    _add_model_path(p)
     p.add_argument(
         "--backend",
         choices=("auto", "cuda", "openvino", "cpu"),

@@ -55,10 +55,12 @@ def save_found(
     note: str = "",
     user_dir: Path | None = None,
     now: datetime.datetime | None = None,
+    model: str | None = None,
 ) -> tuple[Preset, Path]:
     """Save what plays as a new user preset: its latent exactly (float32 values, so it reloads
     to bit-identical notes), level and envelope. The description says where it came from
-    (``timbre``'s name) and ``note`` (e.g. the knob offsets). Atomic; a full or read-only folder
+    (``timbre``'s name) and ``note`` (e.g. the knob offsets); it records ``model``, the model's
+    ``preset_model``, the one the latent means this timbre on. Atomic; a full or read-only folder
     is one error line and no file changes."""
     name = found_name(user_dir, now)
     preset = Preset(
@@ -70,5 +72,6 @@ def save_found(
         release_s=timbre.release_s,
         loop=timbre.loop,
         description=f"from {timbre.name}" + (f", {note}" if note else ""),
+        model=model,
     )
     return preset, save_preset(preset, user_dir)

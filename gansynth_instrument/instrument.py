@@ -19,7 +19,7 @@ from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.preset_files import bank_preset
 from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace
@@ -95,7 +95,7 @@ def build_engine(
     """
 
     def timbre_of(name: str) -> Timbre:
-        return Timbre.from_preset(find_preset(name), latent_size)
+        return Timbre.from_preset(bank_preset(bank, name), latent_size)
 
     programs: dict[int, Timbre] = {}
     variations: dict[int, dict[int, Timbre]] = {}

@@ -13,6 +13,8 @@ Graph contract (format version 1):
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -27,6 +29,12 @@ OUTPUT_SPECTROGRAM = "spectrogram"
 # channel, as (a, b); one copy for the exporter, the trainer and the runtime.
 MAG_NORMALIZER = (0.0661371661726, 0.113718730221)  # log magnitude
 P_NORMALIZER = (0.8, 0.0)  # instantaneous frequency
+# A preset's name (a model timbre's too): letters, digits, "-" and "_"; it is also a file name and
+# is typed on command lines.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# A family name (and so what a preset's ``model`` field holds: a family or a hex digest): typed on
+# command lines and written in preset files.
+FAMILY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ class ModelTimbre:
     """An instrument the model was trained to play, as a soundfont carries its presets.
 
     ``latent`` plays it; ``instrument`` is its name in the training data (what ``train
-    --init-from`` matches), ``name`` the preset name it is offered under.
+    --init-from`` matches), ``name`` the preset name it is offered under, ``program`` and
+    ``bank`` (bank select) where it sits in the default bank, as in a General MIDI synth.
     """
 
     name: str
@@ -59,6 +68,7 @@ class ModelTimbre:
     latent: tuple[float, ...]
     program: int | None = None
     description: str = ""
+    bank: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,15 @@ class ModelInfo:
     exporter_version: str = ""
     format_version: int = FORMAT_VERSION
     timbres: tuple[ModelTimbre, ...] = ()
+    # Models that share a latent space (a model and its retrained successors) share a family, so
+    # presets with explicit latents made for one suit the others; "" = a family of its own.
+    family: str = ""
+
+    @property
+    def preset_model(self) -> str:
+        """What an explicit-latent preset made for this model records: its family, else its
+        digest."""
+        return self.family or self.digest
 
     def to_props(self) -> dict[str, str]:
         """Flatten to ONNX ``metadata_props`` (key → JSON text)."""
@@ -111,12 +130,18 @@ class ModelInfo:
         except (TypeError, ValueError) as err:
             raise ModelError(f"{where}: malformed gansynth metadata: {err}") from None
         values["timbres"] = _timbres(values.get("timbres", []), latent_size, where)
+        family = values.get("family", "")
+        if family != "" and not (isinstance(family, str) and FAMILY_PATTERN.fullmatch(family)):
+            raise ModelError(
+                f"{where}: malformed gansynth metadata: family {family!r} is not a name "
+                "(1-64 letters, digits, '.', '-' or '_')"
+            )
         return cls(**values)
 
 
 def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ...]:
     """The ``timbres`` metadata checked: a list of ModelTimbre fields, latents of the model's
-    size, unique names, programs 0..127 or null."""
+    size, unique names, programs 0..127 or null, banks 0..127, one timbre per bank and program."""
 
     def bad(what: str) -> ModelError:
         return ModelError(f"{where}: malformed timbre metadata: {what}")
@@ -130,8 +155,10 @@ def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ..
             timbre = replace(timbre, latent=tuple(float(v) for v in timbre.latent))
         except (TypeError, ValueError) as err:
             raise bad(f"timbre {i}: {err}") from None
-        if not isinstance(timbre.name, str) or not timbre.name:
-            raise bad(f"timbre {i} has no name")
+        if not isinstance(timbre.name, str) or not NAME_PATTERN.fullmatch(timbre.name):
+            raise bad(f"timbre {i}: {timbre.name!r} is not a preset name")
+        if not all(math.isfinite(v) for v in timbre.latent):
+            raise bad(f"timbre '{timbre.name}': its latent holds NaN or infinity")
         if len(timbre.latent) != latent_size:
             raise bad(
                 f"timbre '{timbre.name}': {len(timbre.latent)} latent values, the model's "
@@ -142,11 +169,21 @@ def _timbres(raw: object, latent_size: int, where: str) -> tuple[ModelTimbre, ..
             isinstance(program, bool) or not isinstance(program, int) or not 0 <= program <= 127
         ):
             raise bad(f"timbre '{timbre.name}': program {program!r} is not 0..127 or null")
+        bank = timbre.bank
+        if isinstance(bank, bool) or not isinstance(bank, int) or not 0 <= bank <= 127:
+            raise bad(f"timbre '{timbre.name}': bank {bank!r} is not 0..127")
         timbres.append(timbre)
     names = [t.name for t in timbres]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
         raise bad(f"two timbres named '{duplicate}'")
+    slots: dict[tuple[int, int], str] = {}
+    for t in timbres:
+        if t.program is not None and slots.setdefault((t.bank, t.program), t.name) != t.name:
+            raise bad(
+                f"timbres '{slots[t.bank, t.program]}' and '{t.name}' are both bank {t.bank} "
+                f"program {t.program}"
+            )
     return tuple(timbres)
 
 

@@ -114,12 +114,13 @@ def overlap_add(
     return clip.astype(np.float32)
 
 
-def _timbre(spec: str, latent_size: int) -> tuple[str, np.ndarray]:
-    """A timbre given as a seed (digits) or a preset name/path → (label, latent)."""
+def _timbre(spec: str, model: Model) -> tuple[str, np.ndarray]:
+    """A timbre given as a seed (digits) or a preset name/path (the model's own timbres among
+    them; one made for another model is an error) → (label, latent)."""
     if spec.isdigit():
-        return f"seed {spec}", random_latent(int(spec), latent_size)
-    preset = find_preset(spec)
-    return preset.name, preset.latent_vector(latent_size)
+        return f"seed {spec}", random_latent(int(spec), model.latent_size)
+    preset = find_preset(spec, model=model.info)
+    return preset.name, preset.latent_vector(model.latent_size)
 
 
 # --- generate -------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def generate_notes(
         count = len(pitches) if pitches else BATCH_SIZE
     if count < 1:
         raise GansynthError(f"--count must be at least 1, got {count}")
-    timbre = _timbre(preset, model.latent_size) if preset is not None else None
+    timbre = _timbre(preset, model) if preset is not None else None
     check_pitches(model.pitches, pitches or [])
     check_writable_dir(Path(out_dir), create=True)
     rng = np.random.RandomState(seed)
@@ -201,8 +202,8 @@ def interpolate(
     """
     if steps < 2:
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
-    label_a, z_a = _timbre(a, model.latent_size)
-    label_b, z_b = _timbre(b, model.latent_size)
+    label_a, z_a = _timbre(a, model)
+    label_b, z_b = _timbre(b, model)
     check_pitches(model.pitches, [pitch])
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
@@ -239,7 +240,7 @@ def interpolate_grid(
     lo, hi = PAD_SIZE_RANGE
     if not lo <= size <= hi:
         raise GansynthError(f"--size must be {lo}..{hi} points per side, got {size}")
-    labelled = [_timbre(spec, model.latent_size) for spec in corners]
+    labelled = [_timbre(spec, model) for spec in corners]
     check_pitches(model.pitches, [pitch])
     check_writable_dir(Path(out_dir), create=True)
     latents = grid_latents([z for _, z in labelled], size).reshape(size * size, -1)
@@ -350,7 +351,7 @@ def hallucinate(
     if through:
         if len(through) < 2:
             raise GansynthError("--through needs 2 or more presets or seeds")
-        keypoints = np.stack([_timbre(t, model.latent_size)[1] for t in through])
+        keypoints = np.stack([_timbre(t, model)[1] for t in through])
     else:
         keypoints = np.random.RandomState(seed).normal(
             size=(settings.note_count, model.latent_size)

@@ -1,11 +1,16 @@
-"""Where preset and bank files live: lookup by name or path, listing, and atomic saving.
+"""Where presets and bank files live: lookup by name or path, listing, and atomic saving.
 
 Lookup order for a name: an explicit path (anything ending in .yaml/.yml or holding a "/"), then
-the user presets dir (``<platformdirs user data dir>/presets``), then the shipped ``presets/``
-folder. A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
+the user presets dir (``<platformdirs user data dir>/presets``), then, given the model that will
+play (``model=``, its ``ModelInfo``), the timbres the model carries in its metadata (as a
+soundfont carries its presets), then the shipped ``presets/`` folder. Given the model, a preset
+made for another one (``Preset.misfit``) is a one-line error when asked for by name, and is
+skipped in a bank with one notice (``Bank.notice``).
+
+A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
 copy on purpose; ``presets new`` with a shipped name refuses without ``--force``); shipped presets
-are read-only. Banks live in a ``banks/`` subfolder of either presets dir. Writes go to a temporary
-name and are renamed.
+are read-only. Banks live in a ``banks/`` subfolder of either presets dir. Writes go to a
+temporary name and are renamed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import platformdirs
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.latent import LATENT_SIZE
+from gansynth_instrument.metadata import ModelInfo, ModelTimbre
 from gansynth_instrument.preset_yaml import dump_yaml, parse_yaml, read_yaml
 from gansynth_instrument.presets import Bank, Preset, check_name, preset_between, random_seed
 
@@ -62,48 +68,98 @@ def load_preset_file(path: Path) -> Preset:
     return Preset.from_dict(read_yaml(path), str(path), path)
 
 
-def load_bank_file(path: Path, *, user_dir: Path | None = None) -> Bank:
-    """Read and validate one bank file, checking that every preset it names can be found.
+def load_bank_file(
+    path: Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Bank:
+    """Read and validate one bank file, finding every preset it names (kept in ``presets``).
 
     ``programs: presets`` (instead of a mapping) takes each preset's own ``bank`` and ``program``
-    fields, so a preset saved with ``--program N`` joins the bank without editing it.
+    fields, so a preset saved with ``--program N`` joins the bank without editing it; with
+    ``model``, the model's own timbres join in too. With ``model``, presets that do not suit it
+    are left out of the bank, and ``notice`` names them.
     """
     path = Path(path)
     data = read_yaml(path)
+    misfits: dict[str, str] = {}
     if isinstance(data, Mapping) and data.get("programs") == PROGRAMS_FROM_PRESETS:
-        banks = programs_from_presets(user_dir=user_dir)
+        fitting = []
+        for preset in list_presets(user_dir=user_dir, model=model):
+            reason = _misfit(preset, model)
+            if reason is None:
+                fitting.append(preset)
+            elif preset.program is not None:
+                misfits[preset.name] = reason
+        banks = programs_from_presets(fitting)
         variations = {b: p for b, p in banks.items() if b != 0}
         data = {**data, "programs": banks.get(0, {}), "variations": variations}
     bank = Bank.from_dict(data, str(path), path)
-    for program, name in sorted(bank.programs.items()):
-        _resolve_in_bank(path, f"programs.{program}", name, user_dir)
+    found: dict[str, Preset] = {}
+    for field_name, name in _references(bank):
+        try:
+            found[name] = lookup_preset(name, user_dir=user_dir, model=model)
+        except PresetError as err:
+            raise PresetError(f"{path}: field '{field_name}': {err}") from None
+        reason = _misfit(found[name], model)
+        if reason is not None:
+            misfits[name] = reason
+    notice = ""
+    if misfits:
+        bank = _without(bank, set(misfits))
+        names = sorted(misfits)
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        notice = (
+            f"{path}: skipped {len(names)} preset{'s' if len(names) > 1 else ''} that do not "
+            f"suit this model: {shown} ({names[0]}: {misfits[names[0]]})"
+        )
+    kept = {name: found[name] for name in bank.preset_names()}
+    return replace(bank, presets=kept, notice=notice)
+
+
+def _references(bank: Bank) -> list[tuple[str, str]]:
+    """(field, preset name) for every name a bank holds, in file order."""
+    refs = [(f"programs.{p}", name) for p, name in sorted(bank.programs.items())]
     for number, programs in bank.variations.items():
-        for program, name in sorted(programs.items()):
-            _resolve_in_bank(path, f"variations.{number}.{program}", name, user_dir)
-    for name in bank.morph_path:
-        _resolve_in_bank(path, "morph.path", name, user_dir)
-    if bank.drums is not None:
-        _resolve_in_bank(path, "drums", bank.drums, user_dir)
-    for name in bank.pad_corners:
-        _resolve_in_bank(path, "pad.corners", name, user_dir)
-    return bank
+        refs += [(f"variations.{number}.{p}", name) for p, name in sorted(programs.items())]
+    refs += [("morph.path", name) for name in bank.morph_path]
+    refs += [("drums", bank.drums)] if bank.drums is not None else []
+    refs += [("pad.corners", name) for name in bank.pad_corners]
+    return refs
 
 
-def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, dict[int, str]]:
+def _without(bank: Bank, names: set[str]) -> Bank:
+    """The bank with the ``names`` left out: a morph path that keeps fewer than 2 presets, and
+    a pad that loses a corner, go whole."""
+
+    def keep(programs: Mapping[int, str]) -> dict[int, str]:
+        return {p: name for p, name in programs.items() if name not in names}
+
+    path = tuple(name for name in bank.morph_path if name not in names)
+    variations = {b: keep(programs) for b, programs in bank.variations.items()}
+    return replace(
+        bank,
+        programs=keep(bank.programs),
+        variations={b: programs for b, programs in variations.items() if programs},
+        drums=None if bank.drums in names else bank.drums,
+        morph_path=path if len(path) >= 2 else (),
+        pad_corners=() if names & set(bank.pad_corners) else bank.pad_corners,
+    )
+
+
+def programs_from_presets(presets: Iterable[Preset]) -> dict[int, dict[int, str]]:
     """Bank → program → preset name from the presets' own ``bank`` and ``program`` fields.
 
-    A user preset takes a number from a shipped one; two user (or two shipped) presets with the
-    same bank and program are a PresetError naming the second file.
+    A user preset takes a number from a model's own timbre, which takes it from a shipped
+    preset; two of the same kind on one bank and program are a PresetError naming the second.
     """
     owners: dict[tuple[int, int], Preset] = {}
-    for preset in list_presets(user_dir=user_dir):
+    for preset in presets:
         if preset.program is None:
             continue
         slot = (preset.bank, preset.program)
         other = owners.get(slot)
-        if other is None or (is_shipped(other) and not is_shipped(preset)):
+        if other is None or _rank(preset) > _rank(other):
             owners[slot] = preset
-        elif is_shipped(other) == is_shipped(preset):
+        elif _rank(preset) == _rank(other):
             where = f"bank {preset.bank} program {preset.program}"
             raise PresetError(f"{preset.where}: field 'program': {where} is also {other.name}'s")
     banks: dict[int, dict[int, str]] = {}
@@ -112,11 +168,31 @@ def programs_from_presets(*, user_dir: Path | None = None) -> dict[int, dict[int
     return banks
 
 
-def _resolve_in_bank(bank_path: Path, field_name: str, name: str, user_dir: Path | None) -> None:
-    try:
-        find_preset(name, user_dir=user_dir)
-    except PresetError as err:
-        raise PresetError(f"{bank_path}: field '{field_name}': {err}") from None
+def _rank(preset: Preset) -> int:
+    """Which preset holds a program: a user's (2) over a model's own (1, no file) over shipped."""
+    return 1 if preset.path is None else 0 if is_shipped(preset) else 2
+
+
+def _misfit(preset: Preset, model: ModelInfo | None) -> str | None:
+    return None if model is None else preset.misfit(model.preset_model, model.latent_size)
+
+
+def timbre_preset(timbre: ModelTimbre, model: str | None = None) -> Preset:
+    """A model timbre as an explicit-latent preset, made for ``model`` (a ``preset_model``)."""
+    return Preset(
+        name=timbre.name,
+        seed=None,
+        latent=timbre.latent,
+        program=timbre.program,
+        bank=timbre.bank,
+        description=timbre.description,
+        model=model,
+    )
+
+
+def model_presets(model: ModelInfo) -> list[Preset]:
+    """The timbres the model carries, as presets made for it."""
+    return [timbre_preset(t, model.preset_model or None) for t in model.timbres]
 
 
 def _load_named(path: Path, name: str) -> Preset:
@@ -137,50 +213,87 @@ def _names_in(directories: Iterable[Path]) -> list[str]:
     return sorted(names)
 
 
-def find_preset(name_or_path: str | Path, *, user_dir: Path | None = None) -> Preset:
-    """A preset by file path, or by name from the user dir, then the shipped presets."""
+def find_preset(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Preset:
+    """A preset by file path, or by name from the user dir, the model's own timbres, then the
+    shipped presets. Given ``model``, one made for another model is a PresetError naming its
+    file and the mismatch."""
+    preset = lookup_preset(name_or_path, user_dir=user_dir, model=model)
+    reason = _misfit(preset, model)
+    if reason is not None:
+        raise PresetError(f"{preset.where}: {reason}")
+    return preset
+
+
+def lookup_preset(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Preset:
+    """``find_preset``'s preset, whichever model it suits (``presets show`` shows any)."""
     if _looks_like_path(name_or_path):
         return load_preset_file(Path(name_or_path))
     name = str(name_or_path)
-    dirs = _search_dirs(user_dir)
-    for d in dirs:
-        candidate = d / f"{name}{PRESET_SUFFIX}"
-        if candidate.is_file():
-            return _load_named(candidate, name)
-    known = ", ".join(_names_in(dirs)) or "none"
+    user, shipped = _search_dirs(user_dir)
+    candidate = user / f"{name}{PRESET_SUFFIX}"
+    if candidate.is_file():
+        return _load_named(candidate, name)
+    own = {p.name: p for p in model_presets(model)} if model is not None else {}
+    if name in own:
+        return own[name]
+    candidate = shipped / f"{name}{PRESET_SUFFIX}"
+    if candidate.is_file():
+        return _load_named(candidate, name)
+    known = ", ".join(sorted({*_names_in([user, shipped]), *own})) or "none"
     raise PresetError(f"unknown preset '{name}' (known: {known})")
 
 
-def find_bank(name_or_path: str | Path, *, user_dir: Path | None = None) -> Bank:
-    """A bank by file path, or by name from ``<user dir>/banks``, then the shipped banks."""
+def bank_preset(bank: Bank, name: str) -> Preset:
+    """The preset a bank's name stands for: the one found when the bank was loaded, else (a
+    bank built in code) the one ``find_preset`` finds."""
+    return bank.presets.get(name) or find_preset(name)
+
+
+def find_bank(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Bank:
+    """A bank by file path, or by name from ``<user dir>/banks``, then the shipped banks; with
+    ``model``, made for it (``load_bank_file``)."""
     if _looks_like_path(name_or_path):
-        return load_bank_file(Path(name_or_path), user_dir=user_dir)
+        return load_bank_file(Path(name_or_path), user_dir=user_dir, model=model)
     name = str(name_or_path)
     dirs = [d / BANKS_SUBDIR for d in _search_dirs(user_dir)]
     for d in dirs:
         candidate = d / f"{name}{PRESET_SUFFIX}"
         if candidate.is_file():
-            return load_bank_file(candidate, user_dir=user_dir)
+            return load_bank_file(candidate, user_dir=user_dir, model=model)
     known = ", ".join(_names_in(dirs)) or "none"
     raise PresetError(f"unknown bank '{name}' (known: {known})")
 
 
-def list_presets(*, user_dir: Path | None = None) -> list[Preset]:
-    """Every preset, sorted by name; a user preset hides the shipped one of the same name."""
+def list_presets(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> list[Preset]:
+    """Every preset, sorted by name, whichever model it suits: the user's, the model's own
+    timbres, the shipped ones; a name hides the same name further on."""
     found: dict[str, Preset] = {}
-    for d in _search_dirs(user_dir):
-        if not d.is_dir():
-            continue
-        for path in sorted(d.glob("*" + PRESET_SUFFIX)):
-            if not path.name.startswith(".") and path.stem not in found:
-                found[path.stem] = _load_named(path, path.stem)
+    user, shipped = _search_dirs(user_dir)
+    _add_files(found, user)
+    for preset in model_presets(model) if model is not None else []:
+        found.setdefault(preset.name, preset)
+    _add_files(found, shipped)
     return [found[name] for name in sorted(found)]
 
 
-def list_banks(*, user_dir: Path | None = None) -> list[Bank]:
+def _add_files(found: dict[str, Preset], directory: Path) -> None:
+    """The folder's presets whose names ``found`` lacks (a hidden one is not even read)."""
+    if directory.is_dir():
+        for path in sorted(directory.glob("*" + PRESET_SUFFIX)):
+            if not path.name.startswith(".") and path.stem not in found:
+                found[path.stem] = _load_named(path, path.stem)
+
+
+def list_banks(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> list[Bank]:
     """Every bank, sorted by name; a user bank hides the shipped one of the same name."""
     names = _names_in(d / BANKS_SUBDIR for d in _search_dirs(user_dir))
-    return [find_bank(name, user_dir=user_dir) for name in names]
+    return [find_bank(name, user_dir=user_dir, model=model) for name in names]
 
 
 def is_shipped(item: Preset | Bank) -> bool:
@@ -321,6 +434,7 @@ def create_preset(
     changes: Mapping[str, Any] | None = None,
     force: bool = False,
     user_dir: Path | None = None,
+    model: ModelInfo | None = None,
 ) -> tuple[Preset, Path]:
     """``presets new``: from a seed, a random seed, a point between two presets, or another
     preset (``from_preset``) whose latent ``move`` changes (the timbre knobs; ``move_note`` says
@@ -328,6 +442,8 @@ def create_preset(
 
     For ``between``, an explicit latent in either preset sets the size (else ``latent_size``).
     ``changes`` sets other fields (gain_db, attack_s, release_s, program, loop, description).
+    With ``model``, the source presets must suit it, and a new explicit latent records it (else
+    the model its sources record, if any).
     """
     if sum((seed is not None, random, between is not None, from_preset is not None)) != 1:
         raise PresetError(
@@ -340,21 +456,26 @@ def create_preset(
             f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
             "place everywhere (--force to do so, or choose another name)"
         )
+    if model is not None:
+        latent_size = model.latent_size
     if from_preset is not None:
-        source = find_preset(from_preset, user_dir=user_dir)
+        source = find_preset(from_preset, user_dir=user_dir, model=model)
         preset = source.copy(name=name, program=None, description=f"from {source.name}")
         if move is not None:
             latent = move(source.latent_vector(latent_size))
             note = f", {move_note}" if move_note else ""
             preset = preset.copy(
-                latent=tuple(latent.tolist()), description=f"from {source.name}{note}"
+                latent=tuple(latent.tolist()),
+                model=model.preset_model if model is not None else source.model,
+                description=f"from {source.name}{note}",
             )
     elif between is not None:
-        a, b = (find_preset(n, user_dir=user_dir) for n in between)
+        a, b = (find_preset(n, user_dir=user_dir, model=model) for n in between)
         sizes = {len(p.latent) for p in (a, b) if p.latent is not None}
         if len(sizes) > 1:
             raise PresetError(f"presets new: {a.name} and {b.name} have latents of different sizes")
-        preset = preset_between(name, a, b, at, sizes.pop() if sizes else latent_size)
+        made_for = model.preset_model if model is not None else a.model or b.model
+        preset = preset_between(name, a, b, at, sizes.pop() if sizes else latent_size, made_for)
     else:
         preset = Preset(name=name, seed=random_seed() if random else seed, latent=None)
     if changes:
@@ -369,13 +490,15 @@ def save_copy(
     changes: Mapping[str, Any] | None = None,
     force: bool = False,
     user_dir: Path | None = None,
+    model: ModelInfo | None = None,
 ) -> tuple[Preset, Path]:
-    """``presets save``: copy a preset (shipped, user or a file) to the user dir, renamed or edited.
+    """``presets save``: copy a preset (shipped, user, a file, or with ``model`` one of its own
+    timbres) to the user dir, renamed or edited; the copy records the model its source does.
 
     Saving a shipped preset under its own name makes a user copy that shadows it (``presets rm``
     brings the shipped one back); saving a user preset under its own name edits it in place.
     """
-    original = find_preset(source, user_dir=user_dir)
+    original = find_preset(source, user_dir=user_dir, model=model)
     preset = original.copy(**{**(changes or {}), **({"name": new_name} if new_name else {})})
     _check_free(preset.name, user_dir, force, keep=original.path)
     return preset, save_preset(preset, user_dir)

@@ -15,7 +15,6 @@ bank 1. A bank file may name a ``drums:`` preset for channel 10 (GM percussion).
 from __future__ import annotations
 
 import math
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,12 +26,11 @@ import numpy as np
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
+from gansynth_instrument.metadata import FAMILY_PATTERN, NAME_PATTERN
 from gansynth_instrument.pad import PAD_CCS, PAD_SIZE, check_ccs, check_size
 from gansynth_instrument.preset_yaml import dump_yaml
 from gansynth_instrument.timbre import blend_settings
 
-# Letters, digits, "-" and "_": the name is also the file name and is typed on command lines.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SEED_MAX = 2**32 - 1  # NumPy's RandomState seed range
 GAIN_DB_RANGE = (-60.0, 24.0)
 ATTACK_S_RANGE = (0.0, 4.0)  # a note lasts 4 s; a longer attack never reaches full level
@@ -49,6 +47,7 @@ _PRESET_KEYS = (
     "description",
     "seed",
     "latent",
+    "model",
     "gain_db",
     "attack_s",
     "release_s",
@@ -109,6 +108,11 @@ def _check_int(where: str, name: str, value: object, bounds: tuple[int, int]) ->
 class Preset:
     """A timbre (exactly one of ``seed`` / ``latent``) with gain and envelope, validated when made.
 
+    ``model`` is what an explicit latent was made for (``ModelInfo.preset_model``: the model's
+    family, else its digest): a latent means a timbre only to the model it was found on. None
+    for a seed preset (a random draw suits every model) and for an explicit latent of unknown
+    origin (older files: it suits any model whose latent has its length).
+
     ``path`` is where it was read from (None for one built in code); it only feeds error messages
     and the shipped/user distinction, and takes no part in equality.
     """
@@ -123,6 +127,7 @@ class Preset:
     description: str = ""
     loop: bool = False
     bank: int = 0  # the bank select (CC0) value that reaches ``program``
+    model: str | None = None
     path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +151,15 @@ class Preset:
                 raise PresetError(f"{where}: field 'latent': needs at least one non-zero value")
             # Held as exact float32 values, so a preset equals itself after a save and a load.
             object.__setattr__(self, "latent", tuple(float(np.float32(v)) for v in values))
+        if self.model is not None:
+            if self.seed is not None:
+                raise PresetError(
+                    f"{where}: field 'model': a seed suits every model; only a 'latent' names one"
+                )
+            if not isinstance(self.model, str) or not FAMILY_PATTERN.fullmatch(self.model):
+                raise PresetError(
+                    f"{where}: field 'model': {self.model!r} is not a model family or digest"
+                )
         _check_range(where, "gain_db", self.gain_db, GAIN_DB_RANGE)
         _check_range(where, "attack_s", self.attack_s, ATTACK_S_RANGE)
         _check_range(where, "release_s", self.release_s, RELEASE_S_RANGE)
@@ -186,10 +200,22 @@ class Preset:
             )
         return np.asarray(self.latent, dtype=np.float32)
 
+    def misfit(self, model: str, latent_size: int) -> str | None:
+        """Why this preset does not suit a model (its ``preset_model`` and latent size), or None
+        when it does."""
+        if self.latent is None:
+            return None
+        if self.model is not None and self.model != model:
+            return f"made for model '{self.model}', not this model ('{model}')"
+        if len(self.latent) != latent_size:
+            return f"{len(self.latent)} latent values, but the model expects {latent_size}"
+        return None
+
     def copy(self, **changes: Any) -> Preset:
         """A validated copy with some fields replaced (``name=``, ``gain_db=``, ...); no file."""
         if "seed" in changes and "latent" not in changes:
             changes["latent"] = None
+            changes.setdefault("model", None)
         if "latent" in changes and "seed" not in changes:
             changes["seed"] = None
         return replace(self, path=None, **changes)
@@ -203,6 +229,8 @@ class Preset:
             data["seed"] = self.seed
         else:
             assert self.latent is not None
+            if self.model is not None:
+                data["model"] = self.model
             # str(np.float32) is the shortest text that reads back to the same float32.
             data["latent"] = [float(str(np.float32(v))) for v in self.latent]
         data["gain_db"] = self.gain_db
@@ -239,6 +267,17 @@ class Preset:
         return header + dump_yaml(self.to_dict())
 
 
+def _check_programs(where: str, field_name: str, programs: object) -> None:
+    """One bank select's programs (``programs``, or one of ``variations``): program → name."""
+    if not isinstance(programs, Mapping):
+        raise PresetError(
+            f"{where}: field '{field_name}': expected a mapping program → preset name"
+        )
+    for program, preset_name in programs.items():
+        _check_int(where, field_name, program, PROGRAM_RANGE)
+        check_name(where, preset_name, f"{field_name}.{program}")
+
+
 @dataclass(frozen=True)
 class Bank:
     """Program numbers → preset names, plus a morph path (≥ 2 preset names, or empty for none)
@@ -250,6 +289,10 @@ class Bank:
     pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
     (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
     (``find_preset``) when the bank is loaded.
+
+    A bank loaded for a model (``preset_files.load_bank_file``) holds the presets its names
+    stand for in ``presets`` (the model's own timbres have no file to find them by again), and
+    in ``notice`` the one line that says which presets it skipped as not suiting the model.
     """
 
     name: str
@@ -265,27 +308,19 @@ class Bank:
     variations: dict[int, dict[int, str]] = field(default_factory=dict)
     drums: str | None = None
     path: Path | None = field(default=None, compare=False, repr=False)
+    presets: Mapping[str, Preset] = field(default_factory=dict, compare=False, repr=False)
+    notice: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = str(self.path) if self.path is not None else f"bank '{self.name}'"
         check_name(where, self.name)
-        if not isinstance(self.programs, Mapping):
-            raise PresetError(
-                f"{where}: field 'programs': expected a mapping program → preset name"
-            )
-        for program, preset_name in self.programs.items():
-            _check_int(where, "programs", program, PROGRAM_RANGE)
-            check_name(where, preset_name, f"programs.{program}")
+        _check_programs(where, "programs", self.programs)
         object.__setattr__(self, "programs", dict(self.programs))
         if not isinstance(self.variations, Mapping):
             raise PresetError(f"{where}: field 'variations': expected bank → program → preset")
         for number, programs in self.variations.items():
             _check_int(where, "variations", number, (1, BANK_RANGE[1]))
-            if not isinstance(programs, Mapping):
-                raise PresetError(f"{where}: field 'variations.{number}': expected a mapping")
-            for program, preset_name in programs.items():
-                _check_int(where, f"variations.{number}", program, PROGRAM_RANGE)
-                check_name(where, preset_name, f"variations.{number}.{program}")
+            _check_programs(where, f"variations.{number}", programs)
         object.__setattr__(
             self, "variations", {b: dict(p) for b, p in sorted(self.variations.items())}
         )
@@ -457,10 +492,13 @@ def random_seed() -> int:
     return secrets.randbelow(SEED_MAX + 1)
 
 
-def preset_between(name: str, a: Preset, b: Preset, t: float, latent_size: int) -> Preset:
+def preset_between(
+    name: str, a: Preset, b: Preset, t: float, latent_size: int, model: str | None = None
+) -> Preset:
     """A new preset at ``t`` (0 = a, 1 = b) on the slerp path; gain and envelope lerp.
 
-    The timbre is stored as an explicit latent, because a point between two timbres has no seed.
+    The timbre is stored as an explicit latent, because a point between two timbres has no seed;
+    it records ``model``, the model it is made for.
     """
     if not _is_number(t) or not 0.0 <= float(t) <= 1.0:
         raise PresetError(f"--at must be between 0 and 1, got {t}")
@@ -475,4 +513,5 @@ def preset_between(name: str, a: Preset, b: Preset, t: float, latent_size: int) 
         release_s=round(release_s, 6),
         loop=loop,
         description=f"between {a.name} and {b.name} at {float(t):g}",
+        model=model,
     )

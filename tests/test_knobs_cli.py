@@ -37,15 +37,15 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_presets_new_from_a_preset_with_knobs(tiny_model: Path, tmp_path: Path) -> None:
     run = _run(
-        tmp_path, "presets", "new", "mine", "--from", "fluid-piano",
+        tmp_path, "presets", "new", "mine", "--from", "keys-to-bell",
         "--knob", "1=+2.5", "--knob", "3=-1", "--model", str(tiny_model),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     user = tmp_path / "data" / "gansynth-instrument" / "presets"
     assert run.stdout.strip() == f"wrote {user / 'mine.yaml'} (latent[256])"
     saved = find_preset("mine", user_dir=user)
-    assert saved.description == "from fluid-piano, knobs 1=+2.5 3=-1"
-    source = find_preset("fluid-piano")
+    assert saved.description == "from keys-to-bell, knobs 1=+2.5 3=-1"
+    source = find_preset("keys-to-bell")
     assert (saved.gain_db, saved.attack_s, saved.release_s) == (
         source.gain_db,
         source.attack_s,
@@ -55,6 +55,7 @@ def test_presets_new_from_a_preset_with_knobs(tiny_model: Path, tmp_path: Path) 
     model = load_model(tiny_model, backend="cpu")
     cache = tmp_path / "cache" / "gansynth-instrument" / "notes" / "knobs"
     assert [p.name.split("-k")[0] for p in cache.iterdir()] == [model.digest]
+    assert saved.model == model.digest  # made on the tiny model (no family): its digest
     knobs = knob_directions(model, cache_dir=cache, progress=False)
     expected = knobs.move(source.latent_vector(), (2.5, 0.0, -1.0))
     assert np.array_equal(saved.latent_vector(), expected)

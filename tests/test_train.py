@@ -337,15 +337,19 @@ def test_resuming_with_another_objective_is_refused(
     assert len(err.splitlines()) == 1 and "--objective regression" in err
 
 
-def test_soundfont_timbres_get_gm_names_and_free_program_numbers(tmp_path: Path) -> None:
+def test_soundfont_timbres_get_gm_names_programs_and_banks(tmp_path: Path) -> None:
+    """The loudest velocity on its General MIDI program in bank 0, the softer in bank 1; an
+    instrument of another name on no program."""
     timbres = {f"program{p:03d}-v{v:03d}": [1.0, 0.0] for p in (0, 24) for v in (100, 75)}
+    timbres |= {"cello": [1.0, 1.0]}
     (tmp_path / regression.TIMBRES_JSON).write_text(json.dumps(timbres))
-    presets = timbre_presets.timbre_presets(tmp_path, "fluid-", "test", taken_programs={0, 96})
-    assert {p.name: p.program for p in presets} == {
-        "fluid-piano": 1,
-        "fluid-piano-soft": 97,
-        "fluid-nylon-guitar": 24,
-        "fluid-nylon-guitar-soft": 98,
+    presets = timbre_presets.timbre_presets(tmp_path, "fluid-", "test")
+    assert {p.name: (p.bank, p.program) for p in presets} == {
+        "fluid-piano": (0, 0),
+        "fluid-piano-soft": (1, 0),
+        "fluid-nylon-guitar": (0, 24),
+        "fluid-nylon-guitar-soft": (1, 24),
+        "fluid-cello": (0, None),
     }
 
 

@@ -10,7 +10,17 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gansynth_instrument.metadata import ModelInfo
     from gansynth_instrument.model import Model
+
+
+def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
+    """The metadata of the model ``--model`` names (else ``$GANSYNTH_MODEL``, else the bundled
+    one), read without starting a backend: what presets and banks are checked against (its own
+    timbres, the model presets are made for) before the model loads."""
+    from gansynth_instrument.model import model_path, read_info
+
+    return read_info(model_path(args.model))
 
 
 def load_model_from_args(args: argparse.Namespace) -> Model:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gansynth_instrument import bake
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.levels import velocity_exponent
 from gansynth_instrument.preset_files import find_bank, find_preset
@@ -16,8 +17,11 @@ def run(args: argparse.Namespace) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bake.check_settings(formats, args.rate, args.bit_depth, args.output_dir)
     exponent = velocity_exponent(args.velocity_curve)
-    presets = [find_preset(name) for name in args.presets]
-    bank = find_bank(args.bank) if args.bank else None
+    info = model_info_from_args(args)
+    presets = [find_preset(name, model=info) for name in args.presets]
+    bank = find_bank(args.bank, model=info) if args.bank else None
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     if not presets and bank is None:
         raise GansynthError("nothing to bake: name presets or a --bank")
     result = bake.bake(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,11 +13,11 @@ from gansynth_instrument.cache import (
     mib_to_bytes,
     warm,
 )
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR, DEFAULT_MAX_DISK_BYTES, DiskStore
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import bank_preset, find_bank, find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
 
@@ -52,9 +53,14 @@ def _warm(
 ) -> int:
     """``cache warm``: load the model, warm the cache for presets, banks (their programs and
     morph steps, as the engine will play them) and seeds; print what was done."""
-    found = [find_bank(name) for name in banks]  # bad names fail before the model loads
-    names = list(presets) + [name for bank in found for name in bank.preset_names()]
-    chosen = [find_preset(name) for name in dict.fromkeys(names)]
+    info = model_info_from_args(model_options)  # bad names fail before the model loads
+    found = [find_bank(name, model=info) for name in banks]
+    for bank in found:
+        if bank.notice:
+            print(bank.notice, file=sys.stderr)
+    chosen = [find_preset(name, model=info) for name in presets]
+    chosen += [bank_preset(bank, name) for bank in found for name in bank.preset_names()]
+    chosen = list({p.name: p for p in chosen}.values())
     if not chosen and not seeds:
         raise CacheError("nothing to warm: name presets, a --bank or a --seed")
     model = load_model_from_args(model_options)  # onnxruntime: only once the names are good
@@ -62,7 +68,7 @@ def _warm(
     latents = {f"preset {p.name}": p.latent_vector(size) for p in chosen}
     for bank in found:
         if len(bank.morph_path) >= 2:
-            path = [Timbre.from_preset(find_preset(name), size) for name in bank.morph_path]
+            path = [Timbre.from_preset(bank_preset(bank, name), size) for name in bank.morph_path]
             steps = morph_steps(path, bank.morph_steps)
             latents |= {f"bank {bank.name} morph {t.name}": t.latent for t in steps}
     latents |= {f"seed {seed}": random_latent(seed, size) for seed in seeds}

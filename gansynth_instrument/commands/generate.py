@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.offline import generate_notes
 from gansynth_instrument.preset_files import find_preset
 
@@ -13,7 +13,8 @@ def run(args: argparse.Namespace) -> int:
     """Prints one line per file written."""
     pitches = list(args.pitch or []) + [int(p) for p in (args.pitches or "").split(",") if p]
     if args.preset is not None:
-        find_preset(args.preset)  # a typo fails before the model loads
+        # a typo or a preset for another model fails before the model loads
+        find_preset(args.preset, model=model_info_from_args(args))
     written = generate_notes(
         load_model_from_args(args),
         args.output_dir,

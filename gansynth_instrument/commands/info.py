@@ -21,8 +21,10 @@ def run(args: argparse.Namespace) -> int:
         path, which = Path(args.model), ""
     info = read_info(path)
     rep = info.representation
+    # A timbre's program as presets list shows it: PROGRAM in bank 0, else BANK:PROGRAM.
     timbres = ", ".join(
-        t.name if t.program is None else f"{t.name} ({t.program})" for t in info.timbres
+        t.name if t.program is None else f"{t.name} ({f'{t.bank}:' if t.bank else ''}{t.program})"
+        for t in info.timbres
     )
     rows = [
         ("file", f"{path} ({path.stat().st_size / 2**20:.1f} MiB{which})"),
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         ("timbres", f"{len(info.timbres)}: {timbres}" if timbres else "none stored"),
         ("digest", info.digest),
+        ("family", info.family or "none (its presets record its digest)"),
         ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
         ("backends here", ", ".join(available_backends())),
     ]

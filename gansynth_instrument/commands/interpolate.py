@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.offline import interpolate, interpolate_grid
 from gansynth_instrument.preset_files import find_preset
@@ -17,9 +17,11 @@ def run(args: argparse.Namespace) -> int:
         raise GansynthError("interpolate: give either A B, or --grid A B C D, not both")
     if not args.grid and not (args.a and args.b):
         raise GansynthError("interpolate: give two timbres A B, or --grid A B C D")
-    for spec in args.grid or [args.a, args.b]:
-        if not spec.isdigit():
-            find_preset(spec)  # a typo fails before the model loads
+    specs = [spec for spec in args.grid or [args.a, args.b] if not spec.isdigit()]
+    if specs:
+        info = model_info_from_args(args)
+        for spec in specs:
+            find_preset(spec, model=info)  # a typo or a misfit fails before the model loads
     if args.grid:
         written = interpolate_grid(
             load_model_from_args(args), args.grid, args.output_dir, size=args.size, pitch=args.pitch

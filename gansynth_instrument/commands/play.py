@@ -16,7 +16,7 @@ from typing import Any
 from gansynth_instrument.audio import STALL_S, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
@@ -53,20 +53,26 @@ def run(args: argparse.Namespace) -> int:
     master_gain(args.gain_db)
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
-    preset = find_preset(args.preset) if args.preset else None
-    bank = find_bank(args.bank) if args.bank else None
-    if preset is None and bank is None:
-        bank = find_bank("default")
     if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
         raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
     if args.learn_knob is not None and args.no_knobs:
         raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
+    single = args.preset and not args.bank  # known before the model's file is read
+    info = None if args.learn and single else model_info_from_args(args)
+    preset = find_preset(args.preset, model=info) if args.preset else None
+    bank = find_bank(args.bank, model=info) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank("default", model=info)
+    drums = find_preset(args.drums, model=info) if args.drums else None
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
             f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
             "(--bank NAME, or no --preset for the default bank)"
         )
+    assert info is not None
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     if args.threads is None:
         args.threads = live_render_threads()
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         midi_in=args.midi_in or (),
         virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
         channels=channels,
-        drums=find_preset(args.drums) if args.drums else None,
+        drums=drums,
         polyphony=args.polyphony,
         cache_dir=cache_dir,
         bend_range_semitones=args.bend_range,
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
         renderer=args.renderer or DEFAULT_RENDERER,
         max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+        preset_model=info.preset_model,
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with player:

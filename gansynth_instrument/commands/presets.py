@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gansynth_instrument.errors import PresetError
+from gansynth_instrument.errors import ModelError, PresetError
 from gansynth_instrument.knobs import describe, parse_knobs
+from gansynth_instrument.metadata import ModelInfo
 from gansynth_instrument.preset_files import (
     create_preset,
     delete_preset,
@@ -19,6 +20,7 @@ from gansynth_instrument.preset_files import (
     is_shipped,
     list_banks,
     list_presets,
+    lookup_preset,
     save_copy,
     shipped_presets_dir,
     user_presets_dir,
@@ -32,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     """``gansynth-instrument presets list|show|new|save|rm``."""
     changes = {k: getattr(args, k) for k in _EDITABLE_FIELDS if getattr(args, k, None) is not None}
     if args.action == "list":
-        print(format_listing())
+        print(format_listing(model=_model_info(args)))
     elif args.action == "show":
-        print(show_text(args.name, bank=args.bank), end="")
+        print(show_text(args.name, bank=args.bank, model=_model_info(args)), end="")
     elif args.action == "new":
         move, note, latent_size = None, "", args.latent_size
         if args.knob:
@@ -53,16 +55,34 @@ def run(args: argparse.Namespace) -> int:
             move_note=note,
             changes=changes,
             force=args.force,
+            model=_model_info(args),
         )
         print(f"wrote {path} ({_timbre_text(preset)})")
     elif args.action == "save":
         preset, path = save_copy(
-            args.source, new_name=args.as_name, changes=changes, force=args.force
+            args.source,
+            new_name=args.as_name,
+            changes=changes,
+            force=args.force,
+            model=_model_info(args),
         )
         print(f"wrote {path} ({_timbre_text(preset)})")
     elif args.action == "rm":
         print(f"deleted {delete_preset(args.name)}")
     return 0
+
+
+def _model_info(args: argparse.Namespace) -> ModelInfo | None:
+    """The model whose own timbres join the presets and that presets are checked against:
+    ``--model``, else ``$GANSYNTH_MODEL``, else the bundled one; None when there is none at all
+    (an install without the bundled model: the preset files alone)."""
+    from gansynth_instrument.model import model_path, read_info
+
+    try:
+        path = model_path(args.model)
+    except ModelError:
+        return None
+    return read_info(path)
 
 
 def _knob_move(
@@ -74,7 +94,7 @@ def _knob_move(
     from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
 
     offsets = parse_knobs(args.knob, KNOB_COUNT)
-    find_preset(args.from_preset)
+    find_preset(args.from_preset, model=_model_info(args))
     model = load_model_from_args(args)
     knobs = knob_directions(model)
     return functools.partial(knobs.move, offsets=offsets), describe(offsets), model.latent_size
@@ -87,20 +107,27 @@ def _timbre_text(preset: Preset) -> str:
     return f"latent[{len(preset.latent)}]"
 
 
-def format_listing(*, user_dir: Path | None = None) -> str:
-    """The ``presets list`` table: presets, then banks."""
-    lines = [
+def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> str:
+    """The ``presets list`` table: presets (with ``model``, its own timbres among them, and the
+    ones made for another model marked), then banks."""
+    lines = []
+    if model is not None:
+        made_for = f"family {model.family}" if model.family else f"digest {model.digest}"
+        lines += [f"model {made_for}: {len(model.timbres)} timbres of its own (where: model)", ""]
+    lines.append(
         f"{'preset':<25} {'prog':>5}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
-    ]
-    for p in list_presets(user_dir=user_dir):
+    )
+    for p in list_presets(user_dir=user_dir, model=model):
         # Bank select 0 shows the program alone; another bank as BANK:PROGRAM.
         prog = "" if p.program is None else f"{p.bank}:{p.program}" if p.bank else str(p.program)
-        where = "shipped" if is_shipped(p) else "user"
+        where = "model" if p.path is None else "shipped" if is_shipped(p) else "user"
+        misfit = None if model is None else p.misfit(model.preset_model, model.latent_size)
+        note = f" [not for this model: {misfit}]" if misfit else ""
         lines.append(
             f"{p.name:<25} {prog:>5}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
-            f"{p.description}"
+            f"{p.description}{note}"
         )
-    banks = list_banks(user_dir=user_dir)
+    banks = list_banks(user_dir=user_dir, model=model)
     if banks:
         lines.append("")
         lines.append(f"{'bank':<20} {'programs':>8}  morph (CC, steps: path)")
@@ -118,12 +145,21 @@ def format_listing(*, user_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def show_text(name_or_path: str, *, bank: bool = False, user_dir: Path | None = None) -> str:
-    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path."""
+def show_text(
+    name_or_path: str,
+    *,
+    bank: bool = False,
+    user_dir: Path | None = None,
+    model: ModelInfo | None = None,
+) -> str:
+    """The file behind a preset (or bank) exactly as stored, headed by a comment with its path;
+    a model's own timbre as the preset file ``presets save`` would write of it."""
     item: Preset | Bank = (
-        find_bank(name_or_path, user_dir=user_dir)
+        find_bank(name_or_path, user_dir=user_dir, model=model)
         if bank
-        else find_preset(name_or_path, user_dir=user_dir)
+        else lookup_preset(name_or_path, user_dir=user_dir, model=model)
     )
-    assert item.path is not None
+    if item.path is None:
+        assert isinstance(item, Preset)
+        return f"# the model's own timbre (in its metadata)\n{item.to_yaml()}"
     return f"# {item.path}\n" + item.path.read_text(encoding="utf-8")

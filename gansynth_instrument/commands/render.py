@@ -5,10 +5,11 @@ skipped), or with ``--magenta`` to WAV as gansynth_generate does."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gansynth_instrument.audio_files import output_format
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
@@ -31,11 +32,14 @@ def run(args: argparse.Namespace) -> int:
     output_format(args.output, args.subtype)
     channels = parse_channels("--channels", args.channels) if args.channels else None
     read_midi(args.midi_file)
-    preset = find_preset(args.preset) if args.preset else None
-    bank = find_bank(args.bank) if args.bank else None
-    drums = find_preset(args.drums) if args.drums else None
+    info = model_info_from_args(args)
+    preset = find_preset(args.preset, model=info) if args.preset else None
+    bank = find_bank(args.bank, model=info) if args.bank else None
+    drums = find_preset(args.drums, model=info) if args.drums else None
     if preset is None and bank is None:
-        bank = find_bank(DEFAULT_BANK)
+        bank = find_bank(DEFAULT_BANK, model=info)
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
     master_gain(args.gain_db)
     result = render_midi_engine(

@@ -1,13 +1,16 @@
 """Presets from a regression run's timbre latents: one per trained instrument, named after it.
 
     python -m gansynth_instrument.training.timbre_presets TRAIN_DIR OUT_DIR [--prefix fluid-]
+        [--model FAMILY]
 
 A regression run (``train --objective regression``) writes ``timbres.json``: every dataset
 instrument's fixed latent, which the model learned to play as that instrument. Soundfont
 instruments (``program024-v100``) get General MIDI names (``fluid-nylon-guitar``, and
-``-soft`` for the quieter velocity) and program numbers no other preset has (the loud ones at
-or just above their GM number); others keep their dataset name. Written with
-``Preset.to_yaml``, so they load like any preset (explicit-latent presets).
+``-soft`` for the quieter velocity) and their General MIDI program numbers (the loudest
+velocity in bank 0, softer ones in banks 1, 2, ...); others keep their dataset name and no
+program. Written with ``Preset.to_yaml``, so they load like any preset (explicit-latent presets,
+made for ``--model``: the family the run's export gets). ``export`` stores the same timbres in
+the model, where the runtime finds them without these files.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.metadata import ModelTimbre
-from gansynth_instrument.preset_files import PRESET_SUFFIX, is_shipped, list_presets
-from gansynth_instrument.presets import PROGRAM_RANGE, Preset
+from gansynth_instrument.preset_files import PRESET_SUFFIX, timbre_preset
+from gansynth_instrument.presets import Preset
 
 # General MIDI names of the programs `dataset from-soundfont` renders by default.
 GM_NAMES = {
@@ -56,80 +59,46 @@ def _describe(instrument: str, source: str) -> str:
     return f"{source}: GM program {int(match[1])}, velocity {int(match[2])}"
 
 
-SOFT_PROGRAMS_FROM = 96  # GM 96-103 are sound effects: free for the softer velocities
-
-
-def _programs(instruments: list[str], loudest: int, taken: set[int]) -> dict[str, int | None]:
-    """Program numbers none of ``taken`` (shipped presets share no number): the loud velocity
-    of each soundfont program on its GM number or the next free one, the softer ones on the free
-    numbers from 96 up, in GM order."""
-    free = set(range(PROGRAM_RANGE[0], PROGRAM_RANGE[1] + 1)) - set(taken)
-    programs: dict[str, int | None] = dict.fromkeys(instruments)
+def _placements(instruments: list[str]) -> dict[str, tuple[int | None, int]]:
+    """(program, bank select) of each instrument, as the shipped General MIDI bank has them:
+    a soundfont program on its GM number, its loudest velocity in bank 0 and each softer one a
+    bank further; any other instrument on no program (played by name)."""
     parsed = {i: SOUNDFONT_NAME.fullmatch(i) for i in instruments}
-    soundfont = sorted(
-        (i for i, m in parsed.items() if m is not None),
-        key=lambda i: (int(parsed[i][2]) != loudest, int(parsed[i][1]), -int(parsed[i][2])),
-    )
-    for instrument in soundfont:
-        match = parsed[instrument]
-        start = int(match[1]) if int(match[2]) == loudest else SOFT_PROGRAMS_FROM
-        candidates = sorted(p for p in free if p >= start) or sorted(free)
-        if candidates:
-            programs[instrument] = candidates[0]
-            free.discard(candidates[0])
-    return programs
+    velocities = sorted({int(m[2]) for m in parsed.values() if m is not None}, reverse=True)
+    return {
+        i: (None, 0) if m is None else (int(m[1]), velocities.index(int(m[2])))
+        for i, m in parsed.items()
+    }
 
 
 def model_timbres(
-    timbres: dict[str, Sequence[float]],
-    prefix: str,
-    source: str,
-    taken_programs: Iterable[int] = (),
+    timbres: dict[str, Sequence[float]], prefix: str, source: str
 ) -> tuple[ModelTimbre, ...]:
     """A run's instruments (dataset name → latent, its ``timbres.json``) as the timbres a model
-    carries: named, described, and given program numbers none of ``taken_programs`` has."""
+    carries: named, described, and placed on their General MIDI programs."""
     velocities = [int(m[2]) for m in map(SOUNDFONT_NAME.fullmatch, timbres) if m is not None]
     loudest = max(velocities, default=0)
-    programs = _programs(list(timbres), loudest, set(taken_programs))
+    placements = _placements(list(timbres))
     return tuple(
         ModelTimbre(
             name=preset_name(instrument, prefix, loudest),
             instrument=instrument,
             latent=tuple(float(v) for v in latent),
-            program=programs[instrument],
+            program=placements[instrument][0],
+            bank=placements[instrument][1],
             description=_describe(instrument, source),
         )
         for instrument, latent in timbres.items()
     )
 
 
-def shared_programs() -> set[int]:
-    """Program numbers of the shipped presets that suit every model (no explicit latent): every
-    model's bank holds them beside its own timbres."""
-    return {
-        p.program
-        for p in list_presets()
-        if is_shipped(p) and p.latent is None and p.program is not None
-    }
-
-
-def timbre_preset(timbre: ModelTimbre) -> Preset:
-    """A model timbre as an explicit-latent preset."""
-    return Preset(
-        name=timbre.name,
-        seed=None,
-        latent=timbre.latent,
-        program=timbre.program,
-        description=timbre.description,
-    )
-
-
 def timbre_presets(
-    train_dir: Path, prefix: str, source: str, taken_programs: Iterable[int] = ()
+    train_dir: Path, prefix: str, source: str, model: str | None = None
 ) -> list[Preset]:
-    """One explicit-latent preset per instrument of the run's ``timbres.json``."""
+    """One explicit-latent preset per instrument of the run's ``timbres.json``, made for
+    ``model`` (the export's family; None: unrecorded)."""
     timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
-    return [timbre_preset(t) for t in model_timbres(timbres, prefix, source, taken_programs)]
+    return [timbre_preset(t, model) for t in model_timbres(timbres, prefix, source)]
 
 
 def main() -> None:
@@ -140,9 +109,14 @@ def main() -> None:
     parser.add_argument(
         "--source", default="bundled model, FluidR3", help="what the descriptions name"
     )
+    parser.add_argument(
+        "--model",
+        help="the family the run is exported with (export --family): the presets "
+        "record it, so they are offered only on models of that family",
+    )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for preset in timbre_presets(args.train_dir, args.prefix, args.source, shared_programs()):
+    for preset in timbre_presets(args.train_dir, args.prefix, args.source, args.model):
         path = write_text_atomic(args.out_dir / f"{preset.name}{PRESET_SUFFIX}", preset.to_yaml())
         print(path)
 
