@@ -249,6 +249,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     hal.add_argument("--pitch", type=int, help="MIDI pitch (default 32 if the model has it)")
     hal.add_argument("--seed", type=int, help="seed for the keypoint timbres")
     hal.add_argument("--through", nargs="+", metavar="TIMBRE", help="presets or seeds as keypoints")
+    _add_gain_db(hal, "the clip")
 
     itp = sub.add_parser(
         "interpolate",
@@ -268,6 +269,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     itp.add_argument("--size", type=int, default=5, help="--grid points per side (5)")
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
+    _add_gain_db(itp, "each note")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
 
     ren = sub.add_parser(
@@ -321,13 +323,18 @@ def _add_staging(p: argparse.ArgumentParser) -> None:
             "(0, every note full)"
         ),
     )
+    _add_gain_db(p, "chords")
+
+
+def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
+    """The master gain of every command that stages its output as the instrument does."""
     p.add_argument(
         "--gain-db",
         type=float,
         default=0.0,
         help=(
-            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any preset peaks "
-            "near -4 dBFS; a limiter keeps chords below -1 dBFS)"
+            "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
+            f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
         ),
     )
 
