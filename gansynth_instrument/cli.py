@@ -234,7 +234,9 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         description=(
             "The course's hallucination: random keypoint timbres (or --through presets), slerp "
             "steps between them, one enveloped note per point every --spacing-s seconds. The "
-            "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch."
+            "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch. "
+            "Each note is levelled by its timbre as the instrument plays it (not normalised as in "
+            "Magenta); a limiter keeps the sum below -1 dBFS."
         ),
     )
     add_model_options(hal)
