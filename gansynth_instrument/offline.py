@@ -146,7 +146,8 @@ def generate_notes(
     the model's pitches (Magenta weights them by training-set counts, which an exported model does
     not carry). ``count`` defaults to the number of pitches given, else 8. The notes are the model's
     raw 4 s output (no gain or envelope), as Magenta writes them; ``normalize``: each scaled to a
-    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes.
+    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes (there by its largest
+    positive sample; here by its largest magnitude, so no sample passes full scale).
     """
     if count is None:
         count = len(pitches) if pitches else BATCH_SIZE
