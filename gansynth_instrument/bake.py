@@ -214,8 +214,8 @@ def bake(
     (created if missing); see the module docstring. Replaces earlier packs of the same names;
     nothing else in ``out_dir`` changes."""
     check_settings(formats, rate, bit_depth, out_dir)
-    if velocity_exponent <= 0:
-        raise GansynthError(f"--velocity-curve must be above 0, got {velocity_exponent}")
+    if velocity_exponent < 0:
+        raise GansynthError(f"velocity exponent must be 0 or above, got {velocity_exponent}")
     instruments = bake_instruments(presets, bank, model.latent_size)
     out_dir = Path(out_dir)
     check_writable_dir(out_dir, create=True)

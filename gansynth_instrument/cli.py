@@ -7,6 +7,7 @@ traceback); the exit status is 1 for those, 130 for Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,12 +87,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     warm.add_argument(
         "--seed", type=int, action="append", default=[], help="a timbre seed (repeatable)"
     )
-    warm.add_argument(
-        "--sample-rate",
-        type=int,
-        default=48000,
-        help="output rate the notes are resampled to; match your audio device (default 48000)",
-    )
+    _add_sample_rate(warm, hint="; match your audio device")
     warm.add_argument("--batch-size", type=int, help="notes per model call (default 4)")
     warm.add_argument(
         "--max-disk-mb",
@@ -102,9 +98,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
     info = actions.add_parser("info", help="print the cache dir, its entries and size")
     clear = actions.add_parser("clear", help="delete every cached note")
     for action in (warm, info, clear):
-        action.add_argument(
-            "--cache-dir", type=Path, help="cache location (default: the user cache dir)"
-        )
+        _add_cache_dir(action)
 
 
 def _add_max_memory(p: argparse.ArgumentParser) -> None:
@@ -112,6 +106,50 @@ def _add_max_memory(p: argparse.ArgumentParser) -> None:
         "--max-memory-mb",
         type=float,
         help="notes held in memory; past it the least recently used drop to disk (default 512)",
+    )
+
+
+def _add_cache_dir(p: argparse.ArgumentParser, holds: str = "") -> None:
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help=f"note cache{holds} (default: the user cache dir)",
+    )
+
+
+def _add_sample_rate(p: argparse.ArgumentParser, hint: str = "") -> None:
+    """The output rate; the note cache keeps notes per rate, so warm, render and play share it."""
+    p.add_argument(
+        "--sample-rate",
+        "--samplerate",
+        type=int,
+        default=48000,
+        help=f"output rate in Hz the notes are resampled to{hint} (default 48000)",
+    )
+
+
+def _add_preset_or_bank(
+    p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup,
+) -> None:
+    """The timbres of render and play (play takes one or the other)."""
+    p.add_argument("--preset", help="play every note with this preset (name or .yaml)")
+    p.add_argument("--bank", help="bank: program changes + morph path (default: default)")
+
+
+def _add_channels(p: argparse.ArgumentParser, flag: str) -> None:
+    p.add_argument(
+        flag,
+        metavar="LIST",
+        help="MIDI channels to play, counted 1-16: 1 or 1,2,10 or 1-4 (default: all)",
+    )
+
+
+def _add_drums(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--drums",
+        metavar="PRESET",
+        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
+        "are not played, unless the bank names a 'drums:' preset",
     )
 
 
@@ -286,23 +324,11 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     ren.add_argument("midi_file", type=Path, help="the .mid file")
     ren.add_argument("-o", "--output", required=True, type=Path, help="the .wav file to write")
     add_model_options(ren)
-    ren.add_argument("--preset", help="play every note with this preset (name or .yaml)")
-    ren.add_argument("--bank", help="bank for program changes and the morph CC (default: default)")
-    ren.add_argument(
-        "--sample-rate", "--samplerate", type=int, default=48000, help="output rate (48000)"
-    )
-    ren.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
-    ren.add_argument(
-        "--channels",
-        metavar="LIST",
-        help="MIDI channels to render, counted 1-16: 1,2,10 or 1-4 (default: all)",
-    )
-    ren.add_argument(
-        "--drums",
-        metavar="PRESET",
-        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
-        "are skipped, unless the bank names a 'drums:' preset",
-    )
+    _add_preset_or_bank(ren)
+    _add_sample_rate(ren)
+    _add_cache_dir(ren)
+    _add_channels(ren, "--channels")
+    _add_drums(ren)
     ren.add_argument(
         "--subtype",
         choices=("PCM_16", "PCM_24", "FLOAT"),
@@ -315,16 +341,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
 
 def _add_staging(p: argparse.ArgumentParser) -> None:
     """The gain staging options of play and render (see levels.py)."""
-    p.add_argument(
-        "--velocity-curve",
-        default="gm",
-        metavar="CURVE",
-        help=(
-            "how key velocity sets loudness, amplitude = (velocity/127)^e: gm (e = 2, General "
-            "MIDI's curve, the default), linear (1), soft (0.5, louder at a light touch), fixed "
-            "(0, every note full)"
-        ),
-    )
+    _add_velocity_curve(p)
     _add_gain_db(p, "chords")
 
 
@@ -337,6 +354,21 @@ def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
         help=(
             "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
             f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
+        ),
+    )
+
+
+def _add_velocity_curve(p: argparse.ArgumentParser) -> None:
+    """A curve name, checked by ``levels.velocity_exponent`` (a one-line error names the
+    choices; argparse ``choices`` would print usage too)."""
+    p.add_argument(
+        "--velocity-curve",
+        default="gm",
+        metavar="CURVE",
+        help=(
+            "how key velocity sets loudness, amplitude = (velocity/127)^e: gm (e = 2, General "
+            "MIDI's curve, the default), linear (1), soft (0.5, louder at a light touch), fixed "
+            "(0, every note full)"
         ),
     )
 
@@ -362,10 +394,8 @@ def _add_bake(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rate", type=int, default=48000, help="sample rate: 48000 or 44100 (48000)")
     p.add_argument("--bit-depth", type=int, default=24, help="WAV bits: 16 or 24 (default 24)")
-    p.add_argument(
-        "--velocity-curve", type=float, default=2.0, help="amplitude = (velocity/127)^this (2)"
-    )
-    p.add_argument("--cache-dir", type=Path, help="note cache (default: the user cache dir)")
+    _add_velocity_curve(p)
+    _add_cache_dir(p)
 
 
 def _add_play(sub: argparse._SubParsersAction) -> None:
@@ -385,27 +415,16 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_model_options(p)
-    timbre = p.add_mutually_exclusive_group()
-    timbre.add_argument("--preset", help="play this preset (name or .yaml)")
-    timbre.add_argument("--bank", help="bank: program changes + morph path (default: default)")
+    _add_preset_or_bank(p.add_mutually_exclusive_group())
     p.add_argument("--midi-in", action="append", metavar="PORT", help="MIDI input (repeatable)")
     p.add_argument(
         "--virtual-midi", metavar="NAME", help="virtual MIDI port name (default midi_in)"
     )
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
-    p.add_argument("--sample-rate", "--samplerate", type=int, default=48000, help="Hz (48000)")
+    _add_sample_rate(p, hint="; match your audio device")
     p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
-    p.add_argument(
-        "--channel",
-        metavar="LIST",
-        help="MIDI channels to hear, counted 1-16: 1 or 1,2,10 or 1-4 (default: all)",
-    )
-    p.add_argument(
-        "--drums",
-        metavar="PRESET",
-        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
-        "are not played, unless the bank names a 'drums:' preset",
-    )
+    _add_channels(p, "--channel")
+    _add_drums(p)
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
     p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
     _add_staging(p)
@@ -435,11 +454,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="play from the computer keyboard too (r: random timbre, n: save it as a preset)",
     )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="note cache, with the model's knob directions in knobs/ (default: the user cache dir)",
-    )
+    _add_cache_dir(p, holds=", with the model's knob directions in knobs/")
     p.add_argument(
         "--renderer",
         choices=("thread", "process"),
@@ -556,36 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int | None:
-    """Import the subcommand's own module (only it: ``--help`` stays fast) and run it."""
-    command = args.command
-    if command == "export":
-        from gansynth_instrument.commands import export as module
-    elif command == "info":
-        from gansynth_instrument.commands import info as module
-    elif command == "devices":
-        from gansynth_instrument.commands import devices as module
-    elif command == "cache":
-        from gansynth_instrument.commands import cache as module
-    elif command == "presets":
-        from gansynth_instrument.commands import presets as module
-    elif command == "generate":
-        from gansynth_instrument.commands import generate as module
-    elif command == "hallucinate":
-        from gansynth_instrument.commands import hallucinate as module
-    elif command == "interpolate":
-        from gansynth_instrument.commands import interpolate as module
-    elif command == "render":
-        from gansynth_instrument.commands import render as module
-    elif command == "bake":
-        from gansynth_instrument.commands import bake as module
-    elif command == "play":
-        from gansynth_instrument.commands import play as module
-    elif command == "dataset":
-        from gansynth_instrument.commands import dataset as module
-    elif command == "train":
-        from gansynth_instrument.commands import train as module
-    else:
-        raise AssertionError(f"no module for the command {command!r}")
+    """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
+    fast), and run it."""
+    module = importlib.import_module(f"gansynth_instrument.commands.{args.command}")
     return module.run(args)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import numpy as np
 import pysfizz
 import pytest
 import soundfile as sf
+from midi_writer import write_midi
 from sfzen import SFZ
 
 from gansynth_instrument import cli
@@ -150,17 +152,11 @@ def engine_notes(
 ) -> dict[int, np.ndarray]:
     """Each key as the instrument's ``render`` plays it: one MIDI file, notes far apart."""
     spacing = hold_s + preset.release_s + 0.2
-    track = mido.MidiTrack()
-    ticks = 960  # per second at 120 bpm, 480 per beat
-    gap = 0
-    for key in keys:
-        track.append(mido.Message("note_on", note=key, velocity=velocity, time=gap))
-        track.append(mido.Message("note_off", note=key, time=round(hold_s * ticks)))
-        gap = round((spacing - hold_s) * ticks)
-    midi = mido.MidiFile(type=0, ticks_per_beat=480)
-    midi.tracks.append(track)
-    midi_path = tmp / f"{preset.name}-{velocity}.mid"
-    midi.save(midi_path)
+    messages = []
+    for i, key in enumerate(keys):
+        messages.append((i * spacing, mido.Message("note_on", note=key, velocity=velocity)))
+        messages.append((i * spacing + hold_s, mido.Message("note_off", note=key)))
+    midi_path = write_midi(tmp / f"{preset.name}-{velocity}.mid", messages)
     wav = tmp / f"{preset.name}-{velocity}.wav"
     render_midi_engine(
         model, midi_path, wav, preset=preset, sample_rate=RATE, cache_dir=cache, progress=False
@@ -431,6 +427,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
+def plain_yaml(tmp_path: Path) -> Path:
+    """``PLAIN`` as a preset file, the way a user names one on the command line."""
+    path = tmp_path / "plain.yaml"
+    path.write_text(PLAIN.to_yaml())
+    return path
+
+
+@pytest.fixture
 def earlier(tmp_path: Path, pack: Pack) -> Path:
     """An output folder holding an earlier pack and a file of the user's."""
     out = tmp_path / "out"
@@ -450,6 +454,8 @@ def earlier(tmp_path: Path, pack: Pack) -> Path:
         (["felt-keys", "--rate", "22050"], "--rate 22050 is not offered"),
         (["felt-keys", "--bit-depth", "8"], "--bit-depth 8 is not offered"),
         (["felt-keys", "--format", "wav"], "--format wav"),
+        (["felt-keys", "--velocity-curve", "loud"], "unknown curve 'loud'; choose one of gm,"),
+        (["felt-keys", "--velocity-curve", "2"], "unknown curve '2'"),
         ([], "nothing to bake"),
     ],
 )
@@ -481,14 +487,12 @@ def test_bake_command_replaces_an_earlier_pack_and_keeps_the_rest(
     earlier: Path,
     tiny_model: Path,
     pack: Pack,
-    tmp_path: Path,
+    plain_yaml: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    preset = tmp_path / "plain.yaml"
-    preset.write_text(PLAIN.to_yaml())
     argv = [
         "bake",
-        preset,
+        plain_yaml,
         "-o",
         earlier,
         "--format",
@@ -507,6 +511,27 @@ def test_bake_command_replaces_an_earlier_pack_and_keeps_the_rest(
     assert len(list((earlier / "plain").iterdir())) == len(load_model(tiny_model).pitches)
 
 
+@pytest.mark.parametrize(("curve", "exponent"), [("linear", 1.0), ("fixed", 0.0)])
+def test_bake_takes_the_velocity_curve_names_play_takes(
+    curve: str,
+    exponent: float,
+    tiny_model: Path,
+    pack: Pack,
+    plain_yaml: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "pack"
+    argv = ["bake", plain_yaml, "-o", out, "--format", "sfz", "--velocity-curve", curve]
+    code, _, err = run_cli([*argv, "--model", tiny_model, "--cache-dir", pack.cache], capsys)
+    assert code == 0, err
+    text = (out / "plain.sfz").read_text()
+    points = {int(v): float(a) for v, a in re.findall(r"amp_velcurve_(\d+)=(\S+)", text)}
+    assert sorted(points) == list(range(1, 128))
+    for velocity, baked in points.items():
+        assert baked == pytest.approx((velocity / 127) ** exponent, rel=1e-5), velocity
+
+
 _FULL_DISK = """
 import resource, signal, sys
 from gansynth_instrument import cli
@@ -517,11 +542,9 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_a_disk_that_fills_mid_bake_is_one_line_and_leaves_the_earlier_pack(
-    earlier: Path, tiny_model: Path, pack: Pack, tmp_path: Path
+    earlier: Path, tiny_model: Path, pack: Pack, plain_yaml: Path
 ) -> None:
     """A real write failure (file size limit → EFBIG), in a child process to spare pytest."""
-    preset = tmp_path / "plain.yaml"
-    preset.write_text(PLAIN.to_yaml())
     before = snapshot(earlier)
     run = subprocess.run(
         [
@@ -529,7 +552,7 @@ def test_a_disk_that_fills_mid_bake_is_one_line_and_leaves_the_earlier_pack(
             "-c",
             _FULL_DISK,
             "bake",
-            str(preset),
+            str(plain_yaml),
             "-o",
             str(earlier),
             "--model",

@@ -8,7 +8,9 @@ the modules in the order that breaks.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +148,15 @@ def test_the_command_line_imports_nothing_heavy_before_a_command_runs() -> None:
     loaded = modules_loaded("from gansynth_instrument.cli import build_parser; build_parser()")
     assert loaded & {"numpy", "onnx", "onnxruntime", "sounddevice", "rtmidi", "yaml"} == set()
     assert not any(name.startswith("gansynth_instrument.commands") for name in loaded)
+
+
+def test_every_command_has_its_module() -> None:
+    """``cli.run_command`` runs ``commands/COMMAND.py``: a command added without one fails here,
+    not in a user's hands."""
+    from gansynth_instrument.cli import build_parser
+
+    (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"play", "render", "bake"} <= set(commands.choices)
+    for name in commands.choices:
+        module = importlib.import_module(f"gansynth_instrument.commands.{name}")
+        assert callable(module.run), name

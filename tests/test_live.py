@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -330,6 +330,25 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 
 
+def send_then_stop(
+    play: subprocess.Popen, port: str, messages: list[list[int]], done: Callable[[], bool]
+) -> tuple[str, str]:
+    """Send ``messages`` to a ``start_play`` child, wait (30 s at most) until ``done()`` (the
+    status loop writes files while playing), then Ctrl-C it: its (stdout, stderr)."""
+    try:
+        with MidiSender() as sender:
+            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+            for message in messages:
+                sender.send(message)
+            deadline = time.monotonic() + 30
+            while not done() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        play.send_signal(signal.SIGINT)
+        return play.communicate(timeout=60)
+    finally:
+        play.kill()
+
+
 def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
     jack_server, tiny_model, tmp_path
 ):
@@ -339,18 +358,8 @@ def test_learn_binds_the_next_knob_and_saves_it_in_a_user_copy_of_the_bank(
     shipped = find_bank("default", user_dir=user_dir)
     shipped_text = shipped.path.read_text()
     play, lines = start_play(tiny_model, tmp_path, port, "--learn", env=env)
-    try:
-        with MidiSender() as sender:
-            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
-            sender.send([0xB0, 74, 90])  # a filter knob, say
-            saved = user_dir / "banks" / "default.yaml"
-            deadline = time.monotonic() + 30
-            while not saved.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)  # the status loop writes it while playing
-        play.send_signal(signal.SIGINT)
-        out, err = play.communicate(timeout=60)
-    finally:
-        play.kill()
+    saved = user_dir / "banks" / "default.yaml"
+    out, err = send_then_stop(play, port, [[0xB0, 74, 90]], saved.exists)  # a filter knob, say
     assert play.returncode == 0, err
     assert any(line.startswith("learn ") for line in lines)
     assert f"morph bound to CC74, saved in {saved}" in out
@@ -366,18 +375,10 @@ def test_a_turned_knob_and_the_save_button_keep_the_timbre_as_a_preset(
     user_dir = tmp_path / "data" / "gansynth-instrument" / "presets"
     notes = tmp_path / "notes"
     play, lines = start_play(tiny_model, notes, port, "--preset", "felt-keys", env=env)
-    try:
-        with MidiSender() as sender:
-            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
-            sender.send([0xB0, 70, 127])  # knob 1 fully up
-            sender.send([0xB0, 81, 127])  # save
-            deadline = time.monotonic() + 30
-            while not list(user_dir.glob("found-*.yaml")) and time.monotonic() < deadline:
-                time.sleep(0.1)  # the status loop writes it while playing
-        play.send_signal(signal.SIGINT)
-        out, err = play.communicate(timeout=60)
-    finally:
-        play.kill()
+    knob_up_then_save = [[0xB0, 70, 127], [0xB0, 81, 127]]
+    out, err = send_then_stop(
+        play, port, knob_up_then_save, lambda: any(user_dir.glob("found-*.yaml"))
+    )
     assert play.returncode == 0, err
     assert "knobs   CC70, CC71, CC72, CC73, CC74, CC75, CC76, CC77 (64 = unchanged)\n" in lines
     (saved,) = user_dir.glob("found-*.yaml")

@@ -18,6 +18,7 @@ import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from midi_writer import write_midi
 from tonemodel import ToneModel
 
 from gansynth_instrument import cli
@@ -53,20 +54,6 @@ def engine(cache: NoteCache, polyphony: int = 32, **kw) -> tuple[Engine, Mixer]:
     kw.setdefault("programs", {0: DARK, 40: BRIGHT, 73: MID})
     made = Engine(cache, Voices(mixer), ToneModel.pitches, DARK, wait_s=WAIT_S, **kw)
     return made, mixer
-
-
-def write_midi(path: Path, messages: list[tuple[float, mido.Message]]) -> Path:
-    """A type-0 file at 120 bpm, 480 ticks per beat (960 ticks per second)."""
-    track = mido.MidiTrack()
-    last = 0
-    for time_s, msg in sorted(messages, key=lambda m: m[0]):
-        tick = round(time_s * 960)
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    mid = mido.MidiFile(type=0, ticks_per_beat=480)
-    mid.tracks.append(track)
-    mid.save(path)
-    return path
 
 
 def cc(channel: int, control: int, value: int) -> mido.Message:

@@ -12,6 +12,7 @@ import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from midi_writer import write_midi
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
@@ -24,20 +25,6 @@ from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
 WAIT_S = 300.0  # only bounds a hang
-
-
-def write_midi(path: Path, messages: list[tuple[float, mido.Message]]) -> Path:
-    """A type-0 file at 120 bpm, 480 ticks per beat (960 ticks per second)."""
-    track = mido.MidiTrack()
-    last = 0
-    for time_s, msg in sorted(messages, key=lambda m: m[0]):
-        tick = round(time_s * 960)
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    mid = mido.MidiFile(type=0, ticks_per_beat=480)
-    mid.tracks.append(track)
-    mid.save(path)
-    return path
 
 
 def on(pitch: int, velocity: int) -> mido.Message:

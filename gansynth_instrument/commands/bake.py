@@ -7,6 +7,7 @@ import argparse
 from gansynth_instrument import bake
 from gansynth_instrument.commands import load_model_from_args
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.levels import velocity_exponent
 from gansynth_instrument.preset_files import find_bank, find_preset
 
 
@@ -14,6 +15,7 @@ def run(args: argparse.Namespace) -> int:
     """Check names and settings before the model loads, bake, and list the files written."""
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bake.check_settings(formats, args.rate, args.bit_depth, args.output_dir)
+    exponent = velocity_exponent(args.velocity_curve)
     presets = [find_preset(name) for name in args.presets]
     bank = find_bank(args.bank) if args.bank else None
     if not presets and bank is None:
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         formats=formats,
         rate=args.rate,
         bit_depth=args.bit_depth,
-        velocity_exponent=args.velocity_curve,
+        velocity_exponent=exponent,
         cache_dir=args.cache_dir or bake.DEFAULT_CACHE_DIR,
     )
     for path in result.files:
