@@ -292,11 +292,19 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
     }
 
 
-def phase_knob(model, args, cache_dir: Path) -> list[float]:
+def phase_knob(model, args, cache_dir: Path) -> dict[str, object]:
     """CC1 → 0 first (the morph path's start), then each move: note on, CC1 → 127 after 0.3 s,
-    note off, CC1 → 0."""
+    note off, CC1 → 0. Besides the latencies, the stream's figures over the moves (callback
+    times of a held note whose layers glide across the morph steps)."""
     period_s = 1.2
-    player, port = new_player(model, args, cache_dir, bank=find_bank("default", model=model.info))
+    seconds = 0.6 + args.knob_moves * period_s
+    player, port = new_player(
+        model,
+        args,
+        cache_dir,
+        bank=find_bank("default", model=model.info),
+        timing_blocks=int(seconds * RATE / BLOCK) + 1,  # the timing ring holds the whole phase
+    )
     with player:
         engine = player.engine
         start = engine.morph[0]
@@ -313,7 +321,14 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
                 (t + 0.6, [0x80, 60, 0]),
                 (t + 1.0, [0xB0, 1, 0]),
             ]
-        capture = measure(port, script, 0.6 + args.knob_moves * period_s)
+        window: list[StreamStats] = []
+        capture = measure(
+            port,
+            script,
+            seconds,
+            lambda: window.append(player.audio.stats()),
+            lambda: window.append(player.audio.stats(since=window[0].callbacks)),
+        )
     out = []
     audio = capture.audio.astype(np.float64)
     for k in range(args.knob_moves):
@@ -331,7 +346,14 @@ def phase_knob(model, args, cache_dir: Path) -> list[float]:
         level = np.sqrt(np.mean(audio[fit] ** 2))
         changed = look.start + int(np.flatnonzero(residual > 0.1 * level)[0])
         out.append(1e3 * (capture.wall_s(changed) - move_s))
-    return out
+    before, after = window
+    return {
+        "latencies_ms": out,
+        "xruns": after.xruns - before.xruns,
+        "callbacks": after.callbacks - before.callbacks,
+        "callback_median": after.callback_median_load,
+        "callback_max": after.callback_max_load,
+    }
 
 
 def phase_switch(model, args, cache_dir: Path) -> list[float]:
@@ -503,7 +525,8 @@ def main() -> None:
             silent_busy = silent_run(args, model, Path(tmp) / "s")
             silent_rig = silent_with_rig_run(args)
             lat = phase_latency(model, args, Path(tmp) / "a")
-            knob = phase_knob(model, args, Path(tmp) / "b")
+            knob_phase = phase_knob(model, args, Path(tmp) / "b")
+            knob = knob_phase["latencies_ms"]
             switch = phase_switch(model, args, Path(tmp) / "c")
     finally:
         server.stop()
@@ -547,6 +570,12 @@ def main() -> None:
             "callback time (median / max)",
             f"{100 * lat['callback_median']:.1f} % / "
             f"{100 * lat['callback_max']:.1f} % of {period_ms:.2f} ms",
+        ),
+        (
+            "  the same during the knob moves",
+            f"{100 * knob_phase['callback_median']:.1f} % / "
+            f"{100 * knob_phase['callback_max']:.1f} % (a held note; {knob_phase['xruns']} "
+            f"xruns in {knob_phase['callbacks']} callbacks)",
         ),
         ("PortAudio reported output latency", f"{lat['reported_latency_ms']:.2f} ms"),
         (

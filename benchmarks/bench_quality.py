@@ -56,6 +56,7 @@ from jackrig import (  # noqa: E402
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
 from gansynth_instrument.cache import NoteCache  # noqa: E402
+from gansynth_instrument.memory import no_huge_pages  # noqa: E402
 from gansynth_instrument.model import BUNDLED_MODEL, load_model, read_info  # noqa: E402
 from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.timbre import Timbre, morph_steps  # noqa: E402
@@ -443,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("play_options", nargs="*", help="after --: more options for play")
     args = parser.parse_args(argv)
+    # The rig (this process: model, recorder; jackd and the silent client, which inherit the
+    # flag) stays out of transparent huge pages as play does, so khugepaged's copies of its
+    # memory do not hold up JACK's real-time threads: the floor is the machine's, not the rig's.
+    no_huge_pages()
     with tempfile.TemporaryDirectory(prefix="gsi-quality-") as tmp:
         cache_dir = args.cache_dir or Path(tmp) / "notes"
         log = Path(tmp) / "play.log"

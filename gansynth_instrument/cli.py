@@ -293,7 +293,9 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         description=(
             "The course's hallucination: random keypoint timbres (or --through presets), slerp "
             "steps between them, one enveloped note per point every --spacing-s seconds. The "
-            "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch."
+            "--trim/--attack/--sustain/--release weights share the note's 4 s, as in the patch. "
+            "Each note is levelled by its timbre as the instrument plays it (not normalised as in "
+            "Magenta); a limiter keeps the sum below -1 dBFS."
         ),
     )
     add_model_options(hal)
@@ -308,6 +310,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     hal.add_argument("--pitch", type=int, help="MIDI pitch (default 32 if the model has it)")
     hal.add_argument("--seed", type=int, help="seed for the keypoint timbres")
     hal.add_argument("--through", nargs="+", metavar="TIMBRE", help="presets or seeds as keypoints")
+    _add_gain_db(hal, "the clip")
 
     itp = sub.add_parser(
         "interpolate",
@@ -327,6 +330,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     itp.add_argument("--size", type=int, default=5, help="--grid points per side (5)")
     itp.add_argument("--steps", type=int, default=5, help="points including both ends (5)")
     itp.add_argument("--pitch", type=int, default=60, help="MIDI pitch (default 60)")
+    _add_gain_db(itp, "each note")
     itp.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="default: here")
 
     ren = sub.add_parser(

@@ -203,6 +203,23 @@ class MasterBus:
         self.limiter.process(block, block)
 
 
+def master_clip(
+    audio: np.ndarray, sample_rate: int, gain_db: float = 0.0, block_frames: int = 1024
+) -> np.ndarray:
+    """A whole clip (mono, or [frames, channels]) through a ``MasterBus``: master gain, then the
+    limiter, with the limiter's look-ahead delay cut so the clip keeps its timing. Offline
+    commands that make whole clips stage them as ``render`` stages a song."""
+    clip = np.asarray(audio, dtype=np.float32)
+    frames = clip.reshape(len(clip), -1)
+    bus = MasterBus(
+        sample_rate, gain_db=gain_db, channels=frames.shape[1], max_block_frames=block_frames
+    )
+    padded = np.concatenate([frames, np.zeros((bus.delay_frames, frames.shape[1]), np.float32)])
+    for start in range(0, len(padded), block_frames):
+        bus.process(padded[start : start + block_frames])
+    return padded[bus.delay_frames :].reshape(clip.shape)
+
+
 __all__ = [
     "DEFAULT_VELOCITY_CURVE",
     "LIMIT",
@@ -216,6 +233,7 @@ __all__ = [
     "MasterBus",
     "db_to_gain",
     "level_gain",
+    "master_clip",
     "master_gain",
     "normalize_peak",
     "peak",

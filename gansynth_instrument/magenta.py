@@ -18,7 +18,6 @@ from gansynth_instrument.model import Model
 from gansynth_instrument.offline import (
     check_output_file,
     generate_in_batches,
-    overlap_add,
     write_wav,
 )
 
@@ -29,6 +28,39 @@ MAGENTA_ATTACK_S = 0.010
 MAGENTA_MAX_SUSTAIN_S = 3.0
 MAGENTA_RELEASE_S = 0.3
 MAGENTA_TAIL_S = 3.0  # clip length = int(last note end + 3 s) seconds
+
+
+def overlap_add(
+    audio: np.ndarray,
+    envelopes: Sequence[np.ndarray],
+    starts: Sequence[int],
+    scales: Sequence[float],
+    length: int,
+) -> np.ndarray:
+    """Mix enveloped notes the way Magenta's ``generate_util.combine_notes`` does.
+
+    Each note is cut to its envelope's length, multiplied by it, divided by its own *signed*
+    maximum (``note.max()``, as Magenta; skipped for a note with no positive sample, where Magenta
+    would divide by zero), scaled, and added at its start sample. The clip is then divided by its
+    maximum and by 2 (peak +0.5; a negative peak may be larger). Computed in float64 like Magenta.
+
+    Returns:
+        float32 [length].
+    """
+    clip = np.zeros(length, dtype=np.float64)
+    for note_audio, env, start, scale in zip(audio, envelopes, starts, scales, strict=True):
+        note = note_audio[: len(env)].astype(np.float64) * env
+        peak = note.max()
+        if peak > 0:
+            note /= peak
+        note *= scale
+        end = min(start + len(note), length)
+        clip[start:end] += note[: end - start]
+    peak = clip.max()
+    if peak > 0:
+        clip /= peak
+    clip /= 2.0
+    return clip.astype(np.float32)
 
 
 def magenta_instruments(

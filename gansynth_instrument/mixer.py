@@ -165,6 +165,7 @@ class Mixer:
         self._amp = np.zeros(voices)  # 0 for a free slot, so stale rows mix as silence
         self._gain_from = np.zeros((layers, voices))  # each layer's gain glides from here ...
         self._gain_to = np.zeros((layers, voices))  # ... to here
+        self._gain_step = np.zeros((layers, voices))  # to - from, in each mixed chunk
         self._since_glide = np.zeros(voices)
         # Each voice's layers that hold a note, least recently named first (see layers_after).
         self._order: list[list[int]] = [[] for _ in range(voices)]
@@ -194,6 +195,7 @@ class Mixer:
         self._wrapped = np.empty((layers, voices, chunk))
         self._past_end = np.empty((layers, voices, chunk), dtype=bool)
         self._row_gain = np.empty((layers, voices, chunk))
+        self._sounding = np.empty(voices, dtype=bool)  # a layer still has samples at the end
         self._pair = np.zeros((layers, voices, chunk, 2), dtype=np.int16)  # the samples there
         self._sig = np.empty((layers, voices, chunk), dtype=np.float32)
         self._voice_sig = np.empty((voices, chunk), dtype=np.float32)
@@ -513,7 +515,7 @@ class Mixer:
                     continue
                 if gain_from[layer, slot] == 0.0 and gain_to[layer, slot] == 0.0:
                     continue  # silent for the whole chunk: its samples are multiplied by 0
-                np.take(pcm, pair_index[layer, slot], out=pair[layer, slot], mode="clip")
+                pcm.take(pair_index[layer, slot], out=pair[layer, slot], mode="clip")
         np.subtract(right, left, out=sig, dtype=np.float32)
         np.multiply(sig, pos, out=sig, casting="same_kind")
         np.add(sig, left, out=sig, dtype=np.float32)
@@ -525,7 +527,9 @@ class Mixer:
         np.add(glide, 1.0, out=glide)
         np.multiply(glide, 1.0 / self._glide_frames, out=glide)
         np.minimum(glide, 1.0, out=glide)
-        np.multiply(glide, (gain_to - gain_from)[:layers, :top, None], out=row_gain)
+        gain_step = self._gain_step[:layers, :top]
+        np.subtract(gain_to[:layers, :top], gain_from[:layers, :top], out=gain_step)
+        np.multiply(glide, gain_step[:, :, None], out=row_gain)
         np.add(row_gain, gain_from[:layers, :top, None], out=row_gain)
         np.multiply(row_gain, self._note_gain[:layers, :top, None], out=row_gain)
         np.multiply(sig, row_gain, out=sig, casting="same_kind")
@@ -555,13 +559,14 @@ class Mixer:
         self._since_glide[:top] += n
         self._since_bus[:top] += n
         self.frames_mixed += n
-        last = n - 1
+        sounding = self._sounding[:top]
+        np.any(valid[:, :, n - 1], axis=0, out=sounding)
         active = 0
         for slot in range(top):
             if not self._active[slot]:
                 continue
             over = self._age[slot] - self._released_at[slot] >= self._release[slot]
-            if over or not valid[:, slot, last].any():
+            if over or not sounding[slot]:
                 self._end(slot)
             else:
                 active += 1

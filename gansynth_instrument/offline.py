@@ -32,7 +32,15 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.levels import MasterBus, level_gain, normalize_peak, peak, reference_pitch
+from gansynth_instrument.levels import (
+    MasterBus,
+    db_to_gain,
+    level_gain,
+    master_clip,
+    normalize_peak,
+    peak,
+    reference_pitch,
+)
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
@@ -40,6 +48,7 @@ from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.timbre import Timbre, blend_settings
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
 
@@ -81,46 +90,31 @@ def generate_in_batches(
     return out
 
 
-def overlap_add(
-    audio: np.ndarray,
-    envelopes: Sequence[np.ndarray],
-    starts: Sequence[int],
-    scales: Sequence[float],
-    length: int,
-) -> np.ndarray:
-    """Mix enveloped notes the way Magenta's ``generate_util.combine_notes`` does.
+def _timbre(spec: str, model: Model) -> Timbre:
+    """A timbre given as a seed (digits; gain 0 dB) or a preset name/path (its gain and
+    envelope; the model's own timbres among them, one made for another model is an error)."""
+    if spec.isdigit():
+        return Timbre(f"seed {spec}", random_latent(int(spec), model.latent_size))
+    return Timbre.from_preset(find_preset(spec, model=model.info), model.latent_size)
 
-    Each note is cut to its envelope's length, multiplied by it, divided by its own *signed*
-    maximum (``note.max()``, as Magenta; skipped for a note with no positive sample, where Magenta
-    would divide by zero), scaled, and added at its start sample. The clip is then divided by its
-    maximum and by 2 (peak +0.5; a negative peak may be larger). Computed in float64 like Magenta.
+
+def levelled_notes(model: Model, latents: np.ndarray, pitch: int, *, what: str) -> np.ndarray:
+    """Notes of ``latents`` at ``pitch``, each levelled as the instrument levels its timbre
+    (``levels.py``): scaled so that the same latent's note at the reference pitch peaks at
+    ``levels.TARGET_PEAK_DBFS``. Unless ``pitch`` is the reference, that note is made too.
 
     Returns:
-        float32 [length].
+        float32 [len(latents), audio_length] at the model rate.
     """
-    clip = np.zeros(length, dtype=np.float64)
-    for note_audio, env, start, scale in zip(audio, envelopes, starts, scales, strict=True):
-        note = note_audio[: len(env)].astype(np.float64) * env
-        peak = note.max()
-        if peak > 0:
-            note /= peak
-        note *= scale
-        end = min(start + len(note), length)
-        clip[start:end] += note[: end - start]
-    peak = clip.max()
-    if peak > 0:
-        clip /= peak
-    clip /= 2.0
-    return clip.astype(np.float32)
-
-
-def _timbre(spec: str, model: Model) -> tuple[str, np.ndarray]:
-    """A timbre given as a seed (digits) or a preset name/path (the model's own timbres among
-    them; one made for another model is an error) → (label, latent)."""
-    if spec.isdigit():
-        return f"seed {spec}", random_latent(int(spec), model.latent_size)
-    preset = find_preset(spec, model=model.info)
-    return preset.name, preset.latent_vector(model.latent_size)
+    count = len(latents)
+    reference = reference_pitch(model.pitches)
+    if pitch == reference:
+        made = generate_in_batches(model, latents, [pitch] * count, what=what)
+    else:
+        both = np.concatenate([latents, latents])
+        made = generate_in_batches(model, both, [pitch] * count + [reference] * count, what=what)
+    gains = np.array([level_gain(peak(note)) for note in made[-count:]], dtype=np.float32)
+    return made[:count] * gains[:, None]
 
 
 # --- generate -------------------------------------------------------------------------------------
@@ -152,7 +146,8 @@ def generate_notes(
     the model's pitches (Magenta weights them by training-set counts, which an exported model does
     not carry). ``count`` defaults to the number of pitches given, else 8. The notes are the model's
     raw 4 s output (no gain or envelope), as Magenta writes them; ``normalize``: each scaled to a
-    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes.
+    peak of 1.0, as Magenta's MIDI renderer scales every note it mixes (there by its largest
+    positive sample; here by its largest magnitude, so no sample passes full scale).
     """
     if count is None:
         count = len(pitches) if pitches else BATCH_SIZE
@@ -163,8 +158,8 @@ def generate_notes(
     check_writable_dir(Path(out_dir), create=True)
     rng = np.random.RandomState(seed)
     if timbre is not None:
-        latents = np.repeat(timbre[1][None, :], count, axis=0)
-        labels = [timbre[0]] * count
+        latents = np.repeat(timbre.latent[None, :], count, axis=0)
+        labels = [timbre.name] * count
     else:
         latents = rng.normal(size=(count, model.latent_size)).astype(np.float32)
         labels = [
@@ -190,34 +185,53 @@ def generate_notes(
 # --- interpolate ----------------------------------------------------------------------------------
 
 
+def _write_staged(
+    path: Path, note: np.ndarray, gain_db: float, master_db: float, sample_rate: int
+) -> Path:
+    """A levelled note at its preset gain, through the master bus (gain, limiter), to a WAV."""
+    staged = note * np.float32(db_to_gain(gain_db))
+    return write_wav(path, master_clip(staged, sample_rate, master_db), sample_rate)
+
+
 def interpolate(
-    model: Model, a: str, b: str, out_dir: Path, *, steps: int = 5, pitch: int = 60
+    model: Model,
+    a: str,
+    b: str,
+    out_dir: Path,
+    *,
+    steps: int = 5,
+    pitch: int = 60,
+    gain_db: float = 0.0,
 ) -> list[WrittenNote]:
     """``steps`` notes at evenly spaced points (t = 0 … 1) on the slerp path from timbre a to b.
 
     ``a`` and ``b`` are preset names/paths or seeds. Files: ``interp_{i:02d}.wav``. A point worth
-    keeping becomes a preset with ``presets new NAME --between A B --at T``. Each point is levelled
-    as the instrument levels a timbre (``levels.py``): its middle C would peak at
-    ``levels.TARGET_PEAK_DBFS``, so the files compare by timbre, not by the model's loudness.
+    keeping becomes a preset with ``presets new NAME --between A B --at T``. Staged as the
+    instrument stages a full-velocity note (``levels.py``): each point levelled (its middle C would
+    peak at ``levels.TARGET_PEAK_DBFS``, so the files compare by timbre, not by the model's
+    loudness), the presets' gain interpolated as a morph step's, master ``gain_db``, the limiter.
     """
     if steps < 2:
         raise GansynthError(f"--steps must be at least 2 (the two ends), got {steps}")
-    label_a, z_a = _timbre(a, model)
-    label_b, z_b = _timbre(b, model)
+    timbre_a = _timbre(a, model)
+    timbre_b = _timbre(b, model)
     check_pitches(model.pitches, [pitch])
     check_writable_dir(Path(out_dir), create=True)
     ts = np.linspace(0.0, 1.0, steps)
-    latents = slerp(z_a, z_b, ts)
-    reference = reference_pitch(model.pitches)
-    pitches = [pitch] * steps + ([reference] * steps if pitch != reference else [])
-    repeated = np.concatenate([latents] * (len(pitches) // steps))
-    made = generate_in_batches(model, repeated, pitches, what="interpolating")
-    audio = [made[i] * np.float32(level_gain(peak(made[-steps + i]))) for i in range(steps)]
+    audio = levelled_notes(
+        model, slerp(timbre_a.latent, timbre_b.latent, ts), pitch, what="interpolating"
+    )
     return [
         WrittenNote(
-            write_wav(Path(out_dir) / f"interp_{i:02d}.wav", audio[i], model.sample_rate),
+            _write_staged(
+                Path(out_dir) / f"interp_{i:02d}.wav",
+                audio[i],
+                blend_settings(timbre_a, timbre_b, float(t))[0],
+                gain_db,
+                model.sample_rate,
+            ),
             pitch,
-            f"{label_a} → {label_b} at t={t:.3f}",
+            f"{timbre_a.name} → {timbre_b.name} at t={t:.3f}",
         )
         for i, t in enumerate(ts)
     ]
@@ -230,26 +244,36 @@ def interpolate_grid(
     *,
     size: int = 5,
     pitch: int = 60,
+    gain_db: float = 0.0,
 ) -> list[WrittenNote]:
     """The course's interpolation in two dimensions: a ``size``×``size`` grid of notes between
     four timbres A, B, C, D at (x, y) = (0, 0), (1, 0), (0, 1), (1, 1), each point the bilinear
     slerp of the corners (the XY pad's grid, ``pad.py``). Files: ``grid_{row}_{column}.wav``,
-    row = y index, column = x index. The corners are preset names/paths or seeds."""
+    row = y index, column = x index. The corners are preset names/paths or seeds. Staged as
+    ``interpolate`` stages its points, the corners' preset gains interpolated bilinearly."""
     if len(corners) != 4:
         raise GansynthError(f"--grid takes 4 timbres (A B C D), got {len(corners)}")
     lo, hi = PAD_SIZE_RANGE
     if not lo <= size <= hi:
         raise GansynthError(f"--size must be {lo}..{hi} points per side, got {size}")
-    labelled = [_timbre(spec, model) for spec in corners]
+    timbres = [_timbre(spec, model) for spec in corners]
     check_pitches(model.pitches, [pitch])
     check_writable_dir(Path(out_dir), create=True)
-    latents = grid_latents([z for _, z in labelled], size).reshape(size * size, -1)
-    audio = generate_in_batches(model, latents, [pitch] * (size * size), what="grid")
-    names = " ".join(label for label, _ in labelled)
+    latents = grid_latents([t.latent for t in timbres], size).reshape(size * size, -1)
+    audio = levelled_notes(model, latents, pitch, what="grid")
+    along = np.linspace(0.0, 1.0, size)
+    a, b, c, d = (t.gain_db for t in timbres)
+    bottom, top = a + along * (b - a), c + along * (d - c)  # by column, at y = 0 and y = 1
+    gains = bottom[None, :] + along[:, None] * (top - bottom)[None, :]  # [row, column]
+    names = " ".join(t.name for t in timbres)
     return [
         WrittenNote(
-            write_wav(
-                Path(out_dir) / f"grid_{i // size}_{i % size}.wav", audio[i], model.sample_rate
+            _write_staged(
+                Path(out_dir) / f"grid_{i // size}_{i % size}.wav",
+                audio[i],
+                float(gains[i // size, i % size]),
+                gain_db,
+                model.sample_rate,
             ),
             pitch,
             f"{names} at x={i % size / (size - 1):.3f} y={i // size / (size - 1):.3f}",
@@ -331,15 +355,18 @@ def hallucinate(
     pitch: int | None = None,
     seed: int | None = None,
     through: Sequence[str] = (),
+    gain_db: float = 0.0,
 ) -> tuple[Path, int, float]:
     """The course's hallucination: a long evolving sound from many overlapping notes → WAV.
 
     Keypoint timbres are ``settings.note_count`` random latents (Magenta's ``generate_z``), or the
-    presets/seeds in ``through``. Notes sit ``spacing_s`` apart, each shaped by the envelope and
-    normalised, mixed like ``combine_notes`` (peak 0.5). The pitch defaults to the course's 32 when
-    the model has it, else the model's lowest pitch. Unlike the course, the result is exactly as
-    long as its notes (the patch played it 4× too long, reading a byte count as samples, and
-    padded 2 spacings of silence).
+    presets/seeds in ``through``. Notes sit ``spacing_s`` apart, each shaped by the envelope. The
+    pitch defaults to the course's 32 when the model has it, else the model's lowest pitch. Unlike
+    the course, the result is exactly as long as its notes (the patch played it 4× too long,
+    reading a byte count as samples, and padded 2 spacings of silence), and it is staged as the
+    instrument stages full-velocity notes (``levels.py``) instead of Magenta's normalisation: each
+    note levelled by its timbre, at its keypoints' preset gain (interpolated along the path as a
+    morph step's), the sum through master ``gain_db`` and the limiter.
 
     Returns:
         (path, number of notes, duration in seconds).
@@ -351,23 +378,26 @@ def hallucinate(
     if through:
         if len(through) < 2:
             raise GansynthError("--through needs 2 or more presets or seeds")
-        keypoints = np.stack([_timbre(t, model)[1] for t in through])
+        timbres = [_timbre(t, model) for t in through]
+        keypoints = np.stack([t.latent for t in timbres])
+        keypoint_gains = np.array([t.gain_db for t in timbres])
     else:
         keypoints = np.random.RandomState(seed).normal(
             size=(settings.note_count, model.latent_size)
         )
+        keypoint_gains = np.zeros(settings.note_count)
     latents = hallucination_path(keypoints.astype(np.float32), settings.interp_steps)
-    audio = generate_in_batches(model, latents, [pitch] * len(latents), what="hallucinating")
+    # Keypoint k is path point k·(steps + 1); the points between take gains in between.
+    at_keypoints = np.arange(len(keypoints)) * (settings.interp_steps + 1)
+    gains = db_to_gain(np.interp(np.arange(len(latents)), at_keypoints, keypoint_gains))
+    audio = levelled_notes(model, latents, pitch, what="hallucinating")
     spacing = round(settings.spacing_s * model.sample_rate)
     length = (len(latents) - 1) * spacing + model.audio_length
-    envelope = hallucination_envelope(settings, model.audio_length)
-    clip = overlap_add(
-        audio,
-        [envelope] * len(latents),
-        [i * spacing for i in range(len(latents))],
-        [1.0] * len(latents),
-        length,
-    )
+    envelope = hallucination_envelope(settings, model.audio_length).astype(np.float32)
+    clip = np.zeros(length, dtype=np.float32)
+    for i, (note, gain) in enumerate(zip(audio, gains, strict=True)):
+        clip[i * spacing : i * spacing + len(note)] += note * envelope * np.float32(gain)
+    clip = master_clip(clip, model.sample_rate, gain_db)
     return write_wav(out_path, clip, model.sample_rate), len(latents), length / model.sample_rate
 
 

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.latent import random_latent
+from gansynth_instrument.levels import LIMIT, TARGET_PEAK, db_to_gain
 from gansynth_instrument.model import load_model
 from gansynth_instrument.pad import point_latent
 from gansynth_instrument.preset_files import find_preset
@@ -98,10 +99,18 @@ def test_interpolate_grid_writes_the_bilinear_slerp_grid(tiny_model: Path, tmp_p
     ]
     model = load_model(tiny_model, backend="cpu")
     points = [(0, 0), (1, 1), (2, 1)]
-    expected = model.generate(np.stack([point_latent(corners, p, 3) for p in points]), [55] * 3)
-    for (column, row), want in zip(points, expected, strict=True):
+    latents = np.stack([point_latent(corners, p, 3) for p in points])
+    expected = model.generate(latents, [55] * 3)
+    references = np.abs(model.generate(latents, [60] * 3)).max(axis=1)
+    # glass-bell's -3 dB at (0, 1), the other corners' 0 dB: bilinear in between
+    preset_db = [0.0, -0.75, 0.0]
+    for (column, row), want, reference, db in zip(
+        points, expected, references, preset_db, strict=True
+    ):
+        staged = want * TARGET_PEAK / reference * db_to_gain(db)  # levelled, the preset's gain
+        assert np.abs(staged).max() < LIMIT  # the limiter leaves it as it is
         got = sf.read(out / f"grid_{row}_{column}.wav", dtype="float32")[0]
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got, staged, rtol=1e-3, atol=1e-4 * TARGET_PEAK)
 
 
 def test_interpolate_grid_errors_are_one_line(tmp_path: Path) -> None:

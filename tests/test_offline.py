@@ -16,7 +16,7 @@ import soundfile as sf
 from gansynth_instrument import cli
 from gansynth_instrument.errors import MidiFileError, ModelError
 from gansynth_instrument.latent import random_latent, slerp
-from gansynth_instrument.levels import TARGET_PEAK
+from gansynth_instrument.levels import LIMIT, TARGET_PEAK, db_to_gain
 from gansynth_instrument.magenta import (
     magenta_combine,
     magenta_instruments,
@@ -283,19 +283,42 @@ def test_generate_with_preset_uses_its_timbre(model, tmp_path: Path) -> None:
 
 
 def test_interpolate_walks_the_slerp_path(model, tmp_path: Path) -> None:
-    written = interpolate(model, "felt-keys", "42", tmp_path, steps=3, pitch=55)
+    written = interpolate(model, "dark-cello", "42", tmp_path, steps=3, pitch=55, gain_db=-12.0)
     assert [p.path.name for p in written] == ["interp_00.wav", "interp_01.wav", "interp_02.wav"]
-    a = find_preset("felt-keys").latent_vector(model.latent_size)
+    a = find_preset("dark-cello").latent_vector(model.latent_size)
     b = random_latent(42, model.latent_size)
     latents = np.stack([a, slerp(a, b, 0.5), b])
     expected = model.generate(latents, [55, 55, 55])
     references = np.abs(model.generate(latents, [60, 60, 60])).max(axis=1)
-    for note, want, reference in zip(written, expected, references, strict=True):
-        levelled = want * TARGET_PEAK / reference  # each point levelled by its middle C's peak
+    preset_db = [-1.0, -0.5, 0.0]  # dark-cello's -1 dB to the seed's 0, as a morph step blends
+    for note, want, reference, db in zip(written, expected, references, preset_db, strict=True):
+        # Each point levelled by its middle C's peak, then preset and master gain.
+        staged = want * TARGET_PEAK / reference * db_to_gain(db) * db_to_gain(-12.0)
+        assert np.abs(staged).max() < LIMIT  # the limiter leaves it as it is
         got = sf.read(note.path, dtype="float32")[0]
         # (the model's batches differ from these calls: float sums in another order)
-        np.testing.assert_allclose(got, levelled, rtol=1e-3, atol=1e-4 * TARGET_PEAK)
+        np.testing.assert_allclose(got, staged, rtol=1e-3, atol=1e-4 * TARGET_PEAK)
     assert len({round(float(r), 4) for r in references}) == 3  # three different levels undone
+
+
+def test_interpolate_master_gain_and_limiter(
+    model, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = interpolate(model, "3", "4", tmp_path / "quiet", steps=2, pitch=40, gain_db=-20.0)
+    loud = interpolate(model, "3", "4", tmp_path / "loud", steps=2, pitch=40, gain_db=24.0)
+    for q, d in zip(quiet, loud, strict=True):
+        unlimited = sf.read(q.path, dtype="float32")[0] * db_to_gain(44.0)
+        got = sf.read(d.path, dtype="float32")[0]
+        assert np.abs(unlimited).max() > 2.0  # 44 dB louder would clip ...
+        assert np.abs(got).max() <= LIMIT + 1e-6  # ... the limiter holds it below -1 dBFS
+        assert np.abs(got).max() > 0.9 * LIMIT
+    out = tmp_path / "bad"
+    for value in ("24.5", "-61", "nan"):
+        code, _, err = run_cli(
+            ["interpolate", "3", "4", "--gain-db", value, "--model", tiny_model, "-o", out], capsys
+        )
+        assert_one_line_error(code, err, "--gain-db must be -60..24 dB")
+    assert not out.exists()
 
 
 def test_generate_normalize_writes_peak_normalised_notes(model, tmp_path: Path) -> None:
@@ -352,7 +375,7 @@ def test_hallucinate_writes_one_evolving_clip(
     audio, sample_rate = sf.read(out, dtype="float32")
     # 5 notes 0.5 s apart, the last one 4 s long: no 4× length, no padding.
     assert sample_rate == SR and len(audio) == 4 * 8000 + 64000
-    assert audio.max() == pytest.approx(0.5) and np.all(np.isfinite(audio))
+    assert 0.0 < np.abs(audio).max() <= LIMIT and np.all(np.isfinite(audio))
     path, count, duration_s = hallucinate(
         model, tmp_path / "through.wav", Hallucination(spacing_s=1.0), through=["felt-keys", "7"]
     )
@@ -360,10 +383,39 @@ def test_hallucinate_writes_one_evolving_clip(
     assert sf.info(path).frames == round(duration_s * SR)
 
 
+def test_hallucinate_is_staged_like_the_instrument(model, tmp_path: Path) -> None:
+    """Each note levelled by its timbre and at its keypoints' preset gain (dark-cello -1 dB, a seed
+    0 dB: -0.5 dB between), enveloped, summed, master gain, and the limiter above -1 dBFS."""
+    settings = Hallucination(interp_steps=1, spacing_s=1.0)
+    through = ["dark-cello", "7"]
+    keys = np.stack(
+        [find_preset("dark-cello").latent_vector(model.latent_size), random_latent(7, 256)]
+    )
+    latents = hallucination_path(keys, 1)
+    notes = model.generate(latents, [48] * 3)
+    references = np.abs(model.generate(latents, [60] * 3)).max(axis=1)
+    envelope = hallucination_envelope(settings, model.audio_length)
+    clip = np.zeros(2 * SR + model.audio_length)
+    preset_db = [-1.0, -0.5, 0.0]
+    for i, (note, reference, db) in enumerate(zip(notes, references, preset_db, strict=True)):
+        levelled = note * TARGET_PEAK / reference * db_to_gain(db)
+        clip[i * SR : i * SR + len(note)] += levelled * envelope
+    quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.wav"
+    hallucinate(model, quiet, settings, pitch=48, through=through, gain_db=-12.0)
+    hallucinate(model, loud, settings, pitch=48, through=through, gain_db=24.0)
+    want = clip * db_to_gain(-12.0)
+    assert np.abs(want).max() < LIMIT  # below the limit: the limiter leaves it as it is
+    got = sf.read(quiet, dtype="float32")[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+    assert np.abs(clip * db_to_gain(24.0)).max() > 2.0  # would clip ...
+    got = sf.read(loud, dtype="float32")[0]
+    assert 0.9 * LIMIT < np.abs(got).max() <= LIMIT + 1e-6  # ... but stays below -1 dBFS
+
+
 def test_bad_hallucination_settings_are_one_line(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for extra in (["--spacing-s", "0"], ["--attack", "-1"], ["--notes", "0"]):
+    for extra in (["--spacing-s", "0"], ["--attack", "-1"], ["--notes", "0"], ["--gain-db", "25"]):
         code, _, err = run_cli(
             ["hallucinate", "--model", tiny_model, "-o", tmp_path / "x.wav", *extra], capsys
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gansynth_instrument.commands import load_model_from_args
+from gansynth_instrument.levels import master_gain
 from gansynth_instrument.offline import Hallucination, check_output_file, hallucinate
 
 
@@ -20,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
         release=args.release,
     )
     settings.check()
+    master_gain(args.gain_db)
     check_output_file(args.output)  # bad settings or output fail before the model loads
     path, count, duration_s = hallucinate(
         load_model_from_args(args),
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         pitch=args.pitch,
         seed=args.seed,
         through=args.through or (),
+        gain_db=args.gain_db,
     )
     print(f"wrote {path}  {count} notes, {duration_s:.2f} s")
     return 0

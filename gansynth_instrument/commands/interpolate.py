@@ -7,6 +7,7 @@ import argparse
 
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.levels import master_gain
 from gansynth_instrument.offline import interpolate, interpolate_grid
 from gansynth_instrument.preset_files import find_preset
 
@@ -22,9 +23,15 @@ def run(args: argparse.Namespace) -> int:
         info = model_info_from_args(args)
         for spec in specs:
             find_preset(spec, model=info)  # a typo or a misfit fails before the model loads
+    master_gain(args.gain_db)
     if args.grid:
         written = interpolate_grid(
-            load_model_from_args(args), args.grid, args.output_dir, size=args.size, pitch=args.pitch
+            load_model_from_args(args),
+            args.grid,
+            args.output_dir,
+            size=args.size,
+            pitch=args.pitch,
+            gain_db=args.gain_db,
         )
     else:
         written = interpolate(
@@ -34,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
             args.output_dir,
             steps=args.steps,
             pitch=args.pitch,
+            gain_db=args.gain_db,
         )
     for note in written:
         print(f"wrote {note.path}  pitch {note.pitch}  {note.timbre}")
