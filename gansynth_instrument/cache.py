@@ -4,6 +4,12 @@ A note is keyed by (model digest, timbre = latent digest, MIDI pitch, output sam
 background thread fills the cache: it takes the most urgent pending notes (``Priority``), batches
 up to ``batch_size`` of one priority class into one call of its note worker (``note_workers.py``:
 make the notes in that thread, or in a process of its own), and keeps each note in memory.
+
+A new timbre's first note has no stand-in (no other pitch of it is cached): its note-on waits in
+silence. So a WAITING request for a timbre nothing was made of yet jumps the queue (``FIRST``),
+and the first batch of any timbre holds one note (with its reference note, below, when that is
+another pitch): the note is made at batch 1, and a note-on arriving meanwhile waits for one note,
+not a full batch.
 Finished notes also go to the disk store (``disk_store.py``), so a restart or a preset switch does
 not make them again.
 
@@ -66,6 +72,7 @@ RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
 class Priority(enum.IntEnum):
     """How soon a note is needed; lower = sooner."""
 
+    FIRST = -1  # a WAITING note of a timbre nothing was made of yet (the cache raises it)
     WAITING = 0  # someone pressed the key and hears nothing (or a stand-in) until it is ready
     NEAR = 1  # close to a recently played pitch: likely next
     BACKGROUND = 2  # the rest of a preset, filled while nothing else is pending
@@ -126,6 +133,7 @@ class NoteCache:
         self._queue: list[tuple[int, int, str, int]] = []  # heap; stale entries skipped on pop
         self._order = itertools.count()
         self._in_flight: set[tuple[str, int]] = set()
+        self._begun: set[str] = set()  # timbres a batch was taken of
         self._errors: dict[tuple[str, int], Exception] = {}
         self._recent: deque[tuple[str, int]] = deque(maxlen=RECENT_PLAYED)
         self._closing = False
@@ -278,6 +286,8 @@ class NoteCache:
         """Add or raise a pending note (caller holds _cond); cached/in-progress ones stay put."""
         if key in self._notes or key in self._in_flight:
             return
+        if priority == Priority.WAITING and key[0] not in self._begun:
+            priority = Priority.FIRST
         current = self._pending.get(key)
         if current is not None and current <= priority:
             return
@@ -285,7 +295,9 @@ class NoteCache:
         heapq.heappush(self._queue, (int(priority), next(self._order), *key))
 
     def _take_batch(self) -> list[tuple[str, int]]:
-        """Pop up to batch_size pending notes of the most urgent class (caller holds _cond)."""
+        """Pop up to batch_size pending notes of the most urgent class (caller holds _cond); a
+        timbre's first batch is its first note alone, with its reference note when that is
+        pending too (it is made with the first batch anyway, see ``_fill``)."""
         batch: list[tuple[str, int]] = []
         batch_priority = None
         while self._queue and len(batch) < self.batch_size:
@@ -298,10 +310,19 @@ class NoteCache:
                 break
             heapq.heappop(self._queue)
             batch_priority = priority
-            del self._pending[key]
-            self._in_flight.add(key)
-            batch.append(key)
+            self._take(key, batch)
+            if timbre not in self._begun:
+                self._begun.add(timbre)
+                reference = (timbre, self._reference_pitch)
+                if reference in self._pending:
+                    self._take(reference, batch)
+                break
         return batch
+
+    def _take(self, key: tuple[str, int], batch: list[tuple[str, int]]) -> None:
+        del self._pending[key]
+        self._in_flight.add(key)
+        batch.append(key)
 
     def _run(self) -> None:
         while True:
