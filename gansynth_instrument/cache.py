@@ -21,8 +21,8 @@ note at ``levels.reference_pitch``: made with the timbre's first batch when no n
 yet, then written into every note's header on disk, so it is measured once per timbre.
 
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
-``progress`` take a lock the worker thread only holds for bookkeeping (never while making notes or
-doing I/O). Within a NoteCache only the worker thread touches the disk store or logs.
+``progress`` take a lock the worker threads only hold for bookkeeping (never while making notes or
+doing I/O). Within a NoteCache only the worker threads touch the disk store (one at a time) or log.
 
 Memory: a fully cached preset is pitches x note length x output rate x 2 bytes. The in-memory
 notes are capped (``max_memory_bytes``): past the cap the worker thread drops the least recently
@@ -122,11 +122,12 @@ class NoteCache:
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
         self._reference_pitch = reference_pitch(model.pitches)
-        # timbre → its reference note's peak (levels.py); written by the renderer thread only.
+        # timbre → its reference note's peak (levels.py); written by the renderer threads only.
         self._references: dict[str, float] = {}
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
         self._store_lock = threading.Lock()  # between the two renderer threads only
-        # Written by the worker thread only; read lock-free (a dict get / a tuple swap is atomic).
+        # Written by the worker threads only, under _cond; read lock-free (a dict get / a tuple
+        # swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
         self._cached_pitches: dict[str, tuple[int, ...]] = {}
         # Last lookup/publish tick per cached note: written lock-free by lookups (an int store).
