@@ -2,8 +2,10 @@
 come back exactly?
 
     python benchmarks/bench_knobs.py [--model MODEL.onnx] [--starts 16] [--offset 2.0]
+                                     [--first-seed 1000] [--first-note-only]
 
-For each of ``--starts`` random starting timbres (seeds 1000, 1001, ...) and one pitch, notes are
+For each of ``--starts`` random starting timbres (seeds ``--first-seed``, +1, ...: another set
+checks that the figures do not hold for one set only) and one pitch, notes are
 made at the start, moved ``--offset`` standard deviations along each knob, and moved the same
 distance along a random unit direction (a fresh one per start); for knobs 1-4 also at
 ``-offset``, so a knob's effect is measured over its travel from one side to the other. Printed:
@@ -216,7 +218,9 @@ def print_first_note(model: Model, fresh: int) -> None:
         )
 
 
-def measure(model: Model, starts: int, offset: float, pitch: int, fresh: int) -> None:
+def measure(
+    model: Model, starts: int, offset: float, pitch: int, fresh: int, first_seed: int
+) -> None:
     t0 = time.perf_counter()
     knobs = compute_directions(model, progress=True)
     pca_s = time.perf_counter() - t0
@@ -234,7 +238,7 @@ def measure(model: Model, starts: int, offset: float, pitch: int, fresh: int) ->
     d_centroid: dict[int, list[float]] = {k: [] for k in range(4)}
     d_decay: dict[int, list[float]] = {k: [] for k in range(4)}
     for s in range(starts):
-        z = random_latent(1000 + s, model.latent_size)
+        z = random_latent(first_seed + s, model.latent_size)
         direction = unit(np.random.default_rng([18, s]).standard_normal(model.latent_size))
         batch = [z]
         for k in range(KNOB_COUNT):
@@ -256,7 +260,8 @@ def measure(model: Model, starts: int, offset: float, pitch: int, fresh: int) ->
 
     random_mean = statistics.mean(change["random"])
     print(
-        f"\nlog-spectral change, {starts} starts, pitch {pitch}, offset {offset:g} σ "
+        f"\nlog-spectral change, {starts} starts (seeds {first_seed}+), pitch {pitch}, "
+        f"offset {offset:g} σ "
         "(mean |ΔdB| of the STFT)"
     )
     print(f"{'direction':<10} {'mean dB':>8} {'median':>8} {'max':>8} {'vs random':>10}")
@@ -308,6 +313,9 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=16, help="random starting timbres (16)")
     parser.add_argument("--offset", type=float, default=2.0, help="σ moved along each (2.0)")
     parser.add_argument("--pitch", type=int, default=60)
+    parser.add_argument(
+        "--first-seed", type=int, default=1000, help="seed of the first starting timbre (1000)"
+    )
     parser.add_argument("--fresh", type=int, default=10, help="new timbres timed (10)")
     parser.add_argument(
         "--first-note-only", action="store_true", help="only the new timbre's first note"
@@ -317,7 +325,7 @@ def main() -> None:
     if args.first_note_only:
         print_first_note(model, args.fresh)
     else:
-        measure(model, args.starts, args.offset, args.pitch, args.fresh)
+        measure(model, args.starts, args.offset, args.pitch, args.fresh, args.first_seed)
 
 
 if __name__ == "__main__":
