@@ -79,7 +79,7 @@ _Entry = tuple[int, int, str, int]  # a queue entry: priority, order, timbre, pi
 class Priority(enum.IntEnum):
     """How soon a note is needed; lower = sooner."""
 
-    FIRST = -1  # a WAITING note of a timbre nothing was made of yet (the cache raises it)
+    FIRST = -1  # WAITING, and no note of its timbre is ready (no stand-in): the cache raises it
     WAITING = 0  # someone pressed the key and hears nothing (or a stand-in) until it is ready
     NEAR = 1  # close to a recently played pitch: likely next
     BACKGROUND = 2  # the rest of a preset, filled while nothing else is pending
