@@ -172,10 +172,9 @@ CTRL_C_SCRIPT = textwrap.dedent(
         with NoteCache(model, 48000, None, renderer="process") as cache:
             timbre = cache.request(random_latent(6), [60], Priority.WAITING)
             cache.wait(timbre, [60], 300)
-            cache.request(random_latent(7), model.pitches)  # the niced worker is busy
+            busy = cache.request(random_latent(7), model.pitches)  # for the niced worker
+            cache.wait(busy, model.pitches[:1], 300)  # its first batch: it is up, and busy
             import multiprocessing
-            while len(multiprocessing.active_children()) < 2:  # the niced one is starting
-                time.sleep(0.01)
             pids = [worker.pid for worker in multiprocessing.active_children()]
             print(*pids, flush=True)
             time.sleep(300)
