@@ -4,6 +4,15 @@ A note is keyed by (model digest, timbre = latent digest, MIDI pitch, output sam
 background thread fills the cache: it takes the most urgent pending notes (``Priority``), batches
 up to ``batch_size`` of one priority class into one call of its note worker (``note_workers.py``:
 make the notes in that thread, or in a process of its own), and keeps each note in memory.
+
+A new timbre's first note has no stand-in (no other pitch of it is cached): its note-on waits in
+silence. So a WAITING request for a timbre none of whose notes is ready yet jumps the queue
+(``FIRST``), and the first batch of any timbre holds one note (with its reference note, below,
+when that is another pitch). With a worker process, a second thread and a second process, not
+niced (``note_workers.start_first_note_worker``), make ``FIRST`` notes one at a time: they never
+wait behind the niced worker's batch in progress (a note in it is made again there), nor for
+the CPU that a niced process gets on a busy machine. That process starts with the first note
+the cache has to make.
 Finished notes also go to the disk store (``disk_store.py``), so a restart or a preset switch does
 not make them again.
 
@@ -12,8 +21,8 @@ note at ``levels.reference_pitch``: made with the timbre's first batch when no n
 yet, then written into every note's header on disk, so it is measured once per timbre.
 
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
-``progress`` take a lock the worker thread only holds for bookkeeping (never while making notes or
-doing I/O). Within a NoteCache only the worker thread touches the disk store or logs.
+``progress`` take a lock the worker threads only hold for bookkeeping (never while making notes or
+doing I/O). Within a NoteCache only the worker threads touch the disk store (one at a time) or log.
 
 Memory: a fully cached preset is pitches x note length x output rate x 2 bytes. The in-memory
 notes are capped (``max_memory_bytes``): past the cap the worker thread drops the least recently
@@ -25,6 +34,7 @@ the cache's reference: a sounding voice keeps its own.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import enum
 import heapq
@@ -52,7 +62,7 @@ from gansynth_instrument.levels import reference_pitch
 from gansynth_instrument.make import INT16_FULL_SCALE, NoteModel
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.note import Note
-from gansynth_instrument.note_workers import start_worker
+from gansynth_instrument.note_workers import NoteWorker, start_first_note_worker, start_worker
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +73,13 @@ NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forwa
 RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
 
 
+_Entry = tuple[int, int, str, int]  # a queue entry: priority, order, timbre, pitch
+
+
 class Priority(enum.IntEnum):
     """How soon a note is needed; lower = sooner."""
 
+    FIRST = -1  # WAITING, and no note of its timbre is ready (no stand-in): the cache raises it
     WAITING = 0  # someone pressed the key and hears nothing (or a stand-in) until it is ready
     NEAR = 1  # close to a recently played pitch: likely next
     BACKGROUND = 2  # the rest of a preset, filled while nothing else is pending
@@ -104,13 +118,16 @@ class NoteCache:
         self._model = model
         self.renderer = renderer
         self._worker = start_worker(renderer, model)
+        self._first_worker = start_first_note_worker(renderer, model)
         self._model_digest = model.digest
         self._model_pitches = frozenset(model.pitches)
         self._reference_pitch = reference_pitch(model.pitches)
-        # timbre → its reference note's peak (levels.py); written by the renderer thread only.
+        # timbre → its reference note's peak (levels.py); written by the renderer threads only.
         self._references: dict[str, float] = {}
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
-        # Written by the worker thread only; read lock-free (a dict get / a tuple swap is atomic).
+        self._store_lock = threading.Lock()  # between the two renderer threads only
+        # Written by the worker threads only, under _cond; read lock-free (a dict get / a tuple
+        # swap is atomic).
         self._notes: dict[tuple[str, int], Note] = {}
         self._cached_pitches: dict[str, tuple[int, ...]] = {}
         # Last lookup/publish tick per cached note: written lock-free by lookups (an int store).
@@ -123,23 +140,35 @@ class NoteCache:
         self._latents: dict[str, np.ndarray] = {}
         self._requested: dict[str, set[int]] = {}
         self._pending: dict[tuple[str, int], Priority] = {}
-        self._queue: list[tuple[int, int, str, int]] = []  # heap; stale entries skipped on pop
+        self._queue: list[_Entry] = []  # heap; stale entries skipped on pop
+        self._first_queue: list[_Entry] = []  # FIRST notes, for the first worker
+        self._first_in_flight: set[tuple[str, int]] = set()
+        self._first_wanted = False  # the first worker starts with the first note to make
+        self._first_asked = False
         self._order = itertools.count()
         self._in_flight: set[tuple[str, int]] = set()
+        self._begun: set[str] = set()  # timbres a batch was taken of
+        self._ready: set[str] = set()  # timbres with a note published
         self._errors: dict[tuple[str, int], Exception] = {}
         self._recent: deque[tuple[str, int]] = deque(maxlen=RECENT_PLAYED)
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def disk_store(self) -> DiskStore | None:
         return self._store
 
     def start(self) -> None:
-        """Start the worker thread (a daemon: it never keeps the program alive)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="note-renderer", daemon=True)
-            self._thread.start()
+        """Start the worker threads (daemons: they never keep the program alive)."""
+        if self._threads:
+            return
+        runs = [(self._run, "note-renderer")]
+        if self._first_worker is not None:
+            runs.append((self._run_first, "note-renderer-first"))
+        for target, name in runs:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def close(self) -> None:
         """Stop making notes (a thread after its batch, a process at once); pending requests are
@@ -147,11 +176,14 @@ class NoteCache:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._worker.interrupt()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._worker.close()
+        workers = [w for w in (self._worker, self._first_worker) if w is not None]
+        for worker in workers:
+            worker.interrupt()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        for worker in workers:
+            worker.close()
 
     def __enter__(self) -> NoteCache:
         self.start()
@@ -275,55 +307,112 @@ class NoteCache:
         return any(t == timbre and abs(p - pitch) <= self.near_semitones for t, p in self._recent)
 
     def _enqueue(self, key: tuple[str, int], priority: Priority) -> None:
-        """Add or raise a pending note (caller holds _cond); cached/in-progress ones stay put."""
-        if key in self._notes or key in self._in_flight:
+        """Add or raise a pending note (caller holds _cond); cached/in-progress ones stay put,
+        except a FIRST note in the niced worker's batch: the first worker makes it too."""
+        if key in self._notes:
+            return
+        first = priority == Priority.WAITING and key[0] not in self._ready
+        if first:
+            priority = Priority.FIRST
+        separate = first and self._first_worker is not None
+        if key in self._in_flight and not (separate and key not in self._first_in_flight):
             return
         current = self._pending.get(key)
         if current is not None and current <= priority:
             return
         self._pending[key] = priority
-        heapq.heappush(self._queue, (int(priority), next(self._order), *key))
+        queue = self._first_queue if separate else self._queue
+        heapq.heappush(queue, (int(priority), next(self._order), *key))
 
-    def _take_batch(self) -> list[tuple[str, int]]:
-        """Pop up to batch_size pending notes of the most urgent class (caller holds _cond)."""
+    def _take_batch(self, queue: list[_Entry], size: int) -> list[tuple[str, int]]:
+        """Pop up to ``size`` pending notes of the most urgent class from ``queue`` (caller
+        holds _cond). A FIRST note goes alone, and so does a timbre's first batch, with its
+        reference note when that is pending too (it is made with the first batch anyway, see
+        ``_fill``)."""
         batch: list[tuple[str, int]] = []
         batch_priority = None
-        while self._queue and len(batch) < self.batch_size:
-            priority, _, timbre, pitch = self._queue[0]
+        while queue and len(batch) < size:
+            priority, _, timbre, pitch = queue[0]
             key = (timbre, pitch)
             if self._pending.get(key) != priority:  # stale: raised since, or already taken
-                heapq.heappop(self._queue)
+                heapq.heappop(queue)
                 continue
             if batch_priority is not None and priority != batch_priority:
                 break
-            heapq.heappop(self._queue)
+            heapq.heappop(queue)
+            if priority == Priority.FIRST and timbre in self._ready:
+                # A note of its timbre is ready now (a stand-in): it waits as others do.
+                if key in self._in_flight:
+                    del self._pending[key]  # the other worker is making it
+                else:
+                    self._pending[key] = Priority.WAITING
+                    heapq.heappush(self._queue, (int(Priority.WAITING), next(self._order), *key))
+                continue
             batch_priority = priority
-            del self._pending[key]
-            self._in_flight.add(key)
-            batch.append(key)
+            self._take(key, batch)
+            if timbre not in self._begun:
+                self._begun.add(timbre)
+                reference = (timbre, self._reference_pitch)
+                if reference in self._pending and reference not in self._in_flight:
+                    self._take(reference, batch)
+                break
+            if priority == Priority.FIRST:
+                break
         return batch
+
+    def _take(self, key: tuple[str, int], batch: list[tuple[str, int]]) -> None:
+        del self._pending[key]
+        self._in_flight.add(key)
+        batch.append(key)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or bool(self._pending))
+                self._cond.wait_for(lambda: self._closing or bool(self._queue))
                 if self._closing:
                     return
-                batch = self._take_batch()
-            try:
-                self._fill(batch)
-            except Exception as err:
-                if self._closing:  # a worker process stopped by close(): nothing to report
-                    return
-                logger.exception("note cache: rendering %d note(s) failed", len(batch))
-                with self._cond:
-                    for key in batch:
-                        if key in self._in_flight:
-                            self._in_flight.discard(key)
-                            self._errors[key] = err
-                    self._cond.notify_all()
+                batch = self._take_batch(self._queue, self.batch_size)
+            self._make(batch, self._worker)
 
-    def _fill(self, batch: list[tuple[str, int]]) -> None:
+    def _run_first(self) -> None:
+        """The first worker's thread: FIRST notes one at a time (see the module docstring)."""
+        worker = self._first_worker
+        assert worker is not None
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._closing or bool(self._first_queue) or self._first_wanted
+                )
+                if self._closing:
+                    return
+                start, self._first_wanted = self._first_wanted, False
+                batch = self._take_batch(self._first_queue, 1)
+                self._first_in_flight.update(batch)
+                self._cond.notify_all()  # notes it passed on to the other queue
+            if start:
+                with contextlib.suppress(CacheError):  # said by the first batch that needs it
+                    worker.start()
+            self._make(batch, worker)
+
+    def _make(self, batch: list[tuple[str, int]], worker: NoteWorker) -> None:
+        """Fill ``batch`` with ``worker``; a failure is kept for each note's waiters."""
+        if not batch:
+            return
+        try:
+            self._fill(batch, worker)
+        except Exception as err:
+            if self._closing:  # a worker process stopped by close(): nothing to report
+                return
+            logger.exception("note cache: rendering %d note(s) failed", len(batch))
+            with self._cond:
+                for key in batch:
+                    self._first_in_flight.discard(key)
+                    if key in self._in_flight:
+                        self._in_flight.discard(key)
+                        self._errors[key] = err
+                self._cond.notify_all()
+
+    def _fill(self, batch: list[tuple[str, int]], worker: NoteWorker) -> None:
         """Serve a batch from disk where possible, render the rest in one generate call. Every
         note goes out with its timbre's loudness reference: a timbre seen for the first time is
         measured on its reference note, read from disk or made with this batch (and stored; it
@@ -331,7 +420,7 @@ class NoteCache:
         found: dict[tuple[str, int], Note] = {}
         missing = []
         for timbre, pitch in batch:
-            stored = self._store.load(self._key(timbre, pitch)) if self._store else None
+            stored = self._load((timbre, pitch))
             if stored is None:
                 missing.append((timbre, pitch))
             else:
@@ -340,7 +429,7 @@ class NoteCache:
         for key in dict.fromkeys((timbre, self._reference_pitch) for timbre, _ in batch):
             if key in found or key in missing or key[0] in self._references:
                 continue
-            stored = self._store.load(self._key(*key)) if self._store else None
+            stored = self._load(key)
             if stored is None:
                 missing.append(key)
             else:
@@ -354,9 +443,14 @@ class NoteCache:
                 later[key] = note
         if not missing:
             return
+        if self._first_worker is not None and not self._first_asked:
+            self._first_asked = True
+            with self._cond:  # notes are made here: the first worker gets ready too
+                self._first_wanted = True
+                self._cond.notify_all()
         z = np.stack([self._latents[timbre] for timbre, _ in missing])
         pitches = np.array([pitch for _, pitch in missing], dtype=np.int64)
-        made = dict(zip(missing, self._worker.make(z, pitches, self.sample_rate), strict=True))
+        made = dict(zip(missing, worker.make(z, pitches, self.sample_rate), strict=True))
         self._learn_references(made)
         for key, note in later.items():
             self._finish(key, note, key in batch, made=False)
@@ -384,7 +478,14 @@ class NoteCache:
         if requested:
             self._publish(key, note)  # playable before it reaches the disk
         if save and self._store is not None:
-            self._store.save(self._key(*key), note)
+            with self._store_lock:
+                self._store.save(self._key(*key), note)
+
+    def _load(self, key: tuple[str, int]) -> Note | None:
+        if self._store is None:
+            return None
+        with self._store_lock:
+            return self._store.load(self._key(*key))
 
     def _key(self, timbre: str, pitch: int) -> NoteKey:
         return NoteKey(self._model_digest, timbre, pitch, self.sample_rate)
@@ -401,6 +502,9 @@ class NoteCache:
                     sorted((*self._cached_pitches.get(timbre, ()), pitch))
                 )
             self._in_flight.discard(key)
+            self._first_in_flight.discard(key)
+            self._pending.pop(key, None)  # made by the other worker meanwhile
+            self._ready.add(timbre)
             self._done.add(key)
             self._evict_over_cap(keep=key)
             self._cond.notify_all()

@@ -338,8 +338,9 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         help="render a MIDI file to WAV",
         description=(
             "Render a MIDI file through the instrument (voices, envelopes, pedal, program change, "
-            "morph CC; deterministic), or with --magenta exactly as gansynth_generate --midi_file "
-            "does (pitches 36-84, a new random timbre every 6 s, 16 kHz float WAV)."
+            "morph CC, timbre knobs and XY pad CCs; deterministic), or with --magenta exactly as "
+            "gansynth_generate --midi_file does (pitches 36-84, a new random timbre every 6 s, "
+            "16 kHz float WAV)."
         ),
     )
     ren.add_argument("midi_file", type=Path, help="the .mid file")
@@ -354,6 +355,12 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         "--subtype",
         choices=("PCM_16", "PCM_24", "FLOAT"),
         help=".wav sample format (default FLOAT: 32-bit float, never clips)",
+    )
+    ren.add_argument(
+        "--no-knobs",
+        action="store_true",
+        help="ignore timbre-knob CCs in the file (by default a file that turns a knob has the "
+        "model's knob directions found, once per model, as play does)",
     )
     _add_staging(ren)
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")

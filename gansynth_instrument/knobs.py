@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from gansynth_instrument.errors import PresetError
-from gansynth_instrument.midi_spec import DATA_MAX
+from gansynth_instrument.midi_spec import CONTROL_CHANGE, DATA_MAX, KIND_MASK
 
 # MIDI 1.0's Sound Controllers 1-8 (CC70-77): meant for shaping the sound, and what common
 # 8-knob keyboards (Akai's MPK mini, among others) send by default.
@@ -101,3 +101,9 @@ def describe(offsets: Iterable[float]) -> str:
     timbre's description records."""
     turned = [f"{i + 1}={v:+g}" for i, v in enumerate(offsets) if v != 0.0]
     return "knobs " + " ".join(turned) if turned else ""
+
+
+def turns_knobs(messages: Iterable[Sequence[int]], ccs: Collection[int] = KNOB_CCS) -> bool:
+    """Whether raw MIDI ``messages`` move any of the knob controllers ``ccs``: a render finds the
+    model's knob directions (a PCA, the first time) only for a song that needs them."""
+    return any(len(m) > 1 and m[0] & KIND_MASK == CONTROL_CHANGE and m[1] in ccs for m in messages)

@@ -36,6 +36,9 @@ WORKERS = ("thread", "process")
 # The worker process yields the CPU to everything else: on 2 cores, a parent thread that holds
 # the GIL must not wait behind the model, or the audio callback waits behind that thread.
 WORKER_NICENESS = 19
+# The first-note worker (see cache.py) is not niced: it makes one note at a time, rarely, while
+# someone waits in silence; at niceness 19 any busy program on the machine would starve it.
+FIRST_NOTE_NICENESS = 0
 MAX_WORKER_DEATHS = 3  # a worker process that dies this often in a row is not restarted
 WORKER_EXIT_WAIT_S = 5.0  # after SIGTERM; then SIGKILL
 
@@ -57,6 +60,14 @@ def start_worker(kind: str, model: NoteModel) -> NoteWorker:
     return ProcessWorker(model) if kind == "process" else ThreadWorker(model)
 
 
+def start_first_note_worker(kind: str, model: NoteModel) -> ProcessWorker | None:
+    """For ``kind`` "process", a second worker process, not niced, for new timbres' first
+    notes (see cache.py); None for "thread", whose notes are made at this process's priority."""
+    if kind != "process":
+        return None
+    return ProcessWorker(model, niceness=FIRST_NOTE_NICENESS, name="note-renderer-first")
+
+
 class ThreadWorker:
     """Makes notes in the cache's worker thread, sharing this process's GIL with the audio."""
 
@@ -73,7 +84,9 @@ class ThreadWorker:
         """Nothing held."""
 
 
-def _worker_main(conn: Connection, options: tuple[str, str, int | None, str, str]) -> None:
+def _worker_main(
+    conn: Connection, options: tuple[str, str, int | None, str, str], niceness: int
+) -> None:
     """The worker process: load the model, then answer (z, pitches, rate) until the parent's
     end of the pipe closes (close(), or the parent died: no orphan keeps running).
 
@@ -81,8 +94,8 @@ def _worker_main(conn: Connection, options: tuple[str, str, int | None, str, str
     message).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes us
-    if hasattr(os, "nice"):
-        os.nice(WORKER_NICENESS)
+    if hasattr(os, "nice") and niceness:
+        os.nice(niceness)
     from gansynth_instrument.model import load_model
 
     path, backend, threads, precision, digest = options
@@ -148,7 +161,10 @@ class ProcessWorker:
     (not after MAX_WORKER_DEATHS deaths in a row, or when it could not load the model).
     """
 
-    def __init__(self, model: NoteModel) -> None:
+    def __init__(
+        self, model: NoteModel, *, niceness: int = WORKER_NICENESS, name: str = "note-renderer"
+    ) -> None:
+        self._niceness, self._name = niceness, name
         path = getattr(model, "path", None)
         if path is None:
             raise CacheError("renderer 'process' needs a model loaded from a file (load_model)")
@@ -183,6 +199,10 @@ class ProcessWorker:
             for pcm, gain, pitch in zip(pcms, gains, pitches, strict=True)
         ]
 
+    def start(self) -> None:
+        """Start the worker process and wait for its model now, not at the first batch."""
+        self._worker()
+
     def _worker(self) -> Connection:
         """The running worker's pipe; starts one (and waits for its model) if there is none."""
         if self._load_error is not None:
@@ -196,7 +216,7 @@ class ProcessWorker:
         if self._conn is not None:
             return self._conn
         ours, theirs = SPAWN.Pipe()
-        process = spawn(_worker_main, (theirs, self._options), "note-renderer")
+        process = spawn(_worker_main, (theirs, self._options, self._niceness), self._name)
         theirs.close()  # the worker holds the only other end: its death is EOF here
         self._process, self._conn = process, ours
         try:

@@ -30,6 +30,7 @@ from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
+from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.levels import (
@@ -520,6 +521,7 @@ def render_midi_engine(
     bank: Bank | None = None,
     drums: Preset | None = None,
     channels: Collection[int] | None = None,
+    knobs: KnobDirections | None = None,
     sample_rate: int = 48000,
     subtype: str | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
@@ -529,7 +531,8 @@ def render_midi_engine(
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
 ) -> EngineRender:
     """A MIDI file → stereo audio file through the live engine: same channels, voices,
-    envelopes, pedal, bend, morph, and the same gain staging (levelled timbres, velocity curve,
+    envelopes, pedal, bend, morph, timbre knobs (given ``knobs``, ``ganspace.knob_directions``)
+    and XY pad (a bank's corners), and the same gain staging (levelled timbres, velocity curve,
     preset and master gain, the master-bus limiter; ``levels.py``).
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
@@ -553,6 +556,7 @@ def render_midi_engine(
         preset=preset,
         bank=bank,
         drums=drums,
+        knobs=knobs,
         cache_dir=cache_dir,
         wait_s=ENGINE_WAIT_S,
         channels=channels,

@@ -125,9 +125,12 @@ def test_priorities_reorder_pending_work(model: Model, spy: GenerateSpy) -> None
         assert cache.wait(timbre2, [60, 72], WAIT_S)
     # WAITING first, then NEAR (nearest the played pitch first), then the rest in request order;
     # a batch never mixes priority classes ([43] goes alone rather than with a BACKGROUND note).
-    # Each timbre's first batch also makes its reference note (middle C, levels.py) to measure
-    # it; without a disk to keep it, z2's 60 is made again when its turn comes.
-    assert spy.calls == [[24, 60], [80, 72, 60], [41, 40], [43], [26, 50], [60]]
+    # z2's 72 is the first note of a timbre with nothing ready, played in silence: it jumps the
+    # queue, ahead of z's 80 asked for earlier (once 24 is ready, 80 has a stand-in). A
+    # timbre's first batch is one note with its reference note (middle C, levels.py), which
+    # measures its level; z2's pending 60 (its reference) is kept from there, not made again.
+    assert spy.calls == [[24, 60], [72, 60], [80], [41, 40], [43], [26, 50]]
+    assert cache.progress(timbre2) == (2, 2)
 
 
 def test_the_renderer_never_blocks_the_caller(

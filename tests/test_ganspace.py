@@ -13,6 +13,7 @@ from gansynth_instrument import ganspace
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.ganspace import (
     KNOB_COUNT,
+    REGRESSION_FACTOR,
     KnobDirections,
     early_layer,
     knob_directions,
@@ -43,10 +44,11 @@ def found(model: Model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _same_latents(model: Model) -> tuple[np.ndarray, np.ndarray]:
-    """The latents principal_directions draws (seed 0), and their activations."""
+    """The latents principal_directions draws (seed 0), and their activations: the first
+    SAMPLES for the components, all of them for the regression."""
     layer = early_layer(model.path)
     zs, acts = [], []
-    for b in range(SAMPLES // 256):
+    for b in range(REGRESSION_FACTOR * SAMPLES // 256):
         z = np.random.default_rng([0, 0, b]).standard_normal((256, model.latent_size))
         zs.append(z.astype(np.float32))
         acts.append(layer(zs[-1], np.full(256, PITCH)).astype(np.float64))
@@ -56,15 +58,16 @@ def _same_latents(model: Model) -> tuple[np.ndarray, np.ndarray]:
 def test_pca_finds_the_exact_leading_subspace(model: Model, found: tuple) -> None:
     variance, ratio, directions = found
     z, acts = _same_latents(model)
-    centred = acts - acts.mean(axis=0)
-    values, vectors = np.linalg.eigh(centred.T @ centred / len(acts))
+    mean = acts[:SAMPLES].mean(axis=0)
+    centred = acts[:SAMPLES] - mean
+    values, vectors = np.linalg.eigh(centred.T @ centred / SAMPLES)
     exact = values[::-1][:KNOB_COUNT]
     assert np.all(np.diff(variance) <= 0)  # leading component first
     assert variance.sum() >= 0.99 * exact.sum()  # the subspace holds what the exact one holds
     assert variance[0] == pytest.approx(exact[0], rel=0.01)
     assert ratio == pytest.approx(variance / values.sum(), rel=1e-6)
     # The regression onto z, done directly from the exact components, spans the same directions.
-    coords = centred @ vectors[:, ::-1][:, :KNOB_COUNT]
+    coords = (acts - mean) @ vectors[:, ::-1][:, :KNOB_COUNT]
     regression = np.linalg.lstsq(coords, z, rcond=None)[0]
     basis = np.linalg.qr(regression.T)[0]
     assert np.linalg.norm(directions, axis=1) == pytest.approx(np.ones(KNOB_COUNT), abs=1e-6)

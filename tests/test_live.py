@@ -152,8 +152,11 @@ def test_play_keeps_its_processes_out_of_huge_pages(jack_server: JackServer, mod
     with playing(model, tmp_path, preset=find_preset("felt-keys")) as (player, _):
         # An empty cache: the renderer process is up once a note is rendered.
         assert player.cache.wait(player.engine.timbre.key, [60], 60.0)
+        deadline = time.monotonic() + 60.0  # the first-note renderer starts with the first note
+        while len(multiprocessing.active_children()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         pids = [os.getpid(), *(child.pid for child in multiprocessing.active_children())]
-        assert len(pids) == 3  # this one, the audio process, the renderer process
+        assert len(pids) == 4  # this one, the audio process, the two renderer processes
         for pid in pids:
             status = Path(f"/proc/{pid}/status").read_text()
             assert "THP_enabled:\t0" in status, pid

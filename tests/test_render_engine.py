@@ -16,7 +16,9 @@ from midi_writer import write_midi
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
-from gansynth_instrument.instrument import build_engine
+from gansynth_instrument.ganspace import knob_directions
+from gansynth_instrument.instrument import assemble, build_engine
+from gansynth_instrument.knobs import KNOB_CCS, KNOB_SPAN
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.offline import render_events, render_midi_engine
@@ -116,6 +118,68 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
     assert np.abs(results[0]).max() > 0.01
     assert not np.array_equal(results[0][:, 0], results[0][:, 1])  # panned left from 0.8 s
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+def knob(value: int) -> mido.Message:
+    return mido.Message("control_change", control=KNOB_CCS[0], value=value)
+
+
+def test_knob_ccs_in_the_file_move_the_timbre_as_live_play_does(tiny_model, model, tmp_path):
+    """Knob 1 swept up over a held note, then a later note at its top stop: the render differs from
+    the same file without the sweep, and the later note is the note live play makes at that stop.
+    The command finds the knob directions itself; --no-knobs ignores the knob CCs."""
+    notes = [(0.1, on(60, 100)), (1.0, off(60)), (2.0, on(64, 90)), (2.5, off(64))]
+    sweep = [(0.3 + 0.01 * i, knob(64 + i)) for i in range(64)]  # 64 (centre) → 127 in 0.63 s
+    plain = write_midi(tmp_path / "plain.mid", notes)
+    turned = write_midi(tmp_path / "turned.mid", notes + sweep)
+    cache_dir = tmp_path / "notes"
+    audio = {}
+    for name, midi, extra in (
+        ("plain", plain, []),
+        ("turned", turned, []),
+        ("ignored", turned, ["--no-knobs"]),
+    ):
+        out = tmp_path / f"{name}.wav"
+        argv = ["render", midi, "-o", out, "--model", tiny_model, "--preset", "felt-keys"]
+        assert (
+            cli.main(
+                [str(a) for a in [*argv, "--sample-rate", RATE, "--cache-dir", cache_dir, *extra]]
+            )
+            == 0
+        )
+        audio[name] = sf.read(out, dtype="float32")[0][:, 0]
+    assert len(list((cache_dir / "knobs").glob("*.npz"))) == 1  # found once, kept for play
+    knobs = knob_directions(model, cache_dir=cache_dir / "knobs", progress=False)
+    preset = find_preset("felt-keys")
+    direct = tmp_path / "direct.wav"
+    render_midi_engine(
+        model, turned, direct, preset=preset, knobs=knobs, sample_rate=RATE, cache_dir=cache_dir
+    )
+    assert np.array_equal(sf.read(direct, dtype="float32")[0][:, 0], audio["turned"])
+    assert np.array_equal(audio["ignored"], audio["plain"])
+    held = slice(round(0.4 * RATE), round(1.0 * RATE))
+    change = np.abs(audio["turned"][held] - audio["plain"][held]).max()
+    assert change > 0.1 * np.abs(audio["plain"][held]).max()  # the held note follows the knob
+
+    # Live: the engine with knob 1 at 127 plays the timbre at the knob's top stop.
+    live = assemble(model, Mixer(RATE, polyphony=4), preset=preset, knobs=knobs, cache_dir=None)
+    live.engine.handle([0xB0, KNOB_CCS[0], 127])
+    top = live.engine.current()
+    z = preset.latent_vector(model.latent_size)
+    assert np.array_equal(top.latent, knobs.move(z, [KNOB_SPAN]))
+    with live.cache as cache:
+        cache.request(top.latent, [64])
+        assert cache.wait(top.key, [64], WAIT_S)
+        note64 = cache.lookup(top.key, 64).to_float()
+    start, held_frames = round(2.0 * RATE), round(0.5 * RATE)
+    release = round(preset.release_s * RATE)
+    env = envelope(held_frames + release, round(preset.attack_s * RATE), release, held_frames)
+    expected = (90 / 127) ** 2 * 10 ** (top.gain_db / 20) * env * note64[: len(env)]
+    np.testing.assert_allclose(
+        audio["turned"][start:], expected[: len(audio["turned"]) - start], atol=2e-6
+    )
+    later = slice(start, start + held_frames)
+    assert np.abs(audio["plain"][later] - audio["turned"][later]).max() > 0.01
 
 
 def test_render_command_writes_the_wav_and_says_so(tiny_model, magenta_tiny, tmp_path, capsys):

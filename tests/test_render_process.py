@@ -29,9 +29,15 @@ OUTPUT_RATE = 48000
 PITCHES = [24, 36, 60, 61, 84]  # more than one batch (DEFAULT_BATCH_SIZE 4)
 
 
-def workers() -> list[multiprocessing.process.BaseProcess]:
-    """This process's renderer workers (active_children also reaps finished ones)."""
-    return [p for p in multiprocessing.active_children() if p.name == "note-renderer"]
+def workers(name: str = "note-renderer") -> list[multiprocessing.process.BaseProcess]:
+    """This process's renderer workers of that name (active_children also reaps finished
+    ones): the niced one, or with "note-renderer-first" the one for new timbres' first notes."""
+    return [p for p in multiprocessing.active_children() if p.name == name]
+
+
+def renderers() -> list[multiprocessing.process.BaseProcess]:
+    """Every renderer worker of this process."""
+    return workers() + workers("note-renderer-first")
 
 
 def gone(pid: int) -> bool:
@@ -57,7 +63,7 @@ def test_process_renderer_fills_the_same_notes_as_the_thread_renderer(model: Mod
         assert (b.pitch, b.sample_rate) == (pitch, OUTPUT_RATE)
         assert b.pcm.dtype == np.int16 and not b.pcm.flags.writeable
         assert b.pcm.base is None  # its own memory (not a view of the batch): freed alone
-    assert workers() == []
+    assert renderers() == []
 
 
 def test_restart_reuses_the_disk_store_without_a_worker(model: Model, tmp_path: Path) -> None:
@@ -66,7 +72,7 @@ def test_restart_reuses_the_disk_store_without_a_worker(model: Model, tmp_path: 
     with NoteCache(model, OUTPUT_RATE, tmp_path, renderer="process") as cache:
         timbre = cache.request(random_latent(1), PITCHES, Priority.WAITING)
         assert cache.wait(timbre, PITCHES, WAIT_S)
-        assert workers() == []  # every note came from the disk: no model loaded anywhere
+        assert renderers() == []  # every note came from the disk: no model loaded anywhere
         for pitch in PITCHES:
             np.testing.assert_array_equal(cache.lookup(timbre, pitch).pcm, first[pitch].pcm)
     in_thread = fill(model, tmp_path, "thread")  # one store, whichever renderer wrote it
@@ -76,13 +82,14 @@ def test_restart_reuses_the_disk_store_without_a_worker(model: Model, tmp_path: 
 
 def test_close_ends_the_worker_even_mid_render(model: Model) -> None:
     with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
-        timbre = cache.request(random_latent(2), [60], Priority.WAITING)
-        assert cache.wait(timbre, [60], WAIT_S)
-        (worker,) = workers()
-        pid = worker.pid
+        timbre = cache.request(random_latent(2), [60, 61])
+        assert cache.wait(timbre, [60, 61], WAIT_S)
+        pids = [worker.pid for worker in renderers()]
+        assert len(pids) == 2  # the niced worker, and the first-note worker it started
         cache.request(random_latent(3), model.pitches)  # keeps the worker busy at close()
-    assert workers() == []
-    assert gone(pid)
+        cache.request(random_latent(4), [60], Priority.WAITING)  # and the first-note worker
+    assert renderers() == []
+    assert all(gone(pid) for pid in pids)
 
 
 def test_a_killed_worker_is_reported_and_replaced_while_lookups_go_on(
@@ -90,9 +97,9 @@ def test_a_killed_worker_is_reported_and_replaced_while_lookups_go_on(
 ) -> None:
     z = random_latent(4)
     with NoteCache(model, OUTPUT_RATE, None, renderer="process") as cache:
-        timbre = cache.request(z, [60], Priority.WAITING)
+        timbre = cache.request(z, [60])
         assert cache.wait(timbre, [60], WAIT_S)
-        (worker,) = workers()
+        (worker,) = workers()  # the niced one: a note of z is ready, so it makes 61 too
         pid = worker.pid
         os.kill(pid, signal.SIGKILL)
         worker.join(WAIT_S)
@@ -107,7 +114,7 @@ def test_a_killed_worker_is_reported_and_replaced_while_lookups_go_on(
         (replacement,) = workers()
         assert replacement.pid != pid
     assert "exit code -9" in caplog.text
-    assert workers() == []
+    assert renderers() == []
 
 
 def test_a_worker_that_keeps_dying_is_not_restarted_forever(model: Model) -> None:
@@ -116,7 +123,7 @@ def test_a_worker_that_keeps_dying_is_not_restarted_forever(model: Model) -> Non
         timbre = cache.request(z, [], Priority.WAITING)
         errors = []
         for pitch in (60, 61, 62):  # each worker is killed as soon as it has loaded the model
-            cache.request(z, [pitch], Priority.WAITING)
+            cache.request(z, [pitch])  # not WAITING: the niced worker makes it
             deadline = time.monotonic() + WAIT_S
             while not workers() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -127,7 +134,7 @@ def test_a_worker_that_keeps_dying_is_not_restarted_forever(model: Model) -> Non
             errors.append(str(err.value))
         assert "a new one renders the next batch" in errors[0]
         assert errors[-1].endswith("3 deaths in a row: not restarting it")
-        cache.request(z, [63], Priority.WAITING)
+        cache.request(z, [63])
         with pytest.raises(CacheError, match="died 3 times in a row; not restarting it"):
             cache.wait(timbre, [63], WAIT_S)
         assert workers() == []
@@ -145,7 +152,7 @@ def test_a_worker_that_cannot_load_the_model_is_one_line(tiny_model: Path, tmp_p
         message = str(err.value)
         assert "could not load the model" in message and str(path) in message
         assert "\n" not in message
-    assert workers() == []
+    assert renderers() == []
 
 
 def test_unknown_renderer_is_one_line(model: Model) -> None:
@@ -165,10 +172,11 @@ CTRL_C_SCRIPT = textwrap.dedent(
         with NoteCache(model, 48000, None, renderer="process") as cache:
             timbre = cache.request(random_latent(6), [60], Priority.WAITING)
             cache.wait(timbre, [60], 300)
-            cache.request(random_latent(7), model.pitches)  # the worker is busy
+            busy = cache.request(random_latent(7), model.pitches)  # for the niced worker
+            cache.wait(busy, model.pitches[:1], 300)  # its first batch: it is up, and busy
             import multiprocessing
-            (worker,) = multiprocessing.active_children()
-            print(worker.pid, flush=True)
+            pids = [worker.pid for worker in multiprocessing.active_children()]
+            print(*pids, flush=True)
             time.sleep(300)
     """
 )
@@ -185,7 +193,8 @@ def test_ctrl_c_closes_the_worker(tiny_model: Path, tmp_path: Path) -> None:
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
-        worker_pid = int(proc.stdout.readline())
+        worker_pids = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(worker_pids) == 2  # the niced worker and the first-note worker
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
         _, stderr = proc.communicate(timeout=WAIT_S)
     finally:
@@ -194,9 +203,9 @@ def test_ctrl_c_closes_the_worker(tiny_model: Path, tmp_path: Path) -> None:
     assert "KeyboardInterrupt" in stderr  # the parent stopped; the worker ignored SIGINT
     assert stderr.count("Traceback") == 1  # ...and printed nothing of its own
     deadline = time.monotonic() + 10
-    while not gone(worker_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the parent reaped it; /proc may lag a moment
-    assert gone(worker_pid)
+    while not all(gone(pid) for pid in worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the parent reaped them; /proc may lag a moment
+    assert all(gone(pid) for pid in worker_pids)
 
 
 def children(pid: int) -> list[int]:
@@ -230,9 +239,12 @@ def test_play_with_the_process_renderer_leaves_no_child_after_ctrl_c(
         while not list(tmp_path.glob("*.note")) and time.monotonic() < deadline:
             time.sleep(0.1)  # notes of the bank's first preset arrive from the worker
         assert list(tmp_path.glob("*.note"))
-        spawned = children(play.pid)  # renderer, audio process, multiprocessing's resource tracker
+        # The note renderer, the first-note renderer (it starts with the first note made), the
+        # audio process, and multiprocessing's resource tracker.
+        while len(spawned := children(play.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
         workers = [p for p in spawned if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
-        assert len(workers) == 2  # the note renderer and the audio process
+        assert len(workers) == 3  # the two note renderers and the audio process
         os.killpg(play.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
         _, stderr = play.communicate(timeout=60)
     finally:

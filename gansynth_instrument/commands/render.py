@@ -11,6 +11,8 @@ from gansynth_instrument.audio_files import output_format
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.ganspace import knob_directions
+from gansynth_instrument.knobs import KNOB_CCS, turns_knobs
 from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     output_format(args.output, args.subtype)
     channels = parse_channels("--channels", args.channels) if args.channels else None
-    read_midi(args.midi_file)
+    events = read_midi(args.midi_file)
     info = model_info_from_args(args)
     preset = find_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
@@ -42,17 +44,24 @@ def run(args: argparse.Namespace) -> int:
         print(bank.notice, file=sys.stderr)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
     master_gain(args.gain_db)
+    model = load_model_from_args(args)
+    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+    knob_ccs = bank.knob_ccs if bank is not None else KNOB_CCS
+    knobs = None  # found (or read from the cache) as play does, for a song that turns a knob
+    if not args.no_knobs and turns_knobs((e.data for e in events), knob_ccs):
+        knobs = knob_directions(model, cache_dir=cache_dir / "knobs")
     result = render_midi_engine(
-        load_model_from_args(args),
+        model,
         args.midi_file,
         args.output,
         preset=preset,
         bank=bank,
         drums=drums,
         channels=channels,
+        knobs=knobs,
         sample_rate=args.sample_rate,
         subtype=args.subtype,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=cache_dir,
         gain_db=args.gain_db,
         velocity_exponent=exponent,
     )
