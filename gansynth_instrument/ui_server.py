@@ -34,6 +34,7 @@ LOCALHOST = "127.0.0.1"
 PUSH_HZ = 30
 MAX_MESSAGE_BYTES = 64 * 1024  # a drawn latent is ~3 KB of JSON
 START_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 1.0  # at the player's exit, an open page's connection is waited for no longer
 STATIC = {  # URL path → (file in gansynth_instrument/ui, content type)
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
@@ -123,7 +124,7 @@ class UiServer:
         app.router.add_get("/ws", self._websocket)
         app.router.add_post("/presets/save", self._save)
         app.router.add_post("/presets/rename", self._rename)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -165,7 +166,7 @@ class UiServer:
         return web.Response(text=text, content_type=content_type, headers=HEADERS)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
         surface = self.surface

@@ -102,8 +102,7 @@ class Surface:
             "morph_cc": engine.morph_cc,
             "buttons": {"random": engine.random_cc, "save": engine.save_cc},
             "keys": KEY_SEMITONES,
-            "key_buttons": {char: cc for char, cc in KEY_BUTTONS.items()},
-            "pitches": [engine.pitches[0], engine.pitches[-1]],
+            "key_buttons": KEY_BUTTONS,
             "latent_size": self.latent_size,
             "expected_norm": math.sqrt(self.latent_size),
         }
