@@ -139,12 +139,16 @@ class UiServer:
         finally:
             await runner.cleanup()
 
-    def _origins(self) -> set[str]:
-        """The page's own origins: the address it is served on (and localhost's two names)."""
+    def _origins(self, request: web.Request) -> set[str]:
+        """The page's own origins: the address it is served on (and localhost's two names);
+        served beyond this machine (``--ui-host``), also the name the browser reached it by."""
         hosts = {self.host}
         if self.host in (LOCALHOST, "localhost"):
             hosts |= {LOCALHOST, "localhost"}
-        return {f"http://{h}:{self.port}" for h in hosts}
+        origins = {f"http://{h}:{self.port}" for h in hosts}
+        if self.host not in (LOCALHOST, "localhost", "::1"):
+            origins.add(f"http://{request.host}")
+        return origins
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -154,7 +158,7 @@ class UiServer:
             return web.Response(status=403, text="wrong or missing token\n")
         acts = request.method != "GET" or request.path == "/ws"
         origin = request.headers.get("Origin")
-        if acts and origin is not None and origin not in self._origins():
+        if acts and origin is not None and origin not in self._origins(request):
             return web.Response(status=403, text=f"origin {origin} refused\n")
         return await handler(request)
 
