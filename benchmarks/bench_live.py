@@ -1,7 +1,7 @@
 """Live-play latency and load on a JACK dummy server (48 kHz, 128 frames) while the cache fills.
 
     python benchmarks/bench_live.py --model MODEL.onnx [--notes 120] [--voices 32] [--no-realtime]
-        [--renderer thread|process] [--compare ROUNDS]
+        [--renderer thread|process] [--compare ROUNDS] [--ui ROUNDS]
 
 Runs the real ``play`` path (Player: note cache + engine + JACK MIDI input in this process, the
 mixer and PortAudio stream in its audio process) and measures it from outside with two other JACK
@@ -31,6 +31,10 @@ table; nothing is asserted (timings never go in tests).
 thread of this process vs in a worker process) and the silent client, interleaved (thread/process,
 then process/thread, ...) so that load from other jobs on a shared machine falls on all; it prints
 each run (with the 1-minute load average at its start) and the medians.
+
+``--ui ROUNDS`` runs phase 1 only, ROUNDS times without and with the browser control surface
+(``play --ui``: its server in the player, and its page open in a headless Chromium, meters
+updating), interleaved the same way, and prints the same table: what the page costs the audio.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
@@ -217,7 +221,37 @@ def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
     return player, port
 
 
-def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> dict[str, object]:
+@contextlib.contextmanager
+def page_open(player: Player) -> Iterator[None]:
+    """The browser control surface served by ``player`` and open in a headless Chromium (the
+    test suite's browser), its WebSocket connected, so its meters update while measured."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from gansynth_instrument.ui_server import UiServer
+    from gansynth_instrument.ui_surface import Surface
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1100"):
+        options.add_argument(flag)
+    with UiServer(Surface(player)) as server:
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            driver.get(server.url)
+            deadline = time.monotonic() + 60
+            while driver.find_element("id", "connection").text != "connected":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the control page did not connect within 60 s")
+                time.sleep(0.1)
+            yield
+        finally:
+            driver.quit()
+
+
+def phase_latency(
+    model, args, cache_dir: Path, renderer: str | None = None, page: bool = False
+) -> dict[str, object]:
     quiet = list(range(QUIET_PITCHES_FROM, QUIET_PITCHES_FROM + args.voices))
     probe_s = args.notes * PROBE_SPACING_S
     player, port = new_player(
@@ -237,6 +271,9 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
             queued = 0
         else:
             queued = keep_renderer_busy(player.cache, model)
+        stack = contextlib.ExitStack()
+        if page:
+            stack.enter_context(page_open(player))
         env = attack_envelope(PROBE.attack_s)
         templates = {p: env * notes[p][: len(env)] for p in PROBE_PITCHES}
         chord_s = 0.5  # the quiet chord starts, then the probes
@@ -267,7 +304,8 @@ def phase_latency(model, args, cache_dir: Path, renderer: str | None = None) -> 
 
             return read
 
-        capture = measure(port, script, probe_phase_s(args), mark("before"), mark("after"))
+        with stack:
+            capture = measure(port, script, probe_phase_s(args), mark("before"), mark("after"))
         (before, stolen_before_s), (after, stolen_after_s) = window["before"], window["after"]
         done.set()
         sampler.join()
@@ -379,6 +417,7 @@ def phase_switch(model, args, cache_dir: Path) -> list[float]:
 
 
 SILENT = "silent"  # a PortAudio client writing zeros, alone on the server
+NO_PAGE, PAGE = "no page", "page open"  # --ui: the control surface closed, open
 
 
 def probe_phase_s(args) -> float:
@@ -421,28 +460,35 @@ def silent_run(args, model=None, cache_dir: Path | None = None) -> dict[str, obj
 
 
 def compare(model, args) -> None:
-    """Phase 1 with each renderer, interleaved; a row per run, then the medians."""
+    """Phase 1 with each renderer (or ``--ui``: without and with the page open), interleaved;
+    a row per run, then the medians."""
+    kinds = (NO_PAGE, PAGE) if args.ui else WORKERS
+    rounds = args.ui or args.compare
     runs: list[tuple[str, float, dict[str, object]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.compare):
-            order = WORKERS if i % 2 == 0 else WORKERS[::-1]
-            for renderer in (*order, SILENT):
+        for i in range(rounds):
+            order = kinds if i % 2 == 0 else kinds[::-1]
+            for kind in (*order, SILENT):
                 load = os.getloadavg()[0]
-                if renderer == SILENT:
+                cache_dir = Path(tmp) / f"{i}-{kind}"
+                if kind == SILENT:
                     lat = silent_run(args)
+                elif args.ui:
+                    lat = phase_latency(model, args, cache_dir, page=kind == PAGE)
                 else:
-                    lat = phase_latency(model, args, Path(tmp) / f"{i}-{renderer}", renderer)
-                runs.append((renderer, load, lat))
-                print(f"  run {len(runs)}: {renderer} done (load {load:.1f})", flush=True)
+                    lat = phase_latency(model, args, cache_dir, kind)
+                runs.append((kind, load, lat))
+                print(f"  run {len(runs)}: {kind} done (load {load:.1f})", flush=True)
     period_ms = 1e3 * BLOCK / RATE
+    what = "browser page closed vs open" if args.ui else "renderer thread vs process"
     print(
-        f"bench_live --compare: renderer thread vs process, {args.voices} voices, "
+        f"bench_live --{'ui' if args.ui else 'compare'}: {what}, {args.voices} voices, "
         f"{args.notes} probes, {'renderer idle' if args.idle_renderer else 'cache filling'}; "
         f"{model.backend}; "
         f"{len(os.sched_getaffinity(0))} cores SHARED with other jobs (load = 1-min average)"
     )
     header = (
-        "renderer",
+        "page" if args.ui else "renderer",
         "load",
         "xruns",
         "callbacks",
@@ -468,7 +514,7 @@ def compare(model, args) -> None:
 
     for renderer, load, lat in runs:
         print(row(renderer, load, lat))
-    for renderer in (*WORKERS, SILENT):
+    for renderer in (*kinds, SILENT):
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
             key: statistics.median(lat[key] for _, lat in mine)
@@ -479,7 +525,7 @@ def compare(model, args) -> None:
             statistics.median(lat["latencies_ms"]) for _, lat in mine if lat["latencies_ms"]
         ]
         print(row(f"median {renderer}", statistics.median(ld for ld, _ in mine), median))
-    print(f"  (callback % of the {period_ms:.2f} ms period; medians over {args.compare} runs each)")
+    print(f"  (callback % of the {period_ms:.2f} ms period; medians over {rounds} runs each)")
     print("  (silent: a PortAudio client writing zeros, alone on the server as long: the floor)")
     print("  (stolen: CPU time the host took from this virtual machine meanwhile, all cores)")
 
@@ -508,6 +554,13 @@ def main() -> None:
         help="phase 1 only, ROUNDS runs per renderer (interleaved); a comparison table",
     )
     parser.add_argument(
+        "--ui",
+        type=int,
+        metavar="ROUNDS",
+        help="phase 1 only, ROUNDS runs without and with the browser control surface open "
+        "(needs the ui extra, selenium and chromium); a comparison table",
+    )
+    parser.add_argument(
         "--idle-renderer", action="store_true", help="probe phase with nothing left to render"
     )
     args = parser.parse_args()
@@ -517,7 +570,7 @@ def main() -> None:
     try:
         args.threads = args.threads or live_render_threads()
         model = load_model(args.model, threads=args.threads)
-        if args.compare:
+        if args.compare or args.ui:
             compare(model, args)
             return
         with tempfile.TemporaryDirectory() as tmp:

@@ -482,6 +482,21 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="play from the computer keyboard too (r: random timbre, n: save it as a preset)",
     )
+    ui = p.add_argument_group("browser control surface (extra: [ui])")
+    ui.add_argument(
+        "--ui",
+        action="store_true",
+        help="serve a control page (pad, knobs, presets, latent, piano, meters) and open it; "
+        "the URL, with its access token, is printed",
+    )
+    ui.add_argument(
+        "--ui-host",
+        default="127.0.0.1",
+        help="address to serve on (127.0.0.1: this machine only; anything else is reachable "
+        "from other machines, with a warning)",
+    )
+    ui.add_argument("--ui-port", type=int, default=0, help="port (default 0: a free one)")
+    ui.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
     _add_cache_dir(p, holds=", with the model's knob directions in knobs/")
     p.add_argument(
         "--renderer",

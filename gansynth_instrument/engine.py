@@ -236,6 +236,8 @@ class Engine:
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
         self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
+        # The timbre and note of the last note started (the browser surface draws its spectrum).
+        self.last_played: tuple[Timbre, Note] | None = None
         # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
         # when it came); see start_pending().
         self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
@@ -431,6 +433,12 @@ class Engine:
             self._warn_once(f"bank {state.bank} program {program}", notice)
         self._switch_to(channel, timbre)
 
+    def switch_to(self, timbre: Timbre, channel: int | None = None) -> None:
+        """``channel``'s (default: the focus channel's) new notes play ``timbre``, a timbre from
+        outside the bank (a preset file, a latent drawn in the browser), as a program change
+        switches: sounding notes keep theirs, the pitches played last render first."""
+        self._switch_to(self.focus if channel is None else channel, timbre)
+
     def _switch_to(self, channel: int, timbre: Timbre) -> None:
         """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep
         theirs."""
@@ -610,6 +618,7 @@ class Engine:
     ) -> None:
         channel = key[0]
         self._played[channel][timbre.name] += 1
+        self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
             key,

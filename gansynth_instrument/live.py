@@ -13,6 +13,9 @@ Processes and threads, and what each may touch:
   audio and cache. It also saves a controller bound by MIDI learn into the bank file
   (``Player.save_learned``, ``learned_knob``) and a timbre the save button kept
   (``Player.save_found``): file I/O stays off the MIDI thread, which only records them.
+- The browser surface (``play --ui``: ``ui_server.py``, ``ui_surface.py``) runs an event loop
+  on a thread of its own: page actions go through ``handle`` as MIDI bytes (or, for a timbre
+  from outside the bank, ``with_engine``), and it reads the engine's state under the same lock.
 - A "pending notes" thread starts note-ons that wait for a new timbre's first note as soon as
   that note is cached (``Engine.start_pending``, under the same lock).
 """
@@ -26,23 +29,24 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.audio_process import AudioProcess
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES
-from gansynth_instrument.channels import DEFAULT_BEND_RANGE_SEMITONES
+from gansynth_instrument.channels import CHANNELS, DEFAULT_BEND_RANGE_SEMITONES
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, EngineStatus
+from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, Engine, EngineStatus
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.instrument import assemble
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
+from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX, KIND_MASK
 
 if TYPE_CHECKING:
     from gansynth_instrument.make import NoteModel
@@ -55,6 +59,8 @@ MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for 
 DEFAULT_RENDERER = "process"
 PENDING_POLL_S = 0.002  # how soon a waiting note-on starts once its note is cached
 IDLE_POLL_S = 0.02  # the same thread's check when nothing waits
+UNSET = 0xFF  # a controller no message has set (see Player.controllers)
+T = TypeVar("T")
 _ABANDONED: list[object] = []  # JACK clients left open because their server hung (see close())
 
 
@@ -147,6 +153,9 @@ class Player:
             self.engine.learn()
         if learn_knob is not None:
             self.engine.learn(knob=learn_knob)
+        # Each channel's controllers as a message last set them (0-127; UNSET: none did yet), for
+        # views to show; written by ``handle`` only, read without the lock.
+        self.controllers = [bytearray([UNSET] * (DATA_MAX + 1)) for _ in range(CHANNELS)]
         self._lock = threading.Lock()
         self._stop_pending = threading.Event()
         self._stack = contextlib.ExitStack()
@@ -154,9 +163,18 @@ class Player:
         self.midi: MidiInput | None = None
 
     def handle(self, msg: Sequence[int]) -> None:
-        """One MIDI message from any source (rtmidi's thread, the typing keyboard)."""
+        """One MIDI message from any source (rtmidi's thread, the typing keyboard, the browser
+        surface); a controller's value is also kept in ``controllers`` for views to show."""
+        if len(msg) == 3 and msg[0] & KIND_MASK == CONTROL_CHANGE and msg[1] <= DATA_MAX:
+            self.controllers[msg[0] & CHANNEL_MASK][msg[1]] = msg[2] & DATA_MAX
         with self._lock:
             self.engine.handle(msg)
+
+    def with_engine(self, action: Callable[[Engine], T]) -> T:
+        """``action(engine)`` under the control-side lock: how a view reads the engine's state
+        or calls it (the browser surface), as MIDI messages do."""
+        with self._lock:
+            return action(self.engine)
 
     def save_learned(self) -> str | None:
         """Save a controller MIDI learn bound since the last call into the bank file (call from

@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     assert info is not None
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
+    if args.ui:
+        check_ui(args.ui_host, args.ui_port)
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     if args.threads is None:
         args.threads = live_render_threads()
@@ -103,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         preset_model=info.preset_model,
     )
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
-    with player:
+    with player, contextlib.ExitStack() as stack:
+        if args.ui:
+            stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
         _print_header(player, model.path)
         if keyboard is not None:
             print(TypingKeyboard.HELP)
@@ -117,6 +121,39 @@ def run(args: argparse.Namespace) -> int:
             if news is not None:
                 print(news)
     return 0
+
+
+def check_ui(host: str, port: int) -> None:
+    """``--ui`` needs the ``ui`` extra and a port number; one line each, before anything opens."""
+    if not 0 <= port <= 65535:
+        raise GansynthError(f"--ui-port must be 0..65535 (0: a free port), got {port}")
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise GansynthError(
+            "--ui needs the browser extra: pip install 'gansynth-instrument[ui]' (aiohttp)"
+        ) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: --ui-host {host}: the control page is reachable from other machines "
+            "(anyone with its URL, token included, can play and save presets)",
+            file=sys.stderr,
+        )
+
+
+@contextlib.contextmanager
+def serve_ui(player: Player, host: str, port: int, browser: bool) -> Iterator[None]:
+    """The browser control surface for the session (``ui_server``); its URL is printed."""
+    from gansynth_instrument.ui_server import UiServer
+    from gansynth_instrument.ui_surface import Surface
+
+    with UiServer(Surface(player), host=host, port=port) as server:
+        print(f"ui      {server.url}", flush=True)
+        if browser:
+            import webbrowser
+
+            webbrowser.open(server.url)
+        yield
 
 
 def _print_header(player: Player, model_path: Any) -> None:
