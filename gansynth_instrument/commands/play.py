@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
     if args.learn_knob is not None and args.no_knobs:
         raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
+    if args.ui:
+        check_ui(args.ui_host, args.ui_port)  # a missing extra is one line before the model loads
     single = args.preset and not args.bank  # known before the model's file is read
     info = None if args.learn and single else model_info_from_args(args)
     preset = find_preset(args.preset, model=info) if args.preset else None
@@ -73,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
     assert info is not None
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
-    if args.ui:
-        check_ui(args.ui_host, args.ui_port)
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     if args.threads is None:
         args.threads = live_render_threads()
