@@ -497,6 +497,20 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     )
     ui.add_argument("--ui-port", type=int, default=0, help="port (default 0: a free one)")
     ui.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
+    osc = p.add_argument_group("OSC controls for Pd, Max and TouchOSC (extra: [osc])")
+    osc.add_argument(
+        "--osc",
+        type=int,
+        metavar="PORT",
+        help="listen for OSC messages on this UDP port (0: a free one, printed); addresses: "
+        "/note /cc /program /midi /knob /pad /morph /preset /random /save /latent (README)",
+    )
+    osc.add_argument(
+        "--osc-host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1: this machine only; OSC has no token, so "
+        "anything else lets other machines play, with a warning)",
+    )
     _add_cache_dir(p, holds=", with the model's knob directions in knobs/")
     p.add_argument(
         "--renderer",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import select
 import shutil
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
     if args.ui:
         check_ui(args.ui_host, args.ui_port)  # a missing extra is one line before the model loads
+    if args.osc is not None:
+        check_osc(args.osc_host, args.osc)
     single = args.preset and not args.bank  # known before the model's file is read
     info = None if args.learn and single else model_info_from_args(args)
     preset = find_preset(args.preset, model=info) if args.preset else None
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     with player, contextlib.ExitStack() as stack:
         if args.ui:
             stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
+        if args.osc is not None:
+            stack.enter_context(serve_osc(player, args.osc_host, args.osc))
         _print_header(player, model.path)
         if keyboard is not None:
             print(TypingKeyboard.HELP)
@@ -125,18 +130,44 @@ def run(args: argparse.Namespace) -> int:
 
 def check_ui(host: str, port: int) -> None:
     """``--ui`` needs the ``ui`` extra and a port number; one line each, before anything opens."""
+    _check_server(
+        "--ui",
+        "--ui-port",
+        host,
+        port,
+        "aiohttp",
+        "the browser extra: pip install 'gansynth-instrument[ui]' (aiohttp)",
+        "the control page (anyone with its URL, token included, can play and save presets)",
+    )
+
+
+def check_osc(host: str, port: int) -> None:
+    """``--osc`` needs the ``osc`` extra and a port number; one line each, before anything
+    opens."""
+    _check_server(
+        "--osc",
+        "--osc",
+        host,
+        port,
+        "pythonosc",
+        "the OSC extra: pip install 'gansynth-instrument[osc]' (python-osc)",
+        "the OSC port (anyone who can send to it can play and save presets; OSC has no token)",
+    )
+
+
+def _check_server(
+    flag: str, port_flag: str, host: str, port: int, module: str, extra: str, what: str
+) -> None:
+    """The checks ``check_ui`` and ``check_osc`` share: the port, the extra, the host."""
     if not 0 <= port <= 65535:
-        raise GansynthError(f"--ui-port must be 0..65535 (0: a free port), got {port}")
+        raise GansynthError(f"{port_flag} must be 0..65535 (0: a free port), got {port}")
     try:
-        import aiohttp  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
-        raise GansynthError(
-            "--ui needs the browser extra: pip install 'gansynth-instrument[ui]' (aiohttp)"
-        ) from None
+        raise GansynthError(f"{flag} needs {extra}") from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            f"warning: --ui-host {host}: the control page is reachable from other machines "
-            "(anyone with its URL, token included, can play and save presets)",
+            f"warning: {flag}-host {host}: {what} is reachable from other machines",
             file=sys.stderr,
         )
 
@@ -153,6 +184,17 @@ def serve_ui(player: Player, host: str, port: int, browser: bool) -> Iterator[No
             import webbrowser
 
             webbrowser.open(server.url)
+        yield
+
+
+@contextlib.contextmanager
+def serve_osc(player: Player, host: str, port: int) -> Iterator[None]:
+    """The OSC controls for the session (``osc_server``); the address is printed."""
+    from gansynth_instrument.osc_server import OscServer
+    from gansynth_instrument.ui_surface import Surface
+
+    with OscServer(Surface(player), host=host, port=port) as server:
+        print(f"osc     {server.host}:{server.port} (udp)", flush=True)
         yield
 
 

@@ -1,0 +1,196 @@
+"""The instrument over OSC (``play --osc PORT``): the browser surface's controls as OSC messages
+for Pd, Max and TouchOSC.
+
+Every message goes through the browser surface (``ui_surface.Surface``), so through the same
+path as the matching MIDI message, on the focus channel. Addresses and arguments:
+
+- ``/note PITCH VELOCITY``: note on; velocity 0 is a note off (both 0-127);
+- ``/cc NUMBER VALUE``, ``/program NUMBER``, ``/midi B0 [B1 [B2]]``: MIDI messages as they are;
+- ``/knob N VALUE``: timbre knob N (1..K), VALUE 0..1 (0.5: the centre);
+- ``/pad X Y``: the XY pad, each 0..1; ``/morph VALUE``: the morph position, 0..1;
+- ``/preset NAME``: play a preset (a preset of the bank by its bank select + program change);
+- ``/random``: a fresh random timbre; ``/save [NAME]``: save what plays as your preset NAME
+  (no NAME: a generated one, as the save button does);
+- ``/latent V1 .. Vn``: play a latent of the model's size.
+
+A 0..1 value becomes the controller's 0..127 (rounded). A message that cannot be carried out
+(unknown address, a value out of range, a name that is not a preset) is one line on stderr and
+changes nothing. UDP carries no token, so the server binds 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
+
+from gansynth_instrument.errors import DeviceError, GansynthError, PresetError
+from gansynth_instrument.midi_spec import (
+    CONTROL_CHANGE,
+    DATA_MAX,
+    NOTE_OFF,
+    NOTE_ON,
+    PROGRAM_CHANGE,
+)
+from gansynth_instrument.ui_surface import Surface
+
+LOCALHOST = "127.0.0.1"
+ADDRESSES = (
+    "/note", "/cc", "/program", "/midi", "/knob", "/pad", "/morph",
+    "/preset", "/random", "/save", "/latent",
+)  # fmt: skip
+
+
+class OscServer:
+    """Carries out OSC messages on ``surface`` from a thread of its own, listening on
+    ``host``:``port`` (0: a free port; ``port`` then holds the one bound). Errors in messages
+    are written to ``errors``, one line each. A port that cannot be bound is a DeviceError."""
+
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        host: str = LOCALHOST,
+        port: int = 0,
+        errors: TextIO | None = None,
+    ) -> None:
+        self.surface = surface
+        self.host = host
+        self.port = port
+        self._errors = errors if errors is not None else sys.stderr
+        self._server: BlockingOSCUDPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.handled = 0  # messages carried out (read by tests and views)
+        self.refused = 0
+
+    def start(self) -> OscServer:
+        dispatcher = Dispatcher()
+        dispatcher.set_default_handler(self._dispatch)
+        try:
+            self._server = BlockingOSCUDPServer((self.host, self.port), dispatcher)
+        except OSError as err:
+            raise DeviceError(f"--osc: cannot listen on {self.host}:{self.port} ({err})") from None
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="osc-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._server.server_close()
+
+    def __enter__(self) -> OscServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _dispatch(self, address: str, *args: Any) -> None:
+        try:
+            self.carry_out(address, list(args))
+        except GansynthError as err:
+            self.refused += 1
+            print(f"osc: {address}: {err}", file=self._errors, flush=True)
+        else:
+            self.handled += 1
+
+    def carry_out(self, address: str, args: list[Any]) -> None:
+        """One OSC message; a PresetError naming what is wrong if it cannot be carried out."""
+        surface = self.surface
+        handlers: dict[str, Callable[[], None]] = {
+            "/note": lambda: self._note(*_ints(args, 2, "PITCH VELOCITY")),
+            "/cc": lambda: self._midi([CONTROL_CHANGE, *_ints(args, 2, "NUMBER VALUE")]),
+            "/program": lambda: self._midi([PROGRAM_CHANGE, *_ints(args, 1, "NUMBER")]),
+            "/midi": lambda: surface.act({"midi": [_integral(v) for v in args]}),
+            "/knob": lambda: self._knob(args),
+            "/pad": lambda: self._pad(args),
+            "/morph": lambda: self._controls([surface.player.engine.morph_cc], args, "/morph"),
+            "/preset": lambda: surface.select(_one_name(args)),
+            "/random": lambda: self._button(surface.player.engine.random_cc, "random"),
+            "/save": lambda: self._save(args),
+            "/latent": lambda: surface.act({"latent": args}),
+        }
+        if address not in handlers:
+            raise PresetError(f"unknown address (known: {' '.join(ADDRESSES)})")
+        handlers[address]()
+
+    def _focus(self) -> int:
+        return self.surface.player.engine.focus
+
+    def _midi(self, message: list[int]) -> None:
+        """``message`` with the focus channel in its status byte, checked as the page's are."""
+        self.surface.act({"midi": [message[0] | self._focus(), *message[1:]]})
+
+    def _note(self, pitch: int, velocity: int) -> None:
+        self._midi([NOTE_ON if velocity else NOTE_OFF, pitch, velocity])
+
+    def _knob(self, args: list[Any]) -> None:
+        ccs = self.surface.knob_ccs
+        if len(args) != 2 or type(args[0]) is not int or not 1 <= args[0] <= len(ccs):
+            if not ccs:
+                raise PresetError("this player has no timbre knobs")
+            raise PresetError(f"expects N VALUE with N 1..{len(ccs)}, got {_shown(args)}")
+        self._controls([ccs[args[0] - 1]], args[1:], "/knob N")
+
+    def _pad(self, args: list[Any]) -> None:
+        if not self.surface.pad_ccs:
+            raise PresetError("the bank has no XY pad")
+        self._controls(list(self.surface.pad_ccs), args, "/pad")
+
+    def _controls(self, ccs: list[int | None], args: list[Any], what: str) -> None:
+        """Set each of ``ccs`` to its 0..1 value in ``args``."""
+        if any(cc is None for cc in ccs):
+            raise PresetError("the bank has no morph path")
+        if len(args) != len(ccs) or not all(_unit(v) for v in args):
+            raise PresetError(f"{what} takes {len(ccs)} value(s) 0..1, got {_shown(args)}")
+        for cc, value in zip(ccs, args, strict=True):
+            assert cc is not None
+            self._midi([CONTROL_CHANGE, cc, round(float(value) * DATA_MAX)])
+
+    def _button(self, cc: int | None, name: str) -> None:
+        if cc is None:
+            raise PresetError(f"the {name} button is turned off in this bank")
+        self._midi([CONTROL_CHANGE, cc, DATA_MAX])
+        self._midi([CONTROL_CHANGE, cc, 0])
+
+    def _save(self, args: list[Any]) -> None:
+        if args:
+            self.surface.save(_one_name(args))
+        else:
+            self._button(self.surface.player.engine.save_cc, "save")
+
+
+def _integral(value: Any) -> Any:
+    """An integral float as an int (some senders, TouchOSC's faders, send only floats)."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def _ints(args: list[Any], count: int, names: str) -> list[int]:
+    """``count`` integer arguments, each 0-127."""
+    values = [_integral(v) for v in args]
+    if len(values) != count or not all(type(v) is int and 0 <= v <= DATA_MAX for v in values):
+        raise PresetError(f"expects {names}, each 0..{DATA_MAX}, got {_shown(args)}")
+    return values
+
+
+def _unit(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def _one_name(args: list[Any]) -> str:
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise PresetError(f"expects one NAME, got {_shown(args)}")
+    return args[0]
+
+
+def _shown(args: list[Any]) -> str:
+    return " ".join(repr(a) for a in args) if args else "nothing"
