@@ -57,13 +57,18 @@ def save_found(
     now: datetime.datetime | None = None,
     model: str | None = None,
 ) -> tuple[Preset, Path]:
-    """Save what plays as a new user preset: its latent exactly (float32 values, so it reloads
-    to bit-identical notes), level and envelope. The description says where it came from
+    """Save what plays as a new user preset named ``found_name()`` (``timbre_preset``). Atomic;
+    a full or read-only folder is one error line and no file changes."""
+    preset = timbre_preset(timbre, found_name(user_dir, now), note=note, model=model)
+    return preset, save_preset(preset, user_dir)
+
+
+def timbre_preset(timbre: Timbre, name: str, *, note: str = "", model: str | None = None) -> Preset:
+    """What plays as preset ``name``: its latent exactly (float32 values, so it reloads to
+    bit-identical notes), level and envelope. The description says where it came from
     (``timbre``'s name) and ``note`` (e.g. the knob offsets); it records ``model``, the model's
-    ``preset_model``, the one the latent means this timbre on. Atomic; a full or read-only folder
-    is one error line and no file changes."""
-    name = found_name(user_dir, now)
-    preset = Preset(
+    ``preset_model``, the one the latent means this timbre on."""
+    return Preset(
         name=name,
         seed=None,
         latent=tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
@@ -74,4 +79,3 @@ def save_found(
         description=f"from {timbre.name}" + (f", {note}" if note else ""),
         model=model,
     )
-    return preset, save_preset(preset, user_dir)

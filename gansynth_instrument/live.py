@@ -117,7 +117,7 @@ class Player:
         preset_model: str | None = None,
     ) -> None:
         self.sample_rate = sample_rate
-        self._preset_model = preset_model  # what a saved timbre is made for
+        self.preset_model = preset_model  # what a saved timbre is made for
         self.bank = bank
         self._presets_dir = presets_dir
         self.block_frames = block_frames
@@ -226,7 +226,7 @@ class Player:
         if timbre is None:
             return None
         try:  # the timbre's name says where it came from, knob offsets included
-            preset, path = save_found(timbre, user_dir=self._presets_dir, model=self._preset_model)
+            preset, path = save_found(timbre, user_dir=self._presets_dir, model=self.preset_model)
         except GansynthError as err:
             return f"timbre not saved: {err}"
         return f"saved {preset.name} ({path})"

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.signal import spectrogram as stft_power
 
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.explore import timbre_preset
 from gansynth_instrument.keyboard import KEY_BUTTONS, KEY_SEMITONES
 from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.latent import latent_digest, rescale
@@ -54,7 +55,7 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
     user_presets_dir,
 )
-from gansynth_instrument.presets import Preset, check_name
+from gansynth_instrument.presets import check_name
 from gansynth_instrument.timbre import Timbre
 
 # MIDI messages the page may send: what a keyboard with knobs, a pad and buttons sends.
@@ -262,16 +263,8 @@ class Surface:
         assert isinstance(name, str)
         self._check_free(name)
         timbre = self.player.with_engine(lambda e: e.current())
-        preset = Preset(
-            name=name,
-            seed=None,
-            latent=tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
-            gain_db=timbre.gain_db,
-            attack_s=timbre.attack_s,
-            release_s=timbre.release_s,
-            loop=timbre.loop,
-            description=f"from {timbre.name}, saved in the browser",
-        )
+        note = "saved in the browser"
+        preset = timbre_preset(timbre, name, note=note, model=self.player.preset_model)
         return save_preset(preset, self.user_dir)
 
     def rename(self, old: object, new: object) -> Path:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pytest
 from jackrig import MidiSender, Recorder, midi_input_port
-from test_layout import modules_loaded
 from test_live import MATCH, MISMATCH, match, note, onset
 
 from gansynth_instrument.ganspace import knob_directions
@@ -96,6 +95,7 @@ def rig(jack_server, model, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         virtual_midi=port,
         cache_dir=root / "notes",
         presets_dir=user_dir,
+        preset_model="osc-test-model",
     )
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
@@ -194,6 +194,7 @@ def test_preset_random_and_save_by_osc(rig: Rig):
     rig.send("/save", "found-by-osc")
     saved = find_preset("found-by-osc", user_dir=rig.user_dir)
     assert np.array_equal(np.asarray(saved.latent, dtype=np.float32), drawn.latent)
+    assert saved.model == "osc-test-model"  # a latent means this timbre on its model only
     assert rig.errors() == []
 
 
@@ -277,31 +278,3 @@ def audio_outputs() -> set[str]:
         return {p.name for p in client.get_ports(is_audio=True, is_output=True)}
     finally:
         client.close()
-
-
-def test_play_osc_without_the_extra_is_one_line():
-    script = (
-        "import sys; sys.modules['pythonosc'] = None\n"
-        "from gansynth_instrument import cli\n"
-        "sys.exit(cli.main(['play', '--model', 'never-opened.onnx', '--osc', '0']))"
-    )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
-    assert "gansynth-instrument[osc]" in run.stderr
-
-
-def test_a_non_local_osc_host_is_warned_about_and_a_bad_port_refused(capsys):
-    from gansynth_instrument.commands.play import check_osc
-    from gansynth_instrument.errors import GansynthError
-
-    check_osc("127.0.0.1", 0)
-    assert capsys.readouterr().err == ""
-    check_osc("0.0.0.0", 9000)
-    assert "OSC has no token" in capsys.readouterr().err
-    with pytest.raises(GansynthError, match=r"--osc must be 0\.\.65535"):
-        check_osc("127.0.0.1", 70000)
-
-
-def test_the_player_without_osc_does_not_import_it():
-    loaded = modules_loaded("import gansynth_instrument.commands.play, gansynth_instrument.live")
-    assert "pythonosc" not in loaded and "gansynth_instrument.osc_server" not in loaded

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pytest
 from jackrig import MidiSender, Recorder, midi_input_port
-from test_layout import modules_loaded
 from test_live import MATCH, MISMATCH, match, note, onset
 
 from gansynth_instrument.ganspace import knob_directions
@@ -539,32 +538,3 @@ def hold_websocket(url: str, opened: threading.Event, done: threading.Event) -> 
 
     with contextlib.suppress(aiohttp.ClientError):
         asyncio.run(hold())
-
-
-def test_play_ui_without_the_extra_is_one_line():
-    script = (
-        "import sys; sys.modules['aiohttp'] = None\n"
-        "from gansynth_instrument import cli\n"
-        "sys.exit(cli.main(['play', '--model', 'never-opened.onnx', '--ui']))"
-    )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
-    assert "gansynth-instrument[ui]" in run.stderr
-
-
-def test_a_non_local_ui_host_is_warned_about(capsys):
-    from gansynth_instrument.commands.play import check_ui
-
-    check_ui("127.0.0.1", 0)
-    assert capsys.readouterr().err == ""
-    check_ui("0.0.0.0", 8000)
-    assert "reachable from other machines" in capsys.readouterr().err
-    from gansynth_instrument.errors import GansynthError
-
-    with pytest.raises(GansynthError, match="--ui-port"):
-        check_ui("127.0.0.1", 70000)
-
-
-def test_the_player_without_ui_does_not_import_the_web_server():
-    loaded = modules_loaded("import gansynth_instrument.commands.play, gansynth_instrument.live")
-    assert "aiohttp" not in loaded and "gansynth_instrument.ui_server" not in loaded
