@@ -12,8 +12,6 @@ import io
 import re
 import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,20 +20,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from jackrig import MidiSender, Recorder, midi_input_port
+from jackrig import MidiSender, Recorder
+from surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 from test_live import MATCH, MISMATCH, match, note, onset
 
-from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.live import Player
-from gansynth_instrument.midi import CLIENT_NAME
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_preset
 
-RATE = 48000
 PITCH = 60
-WAIT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)
 OSC_EXTRA_S = 0.020  # an OSC note's delay beyond a MIDI note's (same run), median
 BANK = """\
-name: osc-test
+name: rig
 programs: presets
 morph: {path: [felt-keys, glass-bell], cc: 1, steps: 5}
 pad: {corners: [felt-keys, glass-bell, slow-pad, dark-cello], cc: [16, 17], size: 3}
@@ -67,41 +62,18 @@ class Rig:
         return self.player.with_engine(lambda e: e.current())
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def rig(jack_server, model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     from gansynth_instrument.osc_server import OscServer
     from gansynth_instrument.ui_surface import Surface
 
     root = tmp_path_factory.mktemp("osc")
-    user_dir = root / "presets"
-    (user_dir / "banks").mkdir(parents=True)
-    (user_dir / "banks" / "osc-test.yaml").write_text(BANK)
-    port = f"osc-{uuid.uuid4().hex[:6]}"
-    player = Player(
-        model,
-        bank=find_bank("osc-test", user_dir=user_dir),
-        knobs=knob_directions(model, cache_dir=root / "notes" / "knobs", progress=False),
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=root / "notes",
-        presets_dir=user_dir,
-        preset_model="osc-test-model",
-    )
-    with player, MidiSender() as sender:
-        sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
-        surface = Surface(player, user_dir=user_dir)
-        with OscServer(surface, errors=io.StringIO()) as server:
-            yield Rig(player, server, sender, user_dir)
+    made_for = "osc-test-model"
+    with (
+        surface_rig(model, root, BANK, preset_model=made_for) as (player, sender, user_dir),
+        OscServer(Surface(player, user_dir=user_dir), errors=io.StringIO()) as server,
+    ):
+        yield Rig(player, server, sender, user_dir)
 
 
 def record(rig: Rig, start: Callable[[], None], stop: Callable[[], None]) -> tuple[float, Any]:
@@ -237,18 +209,13 @@ def test_play_osc_prints_its_port_and_plays(jack_server, tiny_model, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 
     port = f"osc-{uuid.uuid4().hex[:6]}"
-    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
-    command += ["--virtual-midi", port, "--cache-dir", str(tmp_path), "--no-knobs", "--osc", "0"]
     others = audio_outputs()  # another test's player may be open on the server
-    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play = start_play(
+        "--model", str(tiny_model), "--virtual-midi", port, "--cache-dir", str(tmp_path),
+        "--no-knobs", "--osc", "0",
+    )  # fmt: skip
     try:
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C to stop.\n":
-            line = play.stdout.readline()
-            if not line:
-                pytest.fail(play.stderr.read())
-            lines.append(line)
-        (address,) = [line.split()[1] for line in lines if line.startswith("osc ")]
+        address = header_value(play, "osc")
         host, osc_port = address.rsplit(":", 1)
         assert host == "127.0.0.1"
         client = SimpleUDPClient(host, int(osc_port))

@@ -16,8 +16,6 @@ import contextlib
 import json
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -29,26 +27,24 @@ from typing import Any
 
 import numpy as np
 import pytest
-from jackrig import MidiSender, Recorder, midi_input_port
+from jackrig import MidiSender, Recorder
+from surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 from test_live import MATCH, MISMATCH, match, note, onset
 
-from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.live import Player
-from gansynth_instrument.midi import CLIENT_NAME
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-RATE = 48000
 PITCH = 60
 DOM_TIMEOUT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)
 CC_SHOWN_S = 0.100  # the issue: a controller moved on a MIDI keyboard shows within 100 ms
 KEY_EXTRA_S = 0.045  # a page key's delay beyond a MIDI note's (same run): ≤ 50 ms in all at rest
 SPECTRUM_APART_DB = 3.0  # two different timbres' spectra differ by more (tiny model: 6-15 dB)
 BANK = """\
-name: ui-test
+name: rig
 programs: presets
 morph: {path: [felt-keys, glass-bell, slow-pad], cc: 1, steps: 17}
 pad: {corners: [felt-keys, glass-bell, slow-pad, dark-cello], cc: [16, 17], size: 3}
@@ -73,14 +69,11 @@ class Session:
     def wait_for(
         self, what: str, check: Callable[[], Any], timeout_s: float = DOM_TIMEOUT_S
     ) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = check()
-            if value:
-                return value
-            time.sleep(0.005)
-        self.screenshot(f"timeout-{what.replace(' ', '-')}")
-        raise AssertionError(f"timed out waiting for {what}")
+        try:
+            return wait_for(what, check, timeout_s)
+        except AssertionError:
+            self.screenshot(f"timeout-{what.replace(' ', '-')}")
+            raise
 
     def wait_js(self, what: str, script: str, expected: object) -> None:
         """Wait until the page's ``script`` returns ``expected``."""
@@ -134,43 +127,29 @@ def session(jack_server, model, tmp_path_factory: pytest.TempPathFactory) -> Ite
     from gansynth_instrument.ui_server import UiServer
     from gansynth_instrument.ui_surface import Surface
 
-    root = tmp_path_factory.mktemp("ui")
-    user_dir = root / "presets"
-    (user_dir / "banks").mkdir(parents=True)
-    (user_dir / "banks" / "ui-test.yaml").write_text(BANK)
-    bank = find_bank("ui-test", user_dir=user_dir)
-    knobs = knob_directions(model, cache_dir=root / "notes" / "knobs", progress=False)
-    port = f"ui-{uuid.uuid4().hex[:6]}"
-    player = Player(
-        model,
-        bank=bank,
-        knobs=knobs,
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=root / "notes",
-        presets_dir=user_dir,
-    )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1100"):
         options.add_argument(flag)
-    with player, MidiSender() as sender:
-        sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
-        with UiServer(Surface(player, user_dir=user_dir)) as server:
-            driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-            try:
-                driver.get(server.url)
-                session = Session(player, server, sender, driver)
-                session.wait_for(
-                    "the page to connect", lambda: session.text("connection") == "connected"
-                )
-                session.wait_for(
-                    "the presets",
-                    lambda: session.js("return document.querySelectorAll('#presets li').length"),
-                )
-                yield session
-            finally:
-                driver.quit()
+    root = tmp_path_factory.mktemp("ui")
+    with (
+        surface_rig(model, root, BANK) as (player, sender, user_dir),
+        UiServer(Surface(player, user_dir=user_dir)) as server,
+    ):
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            driver.get(server.url)
+            session = Session(player, server, sender, driver)
+            session.wait_for(
+                "the page to connect", lambda: session.text("connection") == "connected"
+            )
+            session.wait_for(
+                "the presets",
+                lambda: session.js("return document.querySelectorAll('#presets li').length"),
+            )
+            yield session
+        finally:
+            driver.quit()
 
 
 def log_spectrum(audio: np.ndarray) -> np.ndarray:
@@ -492,19 +471,13 @@ def test_page_actions_other_than_notes_controls_and_programs_are_refused(session
 
 def test_play_ui_prints_its_url_and_serves_the_page(jack_server, tiny_model, tmp_path):
     port = f"ui-{uuid.uuid4().hex[:6]}"
-    command = [sys.executable, "-m", "gansynth_instrument", "play", "--model", str(tiny_model)]
-    command += ["--virtual-midi", port, "--cache-dir", str(tmp_path), "--no-knobs"]
-    command += ["--ui", "--no-browser"]
-    play = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play = start_play(
+        "--model", str(tiny_model), "--virtual-midi", port, "--cache-dir", str(tmp_path),
+        "--no-knobs", "--ui", "--no-browser",
+    )  # fmt: skip
     done = threading.Event()
     try:
-        lines = []
-        while not lines or lines[-1] != "Ctrl-C to stop.\n":
-            line = play.stdout.readline()
-            if not line:
-                pytest.fail(play.stderr.read())
-            lines.append(line)
-        (url,) = [line.split()[1] for line in lines if line.startswith("ui ")]
+        url = header_value(play, "ui")
         assert url.startswith("http://127.0.0.1:") and "?token=" in url
         status, page = http(url)
         assert status == 200 and "gansynth-instrument" in page
