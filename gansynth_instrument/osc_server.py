@@ -40,10 +40,6 @@ from gansynth_instrument.midi_spec import (
 from gansynth_instrument.ui_surface import Surface
 
 LOCALHOST = "127.0.0.1"
-ADDRESSES = (
-    "/note", "/cc", "/program", "/midi", "/knob", "/pad", "/morph",
-    "/preset", "/random", "/save", "/latent",
-)  # fmt: skip
 
 
 class OscServer:
@@ -65,8 +61,22 @@ class OscServer:
         self._errors = errors if errors is not None else sys.stderr
         self._server: BlockingOSCUDPServer | None = None
         self._thread: threading.Thread | None = None
-        self.handled = 0  # messages carried out (read by tests and views)
+        self.handled = 0  # messages carried out, and refused: what a sender can wait on
         self.refused = 0
+        engine = surface.player.engine
+        self._handlers: dict[str, Callable[[list[Any]], None]] = {
+            "/note": lambda a: self._note(*_ints(a, 2, "PITCH VELOCITY")),
+            "/cc": lambda a: self._midi([CONTROL_CHANGE, *_ints(a, 2, "NUMBER VALUE")]),
+            "/program": lambda a: self._midi([PROGRAM_CHANGE, *_ints(a, 1, "NUMBER")]),
+            "/midi": lambda a: surface.act({"midi": [_integral(v) for v in a]}),
+            "/knob": self._knob,
+            "/pad": self._pad,
+            "/morph": self._morph,
+            "/preset": lambda a: surface.select(_one_name(a)),
+            "/random": lambda a: self._button(engine.random_cc, "random"),
+            "/save": self._save,
+            "/latent": lambda a: surface.act({"latent": a}),
+        }
 
     def start(self) -> OscServer:
         dispatcher = Dispatcher()
@@ -105,23 +115,9 @@ class OscServer:
 
     def carry_out(self, address: str, args: list[Any]) -> None:
         """One OSC message; a PresetError naming what is wrong if it cannot be carried out."""
-        surface = self.surface
-        handlers: dict[str, Callable[[], None]] = {
-            "/note": lambda: self._note(*_ints(args, 2, "PITCH VELOCITY")),
-            "/cc": lambda: self._midi([CONTROL_CHANGE, *_ints(args, 2, "NUMBER VALUE")]),
-            "/program": lambda: self._midi([PROGRAM_CHANGE, *_ints(args, 1, "NUMBER")]),
-            "/midi": lambda: surface.act({"midi": [_integral(v) for v in args]}),
-            "/knob": lambda: self._knob(args),
-            "/pad": lambda: self._pad(args),
-            "/morph": lambda: self._controls([surface.player.engine.morph_cc], args, "/morph"),
-            "/preset": lambda: surface.select(_one_name(args)),
-            "/random": lambda: self._button(surface.player.engine.random_cc, "random"),
-            "/save": lambda: self._save(args),
-            "/latent": lambda: surface.act({"latent": args}),
-        }
-        if address not in handlers:
-            raise PresetError(f"unknown address (known: {' '.join(ADDRESSES)})")
-        handlers[address]()
+        if address not in self._handlers:
+            raise PresetError(f"unknown address (known: {' '.join(self._handlers)})")
+        self._handlers[address](args)
 
     def _focus(self) -> int:
         return self.surface.player.engine.focus
@@ -146,14 +142,17 @@ class OscServer:
             raise PresetError("the bank has no XY pad")
         self._controls(list(self.surface.pad_ccs), args, "/pad")
 
-    def _controls(self, ccs: list[int | None], args: list[Any], what: str) -> None:
-        """Set each of ``ccs`` to its 0..1 value in ``args``."""
-        if any(cc is None for cc in ccs):
+    def _morph(self, args: list[Any]) -> None:
+        cc = self.surface.player.engine.morph_cc
+        if cc is None:
             raise PresetError("the bank has no morph path")
+        self._controls([cc], args, "/morph")
+
+    def _controls(self, ccs: list[int], args: list[Any], what: str) -> None:
+        """Set each of ``ccs`` to its 0..1 value in ``args``."""
         if len(args) != len(ccs) or not all(_unit(v) for v in args):
             raise PresetError(f"{what} takes {len(ccs)} value(s) 0..1, got {_shown(args)}")
         for cc, value in zip(ccs, args, strict=True):
-            assert cc is not None
             self._midi([CONTROL_CHANGE, cc, round(float(value) * DATA_MAX)])
 
     def _button(self, cc: int | None, name: str) -> None:

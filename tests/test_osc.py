@@ -40,10 +40,13 @@ pad: {corners: [felt-keys, glass-bell, slow-pad, dark-cello], cc: [16, 17], size
 class Rig:
     """A player with its OSC server, an OSC client, and a MIDI sender on the player's port."""
 
-    def __init__(self, player: Player, server: Any, sender: MidiSender, user_dir: Path) -> None:
+    def __init__(
+        self, player: Player, server: Any, log: io.StringIO, sender: MidiSender, user_dir: Path
+    ) -> None:
         from pythonosc.udp_client import SimpleUDPClient
 
         self.player, self.server, self.sender, self.user_dir = player, server, sender, user_dir
+        self.log = log  # the server's error lines
         self.client = SimpleUDPClient(server.host, server.port)
 
     def send(self, address: str, *args: Any) -> None:
@@ -53,7 +56,7 @@ class Rig:
         wait_for(f"{address} to arrive", lambda: self.server.handled + self.server.refused > before)
 
     def errors(self) -> list[str]:
-        return self.server._errors.getvalue().splitlines()
+        return self.log.getvalue().splitlines()
 
     def controller(self, cc: int) -> int:
         return self.player.controllers[self.player.engine.focus][cc]
@@ -68,12 +71,12 @@ def rig(jack_server, model, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     from gansynth_instrument.ui_surface import Surface
 
     root = tmp_path_factory.mktemp("osc")
-    made_for = "osc-test-model"
+    made_for, log = "osc-test-model", io.StringIO()
     with (
         surface_rig(model, root, BANK, preset_model=made_for) as (player, sender, user_dir),
-        OscServer(Surface(player, user_dir=user_dir), errors=io.StringIO()) as server,
+        OscServer(Surface(player, user_dir=user_dir), errors=log) as server,
     ):
-        yield Rig(player, server, sender, user_dir)
+        yield Rig(player, server, log, sender, user_dir)
 
 
 def record(rig: Rig, start: Callable[[], None], stop: Callable[[], None]) -> tuple[float, Any]:
