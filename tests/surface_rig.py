@@ -42,8 +42,10 @@ def surface_rig(
     model: Model, root: Path, bank_yaml: str, **options: Any
 ) -> Iterator[tuple[Player, MidiSender, Path]]:
     """The player (``options`` go to ``Player``), the sender, and the user presets folder (in
-    ``root``) that holds the bank ``rig``."""
-    user_dir = root / "presets"
+    ``root``/config) that holds the bank ``rig``."""
+    # The presets folder's parent holds nothing else, so a test can check that nothing was
+    # written beside it; the note cache, which fills in the background, lives apart.
+    user_dir = root / "config" / "presets"
     (user_dir / "banks").mkdir(parents=True)
     (user_dir / "banks" / "rig.yaml").write_text(bank_yaml)
     port = f"rig-{uuid.uuid4().hex[:6]}"
