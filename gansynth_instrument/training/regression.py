@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.spectral import hz_to_mel, mel_to_hz
 
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
@@ -99,6 +100,27 @@ def pitch_weights(pitches: np.ndarray, boost: list[int]) -> np.ndarray | None:
     return np.where((pitches >= low) & (pitches <= high), float(factor), 1.0)
 
 
+def if_bin_weights(
+    bins: int, boost: list[int], full_bins: int = 1024, sample_rate: int = 16000
+) -> torch.Tensor | None:
+    """Per mel bin weights of the IF error (hparam ``trainer_low_if_boost`` [reference Hz, cap]).
+
+    A partial's frequency error is its IF error times a constant number of hertz at every
+    frequency, so the same IF error is a pitch error in cents that grows as 1/f: the low octave
+    comes out of tune while the loss looks alike at every pitch. Bins below the reference count
+    (reference / f)² as much, at most ``cap``×; ``bins`` < ``full_bins`` (a lower resolution of
+    progressive growing) averages the full-size weights over each run of bins. None: no boost.
+    """
+    reference, cap = boost
+    if cap == 1:
+        return None
+    top = hz_to_mel(sample_rate / 2)
+    centers = mel_to_hz(top * np.arange(1, full_bins + 1) / (full_bins + 1))
+    weights = np.clip((reference / centers) ** 2, 1.0, float(cap))
+    pooled = weights.reshape(bins, full_bins // bins).mean(axis=1)
+    return torch.from_numpy(pooled.astype(np.float32))
+
+
 def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor:
     """Log of the mean mel power per frame in ``BANDS`` equal runs of mel bins: [B, frames, BANDS].
 
@@ -117,8 +139,10 @@ def regression_loss(
     real: torch.Tensor,
     normalizer: tuple[float, float] = (1.0, 0.0),
     band_weight: float = 0.0,
+    if_weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness.
+    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness (and
+    by ``if_weights`` per mel bin, ``if_bin_weights``).
 
     The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
     fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
@@ -128,6 +152,8 @@ def regression_loss(
     """
     mag_mse = (fake[:, 0] - real[:, 0]).square().mean()
     loud = ((real[:, 0] - SILENT_MAG) / LOUD_SPAN).clamp(0.0, 1.0)
+    if if_weights is not None:
+        loud = loud * if_weights
     if_mse = (loud * (fake[:, 1] - real[:, 1]).square()).mean()
     losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
     if band_weight > 0:
