@@ -526,28 +526,32 @@ def test_pitch_boost_draws_low_notes_more_often() -> None:
     assert abs(share - 3 / 6) < 0.03  # 3 of 3 + 1 + 1 + 1 parts; uniform would be 1/4
 
 
-def test_low_if_boost_weighs_the_low_bins_as_pitch_errors() -> None:
-    """The IF error of a bin costs (reference / f)² more below the reference frequency, up to
-    the cap, so a partial's error is priced in cents; cap 1 is off."""
-    assert regression.if_bin_weights(1024, [200, 1]) is None
-    weights = regression.if_bin_weights(1024, [200, 16]).numpy()
-    centers = spectral.mel_to_hz(spectral.hz_to_mel(8000) * np.arange(1, 1025) / 1025)
+def test_low_bin_boost_weighs_the_lowest_partials() -> None:
+    """Both channels' errors cost (reference / f)² more below the reference frequency, up to the
+    cap, with f a bin's centre in Magenta's mel matrix; cap 1 is off."""
+    assert regression.low_bin_weights(1024, 200, 1) is None
+    weights = regression.low_bin_weights(1024, 200, 16).numpy()
+    mel = spectral.linear_to_mel_weight_matrix()
+    hz = np.linspace(0, 8000, 1024)
+    centers = (mel * hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
+    assert centers[5] == pytest.approx(31.3, abs=0.1)  # not the nominal mel spacing's 10 Hz
     assert np.all(weights[centers >= 200] == 1.0) and np.all(weights[centers <= 50] == 16.0)
     near_100 = int(np.argmin(np.abs(centers - 100)))
     assert weights[near_100] == pytest.approx((200 / centers[near_100]) ** 2)
-    pooled = regression.if_bin_weights(16, [200, 16]).numpy()
+    pooled = regression.low_bin_weights(16, 200, 16).numpy()
     assert pooled == pytest.approx(weights.reshape(16, 64).mean(axis=1))
+    bin_weights = torch.from_numpy(weights)
     real = torch.zeros(1, 2, 4, 1024)
-    fake = real.clone()
-    fake[:, 1, :, near_100] = 0.5  # the same IF error in a bin at 100 Hz ...
-    low = regression.regression_loss(fake, real, if_weights=torch.from_numpy(weights))["if_mse"]
-    fake = real.clone()
-    fake[:, 1, :, 900] = 0.5  # ... and in one far above the reference
-    high = regression.regression_loss(fake, real, if_weights=torch.from_numpy(weights))["if_mse"]
-    assert float(low / high) == pytest.approx(weights[near_100])
+    for channel, name in ((0, "mag_mse"), (1, "if_mse")):
+        costs = []
+        for where in (near_100, 900):  # the same error in a bin at 100 Hz and far above 200 Hz
+            fake = real.clone()
+            fake[:, channel, :, where] = 0.5
+            costs.append(regression.regression_loss(fake, real, bin_weights=bin_weights)[name])
+        assert float(costs[0] / costs[1]) == pytest.approx(weights[near_100])
     bundled = train_config.CONFIGS["bundled"]
-    assert train_config.parse_hparams('{"trainer_low_if_boost": [150, 8]}', bundled) == {
-        "trainer_low_if_boost": [150, 8]
+    assert train_config.parse_hparams('{"trainer_low_bin_boost": [150, 8]}', bundled) == {
+        "trainer_low_bin_boost": [150, 8]
     }
     with pytest.raises(TrainingError, match=r"\[reference Hz, cap\], got \[200\]"):
-        train_config.parse_hparams('{"trainer_low_if_boost": [200]}', bundled)
+        train_config.parse_hparams('{"trainer_low_bin_boost": [200]}', bundled)

@@ -81,7 +81,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_pitch_gain": 16.0,
         "trainer_band_loss_weight": 0.0,  # regression.band_power; > 0 for level and brightness
         "trainer_pitch_boost": [30, 40, 1],  # regression.pitch_weights: [low, high, factor]
-        "trainer_low_if_boost": [200, 1],  # regression.if_bin_weights: [reference Hz, cap]
+        "trainer_low_bin_boost": [200, 1],  # regression.low_bin_weights: [reference Hz, cap]
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -156,7 +156,7 @@ RESUMABLE_HPARAMS = (
     "trainer_stage_images",
     "trainer_band_loss_weight",
     "trainer_pitch_boost",
-    "trainer_low_if_boost",
+    "trainer_low_bin_boost",
 )
 
 
@@ -190,9 +190,9 @@ def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
             raise TrainingError(
                 f"--hparams: 'trainer_pitch_boost' is [low pitch, high pitch, factor], got {value}"
             )
-        if key == "trainer_low_if_boost" and len(value) != 2:
+        if key == "trainer_low_bin_boost" and len(value) != 2:
             raise TrainingError(
-                f"--hparams: 'trainer_low_if_boost' is [reference Hz, cap], got {value}"
+                f"--hparams: 'trainer_low_bin_boost' is [reference Hz, cap], got {value}"
             )
         if key == "trainer_stage_images" and len(value) != stages:
             raise TrainingError(

@@ -16,6 +16,7 @@ instruments is filled by smooth blends, which keep the pitch: same pitch, same p
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.spectral import hz_to_mel, mel_to_hz
+from gansynth_instrument.spectral import linear_to_mel_weight_matrix
 
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
@@ -100,23 +101,28 @@ def pitch_weights(pitches: np.ndarray, boost: list[int]) -> np.ndarray | None:
     return np.where((pitches >= low) & (pitches <= high), float(factor), 1.0)
 
 
-def if_bin_weights(
-    bins: int, boost: list[int], full_bins: int = 1024, sample_rate: int = 16000
+@functools.lru_cache(maxsize=8)
+def low_bin_weights(
+    bins: int, reference: int, cap: int, sample_rate: int = 16000
 ) -> torch.Tensor | None:
-    """Per mel bin weights of the IF error (hparam ``trainer_low_if_boost`` [reference Hz, cap]).
+    """Per mel bin weights of both channels' errors (hparam ``trainer_low_bin_boost``
+    [reference Hz, cap]): bins below the reference count (reference / f)² as much, at most cap×.
 
-    A partial's frequency error is its IF error times a constant number of hertz at every
-    frequency, so the same IF error is a pitch error in cents that grows as 1/f: the low octave
-    comes out of tune while the loss looks alike at every pitch. Bins below the reference count
-    (reference / f)² as much, at most ``cap``×; ``bins`` < ``full_bins`` (a lower resolution of
-    progressive growing) averages the full-size weights over each run of bins. None: no boost.
+    Why: the lowest partials decide the pitch a listener hears, and an error in a partial's IF
+    is a constant number of hertz at any frequency, so a pitch error in cents that grows as 1/f.
+    A note of the lowest octave has its fundamental in the first few of 1024 bins, which an MSE
+    over bins lets the model drop (the note then sounds an octave high) at no cost to the loss.
+    ``f`` is a bin's centre as Magenta's widened triangles put it (about 6 Hz per bin up to
+    4 kHz, not the nominal mel spacing); a lower resolution of progressive growing averages the
+    full-size weights over each run of bins. None: no boost (cap 1).
     """
-    reference, cap = boost
     if cap == 1:
         return None
-    top = hz_to_mel(sample_rate / 2)
-    centers = mel_to_hz(top * np.arange(1, full_bins + 1) / (full_bins + 1))
-    weights = np.clip((reference / centers) ** 2, 1.0, float(cap))
+    full_bins = 1024
+    mel = linear_to_mel_weight_matrix(full_bins, sample_rate)
+    linear_hz = np.linspace(0.0, sample_rate / 2, full_bins)
+    centers = (mel * linear_hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
+    weights = np.clip((reference / np.maximum(centers, 1.0)) ** 2, 1.0, float(cap))
     pooled = weights.reshape(bins, full_bins // bins).mean(axis=1)
     return torch.from_numpy(pooled.astype(np.float32))
 
@@ -139,10 +145,10 @@ def regression_loss(
     real: torch.Tensor,
     normalizer: tuple[float, float] = (1.0, 0.0),
     band_weight: float = 0.0,
-    if_weights: torch.Tensor | None = None,
+    bin_weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness (and
-    by ``if_weights`` per mel bin, ``if_bin_weights``).
+    """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness; both
+    weighted per mel bin by ``bin_weights`` (``low_bin_weights``) if given.
 
     The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
     fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
@@ -150,10 +156,12 @@ def regression_loss(
     nepers of power; ``normalizer`` is the magnitude channel's (a, b)), which holds level and
     brightness to the real notes'.
     """
-    mag_mse = (fake[:, 0] - real[:, 0]).square().mean()
+    mag_error = (fake[:, 0] - real[:, 0]).square()
     loud = ((real[:, 0] - SILENT_MAG) / LOUD_SPAN).clamp(0.0, 1.0)
-    if if_weights is not None:
-        loud = loud * if_weights
+    if bin_weights is not None:
+        mag_error = mag_error * bin_weights
+        loud = loud * bin_weights
+    mag_mse = mag_error.mean()
     if_mse = (loud * (fake[:, 1] - real[:, 1]).square()).mean()
     losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
     if band_weight > 0:

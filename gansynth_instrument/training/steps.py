@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gansynth_instrument.training.config import Schedule
-from gansynth_instrument.training.regression import if_bin_weights, regression_loss
+from gansynth_instrument.training.regression import low_bin_weights, regression_loss
 from gansynth_instrument.training.run_state import Run
 
 
@@ -117,8 +117,8 @@ def regression_step(
         fake = run.generator(z, one_hot, where.progress, where.num_blocks)
     normalizer = (run.config.normalizer_a[0], run.config.normalizer_b[0])
     band_weight = float(run.hp.get("trainer_band_loss_weight", 0.0))
-    if_weights = if_bin_weights(real.shape[-1], run.hp.get("trainer_low_if_boost", [200, 1]))
-    losses = regression_loss(fake.float(), real, normalizer, band_weight, if_weights)
+    bin_weights = low_bin_weights(real.shape[-1], *run.hp.get("trainer_low_bin_boost", [200, 1]))
+    losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights)
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if world > 1:
