@@ -102,7 +102,7 @@ def mel_to_linear_matrix(bins: int = 1024, sample_rate: int = 16000) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class _SparseMelToLinear:
+class SparseMelToLinear:
     """``mel2l`` (float32, as Magenta) stored per linear bin as its (≤ 2) mel sources, weights."""
 
     sources: np.ndarray  # int64 [taps, bins]: mel bin feeding linear bin j through tap k
@@ -121,7 +121,7 @@ class _SparseMelToLinear:
 
 
 @functools.lru_cache(maxsize=4)
-def _sparse_mel_to_linear(bins: int, sample_rate: int) -> _SparseMelToLinear:
+def sparse_mel_to_linear(bins: int, sample_rate: int) -> SparseMelToLinear:
     dense = mel_to_linear_matrix(bins, sample_rate).astype(np.float32)
     taps = int(np.count_nonzero(dense, axis=0).max())
     # Per column, the indices of its non-zeros first (stable sort keeps mel order), zeros after.
@@ -129,7 +129,7 @@ def _sparse_mel_to_linear(bins: int, sample_rate: int) -> _SparseMelToLinear:
     weights = np.take_along_axis(dense, order, axis=0)
     for array in (order, weights):
         array.flags.writeable = False
-    return _SparseMelToLinear(sources=order, weights=weights)
+    return SparseMelToLinear(sources=order, weights=weights)
 
 
 @functools.lru_cache(maxsize=4)
@@ -272,7 +272,7 @@ def _to_audio(spec: np.ndarray, rep: Representation, sample_rate: int) -> np.nda
     """The body of ``spectrogram_to_audio`` for a validated [B, frames, bins, 2], uncropped."""
     phase = _cumsum_frames(spec[..., 1] * np.float32(np.pi))  # · π first, as Magenta rounds
     if rep.data_type == "mel":
-        mel2l = _sparse_mel_to_linear(rep.bins, sample_rate)
+        mel2l = sparse_mel_to_linear(rep.bins, sample_rate)
         magnitude = np.sqrt(mel2l.apply(np.exp(spec[..., 0])) + np.float32(MAG2_EPS))
         phase = _float32_phase_round_trip(mel2l.apply(phase))
     else:

@@ -555,3 +555,31 @@ def test_low_bin_boost_weighs_the_lowest_partials() -> None:
     }
     with pytest.raises(TrainingError, match=r"\[reference Hz, cap\], got \[200\]"):
         train_config.parse_hparams('{"trainer_low_bin_boost": [200]}', bundled)
+
+
+def test_circular_if_error_is_the_synthesis_phase_step_modulo_2pi() -> None:
+    """A partial whose phase step is near π per hop: its real mel IF flips from +0.98 w to
+    -0.98 w (w: the mel bin's gain), one partial to synthesis. The circular error, taken on the
+    linear bins' phase steps modulo 2π, is near 0 for either; the plain MSE is not."""
+    taps = spectral.sparse_mel_to_linear(1024, 16000)
+    linear = 10  # 78 Hz: the bundled model's pitch 27 has its 2nd partial here
+    period = 1.6  # 2π of the IF channel, normalised (p_normalizer_a 0.8)
+    real = torch.zeros(1, 2, 4, 1024)
+    fake = real.clone()
+    for tap in range(2):
+        mel, weight = int(taps.sources[tap, linear]), float(taps.weights[tap, linear])
+        assert weight > 0
+        # Both taps carry the same step, so the linear bin's step is ±0.98 · 0.8 · (w0 + w1).
+        real[:, 1, :, mel] = 0.98 * 0.8
+        fake[:, 1, :, mel] = -0.98 * 0.8
+    gain = float(taps.weights[:, linear].sum())
+    plain = regression.regression_loss(fake, real)["if_mse"]
+    circular = regression.regression_loss(fake, real, if_period=period)["if_mse"]
+    step = 2 * 0.98 * 0.8 * gain  # fake minus real at the linear bin(s) the two mel bins feed
+    assert abs(step - period) < abs(step)  # nearer a whole turn than 0
+    assert float(circular) < 0.1 * float(plain)
+    fake = real.clone()
+    fake[:, 1] += 0.05  # a small error everywhere: the circular error is its image through mel2l
+    small = regression.regression_loss(fake, real, if_period=period)["if_mse"]
+    images = 0.05 * taps.weights.sum(axis=0)
+    assert float(small) == pytest.approx(0.8 * float(np.mean(images**2)), rel=1e-4)

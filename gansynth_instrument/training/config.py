@@ -82,6 +82,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_band_loss_weight": 0.0,  # regression.band_power; > 0 for level and brightness
         "trainer_pitch_boost": [30, 40, 1],  # regression.pitch_weights: [low, high, factor]
         "trainer_low_bin_boost": [200, 1],  # regression.low_bin_weights: [reference Hz, cap]
+        "trainer_if_circular": False,  # regression_loss's if_period: the IF error modulo 2π
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -157,6 +158,7 @@ RESUMABLE_HPARAMS = (
     "trainer_band_loss_weight",
     "trainer_pitch_boost",
     "trainer_low_bin_boost",
+    "trainer_if_circular",
 )
 
 

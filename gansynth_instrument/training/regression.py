@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.spectral import linear_to_mel_weight_matrix
+from gansynth_instrument.spectral import linear_to_mel_weight_matrix, sparse_mel_to_linear
 
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
@@ -35,6 +35,8 @@ LOUD_SPAN = 1.0
 IF_LOSS_WEIGHT = 1.0
 BANDS = 16  # band_power's bands: the top 4 of them are 4-8 kHz at 16 kHz (mel scale)
 SILENT_POWER = float(np.exp(-9.0))  # mel power floor of band_power (log magnitude² -9)
+FULL_BINS = 1024  # mel bins of the full-size spectrogram
+SAMPLE_RATE = 16000
 
 
 def timbre_latents(seed: int, count: int, latent_size: int) -> torch.Tensor:
@@ -102,9 +104,7 @@ def pitch_weights(pitches: np.ndarray, boost: list[int]) -> np.ndarray | None:
 
 
 @functools.lru_cache(maxsize=8)
-def low_bin_weights(
-    bins: int, reference: int, cap: int, sample_rate: int = 16000
-) -> torch.Tensor | None:
+def low_bin_weights(bins: int, reference: int, cap: int) -> torch.Tensor | None:
     """Per mel bin weights of both channels' errors (hparam ``trainer_low_bin_boost``
     [reference Hz, cap]): bins below the reference count (reference / f)² as much, at most cap×.
 
@@ -118,9 +118,9 @@ def low_bin_weights(
     """
     if cap == 1:
         return None
-    full_bins = 1024
-    mel = linear_to_mel_weight_matrix(full_bins, sample_rate)
-    linear_hz = np.linspace(0.0, sample_rate / 2, full_bins)
+    full_bins = FULL_BINS
+    mel = linear_to_mel_weight_matrix(full_bins, SAMPLE_RATE)
+    linear_hz = np.linspace(0.0, SAMPLE_RATE / 2, full_bins)
     centers = (mel * linear_hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
     weights = np.clip((reference / np.maximum(centers, 1.0)) ** 2, 1.0, float(cap))
     pooled = weights.reshape(bins, full_bins // bins).mean(axis=1)
@@ -140,15 +140,32 @@ def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor
     return torch.log(pooled + SILENT_POWER)
 
 
+@functools.lru_cache(maxsize=1)
+def _mel_to_linear_taps(bins: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Synthesis's ``mel2l`` per linear bin: (mel source index, weight) tensors, one per tap."""
+    taps = sparse_mel_to_linear(bins, SAMPLE_RATE)
+    sources = tuple(torch.from_numpy(np.array(row)) for row in taps.sources)
+    weights = tuple(torch.from_numpy(np.array(row)) for row in taps.weights)
+    return sources, weights
+
+
 def regression_loss(
     fake: torch.Tensor,
     real: torch.Tensor,
     normalizer: tuple[float, float] = (1.0, 0.0),
     band_weight: float = 0.0,
     bin_weights: torch.Tensor | None = None,
+    if_period: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """MSE of the magnitude channel, and of IF weighted by the real magnitude's loudness; both
     weighted per mel bin by ``bin_weights`` (``low_bin_weights``) if given.
+
+    ``if_period`` (the IF channel's 2π in normalised units, 2 · p_normalizer_a), at full size:
+    the IF error is taken where synthesis uses it, as each linear bin's phase step per hop
+    (``mel2l`` of the mel IF), and modulo 2π. A partial whose step is near ±π per hop has a real
+    IF that flips between the two from frame to frame; they are one partial to synthesis, but a
+    plain MSE fits their mean, the step that puts the partial farthest off (the bundled model's
+    pitch 27, whose 2nd partial sits there, came out 10 semitones high).
 
     The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
     fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
@@ -162,7 +179,13 @@ def regression_loss(
         mag_error = mag_error * bin_weights
         loud = loud * bin_weights
     mag_mse = mag_error.mean()
-    if_mse = (loud * (fake[:, 1] - real[:, 1]).square()).mean()
+    if_error = fake[:, 1] - real[:, 1]
+    if if_period is not None and real.shape[-1] == FULL_BINS:
+        sources, weights = _mel_to_linear_taps(FULL_BINS)
+        if_error = sum(if_error[..., src] * w for src, w in zip(sources, weights, strict=True))
+        if_error = if_error - if_period * torch.round(if_error / if_period)
+        loud = loud[..., sources[0]]  # each linear bin's loudness (and weight): its first source's
+    if_mse = (loud * if_error.square()).mean()
     losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
     if band_weight > 0:
         band_mse = (band_power(fake, normalizer) - band_power(real, normalizer)).square().mean()

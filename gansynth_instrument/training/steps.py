@@ -118,7 +118,9 @@ def regression_step(
     normalizer = (run.config.normalizer_a[0], run.config.normalizer_b[0])
     band_weight = float(run.hp.get("trainer_band_loss_weight", 0.0))
     bin_weights = low_bin_weights(real.shape[-1], *run.hp.get("trainer_low_bin_boost", [200, 1]))
-    losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights)
+    circular = bool(run.hp.get("trainer_if_circular", False))
+    if_period = 2.0 * run.config.normalizer_a[1] if circular else None
+    losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights, if_period)
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if world > 1:
