@@ -1,6 +1,7 @@
 """Why a regression run's notes are (un)pitched: the data path, then the generator, per channel.
 
     python benchmarks/diagnose_regression.py RUN_DIR DATASET [--notes 24] [--seed 1] [--threads 2]
+                                             [--pitches LOW HIGH]
 
 1. Round trip without the model: real notes → the trainer's normalised tensors (``RealData``, its
    cache in RUN_DIR) → the runtime's decoding (``spectral.denormalize`` + ``spectrogram_to_audio``):
@@ -13,10 +14,14 @@
    run's current size, the real notes pooled and blended as the trainer feeds them (against
    full-size notes, a low-resolution stage reads near 0 whatever it has learned).
 
+``--pitches LOW HIGH`` draws the notes from those pitches only.
+
 Measured on ``bundled3`` (79 k images): round trip 39/40 pitched; generator IF as good as zeros;
 output moves 0.03× as much as the data for a whole tone, 0.56× for another instrument: the
 generator ignores pitch (see README, bundled model). On ``bundled5`` (16 k steps of 4 at
-16x128): a whole tone 0.51× at 16x128, 0.42× at 32x256, 0.35× at 64x512 (24 notes).
+16x128): a whole tone 0.51× at 16x128, 0.42× at 32x256, 0.35× at 64x512 (24 notes). On
+``bundled9``, ``--pitches 24 30``: real magnitude with generated IF in tune, generated magnitude
+with real IF an octave high (the generator drops those notes' fundamentals).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pitches", type=int, nargs=2, metavar=("LOW", "HIGH"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = read_dataset(args.dataset)
@@ -64,7 +70,11 @@ def main() -> None:
     config, rep = run.config, run.config.representation()
     where = schedule_at(run.hp, int(state["images"]))
     real = RealData(data, config, args.run_dir)
-    rows = np.sort(np.random.default_rng(args.seed).choice(len(data.pitches), args.notes, False))
+    low, high = args.pitches or (min(pitches), max(pitches))
+    among = np.flatnonzero((data.pitches >= low) & (data.pitches <= high))
+    if len(among) < args.notes:
+        parser.error(f"--pitches {low} {high}: {len(among)} notes, fewer than --notes {args.notes}")
+    rows = np.sort(np.random.default_rng(args.seed).choice(among, args.notes, False))
     notes_pitch = data.pitches[rows]
     original = np.stack([data.note(r) for r in rows])
 
