@@ -122,6 +122,7 @@ class SparseMelToLinear:
 
 @functools.lru_cache(maxsize=4)
 def sparse_mel_to_linear(bins: int, sample_rate: int) -> SparseMelToLinear:
+    """``mel_to_linear_matrix`` as synthesis applies it (and the trainer's circular IF loss)."""
     dense = mel_to_linear_matrix(bins, sample_rate).astype(np.float32)
     taps = int(np.count_nonzero(dense, axis=0).max())
     # Per column, the indices of its non-zeros first (stable sort keeps mel order), zeros after.

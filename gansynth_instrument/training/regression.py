@@ -118,12 +118,11 @@ def low_bin_weights(bins: int, reference: int, cap: int) -> torch.Tensor | None:
     """
     if cap == 1:
         return None
-    full_bins = FULL_BINS
-    mel = linear_to_mel_weight_matrix(full_bins, SAMPLE_RATE)
-    linear_hz = np.linspace(0.0, SAMPLE_RATE / 2, full_bins)
+    mel = linear_to_mel_weight_matrix(FULL_BINS, SAMPLE_RATE)
+    linear_hz = np.linspace(0.0, SAMPLE_RATE / 2, FULL_BINS)
     centers = (mel * linear_hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
     weights = np.clip((reference / np.maximum(centers, 1.0)) ** 2, 1.0, float(cap))
-    pooled = weights.reshape(bins, full_bins // bins).mean(axis=1)
+    pooled = weights.reshape(bins, FULL_BINS // bins).mean(axis=1)
     return torch.from_numpy(pooled.astype(np.float32))
 
 
@@ -164,8 +163,8 @@ def regression_loss(
     the IF error is taken where synthesis uses it, as each linear bin's phase step per hop
     (``mel2l`` of the mel IF), and modulo 2π. A partial whose step is near ±π per hop has a real
     IF that flips between the two from frame to frame; they are one partial to synthesis, but a
-    plain MSE fits their mean, the step that puts the partial farthest off (the bundled model's
-    pitch 27, whose 2nd partial sits there, came out 10 semitones high).
+    plain MSE fits their mean, the step that puts the partial farthest off. Below full size the
+    IF error stays the plain one (mel2l is the full-size representation's).
 
     The MSE of log magnitudes alone fits the log-domain mean: where the target is uncertain the
     fit is smoother than the real spectrum, with lower peaks, so the notes come out quiet and
