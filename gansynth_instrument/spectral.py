@@ -85,6 +85,17 @@ def linear_to_mel_weight_matrix(bins: int = 1024, sample_rate: int = 16000) -> n
     return np.concatenate([np.zeros((1, bins)), weights])
 
 
+def mel_bin_centres_hz(bins: int = 1024, sample_rate: int = 16000) -> np.ndarray:
+    """Each mel bin's centre in Hz as ``linear_to_mel_weight_matrix`` weighs the linear bins.
+
+    Magenta's widened triangles make the low bins about 6 Hz apart up to 4 kHz, not the nominal
+    mel spacing (bin 5: 31 Hz, not 10 Hz). Bin 0 (no weights) reads 0.
+    """
+    mel = linear_to_mel_weight_matrix(bins, sample_rate)
+    linear_hz = np.linspace(0.0, sample_rate / 2.0, bins)
+    return (mel * linear_hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
+
+
 def mel_to_linear_matrix(bins: int = 1024, sample_rate: int = 16000) -> np.ndarray:
     """Magenta's ``SpecgramsHelper._mel_to_linear_matrix``: the pseudo-inverse-like ``mel2l``.
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.spectral import linear_to_mel_weight_matrix, sparse_mel_to_linear
+from gansynth_instrument.spectral import mel_bin_centres_hz, sparse_mel_to_linear
 
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
@@ -112,16 +112,14 @@ def low_bin_weights(bins: int, reference: int, cap: int) -> torch.Tensor | None:
     is a constant number of hertz at any frequency, so a pitch error in cents that grows as 1/f.
     A note of the lowest octave has its fundamental in the first few of 1024 bins, which an MSE
     over bins lets the model drop (the note then sounds an octave high) at no cost to the loss.
-    ``f`` is a bin's centre as Magenta's widened triangles put it (about 6 Hz per bin up to
-    4 kHz, not the nominal mel spacing); a lower resolution of progressive growing averages the
+    ``f`` is ``spectral.mel_bin_centres_hz`` (Magenta's widened triangles, not the nominal mel
+    spacing); a lower resolution of progressive growing averages the
     full-size weights over each run of bins. None: no boost (cap 1).
     """
     if cap == 1:
         return None
-    mel = linear_to_mel_weight_matrix(FULL_BINS, SAMPLE_RATE)
-    linear_hz = np.linspace(0.0, SAMPLE_RATE / 2, FULL_BINS)
-    centers = (mel * linear_hz[:, None]).sum(axis=0) / np.maximum(mel.sum(axis=0), 1e-12)
-    weights = np.clip((reference / np.maximum(centers, 1.0)) ** 2, 1.0, float(cap))
+    centres = mel_bin_centres_hz(FULL_BINS, SAMPLE_RATE)
+    weights = np.clip((reference / np.maximum(centres, 1.0)) ** 2, 1.0, float(cap))
     pooled = weights.reshape(bins, FULL_BINS // bins).mean(axis=1)
     return torch.from_numpy(pooled.astype(np.float32))
 
