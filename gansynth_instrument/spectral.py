@@ -145,7 +145,7 @@ def sparse_mel_to_linear(bins: int, sample_rate: int) -> SparseMelToLinear:
 
 
 @functools.lru_cache(maxsize=4)
-def _synthesis_window(n_fft: int, hop_length: int) -> np.ndarray:
+def synthesis_window(n_fft: int, hop_length: int) -> np.ndarray:
     """``inverse_stft_window_fn``: periodic Hann divided by Σ_k hann²(n + k·hop) (= 1.5 at 75 %)."""
     hann = scipy.signal.get_window("hann", n_fft, fftbins=True)
     overlaps = n_fft // hop_length
@@ -293,7 +293,7 @@ def _to_audio(spec: np.ndarray, rep: Representation, sample_rate: int) -> np.nda
     stft[..., 1:].real = magnitude * np.cos(phase)
     stft[..., 1:].imag = magnitude * np.sin(phase)
     frames = scipy.fft.irfft(stft, n=rep.n_fft, axis=-1)
-    frames *= _synthesis_window(rep.n_fft, rep.hop_length)
+    frames *= synthesis_window(rep.n_fft, rep.hop_length)
     return _overlap_add(frames, rep.hop_length)
 
 

@@ -30,6 +30,7 @@ from test_dataset import tone
 from gansynth_instrument import dataset, spectral
 from gansynth_instrument.cli import main
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.metadata import Representation
 from gansynth_instrument.model import load_model
 from gansynth_instrument.training import (
     config as train_config,
@@ -39,6 +40,7 @@ from gansynth_instrument.training import (
     run_log,
     run_state,
     steps,
+    synthesis,
     timbre_presets,
 )
 from gansynth_instrument.training.networks import Discriminator, Generator
@@ -372,7 +374,9 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     where = train_config.schedule_at(boosted.hp, 0)
     real = torch.rand(2, 2, *boosted.config.resolution) * 2 - 1
     real = torch.nn.functional.avg_pool2d(real, 2 ** (7 - where.num_blocks))
-    steps.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
+    figures = torch.zeros(2, 2)  # the audio loss is off
+    z = torch.randn(2, latent)
+    steps.regression_step(boosted, real, torch.tensor([0, 2]), z, where, 1, figures)
     step = (kernels[1].detach() - before).abs()
     torch.testing.assert_close(step[:, :, :latent].max(), torch.tensor(1e-3), rtol=1e-3, atol=0)
     torch.testing.assert_close(step[:, :, latent:].max(), torch.tensor(4e-3), rtol=1e-3, atol=0)
@@ -582,3 +586,92 @@ def test_circular_if_error_is_the_synthesis_phase_step_modulo_2pi() -> None:
     small = regression.regression_loss(fake, real, if_period=period)["if_mse"]
     images = 0.05 * taps.weights.sum(axis=0)
     assert float(small) == pytest.approx(0.8 * float(np.mean(images**2)), rel=1e-4)
+
+
+def _real_spectrogram(audio: np.ndarray) -> torch.Tensor:
+    """Normalised IF-mel spectrograms [B, 2, frames, bins] of notes, as the trainer reads them."""
+    rep = Representation()
+    spec = spectral.normalize(spectral.audio_to_spectrogram(audio, rep), rep)
+    return torch.from_numpy(spec.transpose(0, 3, 1, 2).copy())
+
+
+def test_the_trainers_synthesis_is_the_runtimes() -> None:
+    """The differentiable synthesis the audio loss hears makes the runtime's audio."""
+    rep = Representation()
+    audio = np.stack([tone(40, 4, 16000, seed=1), tone(76, 4, 16000, seed=2)])
+    spec = _real_spectrogram(audio)
+    exact = spectral.spectrogram_to_audio(spectral.denormalize(spec.numpy().transpose(0, 2, 3, 1)))
+    made = synthesis.spectrogram_to_audio(spec, rep, 16000).numpy()
+    assert made.shape == exact.shape == (2, 64000)
+    assert np.abs(made - exact).max() < 1e-4 * np.abs(exact).max()
+
+
+def test_loudness_and_brightness_of_two_sines() -> None:
+    """Level: ln of the mean square (dataset.level_db in nepers); brightness: ln of the 4-8 kHz
+    band's share of the energy, here a 5 kHz sine's power against a 1 kHz one's."""
+    t = np.arange(64000) / 16000
+    audio = 0.5 * np.sin(2 * np.pi * 1000 * t) + 0.05 * np.sin(2 * np.pi * 5000 * t)
+    level, share = synthesis.loudness_and_brightness(torch.from_numpy(audio[None]), 16000)[0]
+    assert float(level) * 10 / np.log(10) == pytest.approx(dataset.level_db(audio), abs=1e-3)
+    assert float(share) == pytest.approx(np.log(0.05**2 / (0.5**2 + 0.05**2)), abs=1e-3)
+
+
+def test_audio_loss_pulls_level_and_brightness_to_the_real_notes() -> None:
+    """A note made 6 dB quiet, and one with a loud 4-8 kHz band, move towards their real notes'
+    level and brightness under the audio loss alone, each by its own weight."""
+    rep = Representation()
+    audio = np.stack([tone(52, 4, 16000, seed=3), tone(64, 4, 16000, seed=4)])
+    real = _real_spectrogram(audio)
+    figures = synthesis.loudness_and_brightness(torch.from_numpy(audio), 16000)
+    fake = real.clone()
+    fake[0, 0] -= rep.mag_normalizer_a * np.log(4.0)  # power / 4: 6 dB quieter
+    top = torch.from_numpy(spectral.mel_bin_centres_hz() >= 4000.0)
+    fake[1, 0, :, top] += rep.mag_normalizer_a * 4.0  # e^4 × the 4-8 kHz power: 17 dB brighter
+
+    def errors(x: torch.Tensor, weights: list[float]) -> dict[str, torch.Tensor]:
+        return regression.audio_loss(x, figures, rep, weights)
+
+    for weights, key in (([1.0, 0.0], "level_mse"), ([0.0, 1.0], "bright_mse")):
+        x = fake.clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([x], lr=0.01)
+        before = errors(x, weights)[key].item()
+        for _ in range(20):
+            optimiser.zero_grad()
+            errors(x, weights)["loss"].backward()
+            optimiser.step()
+        after = errors(x, weights)[key].item()
+        assert before > 0.5 and after < 0.1 * before, (key, before, after)
+    bundled = train_config.CONFIGS["bundled"]
+    assert train_config.parse_hparams('{"trainer_audio_loss": [0.05, 0]}', bundled) == {
+        "trainer_audio_loss": [0.05, 0]
+    }
+    for bad in ("[0.1]", "[0.1, -1]", '[0.1, "1"]'):
+        with pytest.raises(TrainingError, match=r"'trainer_audio_loss' is \[level weight"):
+            train_config.parse_hparams(f'{{"trainer_audio_loss": {bad}}}', bundled)
+
+
+def test_regression_step_adds_the_audio_loss_at_full_size() -> None:
+    """trainer_audio_loss [level, brightness]: at full size the step's loss is the spectrogram
+    loss plus each weight times its squared error; [0, 0] leaves the step as it was."""
+    hp = {**TINY, "trainer_objective": "regression"}
+    audio = np.stack([tone(40, 4, 16000, seed=5), tone(64, 4, 16000, seed=6)])
+    real = _real_spectrogram(audio)
+    figures = synthesis.loudness_and_brightness(torch.from_numpy(audio), 16000)
+    z = torch.randn(2, TINY["latent_vector_size"])
+    full = train_config.schedule_at(hp, hp["total_num_images"])
+    assert full.num_blocks == hp["num_resolutions"]
+    plain, heard = (
+        steps.regression_step(
+            run_state.new_run({**hp, "trainer_audio_loss": w}, (40, 52, 64), 0),
+            real,
+            torch.tensor([0, 2]),
+            z,
+            full,
+            1,
+            figures,
+        )
+        for w in ([0.0, 0.0], [0.5, 0.25])
+    )
+    assert "level_mse" not in plain and heard["level_mse"] > 0 and heard["bright_mse"] > 0
+    expected = plain["loss"] + 0.5 * heard["level_mse"] + 0.25 * heard["bright_mse"]
+    assert heard["loss"] == pytest.approx(expected, rel=1e-5)

@@ -83,6 +83,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_pitch_boost": [30, 40, 1],  # regression.pitch_weights: [low, high, factor]
         "trainer_low_bin_boost": [200, 1],  # regression.low_bin_weights: [reference Hz, cap]
         "trainer_if_circular": False,  # regression_loss's if_period: the IF error modulo 2π
+        "trainer_audio_loss": [0.0, 0.0],  # regression.audio_loss: [level, brightness] weights
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -159,7 +160,12 @@ RESUMABLE_HPARAMS = (
     "trainer_pitch_boost",
     "trainer_low_bin_boost",
     "trainer_if_circular",
+    "trainer_audio_loss",
 )
+
+
+def _weight(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +189,13 @@ def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
             raise TrainingError(
                 f"--hparams: '{key}' should be like {json.dumps(expected)}, got {json.dumps(value)}"
             )
-        if isinstance(value, list) and not (
+        if key == "trainer_audio_loss":
+            if len(value) != 2 or not all(_weight(v) for v in value):
+                raise TrainingError(
+                    f"--hparams: 'trainer_audio_loss' is [level weight, brightness weight], "
+                    f"each a number >= 0, got {value}"
+                )
+        elif isinstance(value, list) and not (
             value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         ):
             raise TrainingError(f"--hparams: '{key}' needs positive ints: {value}")

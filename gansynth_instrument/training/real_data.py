@@ -13,11 +13,12 @@ from gansynth_export.graph import GeneratorConfig, lod_weights
 from tqdm import tqdm
 
 from gansynth_instrument import spectral
-from gansynth_instrument.dataset import Dataset
+from gansynth_instrument.dataset import SAMPLE_RATE, Dataset
 from gansynth_instrument.errors import TrainingError
 from gansynth_instrument.fileio import atomic_path
 from gansynth_instrument.training.config import Schedule
 from gansynth_instrument.training.networks import upscale
+from gansynth_instrument.training.synthesis import loudness_and_brightness
 
 
 class RealData:
@@ -35,6 +36,8 @@ class RealData:
         )
         self.full = self._cache(data, cache_dir)
         self.levels: dict[int, torch.Tensor] = {}
+        self.data = data
+        self._figures: dict[int, torch.Tensor] = {}
 
     def _cache(self, data: Dataset, cache_dir: Path) -> np.ndarray:
         rep = self.config.representation()
@@ -74,6 +77,14 @@ class RealData:
             ]
             self.levels = {factor: torch.cat(parts)}  # only the current size is kept
         return self.levels[factor]
+
+    def figures(self, rows: np.ndarray) -> torch.Tensor:
+        """[B, 2]: the notes' audio level and brightness (``synthesis.loudness_and_brightness``),
+        each worked out the first time its row is drawn."""
+        for row in set(rows.tolist()) - self._figures.keys():
+            audio = torch.from_numpy(self.data.note(row))[None]
+            self._figures[row] = loudness_and_brightness(audio, SAMPLE_RATE)[0]
+        return torch.stack([self._figures[row] for row in rows.tolist()])
 
     def batch(self, rows: np.ndarray, where: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
         """Real images at the stage's size, blended like Magenta's ``blend_images``."""

@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.spectral import mel_bin_centres_hz, sparse_mel_to_linear
+from gansynth_instrument.metadata import Representation
+from gansynth_instrument.spectral import mel_bin_centres_hz
+from gansynth_instrument.training.synthesis import (
+    first_source,
+    loudness_and_brightness,
+    mel_to_linear,
+    spectrogram_to_audio,
+)
 
 # Normalised log magnitude of silence is about -0.8 (log 1e-6 · 0.066 + 0.114); the IF error is
 # weighted by how far a bin is above that, so the noise-like IF of silent bins costs nothing.
@@ -137,15 +144,6 @@ def band_power(x: torch.Tensor, normalizer: tuple[float, float]) -> torch.Tensor
     return torch.log(pooled + SILENT_POWER)
 
 
-@functools.lru_cache(maxsize=1)
-def _mel_to_linear_taps(bins: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """Synthesis's ``mel2l`` per linear bin: (mel source index, weight) tensors, one per tap."""
-    taps = sparse_mel_to_linear(bins, SAMPLE_RATE)
-    sources = tuple(torch.from_numpy(np.array(row)) for row in taps.sources)
-    weights = tuple(torch.from_numpy(np.array(row)) for row in taps.weights)
-    return sources, weights
-
-
 def regression_loss(
     fake: torch.Tensor,
     real: torch.Tensor,
@@ -178,10 +176,9 @@ def regression_loss(
     mag_mse = mag_error.mean()
     if_error = fake[:, 1] - real[:, 1]
     if if_period is not None and real.shape[-1] == FULL_BINS:
-        sources, weights = _mel_to_linear_taps(FULL_BINS)
-        if_error = sum(if_error[..., src] * w for src, w in zip(sources, weights, strict=True))
+        if_error = mel_to_linear(if_error, SAMPLE_RATE)
         if_error = if_error - if_period * torch.round(if_error / if_period)
-        loud = loud[..., sources[0]]  # each linear bin's loudness (and weight): its first source's
+        loud = loud[..., first_source(FULL_BINS, SAMPLE_RATE)]  # a linear bin's: its 1st source's
     if_mse = (loud * if_error.square()).mean()
     losses = {"loss": mag_mse + IF_LOSS_WEIGHT * if_mse, "mag_mse": mag_mse, "if_mse": if_mse}
     if band_weight > 0:
@@ -189,3 +186,24 @@ def regression_loss(
         losses["loss"] = losses["loss"] + band_weight * band_mse
         losses["band_mse"] = band_mse
     return losses
+
+
+def audio_loss(
+    fake: torch.Tensor, real_figures: torch.Tensor, rep: Representation, weights: list[float]
+) -> dict[str, torch.Tensor]:
+    """Hparam ``trainer_audio_loss`` [level weight, brightness weight], at full size: the squared
+    error of the note's level and of its 4-8 kHz share (``synthesis.loudness_and_brightness``,
+    in nepers of power), with the fake note made into audio as synthesis makes it.
+
+    Why: the spectrogram losses hold the representation to the real one, but a note is heard
+    after synthesis, which loses level of its own where the rebuilt phases of overlapping frames
+    disagree (``eval_model.py``'s ``floor`` column for real notes; more for generated ones).
+    ``real_figures``: [B, 2] of the real notes' audio (``RealData.figures``).
+    """
+    made = loudness_and_brightness(spectrogram_to_audio(fake, rep, SAMPLE_RATE), SAMPLE_RATE)
+    level_mse, bright_mse = (made - real_figures).square().mean(dim=0)
+    return {
+        "loss": weights[0] * level_mse + weights[1] * bright_mse,
+        "level_mse": level_mse,
+        "bright_mse": bright_mse,
+    }

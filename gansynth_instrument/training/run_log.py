@@ -73,6 +73,8 @@ LOSS_FIELDS = (
     "mag_mse",
     "if_mse",
     "band_mse",
+    "level_mse",
+    "bright_mse",
 )
 
 

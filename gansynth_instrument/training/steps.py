@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gansynth_instrument.training.config import Schedule
-from gansynth_instrument.training.regression import low_bin_weights, regression_loss
+from gansynth_instrument.training.regression import audio_loss, low_bin_weights, regression_loss
 from gansynth_instrument.training.run_state import Run
 
 
@@ -109,9 +109,19 @@ def _update_ema(run: Run) -> None:
 
 
 def regression_step(
-    run: Run, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, where: Schedule, world: int
+    run: Run,
+    real: torch.Tensor,
+    labels: torch.Tensor,
+    z: torch.Tensor,
+    where: Schedule,
+    world: int,
+    real_figures: torch.Tensor,
 ) -> dict[str, float]:
-    """One generator update towards the real notes (regression.py), then the EMA."""
+    """One generator update towards the real notes (regression.py), then the EMA.
+
+    ``real_figures``: the real notes' audio level and brightness (``RealData.figures``), which
+    hparam ``trainer_audio_loss`` holds the fake notes' to at full size.
+    """
     one_hot = F.one_hot(labels, len(run.config.pitches)).float()
     with torch.autocast("cpu", torch.bfloat16, enabled=_bf16(run)):
         fake = run.generator(z, one_hot, where.progress, where.num_blocks)
@@ -121,6 +131,10 @@ def regression_step(
     circular = bool(run.hp.get("trainer_if_circular", False))
     if_period = 2.0 * run.config.normalizer_a[1] if circular else None
     losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights, if_period)
+    audio_weights = run.hp.get("trainer_audio_loss", [0.0, 0.0])
+    if any(audio_weights) and where.num_blocks == run.config.num_blocks:
+        heard = audio_loss(fake.float(), real_figures, run.config.representation(), audio_weights)
+        losses = {**losses, **heard, "loss": losses["loss"] + heard["loss"]}
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
     if world > 1:

@@ -253,8 +253,9 @@ def _loop(
                 rows, z = sampler.batch(rng, where.batch_size)
                 order = np.argsort(rows, kind="stable")  # RealData.batch reads rows sorted
                 x, labels = real.batch(rows[order], where)
+                figures = real.figures(rows[order]).to(device)
                 losses = regression_step(
-                    run, x.to(device), labels.to(device), z[order].to(device), where, world
+                    run, x.to(device), labels.to(device), z[order].to(device), where, world, figures
                 )
             else:
                 rows = rng.integers(0, len(real.labels), where.batch_size)
