@@ -198,9 +198,12 @@ def audio_loss(
     Why: the spectrogram losses hold the representation to the real one, but a note is heard
     after synthesis, which loses level of its own where the rebuilt phases of overlapping frames
     disagree (``eval_model.py``'s ``floor`` column for real notes; more for generated ones).
+    Only the magnitude learns from it: the IF is the pitch, which the spectrogram loss holds (with
+    the IF free as well, notes came out of tune; README, bundled14).
     ``real_figures``: [B, 2] of the real notes' audio (``RealData.figures``).
     """
-    made = loudness_and_brightness(spectrogram_to_audio(fake, rep, SAMPLE_RATE), SAMPLE_RATE)
+    heard = torch.stack([fake[:, 0], fake[:, 1].detach()], dim=1)
+    made = loudness_and_brightness(spectrogram_to_audio(heard, rep, SAMPLE_RATE), SAMPLE_RATE)
     level_mse, bright_mse = (made - real_figures).square().mean(dim=0)
     return {
         "loss": weights[0] * level_mse + weights[1] * bright_mse,
