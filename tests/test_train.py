@@ -374,9 +374,7 @@ def test_pitch_gain_scales_the_pitch_rows_and_their_steps() -> None:
     where = train_config.schedule_at(boosted.hp, 0)
     real = torch.rand(2, 2, *boosted.config.resolution) * 2 - 1
     real = torch.nn.functional.avg_pool2d(real, 2 ** (7 - where.num_blocks))
-    figures = torch.zeros(2, 2)  # the audio loss is off
-    z = torch.randn(2, latent)
-    steps.regression_step(boosted, real, torch.tensor([0, 2]), z, where, 1, figures)
+    steps.regression_step(boosted, real, torch.tensor([0, 2]), torch.randn(2, latent), where, 1)
     step = (kernels[1].detach() - before).abs()
     torch.testing.assert_close(step[:, :, :latent].max(), torch.tensor(1e-3), rtol=1e-3, atol=0)
     torch.testing.assert_close(step[:, :, latent:].max(), torch.tensor(4e-3), rtol=1e-3, atol=0)
@@ -662,6 +660,9 @@ def test_regression_step_adds_the_audio_loss_at_full_size() -> None:
     z = torch.randn(2, TINY["latent_vector_size"])
     full = train_config.schedule_at(hp, hp["total_num_images"])
     assert full.num_blocks == hp["num_resolutions"]
+    on = run_state.new_run({**hp, "trainer_audio_loss": [0.5, 0.25]}, (40, 52, 64), 0)
+    first = train_config.schedule_at(hp, 0)
+    assert steps.hears_audio(on, full) and not steps.hears_audio(on, first)
     plain, heard = (
         steps.regression_step(
             run_state.new_run({**hp, "trainer_audio_loss": w}, (40, 52, 64), 0),

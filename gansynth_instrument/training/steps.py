@@ -115,12 +115,12 @@ def regression_step(
     z: torch.Tensor,
     where: Schedule,
     world: int,
-    real_figures: torch.Tensor,
+    real_figures: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One generator update towards the real notes (regression.py), then the EMA.
 
     ``real_figures``: the real notes' audio level and brightness (``RealData.figures``), which
-    hparam ``trainer_audio_loss`` holds the fake notes' to at full size.
+    hparam ``trainer_audio_loss`` holds the fake notes' to; needed where ``hears_audio``.
     """
     one_hot = F.one_hot(labels, len(run.config.pitches)).float()
     with torch.autocast("cpu", torch.bfloat16, enabled=_bf16(run)):
@@ -131,9 +131,10 @@ def regression_step(
     circular = bool(run.hp.get("trainer_if_circular", False))
     if_period = 2.0 * run.config.normalizer_a[1] if circular else None
     losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights, if_period)
-    audio_weights = run.hp.get("trainer_audio_loss", [0.0, 0.0])
-    if any(audio_weights) and where.num_blocks == run.config.num_blocks:
-        heard = audio_loss(fake.float(), real_figures, run.config.representation(), audio_weights)
+    if hears_audio(run, where):
+        assert real_figures is not None
+        weights = run.hp["trainer_audio_loss"]
+        heard = audio_loss(fake.float(), real_figures, run.config.representation(), weights)
         losses = {**losses, **heard, "loss": losses["loss"] + heard["loss"]}
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
@@ -147,6 +148,12 @@ def regression_step(
             rows += (gain - 1.0) * (rows - before)
     _update_ema(run)
     return {k: v.item() for k, v in losses.items()}
+
+
+def hears_audio(run: Run, where: Schedule) -> bool:
+    """Whether this step adds hparam ``trainer_audio_loss`` (on, and at full size)."""
+    weights = run.hp.get("trainer_audio_loss", [0.0, 0.0])
+    return any(weights) and where.num_blocks == run.config.num_blocks
 
 
 def pitch_rows(run: Run) -> torch.Tensor:
