@@ -678,3 +678,31 @@ def test_regression_step_adds_the_audio_loss_at_full_size() -> None:
     assert "level_mse" not in plain and heard["level_mse"] > 0 and heard["bright_mse"] > 0
     expected = plain["loss"] + 0.5 * heard["level_mse"] + 0.25 * heard["bright_mse"]
     assert heard["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_audio_loss_hears_only_notes_from_its_lowest_pitch() -> None:
+    """trainer_audio_loss_lowest_pitch: notes below it are left out of the audio loss, so a batch
+    of a low and a high note has the high note's level error alone; none heard, none added."""
+    hp = {**TINY, "trainer_objective": "regression", "trainer_audio_loss": [0.5, 0.25]}
+    audio = np.stack([tone(40, 4, 16000, seed=5), tone(64, 4, 16000, seed=6)])
+    real = _real_spectrogram(audio)
+    figures = synthesis.loudness_and_brightness(torch.from_numpy(audio), 16000)
+    z = torch.randn(2, TINY["latent_vector_size"])
+    full = train_config.schedule_at(hp, hp["total_num_images"])
+
+    def step(lowest: int, notes: slice) -> dict[str, float]:
+        run = run_state.new_run({**hp, "trainer_audio_loss_lowest_pitch": lowest}, (40, 52, 64), 0)
+        labels = torch.tensor([0, 2])[notes]
+        return steps.regression_step(run, real[notes], labels, z[notes], full, 1, figures[notes])
+
+    both, high_only = step(41, slice(0, 2)), step(0, slice(1, 2))
+    assert both["level_mse"] == pytest.approx(high_only["level_mse"], rel=1e-3)
+    assert both["bright_mse"] == pytest.approx(high_only["bright_mse"], rel=1e-3)
+    assert step(0, slice(0, 2))["level_mse"] != pytest.approx(both["level_mse"], rel=0.1)
+    assert "level_mse" not in step(65, slice(0, 2))
+    bundled = train_config.CONFIGS["bundled"]
+    key = "trainer_audio_loss_lowest_pitch"
+    assert train_config.parse_hparams(f'{{"{key}": 41}}', bundled) == {key: 41}
+    for bad in ("128", "-1", "41.5"):
+        with pytest.raises(TrainingError, match=rf"'{key}'"):
+            train_config.parse_hparams(f'{{"{key}": {bad}}}', bundled)

@@ -84,6 +84,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "trainer_low_bin_boost": [200, 1],  # regression.low_bin_weights: [reference Hz, cap]
         "trainer_if_circular": False,  # regression_loss's if_period: the IF error modulo 2π
         "trainer_audio_loss": [0.0, 0.0],  # regression.audio_loss: [level, brightness] weights
+        "trainer_audio_loss_lowest_pitch": 0,  # steps.heard_rows: notes below it are not heard
     },
     # For tests: 4 filters, two images per stage, every stage reached in seconds.
     "tiny": {
@@ -161,6 +162,7 @@ RESUMABLE_HPARAMS = (
     "trainer_low_bin_boost",
     "trainer_if_circular",
     "trainer_audio_loss",
+    "trainer_audio_loss_lowest_pitch",
 )
 
 
@@ -195,6 +197,10 @@ def parse_hparams(text: str | None, base: dict[str, Any]) -> dict[str, Any]:
                     f"--hparams: 'trainer_audio_loss' is [level weight, brightness weight], "
                     f"each a number >= 0, got {value}"
                 )
+        elif key == "trainer_audio_loss_lowest_pitch" and not 0 <= value <= 127:
+            raise TrainingError(
+                f"--hparams: 'trainer_audio_loss_lowest_pitch' is a MIDI pitch 0-127, got {value}"
+            )
         elif isinstance(value, list) and not (
             value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         ):

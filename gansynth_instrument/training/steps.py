@@ -131,10 +131,12 @@ def regression_step(
     circular = bool(run.hp.get("trainer_if_circular", False))
     if_period = 2.0 * run.config.normalizer_a[1] if circular else None
     losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights, if_period)
-    if hears_audio(run, where):
+    heard_notes = heard_rows(run, labels) if hears_audio(run, where) else None
+    if heard_notes is not None and heard_notes.any():
         assert real_figures is not None
         weights = run.hp["trainer_audio_loss"]
-        heard = audio_loss(fake.float(), real_figures, run.config.representation(), weights)
+        rep = run.config.representation()
+        heard = audio_loss(fake[heard_notes].float(), real_figures[heard_notes], rep, weights)
         losses = {**losses, **heard, "loss": losses["loss"] + heard["loss"]}
     run.opt_g.zero_grad(set_to_none=True)
     losses["loss"].backward()
@@ -154,6 +156,17 @@ def hears_audio(run: Run, where: Schedule) -> bool:
     """Whether this step adds hparam ``trainer_audio_loss`` (on, and at full size)."""
     weights = run.hp.get("trainer_audio_loss", [0.0, 0.0])
     return any(weights) and where.num_blocks == run.config.num_blocks
+
+
+def heard_rows(run: Run, labels: torch.Tensor) -> torch.Tensor:
+    """Which notes of the batch the audio loss hears: those at or above hparam
+    ``trainer_audio_loss_lowest_pitch``.
+
+    Why: a low note's level sits in its partials above the fundamental, so raising it there
+    takes the fundamental under, and the note is heard an octave up (README, bundled20).
+    """
+    pitches = torch.tensor(run.config.pitches, device=labels.device)[labels]
+    return pitches >= int(run.hp.get("trainer_audio_loss_lowest_pitch", 0))
 
 
 def pitch_rows(run: Run) -> torch.Tensor:
