@@ -598,8 +598,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--hparams",
-        help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only "
-        "total_num_images and batch_size_schedule",
+        help="JSON of Magenta flag overrides, e.g. '{\"fmap_max\": 64}'; resuming: only the "
+        "image counts, batch sizes and the losses' trainer_* options (the error lists them)",
     )
 
 
