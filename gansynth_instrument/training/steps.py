@@ -163,7 +163,7 @@ def heard_rows(run: Run, labels: torch.Tensor) -> torch.Tensor:
     ``trainer_audio_loss_lowest_pitch``.
 
     Why: a low note's level sits in its partials above the fundamental, so raising it there
-    takes the fundamental under, and the note is heard an octave up (README, bundled20).
+    takes the fundamental under, and the note is heard an octave up (README, bundled21).
     """
     pitches = torch.tensor(run.config.pitches, device=labels.device)[labels]
     return pitches >= int(run.hp.get("trainer_audio_loss_lowest_pitch", 0))
