@@ -162,8 +162,9 @@ def heard_rows(run: Run, labels: torch.Tensor) -> torch.Tensor:
     """Which notes of the batch the audio loss hears: those at or above hparam
     ``trainer_audio_loss_lowest_pitch``.
 
-    Why: a low note's level sits in its partials above the fundamental, so raising it there
-    takes the fundamental under, and the note is heard an octave up (README, bundled21).
+    Why: a low note's level sits in its partials above the fundamental, and raising it there can
+    take the fundamental under, so the note is heard an octave up. Alone it did not keep pitch 30
+    in tune; with that pitch drawn more often it did (README, bundled21).
     """
     pitches = torch.tensor(run.config.pitches, device=labels.device)[labels]
     return pitches >= int(run.hp.get("trainer_audio_loss_lowest_pitch", 0))
