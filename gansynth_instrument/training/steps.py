@@ -131,8 +131,8 @@ def regression_step(
     circular = bool(run.hp.get("trainer_if_circular", False))
     if_period = 2.0 * run.config.normalizer_a[1] if circular else None
     losses = regression_loss(fake.float(), real, normalizer, band_weight, bin_weights, if_period)
-    heard_notes = heard_rows(run, labels) if hears_audio(run, where) else None
-    if heard_notes is not None and heard_notes.any():
+    heard_notes = heard_rows(run, where, labels)
+    if heard_notes.any():
         assert real_figures is not None
         weights = run.hp["trainer_audio_loss"]
         rep = run.config.representation()
@@ -158,14 +158,16 @@ def hears_audio(run: Run, where: Schedule) -> bool:
     return any(weights) and where.num_blocks == run.config.num_blocks
 
 
-def heard_rows(run: Run, labels: torch.Tensor) -> torch.Tensor:
-    """Which notes of the batch the audio loss hears: those at or above hparam
-    ``trainer_audio_loss_lowest_pitch``.
+def heard_rows(run: Run, where: Schedule, labels: torch.Tensor) -> torch.Tensor:
+    """Which notes of the batch the audio loss hears: none unless ``hears_audio``, else those at
+    or above hparam ``trainer_audio_loss_lowest_pitch``.
 
     Why: a low note's level sits in its partials above the fundamental, and raising it there can
-    take the fundamental under, so the note is heard an octave up. Alone it did not keep pitch 30
-    in tune; with that pitch drawn more often it did (README, bundled21).
+    take the fundamental under, so the note is heard an octave up (README, *Make your own
+    instrument*).
     """
+    if not hears_audio(run, where):
+        return torch.zeros_like(labels, dtype=torch.bool)
     pitches = torch.tensor(run.config.pitches, device=labels.device)[labels]
     return pitches >= int(run.hp.get("trainer_audio_loss_lowest_pitch", 0))
 

@@ -60,7 +60,7 @@ from gansynth_instrument.training.regression import (
 )
 from gansynth_instrument.training.run_log import LOSSES_CSV, LossLog, write_samples
 from gansynth_instrument.training.run_state import STATE_PT, Run, new_run, resume, save
-from gansynth_instrument.training.steps import agree, hears_audio, regression_step, train_step
+from gansynth_instrument.training.steps import agree, heard_rows, regression_step, train_step
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def _loop(
                 rows, z = sampler.batch(rng, where.batch_size)
                 order = np.argsort(rows, kind="stable")  # RealData.batch reads rows sorted
                 x, labels = real.batch(rows[order], where)
-                heard = hears_audio(run, where)  # the real notes' figures only if used
+                heard = heard_rows(run, where, labels).any()  # the real figures only if used
                 figures = real.figures(rows[order]).to(device) if heard else None
                 losses = regression_step(
                     run, x.to(device), labels.to(device), z[order].to(device), where, world, figures
