@@ -162,9 +162,9 @@ def heard_rows(run: Run, where: Schedule, labels: torch.Tensor) -> torch.Tensor:
     """Which notes of the batch the audio loss hears: none unless ``hears_audio``, else those at
     or above hparam ``trainer_audio_loss_lowest_pitch``.
 
-    Why: a low note's level sits in its partials above the fundamental, and raising it there can
+    Why: a low note's level sits in its partials above the fundamental, and raising it there may
     take the fundamental under, so the note is heard an octave up (README, *Make your own
-    instrument*).
+    instrument*, tests this).
     """
     if not hears_audio(run, where):
         return torch.zeros_like(labels, dtype=torch.bool)
