@@ -37,6 +37,7 @@ ports are numbered on: out_0/1, then out_2/3 for the next stream, so the recorde
 instead of assuming names."""
 
 SHM_DIR = Path("/dev/shm")
+SHM_REGISTRY = "jack-shm-registry"  # every JACK server's and client's, on this machine
 READY_TIMEOUT_S = 10
 
 
@@ -195,10 +196,11 @@ class JackServer:
     def _clean_shm(self) -> None:
         """Remove what this server (or a client leaked on it) left in /dev/shm.
 
-        Files named after the server are ours. The shared registry is removed only if it is new
-        and no other JACK server still has a socket there.
+        Files named after the server are ours. New shared segments are removed only when no other
+        JACK server still has a socket there. The shared registry always stays: libjack maps it
+        once per process, so with it removed this process could open no client on a later server.
         """
-        new = _shm_entries() - self._shm_before
+        new = _shm_entries() - self._shm_before - {SHM_REGISTRY}
         others_running = any(
             entry.startswith("jack_") and entry.endswith("_0") and self.name not in entry
             for entry in _shm_entries()

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jack
 import numpy as np
 import pytest
 import sounddevice as sd
 from jackrig import (
     SHM_DIR,
+    SHM_REGISTRY,
     JackServer,
     MidiSender,
     Recorder,
@@ -115,6 +117,17 @@ def test_private_server_cleans_up_after_itself() -> None:
     assert not [entry.name for entry in SHM_DIR.iterdir() if server.name in entry.name]
     # PortAudio is usable again, and sees the session's server (or none) rather than ours.
     assert all(d["default_samplerate"] != 44100 for d in sd.query_devices())
+
+
+def test_a_later_server_takes_clients_from_this_process_too() -> None:
+    """Each test module has its own server: a stopped one must leave the shared registry that
+    libjack mapped in this process, or no client here could open on the next one."""
+    for sample_rate in (44100, 48000):
+        with JackServer(sample_rate=sample_rate, period_frames=256):
+            client = jack.Client("rig-check", no_start_server=True)
+            assert client.samplerate == sample_rate
+            client.close()
+        assert (SHM_DIR / SHM_REGISTRY).exists()
 
 
 def test_missing_jackd_is_a_clear_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
