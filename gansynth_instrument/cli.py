@@ -7,14 +7,12 @@ traceback); the exit status is 1 for those, 130 for Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.interrupts import import_whole
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -629,28 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Hold Ctrl-C back from this thread until the block ends, then let it in.
-
-    A KeyboardInterrupt raised while a C extension (onnx, ml_dtypes, NumPy) initialises can leave
-    it half made: an ImportError, an abort or a segfault instead of a clean exit 130. Held back,
-    the interrupt lands on the first Python line after the imports."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 def run_command(args: argparse.Namespace) -> int | None:
     """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
     fast), with Ctrl-C held back, and run it."""
-    with _ctrl_c_held():
-        module = importlib.import_module(f"gansynth_instrument.commands.{args.command}")
+    module = import_whole(f"gansynth_instrument.commands.{args.command}")
     return module.run(args)
 
 

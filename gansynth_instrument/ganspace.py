@@ -43,6 +43,7 @@ from tqdm import tqdm
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import ModelError, OutputError, PresetError
 from gansynth_instrument.fileio import atomic_path
+from gansynth_instrument.interrupts import import_whole
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
 from gansynth_instrument.model import Model
 
@@ -156,7 +157,7 @@ Activations = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def early_layer(model_path: Path) -> Activations:
     """A function (z [B, latent], pitch [B]) → activations [B, dims] of the knobs' layer, run by
     onnxruntime on the sub-graph of the exported model that computes it."""
-    import onnxruntime as ort
+    ort = import_whole("onnxruntime")
 
     try:
         proto = onnx.load(str(model_path))

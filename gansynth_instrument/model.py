@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 
 from gansynth_instrument.errors import ModelError
+from gansynth_instrument.interrupts import import_whole
 from gansynth_instrument.metadata import (
     INPUT_LATENT,
     INPUT_PITCH,
@@ -280,21 +281,21 @@ def _cuda_device_count() -> int:
 
 
 def _cuda_provider_built() -> bool:
-    import onnxruntime as ort
+    ort = import_whole("onnxruntime")
 
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def _openvino_present() -> bool:
     try:
-        import openvino  # noqa: F401
+        import_whole("openvino")
     except ImportError:
         return False
     return True
 
 
 def _ort_session(data: bytes, providers: list, threads: int | None, severity: int):
-    import onnxruntime as ort
+    ort = import_whole("onnxruntime")
 
     options = ort.SessionOptions()
     options.log_severity_level = severity
@@ -334,7 +335,7 @@ def _cuda_runner(path: Path, data: bytes) -> _Runner:
 
 def _start_cuda_session(path: Path, data: bytes):
     """An onnxruntime session running on CUDA, or one ModelError line and no log noise."""
-    import onnxruntime as ort
+    ort = import_whole("onnxruntime")
 
     if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from nvidia-* wheels, when those are installed
         with contextlib.redirect_stdout(io.StringIO()):  # it prints what it misses
@@ -361,8 +362,7 @@ def _start_cuda_session(path: Path, data: bytes):
 def _openvino_runner(path: Path, data: bytes, threads: int | None, precision: str) -> _Runner:
     if not _openvino_present():
         raise ModelError("backend openvino: the openvino package is not installed")
-    import openvino as ov
-
+    ov = import_whole("openvino")
     core = ov.Core()
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise ModelError("precision bf16: this CPU has no native bf16 support")

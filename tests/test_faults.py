@@ -237,37 +237,64 @@ def test_ctrl_c_during_export_leaves_no_file(magenta_tiny: Path, tmp_path: Path)
     assert list(out_dir.iterdir()) == []
 
 
-# Fault injection inside the command's imports: the real SIGINT arrives while onnx is being
-# imported, with Python code still to run there. Unless the CLI holds Ctrl-C back, the
-# KeyboardInterrupt lands in that code and onnx is left half imported (in its C extensions: an
-# ImportError, an abort or a segfault).
-_EXPORT_INTERRUPTED_IN_IMPORT = """
+# Fault injection inside an import: the real SIGINT arrives while a C-extension package (onnx for
+# export; onnxruntime, imported when a model loads) is being imported, with Python code still to
+# run there. Unless Ctrl-C is held back, the KeyboardInterrupt lands in that code and the package
+# is left half imported (in its extension: an ImportError, an abort or a segfault).
+_CTRL_C_INSIDE_IMPORT = """
 import atexit, os, signal, sys, time
 from gansynth_instrument.cli import main
 
+PACKAGE, PART = sys.argv.pop(1), sys.argv.pop(1)
+
 class CtrlCOnImport:
     def find_spec(self, name, path=None, target=None):
-        if name == "onnx":
+        if name == PACKAGE:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.5)  # Python code inside the import: an unheld interrupt lands here
         return None
 
 sys.meta_path.insert(0, CtrlCOnImport())
-atexit.register(lambda: print("onnx imported whole:", "onnx.helper" in sys.modules))
+atexit.register(lambda: print("imported whole:", PART in sys.modules))
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_ctrl_c_during_the_commands_imports_waits_for_them_then_exits_130(
-    magenta_tiny: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("package", "part", "command"),
+    [
+        ("onnx", "onnx.helper", ["export", "MAGENTA_TINY", "-o", "OUT/tiny.onnx"]),
+        (
+            "onnxruntime",
+            "onnxruntime.capi._pybind_state",
+            ["generate", "--model", "TINY_MODEL", "--backend", "cpu", "--count", "1", "-o", "OUT"],
+        ),
+    ],
+    ids=["export", "generate"],
+)
+def test_ctrl_c_inside_an_import_waits_for_it_then_exits_130(
+    package: str,
+    part: str,
+    command: list[str],
+    magenta_tiny: Path,
+    tiny_model: Path,
+    tmp_path: Path,
 ) -> None:
-    command = [sys.executable, "-c", _EXPORT_INTERRUPTED_IN_IMPORT, "export"]
-    command += [str(magenta_tiny), "-o", str(tmp_path / "tiny.onnx")]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=WAIT_S, check=False)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    paths = {"MAGENTA_TINY": str(magenta_tiny), "TINY_MODEL": str(tiny_model)}
+    argv = [paths.get(arg, arg.replace("OUT", str(out_dir))) for arg in command]
+    run = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_INSIDE_IMPORT, package, part, *argv],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
     assert run.returncode == 130, run.stderr
     assert run.stderr.rstrip().endswith("interrupted")
-    assert "onnx imported whole: True" in run.stdout
-    assert list(tmp_path.iterdir()) == []
+    assert "imported whole: True" in run.stdout
+    assert list(out_dir.iterdir()) == []
 
 
 def test_ctrl_c_at_any_moment_of_an_export_leaves_nothing_or_a_whole_model(
