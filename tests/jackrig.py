@@ -194,26 +194,13 @@ class JackServer:
             process.wait(timeout=10)
 
     def _clean_shm(self) -> None:
-        """Remove what this server (or a client leaked on it) left in /dev/shm.
-
-        Files named after the server are ours. New shared segments are removed only when no other
-        JACK server still has a socket there. The shared registry always stays: libjack maps it
-        once per process, so with it removed this process could open no client on a later server.
-        """
-        new = _shm_entries() - self._shm_before - {SHM_REGISTRY}
-        others_running = any(
-            entry.startswith("jack_") and entry.endswith("_0") and self.name not in entry
-            for entry in _shm_entries()
-        )
-        for entry in new:
-            ours = f"_{self.name}_" in entry or entry.endswith(f"_{self.name}")
-            shared = entry.startswith(("jack-", "jack_db-")) and not others_running
-            if ours or shared:
-                path = SHM_DIR / entry
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        """Remove what this server (or a client leaked on it) left in /dev/shm."""
+        for entry in shm_leftovers(self.name, self._shm_before, _shm_entries()):
+            path = SHM_DIR / entry
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> JackServer:
         return self.start()
@@ -275,6 +262,26 @@ def wait_cycles(
         if time.monotonic() > deadline:
             raise RigError(f"JACK ran no process cycle after {timeout_s} s")
         time.sleep(0.002)
+
+
+def shm_leftovers(name: str, before: set[str], now: set[str]) -> set[str]:
+    """Which of the /dev/shm entries ``now`` that were not there ``before`` the stopped server
+    ``name`` leaves to remove.
+
+    Files named after the server are its own. New shared segments go only when no other JACK
+    server still has a socket there. The shared registry always stays: libjack maps it once per
+    process, so with it removed this process could open no client on a later server.
+    """
+    others_running = any(
+        entry.startswith("jack_") and entry.endswith("_0") and name not in entry for entry in now
+    )
+    leftovers = set()
+    for entry in now - before - {SHM_REGISTRY}:
+        ours = f"_{name}_" in entry or entry.endswith(f"_{name}")
+        shared = entry.startswith(("jack-", "jack_db-")) and not others_running
+        if ours or shared:
+            leftovers.add(entry)
+    return leftovers
 
 
 def _shm_entries() -> set[str]:

@@ -23,6 +23,7 @@ from jackrig import (
     frame_code,
     longest_run,
     midi_input_port,
+    shm_leftovers,
     tone_frequency_hz,
 )
 
@@ -117,6 +118,17 @@ def test_private_server_cleans_up_after_itself() -> None:
     assert not [entry.name for entry in SHM_DIR.iterdir() if server.name in entry.name]
     # PortAudio is usable again, and sees the session's server (or none) rather than ours.
     assert all(d["default_samplerate"] != 44100 for d in sd.query_devices())
+
+
+def test_a_stopped_server_leaves_the_shared_registry_even_where_it_made_it() -> None:
+    """On a machine where JACK never ran, the first server makes the registry: it is new, yet it
+    stays, with the server's own files and the new shared segments removed."""
+    name = "gsi-test-1-abcdef"
+    own = {f"jack_{name}_0", f"jack_sem.0_{name}_system"}
+    shared = {"jack-0-0", "jack-0-1", "jack_db-0"}
+    assert shm_leftovers(name, set(), {SHM_REGISTRY, *own, *shared}) == own | shared
+    other_server = "jack_gsi-test-2-fedcba_0"  # still running: the shared segments stay too
+    assert shm_leftovers(name, {other_server}, {SHM_REGISTRY, other_server, *own, *shared}) == own
 
 
 def test_a_later_server_takes_clients_from_this_process_too() -> None:
