@@ -8,28 +8,18 @@ the import, where the usual handling takes it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import signal
-from collections.abc import Iterator
 from types import ModuleType
 
 
-@contextlib.contextmanager
-def ctrl_c_held() -> Iterator[None]:
-    """Hold SIGINT back from this thread until the block ends, then let it in."""
+def import_whole(name: str) -> ModuleType:
+    """``importlib.import_module`` with SIGINT held back from this thread until it returns: a
+    lazily imported runtime is either imported whole or not at all."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        yield
-        return
+        return importlib.import_module(name)
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        return importlib.import_module(name)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
-def import_whole(name: str) -> ModuleType:
-    """``importlib.import_module`` with Ctrl-C held back: a lazily imported runtime is either
-    imported whole or not at all."""
-    with ctrl_c_held():
-        return importlib.import_module(name)

@@ -9,6 +9,8 @@
 - A MIDI input port going away and coming back: a message each time, and reconnected.
 - Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file;
   every note file left by the warm is whole (its checksum holds).
+- Ctrl-C inside the import of a C-extension package (onnx, onnxruntime): held back until the
+  import is whole, then exit 130.
 
 Everything is real: the tiny model, jackd, PortAudio, rtmidi, the CLI in a child process.
 """
