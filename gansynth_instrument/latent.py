@@ -41,7 +41,8 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     fall back to linear interpolation (Magenta would divide by zero).
 
     Args:
-        a, b: latents of equal shape [size].
+        a: the latent at t=0, shape [size].
+        b: the latent at t=1, of a's shape.
         t: scalar, or an array of positions (shape [N]) giving [N, size].
 
     Returns:

@@ -209,7 +209,7 @@ def load_model(
 
     Raises:
         ModelError: bad file or metadata, an unknown or unavailable backend, or a precision the
-        backend or CPU cannot run — one line each.
+            backend or CPU cannot run — one line each.
     """
     path = Path(path)
     if backend not in BACKENDS:
