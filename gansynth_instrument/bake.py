@@ -47,7 +47,7 @@ from gansynth_instrument.engine import (
     note_amplitude,
 )
 from gansynth_instrument.errors import GansynthError, OutputError
-from gansynth_instrument.fileio import check_writable_dir
+from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
 from gansynth_instrument.preset_files import bank_preset
@@ -242,6 +242,8 @@ def bake(
                 (staging / f"{instrument.name}.dspreset").write_text(text, encoding="utf-8")
         files = _commit(staging, out_dir, [i.name for i in instruments], formats)
     except (OSError, sf.SoundFileError) as err:
+        if isinstance(err, sf.SoundFileError) and no_space_left(staging):
+            err = disk_full_error()  # libsndfile's own words for it are "System error."
         reason = getattr(err, "strerror", None) or str(err)
         raise OutputError(f"{out_dir}: cannot write the pack ({reason})") from None
     finally:

@@ -571,6 +571,16 @@ def test_a_disk_that_fills_mid_bake_is_one_line_and_leaves_the_earlier_pack(
     assert snapshot(earlier) == before
 
 
+def test_a_full_disk_is_one_line_saying_so_and_leaves_nothing(
+    full_disk: Path, tiny_model: Path, pack: Pack, plain_yaml: Path, capsys
+) -> None:
+    argv = ["bake", plain_yaml, "-o", full_disk, "--model", tiny_model, "--cache-dir", pack.cache]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{full_disk}: cannot write the pack (No space left on device)" in err
+    assert list(full_disk.iterdir()) == []
+
+
 def test_an_interrupted_bake_leaves_nothing(
     earlier: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
