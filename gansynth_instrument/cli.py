@@ -433,7 +433,10 @@ def _add_bake(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the pack")
     add_model_options(p)
     p.add_argument(
-        "--format", default="sfz,dspreset", help="sfz, dspreset or both (default sfz,dspreset)"
+        "--format",
+        default="sfz,dspreset",
+        help="comma-separated: sfz, dspreset (DecentSampler), multisample (Bitwig, Studio One); "
+        "default sfz,dspreset",
     )
     p.add_argument("--rate", type=int, default=48000, help="sample rate: 48000 or 44100 (48000)")
     p.add_argument("--bit-depth", type=int, default=24, help="WAV bits: 16 or 24 (default 24)")
