@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from gansynth_instrument.errors import OutputError
-from gansynth_instrument.fileio import atomic_path
+from gansynth_instrument.fileio import atomic_path, disk_full_error, no_space_left
 
 # extension → (libsndfile format, default subtype, subtypes allowed)
 FORMATS = {
@@ -71,12 +71,19 @@ class BlockWriter:
 def stream_to_file(
     path: Path, sample_rate: int, channels: int, subtype: str | None = None
 ) -> Iterator[BlockWriter]:
-    """A ``BlockWriter`` for ``path``; the file appears (complete) when the block exits."""
+    """A ``BlockWriter`` for ``path``; the file appears (complete) when the block exits. A write
+    that fails (a full disk: "No space left on device") is one OutputError naming ``path``."""
     file_format, chosen = output_format(path, subtype)
-    with (
-        atomic_path(Path(path)) as tmp,
-        sf.SoundFile(
-            tmp, "w", samplerate=sample_rate, channels=channels, format=file_format, subtype=chosen
-        ) as file,
-    ):
-        yield BlockWriter(file, clip=chosen != "FLOAT")
+    with atomic_path(Path(path)) as tmp:
+        try:
+            with sf.SoundFile(
+                tmp,
+                "w",
+                samplerate=sample_rate,
+                channels=channels,
+                format=file_format,
+                subtype=chosen,
+            ) as file:
+                yield BlockWriter(file, clip=chosen != "FLOAT")
+        except sf.SoundFileError as err:
+            raise (disk_full_error() if no_space_left(tmp.parent) else OSError(str(err))) from None

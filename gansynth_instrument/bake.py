@@ -1,7 +1,10 @@
-"""Sample packs: presets and a bank's morph path baked into SFZ and DecentSampler instruments.
+"""Sample packs: presets and a bank's morph path baked into SFZ, DecentSampler and Bitwig/PreSonus
+``.multisample`` instruments.
 
-A pack puts the instrument's timbres into any sampler. Each instrument is ``DIR/NAME.sfz`` and/or
-``DIR/NAME.dspreset`` with its samples in ``DIR/NAME/``:
+A pack puts the instrument's timbres into any sampler. Each instrument is ``DIR/NAME.sfz``,
+``DIR/NAME.dspreset`` and/or ``DIR/NAME.multisample`` with its samples in ``DIR/NAME/`` (a
+``.multisample`` is a ZIP that holds its own copy of them, stored uncompressed beside its
+``multisample.xml``, as Bitwig Studio and Studio One read it):
 
 - one WAV per model pitch, the cache's own note (never pitch-shifted), written losslessly: the
   cache holds int16 with a per-note scale, so the WAV holds those integers and the region's
@@ -16,7 +19,10 @@ A pack puts the instrument's timbres into any sampler. Each instrument is ``DIR/
   loops), looped while the key is held (SFZ ``loop_sustain``);
 - a bank's morph path is one instrument with a group per morph step, crossfaded by the bank's
   morph controller as the engine does (linear gains, neighbouring steps): SFZ ``xfin_locc`` /
-  ``xfout_locc``, DecentSampler group-volume bindings.
+  ``xfout_locc``, DecentSampler group-volume bindings, ``.multisample`` select ranges with fades
+  (the sampler's Select dimension, which the user maps to the controller);
+- ``.multisample`` maps keys and velocities only: the envelope and the velocity curve are the
+  sampler's own settings.
 
 Notes come from the note cache (made once, reused). The pack is written into a hidden folder in
 ``DIR`` and renamed into place at the end, samples before the instrument files that name them;
@@ -31,6 +37,7 @@ import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +54,15 @@ from gansynth_instrument.engine import (
     note_amplitude,
 )
 from gansynth_instrument.errors import GansynthError, OutputError
-from gansynth_instrument.fileio import check_writable_dir
+from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
 from gansynth_instrument.preset_files import bank_preset
 from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 
-FORMATS = ("sfz", "dspreset")
+FORMATS = ("sfz", "dspreset", "multisample")
+DEFAULT_FORMATS = ("sfz", "dspreset")
 RATES = (48000, 44100)
 BIT_DEPTHS = (16, 24)
 DEFAULT_BIT_DEPTH = 24
@@ -203,7 +211,7 @@ def bake(
     presets: Sequence[Preset] = (),
     bank: Bank | None = None,
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     rate: int = RATES[0],
     bit_depth: int = DEFAULT_BIT_DEPTH,
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
@@ -240,8 +248,12 @@ def bake(
             if "dspreset" in formats:
                 text = dspreset_text(instrument, samples, curve)
                 (staging / f"{instrument.name}.dspreset").write_text(text, encoding="utf-8")
+            if "multisample" in formats:
+                write_multisample(staging / f"{instrument.name}.multisample", instrument, samples)
         files = _commit(staging, out_dir, [i.name for i in instruments], formats)
     except (OSError, sf.SoundFileError) as err:
+        if isinstance(err, sf.SoundFileError) and no_space_left(staging):
+            err = disk_full_error()  # libsndfile's own words for it are "System error."
         reason = getattr(err, "strerror", None) or str(err)
         raise OutputError(f"{out_dir}: cannot write the pack ({reason})") from None
     finally:
@@ -493,3 +505,57 @@ def dspreset_text(
             )
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --- Bitwig / PreSonus .multisample ---------------------------------------------------------------
+
+
+def multisample_xml(instrument: Instrument, steps: Sequence[Sequence[Sample]]) -> str:
+    """The instrument as ``multisample.xml``: a group per step, a ``<sample>`` per WAV with its
+    keys, every velocity, and for a morph the step's crossfade as its select range."""
+    root = ET.Element("multisample", name=instrument.name)
+    ET.SubElement(root, "generator").text = "gansynth-instrument"
+    ET.SubElement(root, "category").text = ""
+    ET.SubElement(root, "creator").text = ""
+    ET.SubElement(root, "description").text = instrument.steps[0].timbre.name
+    for step in instrument.steps:
+        ET.SubElement(root, "group", name=step.timbre.name)
+    for index, (step, samples) in enumerate(zip(instrument.steps, steps, strict=True)):
+        fade_in = step.fade_in or (0, 0)  # CC values: silent → full; then full → silent
+        fade_out = step.fade_out or (127, 127)
+        select = {
+            "low": fade_in[0],
+            "high": fade_out[1],
+            "low-fade": fade_in[1] - fade_in[0],
+            "high-fade": fade_out[1] - fade_out[0],
+        }
+        for sample in samples:
+            element = ET.SubElement(
+                root, "sample", file=sample.path, gain=f"{sample.volume_db:.4f}", group=str(index)
+            )
+            ET.SubElement(
+                element,
+                "key",
+                root=str(sample.pitch),
+                track="1",
+                low=str(sample.keys[0]),
+                high=str(sample.keys[1]),
+            )
+            ET.SubElement(element, "velocity", low="1", high="127")
+            ET.SubElement(element, "select", {k: str(v) for k, v in select.items()})
+            if sample.loop is not None:  # stop: the frame after the last one played
+                start, last = sample.loop
+                ET.SubElement(element, "loop", mode="loop", start=str(start), stop=str(last + 1))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_multisample(
+    path: Path, instrument: Instrument, steps: Sequence[Sequence[Sample]]
+) -> None:
+    """``path`` (in the staging folder, beside the WAVs) as a ``.multisample``: the XML and every
+    sample it names, stored uncompressed so a sampler can stream them from the file."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as pack:
+        pack.writestr("multisample.xml", multisample_xml(instrument, steps))
+        for sample in (s for samples in steps for s in samples):
+            pack.write(path.parent / sample.path, sample.path)

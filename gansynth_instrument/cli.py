@@ -124,15 +124,30 @@ def _add_cache_dir(p: argparse.ArgumentParser, holds: str = "") -> None:
     )
 
 
+# Output rates from telephone quality to the highest rate audio interfaces run at: outside them
+# a rate is a typo (0 divided by zero, 100 Hz and 1 MHz were taken).
+SAMPLE_RATES = (8000, 192000)
+
+
 def _add_sample_rate(p: argparse.ArgumentParser, hint: str = "") -> None:
-    """The output rate; the note cache keeps notes per rate, so warm, render and play share it."""
+    """The output rate; the note cache keeps notes per rate, so warm, render and play share it
+    (``check_sample_rate`` holds them to ``SAMPLE_RATES``)."""
+    low, high = SAMPLE_RATES
     p.add_argument(
         "--sample-rate",
         "--samplerate",
         type=int,
         default=48000,
-        help=f"output rate in Hz the notes are resampled to{hint} (default 48000)",
+        help=f"output rate in Hz the notes are resampled to, {low}..{high}{hint} (default 48000)",
     )
+
+
+def check_sample_rate(args: argparse.Namespace) -> None:
+    """The one rule for every command's ``--sample-rate``: a one-line error naming the range."""
+    rate = getattr(args, "sample_rate", None)
+    low, high = SAMPLE_RATES
+    if rate is not None and not low <= rate <= high:
+        raise GansynthError(f"--sample-rate {rate} Hz is not an output rate (choose {low}..{high})")
 
 
 def _add_preset_or_bank(
@@ -418,7 +433,10 @@ def _add_bake(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the pack")
     add_model_options(p)
     p.add_argument(
-        "--format", default="sfz,dspreset", help="sfz, dspreset or both (default sfz,dspreset)"
+        "--format",
+        default="sfz,dspreset",
+        help="comma-separated: sfz, dspreset (DecentSampler), multisample (Bitwig, Studio One); "
+        "default sfz,dspreset",
     )
     p.add_argument("--rate", type=int, default=48000, help="sample rate: 48000 or 44100 (48000)")
     p.add_argument("--bit-depth", type=int, default=24, help="WAV bits: 16 or 24 (default 24)")
@@ -630,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_command(args: argparse.Namespace) -> int | None:
     """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
     fast), with Ctrl-C held back, and run it."""
+    check_sample_rate(args)
     module = import_whole(f"gansynth_instrument.commands.{args.command}")
     return module.run(args)
 

@@ -9,12 +9,15 @@ surfaces as one ``OutputError`` naming the path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from gansynth_instrument.errors import OutputError
+
+_FULL_BELOW_BYTES = 64 * 1024  # less than one of libsndfile's buffered writes
 
 
 def check_writable_dir(directory: Path, *, create: bool = False) -> Path:
@@ -55,6 +58,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def no_space_left(directory: Path) -> bool:
+    """Whether the filesystem holding ``directory`` is full (for this user). libsndfile reports
+    every failed write as "System error.", without the errno: a full disk is told by its free
+    space, measured while the failed file still holds what it took."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < _FULL_BELOW_BYTES
+
+
+def disk_full_error() -> OSError:
+    """The OSError a write gets on a full disk ("No space left on device")."""
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -43,9 +43,8 @@ from tqdm import tqdm
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import ModelError, OutputError, PresetError
 from gansynth_instrument.fileio import atomic_path
-from gansynth_instrument.interrupts import import_whole
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
-from gansynth_instrument.model import Model
+from gansynth_instrument.model import Model, import_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ Activations = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def early_layer(model_path: Path) -> Activations:
     """A function (z [B, latent], pitch [B]) → activations [B, dims] of the knobs' layer, run by
     onnxruntime on the sub-graph of the exported model that computes it."""
-    ort = import_whole("onnxruntime")
+    ort = import_runtime("onnxruntime")
 
     try:
         proto = onnx.load(str(model_path))

@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
@@ -42,6 +43,9 @@ from gansynth_instrument.metadata import (
 from gansynth_instrument.spectral import spectrogram_to_audio
 
 BACKENDS = ("auto", "cuda", "openvino", "cpu")
+# onnxruntime's documented full opt-out on Linux and macOS, read once when it loads: no device id
+# or event store under ~/.cache/Microsoft/DeveloperTools, no upload.
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 MODEL_ENV = "GANSYNTH_MODEL"  # the model commands use when --model is left out
 # Shipped in the package (issue 6) so every command works out of the box: a small model trained
 # on FluidR3 GM soundfont notes on a 2-core CPU; used when neither --model nor $GANSYNTH_MODEL is.
@@ -280,22 +284,39 @@ def _cuda_device_count() -> int:
     return 0
 
 
+def import_runtime(name: str) -> ModuleType:
+    """onnxruntime or OpenVINO, imported whole (``import_whole``) with their telemetry off: an
+    instrument sends, and writes into the user's home, nothing of the kind.
+
+    onnxruntime reads ``ORT_DISABLE_TELEMETRY`` as it loads (also in the note workers' processes,
+    which inherit it) and is told again through its API. OpenVINO starts its telemetry on import
+    (a client id in ~/intel) through the optional ``openvino_telemetry`` package, and without it
+    uses its own no-op stub: the package is kept out of this process.
+    """
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    module = import_whole(name)
+    if name == "onnxruntime":
+        module.disable_telemetry_events()
+    return module
+
+
 def _cuda_provider_built() -> bool:
-    ort = import_whole("onnxruntime")
+    ort = import_runtime("onnxruntime")
 
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def _openvino_present() -> bool:
     try:
-        import_whole("openvino")
+        import_runtime("openvino")
     except ImportError:
         return False
     return True
 
 
 def _ort_session(data: bytes, providers: list, threads: int | None, severity: int):
-    ort = import_whole("onnxruntime")
+    ort = import_runtime("onnxruntime")
 
     options = ort.SessionOptions()
     options.log_severity_level = severity
@@ -335,7 +356,7 @@ def _cuda_runner(path: Path, data: bytes) -> _Runner:
 
 def _start_cuda_session(path: Path, data: bytes):
     """An onnxruntime session running on CUDA, or one ModelError line and no log noise."""
-    ort = import_whole("onnxruntime")
+    ort = import_runtime("onnxruntime")
 
     if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from nvidia-* wheels, when those are installed
         with contextlib.redirect_stdout(io.StringIO()):  # it prints what it misses
@@ -362,7 +383,7 @@ def _start_cuda_session(path: Path, data: bytes):
 def _openvino_runner(path: Path, data: bytes, threads: int | None, precision: str) -> _Runner:
     if not _openvino_present():
         raise ModelError("backend openvino: the openvino package is not installed")
-    ov = import_whole("openvino")
+    ov = import_runtime("openvino")
     core = ov.Core()
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise ModelError("precision bf16: this CPU has no native bf16 support")

@@ -5,7 +5,9 @@ the user presets dir (``<platformdirs user data dir>/presets``), then, given the
 play (``model=``, its ``ModelInfo``), the timbres the model carries in its metadata (as a
 soundfont carries its presets), then the shipped ``presets/`` folder. Given the model, a preset
 made for another one (``Preset.misfit``) is a one-line error when asked for by name, and is
-skipped in a bank with one notice (``Bank.notice``).
+skipped in a bank with one notice (``Bank.notice``). A user file that cannot be read costs that
+file alone: listings and banks skip it (one warning line each in ``Bank.notice``; ``scan_presets``
+and ``scan_banks`` say why), and only asking for it by name fails.
 
 A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
 copy on purpose; ``presets new`` with a shipped name refuses without ``--force``); shipped presets
@@ -81,9 +83,10 @@ def load_bank_file(
     path = Path(path)
     data = read_yaml(path)
     misfits: dict[str, str] = {}
+    presets, broken = scan_presets(user_dir=user_dir, model=model)
     if isinstance(data, Mapping) and data.get("programs") == PROGRAMS_FROM_PRESETS:
         fitting = []
-        for preset in list_presets(user_dir=user_dir, model=model):
+        for preset in presets:
             reason = _misfit(preset, model)
             if reason is None:
                 fitting.append(preset)
@@ -94,25 +97,36 @@ def load_bank_file(
         data = {**data, "programs": banks.get(0, {}), "variations": variations}
     bank = Bank.from_dict(data, str(path), path)
     found: dict[str, Preset] = {}
+    broken_names = {p.stem for p in broken}
+    unreadable: set[str] = set()
     for field_name, name in _references(bank):
         try:
             found[name] = lookup_preset(name, user_dir=user_dir, model=model)
         except PresetError as err:
+            if name in broken_names:  # its own notice below says why
+                unreadable.add(name)
+                continue
             raise PresetError(f"{path}: field '{field_name}': {err}") from None
         reason = _misfit(found[name], model)
         if reason is not None:
             misfits[name] = reason
-    notice = ""
+    notices = [broken_notice(reason) for reason in broken.values()]
     if misfits:
-        bank = _without(bank, set(misfits))
         names = sorted(misfits)
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        notice = (
+        notices.append(
             f"{path}: skipped {len(names)} preset{'s' if len(names) > 1 else ''} that do not "
             f"suit this model: {shown} ({names[0]}: {misfits[names[0]]})"
         )
+    if misfits or unreadable:
+        bank = _without(bank, set(misfits) | unreadable)
     kept = {name: found[name] for name in bank.preset_names()}
-    return replace(bank, presets=kept, notice=notice)
+    return replace(bank, presets=kept, notice="\n".join(notices))
+
+
+def broken_notice(reason: str) -> str:
+    """The one warning line for a user file that is skipped (``reason`` names the file)."""
+    return f"warning: skipped a broken file: {reason}"
 
 
 def _references(bank: Bank) -> list[tuple[str, str]]:
@@ -257,43 +271,88 @@ def find_bank(
     name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
 ) -> Bank:
     """A bank by file path, or by name from ``<user dir>/banks``, then the shipped banks; with
-    ``model``, made for it (``load_bank_file``)."""
+    ``model``, made for it (``load_bank_file``). A broken user bank that hides a shipped one of
+    its name gives way to it, with the warning in ``notice``."""
     if _looks_like_path(name_or_path):
         return load_bank_file(Path(name_or_path), user_dir=user_dir, model=model)
     name = str(name_or_path)
     dirs = [d / BANKS_SUBDIR for d in _search_dirs(user_dir)]
-    for d in dirs:
-        candidate = d / f"{name}{PRESET_SUFFIX}"
-        if candidate.is_file():
-            return load_bank_file(candidate, user_dir=user_dir, model=model)
+    user, shipped = (d / f"{name}{PRESET_SUFFIX}" for d in dirs)
+    if user.is_file():
+        try:
+            return load_bank_file(user, user_dir=user_dir, model=model)
+        except PresetError as err:
+            if not shipped.is_file():
+                raise
+            bank = load_bank_file(shipped, user_dir=user_dir, model=model)
+            notice = "\n".join(filter(None, [broken_notice(str(err)), bank.notice]))
+            return replace(bank, notice=notice)
+    if shipped.is_file():
+        return load_bank_file(shipped, user_dir=user_dir, model=model)
     known = ", ".join(_names_in(dirs)) or "none"
     raise PresetError(f"unknown bank '{name}' (known: {known})")
 
 
 def list_presets(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> list[Preset]:
     """Every preset, sorted by name, whichever model it suits: the user's, the model's own
-    timbres, the shipped ones; a name hides the same name further on."""
+    timbres, the shipped ones; a name hides the same name further on. A broken user file is
+    left out (``scan_presets`` says why)."""
+    return scan_presets(user_dir=user_dir, model=model)[0]
+
+
+def scan_presets(
+    *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> tuple[list[Preset], dict[Path, str]]:
+    """``list_presets``'s presets, and each user file that cannot be read as one → why (one
+    line naming it): a file written by hand or by another version costs that file alone."""
     found: dict[str, Preset] = {}
+    broken: dict[Path, str] = {}
     user, shipped = _search_dirs(user_dir)
-    _add_files(found, user)
+    _add_files(found, user, broken)
     for preset in model_presets(model) if model is not None else []:
         found.setdefault(preset.name, preset)
     _add_files(found, shipped)
-    return [found[name] for name in sorted(found)]
+    return [found[name] for name in sorted(found)], broken
 
 
-def _add_files(found: dict[str, Preset], directory: Path) -> None:
-    """The folder's presets whose names ``found`` lacks (a hidden one is not even read)."""
+def _add_files(
+    found: dict[str, Preset], directory: Path, broken: dict[Path, str] | None = None
+) -> None:
+    """The folder's presets whose names ``found`` lacks (a hidden one is not even read); with
+    ``broken``, a file that fails goes there with its error instead of failing the whole."""
     if directory.is_dir():
         for path in sorted(directory.glob("*" + PRESET_SUFFIX)):
             if not path.name.startswith(".") and path.stem not in found:
-                found[path.stem] = _load_named(path, path.stem)
+                try:
+                    found[path.stem] = _load_named(path, path.stem)
+                except PresetError as err:
+                    if broken is None:
+                        raise
+                    broken[path] = str(err)
 
 
 def list_banks(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> list[Bank]:
-    """Every bank, sorted by name; a user bank hides the shipped one of the same name."""
-    names = _names_in(d / BANKS_SUBDIR for d in _search_dirs(user_dir))
-    return [find_bank(name, user_dir=user_dir, model=model) for name in names]
+    """Every bank, sorted by name; a user bank hides the shipped one of the same name. A bank
+    that cannot be loaded is left out (``scan_banks`` says why)."""
+    return scan_banks(user_dir=user_dir, model=model)[0]
+
+
+def scan_banks(
+    *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> tuple[list[Bank], dict[Path, str]]:
+    """``list_banks``'s banks, and each user bank file that cannot be loaded → why (one line
+    naming it); a shipped bank its broken file would hide is listed."""
+    found: dict[str, Bank] = {}
+    broken: dict[Path, str] = {}
+    for directory in (d / BANKS_SUBDIR for d in _search_dirs(user_dir)):
+        for name in _names_in([directory]):
+            path = directory / f"{name}{PRESET_SUFFIX}"
+            if name not in found:
+                try:
+                    found[name] = load_bank_file(path, user_dir=user_dir, model=model)
+                except PresetError as err:
+                    broken[path] = str(err)
+    return [found[name] for name in sorted(found)], broken
 
 
 def is_shipped(item: Preset | Bank) -> bool:

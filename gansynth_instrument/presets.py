@@ -292,7 +292,8 @@ class Bank:
 
     A bank loaded for a model (``preset_files.load_bank_file``) holds the presets its names
     stand for in ``presets`` (the model's own timbres have no file to find them by again), and
-    in ``notice`` the one line that says which presets it skipped as not suiting the model.
+    in ``notice`` the lines that say which presets it skipped: one for those not suiting the
+    model, one warning per broken user file.
     """
 
     name: str

@@ -11,8 +11,8 @@ Security, for a server that plays and writes files on the player's machine:
 - every request needs the random token in the URL (``?token=``), compared in constant time;
 - a WebSocket or a POST from a page of another origin is refused (403), so another site open in
   the same browser cannot drive the instrument or save files;
-- it serves only its own three files, by fixed names; presets are saved and renamed by validated
-  names (``ui_surface``), never by a path.
+- it serves only its own four files (page, script, style, icon), by fixed names; presets are
+  saved and renamed by validated names (``ui_surface``), never by a path.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ STATIC = {  # URL path → (file in gansynth_instrument/ui, content type)
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
     "/style.css": ("style.css", "text/css"),
+    "/icon.svg": ("icon.svg", "image/svg+xml"),  # the page names it: no /favicon.ico request
 }
 HEADERS = {
     "Cache-Control": "no-store",

@@ -84,3 +84,22 @@ def spy(model: Model, monkeypatch: pytest.MonkeyPatch) -> Iterator[GenerateSpy]:
     spy = GenerateSpy(model, monkeypatch)
     yield spy
     spy.release()  # never leave a note worker parked
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real, tiny filesystem (a 200 KiB tmpfs) that a render or a pack fills: libsndfile's and
+    the kernel's own failure (ENOSPC), not a simulated one. Needs root (mount); skips only where
+    the mount is refused."""
+    import subprocess
+
+    where = tmp_path / "full"
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(where)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)

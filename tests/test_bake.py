@@ -3,6 +3,7 @@ compared key by key with the instrument's own ``render`` of the same key, veloci
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,6 +385,80 @@ def test_decentsampler_files_are_xml_naming_existing_samples(model: Model, pack:
     assert [int(b.get("position")) for b in bindings] == list(range(BANK.morph_steps))
 
 
+def _sfz_cover(path: Path) -> list[set[tuple[int, int, int]]]:
+    """Per SFZ group: the (pitch, key, velocity) its regions play (SFZ's lovel/hivel: 1, 127)."""
+    groups: list[set[tuple[int, int, int]]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("<group>"):
+            groups.append(set())
+        elif line.startswith("<region>"):
+            ops = dict(op.split("=") for op in line.split()[1:])
+            keys = range(int(ops["lokey"]), int(ops["hikey"]) + 1)
+            velocities = range(int(ops.get("lovel", 1)), int(ops.get("hivel", 127)) + 1)
+            groups[-1] |= {(int(ops["pitch_keycenter"]), k, v) for k in keys for v in velocities}
+    return groups
+
+
+def test_multisample_files_hold_every_sample_they_name_and_cover_what_the_sfz_does(
+    model: Model, pack: Pack, plain_yaml: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ms"
+    formats = ("sfz", "multisample")
+    bake_pack(
+        model, out, [PLAIN, HELD], BANK, formats=formats, cache_dir=pack.cache, progress=False
+    )
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no staging
+    for name in ("plain", "held", "duo-morph"):
+        with zipfile.ZipFile(out / f"{name}.multisample") as archive:
+            infos = {i.filename: i for i in archive.infolist()}
+            assert all(i.compress_type == zipfile.ZIP_STORED for i in infos.values())
+            root = ET.fromstring(archive.read("multisample.xml"))
+            assert root.tag == "multisample" and root.get("name") == name
+            groups = root.findall("group")
+            cover: list[set[tuple[int, int, int]]] = [set() for _ in groups]
+            for sample in root.findall("sample"):
+                inside = archive.read(sample.get("file"))  # KeyError if it is not in the ZIP
+                assert inside == (out / sample.get("file")).read_bytes()
+                key, velocity = sample.find("key"), sample.find("velocity")
+                keys = range(int(key.get("low")), int(key.get("high")) + 1)
+                velocities = range(int(velocity.get("low")), int(velocity.get("high")) + 1)
+                pitch = int(key.get("root"))
+                cover[int(sample.get("group"))] |= {(pitch, k, v) for k in keys for v in velocities}
+                assert (sample.find("loop") is not None) == (name == "held")
+        assert cover == _sfz_cover(out / f"{name}.sfz")
+        assert len(groups) == (BANK.morph_steps if name == "duo-morph" else 1)
+    # The morph's steps fade over the select range as the SFZ's groups fade over CC1.
+    morph = ET.parse(
+        io.BytesIO(zipfile.ZipFile(out / "duo-morph.multisample").read("multisample.xml"))
+    )
+    selects = {(s.get("group"), tuple(s.find("select").items())) for s in morph.iterfind("sample")}
+    assert len(selects) == BANK.morph_steps
+    first = dict(next(items for group, items in selects if group == "0"))
+    assert (first["low"], first["low-fade"], first["high"], first["high-fade"]) == (
+        "0",
+        "0",
+        "64",
+        "64",
+    )
+    # Through the command, as a user asks for it.
+    code, stdout, err = run_cli(
+        [
+            "bake",
+            plain_yaml,
+            "-o",
+            out,
+            "--format",
+            "multisample",
+            "--cache-dir",
+            pack.cache,
+            "--model",
+            model.path,
+        ],
+        capsys,
+    )
+    assert code == 0 and f"wrote {out / 'plain.multisample'}" in stdout, err
+
+
 def test_decentsampler_velocity_layers_follow_the_curve() -> None:
     """Linear velocity tracking (DecentSampler's) times each layer's gain stays within 0.5 dB of
     the instrument's curve at every velocity."""
@@ -569,6 +645,16 @@ def test_a_disk_that_fills_mid_bake_is_one_line_and_leaves_the_earlier_pack(
     error = [line for line in run.stderr.splitlines() if "error" in line]
     assert len(error) == 1 and "cannot write the pack" in error[0], run.stderr
     assert snapshot(earlier) == before
+
+
+def test_a_full_disk_is_one_line_saying_so_and_leaves_nothing(
+    full_disk: Path, tiny_model: Path, pack: Pack, plain_yaml: Path, capsys
+) -> None:
+    argv = ["bake", plain_yaml, "-o", full_disk, "--model", tiny_model, "--cache-dir", pack.cache]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{full_disk}: cannot write the pack (No space left on device)" in err
+    assert list(full_disk.iterdir()) == []
 
 
 def test_an_interrupted_bake_leaves_nothing(

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 import soundfile
+from midi_writer import write_midi
 
 from gansynth_instrument import model
 from gansynth_instrument.cli import build_parser, main
@@ -120,3 +122,33 @@ def test_load_model_from_args_uses_each_option(
     options = argparse.Namespace(model=None, backend="cpu", threads=1, precision="f32")
     model = load_model_from_args(options)
     assert (model.path, model.backend, model.precision) == (tiny_model, "cpu", "f32")
+
+
+def _song(tmp_path: Path) -> Path:
+    on, off = mido.Message("note_on", note=60, velocity=100), mido.Message("note_off", note=60)
+    return write_midi(tmp_path / "song.mid", [(0.0, on), (0.2, off)])
+
+
+@pytest.mark.parametrize("rate", ["0", "100", "7999", "192001", "1000000"])
+@pytest.mark.parametrize("command", ["render", "play", "cache warm"])
+def test_an_output_rate_outside_8k_to_192k_is_one_line_naming_the_range(
+    command: str, rate: str, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [_song(tmp_path).name] if command == "render" else []
+    where = {"render": [str(tmp_path / "song.mid"), "-o", str(tmp_path / "out.wav")]}
+    argv = [*command.split(), *where.get(command, []), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--model", str(tiny_model), "--sample-rate", rate]
+    assert main(argv if command != "play" else [a for a in argv if "cache" not in a]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--sample-rate {rate} Hz" in err and "8000..192000" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+
+
+@pytest.mark.parametrize("rate", [8000, 192000])
+def test_render_takes_the_ends_of_the_output_rates(
+    rate: int, tiny_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.wav"
+    argv = ["render", str(_song(tmp_path)), "-o", str(out), "--model", str(tiny_model)]
+    assert main([*argv, "--sample-rate", str(rate), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert soundfile.info(out).samplerate == rate

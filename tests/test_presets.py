@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 import yaml
@@ -380,3 +381,68 @@ def test_descriptions_with_unicode_line_breaks_survive_save_and_load(text, tmp_p
     # PyYAML reads a raw U+0085/U+2028/U+2029 back as a line break (hypothesis found '\x85').
     preset = Preset(name="nel", seed=1, latent=None, description=text)
     assert load_preset_file(save_preset(preset, tmp_path)).description == text
+
+
+def _bad_user_files(user: Path) -> dict[str, Path]:
+    """A user folder with one file of each kind that used to stop every command, and a good one."""
+    create_preset("good", seed=4, changes={"program": 5}, user_dir=user)
+    return {
+        "huge": _write(user / "huge.yaml", "name: huge\ndescription: " + "x" * 1_100_000 + "\n"),
+        "torn": _write(user / "torn.yaml", "name: torn\nseed: [1, 2\n"),
+        "felt-keys": _write(user / "felt-keys.yaml", "name: other-name\nseed: 3\n"),
+        "mine": _write(user / "banks" / "mine.yaml", "name: mine\nprograms: {0: [\n"),
+    }
+
+
+def test_a_broken_user_file_costs_that_file_alone(user_dir: Path) -> None:
+    bad = _bad_user_files(user_dir)
+    bank = find_bank("default", user_dir=user_dir)
+    assert bank.programs[5] == "good" and "felt-keys" not in bank.preset_names()
+    warnings = bank.notice.splitlines()
+    assert len(warnings) == 3, warnings  # one per broken preset the bank would have read
+    for name in ("huge", "torn", "felt-keys"):
+        (line,) = [w for w in warnings if str(bad[name]) in w]
+        assert line.startswith("warning: skipped a broken file: ")
+    names = [p.name for p in list_presets(user_dir=user_dir)]
+    assert "good" in names and "glass-bell" in names and "huge" not in names
+    assert [b.name for b in list_banks(user_dir=user_dir)] == ["default"]
+    for name in ("huge", "torn", "felt-keys"):  # naming a broken preset is the one failure
+        with pytest.raises(PresetError, match=str(bad[name])):
+            find_preset(name, user_dir=user_dir)
+    with pytest.raises(PresetError, match=str(bad["mine"])):
+        find_bank("mine", user_dir=user_dir)
+
+
+def test_a_broken_user_bank_gives_way_to_the_shipped_one_it_hides(user_dir: Path) -> None:
+    path = _write(user_dir / "banks" / "default.yaml", "name: default\nmorph: 3\n")
+    bank = find_bank("default", user_dir=user_dir)
+    assert is_shipped(bank) and bank.programs[0] == "fluid-piano"
+    assert bank.notice.startswith(f"warning: skipped a broken file: {path}: field 'morph'")
+
+
+def test_cli_lists_broken_files_and_renders_past_them(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from midi_writer import write_midi
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    bad = _bad_user_files(tmp_path / "gansynth-instrument" / "presets")
+    assert cli.main(["presets", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    for name, path in bad.items():
+        (line,) = [line for line in listing if line.startswith(f"{name} ") and "broken" in line]
+        assert str(path) in line
+    assert any(line.startswith("good ") for line in listing)
+
+    on, off = mido.Message("note_on", note=60, velocity=100), mido.Message("note_off", note=60)
+    midi = write_midi(tmp_path / "song.mid", [(0.0, on), (0.3, off)])
+    out = tmp_path / "song.wav"
+    argv = ["render", str(midi), "-o", str(out), "--model", str(tiny_model)]
+    argv += ["--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert out.is_file()
+    assert sum("warning: skipped a broken file" in line for line in err.splitlines()) == 3, err
+    assert cli.main([*argv, "--preset", "torn"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad["torn"]) in err

@@ -215,3 +215,19 @@ def test_bad_or_empty_midi_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and str(midi) in err and needle in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mid"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(
+    full_disk, tiny_model, tmp_path, capsys
+):
+    """Three seconds of stereo outgrow the 200 KiB filesystem: libsndfile's "System error." is
+    said as what it is, and the half-written file goes."""
+    on, off = mido.Message("note_on", note=60, velocity=100), mido.Message("note_off", note=60)
+    midi = write_midi(tmp_path / "song.mid", [(0.0, on), (3.0, off)])
+    out = full_disk / "song.wav"
+    argv = ["render", midi, "-o", out, "--model", tiny_model, "--cache-dir", tmp_path / "notes"]
+    assert cli.main([str(a) for a in [*argv, "--preset", "felt-keys"]]) == 1
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "error" in line]  # no traceback
+    assert line.endswith(f"render: error: {out}: cannot write (No space left on device)"), err
+    assert list(full_disk.iterdir()) == []

@@ -131,6 +131,7 @@ def session(jack_server, model, tmp_path_factory: pytest.TempPathFactory) -> Ite
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1100"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     root = tmp_path_factory.mktemp("ui")
     with (
         surface_rig(model, root, BANK) as (player, sender, user_dir),
@@ -184,6 +185,21 @@ def test_page_shows_the_instrument_its_controls_and_meters(session: Session):
     )
     assert s.text("voices").endswith("/ 32")
     assert s.js("return document.querySelectorAll('#piano .key').length") == 37
+
+
+def test_a_fresh_load_leaves_no_error_in_the_console(session: Session):
+    """Every request the page makes on load is answered (a /favicon.ico refused with 403 was an
+    error on every load)."""
+    s = session
+    s.driver.get_log("browser")  # drained: what earlier tests left
+    s.driver.get(s.server.url)
+    s.wait_for("the page to connect", lambda: s.text("connection") == "connected")
+    s.wait_for(
+        "the presets", lambda: s.js("return document.querySelectorAll('#presets li').length")
+    )
+    time.sleep(0.5)  # a late request (the icon) is logged after the load
+    errors = [e for e in s.driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
 
 
 def test_a_cc_from_a_midi_client_moves_the_matching_control_on_the_page(session: Session):

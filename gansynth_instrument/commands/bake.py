@@ -1,4 +1,5 @@
-"""``gansynth-instrument bake``: presets or a bank as a sample pack (SFZ, DecentSampler)."""
+"""``gansynth-instrument bake``: presets or a bank as a sample pack (SFZ, DecentSampler,
+``.multisample``)."""
 
 from __future__ import annotations
 

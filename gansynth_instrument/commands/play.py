@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     checks = (
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
         (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
-        (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
     for ok, rule, value in checks:

@@ -18,10 +18,10 @@ from gansynth_instrument.preset_files import (
     find_bank,
     find_preset,
     is_shipped,
-    list_banks,
-    list_presets,
     lookup_preset,
     save_copy,
+    scan_banks,
+    scan_presets,
     shipped_presets_dir,
     user_presets_dir,
 )
@@ -109,7 +109,8 @@ def _timbre_text(preset: Preset) -> str:
 
 def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> str:
     """The ``presets list`` table: presets (with ``model``, its own timbres among them, and the
-    ones made for another model marked), then banks."""
+    ones made for another model marked), then banks; a user file that cannot be read is listed
+    as broken, with why."""
     lines = []
     if model is not None:
         made_for = f"family {model.family}" if model.family else f"digest {model.digest}"
@@ -117,7 +118,8 @@ def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = No
     lines.append(
         f"{'preset':<25} {'prog':>5}  {'timbre':<14} {'gain_db':>7}  {'where':<7}  description"
     )
-    for p in list_presets(user_dir=user_dir, model=model):
+    presets, broken = scan_presets(user_dir=user_dir, model=model)
+    for p in presets:
         # Bank select 0 shows the program alone; another bank as BANK:PROGRAM.
         prog = "" if p.program is None else f"{p.bank}:{p.program}" if p.bank else str(p.program)
         where = "model" if p.path is None else "shipped" if is_shipped(p) else "user"
@@ -127,8 +129,12 @@ def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = No
             f"{p.name:<25} {prog:>5}  {_timbre_text(p):<14} {p.gain_db:>7.1f}  {where:<7}  "
             f"{p.description}{note}"
         )
-    banks = list_banks(user_dir=user_dir, model=model)
-    if banks:
+    lines += [
+        f"{path.stem:<25} {'':>5}  {'broken':<14} {'':>7}  user     {why}"
+        for path, why in broken.items()
+    ]
+    banks, broken_banks = scan_banks(user_dir=user_dir, model=model)
+    if banks or broken_banks:
         lines.append("")
         lines.append(f"{'bank':<20} {'programs':>8}  morph (CC, steps: path)")
         for b in banks:
@@ -139,6 +145,7 @@ def format_listing(*, user_dir: Path | None = None, model: ModelInfo | None = No
             )
             programs = len(b.programs) + sum(len(v) for v in b.variations.values())
             lines.append(f"{b.name:<20} {programs:>8}  {morph}")
+        lines += [f"{path.stem:<20} {'broken':>8}  {why}" for path, why in broken_banks.items()]
     lines.append("")
     lines.append(f"user presets: {user_dir if user_dir is not None else user_presets_dir()}")
     lines.append(f"shipped presets (read-only): {shipped_presets_dir()}")
