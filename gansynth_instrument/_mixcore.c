@@ -640,7 +640,10 @@ static PyObject *Core_attach(Core *c, PyObject *args) {
     }
     Py_buffer view;
     if (PyObject_GetBuffer(pcm, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (view.itemsize != 2 || view.format == NULL || strcmp(view.format, "h") != 0) {
+    const char *format = view.format != NULL ? view.format : "";
+    char native = PY_LITTLE_ENDIAN ? '<' : '>';
+    if (*format == '@' || *format == '=' || *format == native) format++;
+    if (view.itemsize != 2 || strcmp(format, "h") != 0) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "attach: a C-contiguous int16 waveform");
         return NULL;

@@ -44,6 +44,7 @@ from gansynth_instrument.levels import (
 )
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
+from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
@@ -424,7 +425,7 @@ class EngineRender:
 
 def render_blocks(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -463,7 +464,7 @@ def render_blocks(
 
 def _mixed(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     stamped: Sequence[tuple[int, Sequence[int]]],
     block_frames: int,
     progress: bool,
@@ -476,7 +477,7 @@ def _mixed(
     with tqdm(
         total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
     ) as bar:
-        while i < len(stamped) or mixer.voices_active or mixer.commands:
+        while i < len(stamped) or mixer.voices_active or mixer.pending():
             end = frame + block_frames
             while i < len(stamped) and stamped[i][0] < end:
                 engine.handle(stamped[i][1], stamped[i][0])
@@ -500,7 +501,7 @@ def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
 
 def render_events(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -543,7 +544,7 @@ def render_midi_engine(
     check_output_file(out_path)
     output_format(out_path, subtype)
     events = read_midi(midi_path)
-    mixer = Mixer(
+    mixer = make_mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,
         channels=2,
