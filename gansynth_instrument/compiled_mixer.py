@@ -180,11 +180,16 @@ def make_mixer(sample_rate: int, **options: Any) -> CompiledMixer | Mixer:
     stderr); with ``MIXER_ENV`` set to 1, a missing core is an error."""
     if load_core()[0] is not None:
         return CompiledMixer(sample_rate, **options)
-    why = load_core()[1]
+    numpy_notice(load_core()[1])
+    return Mixer(sample_rate, **options)
+
+
+def numpy_notice(why: str) -> None:
+    """Say in one line that the NumPy mixer plays (``why``: the core did not load); with
+    ``MIXER_ENV`` set to 1, raise that as an error instead."""
     if os.environ.get(MIXER_ENV) == "1":
         raise GansynthError(f"compiled mixer unavailable ({why}) and {MIXER_ENV}=1")
     print(f"compiled mixer unavailable ({why}); using the numpy mixer", file=sys.stderr)
-    return Mixer(sample_rate, **options)
 
 
 def mixer_in_use() -> str:

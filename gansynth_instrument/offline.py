@@ -26,6 +26,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.audio_files import output_format, stream_to_file
+from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
@@ -44,7 +45,6 @@ from gansynth_instrument.levels import (
 )
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
-from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
