@@ -26,6 +26,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.audio_files import output_format, stream_to_file
+from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
@@ -424,7 +425,7 @@ class EngineRender:
 
 def render_blocks(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -463,7 +464,7 @@ def render_blocks(
 
 def _mixed(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     stamped: Sequence[tuple[int, Sequence[int]]],
     block_frames: int,
     progress: bool,
@@ -476,7 +477,7 @@ def _mixed(
     with tqdm(
         total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
     ) as bar:
-        while i < len(stamped) or mixer.voices_active or mixer.commands:
+        while i < len(stamped) or mixer.voices_active or mixer.pending():
             end = frame + block_frames
             while i < len(stamped) and stamped[i][0] < end:
                 engine.handle(stamped[i][1], stamped[i][0])
@@ -500,7 +501,7 @@ def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
 
 def render_events(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -543,7 +544,7 @@ def render_midi_engine(
     check_output_file(out_path)
     output_format(out_path, subtype)
     events = read_midi(midi_path)
-    mixer = Mixer(
+    mixer = make_mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,
         channels=2,
