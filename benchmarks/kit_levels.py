@@ -26,6 +26,7 @@ from onsets import fluidsynth_render  # noqa: E402
 
 from gansynth_instrument.cli import main  # noqa: E402
 from gansynth_instrument.preset_files import find_kit_or_preset  # noqa: E402
+from gansynth_instrument.presets import Kit  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 RATE = 48000
@@ -45,12 +46,14 @@ def hit_levels(audio: np.ndarray) -> list[float]:
     return levels
 
 
-def main_() -> None:
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kit", default="gm-kit")
     parser.add_argument("--offset", type=float, default=10.0)
     args = parser.parse_args()
     kit = find_kit_or_preset(args.kit)
+    if not isinstance(kit, Kit):
+        raise SystemExit(f"{args.kit} is a preset, not a drum kit")
     with tempfile.TemporaryDirectory() as tmp:
         hits = []
         for i, key in enumerate(KEYS):
@@ -62,11 +65,14 @@ def main_() -> None:
             main(["render", str(midi), "-o", str(wav), "--drums", args.kit])
         ours, _ = sf.read(wav, dtype="float32")
         fluid = fluidsynth_render(midi, SOUNDFONT, RATE, channels={9})
-    for key, mine, theirs in zip(KEYS, hit_levels(ours), hit_levels(fluid)):
+    for key, mine, theirs in zip(KEYS, hit_levels(ours), hit_levels(fluid), strict=True):
         gain = kit.sounds[key].gain_db if key in kit.sounds else 0.0
         suggested = gain + theirs + args.offset - mine
-        print(f"{key:3d}  kit {mine:6.1f} dBFS  FluidSynth {theirs:6.1f} dBFS  gain_db {suggested:+.0f}")
+        print(
+            f"{key:3d}  kit {mine:6.1f} dBFS  FluidSynth {theirs:6.1f} dBFS  "
+            f"gain_db {suggested:+.0f}"
+        )
 
 
 if __name__ == "__main__":
-    main_()
+    run()

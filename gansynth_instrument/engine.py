@@ -124,7 +124,7 @@ SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 SKIP_PERCUSSION = "drum notes"
 PERCUSSION_NOTICE = (
     "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
-    "played (give it a preset with --drums PRESET or a bank's 'drums:')"
+    "played (give it a drum kit or a preset with --drums NAME, or a bank's 'drums:')"
 )
 SKIP_RANGE = "notes out of the model's range"
 SKIP_KIT = "drum notes the kit lacks"

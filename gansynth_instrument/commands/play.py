@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     bank = find_bank(args.bank, model=info) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default", model=info)
-    drums, bank, drums_notice = drums_from_args(args, info, bank)
+    drums, bank = drums_from_args(args, info, bank)
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
@@ -80,9 +80,8 @@ def run(args: argparse.Namespace) -> int:
             "(--bank NAME, or no --preset for the default bank)"
         )
     assert info is not None
-    for line in (bank.notice if bank is not None else "", drums_notice):
-        if line:
-            print(line, file=sys.stderr)
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     find_output(args.device)  # no audio output → one line suggesting 'render', before the model
     if args.threads is None:
         args.threads = live_render_threads()

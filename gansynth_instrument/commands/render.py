@@ -43,10 +43,9 @@ def run(args: argparse.Namespace) -> int:
     bank = find_bank(args.bank, model=info) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK, model=info)
-    drums, bank, notice = drums_from_args(args, info, bank)
-    for line in (bank.notice if bank is not None else "", notice):
-        if line:
-            print(line, file=sys.stderr)
+    drums, bank = drums_from_args(args, info, bank)
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
     master_gain(args.gain_db)
     model = load_model_from_args(args)
