@@ -217,7 +217,6 @@ class Engine:
         self._pitch_set = frozenset(self.pitches)
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
-        self.drums = drums
         self._path = list(morph)  # the bank's morph steps
         self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
