@@ -154,7 +154,7 @@ def _add_preset_or_bank(
     p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup,
 ) -> None:
     """The timbres of render and play (play takes one or the other)."""
-    p.add_argument("--preset", help="play every note with this preset (name or .yaml)")
+    p.add_argument("--preset", help="play every note with this preset, or drum kit (name or .yaml)")
     p.add_argument("--bank", help="bank: program changes + morph path (default: default)")
 
 
@@ -167,11 +167,16 @@ def _add_channels(p: argparse.ArgumentParser, flag: str) -> None:
 
 
 def _add_drums(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    drums = p.add_mutually_exclusive_group()
+    drums.add_argument(
         "--drums",
-        metavar="PRESET",
-        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
-        "are not played, unless the bank names a 'drums:' preset",
+        metavar="KIT",
+        help="play channel 10 (General MIDI percussion) with this drum kit, or a preset (each "
+        "key at its own pitch); default: the bank's 'drums:' (the default bank's: gm-kit), "
+        "gm-kit with --preset",
+    )
+    drums.add_argument(
+        "--no-drums", action="store_true", help="do not play channel 10 (GM percussion)"
     )
 
 

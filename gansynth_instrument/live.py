@@ -50,7 +50,7 @@ from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX
 
 if TYPE_CHECKING:
     from gansynth_instrument.make import NoteModel
-    from gansynth_instrument.presets import Bank, Preset
+    from gansynth_instrument.presets import Bank, Kit, Preset
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
@@ -80,7 +80,8 @@ class Player:
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
     programs to connect to. ``channels`` (0-15) filters input; None hears every channel.
-    ``drums`` plays channel 10 (General MIDI percussion; default: the bank's, else not played).
+    ``drums`` plays channel 10 (General MIDI percussion): a kit or a preset (default: the
+    bank's, else not played).
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
@@ -93,7 +94,7 @@ class Player:
         self,
         model: NoteModel,
         *,
-        preset: Preset | None = None,
+        preset: Preset | Kit | None = None,
         bank: Bank | None = None,
         sample_rate: int = 48000,
         block_frames: int = 128,
@@ -101,7 +102,7 @@ class Player:
         midi_in: Sequence[str] = (),
         virtual_midi: str = DEFAULT_VIRTUAL_PORT,
         channels: Collection[int] | None = None,
-        drums: Preset | None = None,
+        drums: Preset | Kit | None = None,
         polyphony: int = DEFAULT_POLYPHONY,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,

@@ -49,7 +49,7 @@ from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.presets import Bank, Kit, Preset
 from gansynth_instrument.timbre import Timbre, blend_settings
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
@@ -421,6 +421,7 @@ class EngineRender:
     peak: float  # largest |sample|; above 1.0 a float WAV holds it, other formats clip
     clipped: int  # samples clipped to ±1 (formats that cannot hold more)
     channels: list[ChannelReport]  # per MIDI channel: presets played, notes skipped
+    drums: str  # what channel 10 played (``Engine.drums_summary``)
 
 
 def render_blocks(
@@ -518,9 +519,9 @@ def render_midi_engine(
     midi_path: Path,
     out_path: Path,
     *,
-    preset: Preset | None = None,
+    preset: Preset | Kit | None = None,
     bank: Bank | None = None,
-    drums: Preset | None = None,
+    drums: Preset | Kit | None = None,
     channels: Collection[int] | None = None,
     knobs: KnobDirections | None = None,
     sample_rate: int = 48000,
@@ -582,6 +583,7 @@ def render_midi_engine(
         writer.peak,
         writer.clipped,
         report,
+        engine.drums_summary(),
     )
 
 
@@ -594,5 +596,6 @@ def channel_lines(reports: Sequence[ChannelReport]) -> list[str]:
         text = played or "nothing played"
         if skipped:
             text += f"; skipped {skipped}"
+        text += "".join(f"; {remark}" for remark in r.remarks)
         lines.append(f"  channel {r.channel + 1:>2}: {text}")
     return lines

@@ -159,6 +159,7 @@ class Voices:
         attack_s: float = 0.01,
         release_s: float = 0.3,
         loop: bool = False,
+        one_shot: bool = False,
         channel: int = 0,
         frame: int = IMMEDIATE,
     ) -> int | None:
@@ -166,6 +167,8 @@ class Voices:
 
         ``weight`` is layer_b's share of a morph crossfade (0 = only layer_a). ``loop``: while held
         the voice loops the middle of its notes (see the module docstring) instead of ending.
+        ``one_shot`` (a drum hit): the voice plays its note to the end; note-offs, the pedal and
+        all-notes-off leave it, and it is stolen as early as a released voice.
         """
         self._collect_finished()
         if loop:
@@ -188,7 +191,7 @@ class Voices:
         if old.sounding:
             self._by_serial.pop(old.serial, None)
         self._slots[slot] = _Slot(
-            key, self._serials, self._serials, True, False, True, loop=loop, channel=channel
+            key, self._serials, self._serials, not one_shot, False, True, loop=loop, channel=channel
         )
         self._by_serial[self._serials] = slot
         return slot

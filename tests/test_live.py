@@ -328,7 +328,8 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
     assert play.returncode == 0 and "Traceback" not in err, err
     assert any(line.startswith("audio ") and "JACK" in line for line in lines)
     assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
-    assert "drums   channel 10: slow-pad\n" in lines
+    melodic = "a melodic preset as the drum kit: each key plays its own pitch"
+    assert f"drums   channel 10: slow-pad ({melodic})\n" in lines
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 

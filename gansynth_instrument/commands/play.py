@@ -17,7 +17,11 @@ from typing import Any
 from gansynth_instrument.audio import STALL_S, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.commands import (
+    drums_from_args,
+    load_model_from_args,
+    model_info_from_args,
+)
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
@@ -27,7 +31,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.midi_spec import note_off
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
 
 STATUS_PERIOD_S = 0.25
 SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns
@@ -63,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
         check_osc(args.osc_host, args.osc)
     single = args.preset and not args.bank  # known before the model's file is read
     info = None if args.learn and single else model_info_from_args(args)
-    preset = find_preset(args.preset, model=info) if args.preset else None
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default", model=info)
-    drums = find_preset(args.drums, model=info) if args.drums else None
+    drums, bank = drums_from_args(args, info, bank)
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
@@ -207,9 +211,8 @@ def _print_header(player: Player, model_path: Any) -> None:
     )
     listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
     chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
-    drums = player.engine.drums.name if player.engine.drums is not None else "not played"
     print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
-    print(f"drums   channel 10: {drums}")
+    print(f"drums   channel 10: {player.engine.drums_summary()}")
     if player.engine.learning:
         print("learn   move a knob (or the mod wheel) to bind it")
     engine = player.engine

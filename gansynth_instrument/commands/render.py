@@ -9,7 +9,11 @@ import sys
 
 from gansynth_instrument.audio_files import output_format
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.commands import (
+    drums_from_args,
+    load_model_from_args,
+    model_info_from_args,
+)
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.knobs import KNOB_CCS, turns_knobs
@@ -22,7 +26,7 @@ from gansynth_instrument.offline import (
     check_output_file,
     render_midi_engine,
 )
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     channels = parse_channels("--channels", args.channels) if args.channels else None
     events = read_midi(args.midi_file)
     info = model_info_from_args(args)
-    preset = find_preset(args.preset, model=info) if args.preset else None
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
-    drums = find_preset(args.drums, model=info) if args.drums else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK, model=info)
+    drums, bank = drums_from_args(args, info, bank)
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
         f"{args.sample_rate} Hz, stereo, peak {result.peak:.3f}{clipped}"
     )
+    print(f"drums   channel 10: {result.drums}")
     print("\n".join(channel_lines(result.channels)))
     return 0
 
