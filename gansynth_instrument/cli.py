@@ -393,7 +393,7 @@ def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
         default=0.0,
         help=(
             "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
-            f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
+            f"near -12 dBFS; a limiter keeps {summed} below -1 dBFS)"
         ),
     )
 
