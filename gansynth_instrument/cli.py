@@ -383,6 +383,18 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         "model's knob directions found, once per model, as play does)",
     )
     _add_staging(ren)
+    ren.add_argument(
+        "--loudness",
+        type=float,
+        metavar="LUFS",
+        help="integrated loudness of the file (ITU-R BS.1770), -40..-5 LUFS (default -16), true "
+        "peak at most -1 dBTP; a song with too little sound to measure is written as it is",
+    )
+    ren.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="write the mix at the level play has (master gain and limiter only)",
+    )
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
 
@@ -401,7 +413,7 @@ def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
         default=0.0,
         help=(
             "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
-            f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
+            f"near -12 dBFS; a limiter keeps {summed} below -1 dBFS)"
         ),
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from gansynth_instrument.audio_files import output_format, stream_to_file
+from gansynth_instrument.audio_files import BlockWriter, copy_scaled, output_format, stream_to_file
 from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
@@ -42,6 +43,12 @@ from gansynth_instrument.levels import (
     normalize_peak,
     peak,
     reference_pitch,
+)
+from gansynth_instrument.loudness import (
+    Loudness,
+    LoudnessMeter,
+    Normalisation,
+    normalising_gain,
 )
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
@@ -422,6 +429,9 @@ class EngineRender:
     clipped: int  # samples clipped to ±1 (formats that cannot hold more)
     channels: list[ChannelReport]  # per MIDI channel: presets played, notes skipped
     drums: str  # what channel 10 played (``Engine.drums_summary``)
+    limited_frames: int  # frames the master limiter turned down
+    loudness: Loudness  # of the mix as the instrument made it (live play's level)
+    normalisation: Normalisation | None  # the gain applied for the loudness target; None: off
 
 
 def render_blocks(
@@ -531,11 +541,17 @@ def render_midi_engine(
     progress: bool = True,
     gain_db: float = 0.0,
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
+    loudness: float | None = None,
 ) -> EngineRender:
     """A MIDI file → stereo audio file through the live engine: same channels, voices,
     envelopes, pedal, bend, morph, timbre knobs (given ``knobs``, ``ganspace.knob_directions``)
     and XY pad (a bank's corners), and the same gain staging (levelled timbres, velocity curve,
     preset and master gain, the master-bus limiter; ``levels.py``).
+
+    ``loudness``: the integrated loudness (LUFS) the file is brought to, true peak at most
+    ``loudness.TRUE_PEAK_CEILING_DBTP`` (``loudness.normalising_gain``); None writes the mix at
+    the level live play has. The mix is measured as it renders to a float WAV beside the output,
+    then copied to the output at the chosen gain: two streaming passes, memory one block.
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
@@ -545,12 +561,13 @@ def render_midi_engine(
     check_output_file(out_path)
     output_format(out_path, subtype)
     events = read_midi(midi_path)
+    master = MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames)
     mixer = make_mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,
         channels=2,
         max_block_frames=block_frames,
-        master=MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames),
+        master=master,
     )
     instrument = assemble(
         model,
@@ -565,16 +582,34 @@ def render_midi_engine(
         velocity_exponent=velocity_exponent,
     )
     engine = instrument.engine
-    with (
-        instrument.cache as cache,
-        stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer,
-    ):
-        # Ask for every note the song's programs will play up front, so the cache batches them.
-        for timbre, pitches in engine.planned_notes(e.data for e in events).values():
-            cache.request(timbre.latent, sorted(pitches))
-        blocks = render_blocks(engine, mixer, events, block_frames=block_frames, progress=progress)
-        for block in blocks:
-            writer.write(block)
+    meter = LoudnessMeter(sample_rate, mixer.channels)
+
+    def mix_to(writer: BlockWriter) -> None:
+        with instrument.cache as cache:
+            # Ask for every note the song's programs will play up front, so the cache batches.
+            for timbre, pitches in engine.planned_notes(e.data for e in events).values():
+                cache.request(timbre.latent, sorted(pitches))
+            for block in render_blocks(
+                engine, mixer, events, block_frames=block_frames, progress=progress
+            ):
+                writer.write(block)
+                meter.add(block)
+
+    normalisation = None
+    if loudness is None:
+        with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
+            mix_to(writer)
+        measured = meter.result()
+    else:
+        out_dir = Path(out_path).parent
+        with tempfile.TemporaryDirectory(prefix=".render-", dir=out_dir) as scratch:
+            mix = Path(scratch) / "mix.wav"
+            with stream_to_file(mix, sample_rate, mixer.channels, "FLOAT") as first:
+                mix_to(first)
+            measured = meter.result()
+            normalisation = normalising_gain(measured, loudness)
+            with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
+                copy_scaled(mix, writer, db_to_gain(normalisation.gain_db))
     report = engine.report()
     return EngineRender(
         Path(out_path),
@@ -584,6 +619,9 @@ def render_midi_engine(
         writer.clipped,
         report,
         engine.drums_summary(),
+        master.limiter.limited_frames,
+        measured,
+        normalisation,
     )
 
 
