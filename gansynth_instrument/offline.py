@@ -604,8 +604,11 @@ def render_midi_engine(
         out_dir = Path(out_path).parent
         with tempfile.TemporaryDirectory(prefix=".render-", dir=out_dir) as scratch:
             mix = Path(scratch) / "mix.wav"
-            with stream_to_file(mix, sample_rate, mixer.channels, "FLOAT") as first:
-                mix_to(first)
+            try:
+                with stream_to_file(mix, sample_rate, mixer.channels, "FLOAT") as first:
+                    mix_to(first)
+            except OutputError as err:  # the first pass is the output's: name the output
+                raise OutputError(str(err).replace(str(mix), str(out_path), 1)) from None
             measured = meter.result()
             normalisation = normalising_gain(measured, loudness)
             with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
