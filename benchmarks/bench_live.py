@@ -665,7 +665,7 @@ def floor_run(block: int, notes: int) -> dict[str, object]:
     blocks = int(seconds * RATE / block) + 64
     meters_buffer = context.RawArray("d", StreamMeters.size(blocks))
     meters = StreamMeters(blocks, np.frombuffer(meters_buffer, np.float64))
-    taken = context.RawArray("d", 2 * (FLOOR_WARMUP + notes))
+    taken = context.RawArray("d", 4 * (FLOOR_WARMUP + notes))  # room for repeated messages
     ready, stop = context.Event(), context.Event()
     synth = context.Process(
         target=_floor_synth, args=(block, blocks, meters_buffer, taken, ready, stop)
@@ -686,9 +686,12 @@ def floor_run(block: int, notes: int) -> dict[str, object]:
         stop.set()
         synth.join(30)
     latencies, heard = onset_latencies(capture, measured)
-    times = np.frombuffer(taken, np.float64).reshape(-1, 2)[FLOOR_WARMUP:]
+    # Each measured note-on is the first the MIDI callback took after the cycle that wrote it.
+    pairs = np.frombuffer(taken, np.float64).reshape(-1, 2)
+    pairs = pairs[pairs[:, 0] > 0]
     sent = capture.sent_s[measured]
     written = capture.written_s[measured]
+    times = pairs[np.minimum(np.searchsorted(pairs[:, 0], written), len(pairs) - 1)]
     hops = {
         "send → sender's JACK cycle": written - sent,
         "→ MIDI callback": times[:, 0] - written,
@@ -750,11 +753,16 @@ def instrument_run(model, args, block: int, cache_dir: Path, notes: int) -> dict
         starts = player.audio.meters.starts(since=window[0].callbacks).copy()
     before, after = window
     latencies, heard = onset_latencies(capture, measured)
-    if len(handled) < notes or len(commanded) < notes:
-        raise RuntimeError(f"{len(handled)} note-ons handled, {len(commanded)} sent to audio")
-    handled_s, commanded_s = np.array(handled[-notes:]), np.array(commanded[-notes:])
-    taken_s = starts[np.minimum(np.searchsorted(starts, commanded_s), len(starts) - 1)]
     written = capture.written_s[measured]
+
+    def first_after(times: list[float] | np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Per time in ``after``, the first of ``times`` (sorted) at or after it."""
+        times = np.asarray(times)
+        return times[np.minimum(np.searchsorted(times, after), len(times) - 1)]
+
+    handled_s = first_after(handled, written)
+    commanded_s = first_after(commanded, handled_s)
+    taken_s = first_after(starts, commanded_s)
     hops = {
         "send → sender's JACK cycle": written - capture.sent_s[measured],
         "→ MIDI callback": handled_s - written,
