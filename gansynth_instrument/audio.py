@@ -179,7 +179,8 @@ class StreamMeters:
     An array rather than attributes so that another process can read it: ``AudioProcess`` places
     it in memory shared with the process that runs the stream. Layout: callbacks, xruns, the last
     DAC latency, the ``perf_counter`` at the start of the last callback (the same clock in every
-    process), then a ring of the last ``timing_blocks`` callback durations.
+    process), then a ring of the last ``timing_blocks`` callback durations and one of their start
+    times (which block a command reached: ``bench_live.py --hops``).
     """
 
     _CALLBACKS, _XRUNS, _DAC_LATENCY, _LAST_START, _HEADER = range(5)
@@ -190,18 +191,20 @@ class StreamMeters:
         if buffer.shape != (self.size(timing_blocks),) or buffer.dtype != np.float64:
             raise ValueError(f"meters need {self.size(timing_blocks)} float64 values")
         self.values = buffer
-        self._times = buffer[self._HEADER :]
+        self._times = buffer[self._HEADER : self._HEADER + timing_blocks]
+        self._starts = buffer[self._HEADER + timing_blocks :]
 
     @classmethod
     def size(cls, timing_blocks: int) -> int:
         """Number of float64 values the meters of ``timing_blocks`` callbacks take."""
-        return cls._HEADER + timing_blocks
+        return cls._HEADER + 2 * timing_blocks
 
     def begin(self, xrun: bool) -> float:
         """At the start of a callback: its start time (pass it to ``end``)."""
         values = self.values
         start_s = time.perf_counter()
         values[self._LAST_START] = start_s
+        self._starts[int(values[self._CALLBACKS]) % len(self._starts)] = start_s
         if xrun:
             values[self._XRUNS] += 1
         return start_s
@@ -222,6 +225,13 @@ class StreamMeters:
     def seconds_since_callback(self) -> float:
         """Since the last callback began (or since ``restart_clock``)."""
         return time.perf_counter() - float(self.values[self._LAST_START])
+
+    def starts(self, since: int = 0) -> np.ndarray:
+        """``perf_counter`` at the start of each callback after ``since`` (a ``callbacks`` count),
+        as far as the ring still holds them."""
+        count = int(self.values[self._CALLBACKS])
+        first = max(since, count - len(self._starts), 0)
+        return self._starts[np.arange(first, count) % len(self._starts)]
 
     def stats(self, block_period_s: float, latency_s: float, since: int = 0) -> StreamStats:
         """Counts so far, and callback times over the callbacks after ``since`` (a ``callbacks``

@@ -281,7 +281,9 @@ class AudioProcess(StreamHealth):
         if self._closed or self._process is None:
             self._closed = True
             return
-        hung = self.server_lost or self.stalled
+        # A killed child took only its own JACK client along: the server still runs, and this
+        # process's PortAudio terminates as usual (left unterminated, it crashes at exit).
+        hung = (self.server_lost or self.stalled) and self._process.is_alive()
         self._closed = True
         if hung:
             abandon_portaudio()  # the child is left to exit (or be killed) on its own
@@ -318,6 +320,17 @@ class AudioProcess(StreamHealth):
         if reply[0] == "error":
             raise DeviceError(reply[1])
         return reply
+
+    @property
+    def ended(self) -> str | None:
+        """Why the child is gone, as one line, once it exited unasked (killed, crashed); else
+        None."""
+        process = self._process
+        if self._closed or process is None or process.exitcode is None:
+            return None
+        code = process.exitcode
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"the audio process (pid {process.pid}) ended: {how}"
 
     @property
     def active(self) -> bool:

@@ -252,7 +252,9 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
     while True:
         assert player.midi is not None
         if not player.audio.active:
-            raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
+            raise DeviceError(
+                player.audio.ended or "the audio stream stopped (device gone, or JACK shut down)"
+            )
         if player.audio.stalled:
             raise DeviceError(
                 f"the audio stream stalled: no callback for {STALL_S:g} s "
