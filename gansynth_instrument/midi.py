@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -114,6 +115,15 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
     raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
 
 
+def _free_clients(clients: list[rtmidi.MidiIn]) -> None:
+    """Stop the callbacks, then close and free ``clients`` (emptied: nothing is freed twice)."""
+    while clients:
+        client = clients.pop()
+        client.cancel_callback()
+        client.close_port()
+        client.delete()
+
+
 class MidiInput:
     """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
     none is named, from one virtual port called ``virtual`` that other programs connect to.
@@ -137,6 +147,9 @@ class MidiInput:
     ) -> None:
         self._handle = handle
         self._clients: list[rtmidi.MidiIn] = []
+        # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
+        # interpreter is a fatal error.
+        self._free = weakref.finalize(self, _free_clients, self._clients)
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
@@ -192,6 +205,7 @@ class MidiInput:
             try:
                 client.close_port()
                 client.open_port(ports.index(name), name="in")
+                client.set_callback(self._on_message)  # close_port dropped it
             except rtmidi.RtMidiError as err:
                 self._present[i] = False  # try again at the next check
                 changes.append(f"MIDI input {name!r} is back but cannot be opened: {err}")
@@ -211,12 +225,8 @@ class MidiInput:
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""
-        clients, self._clients = self._clients, []
         self._named, self._present = [], []
-        for client in clients:
-            client.cancel_callback()
-            client.close_port()
-            client.delete()
+        self._free()
 
     def __enter__(self) -> MidiInput:
         return self
