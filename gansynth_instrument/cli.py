@@ -450,7 +450,12 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
     _add_sample_rate(p, hint="; match your audio device")
-    p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
+    p.add_argument(
+        "--blocksize",
+        type=int,
+        default=128,
+        help="frames per audio block, 16..2048; on JACK, the server's period (128)",
+    )
     _add_channels(p, "--channel")
     _add_drums(p)
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")

@@ -463,6 +463,8 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
         ("--channel", "1,x"),
         ("--polyphony", "0"),
         ("--blocksize", "0"),
+        ("--blocksize", "15"),
+        ("--blocksize", "100000"),
         ("--sample-rate", "-48000"),
         ("--velocity-curve", "0"),
         ("--velocity-curve", "loud"),

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gansynth_instrument.audio import STALL_S, find_output
+from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
@@ -41,9 +41,9 @@ PORT_CHECK_MAX_SILENCE_S = 0.05
 def run(args: argparse.Namespace) -> int:
     """Open everything, show the status line until Ctrl-C."""
     channels = None if args.channel is None else parse_channels("--channel", args.channel)
+    check_block_range(args.blocksize)
     checks = (
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
-        (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (args.sample_rate > 0, "--sample-rate must be above 0 Hz", args.sample_rate),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     assert info is not None
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
-    find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    # No audio output → one line suggesting 'render'; a block size JACK cannot serve → one line
+    # with its period; both before the model loads.
+    check_block_frames(find_output(args.device), args.blocksize)
     if args.threads is None:
         args.threads = live_render_threads()
     model = load_model_from_args(args)
