@@ -634,9 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> int | None:
     """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
-    fast), with Ctrl-C held back, and run it."""
-    module = import_whole(f"gansynth_instrument.commands.{args.command}")
-    return module.run(args)
+    fast), with Ctrl-C held back, and run it. Notices the library logs go through tqdm, so each
+    has its own line above a progress bar rather than running on from the bar's."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        module = import_whole(f"gansynth_instrument.commands.{args.command}")
+        return module.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -333,6 +333,22 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
 
 
+def test_a_first_start_shows_each_step_on_captured_stderr(jack_server, tiny_model, tmp_path):
+    """A first play of a model finds its knob directions (15 s for the bundled model): stderr,
+    even into a pipe, names each start-up step and shows the knobs' progress bar."""
+    play, _ = start_play(tiny_model, tmp_path, f"keys-{uuid.uuid4().hex[:6]}")
+    try:
+        play.send_signal(signal.SIGINT)
+        _, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0, err
+    steps = ["starting: the model [0/3", "starting: timbre knobs [1/3", "timbre knobs (PCA):"]
+    steps.append("starting: audio and MIDI [2/3")
+    found = [err.find(step) for step in steps]
+    assert -1 not in found and found == sorted(found), err
+
+
 def send_then_stop(
     play: subprocess.Popen, port: str, messages: list[list[int]], done: Callable[[], bool]
 ) -> tuple[str, str]:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from tqdm import tqdm
+
 from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
@@ -83,34 +85,44 @@ def run(args: argparse.Namespace) -> int:
     check_block_frames(find_output(args.device), args.blocksize)
     if args.threads is None:
         args.threads = live_render_threads()
-    model = load_model_from_args(args)
-    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
-    knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
-    player = Player(
-        model,
-        preset=preset,
-        bank=bank,
-        sample_rate=args.sample_rate,
-        block_frames=args.blocksize,
-        device=args.device,
-        midi_in=args.midi_in or (),
-        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-        channels=channels,
-        drums=drums,
-        polyphony=args.polyphony,
-        cache_dir=cache_dir,
-        bend_range_semitones=args.bend_range,
-        velocity_exponent=exponent,
-        gain_db=args.gain_db,
-        learn=args.learn,
-        knobs=knobs,
-        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
-        renderer=args.renderer or DEFAULT_RENDERER,
-        max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
-        preset_model=info.preset_model,
-    )
+    # Each step can take seconds (the knobs' first time, 15 s): one bar names the step.
+    with tqdm(
+        total=3, leave=False, bar_format="starting: {desc} [{n}/{total}, {elapsed}]"
+    ) as starting:
+        starting.set_description_str("the model")
+        model = load_model_from_args(args)
+        starting.update()
+        starting.set_description_str("timbre knobs")
+        cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+        knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
+        starting.update()
+        starting.set_description_str("audio and MIDI")
+        player = Player(
+            model,
+            preset=preset,
+            bank=bank,
+            sample_rate=args.sample_rate,
+            block_frames=args.blocksize,
+            device=args.device,
+            midi_in=args.midi_in or (),
+            virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+            channels=channels,
+            drums=drums,
+            polyphony=args.polyphony,
+            cache_dir=cache_dir,
+            bend_range_semitones=args.bend_range,
+            velocity_exponent=exponent,
+            gain_db=args.gain_db,
+            learn=args.learn,
+            knobs=knobs,
+            learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
+            renderer=args.renderer or DEFAULT_RENDERER,
+            max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+            preset_model=info.preset_model,
+        )
+        player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
-    with player, contextlib.ExitStack() as stack:
+    with contextlib.closing(player), contextlib.ExitStack() as stack:
         if args.ui:
             stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
         if args.osc is not None:
