@@ -349,6 +349,36 @@ def test_a_first_start_shows_each_step_on_captured_stderr(jack_server, tiny_mode
     assert -1 not in found and found == sorted(found), err
 
 
+def test_a_second_player_names_the_port_jack_gave_it(jack_server: JackServer, tiny_model, tmp_path):
+    """JACK renames a second client of the same name (``gansynth-instrument-01``): each banner
+    names the full port that others connect to, and that port is there."""
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    first, first_lines = start_play(tiny_model, tmp_path / "a", port)
+    try:
+        second, second_lines = start_play(tiny_model, tmp_path / "b", port)
+        try:
+            names = []
+            for lines in (first_lines, second_lines):
+                (midi,) = [line for line in lines if line.startswith("MIDI ")]
+                names.append(midi.split()[1])
+            with MidiSender() as sender:
+                ours = sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
+                assert sorted(names) == sorted(p.name for p in ours) and len(set(names)) == 2
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+
+
+def stop(play: subprocess.Popen) -> None:
+    """Ctrl-C a ``start_play`` child (killed if it does not end within a minute)."""
+    try:
+        play.send_signal(signal.SIGINT)
+        play.communicate(timeout=60)
+    finally:
+        play.kill()
+
+
 def send_then_stop(
     play: subprocess.Popen, port: str, messages: list[list[int]], done: Callable[[], bool]
 ) -> tuple[str, str]:
