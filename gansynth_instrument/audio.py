@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -213,6 +214,13 @@ class StreamStats:
     callback_max_s: float
 
     @property
+    def output_latency_s(self) -> float:
+        """The stream's output latency, from the start of a block to its sound at the DAC: the
+        measured ``dac_latency_s``, or the reported one where the host API gives no timestamps
+        (or reports more). Every view shows this one figure under this name."""
+        return max(self.latency_s, self.dac_latency_s)
+
+    @property
     def callback_median_load(self) -> float:
         return self.callback_median_s / self.block_period_s
 
@@ -227,7 +235,8 @@ class StreamMeters:
     An array rather than attributes so that another process can read it: ``AudioProcess`` places
     it in memory shared with the process that runs the stream. Layout: callbacks, xruns, the last
     DAC latency, the ``perf_counter`` at the start of the last callback (the same clock in every
-    process), then a ring of the last ``timing_blocks`` callback durations.
+    process), then a ring of the last ``timing_blocks`` callback durations and one of their start
+    times (``first_start_after``: which block played a command sent at a given time).
     """
 
     _CALLBACKS, _XRUNS, _DAC_LATENCY, _LAST_START, _HEADER = range(5)
@@ -238,18 +247,20 @@ class StreamMeters:
         if buffer.shape != (self.size(timing_blocks),) or buffer.dtype != np.float64:
             raise ValueError(f"meters need {self.size(timing_blocks)} float64 values")
         self.values = buffer
-        self._times = buffer[self._HEADER :]
+        self._times = buffer[self._HEADER : self._HEADER + timing_blocks]
+        self._starts = buffer[self._HEADER + timing_blocks :]
 
     @classmethod
     def size(cls, timing_blocks: int) -> int:
         """Number of float64 values the meters of ``timing_blocks`` callbacks take."""
-        return cls._HEADER + timing_blocks
+        return cls._HEADER + 2 * timing_blocks
 
     def begin(self, xrun: bool) -> float:
         """At the start of a callback: its start time (pass it to ``end``)."""
         values = self.values
         start_s = time.perf_counter()
         values[self._LAST_START] = start_s
+        self._starts[int(values[self._CALLBACKS]) % len(self._starts)] = start_s
         if xrun:
             values[self._XRUNS] += 1
         return start_s
@@ -270,6 +281,21 @@ class StreamMeters:
     def seconds_since_callback(self) -> float:
         """Since the last callback began (or since ``restart_clock``)."""
         return time.perf_counter() - float(self.values[self._LAST_START])
+
+    def first_start_after(self, when_s: float) -> float | None:
+        """The start (``perf_counter``) of the first callback that began at ``when_s`` or later:
+        the block that played a command sent then, as each block takes the commands that arrived
+        before it. None while no callback has begun since; NaN when the ring no longer holds the
+        callbacks of that time."""
+        count = int(self.values[self._CALLBACKS])
+        held = min(count, len(self._starts))
+        starts = self._starts[np.arange(count - held, count) % len(self._starts)]
+        later = starts[starts >= when_s]
+        if not len(later):
+            return None
+        if count > held and later[0] == starts[0]:
+            return math.nan  # the callbacks before the oldest held one are gone
+        return float(later[0])
 
     def stats(self, block_period_s: float, latency_s: float, since: int = 0) -> StreamStats:
         """Counts so far, and callback times over the callbacks after ``since`` (a ``callbacks``

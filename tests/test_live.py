@@ -326,7 +326,8 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
     finally:
         play.kill()
     assert play.returncode == 0 and "Traceback" not in err, err
-    assert any(line.startswith("audio ") and "JACK" in line for line in lines)
+    (audio,) = [line for line in lines if line.startswith("audio ")]
+    assert "JACK" in audio and "output latency " in audio and "reported" not in audio
     assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
     assert "drums   channel 10: slow-pad\n" in lines
     with MidiSender() as sender:
@@ -536,7 +537,7 @@ def _status(timbres: int, *, dropped: int = 0) -> LiveStatus:
         morph_cc=1,
     )
     stream = StreamStats(12000, 3, 128 / RATE, 0.005, 0.0053, 0.0004, 0.001)
-    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32)
+    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32, note_to_sound_s=0.0079)
 
 
 @pytest.mark.parametrize("width", [200, 120, 80, 60, 40, 20])
@@ -551,6 +552,7 @@ def test_status_line_keeps_the_most_needed_parts_first():
     wide = status_line(_status(25), 200)
     for part in ("preset fluid-electric-piano-soft-0", "morph 0.50", "cache 0/61", "+24 loading"):
         assert part in wide
-    assert "voices 5/32" in wide and "xruns 3" in wide and "latency 5.3 ms" in wide
+    assert "voices 5/32" in wide and "xruns 3" in wide and "output latency 5.3 ms" in wide
+    assert "note→sound 7.9 ms" in wide
     narrow = status_line(_status(25), 60)
     assert "voices 5/32" in narrow and "xruns 3" in narrow and "callback" not in narrow

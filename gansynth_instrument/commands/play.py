@@ -216,9 +216,14 @@ def _print_header(player: Player, model_path: Any) -> None:
     assert player.midi is not None
     out = player.audio.device
     print(f"model   {model_path}")
+    deadline = time.monotonic() + STALL_S  # the output latency is measured in a callback
+    while player.audio.stats().callbacks == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stream = player.audio.stats()
     print(
         f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
-        f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
+        f"{player.block_frames} frames, output latency {latency_text(stream.output_latency_s)} "
+        "(note→sound on the status line, measured as you play)"
     )
     listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
     chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
@@ -299,12 +304,18 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                     off.start()
 
 
+def latency_text(seconds: float | None) -> str:
+    """A latency as every view shows it: milliseconds to 0.1, or "-" before it is measured."""
+    return "-" if seconds is None else f"{1e3 * seconds:.1f} ms"
+
+
 def status_line(status: LiveStatus, width: int = 80) -> str:
     """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
     column): preset, morph, cache fill of the current timbre (and how many others are loading),
-    voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
-    (callback, latency, morph, the other timbres), then the preset name is shortened, then xruns,
-    voices and cache go."""
+    voices, xruns, note → sound latency (measured, ``LiveStatus.note_to_sound_s``), the stream's
+    output latency, callback load. Where it does not fit, the least needed parts go first (output
+    latency, callback, note → sound, morph, the other timbres), then the preset name is shortened,
+    then xruns, voices and cache go."""
     e, s = status.engine, status.stream
     ready, requested = e.cache_fill.get(e.timbre, (0, 0))
     loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
@@ -319,7 +330,8 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
         parts.append((f"+{loading} loading", 4))
     parts.append((f"voices {status.voices_sounding}/{status.polyphony}", 7))
     parts.append((f"xruns {s.xruns}", 6))
-    parts.append((f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms", 2))
+    parts.append((f"note→sound {latency_text(status.note_to_sound_s)}", 2))
+    parts.append((f"output latency {latency_text(s.output_latency_s)}", 0))
     parts.append((f"callback {100 * s.callback_median_load:.0f}%", 1))
     if e.dropped_commands:
         parts.append((f"dropped {e.dropped_commands}", 9))
@@ -338,6 +350,6 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
             name = name[: max(SHORT_NAME, len(name) - excess) - 1] + "…"
         return parts, name
 
-    parts, name = fit(parts, e.timbre, below=6)  # morph, latency, callback go first
+    parts, name = fit(parts, e.timbre, below=6)  # morph, latencies, callback go first
     parts, name = fit(parts, name, below=9)  # then xruns, voices, cache
     return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])[:room]
