@@ -31,6 +31,7 @@ from jackrig import MidiSender, Recorder
 from surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 from test_live import MATCH, MISMATCH, match, note, onset
 
+from gansynth_instrument.commands.play import latency_text
 from gansynth_instrument.live import Player
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre
@@ -183,6 +184,11 @@ def test_page_shows_the_instrument_its_controls_and_meters(session: Session):
         "the cache meter", lambda: s.js("return document.querySelectorAll('#cache li').length")
     )
     assert s.text("voices").endswith("/ 32")
+    # The latencies under the status line's names, with its figures.
+    labels = s.js("return [...document.querySelectorAll('#meters dt')].map(dt => dt.textContent)")
+    assert {"note→sound", "output latency"} <= set(labels) and "latency" not in labels
+    shown = latency_text(s.player.status().stream.output_latency_s)
+    s.wait_for("the output latency", lambda: s.text("output-latency") == shown)
     assert s.js("return document.querySelectorAll('#piano .key').length") == 37
 
 
