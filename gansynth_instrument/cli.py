@@ -485,7 +485,12 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
     _add_sample_rate(p, hint="; match your audio device")
-    p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
+    p.add_argument(
+        "--blocksize",
+        type=int,
+        default=128,
+        help="frames per audio block, 16..2048; on JACK, the server's period (128)",
+    )
     _add_channels(p, "--channel")
     _add_drums(p)
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
@@ -664,10 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> int | None:
     """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
-    fast), with Ctrl-C held back, and run it."""
+    fast), with Ctrl-C held back, and run it. Notices the library logs go through tqdm, so each
+    has its own line above a progress bar rather than running on from the bar's."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     check_sample_rate(args)
-    module = import_whole(f"gansynth_instrument.commands.{args.command}")
-    return module.run(args)
+    with logging_redirect_tqdm():
+        module = import_whole(f"gansynth_instrument.commands.{args.command}")
+        return module.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

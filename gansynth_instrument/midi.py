@@ -99,6 +99,23 @@ def list_inputs() -> tuple[str, list[str]]:
         client.delete()
 
 
+def _destinations(client: rtmidi.MidiIn) -> set[str]:
+    """The MIDI ports others can send to on ``client``'s API, by their full names."""
+    listing = rtmidi.MidiOut(client.get_current_api(), name=f"{CLIENT_NAME}-list")
+    try:
+        return set(listing.get_ports())
+    finally:
+        listing.delete()
+
+
+def _new_destination(client: rtmidi.MidiIn, before: set[str], virtual: str) -> str:
+    """The full name of the virtual port ``virtual`` just opened on ``client``, as others see it:
+    the MIDI system may have renamed the client (JACK makes a second player's
+    ``gansynth-instrument-01``). The one new port of that name; else the name alone."""
+    new = [p for p in _destinations(client) - before if f":{virtual}" in p]
+    return new[0] if len(new) == 1 else virtual
+
+
 def _find_port(ports: Sequence[str], wanted: str) -> int:
     """Index of the port named ``wanted``: the exact name, else the only one containing it
     (case-insensitive: ``--midi-in keystation`` finds ``Keystation 49:Keystation 49 MIDI 1 20:0``).
@@ -129,7 +146,8 @@ class MidiInput:
     none is named, from one virtual port called ``virtual`` that other programs connect to.
 
     Every message goes to ``handle`` as raw bytes, from rtmidi's callback (see the module
-    docstring). ``port_names`` lists what was opened (source ports, or the virtual port's name);
+    docstring). ``port_names`` lists what was opened (source ports, or the virtual port's full
+    name, the one other programs connect to);
     ``api`` is the MIDI API ('Jack', 'ALSA', ...). ``close()`` (or leaving the ``with`` block)
     stops delivery and frees every client, so a later run gets the same names back.
 
@@ -160,8 +178,9 @@ class MidiInput:
                     self._open_named(wanted, client_name)
             else:
                 client = self._add_client(client_name)
+                before = _destinations(client)
                 client.open_virtual_port(virtual)
-                self.port_names.append(virtual)
+                self.port_names.append(_new_destination(client, before, virtual))
         except rtmidi.RtMidiError as err:
             self.close()
             target = ", ".join(ports) if ports else f"virtual port {virtual!r}"

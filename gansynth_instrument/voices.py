@@ -102,6 +102,7 @@ class Voices:
         self._slots = [_Slot() for _ in range(mixer.slots)]
         self._by_serial: dict[int, int] = {}
         self._serials = 0
+        self.started = 0  # note-ons sent: a view tells a message that started a voice by it
         self._loop_notes: weakref.WeakKeyDictionary[Note, LoopedNote] = weakref.WeakKeyDictionary()
 
     def _send(self, cmd: tuple) -> bool:
@@ -187,6 +188,7 @@ class Voices:
         cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames, channel)
         if not self._send(cmd):
             return None
+        self.started += 1
         old = self._slots[slot]
         if old.sounding:
             self._by_serial.pop(old.serial, None)

@@ -14,7 +14,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gansynth_instrument.audio import STALL_S, find_output
+from tqdm import tqdm
+
+from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
@@ -45,9 +47,9 @@ PORT_CHECK_MAX_SILENCE_S = 0.05
 def run(args: argparse.Namespace) -> int:
     """Open everything, show the status line until Ctrl-C."""
     channels = None if args.channel is None else parse_channels("--channel", args.channel)
+    check_block_range(args.blocksize)
     checks = (
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
-        (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
     for ok, rule, value in checks:
@@ -81,37 +83,49 @@ def run(args: argparse.Namespace) -> int:
     assert info is not None
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
-    find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    # No audio output → one line suggesting 'render'; a block size JACK cannot serve → one line
+    # with its period; both before the model loads.
+    check_block_frames(find_output(args.device), args.blocksize)
     if args.threads is None:
         args.threads = live_render_threads()
-    model = load_model_from_args(args)
-    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
-    knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
-    player = Player(
-        model,
-        preset=preset,
-        bank=bank,
-        sample_rate=args.sample_rate,
-        block_frames=args.blocksize,
-        device=args.device,
-        midi_in=args.midi_in or (),
-        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-        channels=channels,
-        drums=drums,
-        polyphony=args.polyphony,
-        cache_dir=cache_dir,
-        bend_range_semitones=args.bend_range,
-        velocity_exponent=exponent,
-        gain_db=args.gain_db,
-        learn=args.learn,
-        knobs=knobs,
-        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
-        renderer=args.renderer or DEFAULT_RENDERER,
-        max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
-        preset_model=info.preset_model,
-    )
+    # Each step can take seconds (the knobs' first time, 15 s): one bar names the step.
+    with tqdm(
+        total=3, leave=False, bar_format="starting: {desc} [{n}/{total}, {elapsed}]"
+    ) as starting:
+        starting.set_description_str("the model")
+        model = load_model_from_args(args)
+        starting.update()
+        starting.set_description_str("timbre knobs")
+        cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+        knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
+        starting.update()
+        starting.set_description_str("audio and MIDI")
+        player = Player(
+            model,
+            preset=preset,
+            bank=bank,
+            sample_rate=args.sample_rate,
+            block_frames=args.blocksize,
+            device=args.device,
+            midi_in=args.midi_in or (),
+            virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+            channels=channels,
+            drums=drums,
+            polyphony=args.polyphony,
+            cache_dir=cache_dir,
+            bend_range_semitones=args.bend_range,
+            velocity_exponent=exponent,
+            gain_db=args.gain_db,
+            learn=args.learn,
+            knobs=knobs,
+            learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
+            renderer=args.renderer or DEFAULT_RENDERER,
+            max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+            preset_model=info.preset_model,
+        )
+        player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
-    with player, contextlib.ExitStack() as stack:
+    with contextlib.closing(player), contextlib.ExitStack() as stack:
         if args.ui:
             stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
         if args.osc is not None:
@@ -205,9 +219,14 @@ def _print_header(player: Player, model_path: Any) -> None:
     assert player.midi is not None
     out = player.audio.device
     print(f"model   {model_path}")
+    deadline = time.monotonic() + STALL_S  # the output latency is measured in a callback
+    while player.audio.stats().callbacks == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stream = player.audio.stats()
     print(
         f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
-        f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
+        f"{player.block_frames} frames, output latency {latency_text(stream.output_latency_s)} "
+        "(note→sound on the status line, measured as you play)"
     )
     listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
     chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
@@ -289,12 +308,18 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                     off.start()
 
 
+def latency_text(seconds: float | None) -> str:
+    """A latency as every view shows it: milliseconds to 0.1, or "-" before it is measured."""
+    return "-" if seconds is None else f"{1e3 * seconds:.1f} ms"
+
+
 def status_line(status: LiveStatus, width: int = 80) -> str:
     """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
     column): preset, morph, cache fill of the current timbre (and how many others are loading),
-    voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
-    (callback, latency, morph, the other timbres), then the preset name is shortened, then xruns,
-    voices and cache go."""
+    voices, xruns, note → sound latency (measured, ``LiveStatus.note_to_sound_s``), the stream's
+    output latency, callback load. Where it does not fit, the least needed parts go first (output
+    latency, callback, note → sound, morph, the other timbres), then the preset name is shortened,
+    then xruns, voices and cache go."""
     e, s = status.engine, status.stream
     ready, requested = e.cache_fill.get(e.timbre, (0, 0))
     loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
@@ -309,7 +334,8 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
         parts.append((f"+{loading} loading", 4))
     parts.append((f"voices {status.voices_sounding}/{status.polyphony}", 7))
     parts.append((f"xruns {s.xruns}", 6))
-    parts.append((f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms", 2))
+    parts.append((f"note→sound {latency_text(status.note_to_sound_s)}", 2))
+    parts.append((f"output latency {latency_text(s.output_latency_s)}", 0))
     parts.append((f"callback {100 * s.callback_median_load:.0f}%", 1))
     if e.dropped_commands:
         parts.append((f"dropped {e.dropped_commands}", 9))
@@ -328,6 +354,6 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
             name = name[: max(SHORT_NAME, len(name) - excess) - 1] + "…"
         return parts, name
 
-    parts, name = fit(parts, e.timbre, below=6)  # morph, latency, callback go first
+    parts, name = fit(parts, e.timbre, below=6)  # morph, latencies, callback go first
     parts, name = fit(parts, name, below=9)  # then xruns, voices, cache
     return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])[:room]
