@@ -26,7 +26,7 @@
 #define IMMEDIATE (-1)
 
 enum { OP_NOTE_ON, OP_RELEASE, OP_MORPH, OP_BEND, OP_SILENCE, OP_FADE, OP_GAIN, OP_LOAD, OP_COUNT };
-enum { STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_FIELDS_USED };
+enum { STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_LIMITED, STATUS_FIELDS_USED };
 
 /* One command: protocol.RECORD (a test checks the two agree field by field). */
 typedef struct {
@@ -418,6 +418,7 @@ static void limit_block(Core *c, float *block, int n) {
                 block[2 * (start + k) + 1] = sig[2 * (start + k) + 1] * g;
             }
             c->limited_frames += length;
+            ((double *)c->status.buf)[STATUS_LIMITED] = (double)c->limited_frames;
         }
         gain = target;
         start = end;
@@ -782,6 +783,10 @@ static PyObject *Core_get_limited_frames(Core *c, void *closure) {
     return PyLong_FromLongLong(c->limited_frames);
 }
 
+static PyObject *Core_get_limiter_gain(Core *c, void *closure) {
+    return PyFloat_FromDouble(c->lim_gain);
+}
+
 static PyMethodDef Core_methods[] = {
     {"mix", (PyCFunction)Core_mix, METH_VARARGS,
      "mix(out, frames): apply the ring's due commands and fill out[:frames] (float32)."},
@@ -792,7 +797,10 @@ static PyMethodDef Core_methods[] = {
 static PyGetSetDef Core_getset[] = {
     {"frames_mixed", (getter)Core_get_frames_mixed, NULL, "frames mixed so far", NULL},
     {"voices_active", (getter)Core_get_voices_active, NULL, "voices in the last chunk", NULL},
-    {"limited_frames", (getter)Core_get_limited_frames, NULL, "frames limited", NULL},
+    {"limited_frames", (getter)Core_get_limited_frames, NULL,
+     "frames the limiter turned down (levels.Limiter.limited_frames)", NULL},
+    {"limiter_gain", (getter)Core_get_limiter_gain, NULL,
+     "the limiter's gain on the last frame out (levels.Limiter.gain)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject CoreType = {
@@ -835,8 +843,8 @@ PyMODINIT_FUNC PyInit__mixcore(void) {
                        Py_BuildValue("(nnn)", offsetof(RingHeader, write),
                                      offsetof(RingHeader, read), offsetof(RingHeader, dropped)));
     PyModule_AddIntConstant(m, "HEADER_SIZE", sizeof(RingHeader));
-    PyModule_AddObject(m, "STATUS_FIELDS", Py_BuildValue("(iii)", STATUS_ENDED, STATUS_VOICES,
-                                                         STATUS_PEAK));
+    PyModule_AddObject(m, "STATUS_FIELDS", Py_BuildValue("(iiii)", STATUS_ENDED, STATUS_VOICES,
+                                                         STATUS_PEAK, STATUS_LIMITED));
     PyModule_AddIntConstant(m, "LAYERS", LAYERS);
     return m;
 }

@@ -5,7 +5,9 @@
 ``frames_mixed``, ``master``), with the mixing done by the C core (``_mixcore.c``): one call per
 block, commands through a ring of ``protocol.RECORD``s, waveforms attached to its note table
 without a copy (``command_sender.py`` keeps the entries, and the core holds each attached
-waveform until its entry is reused, so nothing it reads is freed).
+waveform until its entry is reused, so nothing it reads is freed). After each block its
+``master.limiter`` takes the core limiter's gain and limited frames, so that they read as a
+``Mixer``'s do.
 
 ``make_mixer`` returns it where the extension was built and loads, else the NumPy ``Mixer`` after
 one notice line; ``MIXER_ENV`` set to 1 makes a missing core an error instead (CI proves the
@@ -156,7 +158,10 @@ class CompiledMixer:
 
     def mix(self, out: np.ndarray, frames: int) -> None:
         """Fill ``out[:frames]`` ([frames, channels] float32): one call into the core."""
-        self._core.mix(out, frames)
+        core = self._core
+        core.mix(out, frames)
+        if self.master is not None:
+            self.master.limiter.follow(core.limiter_gain, core.limited_frames)
 
     @property
     def frames_mixed(self) -> int:

@@ -104,9 +104,18 @@ _FLOATS = {name for name in RECORD.names if RECORD[name].kind == "f"}
 HEADER_SIZE = 192
 WRITE, READ, DROPPED = 0, 8, 16  # their int64 indices
 
-# The audio side's status row (float64): what the compiled core writes (its first three), then
-# what the audio process adds. ENDED counts the serials written to the voice-end ring.
-STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_ACTIVE, STATUS_MIXER, STATUS_SIZE = range(6)
+# The audio side's status row (float64): what the compiled core writes (its first four), then
+# what the audio process adds. ENDED counts the serials written to the voice-end ring; LIMITED
+# the frames the master limiter turned down (``levels.Limiter.limited_frames``).
+(
+    STATUS_ENDED,
+    STATUS_VOICES,
+    STATUS_PEAK,
+    STATUS_LIMITED,
+    STATUS_ACTIVE,
+    STATUS_MIXER,
+    STATUS_SIZE,
+) = range(7)
 ENDED_RING = 1024  # > the voices that can end between two reads (slots + 1, see Voices)
 
 
@@ -229,6 +238,7 @@ __all__ = [
     "RECORD",
     "STATUS_ACTIVE",
     "STATUS_ENDED",
+    "STATUS_LIMITED",
     "STATUS_MIXER",
     "STATUS_PEAK",
     "STATUS_SIZE",

@@ -29,7 +29,16 @@ from gansynth_instrument.mixer import (
     Mixer,
 )
 from gansynth_instrument.note import LoopedNote, Note
-from gansynth_instrument.protocol import OP_LOAD, RECORD, Ring, to_record
+from gansynth_instrument.protocol import (
+    OP_LOAD,
+    RECORD,
+    STATUS_ENDED,
+    STATUS_LIMITED,
+    STATUS_PEAK,
+    STATUS_VOICES,
+    Ring,
+    to_record,
+)
 
 RATE = 48000
 TOLERANCE = 1e-6  # of full scale
@@ -136,6 +145,17 @@ def test_the_compiled_mixer_plays_what_the_numpy_mixer_plays(stream) -> None:
     assert compiled.frames_mixed == reference.frames_mixed
     assert compiled.voices_active == reference.voices_active
     assert compiled.take_finished() == list(reference.finished)
+    assert_same_limiter(reference, compiled)
+
+
+def assert_same_limiter(reference: Mixer, compiled: CompiledMixer) -> None:
+    """The limiter's meters read the same through either mixer's ``master``."""
+    if reference.master is None or compiled.master is None:
+        assert reference.master is compiled.master is None
+        return
+    expected, got = reference.master.limiter, compiled.master.limiter
+    assert got.limited_frames == expected.limited_frames
+    assert got.gain == pytest.approx(expected.gain, rel=1e-6)
 
 
 @needs_core
@@ -152,6 +172,9 @@ def test_the_limiter_engages_and_both_mixers_agree_there() -> None:
     assert reference.master is not None and reference.master.limiter.limited_frames > 0
     assert np.abs(expected).max() == pytest.approx(reference.master.limiter.limit, rel=1e-3)
     assert np.abs(got - expected).max() <= TOLERANCE
+    assert reference.master.limiter.gain < 1.0
+    assert_same_limiter(reference, compiled)
+    assert compiled._status[STATUS_LIMITED] == reference.master.limiter.limited_frames
 
 
 @needs_core
@@ -160,6 +183,7 @@ def test_the_record_layout_is_the_c_struct() -> None:
     declared = [(name, RECORD.fields[name][1], RECORD[name].itemsize) for name in RECORD.names]
     assert list(_mixcore.RECORD_FIELDS) == declared
     assert _mixcore.HEADER_OFFSETS == (0, 64, 128) and _mixcore.HEADER_SIZE == 192
+    assert _mixcore.STATUS_FIELDS == (STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_LIMITED)
 
 
 @needs_core
