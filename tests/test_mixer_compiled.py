@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gansynth_instrument.compiled_mixer import MIXER_ENV, CompiledMixer, make_mixer
+from gansynth_instrument.compiled_mixer import (
+    CHOICE_ENV,
+    MIXER_ENV,
+    CompiledMixer,
+    make_mixer,
+    mixer_in_use,
+)
+from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import (
     ALL_CHANNELS,
@@ -275,6 +282,19 @@ def test_without_the_core_make_mixer_plays_numpy_and_says_so_once() -> None:
     env[MIXER_ENV] = "1"
     run_ = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert run_.returncode != 0 and "GANSYNTH_REQUIRE_COMPILED_MIXER=1" in run_.stderr
+
+
+def test_gansynth_mixer_chooses_numpy_and_rejects_other_values(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(MIXER_ENV, raising=False)
+    monkeypatch.setenv(CHOICE_ENV, "numpy")
+    assert type(make_mixer(RATE, polyphony=2)) is Mixer
+    assert capsys.readouterr().err == (
+        "compiled mixer unavailable (GANSYNTH_MIXER=numpy); using the numpy mixer\n"
+    )
+    assert mixer_in_use() == "numpy (compiled core: GANSYNTH_MIXER=numpy)"
+    monkeypatch.setenv(CHOICE_ENV, "fast")
+    with pytest.raises(GansynthError, match=r"^GANSYNTH_MIXER='fast': use compiled or numpy$"):
+        make_mixer(RATE, polyphony=2)
 
 
 @pytest.mark.skipif(os.environ.get(MIXER_ENV) != "1", reason=f"{MIXER_ENV} is not set (CI sets it)")
