@@ -8,8 +8,9 @@
  * to float32 rounding. Only the buffer protocol is used (no NumPy C API): the extension builds
  * with a C compiler and the Python headers alone.
  *
- * Every record is checked before it is applied (op, slot, channel, entry, frames, finite
- * numbers); a bad one is dropped and counted in the ring header. Samples are read only within
+ * Every record is checked before it is applied (its sequence stamp, op, slot, channel, entry,
+ * frames, finite numbers); a bad one is dropped and counted in the ring header. A write count
+ * behind the read count or more than the ring's capacity ahead of it reads as no new records. Samples are read only within
  * an entry's loaded frames, clamped as NumPy's take(mode="clip") does.
  */
 #define PY_SSIZE_T_CLEAN
@@ -39,6 +40,7 @@ typedef struct {
     double gain;
     int32_t pitch, sample_rate;
     int64_t loop_start, loop_end;
+    int64_t sequence; /* its place in the ring's stream + 1: else truncated or stale */
 } Record;
 
 /* protocol.RING_HEADER: each count on a cache line of its own. */
@@ -593,7 +595,7 @@ static const Record *head(Core *c, int64_t avail) {
     int64_t read = h->read;
     while (read < avail) {
         const Record *r = record_at(c, read);
-        if (record_ok(c, r)) break;
+        if (r->sequence == read + 1 && record_ok(c, r)) break;
         read++;
         __atomic_store_n(&h->dropped, h->dropped + 1, __ATOMIC_RELAXED);
         __atomic_store_n(&h->read, read, __ATOMIC_RELEASE);
@@ -821,11 +823,11 @@ static PyTypeObject CoreType = {
 
 static PyObject *record_layout(void) {
     return PyTuple_Pack(
-        24, FIELD(frame), FIELD(op), FIELD(slot), FIELD(serial), FIELD(note_a), FIELD(note_b),
+        25, FIELD(frame), FIELD(op), FIELD(slot), FIELD(serial), FIELD(note_a), FIELD(note_b),
         FIELD(channel), FIELD(entry), FIELD(ratio_a), FIELD(ratio_b), FIELD(weight), FIELD(amp),
         FIELD(attack), FIELD(release), FIELD(left), FIELD(right), FIELD(bend), FIELD(fade),
         FIELD(frames), FIELD(gain), FIELD(pitch), FIELD(sample_rate), FIELD(loop_start),
-        FIELD(loop_end));
+        FIELD(loop_end), FIELD(sequence));
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixcore",

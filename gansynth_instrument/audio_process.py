@@ -364,10 +364,10 @@ class _RingReader:
     def mix(self, out: np.ndarray, frames: int) -> None:
         # Real-time thread: audio.py's callback rules apply.
         mixer, ring = self._mixer, self._ring
-        end = ring.written
+        end = ring.readable(self._taken)
         if end > self._taken:
-            for values in ring.peek(self._taken, end):
-                self._take(values)
+            for position, values in enumerate(ring.peek(self._taken, end), self._taken):
+                self._take(values, position)
             self._taken = end
         mixer.mix(out, frames)
         ring.publish_read(self._taken - len(mixer.commands))
@@ -383,9 +383,10 @@ class _RingReader:
         if self._limiter is not None:
             status[STATUS_LIMITED] = self._limiter.limited_frames
 
-    def _take(self, values: tuple) -> None:
+    def _take(self, values: tuple, position: int) -> None:
         error = record_error(
             values,
+            position,
             slots=self._mixer.slots,
             entries=len(self._notes),
             loaded=lambda entry: self._notes[entry] is not None,

@@ -28,7 +28,14 @@ from gansynth_instrument.errors import DeviceError
 from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import CMD_NOTE_ON, IMMEDIATE, MORPH_LAYERS, Mixer, voice_slots
 from gansynth_instrument.note import LoopedNote, Note
-from gansynth_instrument.protocol import OP_LOAD, RECORD, STATUS_LIMITED, Ring, to_record
+from gansynth_instrument.protocol import (
+    OP_LOAD,
+    RECORD,
+    STATUS_LIMITED,
+    WRITE,
+    Ring,
+    to_record,
+)
 from gansynth_instrument.voices import Layer, Voices
 
 RATE = 48000
@@ -138,8 +145,8 @@ def test_garbage_in_the_command_ring_is_dropped_counted_and_the_note_plays_on(
     jack_server: JackServer,
 ) -> None:
     """Malformed records written into the live ring (random bytes, a load past its arena entry,
-    a note naming an entry never loaded): the child drops and counts each, keeps playing the
-    sounding note, and reports which mixer it runs."""
+    a note naming an entry never loaded, two published before they were written): the child
+    drops and counts each, keeps playing the sounding note, and reports which mixer it runs."""
     with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4) as audio:
         # The child loads the compiled core where this process can (CI requires it).
         assert audio.mixer == ("compiled" if load_core()[0] is not None else "numpy")
@@ -156,7 +163,8 @@ def test_garbage_in_the_command_ring_is_dropped_counted_and_the_note_plays_on(
         ]
         for values in bad:
             assert ring.put(values)
-        wait_until(lambda: ring.dropped == len(bad))
+        ring._counts[WRITE] += 2  # two records published before they were written
+        wait_until(lambda: ring.dropped == len(bad) + 2)
         with Recorder(seconds=0.2) as recorder:
             captured = recorder.wait(timeout_s=10.0).copy()
         assert dominant_hz(captured[:, 0]) == pytest.approx(600.0, abs=10.0)
@@ -224,9 +232,11 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
 
 @pytest.mark.skipif(load_core()[0] is None, reason="the compiled mixer core is not built")
 def test_the_numpy_fallback_reads_the_ring_as_the_compiled_core_does() -> None:
-    """The same commands and the same garbage through the shared ring: the child's NumPy reader
-    and the compiled core drop the same records, mix the same samples and publish the same
-    count of limited frames (the two notes at +6 dB master gain drive the limiter)."""
+    """The same commands and the same garbage through the shared ring (bad fields, records
+    published before they were written, torn write counts): the child's NumPy reader and the
+    compiled core drop the same records, read nothing past a torn count, mix the same samples
+    and publish the same count of limited frames (two notes at +6 dB master gain drive the
+    limiter)."""
     outputs, limited = [], []
     for numpy in (False, True):
         sender, mix, ring, status = child_side(numpy)
@@ -236,15 +246,23 @@ def test_the_numpy_fallback_reads_the_ring_as_the_compiled_core_does() -> None:
         garbage = np.frombuffer(bytes(range(256)) * 2, RECORD, 3).copy()
         for values in garbage.tolist():
             assert ring.put(values)
+        ring._counts[WRITE] += 2  # published, never written
         voices.morph(slot, Layer(tone(880.0)), None, 0.0)
         blocks = []
+        written = ring.written
+        for torn in (written + RING_RECORDS + 1, 10**15, -1):
+            ring._counts[WRITE] = torn
+            blocks.append(np.empty((16, 2), dtype=np.float32))
+            mix(blocks[-1], 16)
+            assert ring.read == 0 and not blocks[-1].any()
+        ring._counts[WRITE] = written
         for b in range(60):
             if b == 30:
                 voices.note_off("a")
             block = np.empty((128, 2), dtype=np.float32)
             mix(block, 128)
             blocks.append(block)
-        assert ring.dropped == 3 and sender.pending() == 0
+        assert ring.dropped == 5 and sender.pending() == 0
         outputs.append(np.concatenate(blocks))
         limited.append(status[STATUS_LIMITED])
     assert np.abs(outputs[0]).max() > 0.1

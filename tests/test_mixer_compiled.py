@@ -43,6 +43,7 @@ from gansynth_instrument.protocol import (
     STATUS_LIMITED,
     STATUS_PEAK,
     STATUS_VOICES,
+    WRITE,
     Ring,
     to_record,
 )
@@ -189,6 +190,7 @@ def test_the_record_layout_is_the_c_struct() -> None:
     assert RECORD.itemsize == _mixcore.RECORD_SIZE
     declared = [(name, RECORD.fields[name][1], RECORD[name].itemsize) for name in RECORD.names]
     assert list(_mixcore.RECORD_FIELDS) == declared
+    assert RECORD.names[-1] == "sequence"
     assert _mixcore.HEADER_OFFSETS == (0, 64, 128) and _mixcore.HEADER_SIZE == 192
     assert _mixcore.STATUS_FIELDS == (STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_LIMITED)
 
@@ -226,6 +228,44 @@ def test_malformed_records_are_dropped_counted_and_change_nothing() -> None:
     assert ring.dropped == len(bad) + 3
     np.testing.assert_array_equal(got, expected)
     assert dirty.take_finished() == clean.take_finished() == [1]
+
+
+@needs_core
+def test_truncated_records_are_dropped_counted_and_a_torn_write_count_reads_nothing() -> None:
+    """Records published before they were whole: a count moved past two slots never written
+    (all zeros, which would be a note-on of entry 0), and the last record's bytes repeated
+    without its own sequence stamp (left from before). Each is dropped and counted, the mix is
+    the good commands'. A write count far ahead of the read count, or behind it, reads as no
+    records: nothing dropped, nothing read outside the ring, and play goes on once it is right."""
+    good = [
+        (IMMEDIATE, CMD_NOTE_ON, 0, 1, NOTES[0], 1.0, NOTES[1], 1.0, 0.5, 1.0, 10, 900, 0),
+        (300, CMD_MORPH, 0, 1, NOTES[2], 1.0, None, 1.0, 0.0),
+        (900, CMD_RELEASE, 0, 1),
+    ]
+    clean, dirty = pair(2, True)[1], pair(2, True)[1]
+    expected = run(clean, good, [256] * 12)
+    ring: Ring = dirty._sender._ring
+    counts = ring._counts
+    assert dirty.send(good[0])
+    written = ring.written
+    counts[WRITE] = written + 2  # published, never written
+    ring.records[(written + 2) % ring.capacity] = ring.records[(written - 1) % ring.capacity]
+    counts[WRITE] = written + 3  # a whole record, but stamped for the place before
+    for cmd in good[1:]:
+        assert dirty.send(cmd)
+    got = np.concatenate([_mix(dirty, 256) for _ in range(12)])
+    assert ring.dropped == 3 and dirty.pending() == 0
+    np.testing.assert_array_equal(got, expected)
+    assert dirty.take_finished() == clean.take_finished() == [1]
+
+    assert dirty.send(good[0])  # a new note, then its count torn
+    read = ring.read
+    for torn in (read + ring.capacity + 1, 10**15, read - 1):
+        counts[WRITE] = torn
+        assert not _mix(dirty, 64).any()
+        assert ring.read == read and ring.dropped == 3
+    counts[WRITE] = read + 1
+    assert _mix(dirty, 64).any() and ring.read == read + 1 and ring.dropped == 3
 
 
 def with_op(values: tuple, op: int) -> tuple:
