@@ -8,8 +8,9 @@
  * to float32 rounding. Only the buffer protocol is used (no NumPy C API): the extension builds
  * with a C compiler and the Python headers alone.
  *
- * Every record is checked before it is applied (op, slot, channel, entry, frames, finite
- * numbers); a bad one is dropped and counted in the ring header. Samples are read only within
+ * Every record is checked before it is applied (its sequence stamp, op, slot, channel, entry,
+ * frames, finite numbers); a bad one is dropped and counted in the ring header. A write count
+ * behind the read count or more than the ring's capacity ahead of it reads as no new records. Samples are read only within
  * an entry's loaded frames, clamped as NumPy's take(mode="clip") does.
  */
 #define PY_SSIZE_T_CLEAN
@@ -26,7 +27,7 @@
 #define IMMEDIATE (-1)
 
 enum { OP_NOTE_ON, OP_RELEASE, OP_MORPH, OP_BEND, OP_SILENCE, OP_FADE, OP_GAIN, OP_LOAD, OP_COUNT };
-enum { STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_FIELDS_USED };
+enum { STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_LIMITED, STATUS_FIELDS_USED };
 
 /* One command: protocol.RECORD (a test checks the two agree field by field). */
 typedef struct {
@@ -39,6 +40,7 @@ typedef struct {
     double gain;
     int32_t pitch, sample_rate;
     int64_t loop_start, loop_end;
+    int64_t sequence; /* its place in the ring's stream + 1: else truncated or stale */
 } Record;
 
 /* protocol.RING_HEADER: each count on a cache line of its own. */
@@ -418,6 +420,7 @@ static void limit_block(Core *c, float *block, int n) {
                 block[2 * (start + k) + 1] = sig[2 * (start + k) + 1] * g;
             }
             c->limited_frames += length;
+            ((double *)c->status.buf)[STATUS_LIMITED] = (double)c->limited_frames;
         }
         gain = target;
         start = end;
@@ -592,7 +595,7 @@ static const Record *head(Core *c, int64_t avail) {
     int64_t read = h->read;
     while (read < avail) {
         const Record *r = record_at(c, read);
-        if (record_ok(c, r)) break;
+        if (r->sequence == read + 1 && record_ok(c, r)) break;
         read++;
         __atomic_store_n(&h->dropped, h->dropped + 1, __ATOMIC_RELAXED);
         __atomic_store_n(&h->read, read, __ATOMIC_RELEASE);
@@ -782,6 +785,10 @@ static PyObject *Core_get_limited_frames(Core *c, void *closure) {
     return PyLong_FromLongLong(c->limited_frames);
 }
 
+static PyObject *Core_get_limiter_gain(Core *c, void *closure) {
+    return PyFloat_FromDouble(c->lim_gain);
+}
+
 static PyMethodDef Core_methods[] = {
     {"mix", (PyCFunction)Core_mix, METH_VARARGS,
      "mix(out, frames): apply the ring's due commands and fill out[:frames] (float32)."},
@@ -792,7 +799,10 @@ static PyMethodDef Core_methods[] = {
 static PyGetSetDef Core_getset[] = {
     {"frames_mixed", (getter)Core_get_frames_mixed, NULL, "frames mixed so far", NULL},
     {"voices_active", (getter)Core_get_voices_active, NULL, "voices in the last chunk", NULL},
-    {"limited_frames", (getter)Core_get_limited_frames, NULL, "frames limited", NULL},
+    {"limited_frames", (getter)Core_get_limited_frames, NULL,
+     "frames the limiter turned down (levels.Limiter.limited_frames)", NULL},
+    {"limiter_gain", (getter)Core_get_limiter_gain, NULL,
+     "the limiter's gain on the last frame out (levels.Limiter.gain)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject CoreType = {
@@ -813,11 +823,11 @@ static PyTypeObject CoreType = {
 
 static PyObject *record_layout(void) {
     return PyTuple_Pack(
-        24, FIELD(frame), FIELD(op), FIELD(slot), FIELD(serial), FIELD(note_a), FIELD(note_b),
+        25, FIELD(frame), FIELD(op), FIELD(slot), FIELD(serial), FIELD(note_a), FIELD(note_b),
         FIELD(channel), FIELD(entry), FIELD(ratio_a), FIELD(ratio_b), FIELD(weight), FIELD(amp),
         FIELD(attack), FIELD(release), FIELD(left), FIELD(right), FIELD(bend), FIELD(fade),
         FIELD(frames), FIELD(gain), FIELD(pitch), FIELD(sample_rate), FIELD(loop_start),
-        FIELD(loop_end));
+        FIELD(loop_end), FIELD(sequence));
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_mixcore",
@@ -835,8 +845,8 @@ PyMODINIT_FUNC PyInit__mixcore(void) {
                        Py_BuildValue("(nnn)", offsetof(RingHeader, write),
                                      offsetof(RingHeader, read), offsetof(RingHeader, dropped)));
     PyModule_AddIntConstant(m, "HEADER_SIZE", sizeof(RingHeader));
-    PyModule_AddObject(m, "STATUS_FIELDS", Py_BuildValue("(iii)", STATUS_ENDED, STATUS_VOICES,
-                                                         STATUS_PEAK));
+    PyModule_AddObject(m, "STATUS_FIELDS", Py_BuildValue("(iiii)", STATUS_ENDED, STATUS_VOICES,
+                                                         STATUS_PEAK, STATUS_LIMITED));
     PyModule_AddIntConstant(m, "LAYERS", LAYERS);
     return m;
 }

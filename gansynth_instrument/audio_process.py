@@ -18,9 +18,9 @@ How the two processes talk:
 - control: a duplex pipe to the child's main thread, which sleeps in it: start, stop, close and
   their answers; between requests it notes every ``ACTIVE_POLL_S`` whether the stream is active.
 - shared memory (one anonymous file): the command ring, a status row (``protocol.STATUS_*``:
-  voices sounding and their peak, the voice-end count, whether the stream is active, which mixer
-  runs), a ring of the serial numbers of voices that ended, the stream's meters
-  (``audio.StreamMeters``) and the note arena.
+  voices sounding and their peak, the voice-end count, the frames the limiter turned down,
+  whether the stream is active, which mixer runs), a ring of the serial numbers of voices that
+  ended, the stream's meters (``audio.StreamMeters``) and the note arena.
 
 Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) and
 announced by an ``OP_LOAD`` record, and commands name entries by index. ``CommandSender`` keeps
@@ -76,6 +76,7 @@ from gansynth_instrument.protocol import (
     OP_LOAD,
     STATUS_ACTIVE,
     STATUS_ENDED,
+    STATUS_LIMITED,
     STATUS_MIXER,
     STATUS_PEAK,
     STATUS_SIZE,
@@ -262,6 +263,11 @@ class AudioProcess(StreamHealth):
     def voices_peak(self, value: int) -> None:
         self._status[STATUS_PEAK] = value
 
+    @property
+    def limited_frames(self) -> int:
+        """Frames the child's master limiter has turned down (``levels.Limiter``)."""
+        return int(self._status[STATUS_LIMITED])
+
     # -- the audio output ----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -363,6 +369,7 @@ class _RingReader:
         ring, self._status, self._ended, _, self._arena = views
         self._ring = Ring(ring, RING_RECORDS)
         self._mixer = mixer
+        self._limiter = mixer.master.limiter if mixer.master is not None else None
         self._notes: list[Any] = [None] * len(self._arena)
         self._entry_frames = entry_frames
         self._taken = 0  # records read; the ring's read count: those applied
@@ -370,10 +377,10 @@ class _RingReader:
     def mix(self, out: np.ndarray, frames: int) -> None:
         # Real-time thread: audio.py's callback rules apply.
         mixer, ring = self._mixer, self._ring
-        end = ring.written
+        end = ring.readable(self._taken)
         if end > self._taken:
-            for values in ring.peek(self._taken, end):
-                self._take(values)
+            for position, values in enumerate(ring.peek(self._taken, end), self._taken):
+                self._take(values, position)
             self._taken = end
         mixer.mix(out, frames)
         ring.publish_read(self._taken - len(mixer.commands))
@@ -386,10 +393,13 @@ class _RingReader:
         status[STATUS_VOICES] = mixer.voices_active
         if mixer.voices_active > status[STATUS_PEAK]:
             status[STATUS_PEAK] = mixer.voices_active
+        if self._limiter is not None:
+            status[STATUS_LIMITED] = self._limiter.limited_frames
 
-    def _take(self, values: tuple) -> None:
+    def _take(self, values: tuple, position: int) -> None:
         error = record_error(
             values,
+            position,
             slots=self._mixer.slots,
             entries=len(self._notes),
             loaded=lambda entry: self._notes[entry] is not None,

@@ -5,11 +5,20 @@
 ``frames_mixed``, ``master``), with the mixing done by the C core (``_mixcore.c``): one call per
 block, commands through a ring of ``protocol.RECORD``s, waveforms attached to its note table
 without a copy (``command_sender.py`` keeps the entries, and the core holds each attached
-waveform until its entry is reused, so nothing it reads is freed).
+waveform until its entry is reused, so nothing it reads is freed). After each block its
+``master.limiter`` takes the core limiter's gain and limited frames, so that they read as a
+``Mixer``'s do.
 
 ``make_mixer`` returns it where the extension was built and loads, else the NumPy ``Mixer`` after
 one notice line; ``MIXER_ENV`` set to 1 makes a missing core an error instead (CI proves the
 compiled path is the one that runs).
+
+Environment (the one place these are read; ``render``, live play's audio process and ``info``
+all follow them):
+- ``GANSYNTH_MIXER`` (``CHOICE_ENV``): ``numpy`` plays the NumPy ``Mixer`` even where the core
+  is built (to compare the two, or to rule the core out); ``compiled`` or unset: the core where
+  it loads.
+- ``GANSYNTH_REQUIRE_COMPILED_MIXER`` (``MIXER_ENV``): ``1`` makes playing NumPy an error.
 """
 
 from __future__ import annotations
@@ -41,11 +50,24 @@ from gansynth_instrument.protocol import (
 )
 
 MIXER_ENV = "GANSYNTH_REQUIRE_COMPILED_MIXER"
+CHOICE_ENV = "GANSYNTH_MIXER"
+CHOICES = ("compiled", "numpy")
 RING_RECORDS = 8192  # > Voices' queue limit (4096 commands) plus their notes' load records
 SPARE_ENTRIES = 48  # note entries beyond those the voices can hold at once
 
 
 def load_core() -> tuple[Any | None, str]:
+    """The ``_mixcore`` extension module to play, or None and why not: not built, or
+    ``CHOICE_ENV`` chose the NumPy mixer."""
+    choice = os.environ.get(CHOICE_ENV) or CHOICES[0]
+    if choice not in CHOICES:
+        raise GansynthError(f"{CHOICE_ENV}={choice!r}: use {' or '.join(CHOICES)}")
+    if choice == "numpy":
+        return None, f"{CHOICE_ENV}=numpy"
+    return _import_core()
+
+
+def _import_core() -> tuple[Any | None, str]:
     """The ``_mixcore`` extension module, or None and why it is not there."""
     try:
         from gansynth_instrument import _mixcore
@@ -86,7 +108,7 @@ class CompiledMixer:
         master: MasterBus | None = None,
         spare_entries: int = SPARE_ENTRIES,
     ) -> None:
-        module, why = load_core()
+        module, why = _import_core()
         if module is None:
             raise ImportError(f"the compiled mixer core is not built ({why})")
         if channels not in (1, 2):
@@ -156,7 +178,10 @@ class CompiledMixer:
 
     def mix(self, out: np.ndarray, frames: int) -> None:
         """Fill ``out[:frames]`` ([frames, channels] float32): one call into the core."""
-        self._core.mix(out, frames)
+        core = self._core
+        core.mix(out, frames)
+        if self.master is not None:
+            self.master.limiter.follow(core.limiter_gain, core.limited_frames)
 
     @property
     def frames_mixed(self) -> int:
@@ -176,17 +201,18 @@ class CompiledMixer:
 
 
 def make_mixer(sample_rate: int, **options: Any) -> CompiledMixer | Mixer:
-    """The compiled mixer where its core loads, else the NumPy ``Mixer`` (one notice line on
-    stderr); with ``MIXER_ENV`` set to 1, a missing core is an error."""
-    if load_core()[0] is not None:
+    """The compiled mixer where its core loads, else (or as ``CHOICE_ENV`` chooses) the NumPy
+    ``Mixer`` with one notice line on stderr; with ``MIXER_ENV`` set to 1, that is an error."""
+    module, why = load_core()
+    if module is not None:
         return CompiledMixer(sample_rate, **options)
-    numpy_notice(load_core()[1])
+    numpy_notice(why)
     return Mixer(sample_rate, **options)
 
 
 def numpy_notice(why: str) -> None:
-    """Say in one line that the NumPy mixer plays (``why``: the core did not load); with
-    ``MIXER_ENV`` set to 1, raise that as an error instead."""
+    """Say in one line that the NumPy mixer plays (``why``: the core did not load, or was not
+    chosen); with ``MIXER_ENV`` set to 1, raise that as an error instead."""
     if os.environ.get(MIXER_ENV) == "1":
         raise GansynthError(f"compiled mixer unavailable ({why}) and {MIXER_ENV}=1")
     print(f"compiled mixer unavailable ({why}); using the numpy mixer", file=sys.stderr)
@@ -199,6 +225,8 @@ def mixer_in_use() -> str:
 
 
 __all__ = [
+    "CHOICES",
+    "CHOICE_ENV",
     "MIXER_ENV",
     "CompiledMixer",
     "core_arguments",

@@ -145,6 +145,12 @@ class Limiter:
         """The gain applied to the last frame that came out (1.0 while idle)."""
         return self._gain
 
+    def follow(self, gain: float, limited_frames: int) -> None:
+        """Take ``gain`` and ``limited_frames`` from a limiter with these settings that runs
+        elsewhere (the compiled mixer core's), so that their readers see the one that plays."""
+        self._gain = gain
+        self.limited_frames = limited_frames
+
     def process(self, block: np.ndarray, out: np.ndarray) -> None:
         """Limit ``block`` ([frames, channels] float32) into ``out`` (same shape; may be
         ``block`` itself). The output lags the input by ``delay_frames``."""

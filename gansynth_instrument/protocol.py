@@ -10,11 +10,14 @@ lack: a note entry's waveform is ready (in the audio process's arena, or attache
 ``Ring``: a single-producer, single-consumer ring of records over a buffer (the audio process's
 shared file, or memory of its own in-process). A header holds the write count, the read count
 and the count of records the reader dropped as malformed, each on a cache line of its own. The
-writer fills a record, then publishes the write count; the reader consumes records up to the
-write count it saw, then publishes the read count. A full ring refuses the record (``put``
-returns False: ``voices.MixerLink``'s contract). The reader checks every record
-(``record_error``): one naming a slot, entry or channel that does not exist, frames beyond its
-entry, or a number that is not finite is dropped and counted, never applied.
+writer fills a record, stamps it with its place in the stream (``sequence``, written last), then
+publishes the write count; the reader consumes records up to the write count it saw, then
+publishes the read count. A full ring refuses the record (``put`` returns False:
+``voices.MixerLink``'s contract). The reader checks every record (``record_error``): one not
+stamped with its place (truncated: published before it was whole, or left from an earlier lap),
+naming a slot, entry or channel that does not exist, frames beyond its entry, or a number that is
+not finite is dropped and counted, never applied. A write count behind the read count or more
+than the ring's capacity ahead of it is read as no new records.
 
 Pure NumPy: the audio process imports this module.
 """
@@ -68,6 +71,7 @@ RECORD = np.dtype(
         ("sample_rate", np.int32),
         ("loop_start", np.int64),  # OP_LOAD: loop frames; both 0: not looped
         ("loop_end", np.int64),
+        ("sequence", np.int64),  # its place in the ring's stream + 1 (0: never written)
     ],
     align=True,
 )
@@ -96,6 +100,7 @@ FIELDS: dict[int, tuple[str, ...]] = {
     OP_LOAD: ("entry", "frames", "gain", "pitch", "sample_rate", "loop_start", "loop_end"),
 }
 _POSITION = {name: i for i, name in enumerate(RECORD.names)}
+_SEQUENCE = _POSITION["sequence"]
 _BLANK = tuple(-1 if name.startswith("note_") else 0 for name in RECORD.names)
 _INTEGERS = {name for name in RECORD.names if RECORD[name].kind == "i"}
 _FLOATS = {name for name in RECORD.names if RECORD[name].kind == "f"}
@@ -104,9 +109,18 @@ _FLOATS = {name for name in RECORD.names if RECORD[name].kind == "f"}
 HEADER_SIZE = 192
 WRITE, READ, DROPPED = 0, 8, 16  # their int64 indices
 
-# The audio side's status row (float64): what the compiled core writes (its first three), then
-# what the audio process adds. ENDED counts the serials written to the voice-end ring.
-STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_ACTIVE, STATUS_MIXER, STATUS_SIZE = range(6)
+# The audio side's status row (float64): what the compiled core writes (its first four), then
+# what the audio process adds. ENDED counts the serials written to the voice-end ring; LIMITED
+# the frames the master limiter turned down (``levels.Limiter.limited_frames``).
+(
+    STATUS_ENDED,
+    STATUS_VOICES,
+    STATUS_PEAK,
+    STATUS_LIMITED,
+    STATUS_ACTIVE,
+    STATUS_MIXER,
+    STATUS_SIZE,
+) = range(7)
 ENDED_RING = 1024  # > the voices that can end between two reads (slots + 1, see Voices)
 
 
@@ -133,9 +147,14 @@ def from_record(values: Sequence) -> tuple:
     return (values[_POSITION["frame"]], op, *fields)
 
 
-def record_error(values: Sequence, *, slots: int, entries: int, loaded, capacity) -> str | None:
-    """Why a record must not be applied (None: it may). ``loaded(entry)``: the entry holds a
-    waveform; ``capacity(entry)``: the frames it can hold. The compiled core checks the same."""
+def record_error(
+    values: Sequence, position: int, *, slots: int, entries: int, loaded, capacity
+) -> str | None:
+    """Why the record read at ``position`` (its place in the stream) must not be applied (None:
+    it may). ``loaded(entry)``: the entry holds a waveform; ``capacity(entry)``: the frames it
+    can hold. The compiled core checks the same."""
+    if values[_SEQUENCE] != position + 1:
+        return f"record {position} is stamped {values[_SEQUENCE] - 1} (truncated or stale)"
     op = values[_POSITION["op"]]
     if op not in FIELDS:
         return f"unknown op {op}"
@@ -198,18 +217,26 @@ class Ring:
         return self.written - self.read
 
     def put(self, values: tuple) -> bool:
-        """Write one record (``to_record``'s values) and publish it; False if the ring is full."""
+        """Write one record (``to_record``'s values; its ``sequence`` is stamped here, after
+        the other fields) and publish it; False if the ring is full."""
         written = self.written
         if written - self.read >= self.capacity:
             return False
-        self.records[written % self.capacity] = values
+        self.records[written % self.capacity] = (*values[:_SEQUENCE], 0)
+        self.records["sequence"][written % self.capacity] = written + 1
         self._counts[WRITE] = written + 1
         return True
 
     # -- the reader's half (the NumPy fallback; the compiled core reads the same memory) -------
 
+    def readable(self, position: int) -> int:
+        """The write count, or ``position`` where it is behind it or more than the ring's
+        capacity ahead (a torn or corrupt count: nothing is read)."""
+        end = self.written
+        return end if position <= end <= position + self.capacity else position
+
     def peek(self, position: int, end: int) -> list[tuple]:
-        """The values of the records from ``position`` up to ``end`` (a write count seen)."""
+        """The values of the records from ``position`` up to ``end`` (``readable``'s count)."""
         index = np.arange(position, end) % self.capacity
         return self.records[index].tolist()
 
@@ -229,6 +256,7 @@ __all__ = [
     "RECORD",
     "STATUS_ACTIVE",
     "STATUS_ENDED",
+    "STATUS_LIMITED",
     "STATUS_MIXER",
     "STATUS_PEAK",
     "STATUS_SIZE",

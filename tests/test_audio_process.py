@@ -28,7 +28,14 @@ from gansynth_instrument.errors import DeviceError
 from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import CMD_NOTE_ON, IMMEDIATE, MORPH_LAYERS, Mixer, voice_slots
 from gansynth_instrument.note import LoopedNote, Note
-from gansynth_instrument.protocol import OP_LOAD, RECORD, Ring, to_record
+from gansynth_instrument.protocol import (
+    OP_LOAD,
+    RECORD,
+    STATUS_LIMITED,
+    WRITE,
+    Ring,
+    to_record,
+)
 from gansynth_instrument.voices import Layer, Voices
 
 RATE = 48000
@@ -72,10 +79,26 @@ def test_voices_sent_to_the_audio_process_sound_and_end(jack_server: JackServer)
         wait_until(lambda: audio.voices_active == 0)
         assert voices.in_use() == 0 and audio.pending() == 0
         assert audio.stats().callbacks > 0 and audio.voices_peak == 1
+        assert audio.limited_frames == 0  # one note at -4 dBFS: the limiter idles
         # Commands without a slot (bend, all sound off) pass through as well.
         voices.bend(1.0)
         voices.all_sound_off()
         assert voices.dropped == 0
+
+
+def test_the_status_row_counts_the_frames_the_limiter_turned_down(
+    jack_server: JackServer,
+) -> None:
+    """A note at +12 dB master gain (about +1.6 dBFS) through the live child: the limiter acts,
+    and the frames it turned down reach the player's side."""
+    with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, gain_db=12.0) as audio:
+        voices = Voices(audio)
+        voices.note_on("a", Layer(looped(tone(600.0))), loop=True, attack_s=0.001)
+        wait_until(lambda: audio.limited_frames > RATE // 10)
+        with Recorder(seconds=0.2) as recorder:
+            captured = recorder.wait(timeout_s=10.0).copy()
+        assert np.abs(captured).max() <= 10 ** (-1 / 20) + 1e-6  # the limit, -1 dBFS
+        voices.all_sound_off()
 
 
 def test_a_sounding_note_is_never_overwritten_while_others_come_and_go(
@@ -122,8 +145,8 @@ def test_garbage_in_the_command_ring_is_dropped_counted_and_the_note_plays_on(
     jack_server: JackServer,
 ) -> None:
     """Malformed records written into the live ring (random bytes, a load past its arena entry,
-    a note naming an entry never loaded): the child drops and counts each, keeps playing the
-    sounding note, and reports which mixer it runs."""
+    a note naming an entry never loaded, two published before they were written): the child
+    drops and counts each, keeps playing the sounding note, and reports which mixer it runs."""
     with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4) as audio:
         # The child loads the compiled core where this process can (CI requires it).
         assert audio.mixer == ("compiled" if load_core()[0] is not None else "numpy")
@@ -140,7 +163,8 @@ def test_garbage_in_the_command_ring_is_dropped_counted_and_the_note_plays_on(
         ]
         for values in bad:
             assert ring.put(values)
-        wait_until(lambda: ring.dropped == len(bad))
+        ring._counts[WRITE] += 2  # two records published before they were written
+        wait_until(lambda: ring.dropped == len(bad) + 2)
         with Recorder(seconds=0.2) as recorder:
             captured = recorder.wait(timeout_s=10.0).copy()
         assert dominant_hz(captured[:, 0]) == pytest.approx(600.0, abs=10.0)
@@ -186,9 +210,10 @@ class Link:
         self.take_finished = sender.take_finished
 
 
-def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring]:
-    """The audio child's mix over a shared layout in this process (no stream), and a sender
-    writing to it as the player does: the compiled core's, or the NumPy fallback's reader."""
+def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
+    """The audio child's mix over a shared layout in this process (no stream), a sender
+    writing to it as the player does, and its status row: the compiled core's, or the NumPy
+    fallback's reader."""
     config = _Config(_Layout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
     views = config.layout.views(bytearray(config.layout.size))
     ring, status, ended, _, arena = views
@@ -202,31 +227,44 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring]:
     else:
         mix = _mix_function(config, views)
     ring = Ring(ring, RING_RECORDS)
-    return CommandSender(ring, status, ended, 12, copy), mix, ring
+    return CommandSender(ring, status, ended, 12, copy), mix, ring, status
 
 
 @pytest.mark.skipif(load_core()[0] is None, reason="the compiled mixer core is not built")
 def test_the_numpy_fallback_reads_the_ring_as_the_compiled_core_does() -> None:
-    """The same commands and the same garbage through the shared ring: the child's NumPy reader
-    and the compiled core drop the same records and mix the same samples."""
-    outputs = []
+    """The same commands and the same garbage through the shared ring (bad fields, records
+    published before they were written, torn write counts): the child's NumPy reader and the
+    compiled core drop the same records, read nothing past a torn count, mix the same samples
+    and publish the same count of limited frames (two notes at +6 dB master gain drive the
+    limiter)."""
+    outputs, limited = [], []
     for numpy in (False, True):
-        sender, mix, ring = child_side(numpy)
+        sender, mix, ring, status = child_side(numpy)
         voices = Voices(Link(sender))
         slot = voices.note_on("a", Layer(tone(440.0)), Layer(tone(660.0)), weight=0.3)
         voices.note_on("b", Layer(looped(tone(550.0))), loop=True)
         garbage = np.frombuffer(bytes(range(256)) * 2, RECORD, 3).copy()
         for values in garbage.tolist():
             assert ring.put(values)
+        ring._counts[WRITE] += 2  # published, never written
         voices.morph(slot, Layer(tone(880.0)), None, 0.0)
         blocks = []
+        written = ring.written
+        for torn in (written + RING_RECORDS + 1, 10**15, -1):
+            ring._counts[WRITE] = torn
+            blocks.append(np.empty((16, 2), dtype=np.float32))
+            mix(blocks[-1], 16)
+            assert ring.read == 0 and not blocks[-1].any()
+        ring._counts[WRITE] = written
         for b in range(60):
             if b == 30:
                 voices.note_off("a")
             block = np.empty((128, 2), dtype=np.float32)
             mix(block, 128)
             blocks.append(block)
-        assert ring.dropped == 3 and sender.pending() == 0
+        assert ring.dropped == 5 and sender.pending() == 0
         outputs.append(np.concatenate(blocks))
+        limited.append(status[STATUS_LIMITED])
     assert np.abs(outputs[0]).max() > 0.1
+    assert limited[0] == limited[1] > 0
     assert np.abs(outputs[0] - outputs[1]).max() <= 1e-6

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gansynth_instrument.compiled_mixer import MIXER_ENV, CompiledMixer, make_mixer
+from gansynth_instrument.compiled_mixer import (
+    CHOICE_ENV,
+    MIXER_ENV,
+    CompiledMixer,
+    make_mixer,
+    mixer_in_use,
+)
+from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import (
     ALL_CHANNELS,
@@ -29,7 +36,17 @@ from gansynth_instrument.mixer import (
     Mixer,
 )
 from gansynth_instrument.note import LoopedNote, Note
-from gansynth_instrument.protocol import OP_LOAD, RECORD, Ring, to_record
+from gansynth_instrument.protocol import (
+    OP_LOAD,
+    RECORD,
+    STATUS_ENDED,
+    STATUS_LIMITED,
+    STATUS_PEAK,
+    STATUS_VOICES,
+    WRITE,
+    Ring,
+    to_record,
+)
 
 RATE = 48000
 TOLERANCE = 1e-6  # of full scale
@@ -136,6 +153,17 @@ def test_the_compiled_mixer_plays_what_the_numpy_mixer_plays(stream) -> None:
     assert compiled.frames_mixed == reference.frames_mixed
     assert compiled.voices_active == reference.voices_active
     assert compiled.take_finished() == list(reference.finished)
+    assert_same_limiter(reference, compiled)
+
+
+def assert_same_limiter(reference: Mixer, compiled: CompiledMixer) -> None:
+    """The limiter's meters read the same through either mixer's ``master``."""
+    if reference.master is None or compiled.master is None:
+        assert reference.master is compiled.master is None
+        return
+    expected, got = reference.master.limiter, compiled.master.limiter
+    assert got.limited_frames == expected.limited_frames
+    assert got.gain == pytest.approx(expected.gain, rel=1e-6)
 
 
 @needs_core
@@ -152,6 +180,9 @@ def test_the_limiter_engages_and_both_mixers_agree_there() -> None:
     assert reference.master is not None and reference.master.limiter.limited_frames > 0
     assert np.abs(expected).max() == pytest.approx(reference.master.limiter.limit, rel=1e-3)
     assert np.abs(got - expected).max() <= TOLERANCE
+    assert reference.master.limiter.gain < 1.0
+    assert_same_limiter(reference, compiled)
+    assert compiled._status[STATUS_LIMITED] == reference.master.limiter.limited_frames
 
 
 @needs_core
@@ -159,7 +190,9 @@ def test_the_record_layout_is_the_c_struct() -> None:
     assert RECORD.itemsize == _mixcore.RECORD_SIZE
     declared = [(name, RECORD.fields[name][1], RECORD[name].itemsize) for name in RECORD.names]
     assert list(_mixcore.RECORD_FIELDS) == declared
+    assert RECORD.names[-1] == "sequence"
     assert _mixcore.HEADER_OFFSETS == (0, 64, 128) and _mixcore.HEADER_SIZE == 192
+    assert _mixcore.STATUS_FIELDS == (STATUS_ENDED, STATUS_VOICES, STATUS_PEAK, STATUS_LIMITED)
 
 
 @needs_core
@@ -195,6 +228,44 @@ def test_malformed_records_are_dropped_counted_and_change_nothing() -> None:
     assert ring.dropped == len(bad) + 3
     np.testing.assert_array_equal(got, expected)
     assert dirty.take_finished() == clean.take_finished() == [1]
+
+
+@needs_core
+def test_truncated_records_are_dropped_counted_and_a_torn_write_count_reads_nothing() -> None:
+    """Records published before they were whole: a count moved past two slots never written
+    (all zeros, which would be a note-on of entry 0), and the last record's bytes repeated
+    without its own sequence stamp (left from before). Each is dropped and counted, the mix is
+    the good commands'. A write count far ahead of the read count, or behind it, reads as no
+    records: nothing dropped, nothing read outside the ring, and play goes on once it is right."""
+    good = [
+        (IMMEDIATE, CMD_NOTE_ON, 0, 1, NOTES[0], 1.0, NOTES[1], 1.0, 0.5, 1.0, 10, 900, 0),
+        (300, CMD_MORPH, 0, 1, NOTES[2], 1.0, None, 1.0, 0.0),
+        (900, CMD_RELEASE, 0, 1),
+    ]
+    clean, dirty = pair(2, True)[1], pair(2, True)[1]
+    expected = run(clean, good, [256] * 12)
+    ring: Ring = dirty._sender._ring
+    counts = ring._counts
+    assert dirty.send(good[0])
+    written = ring.written
+    counts[WRITE] = written + 2  # published, never written
+    ring.records[(written + 2) % ring.capacity] = ring.records[(written - 1) % ring.capacity]
+    counts[WRITE] = written + 3  # a whole record, but stamped for the place before
+    for cmd in good[1:]:
+        assert dirty.send(cmd)
+    got = np.concatenate([_mix(dirty, 256) for _ in range(12)])
+    assert ring.dropped == 3 and dirty.pending() == 0
+    np.testing.assert_array_equal(got, expected)
+    assert dirty.take_finished() == clean.take_finished() == [1]
+
+    assert dirty.send(good[0])  # a new note, then its count torn
+    read = ring.read
+    for torn in (read + ring.capacity + 1, 10**15, read - 1):
+        counts[WRITE] = torn
+        assert not _mix(dirty, 64).any()
+        assert ring.read == read and ring.dropped == 3
+    counts[WRITE] = read + 1
+    assert _mix(dirty, 64).any() and ring.read == read + 1 and ring.dropped == 3
 
 
 def with_op(values: tuple, op: int) -> tuple:
@@ -251,6 +322,19 @@ def test_without_the_core_make_mixer_plays_numpy_and_says_so_once() -> None:
     env[MIXER_ENV] = "1"
     run_ = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert run_.returncode != 0 and "GANSYNTH_REQUIRE_COMPILED_MIXER=1" in run_.stderr
+
+
+def test_gansynth_mixer_chooses_numpy_and_rejects_other_values(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(MIXER_ENV, raising=False)
+    monkeypatch.setenv(CHOICE_ENV, "numpy")
+    assert type(make_mixer(RATE, polyphony=2)) is Mixer
+    assert capsys.readouterr().err == (
+        "compiled mixer unavailable (GANSYNTH_MIXER=numpy); using the numpy mixer\n"
+    )
+    assert mixer_in_use() == "numpy (compiled core: GANSYNTH_MIXER=numpy)"
+    monkeypatch.setenv(CHOICE_ENV, "fast")
+    with pytest.raises(GansynthError, match=r"^GANSYNTH_MIXER='fast': use compiled or numpy$"):
+        make_mixer(RATE, polyphony=2)
 
 
 @pytest.mark.skipif(os.environ.get(MIXER_ENV) != "1", reason=f"{MIXER_ENV} is not set (CI sets it)")

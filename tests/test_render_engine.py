@@ -16,6 +16,7 @@ from midi_writer import write_midi
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.compiled_mixer import CHOICE_ENV, MIXER_ENV, load_core
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.instrument import assemble, build_engine
 from gansynth_instrument.knobs import KNOB_CCS, KNOB_SPAN
@@ -27,6 +28,7 @@ from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
 WAIT_S = 300.0  # only bounds a hang
+OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")  # Debian's openttd-openmsx
 
 
 def on(pitch: int, velocity: int) -> mido.Message:
@@ -118,6 +120,34 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
     assert np.abs(results[0]).max() > 0.01
     assert not np.array_equal(results[0][:, 0], results[0][:, 1])  # panned left from 0.8 s
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+@pytest.mark.skipif(load_core()[0] is None, reason="the compiled mixer core is not built")
+def test_render_sounds_the_same_with_the_compiled_and_the_numpy_mixer(
+    model, tmp_path, monkeypatch, capsys
+):
+    """A real General MIDI song (OpenMSX's 5432gone_redfarn.mid: five melodic channels with their
+    programs, volumes and pans from the default bank) rendered with the compiled mixer and with
+    GANSYNTH_MIXER=numpy: the two files agree within 1e-6 of full scale."""
+    midi = OPENMSX / "5432gone_redfarn.mid"
+    if not midi.is_file():
+        raise FileNotFoundError(f"{midi}: install Debian's openttd-openmsx (.ci/run does)")
+    monkeypatch.delenv(MIXER_ENV, raising=False)  # CI's: the NumPy mixer is chosen here
+    audio = {}
+    for choice in ("compiled", "numpy"):
+        monkeypatch.setenv(CHOICE_ENV, choice)
+        out = tmp_path / f"{choice}.wav"
+        options = {"sample_rate": RATE, "subtype": "FLOAT", "progress": False}
+        render_midi_engine(
+            model, midi, out, bank=find_bank("default"), cache_dir=tmp_path / "notes", **options
+        )
+        notice = capsys.readouterr().err
+        assert ("using the numpy mixer" in notice) == (choice == "numpy"), notice
+        audio[choice], _ = sf.read(out, dtype="float32", always_2d=True)
+    assert len(audio["compiled"]) == len(audio["numpy"]) > 50 * RATE
+    assert np.abs(audio["numpy"]).max() > 0.1
+    assert not np.array_equal(audio["numpy"][:, 0], audio["numpy"][:, 1])  # panned channels
+    assert np.abs(audio["compiled"] - audio["numpy"]).max() <= 1e-6
 
 
 def knob(value: int) -> mido.Message:
