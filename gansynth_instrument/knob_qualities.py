@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 ORIENT_OFFSET = 2.0  # standard deviations from each latent, to either side (see orient)
 ORIENT_LATENTS = 4  # seeded latents, each at one pitch of ORIENT_PITCHES in turn
-MIN_T = 3.0  # a knob is named for a quality whose changes' t statistic reaches this
-MIN_SHARE = 0.75  # and whose changes agree this often
+MIN_SHARE = 0.875  # a knob is named for a quality whose changes agree this often (7 in 8)
+MIN_T = 2.0  # and whose changes' t statistic reaches this (a rare large change is not enough)
 TURN_OFFSET = 2.0  # either side, when a knob's effect is checked over its travel (turned)
 ORIENT_PITCHES = (48, 60, 72)  # a few octaves: a knob's name must hold across the keyboard
 ORIENT_SEED = 2811  # latents of their own: not the PCA's (seed 0), not a test's
@@ -169,9 +169,10 @@ def orient(model: Model, directions: np.ndarray, *, progress: bool = True) -> Or
     module docstring). Each of ``ORIENT_LATENTS`` latents of its own is made unmoved and moved
     ``ORIENT_OFFSET`` to either side by each knob: a knob's changes are (+side − unmoved) and
     (unmoved − −side), both halves of its travel, and the same notes whichever sign a direction
-    came with. Consistency: the changes' mean over their standard error (a t statistic), which
-    must reach ``MIN_T`` with ``MIN_SHARE`` of them agreeing; a knob with no such quality keeps
-    the PCA's sign and no name (a quality that rises on both sides, say, is no quality of +)."""
+    came with. Consistency: the share of changes with the majority's sign, then (between equal
+    shares) their mean over its standard error, a t statistic; a quality must reach
+    ``MIN_SHARE`` and ``MIN_T`` to name a knob, else the knob keeps the PCA's sign and no name (a
+    quality that rises on both sides, say, is no quality of +)."""
     near = _nearest(model, ORIENT_PITCHES)
     seeds = range(ORIENT_SEED, ORIENT_SEED + ORIENT_LATENTS)
     latents = [random_latent(seed, model.latent_size).astype(np.float64) for seed in seeds]
@@ -193,9 +194,10 @@ def orient(model: Model, directions: np.ndarray, *, progress: bool = True) -> Or
             )
             row = np.concatenate([plus - unmoved, unmoved - minus])
             t = float(row.mean()) / (float(row.std(ddof=1)) / np.sqrt(len(row)) + 1e-12)
-            share = max(float(np.mean(row > 0)), float(np.mean(row < 0)))
-            ranked.append((abs(t), share, name, 1 if t >= 0 else -1))
-        strength, share, name, sign = max(r for r in ranked)
+            up, down = float(np.mean(row > 0)), float(np.mean(row < 0))
+            sign = 1 if up >= down else -1  # the majority's way; t must agree with it
+            ranked.append((max(up, down), sign * t, name, sign))
+        share, strength, name, sign = max(ranked)
         if strength < MIN_T or share < MIN_SHARE:
             sign, name = 1, ""
         signs.append(sign)
