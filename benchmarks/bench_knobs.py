@@ -11,6 +11,8 @@ distance along a random unit direction (a fresh one per start); for knobs 1-4 al
 ``-offset``, so a knob's effect is measured over its travel from one side to the other. Printed:
 
 * the PCA itself: seconds to compute the directions (no disk cache), variance share per knob;
+* the knobs' orientation (``knob_qualities.orient``, what a first play adds to the PCA): seconds,
+  and the quality each knob's + side raises, with its t statistic;
 * per knob, the mean log-spectral change (mean |Δ| of the STFT magnitude in dB, floored 80 dB
   below the louder note's peak) and its ratio to the random direction's, the baseline measured
   in the same run;
@@ -51,6 +53,7 @@ from gansynth_instrument.engine import RANDOM_CC
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, compute_directions
 from gansynth_instrument.instrument import assemble
+from gansynth_instrument.knob_qualities import knob_summary, orient
 from gansynth_instrument.knobs import KNOB_CCS, describe
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.live import live_render_threads
@@ -232,6 +235,10 @@ def measure(
     )
     shares = "  ".join(f"{i + 1}:{r * 100:.2f}%" for i, r in enumerate(knobs.variance_ratio))
     print(f"variance share per knob: {shares}")
+    t0 = time.perf_counter()
+    found = orient(model, knobs.directions, progress=True)
+    print(f"orientation: {time.perf_counter() - t0:.1f} s; + side: {knob_summary(found.qualities)}")
+    print("  t statistics: " + "  ".join(f"{i + 1}:{t:.1f}" for i, t in enumerate(found.strengths)))
 
     rows = [*range(KNOB_COUNT), "random"]
     change: dict[object, list[float]] = {r: [] for r in rows}

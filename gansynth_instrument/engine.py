@@ -38,8 +38,12 @@ Rules:
   Knobs, pad and buttons act on the channel their controller arrives on: each channel keeps its
   own knob stops, pad position, button states and the line it moves along.
 - Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
-  last are rendered first); the save button marks what plays, knob offsets included, for
-  ``take_save()``: the live status loop writes it, so no file is written on the MIDI thread.
+  last are rendered first); the save button marks what the channel's last note played, knob
+  offsets included (the timbre it started with, or the step a knob or the morph moved it to while
+  it sounded), for ``take_save()``: the live status loop writes it, so no file is written on the
+  MIDI thread. What the next note would play can differ: a draw made after that note, or while
+  its note-on still waited for the draw before, has not been heard. Before any note on the
+  channel, the save keeps what its next note would play.
   Buttons act when pressed (a value ≥ 64 after one below).
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
   becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
@@ -258,6 +262,9 @@ class Engine:
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
         self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
+        # Per channel: the timbre its last note started with, or the step a line moved it to
+        # while it sounded: what the save button keeps (None: no note yet, see _control_change).
+        self._heard: list[Timbre | None] = [None] * CHANNELS
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
         # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
@@ -715,6 +722,7 @@ class Engine:
         self._played[channel][timbre.name] += 1
         if channel == DRUM_CHANNEL:
             self._remarks[channel].add(MELODIC_DRUMS)
+        self._heard[channel] = timbre
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
@@ -775,7 +783,7 @@ class Engine:
             if pressed and cc == self.random_cc:
                 self.random_timbre(channel)
             elif pressed:
-                self._to_save = self.current(channel)
+                self._to_save = self._heard[channel] or self.current(channel)
         elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
             if cc == CC_VOLUME:
                 state.volume = value
@@ -845,3 +853,4 @@ class Engine:
                 layers = self._morph_layers(line, u, model_pitch, pitch, priority)
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
+                self._heard[channel] = line[round(u)]

@@ -28,6 +28,7 @@ their seeds, so memory stays O(dims × count) where a covariance matrix would ta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import zipfile
@@ -43,6 +44,7 @@ from tqdm import tqdm
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import ModelError, OutputError, PresetError
 from gansynth_instrument.fileio import atomic_path
+from gansynth_instrument.knob_qualities import WORDS, orient, plus_label
 from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
 from gansynth_instrument.model import Model, import_runtime
 
@@ -66,7 +68,7 @@ _KEEP_BYTES = 256 * 1024**2  # activations up to this size are kept between pass
 # for the regression back to z: with ``samples`` alone its estimate is the noisier part (two
 # seeds gave knob 3 directions 46° apart), and one more pass is cheap beside the power passes.
 REGRESSION_FACTOR = 4
-_FORMAT = 2  # of the cached file; another number is computed again
+_FORMAT = 3  # of the cached file; another number is computed again (2: no qualities)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +78,9 @@ class KnobDirections:
     ``directions`` float32 [K, latent] unit rows; ``variance`` the activation variance along each
     component, ``variance_ratio`` its share of the layer's total variance (what the knob is
     worth); ``pitch`` the reference pitch and ``samples`` the latents they were found with.
+    ``qualities``: per knob, the audible quality its + side raises (``knob_qualities.WORDS``;
+    "" for a knob that moves no single one), measured by ``oriented``; empty for directions
+    not measured.
     """
 
     digest: str
@@ -84,6 +89,12 @@ class KnobDirections:
     variance_ratio: np.ndarray
     pitch: int
     samples: int
+    qualities: tuple[str, ...] = ()
+
+    def label(self, knob: int) -> str:
+        """What knob ``knob`` (0-based) does, for a banner or a page: "brighter (+)"; "" when
+        not measured."""
+        return plus_label(self.qualities[knob]) if knob < len(self.qualities) else ""
 
     @property
     def count(self) -> int:
@@ -122,14 +133,28 @@ def knob_directions(
         raise ModelError(f"knob count must be 1..{model.latent_size}, got {count}")
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{model.digest}-k{count}-n{samples}.npz"
+        path = _cache_path(Path(cache_dir), model.digest, count, samples)
         found = _load(path, model.digest, count, model.latent_size)
         if found is not None:
             return found
     knobs = compute_directions(model, count=count, samples=samples, progress=progress)
+    knobs = oriented(model, knobs, progress=progress)
     if path is not None:
         _save(path, knobs)
     return knobs
+
+
+def cached_knobs(
+    digest: str, latent_size: int, cache_dir: Path = DEFAULT_KNOBS_DIR
+) -> KnobDirections | None:
+    """The default knobs of the model with ``digest`` when they are on disk (found by a play or
+    ``presets new --knob``), else None; nothing is computed (``info`` shows what they do)."""
+    path = _cache_path(cache_dir, digest, KNOB_COUNT, DEFAULT_SAMPLES)
+    return _load(path, digest, KNOB_COUNT, latent_size)
+
+
+def _cache_path(cache_dir: Path, digest: str, count: int, samples: int) -> Path:
+    return cache_dir / f"{digest}-k{count}-n{samples}.npz"
 
 
 def compute_directions(
@@ -148,6 +173,17 @@ def compute_directions(
         progress=progress,
     )
     return KnobDirections(model.digest, directions, variance, ratio, pitch, samples)
+
+
+def oriented(model: Model, knobs: KnobDirections, *, progress: bool = True) -> KnobDirections:
+    """``knobs`` with each direction's sign chosen so that + raises the audible quality it
+    moves most consistently, and that quality kept (``knob_qualities.orient``): the PCA's signs
+    are arbitrary, so "brighter" must come from a measurement."""
+    found = orient(model, knobs.directions, progress=progress)
+    signs = np.asarray(found.signs, dtype=np.float32)[:, None]
+    return dataclasses.replace(
+        knobs, directions=knobs.directions * signs, qualities=found.qualities
+    )
 
 
 Activations = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -324,6 +360,9 @@ def _load(path: Path, digest: str, count: int, latent_size: int) -> KnobDirectio
     try:
         with np.load(path, allow_pickle=False) as data:
             fields = {k: data[k] for k in data.files}
+        if int(fields["format"]) != _FORMAT:
+            logger.info("timbre knobs: %s is of an older format; computing them again", path)
+            return None
         directions = fields["directions"].astype(np.float32)
         knobs = KnobDirections(
             str(fields["digest"]),
@@ -332,13 +371,15 @@ def _load(path: Path, digest: str, count: int, latent_size: int) -> KnobDirectio
             fields["variance_ratio"].astype(np.float64),
             int(fields["pitch"]),
             int(fields["samples"]),
+            tuple(str(q) for q in fields["qualities"]),
         )
         ok = (
-            int(fields["format"]) == _FORMAT
-            and knobs.digest == digest
+            knobs.digest == digest
             and directions.shape == (count, latent_size)
             and knobs.variance.shape == knobs.variance_ratio.shape == (count,)
             and np.isfinite(directions).all()
+            and len(knobs.qualities) == count
+            and all(q in WORDS or q == "" for q in knobs.qualities)
         )
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
         logger.warning("timbre knobs: %s is unreadable (%s); computing them again", path, err)
@@ -362,6 +403,7 @@ def _save(path: Path, knobs: KnobDirections) -> None:
                 variance_ratio=knobs.variance_ratio,
                 pitch=knobs.pitch,
                 samples=knobs.samples,
+                qualities=np.array(knobs.qualities, dtype=str),
             )
     except (OSError, OutputError) as err:
         logger.warning(

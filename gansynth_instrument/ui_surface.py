@@ -80,6 +80,9 @@ class Surface:
         space = engine.space
         count = space.knobs.count if space is not None and space.knobs is not None else 0
         self.knob_ccs = tuple((bank.knob_ccs if bank is not None else KNOB_CCS)[:count])
+        # What each knob's + side does, as measured on the model (ganspace.KnobDirections.label).
+        knobs = space.knobs if space is not None else None
+        self.knob_labels = tuple(knobs.label(k) for k in range(count)) if knobs else ()
         has_pad = space is not None and bool(space.corners) and bank is not None
         self.pad_ccs = tuple(bank.pad_ccs) if has_pad and bank is not None else ()
         self.pad_corners = tuple(bank.pad_corners) if has_pad and bank is not None else ()
@@ -99,6 +102,7 @@ class Surface:
         engine = self.player.engine
         return {
             "knobs": list(self.knob_ccs),
+            "knob_labels": list(self.knob_labels),
             "pad": {"cc": list(self.pad_ccs), "corners": list(self.pad_corners)},
             "morph_cc": engine.morph_cc,
             "buttons": {"random": engine.random_cc, "save": engine.save_cc},

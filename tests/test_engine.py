@@ -412,6 +412,56 @@ def test_the_save_button_hands_over_what_plays_once(cache):
     assert engine.take_save() is None
 
 
+def test_the_save_button_keeps_what_the_last_note_played_not_a_later_draw(model):
+    """A draw that has not sounded yet is not what was heard: the race of issue 28 item 13. The
+    cache is started only after the presses, so the order of events is fixed."""
+    cache = NoteCache(model, RATE, cache_dir=None, batch_size=1)
+    try:
+        engine, mixer = make(cache, space=knob_space())
+        engine.handle([0xB0, RANDOM_CC, 127])
+        engine.handle([0xB0, RANDOM_CC, 0])
+        first = engine.current()
+        engine.handle([0x90, 60, 127])  # waits: nothing of the draw is made yet
+        engine.handle([0xB0, RANDOM_CC, 127])  # a second draw, before the first one sounds
+        engine.handle([0xB0, RANDOM_CC, 0])
+        second = engine.current()
+        assert second.key != first.key and engine.pending == 1
+        cache.start()
+        assert cache.wait(first.key, [60], WAIT_S)
+        assert engine.start_pending() == 0
+        (f60,) = cached(cache, first, [60])
+        out = render(mixer, 2000)
+        np.testing.assert_allclose(out, attack(2000, first) * played(f60, 2000), atol=1e-5)
+        engine.handle([0xB0, SAVE_CC, 127])
+        assert engine.take_save() is first  # what sounded, not the draw still to be heard
+        # A draw while the note is held: the held note keeps its timbre, and so does the save.
+        engine.handle([0xB0, RANDOM_CC, 127])
+        assert engine.current().key not in (first.key, second.key)
+        engine.handle([0xB0, SAVE_CC, 0])
+        engine.handle([0xB0, SAVE_CC, 127])
+        assert engine.take_save() is first
+        # The next note plays the newest draw, and the save follows it.
+        engine.handle([0x80, 60, 0])
+        newest = engine.current()
+        cached(cache, newest, [60])
+        engine.handle([0x90, 60, 110])
+        engine.handle([0xB0, SAVE_CC, 0])
+        engine.handle([0xB0, SAVE_CC, 127])
+        assert engine.take_save() is newest
+    finally:
+        cache.close()
+
+
+def test_a_knob_turned_under_a_held_note_is_saved_with_it(cache):
+    engine, _ = make(cache, space=knob_space())
+    cached(cache, DARK, [60])
+    engine.handle([0x90, 60, 110])
+    engine.handle([0xB0, KNOB_CCS[0], 127])  # the held note follows the knob to its last stop
+    engine.handle([0xB0, SAVE_CC, 127])
+    saved = engine.take_save()
+    assert saved is not None and saved.latent[0] == pytest.approx(DARK.latent[0] + 4.0)
+
+
 def test_learn_binds_the_next_controller_to_a_knob(cache):
     engine, _ = make(cache, space=knob_space())
     engine.learn(knob=1)

@@ -117,6 +117,26 @@ def test_directions_are_cached_by_model_digest(model: Model, tmp_path: Path) -> 
     second = knob_directions(model, samples=SAMPLES, cache_dir=tmp_path, progress=False)
     assert np.array_equal(second.directions, first.directions)
     assert np.array_equal(second.variance, 2 * first.variance)
+    assert second.qualities == first.qualities and len(first.qualities) == KNOB_COUNT
+
+
+def test_a_cache_file_of_the_format_before_qualities_is_computed_again(
+    model: Model, tmp_path: Path
+) -> None:
+    """Directions cached before knobs were oriented and named (format 2) have the PCA's signs:
+    they are found again, not played with their arbitrary signs."""
+    first = knob_directions(model, samples=SAMPLES, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.iterdir()
+    with np.load(path) as data:
+        fields = {k: data[k] for k in data.files if k != "qualities"}
+    fields["format"] = np.asarray(2)
+    fields["directions"] = -fields["directions"]  # as the PCA's signs may have it
+    np.savez(path, **fields)
+    again = knob_directions(model, samples=SAMPLES, cache_dir=tmp_path, progress=False)
+    assert np.array_equal(again.directions, first.directions)
+    assert again.qualities == first.qualities
+    with np.load(path) as data:
+        assert int(data["format"]) == 3 and tuple(data["qualities"]) == first.qualities
 
 
 def test_a_damaged_cache_file_is_computed_again(

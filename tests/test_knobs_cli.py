@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from gansynth_instrument.ganspace import knob_directions
+from gansynth_instrument.knob_qualities import describe_knob
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.levels import LIMIT, TARGET_PEAK, db_to_gain
 from gansynth_instrument.model import load_model
@@ -43,7 +44,8 @@ def test_presets_new_from_a_preset_with_knobs(tiny_model: Path, tmp_path: Path) 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     user = tmp_path / "data" / "gansynth-instrument" / "presets"
-    assert run.stdout.strip() == f"wrote {user / 'mine.yaml'} (latent[256])"
+    wrote, *turned = run.stdout.splitlines()
+    assert wrote == f"wrote {user / 'mine.yaml'} (latent[256])"
     saved = find_preset("mine", user_dir=user)
     assert saved.description == "from keys-to-bell, knobs 1=+2.5 3=-1"
     source = find_preset("keys-to-bell")
@@ -60,6 +62,11 @@ def test_presets_new_from_a_preset_with_knobs(tiny_model: Path, tmp_path: Path) 
     knobs = knob_directions(model, cache_dir=cache, progress=False)
     expected = knobs.move(source.latent_vector(), (2.5, 0.0, -1.0))
     assert np.array_equal(saved.latent_vector(), expected)
+    # What each turned knob did, as measured on the model when its directions were found.
+    assert turned == [
+        f"knob 1 +2.5: {describe_knob(knobs.qualities[0], 2.5) or 'no single quality (measured)'}",
+        f"knob 3 -1: {describe_knob(knobs.qualities[2], -1.0) or 'no single quality (measured)'}",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from gansynth_instrument.compiled_mixer import mixer_in_use
+from gansynth_instrument.knob_qualities import knob_summary
 from gansynth_instrument.metadata import format_pitches
 from gansynth_instrument.model import MODEL_ENV, available_backends, model_path, read_info
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         ("timbres", f"{len(info.timbres)}: {timbres}" if timbres else "none stored"),
         ("digest", info.digest),
         ("family", info.family or "none (its presets record its digest)"),
+        ("knobs", _knobs_text(info.digest, info.latent_size)),
         ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
         ("backends here", ", ".join(available_backends())),
         ("mixer here", mixer_in_use()),
@@ -53,3 +55,13 @@ def run(args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _knobs_text(digest: str, latent_size: int) -> str:
+    """What each timbre knob's + side does, as measured when the knobs were found."""
+    from gansynth_instrument.ganspace import cached_knobs  # onnx: only for this line
+
+    knobs = cached_knobs(digest, latent_size)
+    if knobs is None:
+        return "not measured yet (the first play or presets new --knob finds them)"
+    return knob_summary(knobs.qualities)

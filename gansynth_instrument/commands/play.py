@@ -28,6 +28,7 @@ from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
+from gansynth_instrument.knob_qualities import knob_summary
 from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
@@ -238,6 +239,8 @@ def _print_header(player: Player, model_path: Any) -> None:
     if engine.space is not None and engine.space.knobs is not None:
         ccs = player.bank.knob_ccs if player.bank is not None else KNOB_CCS
         print(f"knobs   {', '.join(f'CC{cc}' for cc in ccs)} (64 = unchanged)")
+        if engine.space.knobs.qualities:
+            print(f"        {knob_summary(engine.space.knobs.qualities)}")
     if engine.space is not None and engine.space.corners:
         assert player.bank is not None
         x, y = player.bank.pad_ccs

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gansynth_instrument.errors import ModelError, PresetError
+from gansynth_instrument.knob_qualities import describe_knob
 from gansynth_instrument.knobs import describe, parse_knobs
 from gansynth_instrument.metadata import ModelInfo
 from gansynth_instrument.preset_files import (
@@ -38,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "show":
         print(show_text(args.name, bank=args.bank, model=_model_info(args)), end="")
     elif args.action == "new":
-        move, note, latent_size = None, "", args.latent_size
+        move, note, latent_size, turns = None, "", args.latent_size, []
         if args.knob:
             if args.from_preset is None:
                 raise PresetError("presets new: --knob needs --from PRESET (the timbre it turns)")
-            move, note, latent_size = _knob_move(args)
+            move, note, latent_size, turns = _knob_move(args)
         preset, path = create_preset(
             args.name,
             seed=args.seed,
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             model=_model_info(args),
         )
         print(f"wrote {path} ({_timbre_text(preset)})")
+        for line in turns:
+            print(line)
     elif args.action == "save":
         preset, path = save_copy(
             args.source,
@@ -87,9 +90,10 @@ def _model_info(args: argparse.Namespace) -> ModelInfo | None:
 
 def _knob_move(
     args: argparse.Namespace,
-) -> tuple[Callable[[np.ndarray], np.ndarray], str, int]:
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, int, list[str]]:
     """(latent → latent moved by the ``--knob`` offsets, their description, the model's latent
-    size). The specs and the source preset are checked before the model loads."""
+    size, a line per turned knob saying what it did, as measured on the model: "knob 2 +2.5:
+    brighter"). The specs and the source preset are checked before the model loads."""
     from gansynth_instrument.commands import load_model_from_args
     from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
 
@@ -97,7 +101,14 @@ def _knob_move(
     find_preset(args.from_preset, model=_model_info(args))
     model = load_model_from_args(args)
     knobs = knob_directions(model)
-    return functools.partial(knobs.move, offsets=offsets), describe(offsets), model.latent_size
+    turns = [
+        f"knob {k + 1} {offset:+g}: "
+        + (describe_knob(knobs.qualities[k], offset) or "no single quality (measured)")
+        for k, offset in enumerate(offsets)
+        if offset != 0.0
+    ]
+    move = functools.partial(knobs.move, offsets=offsets)
+    return move, describe(offsets), model.latent_size, turns
 
 
 def _timbre_text(preset: Preset) -> str:

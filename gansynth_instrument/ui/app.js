@@ -95,7 +95,10 @@ function slider(id, label, cc) {
 function buildKnobs() {
   const box = $("knobs");
   box.replaceChildren();
-  config.knobs.forEach((cc, k) => box.append(slider(`knob-${k}`, `knob ${k + 1}`, cc)));
+  config.knobs.forEach((cc, k) => {
+    const does = config.knob_labels[k];  // what + does, measured on the model ("" if nothing single)
+    box.append(slider(`knob-${k}`, does ? `knob ${k + 1}: ${does}` : `knob ${k + 1}`, cc));
+  });
   if (!config.knobs.length) box.textContent = "No timbre knobs (--no-knobs).";
 }
 
