@@ -166,7 +166,8 @@ class MpeInput:
             if semitones is None and state.note_level != 1.0:
                 self.engine.set_level(channel, 1.0, frame)
         for channel in change.bend_ranges:
-            self._bend(channel, frame)
+            if self.zones.expression[channel].bend != BEND_CENTER:  # no bend: nothing to re-send
+                self._bend(channel, frame)
 
     def state(self) -> dict[str, object]:
         """The zones and every sounding member note's slide, pressure and bend (semitones), for
