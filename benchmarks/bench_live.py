@@ -2,6 +2,8 @@
 
     python benchmarks/bench_live.py --model MODEL.onnx [--notes 120] [--voices 32] [--no-realtime]
         [--renderer thread|process] [--compare ROUNDS] [--ui ROUNDS]
+    python benchmarks/bench_live.py --model MODEL.onnx --floor [--floor-notes 40]
+        [--blocks 128,64] [--hops] [--no-realtime]
 
 Runs the real ``play`` path (Player: note cache + engine + JACK MIDI input in this process, the
 mixer and PortAudio stream in its audio process) and measures it from outside with two other JACK
@@ -35,6 +37,18 @@ each run (with the 1-minute load average at its start) and the medians.
 ``--ui ROUNDS`` runs phase 1 only, ROUNDS times without and with the browser control surface
 (``play --ui``: its server in the player, and its page open in a headless Chromium, meters
 updating), interleaved the same way, and prints the same table: what the page costs the audio.
+
+``--floor`` measures the instrument beside the floor, the least a Python PortAudio instrument
+does on this rig, at each of ``--blocks`` (a fresh JACK server each, its period the block size):
+a minimal instrument in another process (an rtmidi JACK virtual input whose callback appends
+(pitch, on) to a deque; a sounddevice stream, latency "low", whose callback drains it and starts
+or stops a sine with a 1 ms attack), then the player (a preset with a 1 ms attack), each sent the
+same ``--floor-notes`` notes 0.8 s apart after a warm-up. Latency runs from the send call to the
+recorder's cycle of the first sample above −80 dBFS. It prints latency median and max, xruns and
+callback time for both, and their ratios. ``--hops`` adds, per note-on, the median of each step
+of its way: to the sender's JACK cycle, to the MIDI callback (``Player.handle``), to the note-on
+command sent to the audio process, to the start of the audio callback that took it (the stream's
+meters), to the recorder's cycle of the onset.
 """
 
 from __future__ import annotations
@@ -75,6 +89,7 @@ from gansynth_instrument.audio import StreamStats  # noqa: E402
 from gansynth_instrument.cache import NoteCache, Priority  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
+from gansynth_instrument.mixer import CMD_NOTE_ON  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
 from gansynth_instrument.note_workers import WORKERS  # noqa: E402
 from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
@@ -102,6 +117,7 @@ class Capture:
     cycle_wall_s: np.ndarray  # recorded cycle k = frames k * block_frames onwards
     block_frames: int
     sent_s: np.ndarray  # perf_counter at each scripted send
+    written_s: np.ndarray  # perf_counter of the sender's JACK cycle that wrote each message
 
     def frame_at(self, wall_s: float) -> int:
         """First frame of the recorder cycle that ran at or after ``wall_s``."""
@@ -126,7 +142,7 @@ def _measure(
     started, ended, may_save = marks
     with MidiSender() as sender:
         if port is not None:
-            sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
+            sender.connect(midi_input_port(sender.client, port))
         with Recorder(seconds=seconds) as recorder:
             started.set()
             start = time.perf_counter()
@@ -136,9 +152,10 @@ def _measure(
                 sent.append(sender.send(msg))
             audio = recorder.wait(timeout_s=seconds + 60)[:, 0].copy()
             walls = recorder.cycle_wall_s.copy()
+        written = sender.written_s[-len(sent) :] if sent else []
     ended.set()
     may_save.wait()
-    np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent)
+    np.savez(out, audio=audio, walls=walls, block=recorder.block_frames, sent=sent, written=written)
 
 
 def measure(
@@ -171,7 +188,9 @@ def measure(
         if child.exitcode != 0:
             raise RuntimeError(f"measuring process failed (exit {child.exitcode})")
         data = np.load(out)
-        return Capture(data["audio"], data["walls"], int(data["block"]), data["sent"])
+        return Capture(
+            data["audio"], data["walls"], int(data["block"]), data["sent"], data["written"]
+        )
 
 
 def warm(player: Player, timbre: Timbre, pitches: list[int]) -> dict[int, np.ndarray]:
@@ -215,10 +234,11 @@ def percent(values: list[float], q: float) -> float:
 
 
 def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
+    """A player on a virtual MIDI port, and the port's name pattern for ``measure``."""
     port = f"bench-{uuid.uuid4().hex[:6]}"
     kw.setdefault("renderer", args.renderer)
     player = Player(model, cache_dir=cache_dir, virtual_midi=port, **kw)
-    return player, port
+    return player, f"{CLIENT_NAME}.*:{port}"
 
 
 @contextlib.contextmanager
@@ -530,6 +550,288 @@ def compare(model, args) -> None:
     print("  (stolen: CPU time the host took from this virtual machine meanwhile, all cores)")
 
 
+# -- --floor: the instrument beside a minimal Python instrument, on the same server ------------
+
+FLOOR_SPACING_S = 0.8  # between the measured notes
+FLOOR_HOLD_S = 0.4
+FLOOR_WARMUP = 5  # notes sent first and not measured (first-use costs on either side)
+FLOOR_PITCHES = (60, 64, 67, 72)
+AUDIBLE = 10 ** (-80 / 20)  # the first captured sample above -80 dBFS is the note's onset
+SINE_ATTACK_S = 0.001
+FLOOR = "floor"  # the minimal instrument, as a row name
+
+
+def floor_script(notes: int) -> tuple[list[tuple[float, list[int]]], list[int]]:
+    """Warm-up notes, then ``notes`` measured ones, each held FLOOR_HOLD_S; the script and the
+    indices of the measured note-ons in it."""
+    script, measured = [], []
+    for i in range(FLOOR_WARMUP + notes):
+        at_s = 0.3 + i * FLOOR_SPACING_S
+        pitch = FLOOR_PITCHES[i % len(FLOOR_PITCHES)]
+        if i >= FLOOR_WARMUP:
+            measured.append(len(script))
+        script += [(at_s, [0x90, pitch, 100]), (at_s + FLOOR_HOLD_S, [0x80, pitch, 0])]
+    return script, measured
+
+
+def floor_seconds(notes: int) -> float:
+    return 0.3 + (FLOOR_WARMUP + notes) * FLOOR_SPACING_S + 0.2
+
+
+def onset_latencies(capture: Capture, measured: list[int]) -> tuple[list[float], np.ndarray]:
+    """Send → the recorder cycle of the first sample above −80 dBFS (ms) of each note-on heard
+    while held, and per measured note-on that cycle's wall clock (s; NaN if none: a loaded
+    machine can drop the blocks that held it, in the capture or in the stream)."""
+    heard = np.full(len(measured), np.nan)
+    audio = np.abs(capture.audio)
+    for i, index in enumerate(measured):
+        lo = max(capture.frame_at(capture.sent_s[index]) - capture.block_frames, 0)
+        loud = np.flatnonzero(audio[lo : lo + round(FLOOR_HOLD_S * RATE)] > AUDIBLE)
+        if len(loud):
+            heard[i] = capture.wall_s(lo + int(loud[0]))
+    latencies = 1e3 * (heard - capture.sent_s[measured])
+    return latencies[~np.isnan(latencies)].tolist(), heard
+
+
+def _floor_synth(
+    block: int, blocks: int, meters_buffer, taken, ready: EventType, stop: EventType
+) -> None:
+    """The floor (another process): an rtmidi JACK virtual input whose callback appends
+    (pitch, on, when) to a deque, and a sounddevice stream whose callback drains it and starts or
+    stops a sine with a 1 ms attack. Its meters (``blocks`` callbacks) go in ``meters_buffer``;
+    ``taken`` gets, for each note-on in order, the rtmidi callback's time and the start of the
+    audio callback that took it (the floor's hops)."""
+    from collections import deque
+
+    import rtmidi
+    import sounddevice as sd
+
+    from gansynth_instrument.audio import StreamMeters
+
+    meters = StreamMeters(blocks, np.frombuffer(meters_buffer, np.float64))
+    inbox: deque[tuple[int, bool, float]] = deque()
+    step = 1.0 / (SINE_ATTACK_S * RATE)
+    sounding: dict[int, list[float]] = {}  # pitch → [phase, level, target]
+    ons = [0]
+
+    def on_midi(event, _data) -> None:
+        msg = event[0]
+        if len(msg) == 3 and msg[0] & 0xE0 == 0x80:
+            inbox.append((msg[1], msg[0] & 0xF0 == 0x90 and msg[2] > 0, time.perf_counter()))
+
+    def on_audio(out, frames, _when, status) -> None:
+        start_s = meters.begin(bool(status.output_underflow))
+        while inbox:
+            pitch, on, when_s = inbox.popleft()
+            if on:
+                sounding[pitch] = [0.0, 0.0, 1.0]
+                if 2 * ons[0] + 1 < len(taken):
+                    taken[2 * ons[0]], taken[2 * ons[0] + 1] = when_s, start_s
+                    ons[0] += 1
+            elif pitch in sounding:
+                sounding[pitch][2] = 0.0
+        out.fill(0)
+        n = np.arange(1, frames + 1)
+        for pitch, voice in list(sounding.items()):
+            phase, level, target = voice
+            hz = 440.0 * 2 ** ((pitch - 69) / 12)
+            ramp = np.clip(level + np.sign(target - level) * step * n, 0.0, 1.0)
+            tone = 0.3 * ramp * np.sin(phase + 2 * np.pi * hz / RATE * n)
+            out += tone[:, None]
+            voice[0] = (phase + 2 * np.pi * hz / RATE * frames) % (2 * np.pi)
+            voice[1] = float(ramp[-1])
+            if target == 0.0 and voice[1] == 0.0:
+                del sounding[pitch]
+        meters.end(start_s, 0.0)
+
+    midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-floor")
+    midi.open_virtual_port("in")
+    midi.set_callback(on_midi)
+    with sd.OutputStream(
+        samplerate=RATE, blocksize=block, channels=2, latency="low", callback=on_audio
+    ):
+        ready.set()
+        stop.wait()
+    midi.close_port()
+    midi.delete()
+
+
+def floor_run(block: int, notes: int) -> dict[str, object]:
+    """The minimal instrument, measured as ``instrument_run`` measures the player."""
+    from gansynth_instrument.audio import StreamMeters
+
+    context = multiprocessing.get_context("spawn")
+    seconds = floor_seconds(notes)
+    blocks = int(seconds * RATE / block) + 64
+    meters_buffer = context.RawArray("d", StreamMeters.size(blocks))
+    meters = StreamMeters(blocks, np.frombuffer(meters_buffer, np.float64))
+    taken = context.RawArray("d", 4 * (FLOOR_WARMUP + notes))  # room for repeated messages
+    ready, stop = context.Event(), context.Event()
+    synth = context.Process(
+        target=_floor_synth, args=(block, blocks, meters_buffer, taken, ready, stop)
+    )
+    synth.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError(f"the floor synth did not start (exit {synth.exitcode})")
+        script, measured = floor_script(notes)
+        window: list[StreamStats] = []  # at the start of the recording
+
+        def mark() -> None:
+            window.append(meters.stats(block / RATE, 0.0))
+
+        capture = measure("bench-floor.*:in", script, seconds, mark, mark)
+        before, after = window[0], meters.stats(block / RATE, 0.0, since=window[0].callbacks)
+    finally:
+        stop.set()
+        synth.join(30)
+    latencies, heard = onset_latencies(capture, measured)
+    # Each measured note-on is the first the MIDI callback took after the cycle that wrote it.
+    pairs = np.frombuffer(taken, np.float64).reshape(-1, 2)
+    pairs = pairs[pairs[:, 0] > 0]
+    sent = capture.sent_s[measured]
+    written = capture.written_s[measured]
+    times = pairs[np.minimum(np.searchsorted(pairs[:, 0], written), len(pairs) - 1)]
+    hops = {
+        "send → sender's JACK cycle": written - sent,
+        "→ MIDI callback": times[:, 0] - written,
+        "→ audio callback start": times[:, 1] - times[:, 0],
+        "→ recorder's cycle of the onset": heard - times[:, 1],
+    }
+    return {
+        "latencies_ms": latencies,
+        "missed": notes - len(latencies),
+        "xruns": window[1].xruns - before.xruns,
+        "callbacks": window[1].callbacks - before.callbacks,
+        "callback_median": after.callback_median_load,
+        "callback_max": after.callback_max_load,
+        "hops": hops,
+    }
+
+
+def instrument_run(model, args, block: int, cache_dir: Path, notes: int) -> dict[str, object]:
+    """The player (the ``play`` path) at ``block`` frames, the floor's notes sent to it; its hops
+    timed on the way: Player.handle entered, the note-on command sent to the audio process, the
+    start of the audio callback after that (the stream's meters)."""
+    script, measured = floor_script(notes)
+    seconds = floor_seconds(notes)
+    player, port = new_player(
+        model,
+        args,
+        cache_dir,
+        preset=PROBE,
+        block_frames=block,
+        timing_blocks=int(seconds * RATE / block) + 64,
+    )
+    handled: list[float] = []  # perf_counter as each note-on enters Player.handle
+    commanded: list[float] = []  # ... and as its command has gone to the audio process
+    handle, send = player.handle, player.audio.send
+
+    def timed_handle(msg) -> None:
+        if msg[0] & 0xF0 == 0x90 and msg[2] > 0:
+            handled.append(time.perf_counter())
+        handle(msg)
+
+    def timed_send(cmd: tuple) -> bool:
+        sent = send(cmd)
+        if cmd[1] == CMD_NOTE_ON:
+            commanded.append(time.perf_counter())
+        return sent
+
+    player.handle = timed_handle  # type: ignore[method-assign]  # before start(): MIDI calls it
+    player.audio.send = timed_send  # type: ignore[method-assign]
+    with player:
+        warm(player, player.engine.timbre, list(FLOOR_PITCHES))
+        window: list[StreamStats] = []
+        capture = measure(
+            port,
+            script,
+            seconds,
+            lambda: window.append(player.audio.stats()),
+            lambda: window.append(player.audio.stats(since=window[0].callbacks)),
+        )
+        starts = player.audio.meters.starts(since=window[0].callbacks).copy()
+    before, after = window
+    latencies, heard = onset_latencies(capture, measured)
+    written = capture.written_s[measured]
+
+    def first_after(times: list[float] | np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Per time in ``after``, the first of ``times`` (sorted) at or after it."""
+        times = np.asarray(times)
+        return times[np.minimum(np.searchsorted(times, after), len(times) - 1)]
+
+    handled_s = first_after(handled, written)
+    commanded_s = first_after(commanded, handled_s)
+    taken_s = first_after(starts, commanded_s)
+    hops = {
+        "send → sender's JACK cycle": written - capture.sent_s[measured],
+        "→ MIDI callback": handled_s - written,
+        "→ note-on command sent": commanded_s - handled_s,
+        "→ audio callback start": taken_s - commanded_s,
+        "→ recorder's cycle of the onset": heard - taken_s,
+    }
+    return {
+        "latencies_ms": latencies,
+        "missed": notes - len(latencies),
+        "xruns": after.xruns - before.xruns,
+        "callbacks": after.callbacks - before.callbacks,
+        "callback_median": after.callback_median_load,
+        "callback_max": after.callback_max_load,
+        "hops": hops,
+    }
+
+
+def floor_compare(model, args) -> None:
+    """--floor: at each block size, a fresh server; the floor, then the instrument, the same
+    notes; a table of both and their ratios (and with --hops, each hop's median)."""
+    results: list[tuple[int, dict, dict]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for block in args.blocks:
+            with JackServer(sample_rate=RATE, period_frames=block, realtime=not args.no_realtime):
+                floor = floor_run(block, args.floor_notes)
+                mine = instrument_run(model, args, block, Path(tmp) / str(block), args.floor_notes)
+            results.append((block, mine, floor))
+            print(f"  {block} frames done (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"bench_live --floor: {args.floor_notes} notes {FLOOR_SPACING_S} s apart after "
+        f"{FLOOR_WARMUP} warm-up notes; jackd dummy {RATE} Hz, "
+        f"{'non-RT' if args.no_realtime else 'RT'}; {args.model.name} ({model.backend}); "
+        f"{len(os.sched_getaffinity(0))} cores shared with other jobs"
+    )
+    print(
+        f"  {'block':>5} {'who':>10} {'lat med ms':>10} {'lat max ms':>10} {'xruns':>6} "
+        f"{'callbacks':>9} {'cb med %':>8} {'cb max %':>8} {'missed':>6}"
+    )
+    for block, mine, floor in results:
+        for who, run in (("instrument", mine), (FLOOR, floor)):
+            ms = run["latencies_ms"]
+            print(
+                f"  {block:>5} {who:>10} {statistics.median(ms):>10.2f} {max(ms):>10.2f} "
+                f"{run['xruns']:>6} {run['callbacks']:>9} {100 * run['callback_median']:>8.1f} "
+                f"{100 * run['callback_max']:>8.0f} {run['missed']:>6}"
+            )
+        a, b = mine["latencies_ms"], floor["latencies_ms"]
+        print(
+            f"  {block:>5} {'ratio':>10} {statistics.median(a) / statistics.median(b):>10.2f} "
+            f"{max(a) / max(b):>10.2f} {mine['xruns'] / max(floor['xruns'], 1):>6.1f}   "
+            f"(instrument − floor: median {statistics.median(a) - statistics.median(b):+.2f} ms, "
+            f"max {max(a) - max(b):+.2f} ms, xruns {mine['xruns'] - floor['xruns']:+d})"
+        )
+    print("  (latency: send → the recorder's cycle of the first sample above −80 dBFS;")
+    print("   callback time as % of the period; xruns: the stream's underflows while recording;")
+    print("   missed: notes with no such sample while held, left out)")
+    if not args.hops:
+        return
+    print("  hops, median ms (instrument / floor):")
+    for block, mine, floor in results:
+        print(f"  {block} frames:")
+        names = list(mine["hops"])
+        for name in names:
+            theirs = floor["hops"].get(name)
+            other = "-" if theirs is None else f"{1e3 * np.nanmedian(theirs):.2f}"
+            print(f"    {name:<34} {1e3 * np.nanmedian(mine['hops'][name]):>6.2f}  {other:>6}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -563,7 +865,27 @@ def main() -> None:
     parser.add_argument(
         "--idle-renderer", action="store_true", help="probe phase with nothing left to render"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="the instrument beside a minimal Python instrument (the floor), same server and "
+        "notes, at each --blocks size; a table of both",
+    )
+    parser.add_argument("--floor-notes", type=int, default=40, help="--floor's notes (40)")
+    parser.add_argument(
+        "--blocks",
+        type=lambda text: [int(b) for b in text.split(",")],
+        default=[128, 64],
+        help="--floor's block sizes, = the JACK period (128,64)",
+    )
+    parser.add_argument(
+        "--hops", action="store_true", help="with --floor: each hop of a note-on's way, medians"
+    )
     args = parser.parse_args()
+    if args.floor:
+        args.threads = args.threads or live_render_threads()
+        floor_compare(load_model(args.model, threads=args.threads), args)
+        return
 
     server = JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=not args.no_realtime)
     server.start()

@@ -1,5 +1,6 @@
-"""What the audio callback's mixing costs: ``Mixer.mix`` timed block by block, for held notes
-alone and under a morph-knob sweep, optionally beside the mixer of another git revision.
+"""What the audio callback's mixing costs: ``Mixer.mix`` (NumPy) and the compiled core
+(``compiled_mixer.CompiledMixer``) timed block by block, for held notes alone and under a
+morph-knob sweep, optionally beside the NumPy mixer of another git revision.
 
     python benchmarks/bench_mixer.py [--voices 1,8,32] [--blocks 1400] [--rounds 5]
         [--against REV]
@@ -10,18 +11,19 @@ the mixing thread: time other processes take while it waits is not counted): whe
 on a shared machine, it says whether the callback's own work grew. Live figures (the stream's
 callback time, xruns beside a silent client) come from bench_live.py and bench_quality.py.
 
-Setup as in live play: 48 kHz, 128-frame blocks, 32-voice polyphony, a stereo bus with the
-master bus (gain and limiter). Notes: 4 s int16 waveforms at the model's 16 kHz (noise: what
-they hold does not change the mixer's work), so a round is at most the 1,500 blocks a note
-sounds. The sweep sends a morph to every held voice at each
-of 86 CC1 steps over 3 s, 0 → 1 → 0 along 9 morph steps, as bench_quality.py's knob sweep does.
+Setup as in live play: 48 kHz, 128-frame blocks, 32-voice polyphony, a stereo bus (the channel
+panned, so both sides are mixed) with the master bus (gain and limiter). Notes: 4 s int16
+waveforms at the model's 16 kHz (noise: what they hold does not change the mixer's work), so a
+round is at most the 1,500 blocks a note sounds. The sweep sends a morph to every held voice
+at each of 86 CC1 steps over 3 s, 0 → 1 → 0 along 9 morph steps, as
+bench_quality.py's knob sweep does.
 ``--against REV`` also times ``gansynth_instrument/mixer.py`` as it was at REV (e.g. the commit
 before the General MIDI merge, whose commands carry no MIDI channel and whose bus was mono).
 
 Prints per scenario the median, p99 and max CPU microseconds per block over the rounds' blocks (the
 first 100 of each round left out: first-touch page faults), the median as a share of the block
 period, and its ratio to the held note with one voice of the same mixer in the same run (the
-floor). Nothing is asserted.
+floor), and its ratio to the NumPy mixer of this tree in the same scenario. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gansynth_instrument import mixer as current_mixer  # noqa: E402
+from gansynth_instrument.compiled_mixer import CompiledMixer  # noqa: E402
 from gansynth_instrument.levels import MasterBus  # noqa: E402
 from gansynth_instrument.note import Note  # noqa: E402
 
@@ -71,6 +74,14 @@ def mixer_at(rev: str) -> ModuleType:
     return module
 
 
+def compiled_module() -> ModuleType:
+    """``mixer.py``'s names with ``Mixer`` the compiled one, for ``time_blocks``."""
+    module = ModuleType("compiled_mixer_shim")
+    module.__dict__.update(vars(current_mixer))
+    module.Mixer = CompiledMixer
+    return module
+
+
 def morph_notes() -> list[Note]:
     rng = np.random.default_rng(0)
     return [
@@ -96,6 +107,8 @@ def time_blocks(module: ModuleType, voices: int, sweep: bool, blocks: int) -> np
         master=MasterBus(RATE, channels=2 if channel_field else 1, max_block_frames=1024),
     )
     steps = morph_notes()
+    if channel_field:
+        mixer.send((module.IMMEDIATE, module.CMD_GAIN, 0, 0.8, 0.6))  # panned: both sides mixed
     for slot in range(voices):
         on = (module.IMMEDIATE, module.CMD_NOTE_ON, slot, slot + 1, steps[0], 1.0, None, 1.0)
         on += (0.0, 0.8, round(0.01 * RATE), round(0.3 * RATE))
@@ -128,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     sounding = NOTE_FRAMES * RATE // NOTE_RATE // BLOCK
     if not WARM_BLOCKS < args.blocks <= sounding:
         parser.error(f"--blocks must be {WARM_BLOCKS + 1}..{sounding}: the notes end after that")
-    mixers = [("this tree", current_mixer)]
+    mixers = [("numpy", current_mixer), ("compiled", compiled_module())]
     if args.against:
         mixers.append((args.against, mixer_at(args.against)))
     scenarios = [(int(v), sweep) for v in args.voices.split(",") for sweep in (False, True)]
@@ -140,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                     time_blocks(module, voices, sweep, args.blocks)
                 )
     period_us = 1e6 * BLOCK / RATE
-    print(f"Mixer.mix, CPU us per {BLOCK}-frame block at {RATE} Hz ({period_us:.0f} us period)")
+    print(f"mix, CPU us per {BLOCK}-frame block at {RATE} Hz ({period_us:.0f} us period)")
     header = f"{'mixer':<12} {'voices':>6} {'knob sweep':>10} {'median':>8} {'p99':>8} {'max':>8}"
-    print(f"{header} {'% period':>9} {'/ floor':>8}" + (" / other" if args.against else ""))
+    print(f"{header} {'% period':>9} {'/ floor':>8} {'/ numpy':>8}")
     medians = {key: float(np.median(np.concatenate(t))) for key, t in runs.items()}
     for (name, voices, sweep), times in runs.items():
         t = np.concatenate(times)
@@ -150,11 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         row = (
             f"{name:<12} {voices:>6} {'yes' if sweep else 'no':>10} {median:>8.0f} "
             f"{np.percentile(t, 99):>8.0f} {t.max():>8.0f} {100 * median / period_us:>8.1f}% "
-            f"{median / medians[name, 1, False]:>8.2f}"
+            f"{median / medians[name, 1, False]:>8.2f} "
+            f"{median / medians['numpy', voices, sweep]:>8.2f}"
         )
-        if args.against:
-            other = next(n for n, _ in mixers if n != name)
-            row += f" {median / medians[other, voices, sweep]:>7.2f}"
         print(row)
     print(f"floor: the same mixer, 1 held voice; {args.rounds} rounds of {args.blocks} blocks")
     return 0

@@ -22,8 +22,10 @@ real-time thread, once per block, and must finish well inside one block period:
   driver) is ``stalled``: stopping or closing it would wait for that callback forever, so both are
   skipped, as for a lost JACK server.
 
-PortAudio's JACK host API needs the block size to equal the JACK period (128 by default), else it
-adds a period of latency or splits blocks and flags underflows.
+PortAudio's JACK host API runs at any block size, but only one equal to the JACK period keeps its
+promise: measured on a dummy server at 128 frames, 256 adds a period of latency and 100000 calls
+back once in two seconds (a stall), while 16 and 32 split each period and flag underflows (so do
+64, 100 and 128 on a 64-frame server). ``check_block_frames`` refuses any other size on JACK.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +49,8 @@ JACK_HOST_API = "JACK Audio Connection Kit"
 MixFn = Callable[[np.ndarray, int], None]
 """``mix(out, frames)``: fill ``out`` ([frames, channels] float32) with the next frames."""
 
+BLOCK_FRAMES_RANGE = (16, 2048)  # --blocksize: from the smallest useful period to 43 ms at 48 kHz
+JACK_NO_START_SERVER = 0x01  # jack_options_t: fail rather than start a server
 STALL_S = 2.0  # no callback for this long while running: the server or driver hung
 NO_OUTPUT_HINT = (
     "start a JACK server or connect a sound card, or render to a WAV file instead with "
@@ -146,6 +151,50 @@ def find_output(device: str | int | None) -> OutputDevice:
     return next(o for o in outputs if o.index == info["index"])
 
 
+def jack_period_frames() -> int | None:
+    """The period (frames per cycle) of the JACK server PortAudio's JACK host API uses (the one
+    ``JACK_DEFAULT_SERVER`` names), asked of libjack by a client opened for the question; None
+    when libjack or the server is not there."""
+    path = ctypes.util.find_library("jack")
+    if path is None:
+        return None
+    jack = ctypes.CDLL(path)
+    jack.jack_client_open.restype = ctypes.c_void_p
+    jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    jack.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+    jack.jack_get_buffer_size.restype = ctypes.c_uint32
+    jack.jack_client_close.argtypes = [ctypes.c_void_p]
+    status = ctypes.c_int(0)
+    client = jack.jack_client_open(b"gansynth-period", JACK_NO_START_SERVER, ctypes.byref(status))
+    if not client:
+        return None
+    try:
+        return int(jack.jack_get_buffer_size(client))
+    finally:
+        jack.jack_client_close(client)
+
+
+def check_block_range(block_frames: int) -> None:
+    """A block size within ``BLOCK_FRAMES_RANGE`` (checked before any device is asked)."""
+    low, high = BLOCK_FRAMES_RANGE
+    if not low <= block_frames <= high:
+        raise DeviceError(f"--blocksize must be {low}..{high} frames, got {block_frames}")
+
+
+def check_block_frames(device: OutputDevice, block_frames: int) -> None:
+    """A block size the output can serve: within ``BLOCK_FRAMES_RANGE``, and on JACK the server's
+    period (see the module docstring). ``DeviceError`` says what the server runs at."""
+    check_block_range(block_frames)
+    if device.host_api != JACK_HOST_API:
+        return
+    period = jack_period_frames()
+    if period is not None and period != block_frames:
+        raise DeviceError(
+            f"the JACK server runs at {period} frames per period, not {block_frames}; pass "
+            f"--blocksize {period} (or restart jackd with -p {block_frames})"
+        )
+
+
 @dataclass(frozen=True)
 class StreamStats:
     """What the stream measured so far. Times in seconds; loads as fractions of a block period.
@@ -165,6 +214,13 @@ class StreamStats:
     callback_max_s: float
 
     @property
+    def output_latency_s(self) -> float:
+        """The stream's output latency, from the start of a block to its sound at the DAC: the
+        measured ``dac_latency_s``, or the reported one where the host API gives no timestamps
+        (or reports more). Every view shows this one figure under this name."""
+        return max(self.latency_s, self.dac_latency_s)
+
+    @property
     def callback_median_load(self) -> float:
         return self.callback_median_s / self.block_period_s
 
@@ -179,7 +235,9 @@ class StreamMeters:
     An array rather than attributes so that another process can read it: ``AudioProcess`` places
     it in memory shared with the process that runs the stream. Layout: callbacks, xruns, the last
     DAC latency, the ``perf_counter`` at the start of the last callback (the same clock in every
-    process), then a ring of the last ``timing_blocks`` callback durations.
+    process), then a ring of the last ``timing_blocks`` callback durations and one of their start
+    times (``first_start_after``: which block played a command sent at a given time;
+    ``bench_live.py --hops``).
     """
 
     _CALLBACKS, _XRUNS, _DAC_LATENCY, _LAST_START, _HEADER = range(5)
@@ -190,18 +248,20 @@ class StreamMeters:
         if buffer.shape != (self.size(timing_blocks),) or buffer.dtype != np.float64:
             raise ValueError(f"meters need {self.size(timing_blocks)} float64 values")
         self.values = buffer
-        self._times = buffer[self._HEADER :]
+        self._times = buffer[self._HEADER : self._HEADER + timing_blocks]
+        self._starts = buffer[self._HEADER + timing_blocks :]
 
     @classmethod
     def size(cls, timing_blocks: int) -> int:
         """Number of float64 values the meters of ``timing_blocks`` callbacks take."""
-        return cls._HEADER + timing_blocks
+        return cls._HEADER + 2 * timing_blocks
 
     def begin(self, xrun: bool) -> float:
         """At the start of a callback: its start time (pass it to ``end``)."""
         values = self.values
         start_s = time.perf_counter()
         values[self._LAST_START] = start_s
+        self._starts[int(values[self._CALLBACKS]) % len(self._starts)] = start_s
         if xrun:
             values[self._XRUNS] += 1
         return start_s
@@ -222,6 +282,28 @@ class StreamMeters:
     def seconds_since_callback(self) -> float:
         """Since the last callback began (or since ``restart_clock``)."""
         return time.perf_counter() - float(self.values[self._LAST_START])
+
+    def starts(self, since: int = 0) -> np.ndarray:
+        """``perf_counter`` at the start of each callback after ``since`` (a ``callbacks`` count),
+        as far as the ring still holds them."""
+        count = int(self.values[self._CALLBACKS])
+        first = max(since, count - len(self._starts), 0)
+        return self._starts[np.arange(first, count) % len(self._starts)]
+
+    def first_start_after(self, when_s: float) -> float | None:
+        """The start (``perf_counter``) of the first callback that began at ``when_s`` or later:
+        the block that played a command sent then, as each block takes the commands that arrived
+        before it. None while no callback has begun since; NaN when the ring no longer holds the
+        callbacks of that time."""
+        count = int(self.values[self._CALLBACKS])
+        held = min(count, len(self._starts))
+        starts = self._starts[np.arange(count - held, count) % len(self._starts)]
+        later = starts[starts >= when_s]
+        if not len(later):
+            return None
+        if count > held and later[0] == starts[0]:
+            return math.nan  # the callbacks before the oldest held one are gone
+        return float(later[0])
 
     def stats(self, block_period_s: float, latency_s: float, since: int = 0) -> StreamStats:
         """Counts so far, and callback times over the callbacks after ``since`` (a ``callbacks``
@@ -306,6 +388,7 @@ class AudioOutput(StreamHealth):
                 f"{sample_rate} Hz; pass --samplerate {self.device.default_sample_rate:.0f} "
                 "(the instrument resamples its notes to any rate)"
             )
+        check_block_frames(self.device, block_frames)
         if channels > self.device.channels:
             raise DeviceError(
                 f"audio output {self.device.name!r} has {self.device.channels} channel(s), "

@@ -87,3 +87,11 @@ def stream_to_file(
                 yield BlockWriter(file, clip=chosen != "FLOAT")
         except sf.SoundFileError as err:
             raise (disk_full_error() if no_space_left(tmp.parent) else OSError(str(err))) from None
+
+
+def copy_scaled(source: Path, writer: BlockWriter, gain: float, block_frames: int = 65536) -> None:
+    """``source`` (a sound file) into ``writer`` block by block, each sample times ``gain``: the
+    second pass of a loudness-normalised render, in memory that does not grow with the file."""
+    factor = np.float32(gain)
+    for block in sf.blocks(source, blocksize=block_frames, dtype="float32", always_2d=True):
+        writer.write(block * factor)

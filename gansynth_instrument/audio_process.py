@@ -11,20 +11,21 @@ the ``MixerLink`` that ``Voices`` sends its commands to, and the audio output (s
 close, stats, stall and loss of the server), as ``audio.AudioOutput`` is in one process.
 
 How the two processes talk:
-- commands: a one-way pipe. The callback drains it at the start of each block (a zero-timeout
-  ``select``, then small unpickles), so it is the pipe's only reader and never waits on it.
+- commands: typed records (``protocol.RECORD``) in a shared-memory ring (``protocol.Ring``). The
+  callback drains it at the start of each block: the compiled core (``_mixcore.c``) in its one
+  call per block, or, where it is not built, a Python reader that hands the NumPy ``Mixer`` the
+  tuples the records carry (``_RingReader``). Neither waits on anything.
 - control: a duplex pipe to the child's main thread, which sleeps in it: start, stop, close and
   their answers; between requests it notes every ``ACTIVE_POLL_S`` whether the stream is active.
-- shared memory (one anonymous file): the stream's meters (``audio.StreamMeters``), a status row
-  (commands applied, voices sounding and their peak), a ring of the serial numbers of voices that
-  ended, and the note arena.
+- shared memory (one anonymous file): the command ring, a status row (``protocol.STATUS_*``:
+  voices sounding and their peak, the voice-end count, whether the stream is active, which mixer
+  runs), a ring of the serial numbers of voices that ended, the stream's meters
+  (``audio.StreamMeters``) and the note arena.
 
-Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) with a
-``_LOAD`` message, and commands name entries by index. The control side knows which entries a
-voice may still read (the notes its mixer layers hold: those of its note-on, then the
-``MORPH_LAYERS`` most recently named by its morphs, the rule the Mixer follows; until the child
-reports the voice ended or the slot is reused), and rewrites an entry only when no voice holds it
-and the child has applied every command sent while one did.
+Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) and
+announced by an ``OP_LOAD`` record, and commands name entries by index. ``CommandSender`` keeps
+the arena's rule: an entry is rewritten only when no voice holds it and the child has applied
+every record written while one did.
 """
 
 from __future__ import annotations
@@ -32,11 +33,8 @@ from __future__ import annotations
 import contextlib
 import mmap
 import multiprocessing
-import select
 import signal
 import sys
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
@@ -52,7 +50,9 @@ from gansynth_instrument.audio import (
     abandon_portaudio,
     name_jack_client,
 )
-from gansynth_instrument.errors import DeviceError
+from gansynth_instrument.command_sender import CommandSender
+from gansynth_instrument.compiled_mixer import RING_RECORDS, core_arguments, load_core, numpy_notice
+from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.levels import MasterBus
 from gansynth_instrument.mixer import (
     CMD_MORPH,
@@ -60,7 +60,6 @@ from gansynth_instrument.mixer import (
     MORPH_LAYERS,
     NOTE_FIELDS,
     Mixer,
-    layers_after,
     voice_slots,
 )
 from gansynth_instrument.note import LoopedNote, Note, looped_frames_bound
@@ -72,6 +71,19 @@ from gansynth_instrument.processes import (
     shared_file,
     spawn,
 )
+from gansynth_instrument.protocol import (
+    ENDED_RING,
+    OP_LOAD,
+    STATUS_ACTIVE,
+    STATUS_ENDED,
+    STATUS_MIXER,
+    STATUS_PEAK,
+    STATUS_SIZE,
+    STATUS_VOICES,
+    Ring,
+    from_record,
+    record_error,
+)
 
 JACK_CLIENT_NAME = "gansynth-instrument-audio"  # its ports: gansynth-instrument-audio:out_0, …
 STARTUP_TIMEOUT_S = 30.0  # spawn, imports and opening the stream, on a loaded machine
@@ -81,13 +93,7 @@ ACTIVE_POLL_S = 0.05
 # The child's GIL is contended only by its own idle main thread, but keep hand-overs short.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
-# (_LOAD, entry, frames, gain as played (levelled), pitch, sample_rate, loop_start, loop_end)
-_LOAD = "load"
-
-# Status row (float64): commands applied, voice-end ring write count, voices sounding, their peak
-# since the control side last reset it, and whether the stream is active.
-_APPLIED, _ENDED, _VOICES, _PEAK, _ACTIVE, _STATUS_SIZE = range(6)
-_RING = 1024  # > the voices that can end between two reads (slots + 1, see Voices)
+MIXERS = ("numpy", "compiled")  # the status row's STATUS_MIXER, in words
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,11 @@ class _Layout:
     entry_frames: int
 
     @property
-    def _sizes(self) -> tuple[int, int, int, int]:
+    def _sizes(self) -> tuple[int, int, int, int, int]:
         return (
-            8 * _STATUS_SIZE,
-            8 * _RING,
+            Ring.size(RING_RECORDS),
+            8 * STATUS_SIZE,
+            8 * ENDED_RING,
             8 * StreamMeters.size(self.timing_blocks),
             2 * self.entries * self.entry_frames,
         )
@@ -111,18 +118,20 @@ class _Layout:
     def size(self) -> int:
         return sum(_align(n) for n in self._sizes)
 
-    def views(self, buffer: mmap.mmap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(status, ring, meters, arena) as arrays over ``buffer``."""
-        offsets = np.cumsum([0] + [_align(n) for n in self._sizes])
-        status = np.frombuffer(buffer, np.float64, _STATUS_SIZE, int(offsets[0]))
-        ring = np.frombuffer(buffer, np.int64, _RING, int(offsets[1]))
+    def views(self, buffer: mmap.mmap) -> tuple[np.ndarray, ...]:
+        """(command ring bytes, status, voice-end ring, meters, arena) as arrays over
+        ``buffer``."""
+        offsets = [int(n) for n in np.cumsum([0] + [_align(n) for n in self._sizes])]
+        ring = np.frombuffer(buffer, np.uint8, Ring.size(RING_RECORDS), offsets[0])
+        status = np.frombuffer(buffer, np.float64, STATUS_SIZE, offsets[1])
+        ended = np.frombuffer(buffer, np.int64, ENDED_RING, offsets[2])
         meters = np.frombuffer(
-            buffer, np.float64, StreamMeters.size(self.timing_blocks), int(offsets[2])
+            buffer, np.float64, StreamMeters.size(self.timing_blocks), offsets[3]
         )
         arena = np.frombuffer(
-            buffer, np.int16, self.entries * self.entry_frames, int(offsets[3])
+            buffer, np.int16, self.entries * self.entry_frames, offsets[4]
         ).reshape(self.entries, self.entry_frames)
-        return status, ring, meters, arena
+        return ring, status, ended, meters, arena
 
 
 def _align(size: int) -> int:
@@ -188,19 +197,7 @@ class AudioProcess(StreamHealth):
         self._process: multiprocessing.process.BaseProcess | None = None
         self._running = False
         self._closed = False
-        # Control side of the arena (see the module docstring).
-        self._sent = 0  # commands sent; the child reports how many it applied
-        self._ended_read = 0  # voice-end ring entries taken
-        # id(pcm) → the arena entry holding a copy. Weak references tell a live waveform from a
-        # new one at a freed one's address; the copy plays on whether the cache keeps it or not.
-        self._entry_of: dict[int, int] = {}
-        self._pcm: list[weakref.ref[np.ndarray] | None] = [None] * entries
-        self._pcm_id: list[int | None] = [None] * entries
-        self._users = [0] * entries
-        self._free_after = [0] * entries  # rewritable once this many commands are applied
-        self._lru: OrderedDict[int, None] = OrderedDict.fromkeys(range(entries))
-        self._voice: dict[int, tuple[int, tuple[int, ...]]] = {}  # slot → serial, entries held
-        self._slot_of: dict[int, int] = {}  # serial → slot
+        self._entries = entries
 
     def open(self) -> None:
         """Start the child and open the stream there (not started yet)."""
@@ -208,14 +205,13 @@ class AudioProcess(StreamHealth):
         with shared_file(layout.size, "gansynth-audio") as fd:
             self._buffer = map_file(fd, layout.size, populate=True)
             self._control, child_control = SPAWN.Pipe()
-            commands_in, self._commands = SPAWN.Pipe(duplex=False)
-            self._process = spawn(
-                _serve, (child_control, commands_in, self._config), "gansynth-audio"
-            )
+            self._process = spawn(_serve, (child_control, self._config), "gansynth-audio")
             child_control.close()
-            commands_in.close()
             send_handle(self._control, fd, self._process.pid)
-        self._status, self._ring, meters, self._arena = layout.views(self._buffer)
+        ring, self._status, ended, meters, self._arena = layout.views(self._buffer)
+        self._sender = CommandSender(
+            Ring(ring, RING_RECORDS), self._status, ended, self._entries, self._copy
+        )
         self.meters = StreamMeters(layout.timing_blocks, meters)
         try:
             reply = self._answer(STARTUP_TIMEOUT_S, "open the audio output")
@@ -229,109 +225,42 @@ class AudioProcess(StreamHealth):
     # -- MixerLink: what Voices calls (MIDI thread, under the player's lock) -------------------
 
     def send(self, cmd: tuple) -> bool:
-        """Send a command, its notes copied into the arena first; False if the arena has no
-        free entry (every one held by a voice or by commands in flight)."""
-        op = cmd[1]
-        held: tuple[int, ...] = ()
-        if op in (CMD_NOTE_ON, CMD_MORPH):
-            fields = list(cmd)
-            for i in NOTE_FIELDS:
-                if fields[i] is not None:
-                    entry = self._place(fields[i])
-                    if entry is None:
-                        return False
-                    fields[i] = entry
-                    held += (entry,)
-            cmd = tuple(fields)
-        self._commands.send(cmd)
-        self._sent += 1
-        if op == CMD_NOTE_ON:
-            self._hold(cmd[2], cmd[3], held)
-        elif op == CMD_MORPH:
-            # A morph of a voice that already ended is ignored by the child: nothing more held.
-            previous = self._voice.get(cmd[2])
-            if previous is not None and previous[0] == cmd[3]:
-                self._hold(cmd[2], cmd[3], layers_after(previous[1], held))
-        return True
+        """Write a command to the ring, its notes copied into the arena first; False if the
+        ring is full or the arena has no free entry (see ``CommandSender``)."""
+        return self._sender.send(cmd)
 
     def pending(self) -> int:
-        """Commands sent that the child has not applied yet."""
-        return self._sent - int(self._status[_APPLIED])
+        """Records written that the child has not applied yet."""
+        return self._sender.pending()
 
     def take_finished(self) -> list[int]:
         """Serial numbers of the voices the child ended since the last call."""
-        end = int(self._status[_ENDED])
-        serials = [int(self._ring[i % _RING]) for i in range(self._ended_read, end)]
-        self._ended_read = end
-        for serial in serials:
-            slot = self._slot_of.get(serial)
-            if slot is not None:
-                self._hold(slot, None, ())
-        return serials
+        return self._sender.take_finished()
 
-    def _place(self, note: Any) -> int | None:
-        """The arena entry holding ``note``'s waveform, copied there now if it is not."""
-        pcm: np.ndarray = note.pcm
-        entry = self._entry_of.get(id(pcm))
-        held = self._pcm[entry] if entry is not None else None
-        if held is None or held() is not pcm:
-            entry = self._free_entry()
-            if entry is None:
-                return None
-            frames = len(pcm)
-            if frames > self._arena.shape[1]:
-                limit = self._arena.shape[1]
-                raise ValueError(f"a note of {frames} frames; arena entries hold {limit}")
-            old_id = self._pcm_id[entry]
-            if old_id is not None and self._entry_of.get(old_id) == entry:
-                del self._entry_of[old_id]
-            self._arena[entry, :frames] = pcm
-            self._pcm[entry] = weakref.ref(pcm)
-            self._pcm_id[entry] = id(pcm)
-            self._entry_of[id(pcm)] = entry
-            loop = (note.loop_start, note.loop_end) if isinstance(note, LoopedNote) else (0, 0)
-            self._commands.send(
-                (_LOAD, entry, frames, note.gain * note.level, note.pitch, note.sample_rate, *loop)
-            )
-        self._lru.move_to_end(entry)
-        self._free_after[entry] = max(self._free_after[entry], self._sent + 1)
-        return entry
+    def _copy(self, entry: int, note: Any) -> None:
+        frames, limit = len(note.pcm), self._arena.shape[1]
+        if frames > limit:
+            raise ValueError(f"a note of {frames} frames; arena entries hold {limit}")
+        self._arena[entry, :frames] = note.pcm
 
-    def _free_entry(self) -> int | None:
-        """The least recently used entry no voice holds and no command in flight names."""
-        applied = int(self._status[_APPLIED])
-        for entry in self._lru:
-            if self._users[entry] == 0 and self._free_after[entry] <= applied:
-                return entry
-        return None
-
-    def _hold(self, slot: int, serial: int | None, entries: tuple[int, ...]) -> None:
-        """The voice in ``slot`` now reads ``entries`` (``serial`` None: it ended)."""
-        old = self._voice.pop(slot, None)
-        if old is not None:
-            self._slot_of.pop(old[0], None)
-            for entry in old[1]:
-                self._users[entry] -= 1
-                self._free_after[entry] = max(self._free_after[entry], self._sent)
-        if serial is not None:
-            self._voice[slot] = (serial, entries)
-            self._slot_of[serial] = slot
-            for entry in entries:
-                self._users[entry] += 1
+    @property
+    def mixer(self) -> str:
+        """Which mixer the child runs: "compiled" (the C core) or "numpy"."""
+        return MIXERS[int(self._status[STATUS_MIXER])]
 
     @property
     def voices_active(self) -> int:
         """Voices mixed in the child's last block."""
-        return int(self._status[_VOICES])
+        return int(self._status[STATUS_VOICES])
 
     @property
     def voices_peak(self) -> int:
         """The most voices mixed in one block since it was last set to 0."""
-        return int(self._status[_PEAK])
+        return int(self._status[STATUS_PEAK])
 
     @voices_peak.setter
     def voices_peak(self, value: int) -> None:
-        self._status[_PEAK] = value
+        self._status[STATUS_PEAK] = value
 
     # -- the audio output ----------------------------------------------------------------------
 
@@ -352,7 +281,9 @@ class AudioProcess(StreamHealth):
         if self._closed or self._process is None:
             self._closed = True
             return
-        hung = self.server_lost or self.stalled
+        # A killed child took only its own JACK client along: the server still runs, and this
+        # process's PortAudio terminates as usual (left unterminated, it crashes at exit).
+        hung = (self.server_lost or self.stalled) and self._process.is_alive()
         self._closed = True
         if hung:
             abandon_portaudio()  # the child is left to exit (or be killed) on its own
@@ -363,12 +294,11 @@ class AudioProcess(StreamHealth):
         # The last figures stay readable; the shared memory goes.
         self._status = self._status.copy()
         self.meters = StreamMeters(self._config.layout.timing_blocks, self.meters.values.copy())
-        del self._ring, self._arena
+        del self._sender, self._arena
         self._buffer.close()
 
     def _end_child(self) -> None:
         self._control.close()
-        self._commands.close()
         end_process(self._process, EXIT_TIMEOUT_S, terminate=False)
 
     def _request(self, what: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
@@ -392,10 +322,21 @@ class AudioProcess(StreamHealth):
         return reply
 
     @property
+    def ended(self) -> str | None:
+        """Why the child is gone, as one line, once it exited unasked (killed, crashed); else
+        None."""
+        process = self._process
+        if self._closed or process is None or process.exitcode is None:
+            return None
+        code = process.exitcode
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"the audio process (pid {process.pid}) ended: {how}"
+
+    @property
     def active(self) -> bool:
         """True while the child's callback runs (its main thread checks every ACTIVE_POLL_S)."""
         alive = self._process is not None and self._process.is_alive()
-        return not self._closed and alive and bool(self._status[_ACTIVE])
+        return not self._closed and alive and bool(self._status[STATUS_ACTIVE])
 
     def __enter__(self) -> AudioProcess:
         self.open()
@@ -414,49 +355,60 @@ class AudioProcess(StreamHealth):
 # -- the child ---------------------------------------------------------------------------------
 
 
-class _MixSide:
-    """The callback's side in the child: drains the command pipe, mixes, reports back."""
+class _RingReader:
+    """The NumPy fallback's side of the ring: records → the ``Mixer``'s tuple commands (notes
+    as ``Note``s over the arena), then the mix and the status the compiled core would write."""
 
-    def __init__(self, mixer: Mixer, commands: Connection, views: tuple[np.ndarray, ...]) -> None:
+    def __init__(self, mixer: Mixer, views: tuple[np.ndarray, ...], entry_frames: int) -> None:
+        ring, self._status, self._ended, _, self._arena = views
+        self._ring = Ring(ring, RING_RECORDS)
         self._mixer = mixer
-        self._commands = commands
-        self._ready = [commands.fileno()]
-        self._status, self._ring, _, self._arena = views
         self._notes: list[Any] = [None] * len(self._arena)
-        self._received = 0
-        self._cut_off = False  # the control side went away: no more commands
+        self._entry_frames = entry_frames
+        self._taken = 0  # records read; the ring's read count: those applied
 
     def mix(self, out: np.ndarray, frames: int) -> None:
         # Real-time thread: audio.py's callback rules apply.
-        mixer = self._mixer
-        while not self._cut_off and select.select(self._ready, (), (), 0.0)[0]:
-            try:
-                msg = self._commands.recv()
-            except (EOFError, OSError):
-                self._cut_off = True
-                break
-            if msg[0] == _LOAD:
-                self._load(*msg[1:])
-                continue
-            if msg[1] in (CMD_NOTE_ON, CMD_MORPH):
-                fields = list(msg)
-                for i in NOTE_FIELDS:
-                    if fields[i] is not None:
-                        fields[i] = self._notes[fields[i]]
-                msg = tuple(fields)
-            mixer.commands.append(msg)
-            self._received += 1
+        mixer, ring = self._mixer, self._ring
+        end = ring.written
+        if end > self._taken:
+            for values in ring.peek(self._taken, end):
+                self._take(values)
+            self._taken = end
         mixer.mix(out, frames)
-        status, ring = self._status, self._ring
-        status[_APPLIED] = self._received - len(mixer.commands)
+        ring.publish_read(self._taken - len(mixer.commands))
+        status, ended = self._status, self._ended
         while mixer.finished:
-            ended = int(status[_ENDED])
-            ring[ended % _RING] = mixer.finished.popleft()
-            status[_ENDED] = ended + 1
+            count = int(status[STATUS_ENDED])
+            ended[count % ENDED_RING] = mixer.finished.popleft()
+            status[STATUS_ENDED] = count + 1
         mixer.retired.clear()  # views of the arena: dropping them frees no waveform
-        status[_VOICES] = mixer.voices_active
-        if mixer.voices_active > status[_PEAK]:
-            status[_PEAK] = mixer.voices_active
+        status[STATUS_VOICES] = mixer.voices_active
+        if mixer.voices_active > status[STATUS_PEAK]:
+            status[STATUS_PEAK] = mixer.voices_active
+
+    def _take(self, values: tuple) -> None:
+        error = record_error(
+            values,
+            slots=self._mixer.slots,
+            entries=len(self._notes),
+            loaded=lambda entry: self._notes[entry] is not None,
+            capacity=lambda entry: self._entry_frames,
+        )
+        if error is not None:
+            self._ring.count_dropped()
+            return
+        cmd = from_record(values)
+        if cmd[1] == OP_LOAD:
+            self._load(*cmd[2:])
+            return
+        if cmd[1] in (CMD_NOTE_ON, CMD_MORPH):
+            fields = list(cmd)
+            for i in NOTE_FIELDS:
+                if fields[i] is not None:
+                    fields[i] = self._notes[fields[i]]
+            cmd = tuple(fields)
+        self._mixer.commands.append(cmd)
 
     def _load(
         self,
@@ -475,7 +427,42 @@ class _MixSide:
             self._notes[entry] = Note(pcm, gain, pitch, sample_rate)
 
 
-def _serve(control: Connection, commands: Connection, config: _Config) -> None:
+def _mix_function(config: _Config, views: tuple[np.ndarray, ...]) -> Any:
+    """The callback's mix: the compiled core's, else the NumPy reader's (one notice line)."""
+    layout = config.layout
+    chunk = max(config.block_frames, config.max_block_frames)
+    master = MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk)
+    module, why = load_core()
+    status = views[1]
+    if module is not None:
+        core = module.Core(
+            views[0],
+            status,
+            views[2],
+            views[4],
+            layout.entries,
+            layout.entry_frames,
+            config.sample_rate,
+            voice_slots(config.polyphony),
+            config.channels,
+            chunk,
+            **core_arguments(master, config.sample_rate, None),
+        )
+        status[STATUS_MIXER] = MIXERS.index("compiled")
+        return core.mix
+    numpy_notice(why)
+    mixer = Mixer(
+        config.sample_rate,
+        polyphony=config.polyphony,
+        channels=config.channels,
+        max_block_frames=chunk,
+        master=master,
+    )
+    status[STATUS_MIXER] = MIXERS.index("numpy")
+    return _RingReader(mixer, views, layout.entry_frames).mix
+
+
+def _serve(control: Connection, config: _Config) -> None:
     """The child's main thread: open the stream, then answer requests until ``close``."""
     import gc
 
@@ -485,24 +472,20 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     layout = config.layout
     buffer = receive_mapping(control, layout.size, populate=True)
     views = layout.views(buffer)
-    chunk = max(config.block_frames, config.max_block_frames)
-    mixer = Mixer(
-        config.sample_rate,
-        polyphony=config.polyphony,
-        channels=config.channels,
-        max_block_frames=chunk,
-        master=MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk),
-    )
-    side = _MixSide(mixer, commands, views)
+    try:
+        mix = _mix_function(config, views)
+    except GansynthError as err:  # the compiled mixer was required and is not there
+        control.send(("error", str(err)))
+        return
     try:
         output = AudioOutput(
-            side.mix,
+            mix,
             device=config.device,
             sample_rate=config.sample_rate,
             block_frames=config.block_frames,
             channels=config.channels,
             timing_blocks=layout.timing_blocks,
-            meters=StreamMeters(layout.timing_blocks, views[2]),
+            meters=StreamMeters(layout.timing_blocks, views[3]),
         )
     except DeviceError as err:
         control.send(("error", str(err)))
@@ -511,7 +494,7 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
     # Everything allocated so far lives as long as the process: keep the collector off it.
     gc.collect()
     gc.freeze()
-    status = views[0]
+    status = views[1]
     while True:
         try:
             request = control.recv() if control.poll(ACTIVE_POLL_S) else None
@@ -527,7 +510,7 @@ def _serve(control: Connection, commands: Connection, config: _Config) -> None:
                 output.close()
         except DeviceError as err:
             reply = ("error", str(err))
-        status[_ACTIVE] = output.active  # before any answer: the player reads it next
+        status[STATUS_ACTIVE] = output.active  # before any answer: the player reads it next
         if request is not None:
             _reply(control, reply)
         if request == "close":

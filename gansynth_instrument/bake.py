@@ -289,9 +289,7 @@ def _make_samples(
     jobs = [(inst, s, step.timbre) for inst in instruments for s, step in enumerate(inst.steps)]
     made: dict[str, list[list[Sample]]] = {inst.name: [] for inst in instruments}
     total = len(jobs) * len(pitches)
-    with tqdm(
-        total=total, unit="note", desc="bake", disable=None if progress else True, leave=False
-    ) as bar:
+    with tqdm(total=total, unit="note", desc="bake", disable=not progress, leave=False) as bar:
         if jobs:
             cache.request(jobs[0][2].latent, pitches, Priority.NEAR)
         for j, (inst, s, timbre) in enumerate(jobs):

@@ -154,7 +154,7 @@ def _add_preset_or_bank(
     p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup,
 ) -> None:
     """The timbres of render and play (play takes one or the other)."""
-    p.add_argument("--preset", help="play every note with this preset (name or .yaml)")
+    p.add_argument("--preset", help="play every note with this preset, or drum kit (name or .yaml)")
     p.add_argument("--bank", help="bank: program changes + morph path (default: default)")
 
 
@@ -167,11 +167,16 @@ def _add_channels(p: argparse.ArgumentParser, flag: str) -> None:
 
 
 def _add_drums(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    drums = p.add_mutually_exclusive_group()
+    drums.add_argument(
         "--drums",
-        metavar="PRESET",
-        help="play channel 10 (General MIDI percussion) with this preset; by default its notes "
-        "are not played, unless the bank names a 'drums:' preset",
+        metavar="KIT",
+        help="play channel 10 (General MIDI percussion) with this drum kit, or a preset (each "
+        "key at its own pitch); default: the bank's 'drums:' (the default bank's: gm-kit), "
+        "gm-kit with --preset",
+    )
+    drums.add_argument(
+        "--no-drums", action="store_true", help="do not play channel 10 (GM percussion)"
     )
 
 
@@ -379,6 +384,18 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     _add_staging(ren)
     _add_mpe(ren)
+    ren.add_argument(
+        "--loudness",
+        type=float,
+        metavar="LUFS",
+        help="integrated loudness of the file (ITU-R BS.1770), -40..-5 LUFS (default -16), true "
+        "peak at most -1 dBTP; a song with too little sound to measure is written as it is",
+    )
+    ren.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="write the mix at the level play has (master gain and limiter only)",
+    )
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
 
@@ -407,7 +424,7 @@ def _add_gain_db(p: argparse.ArgumentParser, summed: str) -> None:
         default=0.0,
         help=(
             "master gain in dB, -60..24 (default 0: a full-velocity middle C of any timbre peaks "
-            f"near -4 dBFS; a limiter keeps {summed} below -1 dBFS)"
+            f"near -12 dBFS; a limiter keeps {summed} below -1 dBFS)"
         ),
     )
 
@@ -479,7 +496,12 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="audio output: number or name (see 'devices')")
     _add_sample_rate(p, hint="; match your audio device")
-    p.add_argument("--blocksize", type=int, default=128, help="frames per audio block (128)")
+    p.add_argument(
+        "--blocksize",
+        type=int,
+        default=128,
+        help="frames per audio block, 16..2048; on JACK, the server's period (128)",
+    )
     _add_channels(p, "--channel")
     _add_drums(p)
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
@@ -659,10 +681,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> int | None:
     """Import the subcommand's own module, ``commands/COMMAND.py`` (only it: ``--help`` stays
-    fast), with Ctrl-C held back, and run it."""
+    fast), with Ctrl-C held back, and run it. Notices the library logs go through tqdm, so each
+    has its own line above a progress bar rather than running on from the bar's."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     check_sample_rate(args)
-    module = import_whole(f"gansynth_instrument.commands.{args.command}")
-    return module.run(args)
+    with logging_redirect_tqdm():
+        module = import_whole(f"gansynth_instrument.commands.{args.command}")
+        return module.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

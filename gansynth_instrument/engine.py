@@ -6,8 +6,12 @@ program and bank, morph position, pedal, bend and its range, volume, expression,
 changes into voice commands (``voices.Voices``: one voice pool shared by every channel), and asks
 the note cache for what will be needed next.
 
-General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches, so they are not
-played (one notice) unless a preset is given for it (``drums``). A program the bank lacks plays a
+General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches. A drum kit
+(``drums``, a ``timbre.DrumKit``) plays each key as its own hit: a timbre's note at the kit's
+pitch, shaped by the kit's hold and decay (``note.shape_hit``, made once per cached note) and
+played as a one-shot (note-offs do not cut it, as on a GM drum channel). A melodic preset as
+``drums`` plays each key at its own pitch; without either, drum notes are not played (one
+notice). A kit can also play a melodic channel (``kit``). A program the bank lacks plays a
 stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
 (``report()``), for a render to say what it did.
 
@@ -49,6 +53,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,9 +107,9 @@ from gansynth_instrument.midi_spec import (
     SYSTEM,
 )
 from gansynth_instrument.mixer import IMMEDIATE
-from gansynth_instrument.note import Note
+from gansynth_instrument.note import Note, shape_hit
 from gansynth_instrument.programs import Programs
-from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 
@@ -119,9 +124,13 @@ SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 SKIP_PERCUSSION = "drum notes"
 PERCUSSION_NOTICE = (
     "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
-    "played (give it a preset with --drums PRESET or a bank's 'drums:')"
+    "played (give it a drum kit or a preset with --drums NAME, or a bank's 'drums:')"
 )
 SKIP_RANGE = "notes out of the model's range"
+SKIP_KIT = "drum notes the kit lacks"
+HIT_ATTACK_S = 0.001  # a drum hit starts at once; 1 ms only keeps its first sample from clicking
+MELODIC_DRUMS = "a melodic preset as the drum kit: each key plays its own pitch"
+KIT_ON_MELODIC = "a drum kit on a melodic channel: each key plays the kit's sound"
 SKIP_CHANNEL = "notes on channels not chosen"
 
 
@@ -148,22 +157,26 @@ class EngineStatus:
 
 @dataclass(frozen=True)
 class ChannelReport:
-    """What one channel did: notes played per preset, notes skipped per reason."""
+    """What one channel did: notes played per preset (or kit), notes skipped per reason, and
+    remarks on what played it (a melodic preset as the kit, a kit on a melodic channel)."""
 
     channel: int  # 0-15
     played: dict[str, int]
     skipped: dict[str, int]
+    remarks: tuple[str, ...] = ()
 
 
 class Engine:
     """MIDI in, voice commands out; see the module docstring. Not thread-safe: one MIDI thread.
 
     ``programs`` maps bank 0's program numbers to timbres, ``variations`` other banks' (bank
-    select CC0 → program → timbre); ``timbre`` is what every channel plays at start. ``drums``
-    plays channel 10 (None: its notes are skipped). ``morph`` holds the quantised morph steps
-    (``morph_steps``), empty for no morph. ``channels``: the channels (0-15) to play, None = all.
-    ``space`` holds the knob directions and the pad's corners (None: no knobs, no pad);
-    ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's (x, y).
+    select CC0 → program → timbre); ``timbre`` is what every channel plays at start, or
+    ``kit`` when given (a kit as the preset; a program change replaces it). ``drums`` plays
+    channel 10: a kit, a melodic preset, or None (its notes are skipped). ``morph`` holds the
+    quantised morph steps (``morph_steps``), empty for no morph. ``channels``: the channels
+    (0-15) to play, None = all. ``space`` holds the knob directions and the pad's corners
+    (None: no knobs, no pad); ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's
+    (x, y).
 
     Knobs, pad, the random and save buttons and waiting note-ons act per channel: a controller
     acts on the channel it arrived on, and each channel keeps its own knob stops, pad position,
@@ -179,7 +192,8 @@ class Engine:
         *,
         programs: Mapping[int, Timbre] | None = None,
         variations: Mapping[int, Mapping[int, Timbre]] | None = None,
-        drums: Timbre | None = None,
+        drums: Timbre | DrumKit | None = None,
+        kit: DrumKit | None = None,
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = CC_MOD_WHEEL,
         channels: Collection[int] | None = None,
@@ -203,7 +217,6 @@ class Engine:
         self._pitch_set = frozenset(self.pitches)
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
-        self.drums = drums
         self._path = list(morph)  # the bank's morph steps
         self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
@@ -225,7 +238,16 @@ class Engine:
         self._timbres: list[Timbre | None] = [
             space.set_base(timbre) if space is not None else timbre for space in self._spaces
         ]
-        self._timbres[DRUM_CHANNEL] = drums
+        # A channel playing a kit plays it instead of its timbre (``_hit``).
+        self._kits: list[DrumKit | None] = [kit] * CHANNELS
+        self._kits[DRUM_CHANNEL] = drums if isinstance(drums, DrumKit) else None
+        self._timbres[DRUM_CHANNEL] = drums if isinstance(drums, Timbre) else None
+        # Each cached note shaped into hits once (note → (hold_s, decay_s) → hit), kept while
+        # the cache keeps the note.
+        self._hit_notes: weakref.WeakKeyDictionary[Note, dict[tuple[float, float], Note]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._remarks: list[set[str]] = [set() for _ in range(CHANNELS)]
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
@@ -309,9 +331,27 @@ class Engine:
         return self.channels[self.focus].bend_range
 
     def prefetch(self) -> None:
-        """Ask for every pitch of the current timbre in the background (call once at start)."""
+        """Ask for every pitch of the current timbre in the background, and the kits' hits
+        first (call once at start)."""
+        hits: dict[str, tuple[Timbre, set[int]]] = {}
+        for kit in {id(k): k for k in self._kits if k is not None}.values():
+            for hit in kit.hits.values():
+                pitch = self.model_pitch(hit.pitch, warn=False)
+                if pitch is not None:
+                    hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
+        for timbre, pitches in hits.values():
+            self.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
         if self.timbre is not None:
             self._request_all(self.timbre)
+
+    def drums_summary(self) -> str:
+        """What channel 10 plays, for a render's or the player's summary."""
+        kit, timbre = self._kits[DRUM_CHANNEL], self._timbres[DRUM_CHANNEL]
+        if kit is not None:
+            return f"{kit.name} (a kit of {len(kit.hits)} drum sounds)"
+        if timbre is not None:
+            return f"{timbre.name} ({MELODIC_DRUMS})"
+        return "not played"
 
     def timbre_of(self, channel: int) -> Timbre | None:
         """What ``channel`` plays now (None: nothing, e.g. unmapped percussion)."""
@@ -324,6 +364,7 @@ class Engine:
         ``messages`` will ask for, from the engine's present state and without acting on any:
         a renderer asks the cache for them up front, so they render in batches."""
         timbres = list(self._timbres)
+        kits = list(self._kits)
         banks = [c.bank for c in self.channels]
         wanted: dict[str, tuple[Timbre, set[int]]] = {}
         for msg in messages:
@@ -335,9 +376,14 @@ class Engine:
             elif kind == PROGRAM_CHANGE and channel != DRUM_CHANNEL:
                 chosen, _ = self._programs.resolve(banks[channel], msg[1])
                 timbres[channel] = chosen or timbres[channel]
+                kits[channel] = None if chosen is not None else kits[channel]
             elif kind == NOTE_ON and len(msg) > 2 and msg[2] > 0:
-                timbre = timbres[channel]
-                pitch = self.model_pitch(msg[1], warn=False)
+                kit = kits[channel]
+                hit = kit.hits.get(msg[1]) if kit is not None else None
+                timbre = hit.timbre if hit is not None else timbres[channel]
+                if kit is not None and hit is None:
+                    continue
+                pitch = self.model_pitch(hit.pitch if hit else msg[1], warn=False)
                 if timbre is not None and pitch is not None:
                     wanted.setdefault(timbre.key, (timbre, set()))[1].add(pitch)
         return wanted
@@ -345,7 +391,9 @@ class Engine:
     def report(self) -> list[ChannelReport]:
         """Per channel that had notes: notes played per preset and skipped per reason."""
         return [
-            ChannelReport(c, dict(self._played[c]), dict(self._skipped[c]))
+            ChannelReport(
+                c, dict(self._played[c]), dict(self._skipped[c]), tuple(sorted(self._remarks[c]))
+            )
             for c in range(CHANNELS)
             if self._played[c] or self._skipped[c]
         ]
@@ -454,6 +502,7 @@ class Engine:
         timbre = space.set_base(timbre) if space is not None else timbre
         self.focus = channel
         self._timbres[channel] = timbre
+        self._kits[channel] = None
         self.channels[channel].morph_position = None
         if self.wait_s is None:
             recent = [self.model_pitch(p) for p in reversed(self._recent)]
@@ -483,7 +532,9 @@ class Engine:
     # -- internals ------------------------------------------------------------------------------
 
     def _current_name(self) -> str:
-        current = self.current()
+        kit, current = self._kits[self.focus], self.current()
+        if kit is not None:
+            return kit.name
         return current.name if current is not None else "(percussion: not played)"
 
     def _warn_once(self, what: str, message: str) -> None:
@@ -588,6 +639,10 @@ class Engine:
         return a, b, (u - below) / (above - below)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
+        kit = self._kits[channel]
+        if kit is not None:
+            self._hit(channel, kit, pitch, velocity, frame)
+            return
         timbre = self._timbres[channel]
         position = self.channels[channel].morph_position
         if timbre is None and position is None:
@@ -618,6 +673,46 @@ class Engine:
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
 
+    def _hit(self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int) -> None:
+        """Play ``kit``'s hit for ``key`` as a one-shot; live, a hit whose note is not cached
+        yet plays from the nearest cached pitch of its timbre, or not at all (a late drum hit
+        is worse than none)."""
+        hit = kit.hits.get(key)
+        if hit is None:
+            self._skipped[channel][SKIP_KIT] += 1
+            return
+        model_pitch = self.model_pitch(hit.pitch)
+        if model_pitch is None:
+            self._skipped[channel][SKIP_RANGE] += 1
+            return
+        layer = self._layer(hit.timbre, model_pitch, hit.pitch, Priority.WAITING)
+        if layer is None:
+            return
+        note = self._hit_note(layer.note, hit)
+        self._played[channel][kit.name] += 1
+        if channel != DRUM_CHANNEL:
+            self._remarks[channel].add(KIT_ON_MELODIC)
+        self.last_played = (hit.timbre, note)
+        amp = note_amplitude(hit.timbre, velocity, self.velocity_exponent)
+        self.voices.note_on(
+            (channel, key),
+            Layer(note, layer.pitch_ratio),
+            amp=amp * db_to_gain(hit.gain_db),
+            attack_s=HIT_ATTACK_S,
+            release_s=hit.decay_s,
+            one_shot=True,
+            channel=channel,
+            frame=frame,
+        )
+
+    def _hit_note(self, note: Note, hit: KitHit) -> Note:
+        """``note`` shaped into ``hit`` (made once per note and envelope)."""
+        shaped = self._hit_notes.setdefault(note, {})
+        envelope = (hit.hold_s, hit.decay_s)
+        if envelope not in shaped:
+            shaped[envelope] = shape_hit(note, *envelope)
+        return shaped[envelope]
+
     def _start(
         self,
         key: tuple[int, int],
@@ -628,6 +723,8 @@ class Engine:
     ) -> None:
         channel = key[0]
         self._played[channel][timbre.name] += 1
+        if channel == DRUM_CHANNEL:
+            self._remarks[channel].add(MELODIC_DRUMS)
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
         self.voices.note_on(

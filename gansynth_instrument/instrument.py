@@ -19,9 +19,9 @@ from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
-from gansynth_instrument.preset_files import bank_preset
-from gansynth_instrument.presets import Bank, Preset
-from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.preset_files import bank_preset, find_preset
+from gansynth_instrument.presets import Bank, Kit, Preset
+from gansynth_instrument.timbre import DrumKit, KitHit, Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import MixerLink, Voices
 
@@ -39,9 +39,9 @@ def assemble(
     model: NoteModel,
     link: MixerLink,
     *,
-    preset: Preset | None = None,
+    preset: Preset | Kit | None = None,
     bank: Bank | None = None,
-    drums: Preset | None = None,
+    drums: Preset | Kit | None = None,
     knobs: KnobDirections | None = None,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     renderer: str = "thread",
@@ -79,9 +79,9 @@ def build_engine(
     pitches: Sequence[int],
     latent_size: int,
     *,
-    preset: Preset | None = None,
+    preset: Preset | Kit | None = None,
     bank: Bank | None = None,
-    drums: Preset | None = None,
+    drums: Preset | Kit | None = None,
     knobs: KnobDirections | None = None,
     **settings: Any,
 ) -> Engine:
@@ -90,16 +90,22 @@ def build_engine(
 
     With a bank, every channel starts on program 0 (General MIDI), or the lowest program when
     0 has no preset; a bank with only a morph path starts at its first preset. ``preset`` wins
-    over the bank's first program when both are given; ``drums`` over the bank's drums. A pad
-    corner preset whose latent does not fit the model is a PresetError naming it.
+    over the bank's first program when both are given; ``drums`` over the bank's drums. A kit
+    as ``preset`` plays every channel until a program change. A pad corner preset whose latent
+    does not fit the model is a PresetError naming it.
     """
 
     def timbre_of(name: str) -> Timbre:
         return Timbre.from_preset(bank_preset(bank, name), latent_size)
 
+    def player_of(item: Preset | Kit) -> Timbre | DrumKit:
+        if isinstance(item, Kit):
+            return drum_kit(item, latent_size)
+        return Timbre.from_preset(item, latent_size)
+
     programs: dict[int, Timbre] = {}
     variations: dict[int, dict[int, Timbre]] = {}
-    drum_timbre = Timbre.from_preset(drums, latent_size) if drums is not None else None
+    drum_timbre = player_of(drums) if drums is not None else None
     morph: list[Timbre] = []
     morph_cc = settings.pop("morph_cc", None)
     if bank is not None:
@@ -108,13 +114,18 @@ def build_engine(
             number: {program: timbre_of(name) for program, name in named.items()}
             for number, named in bank.variations.items()
         }
-        if drum_timbre is None and bank.drums is not None:
+        if drum_timbre is None and bank.kit is not None:
+            drum_timbre = drum_kit(bank.kit, latent_size)
+        elif drum_timbre is None and bank.drums is not None:
             drum_timbre = timbre_of(bank.drums)
         if len(bank.morph_path) >= 2:
             morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
         if morph_cc is None:
             morph_cc = bank.morph_cc
-    if preset is not None:
+    kit = drum_kit(preset, latent_size) if isinstance(preset, Kit) else None
+    if kit is not None:
+        first = next(iter(kit.hits.values())).timbre  # what the knobs move, for a program change
+    elif preset is not None:
         first = Timbre.from_preset(preset, latent_size)
     elif programs:
         first = programs[min(programs)]
@@ -140,8 +151,29 @@ def build_engine(
         programs=programs,
         variations=variations,
         drums=drum_timbre,
+        kit=kit,
         morph=morph,
         morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
         space=space,
         **settings,
     )
+
+
+def drum_kit(kit: Kit, latent_size: int) -> DrumKit:
+    """The kit the engine plays: each key's preset as a timbre (one per preset, shared by its
+    keys), its pitch, and its hold and decay in seconds."""
+    timbres = {
+        name: Timbre.from_preset(kit.presets.get(name) or find_preset(name), latent_size)
+        for name in kit.preset_names()
+    }
+    hits = {
+        key: KitHit(
+            timbres[sound.preset],
+            sound.pitch,
+            sound.hold_ms / 1000.0,
+            sound.decay_ms / 1000.0,
+            sound.gain_db,
+        )
+        for key, sound in kit.sounds.items()
+    }
+    return DrumKit(kit.name, hits)

@@ -16,7 +16,8 @@ A note's samples reach the output as::
 - preset ``gain_db`` (presets.py) balances one preset against others; master ``gain_db``
   (``MASTER_GAIN_DB_RANGE``) sets the whole instrument's level.
 - ``Limiter``: chords add up; the master bus never exceeds ``LIMIT_DBFS`` (a look-ahead limiter
-  that leaves audio below it untouched), so the output never clips.
+  that leaves audio below it untouched), so the output never clips. ``TARGET_PEAK_DBFS`` leaves
+  room enough that it is a safety net, not a compressor on a whole song.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import numpy as np
 from gansynth_instrument.errors import GansynthError
 
 REFERENCE_PITCH = 60  # middle C; a model without it is levelled at its nearest pitch
-TARGET_PEAK_DBFS = -4.0  # a levelled timbre's middle C at velocity 127: room for chords
+# A levelled timbre's middle C at velocity 127 on a channel at its GM defaults: clearly heard
+# alone, 11 dB below the limiter for a band's chords to add up (the limiter's share of a General
+# MIDI song's frames: benchmarks/bench_songs.py).
+TARGET_PEAK_DBFS = -12.0
 TARGET_PEAK = 10.0 ** (TARGET_PEAK_DBFS / 20.0)
 MASTER_GAIN_DB_RANGE = (-60.0, 24.0)
 DEFAULT_VELOCITY_CURVE = "gm"

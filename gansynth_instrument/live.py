@@ -30,6 +30,8 @@ import math
 import os
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,7 @@ from gansynth_instrument.mpe_input import MpeInput
 
 if TYPE_CHECKING:
     from gansynth_instrument.make import NoteModel
-    from gansynth_instrument.presets import Bank, Preset
+    from gansynth_instrument.presets import Bank, Kit, Preset
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
@@ -62,6 +64,7 @@ DEFAULT_RENDERER = "process"
 PENDING_POLL_S = 0.002  # how soon a waiting note-on starts once its note is cached
 IDLE_POLL_S = 0.02  # the same thread's check when nothing waits
 UNSET = 0xFF  # a controller no message has set (see Player.controllers)
+NOTE_DELAYS = 32  # recent note-ons the note → sound figure is the median of
 T = TypeVar("T")
 _ABANDONED: list[object] = []  # JACK clients left open because their server hung (see close())
 
@@ -74,6 +77,11 @@ class LiveStatus:
     stream: StreamStats
     voices_sounding: int  # as the audio callback counted them in its last block
     polyphony: int
+    # Note-on → sound, measured: the median over the last NOTE_DELAYS notes that started a voice
+    # at once (their timbre's note was cached) of the time from the MIDI message reaching
+    # ``Player.handle`` to the start of the audio block that played it, plus the stream's output
+    # latency (block start → DAC). None until a note was measured.
+    note_to_sound_s: float | None = None
 
 
 class Player:
@@ -82,7 +90,8 @@ class Player:
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
     programs to connect to. ``channels`` (0-15) filters input; None hears every channel.
-    ``drums`` plays channel 10 (General MIDI percussion; default: the bank's, else not played).
+    ``drums`` plays channel 10 (General MIDI percussion): a kit or a preset (default: the
+    bank's, else not played).
     ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
     ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
     ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
@@ -97,7 +106,7 @@ class Player:
         self,
         model: NoteModel,
         *,
-        preset: Preset | None = None,
+        preset: Preset | Kit | None = None,
         bank: Bank | None = None,
         sample_rate: int = 48000,
         block_frames: int = 128,
@@ -105,7 +114,7 @@ class Player:
         midi_in: Sequence[str] = (),
         virtual_midi: str = DEFAULT_VIRTUAL_PORT,
         channels: Collection[int] | None = None,
-        drums: Preset | None = None,
+        drums: Preset | Kit | None = None,
         polyphony: int = DEFAULT_POLYPHONY,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
@@ -163,6 +172,10 @@ class Player:
         # views to show; written by ``handle`` only, read without the lock.
         self.controllers = [bytearray([UNSET] * (DATA_MAX + 1)) for _ in range(CHANNELS)]
         self._lock = threading.Lock()
+        # Note-ons that started a voice, (received, sent) on perf_counter, until status() finds
+        # the block that played each; then the delay to that block's start.
+        self._notes_sent: deque[tuple[float, float]] = deque(maxlen=NOTE_DELAYS)
+        self._note_delays: deque[float] = deque(maxlen=NOTE_DELAYS)
         self._stop_pending = threading.Event()
         self._stack = contextlib.ExitStack()
         self._started = False
@@ -171,10 +184,14 @@ class Player:
     def handle(self, msg: Sequence[int]) -> None:
         """One MIDI message from any source (rtmidi's thread, the typing keyboard, the browser
         surface); a controller's value is also kept in ``controllers`` for views to show."""
+        received = time.perf_counter()
         if len(msg) == 3 and msg[0] & KIND_MASK == CONTROL_CHANGE and msg[1] <= DATA_MAX:
             self.controllers[msg[0] & CHANNEL_MASK][msg[1]] = msg[2] & DATA_MAX
         with self._lock:
+            started = self.engine.voices.started
             self.mpe.handle(msg)
+            if self.engine.voices.started != started:
+                self._notes_sent.append((received, time.perf_counter()))
 
     def with_engine(self, action: Callable[[Engine], T]) -> T:
         """``action(engine)`` under the control-side lock: how a view reads the engine's state
@@ -289,13 +306,38 @@ class Player:
         self.close()
 
     def status(self) -> LiveStatus:
-        with self._lock:
-            engine = self.engine.status()
         if not self._started:
             raise GansynthError("the player is not started")
+        with self._lock:
+            engine = self.engine.status()
+        stream = self.audio.stats()
         return LiveStatus(
-            engine, self.audio.stats(), self.audio.voices_active, self.audio.polyphony
+            engine,
+            stream,
+            self.audio.voices_active,
+            self.audio.polyphony,
+            self.note_to_sound_s(stream),
         )
+
+    def note_to_sound_s(self, stream: StreamStats) -> float | None:
+        """``LiveStatus.note_to_sound_s``, with ``stream``'s output latency (the views read the
+        stream's figures once and show both)."""
+        with self._lock:
+            self._measure_notes()
+            delays = sorted(self._note_delays)
+        return delays[len(delays) // 2] + stream.output_latency_s if delays else None
+
+    def _measure_notes(self) -> None:
+        """Each note-on sent whose block has begun since: the delay from its MIDI message to
+        that block's start (under the lock)."""
+        while self._notes_sent:
+            received, sent = self._notes_sent[0]
+            start = self.audio.meters.first_start_after(sent)
+            if start is None:
+                return  # not played yet
+            self._notes_sent.popleft()
+            if not math.isnan(start):
+                self._note_delays.append(start - received)
 
 
 def _exit_without_finalising() -> None:

@@ -2,15 +2,16 @@
 
 A thin adapter around python-rtmidi, in the way a mido backend or a FluidSynth MIDI driver is one:
 it knows nothing about the engine. ``handle(msg)`` receives each message as a list of ints
-(status byte first) on the MIDI reader thread; the engine decodes it.
+(status byte first) in rtmidi's callback; the engine decodes it.
 
-Why a reader thread that polls rtmidi's queue, not rtmidi's callback: under JACK, rtmidi calls the
-callback on JACK's real-time process thread (SCHED_FIFO), inside the graph's cycle. A
-Python callback there must first get this process's GIL, and the JACK cycle (the whole graph, in
-synchronous mode) waits for it and for the engine's work, so a busy player makes the server late
-(a MIDI flood then shows as jackd's own "XRun" lines). Polled,
-the JACK thread only queues bytes, and the reader picks them up within ``POLL_S``, well inside
-the period before the audio callback can play them.
+Why rtmidi's callback: under JACK, rtmidi calls it on its client's process thread, inside the
+graph's cycle that brought the message, and the audio process's callback in that cycle has
+mostly not run yet: a note-on's command reaches it in the same cycle, as a one-process Python
+instrument's does (``bench_live.py --floor --hops`` times each step: 0.16 ms from the command to
+the callback's start at 128 frames, median). Handed over later (a thread polling rtmidi's queue
+every 0.5 ms did), it waited for the next cycle: 2.3 ms, most of a period. The price: that JACK
+thread waits for this process's GIL and for the engine's work on the message, so ``handle`` must
+stay short (it decides the note and sends the command; it never waits for the audio side).
 
 API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
 and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
@@ -29,9 +30,8 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -40,10 +40,9 @@ import rtmidi
 from gansynth_instrument.errors import DeviceError
 
 MidiHandler = Callable[[list[int]], None]
-"""``handle(msg)``: one MIDI message as raw bytes (status first), called on the reader thread."""
+"""``handle(msg)``: one MIDI message as raw bytes (status first), called in rtmidi's callback."""
 
-POLL_S = 0.0005  # the reader's sleep between looks at rtmidi's queues (JACK fills them per period)
-QUEUE_SIZE = 4096  # messages rtmidi keeps per client between two looks (a flood's worth of seconds)
+QUEUE_SIZE = 4096  # messages rtmidi keeps per client while its callback is not set yet
 
 CLIENT_NAME = "gansynth-instrument"
 DEFAULT_VIRTUAL_PORT = "midi_in"
@@ -100,6 +99,23 @@ def list_inputs() -> tuple[str, list[str]]:
         client.delete()
 
 
+def _destinations(client: rtmidi.MidiIn) -> set[str]:
+    """The MIDI ports others can send to on ``client``'s API, by their full names."""
+    listing = rtmidi.MidiOut(client.get_current_api(), name=f"{CLIENT_NAME}-list")
+    try:
+        return set(listing.get_ports())
+    finally:
+        listing.delete()
+
+
+def _new_destination(client: rtmidi.MidiIn, before: set[str], virtual: str) -> str:
+    """The full name of the virtual port ``virtual`` just opened on ``client``, as others see it:
+    the MIDI system may have renamed the client (JACK makes a second player's
+    ``gansynth-instrument-01``). The one new port of that name; else the name alone."""
+    new = [p for p in _destinations(client) - before if f":{virtual}" in p]
+    return new[0] if len(new) == 1 else virtual
+
+
 def _find_port(ports: Sequence[str], wanted: str) -> int:
     """Index of the port named ``wanted``: the exact name, else the only one containing it
     (case-insensitive: ``--midi-in keystation`` finds ``Keystation 49:Keystation 49 MIDI 1 20:0``).
@@ -116,12 +132,22 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
     raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
 
 
+def _free_clients(clients: list[rtmidi.MidiIn]) -> None:
+    """Stop the callbacks, then close and free ``clients`` (emptied: nothing is freed twice)."""
+    while clients:
+        client = clients.pop()
+        client.cancel_callback()
+        client.close_port()
+        client.delete()
+
+
 class MidiInput:
     """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
     none is named, from one virtual port called ``virtual`` that other programs connect to.
 
-    Every message goes to ``handle`` as raw bytes, from one reader thread (see the module
-    docstring). ``port_names`` lists what was opened (source ports, or the virtual port's name);
+    Every message goes to ``handle`` as raw bytes, from rtmidi's callback (see the module
+    docstring). ``port_names`` lists what was opened (source ports, or the virtual port's full
+    name, the one other programs connect to);
     ``api`` is the MIDI API ('Jack', 'ALSA', ...). ``close()`` (or leaving the ``with`` block)
     stops delivery and frees every client, so a later run gets the same names back.
 
@@ -138,11 +164,10 @@ class MidiInput:
         client_name: str = CLIENT_NAME,
     ) -> None:
         self._handle = handle
-        # The reader and check_ports/close take turns with the clients.
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reader: threading.Thread | None = None
         self._clients: list[rtmidi.MidiIn] = []
+        # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
+        # interpreter is a fatal error.
+        self._free = weakref.finalize(self, _free_clients, self._clients)
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
@@ -153,8 +178,9 @@ class MidiInput:
                     self._open_named(wanted, client_name)
             else:
                 client = self._add_client(client_name)
+                before = _destinations(client)
                 client.open_virtual_port(virtual)
-                self.port_names.append(virtual)
+                self.port_names.append(_new_destination(client, before, virtual))
         except rtmidi.RtMidiError as err:
             self.close()
             target = ", ".join(ports) if ports else f"virtual port {virtual!r}"
@@ -163,8 +189,8 @@ class MidiInput:
             self.close()
             raise
         self.api = _api_name(self._clients[0])
-        self._reader = threading.Thread(target=self._read, name="midi-in", daemon=True)
-        self._reader.start()
+        for client in self._clients:
+            client.set_callback(self._on_message)
 
     def _add_client(self, client_name: str) -> rtmidi.MidiIn:
         client = _new_client(client_name)
@@ -187,8 +213,7 @@ class MidiInput:
         second), from the control side; a virtual port needs no check (others connect to it)."""
         changes = []
         for i, (client, name) in enumerate(self._named):
-            with self._lock:
-                ports = client.get_ports()
+            ports = client.get_ports()
             present = name in ports
             if present == self._present[i]:
                 continue
@@ -197,9 +222,9 @@ class MidiInput:
                 changes.append(f"MIDI input {name!r} is gone; playing on, reconnecting when back")
                 continue
             try:
-                with self._lock:
-                    client.close_port()
-                    client.open_port(ports.index(name), name="in")
+                client.close_port()
+                client.open_port(ports.index(name), name="in")
+                client.set_callback(self._on_message)  # close_port dropped it
             except rtmidi.RtMidiError as err:
                 self._present[i] = False  # try again at the next check
                 changes.append(f"MIDI input {name!r} is back but cannot be opened: {err}")
@@ -207,18 +232,9 @@ class MidiInput:
                 changes.append(f"MIDI input {name!r} is back; reconnected")
         return changes
 
-    def _read(self) -> None:
-        """The reader thread: hand every queued message to ``handle``, then sleep ``POLL_S``."""
-        while not self._stop.is_set():
-            with self._lock:  # only while taking: the handler runs without it
-                messages = [
-                    event[0] for client in self._clients for event in iter(client.get_message, None)
-                ]
-            for msg in messages:
-                self._deliver(msg)
-            time.sleep(POLL_S)
-
-    def _deliver(self, msg: list[int]) -> None:
+    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
+        """rtmidi's callback, on its JACK thread (or ALSA's reader thread)."""
+        msg = event[0]
         try:
             self._handle(msg)
         except Exception:
@@ -228,14 +244,8 @@ class MidiInput:
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""
-        if self._reader is not None:
-            self._stop.set()
-            self._reader.join()
-        clients, self._clients = self._clients, []
         self._named, self._present = [], []
-        for client in clients:
-            client.close_port()
-            client.delete()
+        self._free()
 
     def __enter__(self) -> MidiInput:
         return self

@@ -117,3 +117,21 @@ def _best_end(pcm: np.ndarray, start: int, first: int, count: int, width: int) -
     spectrum = np.fft.rfft(search, size) * np.conj(np.fft.rfft(target, size))
     dots = np.fft.irfft(spectrum, size)[:count]
     return first + int(np.argmax(dots))
+
+
+# A drum hit's decay ends at this level (−60 dB, the usual reverberation-time floor).
+HIT_FLOOR_DB = -60.0
+
+
+def shape_hit(note: Note, hold_s: float, decay_s: float) -> Note:
+    """``note`` made into a drum hit: as made for ``hold_s``, then an exponential decay that
+    reaches ``HIT_FLOOR_DB`` after ``decay_s`` more, where the hit ends. Allocates: control
+    side only (the engine makes each once per cached note)."""
+    hold = round(hold_s * note.sample_rate)
+    decay = max(1, round(decay_s * note.sample_rate))
+    frames = min(len(note.pcm), hold + decay)
+    t = np.arange(max(0, frames - hold), dtype=np.float64) / decay
+    envelope = np.concatenate([np.ones(min(hold, frames)), 10.0 ** (HIT_FLOOR_DB / 20.0 * t)])
+    pcm = np.round(note.pcm[:frames] * envelope).astype(np.int16)
+    pcm.flags.writeable = False
+    return Note(pcm, note.gain, note.pitch, note.sample_rate, note.reference)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from gansynth_instrument.audio_files import output_format, stream_to_file
+from gansynth_instrument.audio_files import BlockWriter, copy_scaled, output_format, stream_to_file
+from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
 from gansynth_instrument.errors import GansynthError, OutputError
@@ -42,6 +44,12 @@ from gansynth_instrument.levels import (
     peak,
     reference_pitch,
 )
+from gansynth_instrument.loudness import (
+    Loudness,
+    LoudnessMeter,
+    Normalisation,
+    normalising_gain,
+)
 from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
@@ -49,7 +57,7 @@ from gansynth_instrument.model import Model
 from gansynth_instrument.mpe_input import MpeInput
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.presets import Bank, Kit, Preset
 from gansynth_instrument.timbre import Timbre, blend_settings
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
@@ -421,11 +429,15 @@ class EngineRender:
     peak: float  # largest |sample|; above 1.0 a float WAV holds it, other formats clip
     clipped: int  # samples clipped to ±1 (formats that cannot hold more)
     channels: list[ChannelReport]  # per MIDI channel: presets played, notes skipped
+    drums: str  # what channel 10 played (``Engine.drums_summary``)
+    limited_frames: int  # frames the master limiter turned down
+    loudness: Loudness  # of the mix as the instrument made it (live play's level)
+    normalisation: Normalisation | None  # the gain applied for the loudness target; None: off
 
 
 def render_blocks(
     engine: Engine | MpeInput,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -465,7 +477,7 @@ def render_blocks(
 
 def _mixed(
     engine: Engine | MpeInput,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     stamped: Sequence[tuple[int, Sequence[int]]],
     block_frames: int,
     progress: bool,
@@ -478,7 +490,7 @@ def _mixed(
     with tqdm(
         total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
     ) as bar:
-        while i < len(stamped) or mixer.voices_active or mixer.commands:
+        while i < len(stamped) or mixer.voices_active or mixer.pending():
             end = frame + block_frames
             while i < len(stamped) and stamped[i][0] < end:
                 engine.handle(stamped[i][1], stamped[i][0])
@@ -502,7 +514,7 @@ def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
 
 def render_events(
     engine: Engine,
-    mixer: Mixer,
+    mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
@@ -519,9 +531,9 @@ def render_midi_engine(
     midi_path: Path,
     out_path: Path,
     *,
-    preset: Preset | None = None,
+    preset: Preset | Kit | None = None,
     bank: Bank | None = None,
-    drums: Preset | None = None,
+    drums: Preset | Kit | None = None,
     channels: Collection[int] | None = None,
     knobs: KnobDirections | None = None,
     sample_rate: int = 48000,
@@ -532,11 +544,17 @@ def render_midi_engine(
     gain_db: float = 0.0,
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
     mpe: str | None = None,
+    loudness: float | None = None,
 ) -> EngineRender:
     """A MIDI file → stereo audio file through the live engine: same channels, voices,
     envelopes, pedal, bend, morph, timbre knobs (given ``knobs``, ``ganspace.knob_directions``)
     and XY pad (a bank's corners), and the same gain staging (levelled timbres, velocity curve,
     preset and master gain, the master-bus limiter; ``levels.py``).
+
+    ``loudness``: the integrated loudness (LUFS) the file is brought to, true peak at most
+    ``loudness.TRUE_PEAK_CEILING_DBTP`` (``loudness.normalising_gain``); None writes the mix at
+    the level live play has. The mix is measured as it renders to a float WAV beside the output,
+    then copied to the output at the chosen gain: two streaming passes, memory one block.
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
@@ -547,12 +565,13 @@ def render_midi_engine(
     check_output_file(out_path)
     output_format(out_path, subtype)
     events = read_midi(midi_path)
-    mixer = Mixer(
+    master = MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames)
+    mixer = make_mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,
         channels=2,
         max_block_frames=block_frames,
-        master=MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames),
+        master=master,
     )
     instrument = assemble(
         model,
@@ -567,17 +586,38 @@ def render_midi_engine(
         velocity_exponent=velocity_exponent,
     )
     engine = instrument.engine
-    with (
-        instrument.cache as cache,
-        stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer,
-    ):
-        # Ask for every note the song's programs will play up front, so the cache batches them.
-        for timbre, pitches in engine.planned_notes(e.data for e in events).values():
-            cache.request(timbre.latent, sorted(pitches))
-        midi_in = MpeInput(engine, bank.mpe if bank is not None else None, forced=mpe)
-        blocks = render_blocks(midi_in, mixer, events, block_frames=block_frames, progress=progress)
-        for block in blocks:
-            writer.write(block)
+    meter = LoudnessMeter(sample_rate, mixer.channels)
+
+    def mix_to(writer: BlockWriter) -> None:
+        with instrument.cache as cache:
+            # Ask for every note the song's programs will play up front, so the cache batches.
+            for timbre, pitches in engine.planned_notes(e.data for e in events).values():
+                cache.request(timbre.latent, sorted(pitches))
+            midi_in = MpeInput(engine, bank.mpe if bank is not None else None, forced=mpe)
+            for block in render_blocks(
+                midi_in, mixer, events, block_frames=block_frames, progress=progress
+            ):
+                writer.write(block)
+                meter.add(block)
+
+    normalisation = None
+    if loudness is None:
+        with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
+            mix_to(writer)
+        measured = meter.result()
+    else:
+        out_dir = Path(out_path).parent
+        with tempfile.TemporaryDirectory(prefix=".render-", dir=out_dir) as scratch:
+            mix = Path(scratch) / "mix.wav"
+            try:
+                with stream_to_file(mix, sample_rate, mixer.channels, "FLOAT") as first:
+                    mix_to(first)
+            except OutputError as err:  # the first pass is the output's: name the output
+                raise OutputError(str(err).replace(str(mix), str(out_path), 1)) from None
+            measured = meter.result()
+            normalisation = normalising_gain(measured, loudness)
+            with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
+                copy_scaled(mix, writer, db_to_gain(normalisation.gain_db))
     report = engine.report()
     return EngineRender(
         Path(out_path),
@@ -586,6 +626,10 @@ def render_midi_engine(
         writer.peak,
         writer.clipped,
         report,
+        engine.drums_summary(),
+        master.limiter.limited_frames,
+        measured,
+        normalisation,
     )
 
 
@@ -598,5 +642,6 @@ def channel_lines(reports: Sequence[ChannelReport]) -> list[str]:
         text = played or "nothing played"
         if skipped:
             text += f"; skipped {skipped}"
+        text += "".join(f"; {remark}" for remark in r.remarks)
         lines.append(f"  channel {r.channel + 1:>2}: {text}")
     return lines

@@ -12,7 +12,9 @@ and ``scan_banks`` say why), and only asking for it by name fails.
 A user preset with a shipped name shadows it (``presets save NAME`` makes such an editable
 copy on purpose; ``presets new`` with a shipped name refuses without ``--force``); shipped presets
 are read-only. Banks live in a ``banks/`` subfolder of either presets dir. Writes go to a
-temporary name and are renamed.
+temporary name and are renamed. Drum kits live in a ``kits/`` subfolder: ``--drums`` and a
+bank's ``drums:`` name a kit, or else a preset (``find_kit_or_preset``); the shipped default
+kit is ``DEFAULT_KIT``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.latent import LATENT_SIZE
 from gansynth_instrument.metadata import ModelInfo, ModelTimbre
 from gansynth_instrument.preset_yaml import dump_yaml, parse_yaml, read_yaml
-from gansynth_instrument.presets import Bank, Preset, check_name, preset_between, random_seed
+from gansynth_instrument.presets import (
+    Bank,
+    Kit,
+    Preset,
+    check_name,
+    preset_between,
+    random_seed,
+)
 
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
 BANKS_SUBDIR = "banks"
+KITS_SUBDIR = "kits"
+DEFAULT_KIT = "gm-kit"  # channel 10 with a single preset (the default bank names it too)
 PROGRAMS_FROM_PRESETS = "presets"  # bank files: "programs: presets" = each preset's own number
 
 
@@ -99,7 +110,17 @@ def load_bank_file(
     found: dict[str, Preset] = {}
     broken_names = {p.stem for p in broken}
     unreadable: set[str] = set()
-    for field_name, name in _references(bank):
+    kit = None
+    if bank.drums is not None and _kit_file(bank.drums, user_dir) is not None:
+        try:
+            kit = lookup_kit(bank.drums, user_dir=user_dir, model=model)
+        except PresetError as err:
+            raise PresetError(f"{path}: field 'drums': {err}") from None
+        reason = kit_misfit(kit, model)
+        if reason is not None:
+            misfits[kit.name] = reason
+        found.update(kit.presets)
+    for field_name, name in _references(bank, kit is not None):
         try:
             found[name] = lookup_preset(name, user_dir=user_dir, model=model)
         except PresetError as err:
@@ -120,6 +141,7 @@ def load_bank_file(
         )
     if misfits or unreadable:
         bank = _without(bank, set(misfits) | unreadable)
+    bank = replace(bank, kit=kit if bank.drums is not None else None)
     kept = {name: found[name] for name in bank.preset_names()}
     return replace(bank, presets=kept, notice="\n".join(notices))
 
@@ -129,13 +151,14 @@ def broken_notice(reason: str) -> str:
     return f"warning: skipped a broken file: {reason}"
 
 
-def _references(bank: Bank) -> list[tuple[str, str]]:
-    """(field, preset name) for every name a bank holds, in file order."""
+def _references(bank: Bank, drums_kit: bool) -> list[tuple[str, str]]:
+    """(field, preset name) for every name a bank holds, in file order (its drums only when
+    they name a preset, not a kit)."""
     refs = [(f"programs.{p}", name) for p, name in sorted(bank.programs.items())]
     for number, programs in bank.variations.items():
         refs += [(f"variations.{number}.{p}", name) for p, name in sorted(programs.items())]
     refs += [("morph.path", name) for name in bank.morph_path]
-    refs += [("drums", bank.drums)] if bank.drums is not None else []
+    refs += [("drums", bank.drums)] if bank.drums is not None and not drums_kit else []
     refs += [("pad.corners", name) for name in bank.pad_corners]
     return refs
 
@@ -291,6 +314,75 @@ def find_bank(
         return load_bank_file(shipped, user_dir=user_dir, model=model)
     known = ", ".join(_names_in(dirs)) or "none"
     raise PresetError(f"unknown bank '{name}' (known: {known})")
+
+
+def load_kit_file(
+    path: Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Kit:
+    """Read and validate one kit file, finding every preset it names (kept in ``presets``),
+    whichever model they suit (``kit_misfit`` says whether they suit one)."""
+    path = Path(path)
+    kit = Kit.from_dict(read_yaml(path), str(path), path)
+    found: dict[str, Preset] = {}
+    for key, sound in kit.sounds.items():
+        if sound.preset not in found:
+            try:
+                found[sound.preset] = lookup_preset(sound.preset, user_dir=user_dir, model=model)
+            except PresetError as err:
+                raise PresetError(f"{path}: field 'kit.{key}.preset': {err}") from None
+    return replace(kit, presets=found)
+
+
+def kit_misfit(kit: Kit, model: ModelInfo | None) -> str | None:
+    """Why ``kit`` does not suit ``model`` (the first of its presets that does not), or None."""
+    for name, preset in kit.presets.items():
+        reason = _misfit(preset, model)
+        if reason is not None:
+            return f"its preset {name} was {reason}"
+    return None
+
+
+def _kit_file(name: str, user_dir: Path | None) -> Path | None:
+    """The kit file ``name`` stands for (the user's over the shipped one), None if no kit."""
+    for d in _search_dirs(user_dir):
+        candidate = d / KITS_SUBDIR / f"{name}{PRESET_SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def lookup_kit(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Kit:
+    """A kit by file path, or by name from ``<user dir>/kits``, then the shipped kits, whichever
+    model it suits."""
+    if _looks_like_path(name_or_path):
+        return load_kit_file(Path(name_or_path), user_dir=user_dir, model=model)
+    path = _kit_file(str(name_or_path), user_dir)
+    if path is None:
+        known = ", ".join(_names_in(d / KITS_SUBDIR for d in _search_dirs(user_dir))) or "none"
+        raise PresetError(f"unknown kit '{name_or_path}' (known: {known})")
+    return load_kit_file(path, user_dir=user_dir, model=model)
+
+
+def find_kit_or_preset(
+    name_or_path: str | Path, *, user_dir: Path | None = None, model: ModelInfo | None = None
+) -> Kit | Preset:
+    """What ``--drums`` (or ``--preset``) names: a kit (a file with a ``kit:`` table, or a name
+    in ``kits/``), else a preset (``find_preset``; as the drums it plays every key at its own
+    pitch). Given ``model``, one that does not suit it is a PresetError naming its file."""
+    if _looks_like_path(name_or_path):
+        data = read_yaml(Path(name_or_path))
+        is_kit = isinstance(data, Mapping) and "kit" in data
+    else:
+        is_kit = _kit_file(str(name_or_path), user_dir) is not None
+    if not is_kit:
+        return find_preset(name_or_path, user_dir=user_dir, model=model)
+    kit = lookup_kit(name_or_path, user_dir=user_dir, model=model)
+    reason = kit_misfit(kit, model)
+    if reason is not None:
+        raise PresetError(f"{kit.path or kit.name}: {reason}")
+    return kit
 
 
 def list_presets(*, user_dir: Path | None = None, model: ModelInfo | None = None) -> list[Preset]:

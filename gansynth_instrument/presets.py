@@ -9,7 +9,10 @@ validate every field when made: a bad value is a ``PresetError`` naming the file
 Program numbers follow General MIDI: a preset's ``program`` is the GM program it stands for, and
 its ``bank`` the bank select (CC0) value that reaches it (0, the GM bank, by default). The shipped
 trained presets sit on their GM programs in bank 0, their soft variants on the same programs in
-bank 1. A bank file may name a ``drums:`` preset for channel 10 (GM percussion).
+bank 1. A bank file may name a ``drums:`` kit or preset for channel 10 (GM percussion).
+
+A kit (``Kit``, a file under ``kits/``) gives each drum key a sound the model makes: a preset's
+timbre at a pitch, shaped into a hit by a hold and a decay (``note.shape_hit``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ BANK_RANGE = (0, 127)  # bank select MSB (CC0)
 MORPH_CC_RANGE = (0, 119)
 RESERVED_CCS = {64: "the sustain pedal"}
 MORPH_STEPS_RANGE = (2, 128)
+KIT_KEY_RANGE = (0, 127)  # a General MIDI kit fills 35-81
+KIT_PITCH_RANGE = (0, 127)
+HOLD_MS_RANGE = (0.0, 4000.0)  # a note lasts 4 s
+DECAY_MS_RANGE = (1.0, 4000.0)
 
 _PRESET_KEYS = (
     "name",
@@ -67,6 +74,8 @@ _BANK_KEYS = (
     "knobs",
     "mpe",
 )
+_KIT_KEYS = ("name", "description", "kit")
+_SOUND_KEYS = ("preset", "pitch", "hold_ms", "decay_ms", "gain_db")
 _MORPH_KEYS = ("path", "cc", "steps")
 _PAD_KEYS = ("corners", "cc", "size")
 _KNOBS_KEYS = ("cc",)
@@ -295,7 +304,8 @@ class Bank:
     and an XY pad (4 corner preset names, or empty for none).
 
     ``programs`` is bank select 0 (General MIDI's bank); ``variations`` maps other bank select
-    (CC0) values to their programs. ``drums`` plays channel 10 (None: its notes are skipped).
+    (CC0) values to their programs. ``drums`` plays channel 10 (None: its notes are skipped):
+    a kit's name (loaded, it is in ``kit``), or a preset's.
     The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps; the
     pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
     (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
@@ -325,6 +335,7 @@ class Bank:
     path: Path | None = field(default=None, compare=False, repr=False)
     presets: Mapping[str, Preset] = field(default_factory=dict, compare=False, repr=False)
     notice: str = field(default="", compare=False, repr=False)
+    kit: Kit | None = field(default=None, compare=False, repr=False)  # when ``drums`` is a kit
 
     def __post_init__(self) -> None:
         where = str(self.path) if self.path is not None else f"bank '{self.name}'"
@@ -429,7 +440,10 @@ class Bank:
         for programs in self.variations.values():
             names += [programs[p] for p in sorted(programs)]
         names += list(self.morph_path) + list(self.pad_corners)
-        names += [self.drums] if self.drums else []
+        if self.kit is not None:
+            names += self.kit.preset_names()
+        elif self.drums:
+            names.append(self.drums)
         return list(dict.fromkeys(names))
 
     def to_dict(self) -> dict[str, Any]:
@@ -515,6 +529,113 @@ class Bank:
 
     def to_yaml(self) -> str:
         return "# gansynth-instrument bank\n" + dump_yaml(self.to_dict())
+
+
+@dataclass(frozen=True)
+class KitSound:
+    """One drum key's sound: ``preset``'s timbre at MIDI ``pitch``, as made for ``hold_ms``, then
+    decaying to −60 dB over ``decay_ms``, at ``gain_db`` on top of the preset's gain."""
+
+    preset: str
+    pitch: int
+    decay_ms: float
+    hold_ms: float = 0.0
+    gain_db: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"preset": self.preset, "pitch": self.pitch}
+        if self.hold_ms:
+            data["hold_ms"] = self.hold_ms
+        data["decay_ms"] = self.decay_ms
+        if self.gain_db:
+            data["gain_db"] = self.gain_db
+        return data
+
+
+def _check_sound(where: str, key: object, sound: object) -> KitSound:
+    """``sound`` (a ``KitSound`` or a parsed mapping) for drum ``key``, validated; the fields
+    are named ``kit.KEY.FIELD`` in errors."""
+    _check_int(where, "kit", key, KIT_KEY_RANGE)
+    field_name = f"kit.{key}"
+    if isinstance(sound, KitSound):
+        sound = sound.to_dict()
+    if not isinstance(sound, Mapping):
+        raise PresetError(f"{where}: field '{field_name}': expected a mapping (preset:, pitch:)")
+    unknown = sorted(str(k) for k in sound if k not in _SOUND_KEYS)
+    if unknown:
+        raise PresetError(
+            f"{where}: unknown field '{field_name}.{unknown[0]}' (known: {', '.join(_SOUND_KEYS)})"
+        )
+    for required in ("preset", "pitch", "decay_ms"):
+        if required not in sound:
+            raise PresetError(f"{where}: field '{field_name}.{required}' is missing")
+    check_name(where, sound["preset"], f"{field_name}.preset")
+    _check_int(where, f"{field_name}.pitch", sound["pitch"], KIT_PITCH_RANGE)
+    _check_range(where, f"{field_name}.decay_ms", sound["decay_ms"], DECAY_MS_RANGE)
+    hold_ms, gain_db = sound.get("hold_ms", 0.0), sound.get("gain_db", 0.0)
+    _check_range(where, f"{field_name}.hold_ms", hold_ms, HOLD_MS_RANGE)
+    _check_range(where, f"{field_name}.gain_db", gain_db, GAIN_DB_RANGE)
+    return KitSound(
+        sound["preset"],
+        int(sound["pitch"]),
+        float(sound["decay_ms"]),
+        float(hold_ms),
+        float(gain_db),
+    )
+
+
+@dataclass(frozen=True)
+class Kit:
+    """A drum kit: MIDI key → ``KitSound``, validated when made (a bad field is a PresetError
+    naming the file and ``kit.KEY.FIELD``). Its preset names are checked to resolve when it is
+    loaded (``preset_files.load_kit_file``), which keeps the presets found in ``presets``."""
+
+    name: str
+    sounds: dict[int, KitSound]
+    description: str = ""
+    path: Path | None = field(default=None, compare=False, repr=False)
+    presets: Mapping[str, Preset] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = str(self.path) if self.path is not None else f"kit '{self.name}'"
+        check_name(where, self.name)
+        if not isinstance(self.sounds, Mapping) or not self.sounds:
+            raise PresetError(f"{where}: field 'kit': expected a mapping drum key → sound")
+        sounds = {k: _check_sound(where, k, v) for k, v in self.sounds.items()}  # keys checked
+        object.__setattr__(self, "sounds", {int(k): sounds[k] for k in sorted(sounds, key=int)})
+        if not isinstance(self.description, str):
+            raise PresetError(
+                f"{where}: field 'description': expected text, got {self.description!r}"
+            )
+
+    def preset_names(self) -> list[str]:
+        """Every preset the kit plays, each once, in key order."""
+        return list(dict.fromkeys(sound.preset for sound in self.sounds.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data["kit"] = {key: sound.to_dict() for key, sound in self.sounds.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, where: str, path: Path | None = None) -> Kit:
+        """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
+        if not isinstance(data, Mapping):
+            raise PresetError(f"{where}: expected a mapping of fields (name:, kit:)")
+        unknown = sorted(str(k) for k in data if k not in _KIT_KEYS)
+        if unknown:
+            raise PresetError(
+                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_KIT_KEYS)})"
+            )
+        for required in ("name", "kit"):
+            if required not in data:
+                raise PresetError(f"{where}: field '{required}' is missing")
+        return cls(data["name"], data["kit"], data.get("description", ""), path=path)
+
+    def to_yaml(self) -> str:
+        return "# gansynth-instrument drum kit\n" + dump_yaml(self.to_dict())
 
 
 # --- making new presets -------------------------------------------------------------------------

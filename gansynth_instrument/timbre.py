@@ -1,4 +1,5 @@
-"""Timbres: what the instrument can play (a latent plus level and envelope), and morph steps.
+"""Timbres: what the instrument can play (a latent plus level and envelope), morph steps, and
+drum kits (a timbre, pitch and hit envelope per key).
 
 Below both the note cache and the engine: ``cache warm`` makes the same morph steps the engine
 plays, and neither has to import the other for it.
@@ -73,6 +74,28 @@ class Timbre:
             preset.release_s,
             preset.loop,
         )
+
+
+@dataclass(frozen=True)
+class KitHit:
+    """One key of a drum kit: ``timbre``'s note at ``pitch`` (a MIDI pitch; the engine plays the
+    nearest model pitch rate-shifted, as for any note), held ``hold_s`` then decaying over
+    ``decay_s`` (``note.shape_hit``), at ``gain_db`` on top of the timbre's own gain."""
+
+    timbre: Timbre
+    pitch: int
+    hold_s: float
+    decay_s: float
+    gain_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class DrumKit:
+    """A kit the engine plays: MIDI key → hit (General MIDI percussion keys 35–81 in a GM kit).
+    Its hits are one-shots: a note-off does not cut them, as on a General MIDI drum channel."""
+
+    name: str
+    hits: dict[int, KitHit]
 
 
 def morph_steps(path: Sequence[Timbre], steps: int = DEFAULT_MORPH_STEPS) -> list[Timbre]:

@@ -175,15 +175,18 @@ class UiServer:
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
         surface = self.surface
-        await ws.send_json({"type": "config", **surface.config()})
-        listed = await loop.run_in_executor(None, surface.presets)
-        await ws.send_json({"type": "presets", "list": listed})
-        await ws.send_json({"type": "latent", **surface.latent()})
-        await ws.send_json({"type": "state", **surface.snapshot()})
-        played = surface.last_note()
-        if played is not None:
-            spectrogram = await loop.run_in_executor(None, surface.spectrogram, played)
-            await ws.send_json({"type": "spectrogram", **spectrogram})
+        try:
+            await ws.send_json({"type": "config", **surface.config()})
+            listed = await loop.run_in_executor(None, surface.presets)
+            await ws.send_json({"type": "presets", "list": listed})
+            await ws.send_json({"type": "latent", **surface.latent()})
+            await ws.send_json({"type": "state", **surface.snapshot()})
+            played = surface.last_note()
+            if played is not None:
+                spectrogram = await loop.run_in_executor(None, surface.spectrogram, played)
+                await ws.send_json({"type": "spectrogram", **spectrogram})
+        except ConnectionResetError:  # the page closed or reloaded while it was greeted
+            return ws
         self._clients.add(ws)
         try:
             async for msg in ws:

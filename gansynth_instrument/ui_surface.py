@@ -131,6 +131,7 @@ class Surface:
 
         focus, status, name, key, morph_cc = self.player.with_engine(read)
         stream = self.player.audio.stats()
+        note_to_sound = self.player.note_to_sound_s(stream)
         values = self.player.controllers[focus]
 
         def value(cc: int | None, default: int) -> int | None:
@@ -155,7 +156,9 @@ class Surface:
             "polyphony": self.player.audio.polyphony,
             "cache": fill,
             "xruns": stream.xruns,
-            "latency_ms": round(1e3 * max(stream.latency_s, stream.dac_latency_s), 2),
+            # The status line's figures and names (commands/play.py: latency_text).
+            "note_to_sound_ms": None if note_to_sound is None else round(1e3 * note_to_sound, 1),
+            "output_latency_ms": round(1e3 * stream.output_latency_s, 1),
             "callback_median": round(100 * stream.callback_median_load, 1),
             "callback_max": round(100 * stream.callback_max_load, 1),
             "cpu": round(100 * load, 1),

@@ -102,6 +102,7 @@ class Voices:
         self._slots = [_Slot() for _ in range(mixer.slots)]
         self._by_serial: dict[int, int] = {}
         self._serials = 0
+        self.started = 0  # note-ons sent: a view tells a message that started a voice by it
         self._loop_notes: weakref.WeakKeyDictionary[Note, LoopedNote] = weakref.WeakKeyDictionary()
 
     def _send(self, cmd: tuple) -> bool:
@@ -159,6 +160,7 @@ class Voices:
         attack_s: float = 0.01,
         release_s: float = 0.3,
         loop: bool = False,
+        one_shot: bool = False,
         channel: int = 0,
         frame: int = IMMEDIATE,
     ) -> int | None:
@@ -166,6 +168,8 @@ class Voices:
 
         ``weight`` is layer_b's share of a morph crossfade (0 = only layer_a). ``loop``: while held
         the voice loops the middle of its notes (see the module docstring) instead of ending.
+        ``one_shot`` (a drum hit): the voice plays its note to the end; note-offs, the pedal and
+        all-notes-off leave it, and it is stolen as early as a released voice.
         """
         self._collect_finished()
         if loop:
@@ -184,11 +188,12 @@ class Voices:
         cmd += (note_b, ratio_b, float(weight), float(amp), attack_frames, release_frames, channel)
         if not self._send(cmd):
             return None
+        self.started += 1
         old = self._slots[slot]
         if old.sounding:
             self._by_serial.pop(old.serial, None)
         self._slots[slot] = _Slot(
-            key, self._serials, self._serials, True, False, True, loop=loop, channel=channel
+            key, self._serials, self._serials, not one_shot, False, True, loop=loop, channel=channel
         )
         self._by_serial[self._serials] = slot
         return slot

@@ -401,7 +401,8 @@ class MidiSender:
     """A separate JACK client with one MIDI output port, as a keyboard on the JACK graph would be.
 
     ``send()`` queues raw MIDI bytes and returns the wall clock of the call; the next process cycle
-    writes every queued message at frame offset 0, in order. Call ``wait_connected()`` after
+    writes every queued message at frame offset 0, in order, and notes the wall clock of that
+    cycle in ``written_s`` (one entry per message). Call ``wait_connected()`` after
     anything connects to the port (a port opened by name connects from the other side): a message
     sent before JACK applies the new connection is lost.
     """
@@ -412,6 +413,7 @@ class MidiSender:
         self.client = jack.Client(name, no_start_server=True)
         self.port = self.client.midi_outports.register("out")
         self._pending: deque[bytes] = deque()
+        self.written_s: list[float] = []
         self._cycles = 0
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -420,6 +422,7 @@ class MidiSender:
         self._cycles += 1
         self.port.clear_buffer()
         while self._pending:
+            self.written_s.append(time.perf_counter())
             self.port.write_midi_event(0, self._pending.popleft())
 
     def connect(self, destination: str) -> None:

@@ -95,6 +95,30 @@ def test_sample_rate_other_than_jacks_names_the_right_one(jack_server: JackServe
     assert "--samplerate 48000" in message
 
 
+@pytest.mark.parametrize("block_frames", [64, 100, 256])
+def test_a_block_size_other_than_jacks_period_names_the_period(
+    jack_server: JackServer, block_frames: int
+) -> None:
+    """PortAudio would open each of these and then split the period (64, 100: underflows), add a
+    period of latency (256) or stall (100000, below): refused before the stream opens."""
+    with pytest.raises(DeviceError) as err:
+        AudioOutput(Ramp().mix, block_frames=block_frames)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"the JACK server runs at 128 frames per period, not {block_frames}")
+    assert "--blocksize 128" in message
+
+
+@pytest.mark.parametrize("block_frames", [0, 15, 2049, 100000])
+def test_a_block_size_outside_the_range_names_the_range(
+    jack_server: JackServer, block_frames: int
+) -> None:
+    with pytest.raises(
+        DeviceError, match=rf"^--blocksize must be 16\.\.2048 frames, got {block_frames}$"
+    ):
+        AudioOutput(Ramp().mix, block_frames=block_frames)
+
+
 def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
     channels = find_output(None).channels + 1
     with pytest.raises(DeviceError, match=f"{channels} needed") as err:

@@ -8,15 +8,27 @@ import multiprocessing
 import os
 import signal
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 from jackrig import JackServer, Recorder
 
-from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
+from gansynth_instrument.audio_process import (
+    JACK_CLIENT_NAME,
+    AudioProcess,
+    _Config,
+    _Layout,
+    _mix_function,
+    _RingReader,
+)
+from gansynth_instrument.command_sender import CommandSender
+from gansynth_instrument.compiled_mixer import RING_RECORDS, load_core
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.mixer import MORPH_LAYERS
+from gansynth_instrument.levels import MasterBus
+from gansynth_instrument.mixer import CMD_NOTE_ON, IMMEDIATE, MORPH_LAYERS, Mixer, voice_slots
 from gansynth_instrument.note import LoopedNote, Note
+from gansynth_instrument.protocol import OP_LOAD, RECORD, Ring, to_record
 from gansynth_instrument.voices import Layer, Voices
 
 RATE = 48000
@@ -106,6 +118,36 @@ def test_a_full_arena_drops_the_note_instead_of_overwriting_one(jack_server: Jac
         audio.close()
 
 
+def test_garbage_in_the_command_ring_is_dropped_counted_and_the_note_plays_on(
+    jack_server: JackServer,
+) -> None:
+    """Malformed records written into the live ring (random bytes, a load past its arena entry,
+    a note naming an entry never loaded): the child drops and counts each, keeps playing the
+    sounding note, and reports which mixer it runs."""
+    with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4) as audio:
+        # The child loads the compiled core where this process can (CI requires it).
+        assert audio.mixer == ("compiled" if load_core()[0] is not None else "numpy")
+        voices = Voices(audio)
+        voices.note_on("a", Layer(looped(tone(600.0))), loop=True, attack_s=0.001)
+        wait_until(lambda: audio.voices_active == 1)
+        ring = audio._sender._ring
+        garbage = np.frombuffer(os.urandom(RECORD.itemsize * 4), RECORD).copy()
+        garbage["op"] = 1000 + np.arange(4)
+        bad = [
+            *garbage.tolist(),
+            to_record((IMMEDIATE, OP_LOAD, 5, 10**12, 1.0, 60, RATE, 0, 0)),
+            to_record((IMMEDIATE, CMD_NOTE_ON, 3, 9, 150, 1.0, None, 1.0, 0.0, 1.0, 1, 1, 0)),
+        ]
+        for values in bad:
+            assert ring.put(values)
+        wait_until(lambda: ring.dropped == len(bad))
+        with Recorder(seconds=0.2) as recorder:
+            captured = recorder.wait(timeout_s=10.0).copy()
+        assert dominant_hz(captured[:, 0]) == pytest.approx(600.0, abs=10.0)
+        assert audio.voices_active == 1 and audio.pending() == 0
+        ring = None  # no view of the shared memory left: it closes with the process
+
+
 def test_a_killed_audio_process_is_reported_and_closes_without_hanging(
     jack_server: JackServer,
 ) -> None:
@@ -132,3 +174,59 @@ def test_an_unknown_device_is_one_line_and_leaves_no_process(jack_server: JackSe
     assert "\n" not in str(err.value) and "'no-such-sound-card'" in str(err.value)
     assert multiprocessing.active_children() == []  # the child that failed has exited
     audio.close()
+
+
+class Link:
+    """``CommandSender`` as the ``MixerLink`` ``Voices`` sends to (``AudioProcess`` does this)."""
+
+    sample_rate, polyphony, slots = RATE, 2, voice_slots(2)
+
+    def __init__(self, sender: CommandSender) -> None:
+        self.send, self.pending = sender.send, sender.pending
+        self.take_finished = sender.take_finished
+
+
+def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring]:
+    """The audio child's mix over a shared layout in this process (no stream), and a sender
+    writing to it as the player does: the compiled core's, or the NumPy fallback's reader."""
+    config = _Config(_Layout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
+    views = config.layout.views(bytearray(config.layout.size))
+    ring, status, ended, _, arena = views
+
+    def copy(entry: int, note: Note) -> None:
+        arena[entry, : len(note.pcm)] = note.pcm
+
+    if numpy:
+        master = MasterBus(RATE, gain_db=6.0, max_block_frames=1024)
+        mix = _RingReader(Mixer(RATE, polyphony=2, master=master), views, NOTE_FRAMES).mix
+    else:
+        mix = _mix_function(config, views)
+    ring = Ring(ring, RING_RECORDS)
+    return CommandSender(ring, status, ended, 12, copy), mix, ring
+
+
+@pytest.mark.skipif(load_core()[0] is None, reason="the compiled mixer core is not built")
+def test_the_numpy_fallback_reads_the_ring_as_the_compiled_core_does() -> None:
+    """The same commands and the same garbage through the shared ring: the child's NumPy reader
+    and the compiled core drop the same records and mix the same samples."""
+    outputs = []
+    for numpy in (False, True):
+        sender, mix, ring = child_side(numpy)
+        voices = Voices(Link(sender))
+        slot = voices.note_on("a", Layer(tone(440.0)), Layer(tone(660.0)), weight=0.3)
+        voices.note_on("b", Layer(looped(tone(550.0))), loop=True)
+        garbage = np.frombuffer(bytes(range(256)) * 2, RECORD, 3).copy()
+        for values in garbage.tolist():
+            assert ring.put(values)
+        voices.morph(slot, Layer(tone(880.0)), None, 0.0)
+        blocks = []
+        for b in range(60):
+            if b == 30:
+                voices.note_off("a")
+            block = np.empty((128, 2), dtype=np.float32)
+            mix(block, 128)
+            blocks.append(block)
+        assert ring.dropped == 3 and sender.pending() == 0
+        outputs.append(np.concatenate(blocks))
+    assert np.abs(outputs[0]).max() > 0.1
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1e-6

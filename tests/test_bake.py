@@ -689,3 +689,32 @@ def test_an_interrupted_bake_leaves_nothing(
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     assert snapshot(earlier) == before
+
+
+def test_progress_shows_on_captured_stderr_and_notices_start_their_own_line(
+    tiny_model: Path, plain_yaml: Path, tmp_path: Path
+) -> None:
+    """A bake into a pipe (as a script or a log sees it) shows its progress; a cache notice that
+    arrives while the bar is drawn starts a line of its own rather than running on from the bar."""
+    cache = tmp_path / "notes"
+
+    def bake_into(out: str) -> str:
+        argv = ["bake", plain_yaml, "-o", tmp_path / out, "--format", "sfz"]
+        argv += ["--model", tiny_model, "--cache-dir", cache]
+        command = [sys.executable, "-m", "gansynth_instrument", *map(str, argv)]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 0, run.stderr
+        return run.stderr
+
+    pitches = len(load_model(tiny_model).pitches)
+    assert re.search(rf"bake: +\d+%.*{pitches}/{pitches} \[", bake_into("first"))
+    damaged = sorted(cache.rglob("*.note"))
+    assert len(damaged) == pitches
+    for path in damaged:  # one flipped bit each: the cache warns and makes them again
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        path.write_bytes(bytes(data))
+    err = bake_into("second")
+    before = [err[m.start() - 1] if m.start() else "\n" for m in re.finditer("note cache: ", err)]
+    assert len(before) == pitches and "bake: " in err, err
+    assert set(before) <= {"\n", "\r"}, err

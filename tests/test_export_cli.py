@@ -17,6 +17,7 @@ from bundle_writer import write_bundle
 from gansynth_export.bundle import TensorBundle
 
 from gansynth_instrument.cli import main
+from gansynth_instrument.compiled_mixer import mixer_in_use
 from gansynth_instrument.metadata import ModelInfo
 
 STAGE = "stage_00012"
@@ -270,4 +271,7 @@ def test_info_without_a_path_describes_the_model_commands_use(
     assert str(path) in out and "$GANSYNTH_MODEL" in out and digest.digest in out
     monkeypatch.delenv("GANSYNTH_MODEL")
     assert main(["info"]) == 0
-    assert "the bundled model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the bundled model" in out
+    # Which mixer play and render would use here (the compiled core where it was built).
+    assert mixer_in_use() in out and out.count("mixer here") == 1

@@ -6,6 +6,8 @@
 - The JACK server stopping under ``play``: one clear line, no hang, exit status 1.
 - The JACK server freezing under ``play`` (SIGSTOP: the stream stays 'active' but gets no
   callback): noticed within seconds, one clear line, exit status 1, no hang on the way out.
+- The audio process killed mid-note (SIGKILL): one line naming it, exit status 1, no shared
+  memory left behind (/dev/shm, memory files) and no child process left running.
 - A MIDI input port going away and coming back: a message each time, and reconnected.
 - Ctrl-C (SIGINT) during ``cache warm`` and ``export``: exit 130, no partial or temporary file;
   every note file left by the warm is whole (its checksum holds).
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from jackrig import JackServer, MidiSender, MidiSource
+from jackrig import JackServer, MidiSender, MidiSource, midi_input_port
 from test_live import MATCH, match, note, playing, record
 from test_midi import Inbox
 
@@ -132,6 +134,59 @@ def test_a_frozen_jack_server_under_play_is_one_line_and_a_clean_exit(
         "gansynth-instrument play: error: the audio stream stalled: no callback for 2 s "
         "(the JACK server or the audio driver hung)"
     ]
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _maps_memory_file(pid: int, name: str) -> bool:
+    """Whether process ``pid`` maps the memory file (memfd) called ``name``."""
+    try:
+        return f"/memfd:{name}" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # it has exited
+        return False
+
+
+def test_the_audio_process_killed_mid_note_is_one_line_and_leaves_no_shared_memory(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    with JackServer() as server:  # private: its /dev/shm files are known before play starts
+
+        def shared_memory() -> set[str]:  # other jobs' servers come and go beside it
+            return {e for e in os.listdir("/dev/shm") if server.name in e or "gansynth" in e}
+
+        shm_before = shared_memory()
+        play = _start_play(["--model", str(tiny_model), "--cache-dir", str(tmp_path)])
+        try:
+            _wait_for_line(play.stdout, "Ctrl-C to stop")
+            audio = [c for c in _children(play.pid) if _maps_memory_file(c, "gansynth-audio")]
+            assert len(audio) == 1, _children(play.pid)
+            children = _children(play.pid)  # the note worker too: none may outlive play
+            with MidiSender() as sender:
+                sender.connect(midi_input_port(sender.client, "gansynth-instrument.*:midi_in"))
+                sender.send([0x90, 60, 110])
+                time.sleep(0.3)  # sounding
+                os.kill(audio[0], signal.SIGKILL)
+                killed_s = time.monotonic()
+                _, stderr = play.communicate(timeout=WAIT_S)
+        finally:
+            if play.poll() is None:
+                play.kill()
+        assert time.monotonic() - killed_s < 30
+        # The server frees a dead client's semaphores when it notices: on a loaded machine that
+        # can be after play has exited.
+        settled_by = time.monotonic() + 10
+        while (left := shared_memory() - shm_before) and time.monotonic() < settled_by:
+            time.sleep(0.1)
+    ours = [line for line in stderr.splitlines() if line.startswith("gansynth-instrument")]
+    assert play.returncode == 1, stderr
+    assert ours == [
+        f"gansynth-instrument play: error: the audio process (pid {audio[0]}) ended: "
+        "killed by signal SIGKILL"
+    ], stderr
+    assert left == set(), left
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]
 
 
 def test_a_midi_input_that_goes_away_is_reported_once_and_reconnected(

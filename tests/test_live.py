@@ -326,11 +326,59 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
     finally:
         play.kill()
     assert play.returncode == 0 and "Traceback" not in err, err
-    assert any(line.startswith("audio ") and "JACK" in line for line in lines)
+    (audio,) = [line for line in lines if line.startswith("audio ")]
+    assert "JACK" in audio and "output latency " in audio and "reported" not in audio
     assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
-    assert "drums   channel 10: slow-pad\n" in lines
+    melodic = "a melodic preset as the drum kit: each key plays its own pitch"
+    assert f"drums   channel 10: slow-pad ({melodic})\n" in lines
     with MidiSender() as sender:
         assert not sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
+
+
+def test_a_first_start_shows_each_step_on_captured_stderr(jack_server, tiny_model, tmp_path):
+    """A first play of a model finds its knob directions (15 s for the bundled model): stderr,
+    even into a pipe, names each start-up step and shows the knobs' progress bar."""
+    play, _ = start_play(tiny_model, tmp_path, f"keys-{uuid.uuid4().hex[:6]}")
+    try:
+        play.send_signal(signal.SIGINT)
+        _, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0, err
+    steps = ["starting: the model [0/3", "starting: timbre knobs [1/3", "timbre knobs (PCA):"]
+    steps.append("starting: audio and MIDI [2/3")
+    found = [err.find(step) for step in steps]
+    assert -1 not in found and found == sorted(found), err
+
+
+def test_a_second_player_names_the_port_jack_gave_it(jack_server: JackServer, tiny_model, tmp_path):
+    """JACK renames a second client of the same name (``gansynth-instrument-01``): each banner
+    names the full port that others connect to, and that port is there."""
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    first, first_lines = start_play(tiny_model, tmp_path / "a", port)
+    try:
+        second, second_lines = start_play(tiny_model, tmp_path / "b", port)
+        try:
+            names = []
+            for lines in (first_lines, second_lines):
+                (midi,) = [line for line in lines if line.startswith("MIDI ")]
+                names.append(midi.split()[1])
+            with MidiSender() as sender:
+                ours = sender.client.get_ports(f"{CLIENT_NAME}.*:{port}", is_midi=True)
+                assert sorted(names) == sorted(p.name for p in ours) and len(set(names)) == 2
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+
+
+def stop(play: subprocess.Popen) -> None:
+    """Ctrl-C a ``start_play`` child (killed if it does not end within a minute)."""
+    try:
+        play.send_signal(signal.SIGINT)
+        play.communicate(timeout=60)
+    finally:
+        play.kill()
 
 
 def send_then_stop(
@@ -463,6 +511,8 @@ def test_typing_keyboard_plays_notes_from_a_terminal(jack_server: JackServer, ti
         ("--channel", "1,x"),
         ("--polyphony", "0"),
         ("--blocksize", "0"),
+        ("--blocksize", "15"),
+        ("--blocksize", "100000"),
         ("--sample-rate", "-48000"),
         ("--velocity-curve", "0"),
         ("--velocity-curve", "loud"),
@@ -488,7 +538,7 @@ def _status(timbres: int, *, dropped: int = 0) -> LiveStatus:
         morph_cc=1,
     )
     stream = StreamStats(12000, 3, 128 / RATE, 0.005, 0.0053, 0.0004, 0.001)
-    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32)
+    return LiveStatus(engine, stream, voices_sounding=5, polyphony=32, note_to_sound_s=0.0079)
 
 
 @pytest.mark.parametrize("width", [200, 120, 80, 60, 40, 20])
@@ -503,6 +553,7 @@ def test_status_line_keeps_the_most_needed_parts_first():
     wide = status_line(_status(25), 200)
     for part in ("preset fluid-electric-piano-soft-0", "morph 0.50", "cache 0/61", "+24 loading"):
         assert part in wide
-    assert "voices 5/32" in wide and "xruns 3" in wide and "latency 5.3 ms" in wide
+    assert "voices 5/32" in wide and "xruns 3" in wide and "output latency 5.3 ms" in wide
+    assert "note→sound 7.9 ms" in wide
     narrow = status_line(_status(25), 60)
     assert "voices 5/32" in narrow and "xruns 3" in narrow and "callback" not in narrow

@@ -276,7 +276,8 @@ def test_render_of_all_16_channels_reports_each_once(tiny_model, tmp_path, capsy
     assert lines[0].startswith(f"wrote {out}") and "15 notes" in lines[0] and "stereo" in lines[0]
     channel_lines = [line for line in lines if line.strip().startswith("channel")]
     assert len(channel_lines) == 16
-    assert "channel 10: nothing played; skipped 1 drum notes" in lines[10]
+    assert lines[1] == "drums   channel 10: not played"  # the default kit suits no tiny model
+    assert "channel 10: nothing played; skipped 1 drum notes" in channel_lines[9]
     assert caplog.text.count("channel 10 is General MIDI percussion") == 1  # the notice, once
     audio, rate = sf.read(out, dtype="float32")
     assert rate == CMD_RATE and audio.shape[1] == 2 and np.abs(audio).max() > 0.001
@@ -347,9 +348,10 @@ def test_real_gm_song_plays_each_channel_with_its_program(tiny_model, tmp_path, 
     midi = openmsx("5432gone_redfarn.mid")
     assert run_render(tiny_model, tmp_path, midi, out, "--channels", "1,2") == 0
     captured = capsys.readouterr()
-    # The tiny model is not the bundled one: the fluid-* presets made for that are skipped, in
-    # one notice. Programs 53 (ensemble: no preset in the family) and 23 (organ: 20 is).
-    assert captured.err.count("\n") == 1 and "skipped 16 presets" in captured.err
+    # The tiny model is not the bundled one: the fluid-* presets made for that, and the default
+    # kit made of them, are skipped in one notice. Programs 53 (ensemble: no preset in the
+    # family) and 23 (organ: 20 is).
+    assert captured.err.count("\n") == 1 and "skipped 17 presets" in captured.err
     assert "program 53 (ensemble) has no preset: playing program 61 mellow-brass" in caplog.text
     assert "program 23 (organ) has no preset: playing program 20 reed-organ" in caplog.text
     assert "channel  1: mellow-brass (56 notes)" in captured.out

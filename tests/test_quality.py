@@ -20,11 +20,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gansynth_instrument.preset_files import find_preset
+
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS = 3
 TIMEOUT_S = 900  # only bounds a hang: warming ~1100 notes, then about two minutes of play
 BLOCK_PERIOD_MS = 1e3 * 128 / 48000
-TARGET_PEAK_DBFS = (-9.0, -3.0)
+# Issue 29: a velocity-127 note sounds between -12 and -3 dBFS, with room for a band above it
+# (levels.TARGET_PEAK_DBFS is -12). Measured before the preset's own gain_db, a trim the user sets
+# (shipped presets cut down to -4 dB); 0.5 dB for the int16 notes and the recorder.
+TARGET_PEAK_DBFS = (-12.5, -3.0)
 
 
 def test_levels_knob_and_switch_stay_at_the_floor(tmp_path: Path):
@@ -41,7 +46,8 @@ def test_levels_knob_and_switch_stay_at_the_floor(tmp_path: Path):
     low, high = TARGET_PEAK_DBFS
     peaks = report["c4_peak_dbfs"]
     assert len(peaks) >= 16  # every program of the default bank was heard
-    assert all(low <= peak <= high for peak in peaks.values()), peaks
+    levelled = {name: peak - find_preset(name).gain_db for name, peak in peaks.items()}
+    assert all(low <= peak <= high for peak in levelled.values()), levelled
     assert report["chord_peak_dbfs"] <= 0.0
 
     def median(key: str) -> float:

@@ -31,6 +31,7 @@ from jackrig import MidiSender, Recorder
 from surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 from test_live import MATCH, MISMATCH, match, note, onset
 
+from gansynth_instrument.commands.play import latency_text
 from gansynth_instrument.live import Player
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre
@@ -184,6 +185,11 @@ def test_page_shows_the_instrument_its_controls_and_meters(session: Session):
         "the cache meter", lambda: s.js("return document.querySelectorAll('#cache li').length")
     )
     assert s.text("voices").endswith("/ 32")
+    # The latencies under the status line's names, with its figures.
+    labels = s.js("return [...document.querySelectorAll('#meters dt')].map(dt => dt.textContent)")
+    assert {"note→sound", "output latency"} <= set(labels) and "latency" not in labels
+    shown = latency_text(s.player.status().stream.output_latency_s)
+    s.wait_for("the output latency", lambda: s.text("output-latency") == shown)
     assert s.js("return document.querySelectorAll('#piano .key').length") == 37
 
 
@@ -483,6 +489,37 @@ def test_page_actions_other_than_notes_controls_and_programs_are_refused(session
 
 
 # -- the command line ---------------------------------------------------------------------------
+
+
+def test_the_default_bank_on_the_bundled_model_shows_its_pad(session: Session, tmp_path):
+    """``play --ui`` as a new user starts it (the bundled model, the default bank): the page
+    shows the XY pad over the bank's four corner timbres, not "No XY pad"."""
+    from gansynth_instrument.model import model_path
+
+    play = start_play(
+        "--model", str(model_path(None)), "--virtual-midi", f"ui-{uuid.uuid4().hex[:6]}",
+        "--cache-dir", str(tmp_path), "--no-knobs", "--ui", "--no-browser",
+    )  # fmt: skip
+    s, first = session, session.driver.current_window_handle
+    try:
+        url = header_value(play, "ui")
+        s.driver.switch_to.new_window("tab")
+        try:
+            s.driver.get(url)
+            s.wait_for("the page to connect", lambda: s.text("connection") == "connected")
+            s.wait_js("the pad", "return $('pad').hidden", False)
+            assert s.js("return $('pad-none').hidden") is True
+            corners = [s.text(f"corner-{i}") for i in range(4)]
+            assert corners == ["fluid-piano", "fluid-church-organ", "fluid-flute", "fluid-trumpet"]
+            s.screenshot("default-bank")
+        finally:
+            s.driver.close()
+            s.driver.switch_to.window(first)
+        play.send_signal(signal.SIGINT)
+        _, err = play.communicate(timeout=60)
+    finally:
+        play.kill()
+    assert play.returncode == 0 and "Traceback" not in err, err
 
 
 def test_play_ui_prints_its_url_and_serves_the_page(jack_server, tiny_model, tmp_path):

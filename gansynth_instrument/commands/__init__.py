@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gansynth_instrument.metadata import ModelInfo
     from gansynth_instrument.model import Model
+    from gansynth_instrument.presets import Bank, Kit, Preset
 
 
 def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
@@ -32,3 +33,27 @@ def load_model_from_args(args: argparse.Namespace) -> Model:
     return load_model(
         model_path(args.model), backend=args.backend, threads=args.threads, precision=args.precision
     )
+
+
+def drums_from_args(
+    args: argparse.Namespace, info: ModelInfo | None, bank: Bank | None
+) -> tuple[Kit | Preset | None, Bank | None]:
+    """(drums, bank) for ``--drums``/``--no-drums``: ``--drums`` names a kit or a preset;
+    ``--no-drums`` silences channel 10, the bank's ``drums:`` too; otherwise a bank's
+    ``drums:`` decides, and a single preset plays with the default kit, unless it was made for
+    another model (then drum notes are skipped with the engine's notice)."""
+    from dataclasses import replace
+
+    from gansynth_instrument.errors import PresetError
+    from gansynth_instrument.preset_files import DEFAULT_KIT, find_kit_or_preset
+
+    if args.no_drums:
+        return None, replace(bank, drums=None, kit=None) if bank is not None else None
+    if args.drums:
+        return find_kit_or_preset(args.drums, model=info), bank
+    if bank is not None:
+        return None, bank
+    try:
+        return find_kit_or_preset(DEFAULT_KIT, model=info), bank
+    except PresetError:
+        return None, bank

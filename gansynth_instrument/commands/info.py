@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from gansynth_instrument.compiled_mixer import mixer_in_use
 from gansynth_instrument.metadata import format_pitches
 from gansynth_instrument.model import MODEL_ENV, available_backends, model_path, read_info
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         ("family", info.family or "none (its presets record its digest)"),
         ("exporter", f"{info.exporter_version or '?'} (format {info.format_version})"),
         ("backends here", ", ".join(available_backends())),
+        ("mixer here", mixer_in_use()),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:

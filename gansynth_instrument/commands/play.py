@@ -14,10 +14,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gansynth_instrument.audio import STALL_S, find_output
+from tqdm import tqdm
+
+from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.commands import (
+    drums_from_args,
+    load_model_from_args,
+    model_info_from_args,
+)
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
@@ -27,7 +33,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.midi_spec import note_off
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
 
 STATUS_PERIOD_S = 0.25
 SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns
@@ -41,9 +47,9 @@ PORT_CHECK_MAX_SILENCE_S = 0.05
 def run(args: argparse.Namespace) -> int:
     """Open everything, show the status line until Ctrl-C."""
     channels = None if args.channel is None else parse_channels("--channel", args.channel)
+    check_block_range(args.blocksize)
     checks = (
         (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
-        (args.blocksize >= 1, "--blocksize must be at least 1 frame", args.blocksize),
         (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
     )
     for ok, rule, value in checks:
@@ -63,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
         check_osc(args.osc_host, args.osc)
     single = args.preset and not args.bank  # known before the model's file is read
     info = None if args.learn and single else model_info_from_args(args)
-    preset = find_preset(args.preset, model=info) if args.preset else None
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
     if preset is None and bank is None:
         bank = find_bank("default", model=info)
-    drums = find_preset(args.drums, model=info) if args.drums else None
+    drums, bank = drums_from_args(args, info, bank)
     if args.learn and (bank is None or not bank.morph_path):
         what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
         raise GansynthError(
@@ -77,38 +83,50 @@ def run(args: argparse.Namespace) -> int:
     assert info is not None
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
-    find_output(args.device)  # no audio output → one line suggesting 'render', before the model
+    # No audio output → one line suggesting 'render'; a block size JACK cannot serve → one line
+    # with its period; both before the model loads.
+    check_block_frames(find_output(args.device), args.blocksize)
     if args.threads is None:
         args.threads = live_render_threads()
-    model = load_model_from_args(args)
-    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
-    knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
-    player = Player(
-        model,
-        preset=preset,
-        bank=bank,
-        sample_rate=args.sample_rate,
-        block_frames=args.blocksize,
-        device=args.device,
-        midi_in=args.midi_in or (),
-        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-        channels=channels,
-        drums=drums,
-        polyphony=args.polyphony,
-        cache_dir=cache_dir,
-        bend_range_semitones=args.bend_range,
-        velocity_exponent=exponent,
-        gain_db=args.gain_db,
-        learn=args.learn,
-        knobs=knobs,
-        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
-        renderer=args.renderer or DEFAULT_RENDERER,
-        max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
-        preset_model=info.preset_model,
-        mpe=args.mpe,
-    )
+    # Each step can take seconds (the knobs' first time, 15 s): one bar names the step.
+    with tqdm(
+        total=3, leave=False, bar_format="starting: {desc} [{n}/{total}, {elapsed}]"
+    ) as starting:
+        starting.set_description_str("the model")
+        model = load_model_from_args(args)
+        starting.update()
+        starting.set_description_str("timbre knobs")
+        cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+        knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
+        starting.update()
+        starting.set_description_str("audio and MIDI")
+        player = Player(
+            model,
+            preset=preset,
+            bank=bank,
+            sample_rate=args.sample_rate,
+            block_frames=args.blocksize,
+            device=args.device,
+            midi_in=args.midi_in or (),
+            virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+            channels=channels,
+            drums=drums,
+            polyphony=args.polyphony,
+            cache_dir=cache_dir,
+            bend_range_semitones=args.bend_range,
+            velocity_exponent=exponent,
+            gain_db=args.gain_db,
+            learn=args.learn,
+            knobs=knobs,
+            learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
+            renderer=args.renderer or DEFAULT_RENDERER,
+            max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+            preset_model=info.preset_model,
+            mpe=args.mpe,
+        )
+        player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
-    with player, contextlib.ExitStack() as stack:
+    with contextlib.closing(player), contextlib.ExitStack() as stack:
         if args.ui:
             stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
         if args.osc is not None:
@@ -202,15 +220,19 @@ def _print_header(player: Player, model_path: Any) -> None:
     assert player.midi is not None
     out = player.audio.device
     print(f"model   {model_path}")
+    deadline = time.monotonic() + STALL_S  # the output latency is measured in a callback
+    while player.audio.stats().callbacks == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stream = player.audio.stats()
     print(
         f"audio   {out.name} ({out.host_api}), {player.sample_rate} Hz, "
-        f"{player.block_frames} frames, reported latency {1e3 * player.audio.latency_s:.1f} ms"
+        f"{player.block_frames} frames, output latency {latency_text(stream.output_latency_s)} "
+        "(note→sound on the status line, measured as you play)"
     )
     listen = ",".join(str(c + 1) for c in sorted(player.engine.listen))
     chosen = "all channels" if len(player.engine.listen) == 16 else f"channels {listen}"
-    drums = player.engine.drums.name if player.engine.drums is not None else "not played"
     print(f"MIDI    {', '.join(player.midi.port_names)} via {player.midi.api}, {chosen}")
-    print(f"drums   channel 10: {drums}")
+    print(f"drums   channel 10: {player.engine.drums_summary()}")
     if player.engine.learning:
         print("learn   move a knob (or the mod wheel) to bind it")
     engine = player.engine
@@ -250,7 +272,9 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
     while True:
         assert player.midi is not None
         if not player.audio.active:
-            raise DeviceError("the audio stream stopped (device gone, or JACK shut down)")
+            raise DeviceError(
+                player.audio.ended or "the audio stream stopped (device gone, or JACK shut down)"
+            )
         if player.audio.stalled:
             raise DeviceError(
                 f"the audio stream stalled: no callback for {STALL_S:g} s "
@@ -285,12 +309,18 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
                     off.start()
 
 
+def latency_text(seconds: float | None) -> str:
+    """A latency as every view shows it: milliseconds to 0.1, or "-" before it is measured."""
+    return "-" if seconds is None else f"{1e3 * seconds:.1f} ms"
+
+
 def status_line(status: LiveStatus, width: int = 80) -> str:
     """One line of at most ``width - 1`` columns (a terminal wraps a line that reaches its last
     column): preset, morph, cache fill of the current timbre (and how many others are loading),
-    voices, xruns, latency, callback load. Where it does not fit, the least needed parts go first
-    (callback, latency, morph, the other timbres), then the preset name is shortened, then xruns,
-    voices and cache go."""
+    voices, xruns, note → sound latency (measured, ``LiveStatus.note_to_sound_s``), the stream's
+    output latency, callback load. Where it does not fit, the least needed parts go first (output
+    latency, callback, note → sound, morph, the other timbres), then the preset name is shortened,
+    then xruns, voices and cache go."""
     e, s = status.engine, status.stream
     ready, requested = e.cache_fill.get(e.timbre, (0, 0))
     loading = sum(1 for n, (c, r) in e.cache_fill.items() if n != e.timbre and c < r)
@@ -305,7 +335,8 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
         parts.append((f"+{loading} loading", 4))
     parts.append((f"voices {status.voices_sounding}/{status.polyphony}", 7))
     parts.append((f"xruns {s.xruns}", 6))
-    parts.append((f"latency {1e3 * max(s.latency_s, s.dac_latency_s):.1f} ms", 2))
+    parts.append((f"note→sound {latency_text(status.note_to_sound_s)}", 2))
+    parts.append((f"output latency {latency_text(s.output_latency_s)}", 0))
     parts.append((f"callback {100 * s.callback_median_load:.0f}%", 1))
     if e.dropped_commands:
         parts.append((f"dropped {e.dropped_commands}", 9))
@@ -324,6 +355,6 @@ def status_line(status: LiveStatus, width: int = 80) -> str:
             name = name[: max(SHORT_NAME, len(name) - excess) - 1] + "…"
         return parts, name
 
-    parts, name = fit(parts, e.timbre, below=6)  # morph, latency, callback go first
+    parts, name = fit(parts, e.timbre, below=6)  # morph, latencies, callback go first
     parts, name = fit(parts, name, below=9)  # then xruns, voices, cache
     return " | ".join([f"preset {name}", *(t for t, _ in parts[1:])])[:room]

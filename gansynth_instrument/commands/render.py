@@ -9,21 +9,27 @@ import sys
 
 from gansynth_instrument.audio_files import output_format
 from gansynth_instrument.channels import parse_channels
-from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.commands import (
+    drums_from_args,
+    load_model_from_args,
+    model_info_from_args,
+)
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.knobs import KNOB_CCS, turns_knobs
 from gansynth_instrument.levels import master_gain, velocity_exponent
+from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS, check_target
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mpe import CC_SLIDE, MpeSettings
 from gansynth_instrument.offline import (
     DEFAULT_BANK,
+    EngineRender,
     channel_lines,
     check_output_file,
     render_midi_engine,
 )
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output)
     output_format(args.output, args.subtype)
     channels = parse_channels("--channels", args.channels) if args.channels else None
+    target = DEFAULT_TARGET_LUFS if args.loudness is None else args.loudness
+    loudness = None if args.no_normalize else check_target(target)
     events = read_midi(args.midi_file)
     info = model_info_from_args(args)
-    preset = find_preset(args.preset, model=info) if args.preset else None
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None
-    drums = find_preset(args.drums, model=info) if args.drums else None
     if preset is None and bank is None:
         bank = find_bank(DEFAULT_BANK, model=info)
+    drums, bank = drums_from_args(args, info, bank)
     if bank is not None and bank.notice:
         print(bank.notice, file=sys.stderr)
     exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
@@ -69,14 +77,38 @@ def run(args: argparse.Namespace) -> int:
         gain_db=args.gain_db,
         velocity_exponent=exponent,
         mpe=args.mpe,
+        loudness=loudness,
     )
     clipped = f", {result.clipped} samples clipped" if result.clipped else ""
     print(
         f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "
         f"{args.sample_rate} Hz, stereo, peak {result.peak:.3f}{clipped}"
     )
+    print(f"drums   channel 10: {result.drums}")
     print("\n".join(channel_lines(result.channels)))
+    print("\n".join(loudness_lines(result, args.sample_rate)))
+    if result.normalisation is not None and not result.normalisation.applied:
+        print(result.normalisation.note, file=sys.stderr)  # the file is not at the target
     return 0
+
+
+def loudness_lines(result: EngineRender, sample_rate: int) -> list[str]:
+    """The mix's loudness and limiting as measured, and what normalisation did."""
+    measured = result.loudness
+    frames = max(1, round(result.duration_s * sample_rate))
+    lines = [
+        f"  mix: {measured.lufs:.1f} LUFS, true peak {measured.true_peak_dbtp:.1f} dBTP, "
+        f"limiter on {100 * result.limited_frames / frames:.2f} % of frames"
+    ]
+    done = result.normalisation
+    if done is None:
+        lines.append("  not normalised (--no-normalize)")
+    elif done.applied:
+        lines.append(
+            f"  {done.note}: now {measured.lufs + done.gain_db:.1f} LUFS, true peak "
+            f"{measured.true_peak_dbtp + done.gain_db:.1f} dBTP"
+        )
+    return lines
 
 
 def _run_magenta(args: argparse.Namespace) -> int:

@@ -270,7 +270,9 @@ function showState(message) {
   }
   $("voices").textContent = `${state.voices} / ${state.polyphony}`;
   $("xruns").textContent = state.xruns;
-  $("latency").textContent = `${state.latency_ms.toFixed(1)} ms`;
+  const ms = (value) => (value === null ? "-" : `${value.toFixed(1)} ms`); // as the status line
+  $("note-to-sound").textContent = ms(state.note_to_sound_ms);
+  $("output-latency").textContent = ms(state.output_latency_ms);
   $("callback").textContent = `${state.callback_median} % (max ${state.callback_max} %)`;
   $("cpu").textContent = `${state.cpu} %`;
   showCache(state.cache, state.timbre);

@@ -1,0 +1,303 @@
+"""General MIDI songs through the instrument beside FluidSynth: loudness, peaks, limiting, timing.
+
+    python benchmarks/bench_songs.py [SONG.mid ...] [--seconds 100] [--model MODEL.onnx]
+        [--cache-dir DIR] [--soundfont SF2] [--no-per-channel] [--json OUT.json]
+
+Each song's first ``--seconds`` is rendered by the instrument (``offline.render_midi_engine``, the
+default bank, default gain staging) and by FluidSynth (pyfluidsynth at its defaults, gain 0.2;
+FluidR3_GM from Debian's fluid-soundfont-gm, else TimGM6mb), both at 48 kHz stereo. Default songs:
+three OpenMSX songs (Debian's openttd-openmsx). Per song, one row for the whole song, one without
+channel 10 (drums) in either render, and one per channel that plays notes, rendered alone:
+
+- ``LUFS``: integrated loudness (ITU-R BS.1770, pyloudnorm) of the instrument's mix as ``play``
+  makes it (not normalised) and of FluidSynth's render;
+- ``dBTP``: true peak, the peak of the signal oversampled 4× (scipy's ``resample_poly``);
+- ``limited %``: frames the instrument's master limiter turned down;
+- ``corr`` and ``lag ms``: the largest Pearson correlation of the two renders' onset envelopes
+  (spectral flux of the log magnitude, 5 ms hops) within ±``MAX_LAG_S``, and the lag where it is
+  (positive: the instrument is late).
+
+Then the song as ``render`` writes it by default (``--loudness -16``), measured again from the file.
+Prints tables; nothing is asserted (tests/test_songs.py runs it on an excerpt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import fluidsynth
+import mido
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+from scipy.signal import resample_poly, stft
+
+from gansynth_instrument.channels import CHANNELS, DRUM_CHANNEL
+from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS
+from gansynth_instrument.midi_file import read_midi
+from gansynth_instrument.model import Model, load_model, model_path
+from gansynth_instrument.offline import DEFAULT_BANK, render_midi_engine
+from gansynth_instrument.preset_files import find_bank
+
+RATE = 48000
+OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
+DEFAULT_SONGS = ("5432gone_redfarn.mid", "busy_schedule.mid", "chuggachugga.mid")
+SOUNDFONTS = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
+)
+HOP = 240  # onset envelope: 5 ms at 48 kHz
+WINDOW = 1024
+MAX_LAG_S = 0.2
+COLUMNS = (
+    "what",
+    "ours LUFS",
+    "FS LUFS",
+    "ours dBTP",
+    "FS dBTP",
+    "limited %",
+    "corr",
+    "lag ms",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a song's table (``COLUMNS``)."""
+
+    what: str
+    ours_lufs: float
+    fs_lufs: float
+    ours_dbtp: float
+    fs_dbtp: float
+    limited_percent: float
+    corr: float
+    lag_ms: float
+
+    def line(self) -> str:
+        numbers = (
+            self.ours_lufs,
+            self.fs_lufs,
+            self.ours_dbtp,
+            self.fs_dbtp,
+            self.limited_percent,
+            self.corr,
+        )
+        shown = " ".join(f"{x:>9.2f}" for x in numbers)
+        return f"{self.what:<10} {shown} {self.lag_ms:>9.0f}"
+
+
+def excerpt(song: Path, seconds: float, out: Path) -> Path:
+    """The first ``seconds`` of ``song`` as a type-0 file (notes still held then end there)."""
+    ticks_per_s = 960  # 480 ticks per beat at the default 120 bpm
+    track, held, now = mido.MidiTrack(), set(), 0.0
+    last = 0
+    for message in mido.MidiFile(song):
+        now += message.time
+        if now >= seconds:
+            break
+        if message.is_meta or message.type == "sysex":
+            continue
+        tick = round(now * ticks_per_s)
+        track.append(message.copy(time=tick - last))
+        last = tick
+        if message.type == "note_on" and message.velocity:
+            held.add((message.channel, message.note))
+        elif message.type in ("note_on", "note_off"):
+            held.discard((message.channel, message.note))
+    end = round(seconds * ticks_per_s)
+    for channel, note in sorted(held):
+        track.append(mido.Message("note_off", channel=channel, note=note, time=end - last))
+        last = end
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    mid = mido.MidiFile(type=0, ticks_per_beat=480)
+    mid.tracks.append(track)
+    mid.save(out)
+    return out
+
+
+def fluidsynth_render(song: Path, soundfont: Path, channels: Collection[int]) -> np.ndarray:
+    """``song``'s events on ``channels`` through FluidSynth → float32 [frames, 2] (plus 2 s)."""
+    synth = fluidsynth.Synth(samplerate=float(RATE))
+    try:
+        if synth.sfload(str(soundfont)) < 0:
+            sys.exit(f"{soundfont}: FluidSynth cannot load it")
+        blocks, frame = [], 0
+        for event in read_midi(song):
+            status, channel = event.data[0] & 0xF0, event.data[0] & 0x0F
+            if channel not in channels or status < 0x80 or status >= 0xF0:
+                continue
+            due = round(event.time_s * RATE)
+            if due > frame:
+                blocks.append(synth.get_samples(due - frame))
+                frame = due
+            data = event.data
+            if status == 0x90:
+                synth.noteon(channel, data[1], data[2])
+            elif status == 0x80:
+                synth.noteoff(channel, data[1])
+            elif status == 0xB0:
+                synth.cc(channel, data[1], data[2])
+            elif status == 0xC0:
+                synth.program_change(channel, data[1])
+            elif status == 0xE0:
+                synth.pitch_bend(channel, (data[2] << 7 | data[1]) - 8192)
+        blocks.append(synth.get_samples(2 * RATE))
+    finally:
+        synth.delete()
+    return np.concatenate(blocks).reshape(-1, 2).astype(np.float32) / 32768
+
+
+def true_peak_dbtp(audio: np.ndarray) -> float:
+    """The peak of ``audio`` oversampled 4× (BS.1770-4 Annex 2), in dBTP."""
+    top = float(np.abs(resample_poly(audio, 4, 1, axis=0)).max()) if len(audio) else 0.0
+    return 20 * math.log10(top) if top > 0 else -math.inf
+
+
+def lufs(audio: np.ndarray) -> float:
+    return float(pyloudnorm.Meter(RATE).integrated_loudness(audio.astype(np.float64)))
+
+
+def onset_envelope(audio: np.ndarray) -> np.ndarray:
+    """Spectral flux: the positive change of log magnitude summed over frequency, per hop."""
+    _, _, spectrum = stft(audio.mean(axis=1), RATE, nperseg=WINDOW, noverlap=WINDOW - HOP)
+    log_magnitude = np.log1p(1000 * np.abs(spectrum))
+    return np.maximum(np.diff(log_magnitude, axis=1), 0.0).sum(axis=0)
+
+
+def best_lag(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    """(largest Pearson correlation within ±``MAX_LAG_S``, its lag in ms: ours later > 0)."""
+    reach = round(MAX_LAG_S * RATE / HOP)
+    length = min(len(ours), len(theirs))
+    a, b = ours[:length], theirs[:length]
+    best = (-math.inf, 0.0)
+    for lag in range(-reach, reach + 1):
+        x, y = (a[lag:], b[: length - lag]) if lag >= 0 else (a[: length + lag], b[-lag:])
+        if x.std() == 0 or y.std() == 0:
+            continue
+        corr = float(np.corrcoef(x, y)[0, 1])
+        if corr > best[0]:
+            best = (corr, lag * HOP / RATE * 1000)
+    return best if math.isfinite(best[0]) else (math.nan, math.nan)
+
+
+def compare(what: str, ours: np.ndarray, limited: int, fs: np.ndarray) -> Row:
+    """The row for one pair of renders (the shorter padded with silence)."""
+    length = max(len(ours), len(fs))
+    ours = np.pad(ours, ((0, length - len(ours)), (0, 0)))
+    fs = np.pad(fs, ((0, length - len(fs)), (0, 0)))
+    corr, lag = best_lag(onset_envelope(ours), onset_envelope(fs))
+    return Row(
+        what,
+        lufs(ours),
+        lufs(fs),
+        true_peak_dbtp(ours),
+        true_peak_dbtp(fs),
+        100 * limited / max(1, len(ours)),
+        corr,
+        lag,
+    )
+
+
+def song_channels(song: Path) -> list[int]:
+    """The channels (0-15) that play a note in ``song``."""
+    return sorted({e.data[0] & 0x0F for e in read_midi(song) if e.data[0] & 0xF0 == 0x90})
+
+
+def bench_song(
+    model: Model,
+    song: Path,
+    soundfont: Path,
+    tmp: Path,
+    cache_dir: Path,
+    per_channel: bool,
+) -> tuple[list[Row], dict[str, float]]:
+    """A song's rows, and the render at the default loudness target measured from its file."""
+    bank = find_bank(DEFAULT_BANK, model=model.info)
+    everything = set(range(CHANNELS))
+    played = song_channels(song)
+    cases = [("all", everything), ("no drums", everything - {DRUM_CHANNEL})]
+    if per_channel:
+        cases += [(f"ch {c + 1}", {c}) for c in played]
+    rows = []
+    for what, channels in cases:
+        out = tmp / "ours.wav"
+        result = render_midi_engine(
+            model,
+            song,
+            out,
+            bank=bank,
+            channels=channels,
+            sample_rate=RATE,
+            cache_dir=cache_dir,
+            progress=False,
+        )
+        ours = sf.read(out, dtype="float32", always_2d=True)[0]
+        fs = fluidsynth_render(song, soundfont, channels)
+        rows.append(compare(what, ours, result.limited_frames, fs))
+    target = tmp / "rendered.wav"
+    result = render_midi_engine(
+        model,
+        song,
+        target,
+        bank=bank,
+        sample_rate=RATE,
+        cache_dir=cache_dir,
+        progress=False,
+        loudness=DEFAULT_TARGET_LUFS,
+    )
+    written = sf.read(target, dtype="float32", always_2d=True)[0]
+    rendered = {
+        "gain dB": result.normalisation.gain_db if result.normalisation else 0.0,
+        "LUFS": lufs(written),
+        "dBTP": true_peak_dbtp(written),
+    }
+    return rows, rendered
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("songs", nargs="*", type=Path, help="General MIDI files (default: OpenMSX)")
+    parser.add_argument("--seconds", type=float, default=100.0, help="excerpt length (100)")
+    parser.add_argument("--model", help="model (default: the bundled one)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--soundfont", type=Path, help="default: FluidR3_GM, else TimGM6mb")
+    parser.add_argument("--no-per-channel", action="store_true", help="whole songs only")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    songs = args.songs or [OPENMSX / name for name in DEFAULT_SONGS]
+    soundfont = args.soundfont or next((p for p in SOUNDFONTS if p.is_file()), None)
+    if soundfont is None:
+        sys.exit("no General MIDI soundfont: apt-get install fluid-soundfont-gm")
+    model = load_model(model_path(args.model))
+    print(f"FluidSynth soundfont: {soundfont}; model: {args.model or 'bundled'}")
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for song in songs:
+            part = excerpt(song, args.seconds, tmp / "excerpt.mid")
+            rows, rendered = bench_song(
+                model, part, soundfont, tmp, args.cache_dir, not args.no_per_channel
+            )
+            print(f"\n{song.name} (first {args.seconds:g} s)")
+            print(f"{COLUMNS[0]:<10} " + " ".join(f"{c:>9}" for c in COLUMNS[1:]))
+            print("\n".join(row.line() for row in rows))
+            print(
+                f"rendered at {DEFAULT_TARGET_LUFS:g} LUFS: gain {rendered['gain dB']:+.2f} dB, "
+                f"file {rendered['LUFS']:.2f} LUFS, true peak {rendered['dBTP']:.2f} dBTP"
+            )
+            figures[song.name] = {"rows": [asdict(r) for r in rows], "rendered": rendered}
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
