@@ -21,7 +21,7 @@ the bank's ``mpe:`` block: where slide and pressure go, and the members' bend ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gansynth_instrument.errors import PresetError
@@ -100,6 +100,19 @@ class MpeSettings:
     def targets(self) -> tuple[str, ...]:
         """The timbre targets used (slide's, and pressure's unless it is the level)."""
         return (self.slide,) if self.pressure == "level" else (self.slide, self.pressure)
+
+    def turns_knobs(self, messages: Iterable[Sequence[int]]) -> bool:
+        """Whether raw MIDI ``messages`` would turn a timbre knob through MPE: CC74 when the
+        slide goes to a knob, channel pressure when the pressure does (a render finds the model's
+        knob directions only for a file that needs them)."""
+        slide, pressure = (t.startswith("knob") for t in (self.slide, self.pressure))
+        for m in messages:
+            kind = m[0] & KIND_MASK if m else None
+            if pressure and kind == CHANNEL_PRESSURE:
+                return True
+            if slide and kind == CONTROL_CHANGE and len(m) > 1 and m[1] == CC_SLIDE:
+                return True
+        return False
 
     def to_dict(self) -> dict[str, object]:
         return {"slide": self.slide, "pressure": self.pressure, "bend_range": self.bend_range}

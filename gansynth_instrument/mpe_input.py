@@ -165,9 +165,20 @@ class MpeInput:
             state.bend_range = self._ordinary[channel] if semitones is None else semitones
             if semitones is None and state.note_level != 1.0:
                 self.engine.set_level(channel, 1.0, frame)
-        for channel in change.bend_ranges:
-            if self.zones.expression[channel].bend != BEND_CENTER:  # no bend: nothing to re-send
+        bent = set(change.bend_ranges)
+        for channel in change.bend_ranges:  # a manager's bend is in each of its members'
+            zone = self.zones.zone_of(channel)
+            if zone is not None and self.zones.is_manager(channel):
+                bent.update(self.zones.member_channels(zone))
+        for channel in sorted(bent):
+            if self._bent(channel):  # no bend: nothing to re-send
                 self._bend(channel, frame)
+
+    def _bent(self, channel: int) -> bool:
+        """Whether ``channel`` or (a member) its manager is off its bend's centre."""
+        zone = self.zones.zone_of(channel)
+        channels = [channel] if zone is None else [channel, self.zones.manager_of(zone)]
+        return any(self.zones.expression[c].bend != BEND_CENTER for c in channels)
 
     def state(self) -> dict[str, object]:
         """The zones and every sounding member note's slide, pressure and bend (semitones), for

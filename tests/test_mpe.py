@@ -18,6 +18,7 @@ from gansynth_instrument.mpe import (
     MpeZones,
     target_of,
 )
+from gansynth_instrument.preset_files import find_bank
 
 
 def rpn(channel: int, msb: int, lsb: int, value: int, cents: int | None = None) -> list[list[int]]:
@@ -146,3 +147,23 @@ def test_settings_targets_and_bad_values_are_one_line():
         with pytest.raises(PresetError, match=message) as err:
             MpeSettings.from_dict(data, "b.yaml")
         assert "\n" not in str(err.value) and str(err.value).startswith("b.yaml:")
+
+
+def test_a_bank_whose_mpe_target_it_lacks_is_one_line_at_load(tmp_path):
+    """A pad axis in a bank with no pad, the morph in one with no path: refused when the bank
+    file loads, naming the file and the field; with the pad, the same block loads."""
+    cases = [
+        ("mpe: {slide: pad_x}\n", "field 'mpe.slide': pad_x needs a pad"),
+        ("mpe: {slide: knob2, pressure: pad_y}\n", "field 'mpe.pressure': pad_y needs a pad"),
+        ("mpe: {slide: morph}\n", "field 'mpe.slide': morph needs a morph path"),
+    ]
+    for i, (block, message) in enumerate(cases):
+        path = tmp_path / f"b{i}.yaml"
+        path.write_text(f"name: b{i}\nprograms: {{0: felt-keys}}\n{block}")
+        with pytest.raises(PresetError, match=message) as err:
+            find_bank(path, user_dir=tmp_path)
+        assert "\n" not in str(err.value) and str(path) in str(err.value)
+    path = tmp_path / "padded.yaml"
+    pad = "pad: {corners: [felt-keys, glass-bell, slow-pad, dark-cello]}\n"
+    path.write_text(f"name: padded\nprograms: {{0: felt-keys}}\n{pad}mpe: {{slide: pad_x}}\n")
+    assert find_bank(path, user_dir=tmp_path).mpe == MpeSettings(slide="pad_x")

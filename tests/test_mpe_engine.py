@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from test_engine import DARK, attack, cached, knob_space, make, played, render
+from test_mpe import rpn
 from tonemodel import ToneModel
 
 from gansynth_instrument.cache import NoteCache
@@ -153,3 +154,26 @@ def test_zero_members_returns_to_ordinary_channels(cache):
     before = engine.current(1).key
     midi.handle(control_change(74, 127, 1))  # an ordinary channel: CC74 is no knob
     assert engine.current(1).key == before
+
+
+def test_configuration_and_bend_range_messages_reach_the_zone_through_the_input(cache):
+    """RPN 6 and RPN 0 sent to ``MpeInput`` (the manager's controllers otherwise go to every
+    member): the zone takes them, not the channels' own RPN handling (which stops at ±24)."""
+    midi, engine, mixer, _ = mpe(cache, forced=None)
+    (d60,) = cached(cache, DARK, [60])
+    for msg in rpn(15, 0, 6, 3):  # an upper zone of 3 members
+        midi.handle(msg)
+    assert midi.zones.members == [0, 3]
+    ranges = [engine.channels[c].bend_range for c in (15, 14, 13, 12, 11)]
+    assert ranges == [2.0, 48.0, 48.0, 48.0, 2.0]  # channel 12 is no member: its own ±2
+    for msg in rpn(13, 0, 0, 60):  # RPN 0 on one member: every member's range
+        midi.handle(msg)
+    assert [engine.channels[c].bend_range for c in (15, 14, 13, 12)] == [2.0, 60.0, 60.0, 60.0]
+    midi.handle([0xEF, 0, 0])  # the manager bent fully down: -2 semitones
+    for msg in rpn(15, 0, 0, 12):  # the manager's range to ±12: its bend is now -12
+        midi.handle(msg)
+    assert engine.channels[15].bend_range == 12.0 and engine.channels[14].bend_range == 60.0
+    midi.handle([0x9E, 60, 127])  # a member's note: the manager's -12 from its first sample
+    out = render(mixer, 2000)
+    expected = attack(2000, DARK) * played(d60, 2000, ratio=pitch_ratio(-12))
+    np.testing.assert_allclose(out, expected, atol=1e-5)

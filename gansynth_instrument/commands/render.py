@@ -21,7 +21,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS, check_target
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
-from gansynth_instrument.mpe import CC_SLIDE, MpeSettings
+from gansynth_instrument.mpe import MpeSettings
 from gansynth_instrument.offline import (
     DEFAULT_BANK,
     EngineRender,
@@ -58,9 +58,8 @@ def run(args: argparse.Namespace) -> int:
     knob_ccs = bank.knob_ccs if bank is not None else KNOB_CCS
     knobs = None  # found (or read from the cache) as play does, for a song that turns a knob
     mpe = bank.mpe if bank is not None else MpeSettings()
-    if any(t.startswith("knob") for t in mpe.targets):
-        knob_ccs = (*knob_ccs, CC_SLIDE)  # an MPE note's slide turns a knob
-    if not args.no_knobs and turns_knobs((e.data for e in events), knob_ccs):
+    messages = [e.data for e in events]
+    if not args.no_knobs and (turns_knobs(messages, knob_ccs) or mpe.turns_knobs(messages)):
         knobs = knob_directions(model, cache_dir=cache_dir / "knobs")
     result = render_midi_engine(
         model,
