@@ -709,11 +709,22 @@ def floor_run(block: int, notes: int) -> dict[str, object]:
     }
 
 
-def instrument_run(model, args, block: int, cache_dir: Path, notes: int) -> dict[str, object]:
+def instrument_run(
+    model,
+    args,
+    block: int,
+    cache_dir: Path,
+    notes: int,
+    script: tuple[list[tuple[float, list[int]]], list[int]] | None = None,
+    warm_up: Callable[[Player], None] | None = None,
+    **player_kw: object,
+) -> dict[str, object]:
     """The player (the ``play`` path) at ``block`` frames, the floor's notes sent to it; its hops
     timed on the way: Player.handle entered, the note-on command sent to the audio process, the
-    start of the audio callback after that (the stream's meters)."""
-    script, measured = floor_script(notes)
+    start of the audio callback after that (the stream's meters). ``script`` (as
+    ``floor_script`` returns it), ``warm_up`` (notes made before it) and ``player_kw`` replace
+    the floor's notes and the player's defaults (``bench_mpe.py``: the same notes as MPE)."""
+    script, measured = script or floor_script(notes)
     seconds = floor_seconds(notes)
     player, port = new_player(
         model,
@@ -722,6 +733,7 @@ def instrument_run(model, args, block: int, cache_dir: Path, notes: int) -> dict
         preset=PROBE,
         block_frames=block,
         timing_blocks=int(seconds * RATE / block) + 64,
+        **player_kw,
     )
     handled: list[float] = []  # perf_counter as each note-on enters Player.handle
     commanded: list[float] = []  # ... and as its command has gone to the audio process
@@ -742,6 +754,8 @@ def instrument_run(model, args, block: int, cache_dir: Path, notes: int) -> dict
     player.audio.send = timed_send  # type: ignore[method-assign]
     with player:
         warm(player, player.engine.timbre, list(FLOOR_PITCHES))
+        if warm_up is not None:
+            warm_up(player)
         window: list[StreamStats] = []
         capture = measure(
             port,

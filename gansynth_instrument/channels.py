@@ -113,6 +113,7 @@ class Channel:
     pan: int = CENTER_PAN
     sustain: bool = False
     morph_position: float | None = None  # in morph steps; None while a program's preset plays
+    note_level: float = 1.0  # an MPE member channel's pressure → level (``mpe_input.py``)
 
     def bend_semitones(self) -> float:
         """The bend as semitones; both ends of the 14-bit range are exactly ± the range."""
@@ -120,8 +121,9 @@ class Channel:
         return (self.bend - BEND_CENTER) / span * self.bend_range
 
     def gains(self) -> tuple[float, float]:
-        """(left, right) amplitude of this channel's voices: volume, expression and pan."""
-        level = level_gain(self.volume, self.expression)
+        """(left, right) amplitude of this channel's voices: volume, expression, pan and an MPE
+        note's pressure."""
+        level = level_gain(self.volume, self.expression) * self.note_level
         left, right = pan_gains(self.pan)
         return level * left, level * right
 

@@ -383,6 +383,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
         "model's knob directions found, once per model, as play does)",
     )
     _add_staging(ren)
+    _add_mpe(ren)
     ren.add_argument(
         "--loudness",
         type=float,
@@ -397,6 +398,16 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:
     )
     ren.add_argument("--magenta", action="store_true", help="gansynth_generate's MIDI mode")
     ren.add_argument("--seed", type=int, help="--magenta: seed for the random timbres")
+
+
+def _add_mpe(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mpe",
+        choices=("lower", "upper", "both"),
+        help="MPE zones for a controller that does not send the MPE Configuration Message "
+        "(lower: manager channel 1, members 2-16; upper: manager 16, members 15-1; both: 7 "
+        "members each); without it, zones follow that message",
+    )
 
 
 def _add_staging(p: argparse.ArgumentParser) -> None:
@@ -496,6 +507,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--polyphony", type=int, default=32, help="voices (32)")
     p.add_argument("--bend-range", type=float, default=2.0, help="pitch-bend semitones (2)")
     _add_staging(p)
+    _add_mpe(p)
     p.add_argument(
         "--learn",
         action="store_true",

@@ -270,6 +270,9 @@ class Engine:
         # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
         # when it came); see start_pending().
         self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
+        # Channels whose sounding notes play a stand-in for a line's exact step (not made yet):
+        # start_pending() crossfades them to the exact steps when those arrive.
+        self._stale: set[int] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
         self._prefetched: set[str] = set()
@@ -424,14 +427,19 @@ class Engine:
 
     @property
     def pending(self) -> int:
-        """Note-ons waiting for their timbre's first note (see ``start_pending``)."""
-        return len(self._pending)
+        """Note-ons waiting for their timbre's first note, and channels whose notes wait for
+        their line's exact steps (see ``start_pending``)."""
+        return len(self._pending) + len(self._stale)
 
     def start_pending(self, now: float | None = None) -> int:
         """Start every waiting note-on whose exact note has arrived, drop those older than
-        ``PENDING_S``; returns how many still wait. Live, the player calls this every few ms
-        while any wait."""
+        ``PENDING_S``; crossfade sounding notes whose line's exact steps have arrived. Returns
+        how many still wait. Live, the player calls this every few ms while any wait."""
         now = time.monotonic() if now is None else now
+        for channel in list(self._stale):
+            sounding = self._sounding_on(channel)
+            if not self._missing_steps(channel, sounding):
+                self._follow(channel, sounding, IMMEDIATE)
         for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
             note = self.cache.lookup(timbre.key, model_pitch)
             if note is not None:
@@ -664,6 +672,8 @@ class Engine:
             layers = self._morph_layers(line, position, model_pitch, pitch, Priority.WAITING)
             for step in line:
                 self.cache.played(step.key, model_pitch)
+            if self.wait_s is None and self._missing_steps(channel, [(0, pitch, model_pitch)]):
+                self._stale.add(channel)  # a stand-in: crossfaded when the exact steps arrive
         if layers is None:  # nothing near enough cached yet: the exact note is on its way
             if self.wait_s is None:
                 self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
@@ -831,22 +841,44 @@ class Engine:
             return
         self._lines[channel], state.morph_position = line, u
         self.focus = channel
-        sounding = [
+        sounding = self._sounding_on(channel)
+        if self.wait_s is None:
+            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
+            for step, missing in self._missing_steps(channel, sounding).items():
+                self.cache.request(line[step].latent, missing, Priority.NEAR)
+            for step in self._neighbour_steps(u):
+                self._request_all(line[step])
+        self._follow(channel, sounding, frame)
+
+    def _sounding_on(self, channel: int) -> list[tuple[int, int, int | None]]:
+        """(slot, pitch, model pitch) of ``channel``'s sounding voices."""
+        return [
             (slot, pitch, self.model_pitch(pitch))
             for slot, (ch, pitch) in self.voices.sounding()
             if ch == channel
         ]
-        priority: Priority | None = Priority.NEAR
-        if self.wait_s is None:
-            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
-            played = sorted({mp for _, _, mp in sounding if mp is not None})
-            for step in self._neighbour_steps(u):
-                key = line[step].key
-                missing = [p for p in played if self.cache.lookup(key, p) is None]
-                if missing:
-                    self.cache.request(line[step].latent, missing, Priority.NEAR)
-                self._request_all(line[step])
-            priority = None
+
+    def _missing_steps(
+        self, channel: int, sounding: Sequence[tuple[int, int, int | None]]
+    ) -> dict[int, list[int]]:
+        """Step → the sounding pitches it lacks, for the steps around ``channel``'s position."""
+        line, u = self._lines[channel], self.channels[channel].morph_position
+        played = sorted({mp for _, _, mp in sounding if mp is not None})
+        missing = {}
+        for step in self._neighbour_steps(u) if u is not None else ():
+            lacking = [p for p in played if self.cache.lookup(line[step].key, p) is None]
+            if lacking:
+                missing[step] = lacking
+        return missing
+
+    def _follow(
+        self, channel: int, sounding: Sequence[tuple[int, int, int | None]], frame: int
+    ) -> None:
+        """``channel``'s sounding notes take its line's position (the nearest made steps where
+        the exact ones are not made yet; ``start_pending`` moves them on when those arrive)."""
+        line, u = self._lines[channel], self.channels[channel].morph_position
+        assert u is not None
+        priority = Priority.NEAR if self.wait_s is not None else None
         for slot, pitch, model_pitch in sounding:
             layers = None
             if model_pitch is not None:
@@ -854,3 +886,43 @@ class Engine:
             if layers is not None:
                 self.voices.morph(slot, *layers, frame=frame)
                 self._heard[channel] = line[round(u)]
+        if self.wait_s is None and self._missing_steps(channel, sounding):
+            self._stale.add(channel)
+        else:
+            self._stale.discard(channel)
+
+    # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
+
+    def move(
+        self, channel: int, target: tuple[str, int], value: int, frame: int = IMMEDIATE
+    ) -> bool:
+        """Move ``channel``'s knob, morph or pad axis (``("knob", k)``, ``("morph", 0)``,
+        ``("pad", axis)``) to controller ``value``, as its own controller would: that channel's
+        notes follow, no other's. False when this instrument has no such target."""
+        what, index = target
+        space = self._spaces[channel]
+        if what == "morph" and self._path:
+            self._morph_to(channel, value, frame)
+        elif what == "knob" and space is not None and index < len(space.knob_stop):
+            self._turn(channel, index, value, frame)
+        elif what == "pad" and space is not None and space.corners:
+            self._glide(channel, *space.move_pad(index, value), frame)
+        else:
+            return False
+        return True
+
+    def request_line(self, channel: int, pitch: int) -> None:
+        """Ask for every step of ``channel``'s line at ``pitch``, sooner than the rest of their
+        pitches: a note that slides needs them next."""
+        model_pitch = self.model_pitch(pitch, warn=False)
+        if self.wait_s is None and model_pitch is not None:
+            for step in self._lines[channel]:
+                if self.cache.lookup(step.key, model_pitch) is None:
+                    self.cache.request(step.latent, [model_pitch], Priority.NEAR)
+
+    def set_level(self, channel: int, level: float, frame: int = IMMEDIATE) -> None:
+        """``channel``'s voices play at ``level`` times its volume, expression and pan (an MPE
+        note's pressure), gliding there as a volume change does."""
+        state = self.channels[channel]
+        state.note_level = level
+        self.voices.channel_gain(channel, *state.gains(), frame)

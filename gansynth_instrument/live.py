@@ -5,8 +5,9 @@ Processes and threads, and what each may touch:
 - The audio process (``audio_process.py``) holds the audio stream and the ``Mixer``; its
   PortAudio callback is its only busy thread, so nothing else waits for its GIL. ``Voices``
   sends it commands through ``Player.audio`` (an ``AudioProcess``).
-- rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``Engine.handle`` under a
-  control-side lock, which the status view takes too; the audio thread never takes it.
+- rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``MpeInput.handle`` →
+  ``Engine.handle`` under a control-side lock, which the status view takes too; the audio
+  thread never takes it.
 - The note cache's thread makes notes itself (``renderer="thread"``), or hands the work to a
   worker process and only files the notes it sends back (``"process"``); the engine only asks.
 - The main thread (``commands/play.py``) shows the status line until Ctrl-C, then closes MIDI,
@@ -49,6 +50,7 @@ from gansynth_instrument.instrument import assemble
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX, KIND_MASK
+from gansynth_instrument.mpe_input import MpeInput
 
 if TYPE_CHECKING:
     from gansynth_instrument.make import NoteModel
@@ -96,6 +98,8 @@ class Player:
     the next controller moved turns that knob. ``save_found`` writes what the save button kept.
     ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
     bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
+    ``mpe`` ("lower", "upper", "both") forces MPE zones (``mpe_input.py``); without it a zone
+    follows the MPE Configuration Message.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class Player:
         presets_dir: Path | None = None,
         gain_db: float = 0.0,
         preset_model: str | None = None,
+        mpe: str | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.preset_model = preset_model  # what a saved timbre is made for
@@ -158,6 +163,7 @@ class Player:
         )
         self.cache = instrument.cache
         self.engine = instrument.engine
+        self.mpe = MpeInput(self.engine, bank.mpe if bank is not None else None, forced=mpe)
         if learn:
             self.engine.learn()
         if learn_knob is not None:
@@ -183,7 +189,7 @@ class Player:
             self.controllers[msg[0] & CHANNEL_MASK][msg[1]] = msg[2] & DATA_MAX
         with self._lock:
             started = self.engine.voices.started
-            self.engine.handle(msg)
+            self.mpe.handle(msg)
             if self.engine.voices.started != started:
                 self._notes_sent.append((received, time.perf_counter()))
 

@@ -54,6 +54,7 @@ from gansynth_instrument.metadata import check_pitches
 from gansynth_instrument.midi_file import MidiEvent, read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
+from gansynth_instrument.mpe_input import MpeInput
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.presets import Bank, Kit, Preset
@@ -435,15 +436,16 @@ class EngineRender:
 
 
 def render_blocks(
-    engine: Engine,
+    engine: Engine | MpeInput,
     mixer: Mixer | CompiledMixer,
     events: Sequence[MidiEvent],
     *,
     block_frames: int = ENGINE_BLOCK_FRAMES,
     progress: bool = False,
 ) -> Iterator[np.ndarray]:
-    """Feed timed MIDI to ``engine`` and yield ``mixer``'s audio ([frames, channels] float32)
-    block by block until it falls silent, as long as the last event or the last sound.
+    """Feed timed MIDI to ``engine`` (or an ``MpeInput`` in front of it) and yield ``mixer``'s
+    audio ([frames, channels] float32) block by block until it falls silent, as long as the last
+    event or the last sound.
 
     Each event's commands carry its exact frame, so the audio does not depend on
     ``block_frames``. Trailing silence is held back as a count, not as audio, and given out
@@ -474,7 +476,7 @@ def render_blocks(
 
 
 def _mixed(
-    engine: Engine,
+    engine: Engine | MpeInput,
     mixer: Mixer | CompiledMixer,
     stamped: Sequence[tuple[int, Sequence[int]]],
     block_frames: int,
@@ -541,6 +543,7 @@ def render_midi_engine(
     progress: bool = True,
     gain_db: float = 0.0,
     velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
+    mpe: str | None = None,
     loudness: float | None = None,
 ) -> EngineRender:
     """A MIDI file → stereo audio file through the live engine: same channels, voices,
@@ -555,8 +558,9 @@ def render_midi_engine(
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
-    cache. ``channels`` (0-15) chooses the MIDI channels to play (None: all). The file is
-    written as it renders (``audio_files.py``), in the format its extension names.
+    cache. ``channels`` (0-15) chooses the MIDI channels to play (None: all). MPE zones follow
+    the file's MPE Configuration Messages, or ``mpe`` forces them (``mpe_input.py``). The file
+    is written as it renders (``audio_files.py``), in the format its extension names.
     """
     check_output_file(out_path)
     output_format(out_path, subtype)
@@ -589,8 +593,9 @@ def render_midi_engine(
             # Ask for every note the song's programs will play up front, so the cache batches.
             for timbre, pitches in engine.planned_notes(e.data for e in events).values():
                 cache.request(timbre.latent, sorted(pitches))
+            midi_in = MpeInput(engine, bank.mpe if bank is not None else None, forced=mpe)
             for block in render_blocks(
-                engine, mixer, events, block_frames=block_frames, progress=progress
+                midi_in, mixer, events, block_frames=block_frames, progress=progress
             ):
                 writer.write(block)
                 meter.add(block)

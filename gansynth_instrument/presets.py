@@ -30,6 +30,7 @@ from gansynth_instrument.errors import PresetError
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.latent import LATENT_SIZE, random_latent, slerp
 from gansynth_instrument.metadata import FAMILY_PATTERN, NAME_PATTERN
+from gansynth_instrument.mpe import MpeSettings
 from gansynth_instrument.pad import PAD_CCS, PAD_SIZE, check_ccs, check_size
 from gansynth_instrument.preset_yaml import dump_yaml
 from gansynth_instrument.timbre import blend_settings
@@ -62,7 +63,17 @@ _PRESET_KEYS = (
     "bank",
     "loop",
 )
-_BANK_KEYS = ("name", "description", "programs", "variations", "drums", "morph", "pad", "knobs")
+_BANK_KEYS = (
+    "name",
+    "description",
+    "programs",
+    "variations",
+    "drums",
+    "morph",
+    "pad",
+    "knobs",
+    "mpe",
+)
 _KIT_KEYS = ("name", "description", "kit")
 _SOUND_KEYS = ("preset", "pitch", "hold_ms", "decay_ms", "gain_db")
 _MORPH_KEYS = ("path", "cc", "steps")
@@ -298,7 +309,9 @@ class Bank:
     The morph controller ``morph_cc`` moves along ``morph_path`` in ``morph_steps`` steps; the
     pad's controllers ``pad_ccs`` (x, y) move over a ``pad_size``² grid between ``pad_corners``
     (A, B, C, D at (0, 0), (1, 0), (0, 1), (1, 1)). Every name is checked to resolve
-    (``find_preset``) when the bank is loaded.
+    (``find_preset``) when the bank is loaded. ``mpe`` says where an MPE note's slide and
+    pressure go (``mpe.MpeSettings``); a target the bank lacks (the morph or a pad axis) is
+    refused here.
 
     A bank loaded for a model (``preset_files.load_bank_file``) holds the presets its names
     stand for in ``presets`` (the model's own timbres have no file to find them by again), and
@@ -318,6 +331,7 @@ class Bank:
     description: str = ""
     variations: dict[int, dict[int, str]] = field(default_factory=dict)
     drums: str | None = None
+    mpe: MpeSettings = field(default_factory=MpeSettings)
     path: Path | None = field(default=None, compare=False, repr=False)
     presets: Mapping[str, Preset] = field(default_factory=dict, compare=False, repr=False)
     notice: str = field(default="", compare=False, repr=False)
@@ -354,6 +368,7 @@ class Bank:
         _check_int(where, "morph.steps", self.morph_steps, MORPH_STEPS_RANGE)
         self._check_knobs(where)
         self._check_pad(where)
+        self._check_mpe(where)
         if not isinstance(self.description, str):
             raise PresetError(f"{where}: field 'description': expected text")
 
@@ -405,6 +420,20 @@ class Bank:
         except PresetError as err:
             raise PresetError(f"{where}: field 'pad': {err}") from None
 
+    def _check_mpe(self, where: str) -> None:
+        if not isinstance(self.mpe, MpeSettings):
+            raise PresetError(f"{where}: field 'mpe': expected slide:, pressure:, bend_range:")
+        lacks = {"morph": not self.morph_path, "pad": not self.pad_corners}
+        for role, target in (("slide", self.mpe.slide), ("pressure", self.mpe.pressure)):
+            what = target.partition("_")[0]
+            if lacks.get(what):
+                needs = (
+                    "a morph path (morph: path:)" if what == "morph" else "a pad (pad: corners:)"
+                )
+                raise PresetError(
+                    f"{where}: field 'mpe.{role}': {target} needs {needs}, and this bank has none"
+                )
+
     def preset_names(self) -> list[str]:
         """Every preset the bank refers to, each once, programs first (in program order)."""
         names = [self.programs[p] for p in sorted(self.programs)]
@@ -443,6 +472,8 @@ class Bank:
             }
         if self.knob_ccs != KNOB_CCS:
             data["knobs"] = {"cc": list(self.knob_ccs)}
+        if self.mpe != MpeSettings():
+            data["mpe"] = self.mpe.to_dict()
         return data
 
     @classmethod
@@ -492,6 +523,7 @@ class Bank:
             description=data.get("description", ""),
             variations=data.get("variations") or {},
             drums=data.get("drums"),
+            mpe=MpeSettings.from_dict(data.get("mpe") or {}, where),
             path=path,
         )
 

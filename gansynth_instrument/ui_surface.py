@@ -167,6 +167,7 @@ class Surface:
             "callback_max": round(100 * stream.callback_max_load, 1),
             "cpu": round(100 * load, 1),
             "dropped": status.dropped_commands,
+            "mpe": self.player.with_engine(lambda _: self.player.mpe.state()),
         }
 
     def latent(self) -> dict[str, Any]:

@@ -262,3 +262,33 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(
     (line,) = [line for line in err.splitlines() if "error" in line]  # no traceback
     assert line.endswith(f"render: error: {out}: cannot write (No space left on device)"), err
     assert list(full_disk.iterdir()) == []
+
+
+def test_an_mpe_file_whose_pressure_turns_a_knob_has_the_knobs_found(tiny_model, tmp_path):
+    """A bank sending MPE pressure to knob 2 and a file with pressure but no CC74 and no knob CC:
+    the render finds the knob directions, and the held note's timbre follows the pressure
+    (--no-knobs renders it unmoved)."""
+    bank = tmp_path / "pressing.yaml"
+    bank.write_text("name: pressing\nprograms: {0: felt-keys}\nmpe: {pressure: knob2}\n")
+    config = [mido.Message("control_change", control=c, value=v) for c, v in MPE_LOWER_ZONE]
+    notes = [(0.0, m) for m in config]
+    notes += [(0.1, mido.Message("note_on", channel=1, note=60, velocity=100))]
+    press = [mido.Message("aftertouch", channel=1, value=2 * i) for i in range(64)]
+    notes += [(0.3 + 0.01 * i, m) for i, m in enumerate(press)]
+    notes += [(1.2, mido.Message("note_off", channel=1, note=60))]
+    midi = write_midi(tmp_path / "pressed.mid", notes)
+    cache_dir = tmp_path / "notes"
+    audio = {}
+    for name, extra in (("pressed", []), ("ignored", ["--no-knobs"])):
+        out = tmp_path / f"{name}.wav"
+        argv = ["render", midi, "-o", out, "--model", tiny_model, "--bank", bank, "--no-normalize"]
+        argv += ["--sample-rate", RATE, "--cache-dir", cache_dir, *extra]
+        assert cli.main([str(a) for a in argv]) == 0
+        audio[name] = sf.read(out, dtype="float32")[0][:, 0]
+    assert len(list((cache_dir / "knobs").glob("*.npz"))) == 1
+    held = slice(round(0.9 * RATE), round(1.2 * RATE))
+    change = np.abs(audio["pressed"][held] - audio["ignored"][held]).max()
+    assert change > 0.1 * np.abs(audio["ignored"][held]).max()
+
+
+MPE_LOWER_ZONE = [(101, 0), (100, 6), (6, 15)]  # RPN 6 on channel 1: a lower zone of 15

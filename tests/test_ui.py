@@ -564,3 +564,42 @@ def hold_websocket(url: str, opened: threading.Event, done: threading.Event) -> 
 
     with contextlib.suppress(aiohttp.ClientError):
         asyncio.run(hold())
+
+
+def test_the_page_shows_the_mpe_zone_and_each_notes_slide_and_pressure(session: Session):
+    """An MPE Configuration Message from the MIDI client (a lower zone of 4), then two notes on
+    member channels with their own slide and pressure: the page names the zone and shows each
+    note's values, and a slide moved on one note moves only its row."""
+    s = session
+
+    def rows() -> dict[str, dict[str, str]]:
+        found = s.js("return [...document.querySelectorAll('#mpe-notes li')].map(li => li.dataset)")
+        return {r["channel"]: {k: r[k] for k in ("pitch", "slide", "pressure")} for r in found}
+
+    try:
+        for msg in ([0xB0, 101, 0], [0xB0, 100, 6], [0xB0, 6, 4]):
+            s.sender.send(msg)
+        zone = "lower: manager 1, members 2–5 · slide → knob1, pressure → level"
+        s.wait_for("the zone on the page", lambda: s.text("mpe-zone") == zone)
+        for msg in ([0xB1, 74, 100], [0x91, PITCH, 100], [0xD1, 90]):
+            s.sender.send(msg)
+        for msg in ([0xB2, 74, 10], [0x92, PITCH, 100]):
+            s.sender.send(msg)
+        s.wait_for("two notes on the page", lambda: len(rows()) == 2)
+        s.wait_for("channel 2's pressure", lambda: rows()["2"]["pressure"] == "90")
+        assert rows() == {
+            "2": {"pitch": str(PITCH), "slide": "100", "pressure": "90"},
+            "3": {"pitch": str(PITCH), "slide": "10", "pressure": "0"},
+        }
+        snapshot = s.server.surface.snapshot()["mpe"]
+        assert snapshot["zones"] == {"lower": {"manager": 1, "members": [2, 3, 4, 5]}}
+        s.sender.send([0xB2, 74, 70])
+        s.wait_for("channel 3's slide", lambda: rows()["3"]["slide"] == "70")
+        assert rows()["2"]["slide"] == "100"
+        s.screenshot("mpe")
+    finally:
+        for msg in ([0x81, PITCH, 0], [0x82, PITCH, 0], [0xB0, 101, 0], [0xB0, 100, 6]):
+            s.sender.send(msg)
+        s.sender.send([0xB0, 6, 0])  # the zone off again, for the other tests
+    s.wait_for("no zone", lambda: s.text("mpe-zone") == "no zone")
+    assert rows() == {}

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             renderer=args.renderer or DEFAULT_RENDERER,
             max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
             preset_model=info.preset_model,
+            mpe=args.mpe,
         )
         player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None

@@ -21,6 +21,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS, check_target
 from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.midi_file import read_midi
+from gansynth_instrument.mpe import MpeSettings
 from gansynth_instrument.offline import (
     DEFAULT_BANK,
     EngineRender,
@@ -56,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
     knob_ccs = bank.knob_ccs if bank is not None else KNOB_CCS
     knobs = None  # found (or read from the cache) as play does, for a song that turns a knob
-    if not args.no_knobs and turns_knobs((e.data for e in events), knob_ccs):
+    mpe = bank.mpe if bank is not None else MpeSettings()
+    messages = [e.data for e in events]
+    if not args.no_knobs and (turns_knobs(messages, knob_ccs) or mpe.turns_knobs(messages)):
         knobs = knob_directions(model, cache_dir=cache_dir / "knobs")
     result = render_midi_engine(
         model,
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cache_dir,
         gain_db=args.gain_db,
         velocity_exponent=exponent,
+        mpe=args.mpe,
         loudness=loudness,
     )
     clipped = f", {result.clipped} samples clipped" if result.clipped else ""

@@ -279,7 +279,33 @@ function showState(message) {
   $("callback").textContent = `${state.callback_median} % (max ${state.callback_max} %)`;
   $("cpu").textContent = `${state.cpu} %`;
   showCache(state.cache, state.timbre);
+  showMpe(state.mpe);
   markPlaying();
+}
+
+// The MPE zones (channels counted 1-16) and each sounding member note's slide and pressure.
+function showMpe(mpe) {
+  const zones = Object.entries(mpe.zones).map(
+    ([name, z]) => `${name}: manager ${z.manager}, members ${z.members[0]}–${z.members.at(-1)}`,
+  );
+  $("mpe-zone").textContent = zones.length
+    ? `${zones.join("; ")} · slide → ${mpe.slide}, pressure → ${mpe.pressure}`
+    : "no zone";
+  const ul = $("mpe-notes");
+  ul.replaceChildren();
+  for (const n of mpe.notes) {
+    const li = document.createElement("li");
+    Object.assign(li.dataset, { channel: n.channel, pitch: n.pitch, slide: n.slide, pressure: n.pressure });
+    const label = document.createElement("span");
+    label.textContent = `ch ${n.channel} · ${n.pitch}${n.bend ? ` ${n.bend > 0 ? "+" : ""}${n.bend}` : ""}`;
+    const bars = [["slide", n.slide], ["pressure", n.pressure]].map(([what, value]) => {
+      const meter = document.createElement("meter");
+      Object.assign(meter, { min: 0, max: 127, value, title: `${what} ${value}` });
+      return meter;
+    });
+    li.append(label, ...bars);
+    ul.append(li);
+  }
 }
 
 function showCache(fill, current) {
