@@ -15,7 +15,7 @@ import numpy as np
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.preset_files import PRESET_SUFFIX, save_preset, user_presets_dir
+from gansynth_instrument.preset_files import name_holder, save_preset, user_presets_dir
 from gansynth_instrument.presets import Preset, random_seed
 from gansynth_instrument.timbre import Timbre
 
@@ -39,12 +39,12 @@ def random_timbre(template: Timbre) -> Timbre:
 
 def found_name(user_dir: Path | None = None, now: datetime.datetime | None = None) -> str:
     """``found-YYYYMMDD-HHMMSS`` (local time: when it was found), with ``-2``, ``-3``... when a
-    user preset of that name exists already."""
+    preset holds that name already (``name_holder``)."""
     directory = user_dir if user_dir is not None else user_presets_dir()
     stamp = f"{FOUND_PREFIX}-{(now or datetime.datetime.now()):%Y%m%d-%H%M%S}"
     for n in range(1, _MAX_SAME_SECOND):
         name = stamp if n == 1 else f"{stamp}-{n}"
-        if not (directory / f"{name}{PRESET_SUFFIX}").exists():
+        if name_holder(name, user_dir=directory) is None:
             return name
     raise PresetError(f"{directory}: {_MAX_SAME_SECOND} presets named {stamp}-N already")
 

@@ -562,13 +562,46 @@ def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:
 # --- making new presets ---------------------------------------------------------------------------
 
 
-def _check_free(name: str, user_dir: Path | None, force: bool, keep: Path | None = None) -> None:
-    """Refuse to overwrite a different user preset unless ``force`` (``keep``: the file edited)."""
-    target = (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
-    if target.is_file() and not force and (keep is None or target.resolve() != keep.resolve()):
+def user_preset_path(name: str, user_dir: Path | None = None) -> Path:
+    """Where the user preset ``name`` is (or would be) saved."""
+    return (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
+
+
+def name_holder(name: str, *, user_dir: Path | None = None, shipped: bool = True) -> Path | None:
+    """The preset file that holds ``name`` already: the user's, else (``shipped``) the shipped
+    one; None when the name is free. The one rule for a new preset's name: every caller that
+    saves under a new name (``presets new``/``save``, the browser and OSC, the save button) asks
+    here."""
+    places = [user_preset_path(name, user_dir)]
+    places += [shipped_presets_dir() / f"{name}{PRESET_SUFFIX}"] if shipped else []
+    return next((path for path in places if path.is_file()), None)
+
+
+def check_free(
+    where: str,
+    name: object,
+    *,
+    user_dir: Path | None = None,
+    keep: Path | None = None,
+    shipped: bool = True,
+    has_force: bool = False,
+) -> str:
+    """``name`` as a new user preset's name: valid (``check_name``), and held by no user preset
+    (but ``keep``, the file saved in place) and, with ``shipped``, no shipped one (a user preset
+    of a shipped name takes its place everywhere). Otherwise one PresetError line, naming
+    ``--force`` when the caller has it (``has_force``)."""
+    check_name(where, name)
+    assert isinstance(name, str)
+    holder = name_holder(name, user_dir=user_dir, shipped=shipped)
+    if holder is None or (keep is not None and holder.resolve() == keep.resolve()):
+        return name
+    remedy = "--force to replace it, or choose another name" if has_force else "choose another name"
+    if holder.parent.resolve() == shipped_presets_dir().resolve():
         raise PresetError(
-            f"{target}: a user preset '{name}' exists already (--force to replace it)"
+            f"{where}: '{name}' is a shipped preset; a new one of that name would take its "
+            f"place everywhere ({remedy})"
         )
+    raise PresetError(f"{where}: {holder}: a user preset '{name}' exists already ({remedy})")
 
 
 def create_preset(
@@ -601,12 +634,8 @@ def create_preset(
             "presets new: give exactly one of --seed N, --random, --between A B, --from PRESET"
         )
     check_name("presets new", name)
-    _check_free(name, user_dir, force)
-    if not force and name in _names_in([shipped_presets_dir()]):
-        raise PresetError(
-            f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
-            "place everywhere (--force to do so, or choose another name)"
-        )
+    if not force:
+        check_free("presets new", name, user_dir=user_dir, has_force=True)
     if model is not None:
         latent_size = model.latent_size
     if from_preset is not None:
@@ -651,5 +680,13 @@ def save_copy(
     """
     original = find_preset(source, user_dir=user_dir, model=model)
     preset = original.copy(**{**(changes or {}), **({"name": new_name} if new_name else {})})
-    _check_free(preset.name, user_dir, force, keep=original.path)
+    if not force:  # a shipped name is fine: the copy shadows it on purpose
+        check_free(
+            "presets save",
+            preset.name,
+            user_dir=user_dir,
+            keep=original.path,
+            shipped=False,
+            has_force=True,
+        )
     return preset, save_preset(preset, user_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import mido
@@ -11,10 +12,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gansynth_instrument import cli
+from gansynth_instrument import cli, explore, preset_files
 from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.preset_files import (
+    check_free,
     create_preset,
     delete_preset,
     find_bank,
@@ -23,6 +25,7 @@ from gansynth_instrument.preset_files import (
     list_banks,
     list_presets,
     load_preset_file,
+    name_holder,
     save_copy,
     save_morph_cc,
     save_preset,
@@ -227,6 +230,47 @@ def test_new_with_a_shipped_name_refuses_without_force(
     assert not user.exists() and find_preset("fluid-piano").latent is not None
     assert cli.main(["presets", "new", "fluid-piano", "--seed", "3", "--force"]) == 0
     assert find_preset("fluid-piano").seed == 3 and (user / "fluid-piano.yaml").is_file()
+
+
+def test_every_save_by_a_new_name_asks_the_one_rule(
+    user_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``presets new``, ``presets save``, the browser and OSC (``check_free("save")``) and the
+    save button's generated names refuse the same taken names, in the same words."""
+    create_preset("mine", seed=5, user_dir=user_dir)
+    mine = user_dir / "mine.yaml"
+    shipped = shipped_presets_dir() / "felt-keys.yaml"
+    assert name_holder("mine", user_dir=user_dir) == mine
+    assert name_holder("felt-keys", user_dir=user_dir) == shipped
+    assert name_holder("felt-keys", user_dir=user_dir, shipped=False) is None
+    assert name_holder("free", user_dir=user_dir) is None
+    taken = f"{mine}: a user preset 'mine' exists already"
+    with pytest.raises(PresetError) as new:
+        create_preset("mine", seed=6, user_dir=user_dir)
+    assert str(new.value) == f"presets new: {taken} (--force to replace it, or choose another name)"
+    with pytest.raises(PresetError) as copy:
+        save_copy("felt-keys", new_name="mine", user_dir=user_dir)
+    assert (
+        str(copy.value) == f"presets save: {taken} (--force to replace it, or choose another name)"
+    )
+    with pytest.raises(PresetError) as page:
+        check_free("save", "mine", user_dir=user_dir)
+    assert str(page.value) == f"save: {taken} (choose another name)"
+    shadowing = "'felt-keys' is a shipped preset; a new one of that name would take its place"
+    for where, refuse in (
+        ("presets new", lambda: create_preset("felt-keys", seed=1, user_dir=user_dir)),
+        ("save", lambda: check_free("save", "felt-keys", user_dir=user_dir)),
+    ):
+        with pytest.raises(PresetError, match=f"^{where}: {shadowing}"):
+            refuse()
+    with pytest.raises(PresetError, match=r"^save: field 'name': '\.\./x' is not a valid name"):
+        check_free("save", "../x", user_dir=user_dir)
+    assert find_preset("mine", user_dir=user_dir).seed == 5  # nothing was overwritten
+    # The save button's generated name passes over a shipped one as over the user's.
+    fake_shipped = _write(tmp_path / "shipped" / "found-20260101-120000.yaml", "")
+    monkeypatch.setattr(preset_files, "shipped_presets_dir", lambda: fake_shipped.parent)
+    when = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    assert explore.found_name(user_dir, when) == "found-20260101-120000-2"
 
 
 def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
