@@ -41,6 +41,7 @@ from gansynth_instrument.presets import (
     preset_between,
     random_seed,
 )
+from gansynth_instrument.timbre import Timbre
 
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
@@ -214,22 +215,42 @@ def _misfit(preset: Preset, model: ModelInfo | None) -> str | None:
     return None if model is None else preset.misfit(model.preset_model, model.latent_size)
 
 
-def timbre_preset(timbre: ModelTimbre, model: str | None = None) -> Preset:
-    """A model timbre as an explicit-latent preset, made for ``model`` (a ``preset_model``)."""
-    return Preset(
-        name=timbre.name,
-        seed=None,
-        latent=timbre.latent,
-        program=timbre.program,
-        bank=timbre.bank,
-        description=timbre.description,
-        model=model,
-    )
+def timbre_preset(
+    timbre: Timbre | ModelTimbre,
+    name: str | None = None,
+    *,
+    note: str = "",
+    model: str | None = None,
+) -> Preset:
+    """The explicit-latent preset ``name`` (default: the timbre's own name) that plays
+    ``timbre``, made for ``model`` (a ``preset_model``: the model its latent means this timbre
+    on). What plays (a ``Timbre``) keeps its latent exactly (float32 values, so it reloads to
+    bit-identical notes), level and envelope, and the description says where it came from and
+    ``note`` (e.g. the knob offsets); a model's own timbre keeps its latent as stored, its
+    program, bank and description."""
+    fields: dict[str, Any]
+    if isinstance(timbre, ModelTimbre):
+        fields = {
+            "latent": timbre.latent,
+            "program": timbre.program,
+            "bank": timbre.bank,
+            "description": timbre.description,
+        }
+    else:
+        fields = {
+            "latent": tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
+            "gain_db": timbre.gain_db,
+            "attack_s": timbre.attack_s,
+            "release_s": timbre.release_s,
+            "loop": timbre.loop,
+            "description": f"from {timbre.name}" + (f", {note}" if note else ""),
+        }
+    return Preset(name=timbre.name if name is None else name, seed=None, model=model, **fields)
 
 
 def model_presets(model: ModelInfo) -> list[Preset]:
     """The timbres the model carries, as presets made for it."""
-    return [timbre_preset(t, model.preset_model or None) for t in model.timbres]
+    return [timbre_preset(t, model=model.preset_model or None) for t in model.timbres]
 
 
 def _load_named(path: Path, name: str) -> Preset:

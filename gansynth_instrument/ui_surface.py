@@ -27,7 +27,6 @@ import numpy as np
 from scipy.signal import spectrogram as stft_power
 
 from gansynth_instrument.errors import PresetError
-from gansynth_instrument.explore import timbre_preset
 from gansynth_instrument.keyboard import KEY_BUTTONS, KEY_SEMITONES
 from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.latent import latent_digest, rescale
@@ -52,6 +51,7 @@ from gansynth_instrument.preset_files import (
     list_presets,
     save_copy,
     save_preset,
+    timbre_preset,
     user_preset_path,
     user_presets_dir,
 )

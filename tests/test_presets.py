@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gansynth_instrument import cli, explore, preset_files
 from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.metadata import ModelTimbre
 from gansynth_instrument.preset_files import (
     check_free,
     create_preset,
@@ -30,8 +31,10 @@ from gansynth_instrument.preset_files import (
     save_morph_cc,
     save_preset,
     shipped_presets_dir,
+    timbre_preset,
 )
 from gansynth_instrument.presets import Bank, Preset, preset_between
+from gansynth_instrument.timbre import Timbre
 
 
 @pytest.fixture
@@ -271,6 +274,27 @@ def test_every_save_by_a_new_name_asks_the_one_rule(
     monkeypatch.setattr(preset_files, "shipped_presets_dir", lambda: fake_shipped.parent)
     when = datetime.datetime(2026, 1, 1, 12, 0, 0)
     assert explore.found_name(user_dir, when) == "found-20260101-120000-2"
+
+
+def test_one_builder_makes_presets_of_what_plays_and_of_a_model_timbre(user_dir: Path) -> None:
+    latent = (random_latent(7) * np.float32(1.1)).astype(np.float32)
+    playing = Timbre("random-7", latent, gain_db=-2.0, attack_s=0.05, release_s=0.5, loop=True)
+    kept = timbre_preset(playing, "kept", note="knobs 1=+1", model="fam")
+    assert (kept.name, kept.seed, kept.model) == ("kept", None, "fam")
+    assert kept.description == "from random-7, knobs 1=+1"
+    assert (kept.gain_db, kept.attack_s, kept.release_s, kept.loop) == (-2.0, 0.05, 0.5, True)
+    save_preset(kept, user_dir)
+    assert np.array_equal(find_preset("kept", user_dir=user_dir).latent_vector(), latent)
+    own = ModelTimbre("m-strings", "strings", tuple(latent.tolist()), 48, "strings, trained", 1)
+    assert timbre_preset(own, model="fam") == Preset(
+        "m-strings",
+        None,
+        own.latent,
+        program=48,
+        bank=1,
+        description="strings, trained",
+        model="fam",
+    )
 
 
 def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
