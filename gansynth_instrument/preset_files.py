@@ -32,11 +32,12 @@ from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.latent import LATENT_SIZE
 from gansynth_instrument.metadata import ModelInfo, ModelTimbre
-from gansynth_instrument.preset_yaml import dump_yaml, parse_yaml, read_yaml
+from gansynth_instrument.preset_yaml import parse_yaml, read_yaml
 from gansynth_instrument.presets import (
     Bank,
     Kit,
     Preset,
+    bank_text,
     check_name,
     preset_between,
     random_seed,
@@ -494,44 +495,63 @@ def _make_dir(directory: Path, what: str) -> None:
         ) from None
 
 
-# A bank file's own "cc:" line under "morph:" (block style), so a learned controller can be saved
-# without losing the file's comments or its "programs: presets".
+# A bank file's own "cc:" line with one number (morph's, in block style), so a learned controller
+# can be saved without losing the file's comments or its "programs: presets".
 _CC_LINE = re.compile(r"^(?P<head>[ \t]+cc:[ \t]*)\d+(?=[ \t]*(#.*)?$)", re.MULTILINE)
 
 
 def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
-    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``.
-
-    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
-    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place.
-    The file's text is kept (comments, ``programs: presets``) when only its ``cc:`` line needs to
-    change; otherwise its fields are written out anew. Atomic either way; returns the path.
-    """
+    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``
+    (``_save_bank_change``: the file's text is kept, comments and ``programs: presets``, when only
+    its ``cc:`` line needs to change). Atomic; returns the path."""
     if not bank.morph_path:
         raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
-    learned = replace(bank, morph_cc=cc)  # validates the controller number
-    text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
-    return _save_learned(bank, text, f"'play --learn' (morph: CC{cc})", user_dir)
+    why = f"'play --learn' (morph: CC{cc})"
+    return _save_bank_change(bank, "morph", {"cc": cc}, why, user_dir=user_dir)
 
 
 def save_knob_cc(bank: Bank, knob: int, cc: int, *, user_dir: Path | None = None) -> Path:
     """Remember a learned knob controller (``play --learn-knob``): write the bank with
-    ``knobs.cc`` (knob 0-based), where ``save_morph_cc`` would write it. The file's fields are
-    written out anew (its comments go; ``programs: presets`` stays). Atomic; returns the path."""
+    ``knobs.cc`` (knob 0-based) through ``_save_bank_change`` (the file's comments go;
+    ``programs: presets`` stays). Atomic; returns the path."""
     ccs = list(bank.knob_ccs)
     ccs[knob] = cc
-    replace(bank, knob_ccs=tuple(ccs))  # validates: range, the pedal, collisions
+    why = f"'play --learn-knob' (knob {knob + 1}: CC{cc})"
+    return _save_bank_change(bank, "knobs", {"cc": ccs}, why, user_dir=user_dir)
+
+
+def _save_bank_change(
+    bank: Bank,
+    section: str,
+    changes: Mapping[str, Any],
+    why: str,
+    *,
+    user_dir: Path | None = None,
+) -> Path:
+    """The one bank writer: ``bank`` with ``changes`` made in its ``section`` (``morph``,
+    ``knobs``), checked as a file is when read, written atomically; ``why`` names what saved it.
+
+    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
+    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place,
+    keeping the file's own fields (``programs: presets`` stays), and its own text (comments
+    included) when changing its one ``cc:`` line gives exactly the intended fields; otherwise the
+    fields are written out anew (``bank_text``).
+    """
+    where = str(bank.path) if bank.path is not None else f"bank '{bank.name}'"
     raw = read_yaml(bank.path) if bank.path is not None else bank.to_dict()
     if not isinstance(raw, Mapping):
-        raise PresetError(f"{bank.path}: no longer a mapping of fields; not saved")
-    data = {**raw, "knobs": {"cc": ccs}}
-    Bank.from_dict({**data, "programs": bank.programs}, bank.name)  # still valid as a file?
-    text = "# gansynth-instrument bank\n" + dump_yaml(data)
-    return _save_learned(bank, text, f"'play --learn-knob' (knob {knob + 1}: CC{cc})", user_dir)
-
-
-def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Path:
-    """A user or path bank in place; a shipped (or unsaved) bank as the user copy."""
+        raise PresetError(f"{where}: no longer a mapping of fields; not saved")
+    old = raw.get(section) or {}
+    if not isinstance(old, Mapping):
+        raise PresetError(f"{where}: field '{section}': no longer a mapping; not saved")
+    data = {**raw, section: {**old, **changes}}
+    Bank.from_dict({**data, "programs": bank.programs}, where, bank.path)  # still valid?
+    text = bank_text(data)
+    cc = changes.get("cc")
+    if bank.path is not None and type(cc) is int:
+        edited, count = _CC_LINE.subn(rf"\g<head>{cc}", bank.path.read_text(encoding="utf-8"))
+        if count == 1 and parse_yaml(edited) == data:
+            text = edited
     if bank.path is not None and not is_shipped(bank):
         target = bank.path
     else:
@@ -541,23 +561,6 @@ def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Pat
         if bank.path is not None:  # the shipped text's comments may name the old controller
             text = f"# Your copy of {bank.path}, saved by {why}.\n" + text
     return write_text_atomic(target, text)
-
-
-def _bank_text_with_cc(bank: Bank, cc: int) -> str:
-    """The bank file's text with ``morph.cc`` set: its own text with the one line changed when
-    that parses to exactly the intended fields, else the fields dumped anew."""
-    assert bank.path is not None
-    data = read_yaml(bank.path)
-    morph = data.get("morph") if isinstance(data, Mapping) else None
-    if not isinstance(data, Mapping) or not isinstance(morph, Mapping):
-        raise PresetError(f"{bank.path}: field 'morph': no longer a mapping; not saved")
-    expected = {**data, "morph": {**morph, "cc": cc}}
-    Bank.from_dict({**expected, "programs": bank.programs}, str(bank.path))  # still valid?
-    text = bank.path.read_text(encoding="utf-8")
-    edited, count = _CC_LINE.subn(rf"\g<head>{cc}", text)
-    if count == 1 and parse_yaml(edited) == expected:
-        return edited
-    return "# gansynth-instrument bank\n" + dump_yaml(expected)
 
 
 def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:

@@ -48,6 +48,7 @@ KIT_KEY_RANGE = (0, 127)  # a General MIDI kit fills 35-81
 KIT_PITCH_RANGE = (0, 127)
 HOLD_MS_RANGE = (0.0, 4000.0)  # a note lasts 4 s
 DECAY_MS_RANGE = (1.0, 4000.0)
+BANK_HEADER = "# gansynth-instrument bank\n"  # the first line of every bank file written
 
 _PRESET_KEYS = (
     "name",
@@ -496,7 +497,13 @@ class Bank:
         )
 
     def to_yaml(self) -> str:
-        return "# gansynth-instrument bank\n" + dump_yaml(self.to_dict())
+        return bank_text(self.to_dict())
+
+
+def bank_text(data: Mapping[str, Any]) -> str:
+    """A bank file's text from its fields (``Bank.to_dict``'s, or a file's own read back):
+    the one place a bank is written out, under ``BANK_HEADER``."""
+    return BANK_HEADER + dump_yaml(data)
 
 
 @dataclass(frozen=True)

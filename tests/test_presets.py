@@ -28,12 +28,13 @@ from gansynth_instrument.preset_files import (
     load_preset_file,
     name_holder,
     save_copy,
+    save_knob_cc,
     save_morph_cc,
     save_preset,
     shipped_presets_dir,
     timbre_preset,
 )
-from gansynth_instrument.presets import Bank, Preset, preset_between
+from gansynth_instrument.presets import BANK_HEADER, Bank, Preset, bank_text, preset_between
 from gansynth_instrument.timbre import Timbre
 
 
@@ -423,6 +424,32 @@ def test_learned_cc_of_a_shipped_bank_goes_to_a_user_copy_that_is_found_first(
     again = find_bank("default", user_dir=user_dir)
     assert again.morph_cc == 21 and again.programs[5] == "mine"
     assert shipped.path.read_bytes() == shipped_bytes
+
+
+def test_every_bank_save_goes_through_one_writer_under_one_header(
+    tmp_path: Path, user_dir: Path
+) -> None:
+    made = Bank("made", {0: "felt-keys"}, morph_path=("felt-keys", "slow-pad"))
+    assert made.to_yaml() == bank_text(made.to_dict()) and made.to_yaml().startswith(BANK_HEADER)
+    # A bank built in code: a learned morph controller, then a knob, go to the user copy.
+    path = save_morph_cc(made, 7, user_dir=user_dir)
+    assert save_knob_cc(find_bank("made", user_dir=user_dir), 0, 30, user_dir=user_dir) == path
+    assert path == user_dir / "banks" / "made.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text == bank_text(yaml.safe_load(text))
+    saved = find_bank("made", user_dir=user_dir)
+    assert (saved.morph_cc, saved.knob_ccs[0], saved.programs) == (7, 30, made.programs)
+    # A file whose one "cc:" line is all that changes keeps its text, comments included...
+    own = "# my set\nname: gig\nprograms: presets\nmorph:\n  path: [felt-keys, slow-pad]\n  cc: 1\n"
+    flow = _write(tmp_path / "gig.yaml", own)
+    save_morph_cc(find_bank(str(flow), user_dir=user_dir), 11, user_dir=user_dir)
+    assert flow.read_text(encoding="utf-8") == own.replace("cc: 1", "cc: 11")
+    # ...and a knob learned on it writes its fields anew, under the header, its own kept.
+    save_knob_cc(find_bank(str(flow), user_dir=user_dir), 7, 20, user_dir=user_dir)
+    text = flow.read_text(encoding="utf-8")
+    assert text.startswith(BANK_HEADER) and "programs: presets" in text and "# my set" not in text
+    again = find_bank(str(flow), user_dir=user_dir)
+    assert (again.morph_cc, again.knob_ccs[7]) == (11, 20)
 
 
 def test_learned_cc_is_written_in_place_for_a_bank_read_from_a_path(
