@@ -26,6 +26,7 @@ from test_live import MATCH, MISMATCH, match, note, onset
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.live import Player
+from gansynth_instrument.osc_addresses import OSC_ADDRESSES
 from gansynth_instrument.preset_files import check_free, find_preset
 
 PITCH = 60
@@ -91,6 +92,14 @@ def record(rig: Rig, start: Callable[[], None], stop: Callable[[], None]) -> tup
         stop()
         audio = recorder.wait(timeout_s=10)[:, 0].copy()
         return recorder.wall_time_s(onset(audio)) - called, audio
+
+
+def test_the_server_answers_exactly_the_addresses_of_the_table() -> None:
+    from gansynth_instrument.osc_server import OscServer
+
+    handlers = {name for name in vars(OscServer) if name.startswith("_on_")}
+    assert handlers == {a.handler for a in OSC_ADDRESSES}
+    assert len({a.address for a in OSC_ADDRESSES}) == len(OSC_ADDRESSES) > 10
 
 
 def test_an_osc_note_sounds_as_its_midi_twin_does(rig: Rig):
