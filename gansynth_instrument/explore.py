@@ -30,14 +30,7 @@ def random_timbre(template: Timbre) -> Timbre:
     """A fresh random timbre (named by its seed) with the level and envelope of ``template``
     (what was playing): only the timbre changes."""
     seed = random_seed()
-    return Timbre(
-        f"random-{seed}",
-        random_latent(seed, len(template.latent)),
-        template.gain_db,
-        template.attack_s,
-        template.release_s,
-        template.loop,
-    )
+    return template.with_latent(f"random-{seed}", random_latent(seed, len(template.latent)))
 
 
 def found_name(user_dir: Path | None = None, now: datetime.datetime | None = None) -> str:

@@ -249,14 +249,7 @@ class Surface:
             raise PresetError(f"a drawn latent's values must be finite, within ±{LATENT_LIMIT:g}")
         latent = (rescale(z) if rescaled else z).astype(np.float32)
         template = self.player.with_engine(lambda e: e.current())
-        timbre = Timbre(
-            f"drawn-{latent_digest(latent)[:8]}",
-            latent,
-            template.gain_db,
-            template.attack_s,
-            template.release_s,
-            template.loop,
-        )
+        timbre = template.with_latent(f"drawn-{latent_digest(latent)[:8]}", latent)
         self.player.with_engine(lambda e: e.switch_to(timbre))
 
     def save(self, name: object) -> Path:
