@@ -34,7 +34,7 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
     timbre_preset,
 )
-from gansynth_instrument.presets import BANK_HEADER, Bank, Preset, bank_text, preset_between
+from gansynth_instrument.presets import BANK_HEADER, Bank, Kit, Preset, bank_text, preset_between
 from gansynth_instrument.timbre import Timbre
 
 
@@ -296,6 +296,36 @@ def test_one_builder_makes_presets_of_what_plays_and_of_a_model_timbre(user_dir:
         description="strings, trained",
         model="fam",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: p\nseed: 1\ncolour: red\n",
+            "unknown field 'colour' (known: name, description, seed,",
+        ),
+        ("name: b\nprograms: {}\ncolour: red\n", "unknown field 'colour' (known: name, desc"),
+        ("name: b\nmorph: {path: [a, b], speed: 2}\n", "unknown field 'morph.speed' (known: pa"),
+        ("name: b\nmorph: [a, b]\n", "field 'morph': expected a mapping (path:, cc:, steps:)"),
+        ("name: b\npad: 3\n", "field 'pad': expected a mapping (corners:, cc:, size:)"),
+        ("name: b\nknobs: {cc: [], size: 2}\n", "unknown field 'knobs.size' (known: cc)"),
+        ("name: b\nknobs: [70]\n", "field 'knobs': expected a mapping (cc:)"),
+        ("name: k\nkit: {}\ncolour: red\n", "unknown field 'colour' (known: name, descrip"),
+        (
+            "name: k\nkit: {36: {preset: felt-keys, pitch: 36, decay_ms: 9, x: 1}}\n",
+            "unknown field 'kit.36.x' (known: preset, pitch, hold_ms, decay_ms, gain_db)",
+        ),
+    ],
+)
+def test_each_file_names_its_unknown_or_misshapen_field_alike(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = _write(tmp_path / "f.yaml", text)
+    kind = {"p": Preset, "b": Bank, "k": Kit}[text.split("\n")[0].removeprefix("name: ")]
+    with pytest.raises(PresetError) as err:
+        kind.from_dict(yaml.safe_load(text), str(path), path)
+    assert str(err.value).startswith(f"{path}: {message}")
 
 
 def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
