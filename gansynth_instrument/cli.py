@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.interrupts import import_whole
+from gansynth_instrument.osc_addresses import OSC_ADDRESSES
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -555,7 +556,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="PORT",
         help="listen for OSC messages on this UDP port (0: a free one, printed); addresses: "
-        "/note /cc /program /midi /knob /pad /morph /preset /random /save /latent (README)",
+        f"{' '.join(a.address for a in OSC_ADDRESSES)} (the Browser and OSC guide)",
     )
     osc.add_argument(
         "--osc-host",

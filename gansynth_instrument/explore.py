@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-import numpy as np
-
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.preset_files import PRESET_SUFFIX, save_preset, user_presets_dir
+from gansynth_instrument.preset_files import (
+    name_holder,
+    save_preset,
+    timbre_preset,
+    user_presets_dir,
+)
 from gansynth_instrument.presets import Preset, random_seed
 from gansynth_instrument.timbre import Timbre
 
@@ -27,24 +30,17 @@ def random_timbre(template: Timbre) -> Timbre:
     """A fresh random timbre (named by its seed) with the level and envelope of ``template``
     (what was playing): only the timbre changes."""
     seed = random_seed()
-    return Timbre(
-        f"random-{seed}",
-        random_latent(seed, len(template.latent)),
-        template.gain_db,
-        template.attack_s,
-        template.release_s,
-        template.loop,
-    )
+    return template.with_latent(f"random-{seed}", random_latent(seed, len(template.latent)))
 
 
 def found_name(user_dir: Path | None = None, now: datetime.datetime | None = None) -> str:
     """``found-YYYYMMDD-HHMMSS`` (local time: when it was found), with ``-2``, ``-3``... when a
-    user preset of that name exists already."""
+    preset holds that name already (``name_holder``)."""
     directory = user_dir if user_dir is not None else user_presets_dir()
     stamp = f"{FOUND_PREFIX}-{(now or datetime.datetime.now()):%Y%m%d-%H%M%S}"
     for n in range(1, _MAX_SAME_SECOND):
         name = stamp if n == 1 else f"{stamp}-{n}"
-        if not (directory / f"{name}{PRESET_SUFFIX}").exists():
+        if name_holder(name, user_dir=directory) is None:
             return name
     raise PresetError(f"{directory}: {_MAX_SAME_SECOND} presets named {stamp}-N already")
 
@@ -61,21 +57,3 @@ def save_found(
     a full or read-only folder is one error line and no file changes."""
     preset = timbre_preset(timbre, found_name(user_dir, now), note=note, model=model)
     return preset, save_preset(preset, user_dir)
-
-
-def timbre_preset(timbre: Timbre, name: str, *, note: str = "", model: str | None = None) -> Preset:
-    """What plays as preset ``name``: its latent exactly (float32 values, so it reloads to
-    bit-identical notes), level and envelope. The description says where it came from
-    (``timbre``'s name) and ``note`` (e.g. the knob offsets); it records ``model``, the model's
-    ``preset_model``, the one the latent means this timbre on."""
-    return Preset(
-        name=name,
-        seed=None,
-        latent=tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
-        gain_db=timbre.gain_db,
-        attack_s=timbre.attack_s,
-        release_s=timbre.release_s,
-        loop=timbre.loop,
-        description=f"from {timbre.name}" + (f", {note}" if note else ""),
-        model=model,
-    )

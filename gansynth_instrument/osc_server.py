@@ -2,16 +2,9 @@
 for Pd, Max and TouchOSC.
 
 Every message goes through the browser surface (``ui_surface.Surface``), so through the same
-path as the matching MIDI message, on the focus channel. Addresses and arguments:
-
-- ``/note PITCH VELOCITY``: note on; velocity 0 is a note off (both 0-127);
-- ``/cc NUMBER VALUE``, ``/program NUMBER``, ``/midi B0 [B1 [B2]]``: MIDI messages as they are;
-- ``/knob N VALUE``: timbre knob N (1..K), VALUE 0..1 (0.5: the centre);
-- ``/pad X Y``: the XY pad, each 0..1; ``/morph VALUE``: the morph position, 0..1;
-- ``/preset NAME``: play a preset (a preset of the bank by its bank select + program change);
-- ``/random``: a fresh random timbre; ``/save [NAME]``: save what plays as your preset NAME
-  (no NAME: a generated one, as the save button does);
-- ``/latent V1 .. Vn``: play a latent of the model's size.
+path as the matching MIDI message, on the focus channel. The addresses and their arguments are
+``osc_addresses.OSC_ADDRESSES``; each is carried out by the method the table names
+(``/note``: ``OscServer._on_note``).
 
 A 0..1 value becomes the controller's 0..127 (rounded). A message that cannot be carried out
 (unknown address, a value out of range, a name that is not a preset) is one line on stderr and
@@ -37,6 +30,7 @@ from gansynth_instrument.midi_spec import (
     NOTE_ON,
     PROGRAM_CHANGE,
 )
+from gansynth_instrument.osc_addresses import OSC_ADDRESSES
 from gansynth_instrument.ui_surface import Surface
 
 LOCALHOST = "127.0.0.1"
@@ -63,19 +57,8 @@ class OscServer:
         self._thread: threading.Thread | None = None
         self.handled = 0  # messages carried out, and refused: what a sender can wait on
         self.refused = 0
-        engine = surface.player.engine
         self._handlers: dict[str, Callable[[list[Any]], None]] = {
-            "/note": lambda a: self._note(*_ints(a, 2, "PITCH VELOCITY")),
-            "/cc": lambda a: self._midi([CONTROL_CHANGE, *_ints(a, 2, "NUMBER VALUE")]),
-            "/program": lambda a: self._midi([PROGRAM_CHANGE, *_ints(a, 1, "NUMBER")]),
-            "/midi": lambda a: surface.act({"midi": [_integral(v) for v in a]}),
-            "/knob": self._knob,
-            "/pad": self._pad,
-            "/morph": self._morph,
-            "/preset": lambda a: surface.select(_one_name(a)),
-            "/random": lambda a: self._button(engine.random_cc, "random"),
-            "/save": self._save,
-            "/latent": lambda a: surface.act({"latent": a}),
+            a.address: getattr(self, a.handler) for a in OSC_ADDRESSES
         }
 
     def start(self) -> OscServer:
@@ -126,10 +109,22 @@ class OscServer:
         """``message`` with the focus channel in its status byte, checked as the page's are."""
         self.surface.act({"midi": [message[0] | self._focus(), *message[1:]]})
 
-    def _note(self, pitch: int, velocity: int) -> None:
+    # -- one handler per address of OSC_ADDRESSES, named after it ----------------------------
+
+    def _on_note(self, args: list[Any]) -> None:
+        pitch, velocity = _ints(args, 2, "PITCH VELOCITY")
         self._midi([NOTE_ON if velocity else NOTE_OFF, pitch, velocity])
 
-    def _knob(self, args: list[Any]) -> None:
+    def _on_cc(self, args: list[Any]) -> None:
+        self._midi([CONTROL_CHANGE, *_ints(args, 2, "NUMBER VALUE")])
+
+    def _on_program(self, args: list[Any]) -> None:
+        self._midi([PROGRAM_CHANGE, *_ints(args, 1, "NUMBER")])
+
+    def _on_midi(self, args: list[Any]) -> None:
+        self.surface.act({"midi": [_integral(v) for v in args]})
+
+    def _on_knob(self, args: list[Any]) -> None:
         ccs = self.surface.knob_ccs
         if len(args) != 2 or type(args[0]) is not int or not 1 <= args[0] <= len(ccs):
             if not ccs:
@@ -137,12 +132,12 @@ class OscServer:
             raise PresetError(f"expects N VALUE with N 1..{len(ccs)}, got {_shown(args)}")
         self._controls([ccs[args[0] - 1]], args[1:], "/knob N")
 
-    def _pad(self, args: list[Any]) -> None:
+    def _on_pad(self, args: list[Any]) -> None:
         if not self.surface.pad_ccs:
             raise PresetError("the bank has no XY pad")
         self._controls(list(self.surface.pad_ccs), args, "/pad")
 
-    def _morph(self, args: list[Any]) -> None:
+    def _on_morph(self, args: list[Any]) -> None:
         cc = self.surface.player.engine.morph_cc
         if cc is None:
             raise PresetError("the bank has no morph path")
@@ -161,11 +156,20 @@ class OscServer:
         self._midi([CONTROL_CHANGE, cc, DATA_MAX])
         self._midi([CONTROL_CHANGE, cc, 0])
 
-    def _save(self, args: list[Any]) -> None:
+    def _on_preset(self, args: list[Any]) -> None:
+        self.surface.select(_one_name(args))
+
+    def _on_random(self, args: list[Any]) -> None:
+        self._button(self.surface.player.engine.random_cc, "random")
+
+    def _on_save(self, args: list[Any]) -> None:
         if args:
             self.surface.save(_one_name(args))
         else:
             self._button(self.surface.player.engine.save_cc, "save")
+
+    def _on_latent(self, args: list[Any]) -> None:
+        self.surface.act({"latent": args})
 
 
 def _integral(value: Any) -> Any:

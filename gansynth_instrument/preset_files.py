@@ -32,15 +32,17 @@ from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.latent import LATENT_SIZE
 from gansynth_instrument.metadata import ModelInfo, ModelTimbre
-from gansynth_instrument.preset_yaml import dump_yaml, parse_yaml, read_yaml
+from gansynth_instrument.preset_yaml import parse_yaml, read_yaml
 from gansynth_instrument.presets import (
     Bank,
     Kit,
     Preset,
+    bank_text,
     check_name,
     preset_between,
     random_seed,
 )
+from gansynth_instrument.timbre import Timbre
 
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
@@ -214,22 +216,42 @@ def _misfit(preset: Preset, model: ModelInfo | None) -> str | None:
     return None if model is None else preset.misfit(model.preset_model, model.latent_size)
 
 
-def timbre_preset(timbre: ModelTimbre, model: str | None = None) -> Preset:
-    """A model timbre as an explicit-latent preset, made for ``model`` (a ``preset_model``)."""
-    return Preset(
-        name=timbre.name,
-        seed=None,
-        latent=timbre.latent,
-        program=timbre.program,
-        bank=timbre.bank,
-        description=timbre.description,
-        model=model,
-    )
+def timbre_preset(
+    timbre: Timbre | ModelTimbre,
+    name: str | None = None,
+    *,
+    note: str = "",
+    model: str | None = None,
+) -> Preset:
+    """The explicit-latent preset ``name`` (default: the timbre's own name) that plays
+    ``timbre``, made for ``model`` (a ``preset_model``: the model its latent means this timbre
+    on). What plays (a ``Timbre``) keeps its latent exactly (float32 values, so it reloads to
+    bit-identical notes), level and envelope, and the description says where it came from and
+    ``note`` (e.g. the knob offsets); a model's own timbre keeps its latent as stored, its
+    program, bank and description."""
+    fields: dict[str, Any]
+    if isinstance(timbre, ModelTimbre):
+        fields = {
+            "latent": timbre.latent,
+            "program": timbre.program,
+            "bank": timbre.bank,
+            "description": timbre.description,
+        }
+    else:
+        fields = {
+            "latent": tuple(np.asarray(timbre.latent, dtype=np.float32).tolist()),
+            "gain_db": timbre.gain_db,
+            "attack_s": timbre.attack_s,
+            "release_s": timbre.release_s,
+            "loop": timbre.loop,
+            "description": f"from {timbre.name}" + (f", {note}" if note else ""),
+        }
+    return Preset(name=timbre.name if name is None else name, seed=None, model=model, **fields)
 
 
 def model_presets(model: ModelInfo) -> list[Preset]:
     """The timbres the model carries, as presets made for it."""
-    return [timbre_preset(t, model.preset_model or None) for t in model.timbres]
+    return [timbre_preset(t, model=model.preset_model or None) for t in model.timbres]
 
 
 def _load_named(path: Path, name: str) -> Preset:
@@ -473,44 +495,63 @@ def _make_dir(directory: Path, what: str) -> None:
         ) from None
 
 
-# A bank file's own "cc:" line under "morph:" (block style), so a learned controller can be saved
-# without losing the file's comments or its "programs: presets".
+# A bank file's own "cc:" line with one number (morph's, in block style), so a learned controller
+# can be saved without losing the file's comments or its "programs: presets".
 _CC_LINE = re.compile(r"^(?P<head>[ \t]+cc:[ \t]*)\d+(?=[ \t]*(#.*)?$)", re.MULTILINE)
 
 
 def save_morph_cc(bank: Bank, cc: int, *, user_dir: Path | None = None) -> Path:
-    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``.
-
-    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
-    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place.
-    The file's text is kept (comments, ``programs: presets``) when only its ``cc:`` line needs to
-    change; otherwise its fields are written out anew. Atomic either way; returns the path.
-    """
+    """Remember a learned morph controller (``play --learn``): write the bank with ``morph.cc``
+    (``_save_bank_change``: the file's text is kept, comments and ``programs: presets``, when only
+    its ``cc:`` line needs to change). Atomic; returns the path."""
     if not bank.morph_path:
         raise PresetError(f"bank '{bank.name}' has no morph path, so no morph controller to save")
-    learned = replace(bank, morph_cc=cc)  # validates the controller number
-    text = learned.to_yaml() if bank.path is None else _bank_text_with_cc(bank, cc)
-    return _save_learned(bank, text, f"'play --learn' (morph: CC{cc})", user_dir)
+    why = f"'play --learn' (morph: CC{cc})"
+    return _save_bank_change(bank, "morph", {"cc": cc}, why, user_dir=user_dir)
 
 
 def save_knob_cc(bank: Bank, knob: int, cc: int, *, user_dir: Path | None = None) -> Path:
     """Remember a learned knob controller (``play --learn-knob``): write the bank with
-    ``knobs.cc`` (knob 0-based), where ``save_morph_cc`` would write it. The file's fields are
-    written out anew (its comments go; ``programs: presets`` stays). Atomic; returns the path."""
+    ``knobs.cc`` (knob 0-based) through ``_save_bank_change`` (the file's comments go;
+    ``programs: presets`` stays). Atomic; returns the path."""
     ccs = list(bank.knob_ccs)
     ccs[knob] = cc
-    replace(bank, knob_ccs=tuple(ccs))  # validates: range, the pedal, collisions
+    why = f"'play --learn-knob' (knob {knob + 1}: CC{cc})"
+    return _save_bank_change(bank, "knobs", {"cc": ccs}, why, user_dir=user_dir)
+
+
+def _save_bank_change(
+    bank: Bank,
+    section: str,
+    changes: Mapping[str, Any],
+    why: str,
+    *,
+    user_dir: Path | None = None,
+) -> Path:
+    """The one bank writer: ``bank`` with ``changes`` made in its ``section`` (``morph``,
+    ``knobs``), checked as a file is when read, written atomically; ``why`` names what saved it.
+
+    A shipped bank is never modified: the copy goes to the user banks folder under the same name,
+    where ``find_bank`` looks first. A user bank, or one read from a path, is rewritten in place,
+    keeping the file's own fields (``programs: presets`` stays), and its own text (comments
+    included) when changing its one ``cc:`` line gives exactly the intended fields; otherwise the
+    fields are written out anew (``bank_text``).
+    """
+    where = str(bank.path) if bank.path is not None else f"bank '{bank.name}'"
     raw = read_yaml(bank.path) if bank.path is not None else bank.to_dict()
     if not isinstance(raw, Mapping):
-        raise PresetError(f"{bank.path}: no longer a mapping of fields; not saved")
-    data = {**raw, "knobs": {"cc": ccs}}
-    Bank.from_dict({**data, "programs": bank.programs}, bank.name)  # still valid as a file?
-    text = "# gansynth-instrument bank\n" + dump_yaml(data)
-    return _save_learned(bank, text, f"'play --learn-knob' (knob {knob + 1}: CC{cc})", user_dir)
-
-
-def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Path:
-    """A user or path bank in place; a shipped (or unsaved) bank as the user copy."""
+        raise PresetError(f"{where}: no longer a mapping of fields; not saved")
+    old = raw.get(section) or {}
+    if not isinstance(old, Mapping):
+        raise PresetError(f"{where}: field '{section}': no longer a mapping; not saved")
+    data = {**raw, section: {**old, **changes}}
+    Bank.from_dict({**data, "programs": bank.programs}, where, bank.path)  # still valid?
+    text = bank_text(data)
+    cc = changes.get("cc")
+    if bank.path is not None and type(cc) is int:
+        edited, count = _CC_LINE.subn(rf"\g<head>{cc}", bank.path.read_text(encoding="utf-8"))
+        if count == 1 and parse_yaml(edited) == data:
+            text = edited
     if bank.path is not None and not is_shipped(bank):
         target = bank.path
     else:
@@ -520,23 +561,6 @@ def _save_learned(bank: Bank, text: str, why: str, user_dir: Path | None) -> Pat
         if bank.path is not None:  # the shipped text's comments may name the old controller
             text = f"# Your copy of {bank.path}, saved by {why}.\n" + text
     return write_text_atomic(target, text)
-
-
-def _bank_text_with_cc(bank: Bank, cc: int) -> str:
-    """The bank file's text with ``morph.cc`` set: its own text with the one line changed when
-    that parses to exactly the intended fields, else the fields dumped anew."""
-    assert bank.path is not None
-    data = read_yaml(bank.path)
-    morph = data.get("morph") if isinstance(data, Mapping) else None
-    if not isinstance(data, Mapping) or not isinstance(morph, Mapping):
-        raise PresetError(f"{bank.path}: field 'morph': no longer a mapping; not saved")
-    expected = {**data, "morph": {**morph, "cc": cc}}
-    Bank.from_dict({**expected, "programs": bank.programs}, str(bank.path))  # still valid?
-    text = bank.path.read_text(encoding="utf-8")
-    edited, count = _CC_LINE.subn(rf"\g<head>{cc}", text)
-    if count == 1 and parse_yaml(edited) == expected:
-        return edited
-    return "# gansynth-instrument bank\n" + dump_yaml(expected)
 
 
 def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:
@@ -562,13 +586,46 @@ def delete_preset(name: str, *, user_dir: Path | None = None) -> Path:
 # --- making new presets ---------------------------------------------------------------------------
 
 
-def _check_free(name: str, user_dir: Path | None, force: bool, keep: Path | None = None) -> None:
-    """Refuse to overwrite a different user preset unless ``force`` (``keep``: the file edited)."""
-    target = (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
-    if target.is_file() and not force and (keep is None or target.resolve() != keep.resolve()):
+def user_preset_path(name: str, user_dir: Path | None = None) -> Path:
+    """Where the user preset ``name`` is (or would be) saved."""
+    return (user_dir if user_dir is not None else user_presets_dir()) / f"{name}{PRESET_SUFFIX}"
+
+
+def name_holder(name: str, *, user_dir: Path | None = None, shipped: bool = True) -> Path | None:
+    """The preset file that holds ``name`` already: the user's, else (``shipped``) the shipped
+    one; None when the name is free. The one rule for a new preset's name: every caller that
+    saves under a new name (``presets new``/``save``, the browser and OSC, the save button) asks
+    here."""
+    places = [user_preset_path(name, user_dir)]
+    places += [shipped_presets_dir() / f"{name}{PRESET_SUFFIX}"] if shipped else []
+    return next((path for path in places if path.is_file()), None)
+
+
+def check_free(
+    where: str,
+    name: object,
+    *,
+    user_dir: Path | None = None,
+    keep: Path | None = None,
+    shipped: bool = True,
+    has_force: bool = False,
+) -> str:
+    """``name`` as a new user preset's name: valid (``check_name``), and held by no user preset
+    (but ``keep``, the file saved in place) and, with ``shipped``, no shipped one (a user preset
+    of a shipped name takes its place everywhere). Otherwise one PresetError line, naming
+    ``--force`` when the caller has it (``has_force``)."""
+    check_name(where, name)
+    assert isinstance(name, str)
+    holder = name_holder(name, user_dir=user_dir, shipped=shipped)
+    if holder is None or (keep is not None and holder.resolve() == keep.resolve()):
+        return name
+    remedy = "--force to replace it, or choose another name" if has_force else "choose another name"
+    if holder.parent.resolve() == shipped_presets_dir().resolve():
         raise PresetError(
-            f"{target}: a user preset '{name}' exists already (--force to replace it)"
+            f"{where}: '{name}' is a shipped preset; a new one of that name would take its "
+            f"place everywhere ({remedy})"
         )
+    raise PresetError(f"{where}: {holder}: a user preset '{name}' exists already ({remedy})")
 
 
 def create_preset(
@@ -601,12 +658,8 @@ def create_preset(
             "presets new: give exactly one of --seed N, --random, --between A B, --from PRESET"
         )
     check_name("presets new", name)
-    _check_free(name, user_dir, force)
-    if not force and name in _names_in([shipped_presets_dir()]):
-        raise PresetError(
-            f"presets new: '{name}' is a shipped preset; a new one of that name would take its "
-            "place everywhere (--force to do so, or choose another name)"
-        )
+    if not force:
+        check_free("presets new", name, user_dir=user_dir, has_force=True)
     if model is not None:
         latent_size = model.latent_size
     if from_preset is not None:
@@ -651,5 +704,13 @@ def save_copy(
     """
     original = find_preset(source, user_dir=user_dir, model=model)
     preset = original.copy(**{**(changes or {}), **({"name": new_name} if new_name else {})})
-    _check_free(preset.name, user_dir, force, keep=original.path)
+    if not force:  # a shipped name is fine: the copy shadows it on purpose
+        check_free(
+            "presets save",
+            preset.name,
+            user_dir=user_dir,
+            keep=original.path,
+            shipped=False,
+            has_force=True,
+        )
     return preset, save_preset(preset, user_dir)

@@ -49,6 +49,7 @@ KIT_KEY_RANGE = (0, 127)  # a General MIDI kit fills 35-81
 KIT_PITCH_RANGE = (0, 127)
 HOLD_MS_RANGE = (0.0, 4000.0)  # a note lasts 4 s
 DECAY_MS_RANGE = (1.0, 4000.0)
+BANK_HEADER = "# gansynth-instrument bank\n"  # the first line of every bank file written
 
 _PRESET_KEYS = (
     "name",
@@ -107,6 +108,28 @@ def check_name(where: str, value: object, field_name: str = "name") -> None:
             f"{where}: field '{field_name}': {value!r} is not a valid name "
             "(1-64 letters, digits, '-' or '_', starting with a letter or digit)"
         )
+
+
+def _check_known(
+    where: str, fields: Mapping[Any, Any], known: tuple[str, ...], parent: str = ""
+) -> None:
+    """A PresetError naming the first field of ``fields`` (under ``parent``) not in ``known``."""
+    unknown = sorted(str(k) for k in fields if k not in known)
+    if unknown:
+        name = f"{parent}.{unknown[0]}" if parent else unknown[0]
+        raise PresetError(f"{where}: unknown field '{name}' (known: {', '.join(known)})")
+
+
+def _section(
+    where: str, data: Mapping[Any, Any], key: str, known: tuple[str, ...]
+) -> Mapping[Any, Any]:
+    """A file's field ``key``: a mapping of ``known`` fields only ({} when absent or empty)."""
+    section = data.get(key) or {}
+    if not isinstance(section, Mapping):
+        shown = ", ".join(f"{k}:" for k in known)
+        raise PresetError(f"{where}: field '{key}': expected a mapping ({shown})")
+    _check_known(where, section, known, key)
+    return section
 
 
 def _check_range(where: str, name: str, value: object, bounds: tuple[float, float]) -> None:
@@ -269,11 +292,7 @@ class Preset:
         """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
         if not isinstance(data, Mapping):
             raise PresetError(f"{where}: expected a mapping of fields (name: ..., seed: ...)")
-        unknown = sorted(str(k) for k in data if k not in _PRESET_KEYS)
-        if unknown:
-            raise PresetError(
-                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_PRESET_KEYS)})"
-            )
+        _check_known(where, data, _PRESET_KEYS)
         if "name" not in data:
             raise PresetError(f"{where}: field 'name' is missing")
         values = {k: data[k] for k in _PRESET_KEYS if k in data}
@@ -481,35 +500,12 @@ class Bank:
         """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
         if not isinstance(data, Mapping):
             raise PresetError(f"{where}: expected a mapping of fields (name:, programs:, morph:)")
-        unknown = sorted(str(k) for k in data if k not in _BANK_KEYS)
-        if unknown:
-            raise PresetError(
-                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_BANK_KEYS)})"
-            )
+        _check_known(where, data, _BANK_KEYS)
         if "name" not in data:
             raise PresetError(f"{where}: field 'name' is missing")
-        morph = data.get("morph") or {}
-        if not isinstance(morph, Mapping):
-            raise PresetError(f"{where}: field 'morph': expected a mapping (path:, cc:, steps:)")
-        unknown = sorted(str(k) for k in morph if k not in _MORPH_KEYS)
-        if unknown:
-            raise PresetError(
-                f"{where}: unknown field 'morph.{unknown[0]}' (known: {', '.join(_MORPH_KEYS)})"
-            )
-        pad = data.get("pad") or {}
-        if not isinstance(pad, Mapping):
-            raise PresetError(f"{where}: field 'pad': expected a mapping (corners:, cc:, size:)")
-        unknown = sorted(str(k) for k in pad if k not in _PAD_KEYS)
-        if unknown:
-            raise PresetError(
-                f"{where}: unknown field 'pad.{unknown[0]}' (known: {', '.join(_PAD_KEYS)})"
-            )
-        knobs = data.get("knobs") or {}
-        if not isinstance(knobs, Mapping):
-            raise PresetError(f"{where}: field 'knobs': expected a mapping (cc:)")
-        unknown = sorted(str(k) for k in knobs if k not in _KNOBS_KEYS)
-        if unknown:
-            raise PresetError(f"{where}: unknown field 'knobs.{unknown[0]}' (known: cc)")
+        morph = _section(where, data, "morph", _MORPH_KEYS)
+        pad = _section(where, data, "pad", _PAD_KEYS)
+        knobs = _section(where, data, "knobs", _KNOBS_KEYS)
         return cls(
             name=data["name"],
             programs=data.get("programs") or {},
@@ -528,7 +524,13 @@ class Bank:
         )
 
     def to_yaml(self) -> str:
-        return "# gansynth-instrument bank\n" + dump_yaml(self.to_dict())
+        return bank_text(self.to_dict())
+
+
+def bank_text(data: Mapping[str, Any]) -> str:
+    """A bank file's text from its fields (``Bank.to_dict``'s, or a file's own read back):
+    the one place a bank is written out, under ``BANK_HEADER``."""
+    return BANK_HEADER + dump_yaml(data)
 
 
 @dataclass(frozen=True)
@@ -561,11 +563,7 @@ def _check_sound(where: str, key: object, sound: object) -> KitSound:
         sound = sound.to_dict()
     if not isinstance(sound, Mapping):
         raise PresetError(f"{where}: field '{field_name}': expected a mapping (preset:, pitch:)")
-    unknown = sorted(str(k) for k in sound if k not in _SOUND_KEYS)
-    if unknown:
-        raise PresetError(
-            f"{where}: unknown field '{field_name}.{unknown[0]}' (known: {', '.join(_SOUND_KEYS)})"
-        )
+    _check_known(where, sound, _SOUND_KEYS, field_name)
     for required in ("preset", "pitch", "decay_ms"):
         if required not in sound:
             raise PresetError(f"{where}: field '{field_name}.{required}' is missing")
@@ -624,11 +622,7 @@ class Kit:
         """Build from parsed YAML; unknown or missing fields are PresetErrors naming ``where``."""
         if not isinstance(data, Mapping):
             raise PresetError(f"{where}: expected a mapping of fields (name:, kit:)")
-        unknown = sorted(str(k) for k in data if k not in _KIT_KEYS)
-        if unknown:
-            raise PresetError(
-                f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_KIT_KEYS)})"
-            )
+        _check_known(where, data, _KIT_KEYS)
         for required in ("name", "kit"):
             if required not in data:
                 raise PresetError(f"{where}: field '{required}' is missing")

@@ -64,6 +64,11 @@ class Timbre:
         """The note cache's timbre key for this latent (hashed once: note-ons ask for it)."""
         return latent_digest(self.latent)
 
+    def with_latent(self, name: str, latent: np.ndarray) -> Timbre:
+        """Timbre ``name`` of ``latent`` at this one's level and envelope: a random draw or a
+        drawn latent changes the timbre only."""
+        return Timbre(name, latent, self.gain_db, self.attack_s, self.release_s, self.loop)
+
     @classmethod
     def from_preset(cls, preset: PresetLike, latent_size: int) -> Timbre:
         return cls(

@@ -27,7 +27,6 @@ import numpy as np
 from scipy.signal import spectrogram as stft_power
 
 from gansynth_instrument.errors import PresetError
-from gansynth_instrument.explore import timbre_preset
 from gansynth_instrument.keyboard import KEY_BUTTONS, KEY_SEMITONES
 from gansynth_instrument.knobs import KNOB_CCS
 from gansynth_instrument.latent import latent_digest, rescale
@@ -46,13 +45,14 @@ from gansynth_instrument.midi_spec import (
 )
 from gansynth_instrument.note import Note
 from gansynth_instrument.preset_files import (
-    PRESET_SUFFIX,
+    check_free,
     delete_preset,
     find_preset,
     list_presets,
     save_copy,
     save_preset,
-    shipped_presets_dir,
+    timbre_preset,
+    user_preset_path,
     user_presets_dir,
 )
 from gansynth_instrument.presets import check_name
@@ -254,22 +254,13 @@ class Surface:
             raise PresetError(f"a drawn latent's values must be finite, within ±{LATENT_LIMIT:g}")
         latent = (rescale(z) if rescaled else z).astype(np.float32)
         template = self.player.with_engine(lambda e: e.current())
-        timbre = Timbre(
-            f"drawn-{latent_digest(latent)[:8]}",
-            latent,
-            template.gain_db,
-            template.attack_s,
-            template.release_s,
-            template.loop,
-        )
+        timbre = template.with_latent(f"drawn-{latent_digest(latent)[:8]}", latent)
         self.player.with_engine(lambda e: e.switch_to(timbre))
 
     def save(self, name: object) -> Path:
         """Save what plays (knob offsets included; its latent exactly) as your preset ``name``,
         a name not taken by yours or a shipped one. Atomic; returns the file."""
-        check_name("save", name)
-        assert isinstance(name, str)
-        self._check_free(name)
+        name = check_free("save", name, user_dir=self.user_dir)
         timbre = self.player.with_engine(lambda e: e.current())
         note = "saved in the browser"
         preset = timbre_preset(timbre, name, note=note, model=self.player.preset_model)
@@ -285,18 +276,13 @@ class Surface:
             raise PresetError(
                 f"rename: '{old}' is not one of your presets (shipped ones are read-only)"
             )
-        self._check_free(new)
+        check_free("rename", new, user_dir=self.user_dir)
         _, path = save_copy(old, new_name=new, user_dir=self.user_dir)
         delete_preset(old, user_dir=self.user_dir)
         return path
 
     def _is_users(self, name: str) -> bool:
-        return (self.user_dir / f"{name}{PRESET_SUFFIX}").is_file()
-
-    def _check_free(self, name: str) -> None:
-        shipped = (shipped_presets_dir() / f"{name}{PRESET_SUFFIX}").is_file()
-        if self._is_users(name) or shipped:
-            raise PresetError(f"a preset named '{name}' exists already; choose another name")
+        return user_preset_path(name, self.user_dir).is_file()
 
 
 def check_midi(msg: object) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gansynth_instrument.cli import build_parser
+from gansynth_instrument.osc_addresses import OSC_ADDRESSES
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -70,6 +71,18 @@ def test_the_api_reference_documents_every_public_name(site: Path) -> None:
         if name != "__version__":
             assert f'id="gansynth_instrument.{name}"' in html, name
     assert "Load an exported model on a backend" in page_text(html)  # docstrings, not only names
+
+
+def test_the_osc_guide_and_play_help_show_every_address_of_the_table(site: Path) -> None:
+    html = (site / "guide" / "surfaces" / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"<tr>\s*<td><code>(/\w+)</code></td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", html
+    )
+    assert rows == [(a.address, a.arguments, a.does) for a in OSC_ADDRESSES]
+    assert "osc-addresses" not in html  # the marker was replaced, not left as a comment
+    text = page_text((site / "reference" / "cli" / "index.html").read_text(encoding="utf-8"))
+    for address in OSC_ADDRESSES:
+        assert f" {address.address} " in " ".join(text.split()), address.address
 
 
 def test_the_site_has_the_user_guide_model_card_and_design(site: Path) -> None:

@@ -24,8 +24,10 @@ from jackrig import MidiSender, Recorder
 from surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 from test_live import MATCH, MISMATCH, match, note, onset
 
+from gansynth_instrument.errors import PresetError
 from gansynth_instrument.live import Player
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.osc_addresses import OSC_ADDRESSES
+from gansynth_instrument.preset_files import check_free, find_preset
 
 PITCH = 60
 OSC_EXTRA_S = 0.020  # an OSC note's delay beyond a MIDI note's (same run), median
@@ -90,6 +92,14 @@ def record(rig: Rig, start: Callable[[], None], stop: Callable[[], None]) -> tup
         stop()
         audio = recorder.wait(timeout_s=10)[:, 0].copy()
         return recorder.wall_time_s(onset(audio)) - called, audio
+
+
+def test_the_server_answers_exactly_the_addresses_of_the_table() -> None:
+    from gansynth_instrument.osc_server import OscServer
+
+    handlers = {name for name in vars(OscServer) if name.startswith("_on_")}
+    assert handlers == {a.handler for a in OSC_ADDRESSES}
+    assert len({a.address for a in OSC_ADDRESSES}) == len(OSC_ADDRESSES) > 10
 
 
 def test_an_osc_note_sounds_as_its_midi_twin_does(rig: Rig):
@@ -200,6 +210,9 @@ def test_bad_messages_are_one_line_each_and_change_nothing(rig: Rig):
     for (address, _), line in zip(bad, errors, strict=True):
         assert line.startswith(f"osc: {address}: ")
     assert "1..8" in errors[0] and "../../etc/passwd" in errors[9], errors
+    with pytest.raises(PresetError) as taken:  # the one rule for new names, in its words
+        check_free("save", "felt-keys", user_dir=rig.user_dir)
+    assert errors[11] == f"osc: /save: {taken.value}"
     after = (rig.timbre().key, list(rig.player.controllers[0]), sorted(rig.user_dir.iterdir()))
     assert after == before
     rig.send("/morph", 0.0)  # the server is still listening

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import mido
@@ -11,10 +12,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gansynth_instrument import cli
+from gansynth_instrument import cli, explore, preset_files
 from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.latent import random_latent, slerp
+from gansynth_instrument.metadata import ModelTimbre
 from gansynth_instrument.preset_files import (
+    check_free,
     create_preset,
     delete_preset,
     find_bank,
@@ -23,12 +26,16 @@ from gansynth_instrument.preset_files import (
     list_banks,
     list_presets,
     load_preset_file,
+    name_holder,
     save_copy,
+    save_knob_cc,
     save_morph_cc,
     save_preset,
     shipped_presets_dir,
+    timbre_preset,
 )
-from gansynth_instrument.presets import Bank, Preset, preset_between
+from gansynth_instrument.presets import BANK_HEADER, Bank, Kit, Preset, bank_text, preset_between
+from gansynth_instrument.timbre import Timbre
 
 
 @pytest.fixture
@@ -229,6 +236,98 @@ def test_new_with_a_shipped_name_refuses_without_force(
     assert find_preset("fluid-piano").seed == 3 and (user / "fluid-piano.yaml").is_file()
 
 
+def test_every_save_by_a_new_name_asks_the_one_rule(
+    user_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``presets new``, ``presets save``, the browser and OSC (``check_free("save")``) and the
+    save button's generated names refuse the same taken names, in the same words."""
+    create_preset("mine", seed=5, user_dir=user_dir)
+    mine = user_dir / "mine.yaml"
+    shipped = shipped_presets_dir() / "felt-keys.yaml"
+    assert name_holder("mine", user_dir=user_dir) == mine
+    assert name_holder("felt-keys", user_dir=user_dir) == shipped
+    assert name_holder("felt-keys", user_dir=user_dir, shipped=False) is None
+    assert name_holder("free", user_dir=user_dir) is None
+    taken = f"{mine}: a user preset 'mine' exists already"
+    with pytest.raises(PresetError) as new:
+        create_preset("mine", seed=6, user_dir=user_dir)
+    assert str(new.value) == f"presets new: {taken} (--force to replace it, or choose another name)"
+    with pytest.raises(PresetError) as copy:
+        save_copy("felt-keys", new_name="mine", user_dir=user_dir)
+    assert (
+        str(copy.value) == f"presets save: {taken} (--force to replace it, or choose another name)"
+    )
+    with pytest.raises(PresetError) as page:
+        check_free("save", "mine", user_dir=user_dir)
+    assert str(page.value) == f"save: {taken} (choose another name)"
+    shadowing = "'felt-keys' is a shipped preset; a new one of that name would take its place"
+    for where, refuse in (
+        ("presets new", lambda: create_preset("felt-keys", seed=1, user_dir=user_dir)),
+        ("save", lambda: check_free("save", "felt-keys", user_dir=user_dir)),
+    ):
+        with pytest.raises(PresetError, match=f"^{where}: {shadowing}"):
+            refuse()
+    with pytest.raises(PresetError, match=r"^save: field 'name': '\.\./x' is not a valid name"):
+        check_free("save", "../x", user_dir=user_dir)
+    assert find_preset("mine", user_dir=user_dir).seed == 5  # nothing was overwritten
+    # The save button's generated name passes over a shipped one as over the user's.
+    fake_shipped = _write(tmp_path / "shipped" / "found-20260101-120000.yaml", "")
+    monkeypatch.setattr(preset_files, "shipped_presets_dir", lambda: fake_shipped.parent)
+    when = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    assert explore.found_name(user_dir, when) == "found-20260101-120000-2"
+
+
+def test_one_builder_makes_presets_of_what_plays_and_of_a_model_timbre(user_dir: Path) -> None:
+    latent = (random_latent(7) * np.float32(1.1)).astype(np.float32)
+    playing = Timbre("random-7", latent, gain_db=-2.0, attack_s=0.05, release_s=0.5, loop=True)
+    kept = timbre_preset(playing, "kept", note="knobs 1=+1", model="fam")
+    assert (kept.name, kept.seed, kept.model) == ("kept", None, "fam")
+    assert kept.description == "from random-7, knobs 1=+1"
+    assert (kept.gain_db, kept.attack_s, kept.release_s, kept.loop) == (-2.0, 0.05, 0.5, True)
+    save_preset(kept, user_dir)
+    assert np.array_equal(find_preset("kept", user_dir=user_dir).latent_vector(), latent)
+    own = ModelTimbre("m-strings", "strings", tuple(latent.tolist()), 48, "strings, trained", 1)
+    assert timbre_preset(own, model="fam") == Preset(
+        "m-strings",
+        None,
+        own.latent,
+        program=48,
+        bank=1,
+        description="strings, trained",
+        model="fam",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: p\nseed: 1\ncolour: red\n",
+            "unknown field 'colour' (known: name, description, seed,",
+        ),
+        ("name: b\nprograms: {}\ncolour: red\n", "unknown field 'colour' (known: name, desc"),
+        ("name: b\nmorph: {path: [a, b], speed: 2}\n", "unknown field 'morph.speed' (known: pa"),
+        ("name: b\nmorph: [a, b]\n", "field 'morph': expected a mapping (path:, cc:, steps:)"),
+        ("name: b\npad: 3\n", "field 'pad': expected a mapping (corners:, cc:, size:)"),
+        ("name: b\nknobs: {cc: [], size: 2}\n", "unknown field 'knobs.size' (known: cc)"),
+        ("name: b\nknobs: [70]\n", "field 'knobs': expected a mapping (cc:)"),
+        ("name: k\nkit: {}\ncolour: red\n", "unknown field 'colour' (known: name, descrip"),
+        (
+            "name: k\nkit: {36: {preset: felt-keys, pitch: 36, decay_ms: 9, x: 1}}\n",
+            "unknown field 'kit.36.x' (known: preset, pitch, hold_ms, decay_ms, gain_db)",
+        ),
+    ],
+)
+def test_each_file_names_its_unknown_or_misshapen_field_alike(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = _write(tmp_path / "f.yaml", text)
+    kind = {"p": Preset, "b": Bank, "k": Kit}[text.split("\n")[0].removeprefix("name: ")]
+    with pytest.raises(PresetError) as err:
+        kind.from_dict(yaml.safe_load(text), str(path), path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
 def test_bank_variations_and_drums_round_trip_and_resolve(user_dir: Path) -> None:
     bank = Bank("gm", {0: "felt-keys"}, variations={1: {0: "glass-bell"}}, drums="slow-pad")
     _write(user_dir / "banks" / "gm.yaml", bank.to_yaml())
@@ -355,6 +454,32 @@ def test_learned_cc_of_a_shipped_bank_goes_to_a_user_copy_that_is_found_first(
     again = find_bank("default", user_dir=user_dir)
     assert again.morph_cc == 21 and again.programs[5] == "mine"
     assert shipped.path.read_bytes() == shipped_bytes
+
+
+def test_every_bank_save_goes_through_one_writer_under_one_header(
+    tmp_path: Path, user_dir: Path
+) -> None:
+    made = Bank("made", {0: "felt-keys"}, morph_path=("felt-keys", "slow-pad"))
+    assert made.to_yaml() == bank_text(made.to_dict()) and made.to_yaml().startswith(BANK_HEADER)
+    # A bank built in code: a learned morph controller, then a knob, go to the user copy.
+    path = save_morph_cc(made, 7, user_dir=user_dir)
+    assert save_knob_cc(find_bank("made", user_dir=user_dir), 0, 30, user_dir=user_dir) == path
+    assert path == user_dir / "banks" / "made.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text == bank_text(yaml.safe_load(text))
+    saved = find_bank("made", user_dir=user_dir)
+    assert (saved.morph_cc, saved.knob_ccs[0], saved.programs) == (7, 30, made.programs)
+    # A file whose one "cc:" line is all that changes keeps its text, comments included...
+    own = "# my set\nname: gig\nprograms: presets\nmorph:\n  path: [felt-keys, slow-pad]\n  cc: 1\n"
+    flow = _write(tmp_path / "gig.yaml", own)
+    save_morph_cc(find_bank(str(flow), user_dir=user_dir), 11, user_dir=user_dir)
+    assert flow.read_text(encoding="utf-8") == own.replace("cc: 1", "cc: 11")
+    # ...and a knob learned on it writes its fields anew, under the header, its own kept.
+    save_knob_cc(find_bank(str(flow), user_dir=user_dir), 7, 20, user_dir=user_dir)
+    text = flow.read_text(encoding="utf-8")
+    assert text.startswith(BANK_HEADER) and "programs: presets" in text and "# my set" not in text
+    again = find_bank(str(flow), user_dir=user_dir)
+    assert (again.morph_cc, again.knob_ccs[7]) == (11, 20)
 
 
 def test_learned_cc_is_written_in_place_for_a_bank_read_from_a_path(

@@ -1,8 +1,10 @@
-"""MkDocs hook: the CLI and API reference pages, written at build time from the code itself.
+"""MkDocs hook: the CLI and API reference pages, and the OSC address table, written at build time
+from the code itself.
 
-The CLI page is each (sub)command's ``--help`` as ``cli.build_parser`` prints it, and the API page
-documents every name of ``gansynth_instrument.__all__`` through mkdocstrings: a new subcommand,
-option or public name shows up in the docs without anyone editing them.
+The CLI page is each (sub)command's ``--help`` as ``cli.build_parser`` prints it, the API page
+documents every name of ``gansynth_instrument.__all__`` through mkdocstrings, and the Browser and
+OSC guide's table is ``osc_addresses.OSC_ADDRESSES``: a new subcommand, option, public name or OSC
+address shows up in the docs without anyone editing them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from collections.abc import Iterator
 from unittest import mock
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 CLI_PAGE = "reference/cli.md"
 API_PAGE = "reference/api.md"
+OSC_PAGE = "guide/surfaces.md"
+OSC_MARKER = "<!-- osc-addresses"  # the line of OSC_PAGE that the table replaces
 HELP_WIDTH = "100"  # argparse wraps help to $COLUMNS: a fixed width gives the same page everywhere
 
 
@@ -64,6 +70,25 @@ def api_markdown() -> str:
     ]
     for name in names:
         lines += [f"::: gansynth_instrument.{name}", ""]
+    return "\n".join(lines)
+
+
+def osc_markdown() -> str:
+    from gansynth_instrument.osc_addresses import OSC_ADDRESSES
+
+    lines = ["| address | arguments | does |", "|---|---|---|"]
+    lines += [f"| `{a.address}` | {a.arguments} | {a.does} |" for a in OSC_ADDRESSES]
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Page, **_: object) -> str:
+    if page.file.src_uri != OSC_PAGE:
+        return markdown
+    lines = markdown.split("\n")
+    marked = [i for i, line in enumerate(lines) if line.startswith(OSC_MARKER)]
+    if len(marked) != 1:
+        raise PluginError(f"{OSC_PAGE}: needs one line starting {OSC_MARKER!r} for the OSC table")
+    lines[marked[0]] = osc_markdown()
     return "\n".join(lines)
 
 

@@ -98,7 +98,7 @@ def timbre_presets(
     """One explicit-latent preset per instrument of the run's ``timbres.json``, made for
     ``model`` (the export's family; None: unrecorded)."""
     timbres: dict[str, list[float]] = json.loads((train_dir / TIMBRES_JSON).read_text("utf-8"))
-    return [timbre_preset(t, model) for t in model_timbres(timbres, prefix, source)]
+    return [timbre_preset(t, model=model) for t in model_timbres(timbres, prefix, source)]
 
 
 def main() -> None:
