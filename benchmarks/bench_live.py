@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import math
 import os
 import platform
 import statistics
@@ -269,6 +270,15 @@ def page_open(player: Player) -> Iterator[None]:
             driver.quit()
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """CPU time (user + system) process ``pid`` has used so far, from /proc; NaN if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def phase_latency(
     model, args, cache_dir: Path, renderer: str | None = None, page: bool = False
 ) -> dict[str, object]:
@@ -316,17 +326,20 @@ def phase_latency(
 
         sampler = threading.Thread(target=sample_voices)
         sampler.start()
-        window: dict[str, tuple[StreamStats, float]] = {}  # stream stats, stolen s
+        # stream stats, stolen s, the audio process's CPU s, wall s
+        window: dict[str, tuple[StreamStats, float, float, float]] = {}
 
         def mark(name: str) -> Callable[[], None]:
             def read() -> None:
-                window[name] = (player.audio.stats(), stolen_s())
+                cpu_s = process_cpu_s(player.audio.pid)
+                window[name] = (player.audio.stats(), stolen_s(), cpu_s, time.perf_counter())
 
             return read
 
         with stack:
             capture = measure(port, script, probe_phase_s(args), mark("before"), mark("after"))
-        (before, stolen_before_s), (after, stolen_after_s) = window["before"], window["after"]
+        before, stolen_before_s, cpu_before_s, wall_before_s = window["before"]
+        after, stolen_after_s, cpu_after_s, wall_after_s = window["after"]
         done.set()
         sampler.join()
     first_probe, last_probe = capture.sent_s[probes[0][0]], capture.sent_s[probes[-1][0]]
@@ -344,6 +357,7 @@ def phase_latency(
         "callback_max": after.callback_max_load,
         "callbacks": after.callbacks - before.callbacks,
         "stolen_ms": 1e3 * (stolen_after_s - stolen_before_s),
+        "audio_cpu": (cpu_after_s - cpu_before_s) / (wall_after_s - wall_before_s),
         "reported_latency_ms": 1e3 * after.latency_s,
         "queued": queued,
         "voices": min(voices),
@@ -516,6 +530,7 @@ def compare(model, args) -> None:
         "cb median %",
         "cb max %",
         "lat med ms",
+        "audio cpu %",
     )
     print("  " + f"{header[0]:>15}  " + "  ".join(f"{h:>11}" for h in header[1:]))
 
@@ -529,6 +544,7 @@ def compare(model, args) -> None:
             f"{100 * lat['callback_median']:.1f}" if "callback_median" in lat else "-",
             f"{100 * lat['callback_max']:.0f}" if "callback_max" in lat else "-",
             f"{statistics.median(lat['latencies_ms']):.2f}" if lat["latencies_ms"] else "-",
+            f"{100 * lat['audio_cpu']:.1f}" if "audio_cpu" in lat else "-",
         )
         return "  " + f"{cells[0]:>15}  " + "  ".join(f"{c:>11}" for c in cells[1:])
 
@@ -538,7 +554,14 @@ def compare(model, args) -> None:
         mine = [(load, lat) for r, load, lat in runs if r == renderer]
         median = {
             key: statistics.median(lat[key] for _, lat in mine)
-            for key in ("xruns", "callbacks", "stolen_ms", "callback_median", "callback_max")
+            for key in (
+                "xruns",
+                "callbacks",
+                "stolen_ms",
+                "callback_median",
+                "callback_max",
+                "audio_cpu",
+            )
             if key in mine[0][1]  # the silent client has no callback times
         }
         median["latencies_ms"] = [
@@ -548,6 +571,7 @@ def compare(model, args) -> None:
     print(f"  (callback % of the {period_ms:.2f} ms period; medians over {rounds} runs each)")
     print("  (silent: a PortAudio client writing zeros, alone on the server as long: the floor)")
     print("  (stolen: CPU time the host took from this virtual machine meanwhile, all cores)")
+    print("  (audio cpu: the audio process's CPU time over the probes' wall time, % of one core)")
 
 
 # -- --floor: the instrument beside a minimal Python instrument, on the same server ------------

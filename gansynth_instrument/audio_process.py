@@ -339,6 +339,11 @@ class AudioProcess(StreamHealth):
         return f"the audio process (pid {process.pid}) ended: {how}"
 
     @property
+    def pid(self) -> int | None:
+        """The audio process's id (None before ``open``): where its CPU time is read."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def active(self) -> bool:
         """True while the child's callback runs (its main thread checks every ACTIVE_POLL_S)."""
         alive = self._process is not None and self._process.is_alive()
