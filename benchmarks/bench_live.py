@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import math
+import multiprocessing
 import os
 import platform
 import statistics
