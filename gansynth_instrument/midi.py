@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ from gansynth_instrument.errors import DeviceError
 MidiHandler = Callable[[list[int]], None]
 """``handle(msg)``: one MIDI message as raw bytes (status first), called in rtmidi's callback."""
 
+DRAIN_S = 0.02  # several JACK periods: what rtmidi's thread holds is handed over by then
 QUEUE_SIZE = 4096  # messages rtmidi keeps per client while its callback is not set yet
 
 CLIENT_NAME = "gansynth-instrument"
@@ -132,11 +134,17 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
     raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
 
 
-def _free_clients(clients: list[rtmidi.MidiIn]) -> None:
-    """Stop the callbacks, then close and free ``clients`` (emptied: nothing is freed twice)."""
+def _free_clients(clients: list[rtmidi.MidiIn], delivering: list[bool]) -> None:
+    """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first.
+
+    python-rtmidi frees a callback when its port closes, while rtmidi's thread may be waiting for
+    the GIL to call it: a crash. So delivery stops first (the callback returns at once), and the
+    GIL is let go for ``DRAIN_S`` while rtmidi's thread hands over what it already holds."""
+    delivering[0] = False
+    if clients:
+        time.sleep(DRAIN_S)
     while clients:
         client = clients.pop()
-        client.cancel_callback()
         client.close_port()
         client.delete()
 
@@ -167,7 +175,8 @@ class MidiInput:
         self._clients: list[rtmidi.MidiIn] = []
         # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
         # interpreter is a fatal error.
-        self._free = weakref.finalize(self, _free_clients, self._clients)
+        self._delivering = [True]  # set False (by close) before the clients go
+        self._free = weakref.finalize(self, _free_clients, self._clients, self._delivering)
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
@@ -234,6 +243,8 @@ class MidiInput:
 
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
         """rtmidi's callback, on its JACK thread (or ALSA's reader thread)."""
+        if not self._delivering[0]:
+            return
         msg = event[0]
         try:
             self._handle(msg)

@@ -189,3 +189,35 @@ def test_devices_command_with_nothing_there_says_what_to_do() -> None:
     assert "'gansynth-instrument render'" in result.stdout
     assert "unavailable: no MIDI system available" in result.stdout
     assert result.stderr == ""
+
+
+CLOSE_MID_BURST = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from jackrig import MidiSender, midi_input_port
+from gansynth_instrument.midi import MidiInput
+
+def slow(msg):
+    end = time.perf_counter() + 0.0003  # an engine's worth of work, holding the GIL
+    while time.perf_counter() < end:
+        pass
+
+with MidiSender(name="burst") as sender:
+    for round in range(int(sys.argv[2])):
+        midi_in = MidiInput(slow, virtual="keys", client_name=f"gsi-burst{round}")
+        sender.connect(midi_input_port(sender.client, f"gsi-burst{round}.*:keys"))
+        for _ in range(200):
+            sender.send([0x90, 60, 1])
+        time.sleep(0.003)  # the burst is being delivered
+        midi_in.close()
+print("closed", flush=True)
+"""
+
+
+def test_closing_while_rtmidi_delivers_a_burst_does_not_crash(jack_server: JackServer) -> None:
+    """rtmidi's thread may be waiting for the GIL to deliver a message when the input closes
+    (python-rtmidi frees the callback as the port closes): a segfault, seen in CI."""
+    tests = Path(__file__).resolve().parent
+    command = [sys.executable, "-c", CLOSE_MID_BURST, str(tests), "25"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and "closed" in result.stdout, result.stderr[-2000:]
