@@ -55,23 +55,19 @@ Rules:
 from __future__ import annotations
 
 import logging
-import math
-import time
 import weakref
-from collections import Counter, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.channels import (
     CHANNELS,
     DEFAULT_BEND_RANGE_SEMITONES,
     DRUM_CHANNEL,
-    RPN_BEND_RANGE,
-    RPN_NULL,
     Channel,
 )
-from gansynth_instrument.errors import CacheError
+from gansynth_instrument.controllers import CHANNEL_CONTROLLERS, sustain
+from gansynth_instrument.engine_report import ChannelReport, EngineStatus, Tally
 from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.levels import (
@@ -83,20 +79,9 @@ from gansynth_instrument.levels import (
 from gansynth_instrument.midi_spec import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
-    CC_BANK_LSB,
-    CC_BANK_MSB,
-    CC_DATA_LSB,
-    CC_DATA_MSB,
-    CC_EXPRESSION,
     CC_MOD_WHEEL,
-    CC_NRPN_LSB,
-    CC_NRPN_MSB,
-    CC_PAN,
     CC_RESET_CONTROLLERS,
-    CC_RPN_LSB,
-    CC_RPN_MSB,
     CC_SUSTAIN,
-    CC_VOLUME,
     CHANNEL_MASK,
     CONTROL_CHANGE,
     DATA_BYTES,
@@ -112,17 +97,21 @@ from gansynth_instrument.midi_spec import (
 )
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note, shape_hit
+from gansynth_instrument.note_supply import PENDING_S as PENDING_S  # what callers wait for
+from gansynth_instrument.note_supply import NoteSupply, neighbour_steps
+from gansynth_instrument.planning import planned_notes
 from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.timbre_space import TimbreSpace
-from gansynth_instrument.voices import Layer, Voices, pitch_ratio
+from gansynth_instrument.voices import Layer, Voices
 
 logger = logging.getLogger(__name__)
+
+CcHandler = Callable[[int, int, int, int], None]  # (channel, controller, value, frame)
 
 DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
-PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 SKIP_PERCUSSION = "drum notes"
@@ -145,29 +134,6 @@ def note_amplitude(
     gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
     here, so a change of level staging reaches them all."""
     return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """A snapshot for the live status view."""
-
-    timbre: str
-    morph_position: float | None  # 0..1 along the morph path; None while a preset plays
-    cache_fill: dict[str, tuple[int, int]]  # timbre name → (cached, requested) pitches
-    dropped_commands: int
-    ignored_messages: int
-    morph_cc: int | None
-
-
-@dataclass(frozen=True)
-class ChannelReport:
-    """What one channel did: notes played per preset (or kit), notes skipped per reason, and
-    remarks on what played it (a melodic preset as the kit, a kit on a melodic channel)."""
-
-    channel: int  # 0-15
-    played: dict[str, int]
-    skipped: dict[str, int]
-    remarks: tuple[str, ...] = ()
 
 
 class Engine:
@@ -234,7 +200,15 @@ class Engine:
         self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
         self.random_cc, self.save_cc = random_cc, save_cc
         buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
+        self._button_ccs = frozenset(buttons)
         self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
+        # Pedal and channel modes: never learned or bound (``_control_change``).
+        self._modes: dict[int, CcHandler] = {
+            CC_SUSTAIN: self._sustain,
+            CC_ALL_SOUND_OFF: self._sound_off,
+            CC_RESET_CONTROLLERS: self._reset_controllers,
+            **dict.fromkeys(range(CC_ALL_NOTES_OFF, DATA_MAX + 1), self._notes_off),
+        }
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
@@ -251,11 +225,9 @@ class Engine:
         self._hit_notes: weakref.WeakKeyDictionary[Note, dict[tuple[float, float], Note]] = (
             weakref.WeakKeyDictionary()
         )
-        self._remarks: list[set[str]] = [set() for _ in range(CHANNELS)]
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
-        self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
-        self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
+        self._tally = Tally()
         self.ignored = 0
         self._learning = False
         self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
@@ -267,12 +239,16 @@ class Engine:
         self._heard: list[Timbre | None] = [None] * CHANNELS
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
-        # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
-        # when it came); see start_pending().
-        self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
-        # Channels whose sounding notes play a stand-in for a line's exact step (not made yet):
-        # start_pending() crossfades them to the exact steps when those arrive.
-        self._stale: set[int] = set()
+        self._supply = NoteSupply(
+            cache,
+            voices,
+            lines=self._lines,
+            channels=self.channels,
+            heard=self._heard,
+            model_pitch=self.model_pitch,
+            max_shift_semitones=max_shift_semitones,
+            wait_s=wait_s,
+        )
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
         self._prefetched: set[str] = set()
@@ -291,12 +267,12 @@ class Engine:
             return
         if channel not in self.listen:
             if kind == NOTE_ON and msg[2] > 0:
-                self._skipped[channel][SKIP_CHANNEL] += 1
+                self._tally.skipped[channel][SKIP_CHANNEL] += 1
             return
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
-            self._pending.pop((channel, msg[1]), None)
+            self._supply.pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             self._control_change(channel, msg[1], msg[2], frame)
@@ -370,40 +346,19 @@ class Engine:
         """Timbre key → (timbre, model pitches) the program changes and note-ons of
         ``messages`` will ask for, from the engine's present state and without acting on any:
         a renderer asks the cache for them up front, so they render in batches."""
-        timbres = list(self._timbres)
-        kits = list(self._kits)
-        banks = [c.bank for c in self.channels]
-        wanted: dict[str, tuple[Timbre, set[int]]] = {}
-        for msg in messages:
-            kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
-            if channel not in self.listen or len(msg) < 2:
-                continue
-            if kind == CONTROL_CHANGE and len(msg) > 2 and msg[1] == CC_BANK_MSB:
-                banks[channel] = msg[2]
-            elif kind == PROGRAM_CHANGE and channel != DRUM_CHANNEL:
-                chosen, _ = self._programs.resolve(banks[channel], msg[1])
-                timbres[channel] = chosen or timbres[channel]
-                kits[channel] = None if chosen is not None else kits[channel]
-            elif kind == NOTE_ON and len(msg) > 2 and msg[2] > 0:
-                kit = kits[channel]
-                hit = kit.hits.get(msg[1]) if kit is not None else None
-                timbre = hit.timbre if hit is not None else timbres[channel]
-                if kit is not None and hit is None:
-                    continue
-                pitch = self.model_pitch(hit.pitch if hit else msg[1], warn=False)
-                if timbre is not None and pitch is not None:
-                    wanted.setdefault(timbre.key, (timbre, set()))[1].add(pitch)
-        return wanted
+        return planned_notes(
+            messages,
+            timbres=self._timbres,
+            kits=self._kits,
+            banks=[c.bank for c in self.channels],
+            listen=self.listen,
+            programs=self._programs,
+            model_pitch=lambda pitch: self.model_pitch(pitch, warn=False),
+        )
 
     def report(self) -> list[ChannelReport]:
         """Per channel that had notes: notes played per preset and skipped per reason."""
-        return [
-            ChannelReport(
-                c, dict(self._played[c]), dict(self._skipped[c]), tuple(sorted(self._remarks[c]))
-            )
-            for c in range(CHANNELS)
-            if self._played[c] or self._skipped[c]
-        ]
+        return self._tally.report()
 
     def learn(self, knob: int | None = None) -> None:
         """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
@@ -429,27 +384,13 @@ class Engine:
     def pending(self) -> int:
         """Note-ons waiting for their timbre's first note, and channels whose notes wait for
         their line's exact steps (see ``start_pending``)."""
-        return len(self._pending) + len(self._stale)
+        return self._supply.waiting
 
     def start_pending(self, now: float | None = None) -> int:
         """Start every waiting note-on whose exact note has arrived, drop those older than
         ``PENDING_S``; crossfade sounding notes whose line's exact steps have arrived. Returns
         how many still wait. Live, the player calls this every few ms while any wait."""
-        now = time.monotonic() if now is None else now
-        for channel in list(self._stale):
-            sounding = self._sounding_on(channel)
-            if not self._missing_steps(channel, sounding):
-                self._follow(channel, sounding, IMMEDIATE)
-        for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
-            note = self.cache.lookup(timbre.key, model_pitch)
-            if note is not None:
-                del self._pending[key]
-                layer = self._shifted(note, key[1])
-                if layer is not None:
-                    self._start(key, timbre, (layer, None, 0.0), velocity, IMMEDIATE)
-            elif now - since > PENDING_S:
-                del self._pending[key]
-        return len(self._pending)
+        return self._supply.start_pending(self._start, now)
 
     def take_learned_knob(self) -> tuple[int, int] | None:
         """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
@@ -570,81 +511,6 @@ class Engine:
             return None
         return nearest
 
-    def _layer(
-        self, timbre: Timbre, model_pitch: int, pitch: int, priority: Priority
-    ) -> Layer | None:
-        """The exact note, else (live) the nearest cached pitch rate-shifted, else None."""
-        key = timbre.key
-        note = self.cache.lookup(key, model_pitch)
-        if note is None:
-            self.cache.request(timbre.latent, [model_pitch], priority)
-            if self.wait_s is not None:
-                note = self._wait(timbre, model_pitch)
-            else:
-                note = self.cache.nearest(key, model_pitch)
-        self.cache.played(key, model_pitch)
-        return self._shifted(note, pitch)
-
-    def _wait(self, timbre: Timbre, model_pitch: int) -> Note:
-        if not self.cache.wait(timbre.key, [model_pitch], self.wait_s):
-            raise CacheError(
-                f"note {model_pitch} of '{timbre.name}' was not rendered within {self.wait_s} s"
-            )
-        note = self.cache.lookup(timbre.key, model_pitch)
-        assert note is not None
-        return note
-
-    def _shifted(self, note: Note | None, pitch: int) -> Layer | None:
-        if note is None or abs(pitch - note.pitch) > self.max_shift_semitones:
-            return None
-        return Layer(note, pitch_ratio(pitch - note.pitch))
-
-    @staticmethod
-    def _neighbour_steps(position: float) -> list[int]:
-        return list(dict.fromkeys((math.floor(position), math.ceil(position))))
-
-    def _morph_layers(
-        self,
-        line: list[Timbre],
-        u: float,
-        model_pitch: int,
-        pitch: int,
-        priority: Priority | None,
-    ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) at position ``u`` along ``line``; see the module
-        docstring.
-
-        Missing exact neighbour steps are requested at ``priority`` (None: already requested).
-        """
-        keys = [step.key for step in line]
-        for step in self._neighbour_steps(u) if priority is not None else ():
-            if self.cache.lookup(keys[step], model_pitch) is None:
-                self.cache.request(line[step].latent, [model_pitch], priority)
-                if self.wait_s is not None:
-                    self._wait(line[step], model_pitch)
-        cached = [
-            s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
-        ]
-        below = max((s for s in cached if s <= u), default=None)
-        above = min((s for s in cached if s >= u), default=None)
-        if below is None and above is None:
-            # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
-            for step in sorted(range(len(line)), key=lambda s: abs(s - u)):
-                layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
-                if layer is not None:
-                    return layer, None, 0.0
-            return None
-        if below is None or above is None or below == above:
-            only = below if below is not None else above
-            note = self.cache.lookup(keys[only], model_pitch)
-            layer = self._shifted(note, pitch)
-            return (layer, None, 0.0) if layer is not None else None
-        a = self._shifted(self.cache.lookup(keys[below], model_pitch), pitch)
-        b = self._shifted(self.cache.lookup(keys[above], model_pitch), pitch)
-        if a is None or b is None:
-            return None
-        return a, b, (u - below) / (above - below)
-
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
         kit = self._kits[channel]
         if kit is not None:
@@ -653,30 +519,28 @@ class Engine:
         timbre = self._timbres[channel]
         position = self.channels[channel].morph_position
         if timbre is None and position is None:
-            self._skipped[channel][SKIP_PERCUSSION] += 1
+            self._tally.skipped[channel][SKIP_PERCUSSION] += 1
             self._warn_once("percussion", PERCUSSION_NOTICE)
             return
         model_pitch = self.model_pitch(pitch)
         if model_pitch is None:
-            self._skipped[channel][SKIP_RANGE] += 1
+            self._tally.skipped[channel][SKIP_RANGE] += 1
             return
         self._recent.append(pitch)
         self.focus = channel
         if position is None:
             assert timbre is not None
-            layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
+            layer = self._supply.layer(timbre, model_pitch, pitch, Priority.WAITING)
             layers = (layer, None, 0.0) if layer is not None else None
         else:
             line = self._lines[channel]
             timbre = line[round(position)]
-            layers = self._morph_layers(line, position, model_pitch, pitch, Priority.WAITING)
+            layers = self._supply.line_layers(line, position, model_pitch, pitch, Priority.WAITING)
             for step in line:
                 self.cache.played(step.key, model_pitch)
-            if self.wait_s is None and self._missing_steps(channel, [(0, pitch, model_pitch)]):
-                self._stale.add(channel)  # a stand-in: crossfaded when the exact steps arrive
+            self._supply.mark_stale(channel, [(0, pitch, model_pitch)])
         if layers is None:  # nothing near enough cached yet: the exact note is on its way
-            if self.wait_s is None:
-                self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
+            self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
 
@@ -686,19 +550,19 @@ class Engine:
         is worse than none)."""
         hit = kit.hits.get(key)
         if hit is None:
-            self._skipped[channel][SKIP_KIT] += 1
+            self._tally.skipped[channel][SKIP_KIT] += 1
             return
         model_pitch = self.model_pitch(hit.pitch)
         if model_pitch is None:
-            self._skipped[channel][SKIP_RANGE] += 1
+            self._tally.skipped[channel][SKIP_RANGE] += 1
             return
-        layer = self._layer(hit.timbre, model_pitch, hit.pitch, Priority.WAITING)
+        layer = self._supply.layer(hit.timbre, model_pitch, hit.pitch, Priority.WAITING)
         if layer is None:
             return
         note = self._hit_note(layer.note, hit)
-        self._played[channel][kit.name] += 1
+        self._tally.played[channel][kit.name] += 1
         if channel != DRUM_CHANNEL:
-            self._remarks[channel].add(KIT_ON_MELODIC)
+            self._tally.remarks[channel].add(KIT_ON_MELODIC)
         self.last_played = (hit.timbre, note)
         amp = note_amplitude(hit.timbre, velocity, self.velocity_exponent)
         self.voices.note_on(
@@ -729,9 +593,9 @@ class Engine:
         frame: int,
     ) -> None:
         channel = key[0]
-        self._played[channel][timbre.name] += 1
+        self._tally.played[channel][timbre.name] += 1
         if channel == DRUM_CHANNEL:
-            self._remarks[channel].add(MELODIC_DRUMS)
+            self._tally.remarks[channel].add(MELODIC_DRUMS)
         self._heard[channel] = timbre
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
@@ -749,80 +613,89 @@ class Engine:
         )
 
     def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
-        state = self.channels[channel]
-        if cc == CC_SUSTAIN:
-            state.sustain = value >= PEDAL_DOWN_MIN
-            self.voices.sustain(state.sustain, frame, channel)
-        elif cc == CC_ALL_SOUND_OFF:
-            self._drop_pending(channel)
-            self.voices.all_sound_off(frame, channel)
-        elif cc == CC_RESET_CONTROLLERS:
-            state.reset_controllers()
-            self.voices.sustain(False, frame, channel)
-            self.voices.bend(0.0, frame, channel)
-            self.voices.channel_gain(channel, *state.gains(), frame)
-            if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
-                self._morph_to(channel, 0, frame)
-        elif cc >= CC_ALL_NOTES_OFF:
-            self._drop_pending(channel)
-            self.voices.all_notes_off(frame, channel)
-        elif self._learning and self._learn_knob is not None:
-            knob, self._learn_knob, self._learning = self._learn_knob, None, False
-            self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
-            self._knob_of[cc] = knob
-            self._learned_knob = (knob, cc)
-            logger.info("knob %d bound to CC%d", knob + 1, cc)
-            self._turn(channel, knob, value, frame)
-        elif self._learning:
-            self._learning = False
-            self.morph_cc = self._learned = cc
-            logger.info("morph bound to CC%d", cc)
-            self._morph_to(channel, value, frame)
-        elif cc == self.morph_cc:
-            self._morph_to(channel, value, frame)
-        elif cc in self._knob_of:
-            self._turn(channel, self._knob_of[cc], value, frame)
-        elif cc in self._pad_axis:
-            space = self._spaces[channel]
-            assert space is not None
-            self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
-        elif cc in self._buttons[channel]:
-            buttons = self._buttons[channel]
-            pressed = value >= PEDAL_DOWN_MIN > buttons[cc]  # pressed, as a pedal is
-            buttons[cc] = value
-            if pressed and cc == self.random_cc:
-                self.random_timbre(channel)
-            elif pressed:
-                self._to_save = self._heard[channel] or self.current(channel)
-        elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
-            if cc == CC_VOLUME:
-                state.volume = value
-            elif cc == CC_EXPRESSION:
-                state.expression = value
-            else:
-                state.pan = value
-            self.voices.channel_gain(channel, *state.gains(), frame)
-        elif cc == CC_BANK_MSB:
-            state.bank = value
-        elif cc == CC_BANK_LSB:
-            state.bank_lsb = value
-        elif cc in (CC_RPN_MSB, CC_RPN_LSB):
-            msb, lsb = state.rpn
-            state.rpn = (value, lsb) if cc == CC_RPN_MSB else (msb, value)
-        elif cc in (CC_NRPN_MSB, CC_NRPN_LSB):
-            state.rpn = RPN_NULL  # data entry now goes to an NRPN, which nothing here has
-        elif cc in (CC_DATA_MSB, CC_DATA_LSB):
-            notice = state.data_entry(cc, value)
-            if notice is not None:
-                self._warn_once(f"bend range {channel}", notice)
-            if state.rpn == RPN_BEND_RANGE:
-                self.voices.bend(state.bend_semitones(), frame, channel)
-        else:
+        """Pedal and channel modes first, then what learn and the settings bound (morph, knobs,
+        pad, buttons), then the controllers that only set channel state (``controllers.py``)."""
+        handler = self._modes.get(cc) or self._bound(cc)
+        if handler is not None:
+            handler(channel, cc, value, frame)
+            return
+        plain = CHANNEL_CONTROLLERS.get(cc)
+        if plain is None:
             self.ignored += 1
+            return
+        notice = plain(self.channels[channel], self.voices, cc, value, frame)
+        if notice is not None:
+            self._warn_once(f"bend range {channel}", notice)
 
-    def _drop_pending(self, channel: int) -> None:
-        for key in [k for k in self._pending if k[0] == channel]:
-            del self._pending[key]
+    def _bound(self, cc: int) -> CcHandler | None:
+        """The handler a learn in progress or a binding gives ``cc`` (these change as played)."""
+        if self._learning:
+            return self._bind_knob if self._learn_knob is not None else self._bind_morph
+        if cc == self.morph_cc:
+            return self._morph_cc
+        if cc in self._knob_of:
+            return self._knob_cc
+        if cc in self._pad_axis:
+            return self._pad_cc
+        if cc in self._button_ccs:
+            return self._button
+        return None
+
+    def _sustain(self, channel: int, cc: int, value: int, frame: int) -> None:
+        sustain(self.channels[channel], self.voices, cc, value, frame)
+
+    def _sound_off(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._supply.drop_channel(channel)
+        self.voices.all_sound_off(frame, channel)
+
+    def _notes_off(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._supply.drop_channel(channel)
+        self.voices.all_notes_off(frame, channel)
+
+    def _reset_controllers(self, channel: int, cc: int, value: int, frame: int) -> None:
+        state = self.channels[channel]
+        state.reset_controllers()
+        self.voices.sustain(False, frame, channel)
+        self.voices.bend(0.0, frame, channel)
+        self.voices.channel_gain(channel, *state.gains(), frame)
+        if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
+            self._morph_to(channel, 0, frame)
+
+    def _bind_knob(self, channel: int, cc: int, value: int, frame: int) -> None:
+        knob, self._learn_knob, self._learning = self._learn_knob, None, False
+        assert knob is not None
+        self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
+        self._knob_of[cc] = knob
+        self._learned_knob = (knob, cc)
+        logger.info("knob %d bound to CC%d", knob + 1, cc)
+        self._turn(channel, knob, value, frame)
+
+    def _bind_morph(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._learning = False
+        self.morph_cc = self._learned = cc
+        logger.info("morph bound to CC%d", cc)
+        self._morph_to(channel, value, frame)
+
+    def _morph_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._morph_to(channel, value, frame)
+
+    def _knob_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._turn(channel, self._knob_of[cc], value, frame)
+
+    def _pad_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
+        space = self._spaces[channel]
+        assert space is not None
+        self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
+
+    def _button(self, channel: int, cc: int, value: int, frame: int) -> None:
+        """The random and save buttons act when pressed, as a pedal is (see the docstring)."""
+        buttons = self._buttons[channel]
+        pressed = value >= PEDAL_DOWN_MIN > buttons[cc]
+        buttons[cc] = value
+        if pressed and cc == self.random_cc:
+            self.random_timbre(channel)
+        elif pressed:
+            self._to_save = self._heard[channel] or self.current(channel)
 
     def _turn(self, channel: int, knob: int, value: int, frame: int) -> None:
         space = self._spaces[channel]
@@ -841,55 +714,14 @@ class Engine:
             return
         self._lines[channel], state.morph_position = line, u
         self.focus = channel
-        sounding = self._sounding_on(channel)
+        sounding = self._supply.sounding_on(channel)
         if self.wait_s is None:
             # One request per step for every sounding pitch (a knob sends ~100 messages/s).
-            for step, missing in self._missing_steps(channel, sounding).items():
+            for step, missing in self._supply.missing_steps(channel, sounding).items():
                 self.cache.request(line[step].latent, missing, Priority.NEAR)
-            for step in self._neighbour_steps(u):
+            for step in neighbour_steps(u):
                 self._request_all(line[step])
-        self._follow(channel, sounding, frame)
-
-    def _sounding_on(self, channel: int) -> list[tuple[int, int, int | None]]:
-        """(slot, pitch, model pitch) of ``channel``'s sounding voices."""
-        return [
-            (slot, pitch, self.model_pitch(pitch))
-            for slot, (ch, pitch) in self.voices.sounding()
-            if ch == channel
-        ]
-
-    def _missing_steps(
-        self, channel: int, sounding: Sequence[tuple[int, int, int | None]]
-    ) -> dict[int, list[int]]:
-        """Step → the sounding pitches it lacks, for the steps around ``channel``'s position."""
-        line, u = self._lines[channel], self.channels[channel].morph_position
-        played = sorted({mp for _, _, mp in sounding if mp is not None})
-        missing = {}
-        for step in self._neighbour_steps(u) if u is not None else ():
-            lacking = [p for p in played if self.cache.lookup(line[step].key, p) is None]
-            if lacking:
-                missing[step] = lacking
-        return missing
-
-    def _follow(
-        self, channel: int, sounding: Sequence[tuple[int, int, int | None]], frame: int
-    ) -> None:
-        """``channel``'s sounding notes take its line's position (the nearest made steps where
-        the exact ones are not made yet; ``start_pending`` moves them on when those arrive)."""
-        line, u = self._lines[channel], self.channels[channel].morph_position
-        assert u is not None
-        priority = Priority.NEAR if self.wait_s is not None else None
-        for slot, pitch, model_pitch in sounding:
-            layers = None
-            if model_pitch is not None:
-                layers = self._morph_layers(line, u, model_pitch, pitch, priority)
-            if layers is not None:
-                self.voices.morph(slot, *layers, frame=frame)
-                self._heard[channel] = line[round(u)]
-        if self.wait_s is None and self._missing_steps(channel, sounding):
-            self._stale.add(channel)
-        else:
-            self._stale.discard(channel)
+        self._supply.follow(channel, sounding, frame)
 
     # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
 
