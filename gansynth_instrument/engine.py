@@ -7,21 +7,16 @@ changes into voice commands (``voices.Voices``: one voice pool shared by every c
 the note cache for what will be needed next.
 
 General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches. A drum kit
-(``drums``, a ``timbre.DrumKit``) plays each key as its own hit: a timbre's note at the kit's
-pitch, shaped by the kit's hold and decay (``note.shape_hit``, made once per cached note) and
-played as a one-shot (note-offs do not cut it, as on a GM drum channel). A melodic preset as
+(``drums``, a ``timbre.DrumKit``) plays each key as its own hit (``drum_hits.py``). A melodic
+preset as
 ``drums`` plays each key at its own pitch; without either, drum notes are not played (one
 notice). A kit can also play a melodic channel (``kit``). A program the bank lacks plays a
 stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
 (``report()``), for a render to say what it did.
 
 Rules:
-- A note plays its exact cached note. If that note is not cached yet it plays at once from the
-  nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
-  ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
-  A timbre with nothing cached yet (a random draw, a new knob stop) has no stand-in: its note-on
-  waits, and ``start_pending()`` (polled by the player) starts the exact note when it arrives,
-  unless the key was released first or ``PENDING_S`` passed.
+- A note plays its exact cached note, else a stand-in, else waits for it (``note_supply.py``:
+  the cache-miss policy; offline, ``wait_s`` set, it waits for the exact note).
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
@@ -55,7 +50,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
@@ -67,15 +61,21 @@ from gansynth_instrument.channels import (
     Channel,
 )
 from gansynth_instrument.controllers import CHANNEL_CONTROLLERS, sustain
-from gansynth_instrument.engine_report import ChannelReport, EngineStatus, Tally
+from gansynth_instrument.drum_hits import DrumHits
+from gansynth_instrument.engine_report import (
+    MELODIC_DRUMS,
+    PERCUSSION_NOTICE,
+    SKIP_CHANNEL,
+    SKIP_PERCUSSION,
+    SKIP_RANGE,
+    ChannelReport,
+    EngineStatus,
+    Tally,
+)
 from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
-from gansynth_instrument.levels import (
-    DEFAULT_VELOCITY_CURVE,
-    VELOCITY_CURVES,
-    db_to_gain,
-    velocity_gain,
-)
+from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
+from gansynth_instrument.levels import note_amplitude as note_amplitude
 from gansynth_instrument.midi_spec import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
@@ -96,12 +96,12 @@ from gansynth_instrument.midi_spec import (
     SYSTEM,
 )
 from gansynth_instrument.mixer import IMMEDIATE
-from gansynth_instrument.note import Note, shape_hit
+from gansynth_instrument.note import Note
 from gansynth_instrument.note_supply import PENDING_S as PENDING_S  # what callers wait for
 from gansynth_instrument.note_supply import NoteSupply, neighbour_steps
 from gansynth_instrument.planning import planned_notes
 from gansynth_instrument.programs import Programs
-from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
+from gansynth_instrument.timbre import DrumKit, Timbre
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices
 
@@ -109,31 +109,10 @@ logger = logging.getLogger(__name__)
 
 CcHandler = Callable[[int, int, int, int], None]  # (channel, controller, value, frame)
 
-DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
-SKIP_PERCUSSION = "drum notes"
-PERCUSSION_NOTICE = (
-    "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
-    "played (give it a drum kit or a preset with --drums NAME, or a bank's 'drums:')"
-)
-SKIP_RANGE = "notes out of the model's range"
-SKIP_KIT = "drum notes the kit lacks"
-HIT_ATTACK_S = 0.001  # a drum hit starts at once; 1 ms only keeps its first sample from clicking
-MELODIC_DRUMS = "a melodic preset as the drum kit: each key plays its own pitch"
-KIT_ON_MELODIC = "a drum kit on a melodic channel: each key plays the kit's sound"
-SKIP_CHANNEL = "notes on channels not chosen"
-
-
-def note_amplitude(
-    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
-) -> float:
-    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
-    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
-    here, so a change of level staging reaches them all."""
-    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
 
 
 class Engine:
@@ -220,11 +199,6 @@ class Engine:
         self._kits: list[DrumKit | None] = [kit] * CHANNELS
         self._kits[DRUM_CHANNEL] = drums if isinstance(drums, DrumKit) else None
         self._timbres[DRUM_CHANNEL] = drums if isinstance(drums, Timbre) else None
-        # Each cached note shaped into hits once (note → (hold_s, decay_s) → hit), kept while
-        # the cache keeps the note.
-        self._hit_notes: weakref.WeakKeyDictionary[Note, dict[tuple[float, float], Note]] = (
-            weakref.WeakKeyDictionary()
-        )
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._tally = Tally()
@@ -248,6 +222,9 @@ class Engine:
             model_pitch=self.model_pitch,
             max_shift_semitones=max_shift_semitones,
             wait_s=wait_s,
+        )
+        self._drums = DrumHits(
+            self._supply, voices, self._tally, self.model_pitch, velocity_exponent
         )
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
@@ -514,7 +491,8 @@ class Engine:
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
         kit = self._kits[channel]
         if kit is not None:
-            self._hit(channel, kit, pitch, velocity, frame)
+            played = self._drums.play(channel, kit, pitch, velocity, frame)
+            self.last_played = played or self.last_played
             return
         timbre = self._timbres[channel]
         position = self.channels[channel].morph_position
@@ -543,46 +521,6 @@ class Engine:
             self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
-
-    def _hit(self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int) -> None:
-        """Play ``kit``'s hit for ``key`` as a one-shot; live, a hit whose note is not cached
-        yet plays from the nearest cached pitch of its timbre, or not at all (a late drum hit
-        is worse than none)."""
-        hit = kit.hits.get(key)
-        if hit is None:
-            self._tally.skipped[channel][SKIP_KIT] += 1
-            return
-        model_pitch = self.model_pitch(hit.pitch)
-        if model_pitch is None:
-            self._tally.skipped[channel][SKIP_RANGE] += 1
-            return
-        layer = self._supply.layer(hit.timbre, model_pitch, hit.pitch, Priority.WAITING)
-        if layer is None:
-            return
-        note = self._hit_note(layer.note, hit)
-        self._tally.played[channel][kit.name] += 1
-        if channel != DRUM_CHANNEL:
-            self._tally.remarks[channel].add(KIT_ON_MELODIC)
-        self.last_played = (hit.timbre, note)
-        amp = note_amplitude(hit.timbre, velocity, self.velocity_exponent)
-        self.voices.note_on(
-            (channel, key),
-            Layer(note, layer.pitch_ratio),
-            amp=amp * db_to_gain(hit.gain_db),
-            attack_s=HIT_ATTACK_S,
-            release_s=hit.decay_s,
-            one_shot=True,
-            channel=channel,
-            frame=frame,
-        )
-
-    def _hit_note(self, note: Note, hit: KitHit) -> Note:
-        """``note`` shaped into ``hit`` (made once per note and envelope)."""
-        shaped = self._hit_notes.setdefault(note, {})
-        envelope = (hit.hold_s, hit.decay_s)
-        if envelope not in shaped:
-            shaped[envelope] = shape_hit(note, *envelope)
-        return shaped[envelope]
 
     def _start(
         self,

@@ -9,6 +9,18 @@ from dataclasses import dataclass
 
 from gansynth_instrument.channels import CHANNELS
 
+# Why notes were skipped, and remarks on what played a channel (``ChannelReport``).
+SKIP_PERCUSSION = "drum notes"
+PERCUSSION_NOTICE = (
+    "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
+    "played (give it a drum kit or a preset with --drums NAME, or a bank's 'drums:')"
+)
+SKIP_RANGE = "notes out of the model's range"
+SKIP_KIT = "drum notes the kit lacks"
+SKIP_CHANNEL = "notes on channels not chosen"
+MELODIC_DRUMS = "a melodic preset as the drum kit: each key plays its own pitch"
+KIT_ON_MELODIC = "a drum kit on a melodic channel: each key plays the kit's sound"
+
 
 @dataclass(frozen=True)
 class EngineStatus:
