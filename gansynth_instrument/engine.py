@@ -8,8 +8,7 @@ the note cache for what will be needed next.
 
 General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches. A drum kit
 (``drums``, a ``timbre.DrumKit``) plays each key as its own hit (``drum_hits.py``). A melodic
-preset as
-``drums`` plays each key at its own pitch; without either, drum notes are not played (one
+preset as ``drums`` plays each key at its own pitch; without either, drum notes are not played (one
 notice). A kit can also play a melodic channel (``kit``). A program the bank lacks plays a
 stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
 (``report()``), for a render to say what it did.
@@ -19,19 +18,9 @@ Rules:
   the cache-miss policy; offline, ``wait_s`` set, it waits for the exact note).
 - A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
   ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
-- Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
-  neighbouring presets); a voice crossfades the two nearest *cached* steps around the knob
-  position, so the knob acts within one audio block; the exact neighbours are requested at
-  NEAR, the rest of their pitches behind.
-- A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
-  ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
-  keeps the looping it started with while the morph moves.
-- Timbre knobs and the XY pad (``timbre_space.TimbreSpace``): a knob's controller moves along
-  the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
-  both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
-  notes following). A program change or a random draw becomes the new base the knobs move.
-  Knobs, pad and buttons act on the channel their controller arrives on: each channel keeps its
-  own knob stops, pad position, button states and the line it moves along.
+- Morph, timbre knobs and the XY pad move a channel along a line of timbres, its sounding notes
+  following (``timbre_lines.py``). Knobs, pad and buttons act on the channel their controller
+  arrives on: each channel keeps its own knob stops, pad position, button states and line.
 - Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
   last are rendered first); the save button marks what the channel's last note played, knob
   offsets included (the timbre it started with, or the step a knob or the morph moved it to while
@@ -98,10 +87,11 @@ from gansynth_instrument.midi_spec import (
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
 from gansynth_instrument.note_supply import PENDING_S as PENDING_S  # what callers wait for
-from gansynth_instrument.note_supply import NoteSupply, neighbour_steps
+from gansynth_instrument.note_supply import NoteSupply
 from gansynth_instrument.planning import planned_notes
 from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import DrumKit, Timbre
+from gansynth_instrument.timbre_lines import TimbreLines
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import Layer, Voices
 
@@ -169,9 +159,7 @@ class Engine:
         self._path = list(morph)  # the bank's morph steps
         self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
-        # Per channel: its knob stops and pad position (a fork of ``space``), and the line it
-        # moves along: the morph path, a knob's stops, a pad edge.
-        self._spaces = [space.fork() if space is not None else None for _ in range(CHANNELS)]
+        # Per channel, the line it moves along: the morph path, a knob's stops, a pad edge.
         self._lines: list[list[Timbre]] = [self._path] * CHANNELS
         knobs = space.knobs if space is not None else None
         self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
@@ -192,6 +180,24 @@ class Engine:
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
         self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
+        # Per channel: the timbre its last note started with, or the step a line moved it to
+        # while it sounded: what the save button keeps (None: no note yet, see _control_change).
+        self._heard: list[Timbre | None] = [None] * CHANNELS
+        self._supply = NoteSupply(
+            cache,
+            voices,
+            lines=self._lines,
+            channels=self.channels,
+            heard=self._heard,
+            pitches=self.pitches,
+            model_pitch=self.model_pitch,
+            max_shift_semitones=max_shift_semitones,
+            wait_s=wait_s,
+        )
+        self._glides = TimbreLines(
+            self._path, space, self._lines, self.channels, self._supply, self._set_focus
+        )
+        self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
         self._timbres: list[Timbre | None] = [
             space.set_base(timbre) if space is not None else timbre for space in self._spaces
         ]
@@ -208,27 +214,13 @@ class Engine:
         self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
         self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
-        # Per channel: the timbre its last note started with, or the step a line moved it to
-        # while it sounded: what the save button keeps (None: no note yet, see _control_change).
-        self._heard: list[Timbre | None] = [None] * CHANNELS
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
-        self._supply = NoteSupply(
-            cache,
-            voices,
-            lines=self._lines,
-            channels=self.channels,
-            heard=self._heard,
-            model_pitch=self.model_pitch,
-            max_shift_semitones=max_shift_semitones,
-            wait_s=wait_s,
-        )
         self._drums = DrumHits(
             self._supply, voices, self._tally, self.model_pitch, velocity_exponent
         )
         self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
-        self._prefetched: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -302,7 +294,7 @@ class Engine:
         for timbre, pitches in hits.values():
             self.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
         if self.timbre is not None:
-            self._request_all(self.timbre)
+            self._supply.request_all(self.timbre)
 
     def drums_summary(self) -> str:
         """What channel 10 plays, for a render's or the player's summary."""
@@ -434,7 +426,7 @@ class Engine:
             played = list(dict.fromkeys(p for p in recent if p is not None))
             if played:
                 self.cache.request(timbre.latent, played, Priority.NEAR)
-            self._request_all(timbre)
+            self._supply.request_all(timbre)
 
     def status(self) -> EngineStatus:
         """What the live view shows; cheap enough to call a few times a second."""
@@ -462,15 +454,13 @@ class Engine:
             return kit.name
         return current.name if current is not None else "(percussion: not played)"
 
+    def _set_focus(self, channel: int) -> None:
+        self.focus = channel
+
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
             logger.warning("%s", message)
-
-    def _request_all(self, timbre: Timbre) -> None:
-        if self.wait_s is None and timbre.key not in self._prefetched:
-            self._prefetched.add(timbre.key)
-            self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
     def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
@@ -597,7 +587,7 @@ class Engine:
         self.voices.bend(0.0, frame, channel)
         self.voices.channel_gain(channel, *state.gains(), frame)
         if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
-            self._morph_to(channel, 0, frame)
+            self._glides.morph_to(channel, 0, frame)
 
     def _bind_knob(self, channel: int, cc: int, value: int, frame: int) -> None:
         knob, self._learn_knob, self._learning = self._learn_knob, None, False
@@ -606,24 +596,22 @@ class Engine:
         self._knob_of[cc] = knob
         self._learned_knob = (knob, cc)
         logger.info("knob %d bound to CC%d", knob + 1, cc)
-        self._turn(channel, knob, value, frame)
+        self._glides.turn(channel, knob, value, frame)
 
     def _bind_morph(self, channel: int, cc: int, value: int, frame: int) -> None:
         self._learning = False
         self.morph_cc = self._learned = cc
         logger.info("morph bound to CC%d", cc)
-        self._morph_to(channel, value, frame)
+        self._glides.morph_to(channel, value, frame)
 
     def _morph_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._morph_to(channel, value, frame)
+        self._glides.morph_to(channel, value, frame)
 
     def _knob_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._turn(channel, self._knob_of[cc], value, frame)
+        self._glides.turn(channel, self._knob_of[cc], value, frame)
 
     def _pad_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        space = self._spaces[channel]
-        assert space is not None
-        self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
+        self._glides.move_pad(channel, self._pad_axis[cc], value, frame)
 
     def _button(self, channel: int, cc: int, value: int, frame: int) -> None:
         """The random and save buttons act when pressed, as a pedal is (see the docstring)."""
@@ -635,32 +623,6 @@ class Engine:
         elif pressed:
             self._to_save = self._heard[channel] or self.current(channel)
 
-    def _turn(self, channel: int, knob: int, value: int, frame: int) -> None:
-        space = self._spaces[channel]
-        assert space is not None
-        self._glide(channel, *space.turn(knob, value), frame)
-
-    def _morph_to(self, channel: int, value: int, frame: int) -> None:
-        """Move ``channel`` along the morph path: its new and sounding notes take the position."""
-        self._glide(channel, self._path, value / DATA_MAX * (len(self._path) - 1), frame)
-
-    def _glide(self, channel: int, line: list[Timbre], u: float, frame: int) -> None:
-        """Move ``channel`` to position ``u`` (in steps) along ``line``: its new notes and
-        sounding notes take the new position, crossfading the two steps around it."""
-        state = self.channels[channel]
-        if line is self._lines[channel] and u == state.morph_position:
-            return
-        self._lines[channel], state.morph_position = line, u
-        self.focus = channel
-        sounding = self._supply.sounding_on(channel)
-        if self.wait_s is None:
-            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
-            for step, missing in self._supply.missing_steps(channel, sounding).items():
-                self.cache.request(line[step].latent, missing, Priority.NEAR)
-            for step in neighbour_steps(u):
-                self._request_all(line[step])
-        self._supply.follow(channel, sounding, frame)
-
     # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
 
     def move(
@@ -669,26 +631,12 @@ class Engine:
         """Move ``channel``'s knob, morph or pad axis (``("knob", k)``, ``("morph", 0)``,
         ``("pad", axis)``) to controller ``value``, as its own controller would: that channel's
         notes follow, no other's. False when this instrument has no such target."""
-        what, index = target
-        space = self._spaces[channel]
-        if what == "morph" and self._path:
-            self._morph_to(channel, value, frame)
-        elif what == "knob" and space is not None and index < len(space.knob_stop):
-            self._turn(channel, index, value, frame)
-        elif what == "pad" and space is not None and space.corners:
-            self._glide(channel, *space.move_pad(index, value), frame)
-        else:
-            return False
-        return True
+        return self._glides.move(channel, target, value, frame)
 
     def request_line(self, channel: int, pitch: int) -> None:
         """Ask for every step of ``channel``'s line at ``pitch``, sooner than the rest of their
         pitches: a note that slides needs them next."""
-        model_pitch = self.model_pitch(pitch, warn=False)
-        if self.wait_s is None and model_pitch is not None:
-            for step in self._lines[channel]:
-                if self.cache.lookup(step.key, model_pitch) is None:
-                    self.cache.request(step.latent, [model_pitch], Priority.NEAR)
+        self._glides.request_line(channel, self.model_pitch(pitch, warn=False))
 
     def set_level(self, channel: int, level: float, frame: int = IMMEDIATE) -> None:
         """``channel``'s voices play at ``level`` times its volume, expression and pan (an MPE

@@ -57,13 +57,15 @@ class NoteSupply:
         lines: list[list[Timbre]],
         channels: list[Channel],
         heard: list[Timbre | None],
+        pitches: Sequence[int],
         model_pitch: Callable[[int], int | None],
         max_shift_semitones: int,
         wait_s: float | None,
     ) -> None:
         self.cache, self.voices = cache, voices
         self._lines, self._channels, self._heard = lines, channels, heard
-        self._model_pitch = model_pitch
+        self._pitches, self._model_pitch = pitches, model_pitch
+        self._prefetched: set[str] = set()  # timbres whose every pitch has been asked for
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
         # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
@@ -97,6 +99,12 @@ class NoteSupply:
             elif now - since > PENDING_S:
                 del self.pending[key]
         return len(self.pending)
+
+    def request_all(self, timbre: Timbre) -> None:
+        """Live, ask once for every pitch of ``timbre`` in the background."""
+        if self.wait_s is None and timbre.key not in self._prefetched:
+            self._prefetched.add(timbre.key)
+            self.cache.request(timbre.latent, self._pitches, Priority.BACKGROUND)
 
     def hold(self, key: Key, timbre: Timbre, model_pitch: int, velocity: int) -> None:
         """Live, keep a note-on with nothing near enough cached until its exact note arrives."""
