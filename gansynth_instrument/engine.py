@@ -49,7 +49,7 @@ from gansynth_instrument.channels import (
     DRUM_CHANNEL,
     Channel,
 )
-from gansynth_instrument.controllers import CHANNEL_CONTROLLERS, sustain
+from gansynth_instrument.controllers import CHANNEL_CONTROLLERS, Bindings, sustain
 from gansynth_instrument.drum_hits import DrumHits
 from gansynth_instrument.engine_report import (
     MELODIC_DRUMS,
@@ -157,18 +157,21 @@ class Engine:
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
         self._path = list(morph)  # the bank's morph steps
-        self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
         # Per channel, the line it moves along: the morph path, a knob's stops, a pad edge.
         self._lines: list[list[Timbre]] = [self._path] * CHANNELS
         knobs = space.knobs if space is not None else None
-        self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
         has_pad = space is not None and bool(space.corners)
-        self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
         self.random_cc, self.save_cc = random_cc, save_cc
         buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
-        self._button_ccs = frozenset(buttons)
         self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
+        self._bindings = Bindings(
+            morph_cc if self._path else None,
+            knob_ccs[: knobs.count if knobs else 0],
+            pad_ccs if has_pad else (),
+            buttons,
+        )
+        self._bound = self._bound_table()
         # Pedal and channel modes: never learned or bound (``_control_change``).
         self._modes: dict[int, CcHandler] = {
             CC_SUSTAIN: self._sustain,
@@ -209,10 +212,6 @@ class Engine:
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._tally = Tally()
         self.ignored = 0
-        self._learning = False
-        self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
-        self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
-        self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
@@ -329,25 +328,24 @@ class Engine:
         """Per channel that had notes: notes played per preset and skipped per reason."""
         return self._tally.report()
 
+    @property
+    def morph_cc(self) -> int | None:
+        """The morph's controller (None: no morph path)."""
+        return self._bindings.morph_cc
+
     def learn(self, knob: int | None = None) -> None:
         """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
         pedal and channel modes)."""
-        if knob is not None:
-            if not 0 <= knob < len(self._knob_of) or self.space is None:
-                raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
-            self._learn_knob, self._learning = knob, True
-        elif self._path:
-            self._learning = True
+        self._bindings.learn(knob, has_knobs=self.space is not None, has_morph=bool(self._path))
 
     @property
     def learning(self) -> bool:
         """True until a controller has been bound after ``learn()``."""
-        return self._learning
+        return self._bindings.learning
 
     def take_learned(self) -> int | None:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
-        cc, self._learned = self._learned, None
-        return cc
+        return self._bindings.take_learned()
 
     @property
     def pending(self) -> int:
@@ -363,8 +361,7 @@ class Engine:
 
     def take_learned_knob(self) -> tuple[int, int] | None:
         """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
-        bound, self._learned_knob = self._learned_knob, None
-        return bound
+        return self._bindings.take_learned_knob()
 
     def take_save(self) -> Timbre | None:
         """The timbre the save button marked, once (then None): for the caller to write it."""
@@ -543,7 +540,9 @@ class Engine:
     def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
         """Pedal and channel modes first, then what learn and the settings bound (morph, knobs,
         pad, buttons), then the controllers that only set channel state (``controllers.py``)."""
-        handler = self._modes.get(cc) or self._bound(cc)
+        handler = self._modes.get(cc)
+        if handler is None:
+            handler = self._bind if self._bindings.learning else self._bound.get(cc)
         if handler is not None:
             handler(channel, cc, value, frame)
             return
@@ -555,19 +554,15 @@ class Engine:
         if notice is not None:
             self._warn_once(f"bend range {channel}", notice)
 
-    def _bound(self, cc: int) -> CcHandler | None:
-        """The handler a learn in progress or a binding gives ``cc`` (these change as played)."""
-        if self._learning:
-            return self._bind_knob if self._learn_knob is not None else self._bind_morph
-        if cc == self.morph_cc:
-            return self._morph_cc
-        if cc in self._knob_of:
-            return self._knob_cc
-        if cc in self._pad_axis:
-            return self._pad_cc
-        if cc in self._button_ccs:
-            return self._button
-        return None
+    def _bound_table(self) -> dict[int, CcHandler]:
+        """Controller → handler for what the bindings name (built again when a learn binds)."""
+        handlers: dict[str, CcHandler] = {
+            "morph": self._morph_cc,
+            "knob": self._knob_cc,
+            "pad": self._pad_cc,
+            "button": self._button,
+        }
+        return {cc: handlers[what] for cc, what in self._bindings.table().items()}
 
     def _sustain(self, channel: int, cc: int, value: int, frame: int) -> None:
         sustain(self.channels[channel], self.voices, cc, value, frame)
@@ -589,29 +584,25 @@ class Engine:
         if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
             self._glides.morph_to(channel, 0, frame)
 
-    def _bind_knob(self, channel: int, cc: int, value: int, frame: int) -> None:
-        knob, self._learn_knob, self._learning = self._learn_knob, None, False
-        assert knob is not None
-        self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
-        self._knob_of[cc] = knob
-        self._learned_knob = (knob, cc)
-        logger.info("knob %d bound to CC%d", knob + 1, cc)
-        self._glides.turn(channel, knob, value, frame)
-
-    def _bind_morph(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._learning = False
-        self.morph_cc = self._learned = cc
-        logger.info("morph bound to CC%d", cc)
-        self._glides.morph_to(channel, value, frame)
+    def _bind(self, channel: int, cc: int, value: int, frame: int) -> None:
+        """A learn in progress binds ``cc`` to the morph or a knob, which it then moves."""
+        knob = self._bindings.bind(cc)
+        self._bound = self._bound_table()
+        if knob is None:
+            logger.info("morph bound to CC%d", cc)
+            self._glides.morph_to(channel, value, frame)
+        else:
+            logger.info("knob %d bound to CC%d", knob + 1, cc)
+            self._glides.turn(channel, knob, value, frame)
 
     def _morph_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
         self._glides.morph_to(channel, value, frame)
 
     def _knob_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._glides.turn(channel, self._knob_of[cc], value, frame)
+        self._glides.turn(channel, self._bindings.knob_of[cc], value, frame)
 
     def _pad_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._glides.move_pad(channel, self._pad_axis[cc], value, frame)
+        self._glides.move_pad(channel, self._bindings.pad_axis[cc], value, frame)
 
     def _button(self, channel: int, cc: int, value: int, frame: int) -> None:
         """The random and save buttons act when pressed, as a pedal is (see the docstring)."""
