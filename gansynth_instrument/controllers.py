@@ -1,18 +1,22 @@
-"""The MIDI controllers that only set a channel's state (``channels.Channel``) and tell the voices:
-controller number → handler, a table built once. The engine (``engine.py``) looks a controller up
-here after its own (pedal and channel modes first, then MIDI learn, morph, knobs, pad and
-buttons, which a player may bind to any number).
+"""MIDI controllers for the engine (``engine.py``): controller number → handler, in tables.
 
-A handler takes (channel state, voices, controller, value, frame) and returns a notice to give
-once per channel, or None.
+``ControlChanges.handle`` looks a controller up in order: pedal and channel modes (never learned
+or bound), then a MIDI learn in progress, then what the ``Bindings`` name (morph, timbre knobs,
+the pad's axes, the random and save buttons: a player may bind any number; the table is built
+again when a learn binds), then ``CHANNEL_CONTROLLERS``, the controllers that only set a channel's
+state (``channels.Channel``) and tell the voices. A channel-state handler takes (channel state,
+voices, controller, value, frame) and returns a notice to give once per channel, or None.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
-from gansynth_instrument.channels import RPN_BEND_RANGE, RPN_NULL, Channel
+from gansynth_instrument.channels import CHANNELS, RPN_BEND_RANGE, RPN_NULL, Channel
 from gansynth_instrument.midi_spec import (
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
     CC_BANK_LSB,
     CC_BANK_MSB,
     CC_DATA_LSB,
@@ -21,17 +25,25 @@ from gansynth_instrument.midi_spec import (
     CC_NRPN_LSB,
     CC_NRPN_MSB,
     CC_PAN,
+    CC_RESET_CONTROLLERS,
     CC_RPN_LSB,
     CC_RPN_MSB,
+    CC_SUSTAIN,
     CC_VOLUME,
+    DATA_MAX,
     PEDAL_DOWN_MIN,
 )
+from gansynth_instrument.note_supply import NoteSupply
+from gansynth_instrument.timbre_lines import TimbreLines
 from gansynth_instrument.voices import Voices
 
+logger = logging.getLogger(__name__)
+
 Handler = Callable[[Channel, Voices, int, int, int], str | None]
+CcHandler = Callable[[int, int, int, int], None]  # (channel, controller, value, frame)
 
 
-def sustain(state: Channel, voices: Voices, cc: int, value: int, frame: int) -> None:
+def _sustain(state: Channel, voices: Voices, cc: int, value: int, frame: int) -> None:
     state.sustain = value >= PEDAL_DOWN_MIN
     voices.sustain(state.sustain, frame, state.number)
 
@@ -146,3 +158,104 @@ class Bindings:
         """(knob, controller) that a learn bound, once (then None)."""
         bound, self._learned_knob = self._learned_knob, None
         return bound
+
+
+class ControlChanges:
+    """One engine's control changes; see the module docstring. ``press`` is told (channel,
+    controller) when a button is pressed (a value ≥ 64 after one below, as a pedal is);
+    ``warn_once`` (key, message) gives a notice once per key."""
+
+    def __init__(
+        self,
+        channels: list[Channel],
+        voices: Voices,
+        supply: NoteSupply,
+        glides: TimbreLines,
+        bindings: Bindings,
+        *,
+        press: Callable[[int, int], None],
+        warn_once: Callable[[str, str], None],
+    ) -> None:
+        self._channels, self._voices = channels, voices
+        self._supply, self._glides, self.bindings = supply, glides, bindings
+        self._press, self._warn_once = press, warn_once
+        self._buttons = [dict.fromkeys(bindings.buttons, 0) for _ in range(CHANNELS)]
+        self._modes: dict[int, CcHandler] = {
+            CC_SUSTAIN: self._sustain,
+            CC_ALL_SOUND_OFF: self._sound_off,
+            CC_RESET_CONTROLLERS: self._reset_controllers,
+            **dict.fromkeys(range(CC_ALL_NOTES_OFF, DATA_MAX + 1), self._notes_off),
+        }
+        self._bound = self._bound_table()
+
+    def handle(self, channel: int, cc: int, value: int, frame: int) -> bool:
+        """Act on controller ``cc`` = ``value``; False when nothing here uses ``cc``."""
+        handler = self._modes.get(cc)
+        if handler is None:
+            handler = self._bind if self.bindings.learning else self._bound.get(cc)
+        if handler is not None:
+            handler(channel, cc, value, frame)
+            return True
+        plain = CHANNEL_CONTROLLERS.get(cc)
+        if plain is None:
+            return False
+        notice = plain(self._channels[channel], self._voices, cc, value, frame)
+        if notice is not None:
+            self._warn_once(f"bend range {channel}", notice)
+        return True
+
+    def _bound_table(self) -> dict[int, CcHandler]:
+        handlers: dict[str, CcHandler] = {
+            "morph": self._morph,
+            "knob": self._knob,
+            "pad": self._pad,
+            "button": self._button,
+        }
+        return {cc: handlers[what] for cc, what in self.bindings.table().items()}
+
+    def _sustain(self, channel: int, cc: int, value: int, frame: int) -> None:
+        _sustain(self._channels[channel], self._voices, cc, value, frame)
+
+    def _sound_off(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._supply.drop_channel(channel)
+        self._voices.all_sound_off(frame, channel)
+
+    def _notes_off(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._supply.drop_channel(channel)
+        self._voices.all_notes_off(frame, channel)
+
+    def _reset_controllers(self, channel: int, cc: int, value: int, frame: int) -> None:
+        state = self._channels[channel]
+        state.reset_controllers()
+        self._voices.sustain(False, frame, channel)
+        self._voices.bend(0.0, frame, channel)
+        self._voices.channel_gain(channel, *state.gains(), frame)
+        if state.morph_position is not None and self._glides.path:  # RP-015: mod wheel to 0
+            self._glides.morph_to(channel, 0, frame)
+
+    def _bind(self, channel: int, cc: int, value: int, frame: int) -> None:
+        """A learn in progress binds ``cc`` to the morph or a knob, which it then moves."""
+        knob = self.bindings.bind(cc)
+        self._bound = self._bound_table()
+        if knob is None:
+            logger.info("morph bound to CC%d", cc)
+            self._glides.morph_to(channel, value, frame)
+        else:
+            logger.info("knob %d bound to CC%d", knob + 1, cc)
+            self._glides.turn(channel, knob, value, frame)
+
+    def _morph(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._glides.morph_to(channel, value, frame)
+
+    def _knob(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._glides.turn(channel, self.bindings.knob_of[cc], value, frame)
+
+    def _pad(self, channel: int, cc: int, value: int, frame: int) -> None:
+        self._glides.move_pad(channel, self.bindings.pad_axis[cc], value, frame)
+
+    def _button(self, channel: int, cc: int, value: int, frame: int) -> None:
+        buttons = self._buttons[channel]
+        pressed = value >= PEDAL_DOWN_MIN > buttons[cc]
+        buttons[cc] = value
+        if pressed:
+            self._press(channel, cc)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.channels import (
@@ -49,7 +49,7 @@ from gansynth_instrument.channels import (
     DRUM_CHANNEL,
     Channel,
 )
-from gansynth_instrument.controllers import CHANNEL_CONTROLLERS, Bindings, sustain
+from gansynth_instrument.controllers import Bindings, ControlChanges
 from gansynth_instrument.drum_hits import DrumHits
 from gansynth_instrument.engine_report import (
     MELODIC_DRUMS,
@@ -66,11 +66,7 @@ from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
 from gansynth_instrument.levels import note_amplitude as note_amplitude
 from gansynth_instrument.midi_spec import (
-    CC_ALL_NOTES_OFF,
-    CC_ALL_SOUND_OFF,
     CC_MOD_WHEEL,
-    CC_RESET_CONTROLLERS,
-    CC_SUSTAIN,
     CHANNEL_MASK,
     CONTROL_CHANGE,
     DATA_BYTES,
@@ -78,7 +74,6 @@ from gansynth_instrument.midi_spec import (
     KIND_MASK,
     NOTE_OFF,
     NOTE_ON,
-    PEDAL_DOWN_MIN,
     PITCH_BEND,
     PROGRAM_CHANGE,
     STATUS_BIT,
@@ -97,7 +92,6 @@ from gansynth_instrument.voices import Layer, Voices
 
 logger = logging.getLogger(__name__)
 
-CcHandler = Callable[[int, int, int, int], None]  # (channel, controller, value, frame)
 
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RECENT_PITCHES = 16  # a new preset makes the last pitches played first
@@ -164,21 +158,12 @@ class Engine:
         has_pad = space is not None and bool(space.corners)
         self.random_cc, self.save_cc = random_cc, save_cc
         buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
-        self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
         self._bindings = Bindings(
             morph_cc if self._path else None,
             knob_ccs[: knobs.count if knobs else 0],
             pad_ccs if has_pad else (),
             buttons,
         )
-        self._bound = self._bound_table()
-        # Pedal and channel modes: never learned or bound (``_control_change``).
-        self._modes: dict[int, CcHandler] = {
-            CC_SUSTAIN: self._sustain,
-            CC_ALL_SOUND_OFF: self._sound_off,
-            CC_RESET_CONTROLLERS: self._reset_controllers,
-            **dict.fromkeys(range(CC_ALL_NOTES_OFF, DATA_MAX + 1), self._notes_off),
-        }
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
@@ -199,6 +184,15 @@ class Engine:
         )
         self._glides = TimbreLines(
             self._path, space, self._lines, self.channels, self._supply, self._set_focus
+        )
+        self._controls = ControlChanges(
+            self.channels,
+            voices,
+            self._supply,
+            self._glides,
+            self._bindings,
+            press=self._press,
+            warn_once=self._warn_once,
         )
         self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
         self._timbres: list[Timbre | None] = [
@@ -243,7 +237,8 @@ class Engine:
             self._supply.pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
-            self._control_change(channel, msg[1], msg[2], frame)
+            if not self._controls.handle(channel, msg[1], msg[2], frame):
+                self.ignored += 1
         elif kind == PROGRAM_CHANGE:
             self.program_change(msg[1], channel)
         elif kind == PITCH_BEND:
@@ -537,81 +532,11 @@ class Engine:
             frame=frame,
         )
 
-    def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
-        """Pedal and channel modes first, then what learn and the settings bound (morph, knobs,
-        pad, buttons), then the controllers that only set channel state (``controllers.py``)."""
-        handler = self._modes.get(cc)
-        if handler is None:
-            handler = self._bind if self._bindings.learning else self._bound.get(cc)
-        if handler is not None:
-            handler(channel, cc, value, frame)
-            return
-        plain = CHANNEL_CONTROLLERS.get(cc)
-        if plain is None:
-            self.ignored += 1
-            return
-        notice = plain(self.channels[channel], self.voices, cc, value, frame)
-        if notice is not None:
-            self._warn_once(f"bend range {channel}", notice)
-
-    def _bound_table(self) -> dict[int, CcHandler]:
-        """Controller → handler for what the bindings name (built again when a learn binds)."""
-        handlers: dict[str, CcHandler] = {
-            "morph": self._morph_cc,
-            "knob": self._knob_cc,
-            "pad": self._pad_cc,
-            "button": self._button,
-        }
-        return {cc: handlers[what] for cc, what in self._bindings.table().items()}
-
-    def _sustain(self, channel: int, cc: int, value: int, frame: int) -> None:
-        sustain(self.channels[channel], self.voices, cc, value, frame)
-
-    def _sound_off(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._supply.drop_channel(channel)
-        self.voices.all_sound_off(frame, channel)
-
-    def _notes_off(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._supply.drop_channel(channel)
-        self.voices.all_notes_off(frame, channel)
-
-    def _reset_controllers(self, channel: int, cc: int, value: int, frame: int) -> None:
-        state = self.channels[channel]
-        state.reset_controllers()
-        self.voices.sustain(False, frame, channel)
-        self.voices.bend(0.0, frame, channel)
-        self.voices.channel_gain(channel, *state.gains(), frame)
-        if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
-            self._glides.morph_to(channel, 0, frame)
-
-    def _bind(self, channel: int, cc: int, value: int, frame: int) -> None:
-        """A learn in progress binds ``cc`` to the morph or a knob, which it then moves."""
-        knob = self._bindings.bind(cc)
-        self._bound = self._bound_table()
-        if knob is None:
-            logger.info("morph bound to CC%d", cc)
-            self._glides.morph_to(channel, value, frame)
-        else:
-            logger.info("knob %d bound to CC%d", knob + 1, cc)
-            self._glides.turn(channel, knob, value, frame)
-
-    def _morph_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._glides.morph_to(channel, value, frame)
-
-    def _knob_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._glides.turn(channel, self._bindings.knob_of[cc], value, frame)
-
-    def _pad_cc(self, channel: int, cc: int, value: int, frame: int) -> None:
-        self._glides.move_pad(channel, self._bindings.pad_axis[cc], value, frame)
-
-    def _button(self, channel: int, cc: int, value: int, frame: int) -> None:
-        """The random and save buttons act when pressed, as a pedal is (see the docstring)."""
-        buttons = self._buttons[channel]
-        pressed = value >= PEDAL_DOWN_MIN > buttons[cc]
-        buttons[cc] = value
-        if pressed and cc == self.random_cc:
+    def _press(self, channel: int, cc: int) -> None:
+        """The random button draws a timbre; the save button marks what ``channel`` played."""
+        if cc == self.random_cc:
             self.random_timbre(channel)
-        elif pressed:
+        else:
             self._to_save = self._heard[channel] or self.current(channel)
 
     # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
