@@ -39,10 +39,10 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.channel_timbres import ChannelTimbres
 from gansynth_instrument.channels import (
     CHANNELS,
     DEFAULT_BEND_RANGE_SEMITONES,
@@ -61,7 +61,6 @@ from gansynth_instrument.engine_report import (
     EngineStatus,
     Tally,
 )
-from gansynth_instrument.explore import random_timbre
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
 from gansynth_instrument.levels import note_amplitude as note_amplitude
@@ -94,7 +93,6 @@ logger = logging.getLogger(__name__)
 
 
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 
@@ -195,13 +193,21 @@ class Engine:
             warn_once=self._warn_once,
         )
         self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
-        self._timbres: list[Timbre | None] = [
-            space.set_base(timbre) if space is not None else timbre for space in self._spaces
-        ]
-        # A channel playing a kit plays it instead of its timbre (``_hit``).
-        self._kits: list[DrumKit | None] = [kit] * CHANNELS
-        self._kits[DRUM_CHANNEL] = drums if isinstance(drums, DrumKit) else None
-        self._timbres[DRUM_CHANNEL] = drums if isinstance(drums, Timbre) else None
+        self._choice = ChannelTimbres(
+            timbre,
+            kit=kit,
+            drums=drums,
+            programs=self._programs,
+            spaces=self._spaces,
+            lines=self._lines,
+            channels=self.channels,
+            supply=self._supply,
+            model_pitch=self.model_pitch,
+            focus=self._set_focus,
+            warn_once=self._warn_once,
+        )
+        # A channel playing a kit plays it instead of its timbre (``drum_hits.py``).
+        self._timbres, self._kits = self._choice.timbres, self._choice.kits
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._tally = Tally()
@@ -212,7 +218,6 @@ class Engine:
         self._drums = DrumHits(
             self._supply, voices, self._tally, self.model_pitch, velocity_exponent
         )
-        self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._warned: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
@@ -292,12 +297,7 @@ class Engine:
 
     def drums_summary(self) -> str:
         """What channel 10 plays, for a render's or the player's summary."""
-        kit, timbre = self._kits[DRUM_CHANNEL], self._timbres[DRUM_CHANNEL]
-        if kit is not None:
-            return f"{kit.name} (a kit of {len(kit.hits)} drum sounds)"
-        if timbre is not None:
-            return f"{timbre.name} ({MELODIC_DRUMS})"
-        return "not played"
+        return self._choice.drums_summary()
 
     def timbre_of(self, channel: int) -> Timbre | None:
         """What ``channel`` plays now (None: nothing, e.g. unmapped percussion)."""
@@ -367,58 +367,25 @@ class Engine:
         """A fresh random timbre for ``channel``'s (default: the focus channel's) next notes,
         with the level and envelope of what it plays; the pitches played last are rendered
         first, then the rest."""
-        channel = self.focus if channel is None else channel
-        current = self.current(channel)
-        if current is not None:
-            self._switch_to(channel, random_timbre(current))
+        self._choice.random(self.focus if channel is None else channel)
 
     def current(self, channel: int | None = None) -> Timbre | None:
         """The one timbre ``channel`` (default: the focus channel) plays now: the nearest step
         of a line that is moving, else its timbre (knob offsets included)."""
-        channel = self.focus if channel is None else channel
-        position = self.channels[channel].morph_position
-        if position is None:
-            return self._timbres[channel]
-        return self._lines[channel][round(position)]
+        return self._choice.current(self.focus if channel is None else channel)
 
     def program_change(self, program: int, channel: int | None = None) -> None:
         """Switch ``channel``'s (default: the focus channel's) timbre for new notes, in the bank
         its last bank select chose; sounding notes keep theirs. A program the bank lacks plays a
         stand-in with one notice (``programs.py``); without a bank there is nothing to switch
         to. Percussion (channel 10) keeps its drum preset."""
-        channel = self.focus if channel is None else channel
-        state = self.channels[channel]
-        state.program = program
-        if channel == DRUM_CHANNEL:
-            return
-        timbre, notice = self._programs.resolve(state.bank, program)
-        if timbre is None:
-            return  # one preset, no bank: program changes have nothing to select
-        if notice is not None:
-            self._warn_once(f"bank {state.bank} program {program}", notice)
-        self._switch_to(channel, timbre)
+        self._choice.program_change(self.focus if channel is None else channel, program)
 
     def switch_to(self, timbre: Timbre, channel: int | None = None) -> None:
         """``channel``'s (default: the focus channel's) new notes play ``timbre``, a timbre from
         outside the bank (a preset file, a latent drawn in the browser), as a program change
         switches: sounding notes keep theirs, the pitches played last render first."""
-        self._switch_to(self.focus if channel is None else channel, timbre)
-
-    def _switch_to(self, channel: int, timbre: Timbre) -> None:
-        """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep
-        theirs."""
-        space = self._spaces[channel]
-        timbre = space.set_base(timbre) if space is not None else timbre
-        self.focus = channel
-        self._timbres[channel] = timbre
-        self._kits[channel] = None
-        self.channels[channel].morph_position = None
-        if self.wait_s is None:
-            recent = [self.model_pitch(p) for p in reversed(self._recent)]
-            played = list(dict.fromkeys(p for p in recent if p is not None))
-            if played:
-                self.cache.request(timbre.latent, played, Priority.NEAR)
-            self._supply.request_all(timbre)
+        self._choice.switch_to(self.focus if channel is None else channel, timbre)
 
     def status(self) -> EngineStatus:
         """What the live view shows; cheap enough to call a few times a second."""
@@ -486,7 +453,7 @@ class Engine:
         if model_pitch is None:
             self._tally.skipped[channel][SKIP_RANGE] += 1
             return
-        self._recent.append(pitch)
+        self._choice.recent.append(pitch)
         self.focus = channel
         if position is None:
             assert timbre is not None
