@@ -3,6 +3,15 @@ program's preset, a preset from outside the bank, a random draw; moved by the ch
 a drum kit. A program the bank lacks plays a stand-in (``programs.py``), with one notice. A
 switch leaves sounding notes as they are and asks for the pitches played last first, then the
 rest.
+
+Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
+last are rendered first); the save button marks what the channel's last note played, knob
+offsets included (the timbre it started with, or the step a knob or the morph moved it to while
+it sounded), for ``take_save()``: the live status loop writes it, so no file is written on the
+MIDI thread. What the next note would play can differ: a draw made after that note, or while
+its note-on still waited for the draw before, has not been heard. Before any note on the
+channel, the save keeps what its next note would play. Buttons act when pressed (a value ≥ 64
+after one below: ``controllers.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ RECENT_PITCHES = 16  # a new preset makes the last pitches played first
 
 class ChannelTimbres:
     """Per channel: its timbre and kit (a kit plays instead of the timbre), and the pitches
-    played last. ``lines`` and ``channels`` are the engine's (read here); ``focus`` is told the
-    channel that switched, ``warn_once`` (key, message) gives a notice once per key."""
+    played last. ``lines``, ``channels`` and ``heard`` (per channel, the timbre its notes were
+    last heard at) are the engine's (read here); ``focus`` is told the channel that switched,
+    ``warn_once`` (key, message) gives a notice once per key."""
 
     def __init__(
         self,
@@ -37,6 +47,8 @@ class ChannelTimbres:
         spaces: Sequence[TimbreSpace[Timbre] | None],
         lines: list[list[Timbre]],
         channels: list[Channel],
+        heard: list[Timbre | None],
+        random_cc: int | None,
         supply: NoteSupply,
         model_pitch: Callable[[int], int | None],
         focus: Callable[[int], None],
@@ -51,6 +63,8 @@ class ChannelTimbres:
         self.recent: deque[int] = deque(maxlen=RECENT_PITCHES)
         self._programs, self._spaces = programs, spaces
         self._lines, self._channels, self._supply = lines, channels, supply
+        self._heard, self._random_cc = heard, random_cc
+        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
         self._model_pitch, self._focus, self._warn_once = model_pitch, focus, warn_once
 
     def current(self, channel: int) -> Timbre | None:
@@ -81,6 +95,19 @@ class ChannelTimbres:
         current = self.current(channel)
         if current is not None:
             self.switch_to(channel, random_timbre(current))
+
+    def press(self, channel: int, cc: int) -> None:
+        """A button pressed on ``channel``: the random button draws a timbre, the save button
+        marks what the channel played (see the module docstring)."""
+        if cc == self._random_cc:
+            self.random(channel)
+        else:
+            self._to_save = self._heard[channel] or self.current(channel)
+
+    def take_save(self) -> Timbre | None:
+        """The timbre the save button marked, once (then None)."""
+        timbre, self._to_save = self._to_save, None
+        return timbre
 
     def switch_to(self, channel: int, timbre: Timbre) -> None:
         """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep

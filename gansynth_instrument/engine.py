@@ -16,19 +16,10 @@ stand-in (``programs.py``), with one notice. Every note played or skipped is cou
 Rules:
 - A note plays its exact cached note, else a stand-in, else waits for it (``note_supply.py``:
   the cache-miss policy; offline, ``wait_s`` set, it waits for the exact note).
-- A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
-  ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
 - Morph, timbre knobs and the XY pad move a channel along a line of timbres, its sounding notes
   following (``timbre_lines.py``). Knobs, pad and buttons act on the channel their controller
   arrives on: each channel keeps its own knob stops, pad position, button states and line.
-- Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
-  last are rendered first); the save button marks what the channel's last note played, knob
-  offsets included (the timbre it started with, or the step a knob or the morph moved it to while
-  it sounded), for ``take_save()``: the live status loop writes it, so no file is written on the
-  MIDI thread. What the next note would play can differ: a draw made after that note, or while
-  its note-on still waited for the draw before, has not been heard. Before any note on the
-  channel, the save keeps what its next note would play.
-  Buttons act when pressed (a value ≥ 64 after one below).
+- Exploring: the random-timbre and save buttons (``channel_timbres.py``).
 - MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
   becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
   once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
@@ -145,7 +136,6 @@ class Engine:
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
-        self._pitch_set = frozenset(self.pitches)
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
         self._path = list(morph)  # the bank's morph steps
@@ -167,7 +157,7 @@ class Engine:
         self.wait_s = wait_s
         self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
         # Per channel: the timbre its last note started with, or the step a line moved it to
-        # while it sounded: what the save button keeps (None: no note yet, see _control_change).
+        # while it sounded: what the save button keeps (None: no note yet; ChannelTimbres.press).
         self._heard: list[Timbre | None] = [None] * CHANNELS
         self._supply = NoteSupply(
             cache,
@@ -176,21 +166,12 @@ class Engine:
             channels=self.channels,
             heard=self._heard,
             pitches=self.pitches,
-            model_pitch=self.model_pitch,
             max_shift_semitones=max_shift_semitones,
             wait_s=wait_s,
+            warn_once=self._warn_once,
         )
         self._glides = TimbreLines(
             self._path, space, self._lines, self.channels, self._supply, self._set_focus
-        )
-        self._controls = ControlChanges(
-            self.channels,
-            voices,
-            self._supply,
-            self._glides,
-            self._bindings,
-            press=self._press,
-            warn_once=self._warn_once,
         )
         self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
         self._choice = ChannelTimbres(
@@ -201,9 +182,20 @@ class Engine:
             spaces=self._spaces,
             lines=self._lines,
             channels=self.channels,
+            heard=self._heard,
+            random_cc=random_cc,
             supply=self._supply,
             model_pitch=self.model_pitch,
             focus=self._set_focus,
+            warn_once=self._warn_once,
+        )
+        self._controls = ControlChanges(
+            self.channels,
+            voices,
+            self._supply,
+            self._glides,
+            self._bindings,
+            press=self._choice.press,
             warn_once=self._warn_once,
         )
         # A channel playing a kit plays it instead of its timbre (``drum_hits.py``).
@@ -212,7 +204,6 @@ class Engine:
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
         self._tally = Tally()
         self.ignored = 0
-        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
         self._drums = DrumHits(
@@ -360,8 +351,7 @@ class Engine:
 
     def take_save(self) -> Timbre | None:
         """The timbre the save button marked, once (then None): for the caller to write it."""
-        timbre, self._to_save = self._to_save, None
-        return timbre
+        return self._choice.take_save()
 
     def random_timbre(self, channel: int | None = None) -> None:
         """A fresh random timbre for ``channel``'s (default: the focus channel's) next notes,
@@ -423,19 +413,7 @@ class Engine:
 
     def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
-        if pitch in self._pitch_set:
-            return pitch
-        nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
-        if abs(nearest - pitch) > self.max_shift_semitones:
-            if not warn:
-                return None
-            self._warn_once(
-                f"pitch {pitch}",
-                f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
-                f"model's pitches ({self.pitches[0]}..{self.pitches[-1]}); ignored",
-            )
-            return None
-        return nearest
+        return self._supply.model_pitch(pitch, warn=warn)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
         kit = self._kits[channel]
@@ -498,13 +476,6 @@ class Engine:
             channel=channel,
             frame=frame,
         )
-
-    def _press(self, channel: int, cc: int) -> None:
-        """The random button draws a timbre; the save button marks what ``channel`` played."""
-        if cc == self.random_cc:
-            self.random_timbre(channel)
-        else:
-            self._to_save = self._heard[channel] or self.current(channel)
 
     # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
 

@@ -2,6 +2,8 @@
 the exact note when it arrives. The engine (``engine.py``) asks here for every note it starts or
 moves along a line.
 
+- A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
+  ``max_shift_semitones``; farther ones are ignored with one warning per pitch (``model_pitch``).
 - A note plays its exact cached note. If that note is not cached yet it plays at once from the
   nearest cached pitch of the same timbre, rate-shifted (a stand-in), and the exact note is
   requested at ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for
@@ -58,13 +60,15 @@ class NoteSupply:
         channels: list[Channel],
         heard: list[Timbre | None],
         pitches: Sequence[int],
-        model_pitch: Callable[[int], int | None],
         max_shift_semitones: int,
         wait_s: float | None,
+        warn_once: Callable[[str, str], None],
     ) -> None:
         self.cache, self.voices = cache, voices
         self._lines, self._channels, self._heard = lines, channels, heard
-        self._pitches, self._model_pitch = pitches, model_pitch
+        self.pitches = tuple(pitches)
+        self._pitch_set = frozenset(self.pitches)
+        self._warn_once = warn_once
         self._prefetched: set[str] = set()  # timbres whose every pitch has been asked for
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
@@ -100,11 +104,28 @@ class NoteSupply:
                 del self.pending[key]
         return len(self.pending)
 
+    def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
+        """The model pitch that plays ``pitch`` (itself if the model has it), rate-shifted by up
+        to ``max_shift_semitones``; None if too far (with one warning per pitch)."""
+        if pitch in self._pitch_set:
+            return pitch
+        nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
+        if abs(nearest - pitch) > self.max_shift_semitones:
+            if not warn:
+                return None
+            self._warn_once(
+                f"pitch {pitch}",
+                f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
+                f"model's pitches ({self.pitches[0]}..{self.pitches[-1]}); ignored",
+            )
+            return None
+        return nearest
+
     def request_all(self, timbre: Timbre) -> None:
         """Live, ask once for every pitch of ``timbre`` in the background."""
         if self.wait_s is None and timbre.key not in self._prefetched:
             self._prefetched.add(timbre.key)
-            self.cache.request(timbre.latent, self._pitches, Priority.BACKGROUND)
+            self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
     def hold(self, key: Key, timbre: Timbre, model_pitch: int, velocity: int) -> None:
         """Live, keep a note-on with nothing near enough cached until its exact note arrives."""
@@ -193,7 +214,7 @@ class NoteSupply:
     def sounding_on(self, channel: int) -> list[tuple[int, int, int | None]]:
         """(slot, pitch, model pitch) of ``channel``'s sounding voices."""
         return [
-            (slot, pitch, self._model_pitch(pitch))
+            (slot, pitch, self.model_pitch(pitch))
             for slot, (ch, pitch) in self.voices.sounding()
             if ch == channel
         ]
