@@ -8,7 +8,7 @@ cached pitch of its timbre (``note_supply``), or not at all: a late drum hit is 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.channels import DRUM_CHANNEL
@@ -41,6 +41,17 @@ class DrumHits:
         self._hit_notes: weakref.WeakKeyDictionary[Note, dict[tuple[float, float], Note]] = (
             weakref.WeakKeyDictionary()
         )
+
+    def prefetch(self, kits: Iterable[DrumKit | None]) -> None:
+        """Ask for every hit of ``kits`` soon (at start, before the rest of their timbres)."""
+        hits: dict[str, tuple[Timbre, set[int]]] = {}
+        for kit in {id(k): k for k in kits if k is not None}.values():
+            for hit in kit.hits.values():
+                pitch = self._supply.model_pitch(hit.pitch, warn=False)
+                if pitch is not None:
+                    hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
+        for timbre, pitches in hits.values():
+            self._supply.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
 
     def play(
         self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.channel_timbres import ChannelTimbres
 from gansynth_instrument.channels import (
     CHANNELS,
@@ -275,14 +275,7 @@ class Engine:
     def prefetch(self) -> None:
         """Ask for every pitch of the current timbre in the background, and the kits' hits
         first (call once at start)."""
-        hits: dict[str, tuple[Timbre, set[int]]] = {}
-        for kit in {id(k): k for k in self._kits if k is not None}.values():
-            for hit in kit.hits.values():
-                pitch = self.model_pitch(hit.pitch, warn=False)
-                if pitch is not None:
-                    hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
-        for timbre, pitches in hits.values():
-            self.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
+        self._drums.prefetch(self._kits)
         if self.timbre is not None:
             self._supply.request_all(self.timbre)
 
@@ -422,8 +415,7 @@ class Engine:
             self.last_played = played or self.last_played
             return
         timbre = self._timbres[channel]
-        position = self.channels[channel].morph_position
-        if timbre is None and position is None:
+        if timbre is None and self.channels[channel].morph_position is None:
             self._tally.skipped[channel][SKIP_PERCUSSION] += 1
             self._warn_once("percussion", PERCUSSION_NOTICE)
             return
@@ -433,17 +425,7 @@ class Engine:
             return
         self._choice.recent.append(pitch)
         self.focus = channel
-        if position is None:
-            assert timbre is not None
-            layer = self._supply.layer(timbre, model_pitch, pitch, Priority.WAITING)
-            layers = (layer, None, 0.0) if layer is not None else None
-        else:
-            line = self._lines[channel]
-            timbre = line[round(position)]
-            layers = self._supply.line_layers(line, position, model_pitch, pitch, Priority.WAITING)
-            for step in line:
-                self.cache.played(step.key, model_pitch)
-            self._supply.mark_stale(channel, [(0, pitch, model_pitch)])
+        timbre, layers = self._supply.note_layers(channel, timbre, model_pitch, pitch)
         if layers is None:  # nothing near enough cached yet: the exact note is on its way
             self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
             return

@@ -137,6 +137,24 @@ class NoteSupply:
         for key in [k for k in self.pending if k[0] == channel]:
             del self.pending[key]
 
+    def note_layers(
+        self, channel: int, timbre: Timbre | None, model_pitch: int, pitch: int
+    ) -> tuple[Timbre, Layers | None]:
+        """What a note-on on ``channel`` plays: ``timbre``'s note, or while the channel moves
+        along a line, the steps around its position (a stand-in there marks the channel stale);
+        None for the layers when nothing near enough is cached yet."""
+        position = self._channels[channel].morph_position
+        if position is None:
+            assert timbre is not None
+            layer = self.layer(timbre, model_pitch, pitch, Priority.WAITING)
+            return timbre, ((layer, None, 0.0) if layer is not None else None)
+        line = self._lines[channel]
+        layers = self.line_layers(line, position, model_pitch, pitch, Priority.WAITING)
+        for step in line:
+            self.cache.played(step.key, model_pitch)
+        self.mark_stale(channel, [(0, pitch, model_pitch)])
+        return line[round(position)], layers
+
     def layer(
         self, timbre: Timbre, model_pitch: int, pitch: int, priority: Priority
     ) -> Layer | None:
