@@ -126,6 +126,13 @@ class ChannelTimbres:
                 supply.cache.request(timbre.latent, played, Priority.NEAR)
             supply.request_all(timbre)
 
+    def name(self, channel: int) -> str:
+        """What ``channel`` plays, for the live view: its kit's name, else its timbre's."""
+        kit, current = self.kits[channel], self.current(channel)
+        if kit is not None:
+            return kit.name
+        return current.name if current is not None else "(percussion: not played)"
+
     def drums_summary(self) -> str:
         """What channel 10 plays, for a render's or the player's summary."""
         kit, timbre = self.kits[DRUM_CHANNEL], self.timbres[DRUM_CHANNEL]

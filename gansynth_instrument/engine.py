@@ -13,18 +13,21 @@ notice). A kit can also play a melodic channel (``kit``). A program the bank lac
 stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
 (``report()``), for a render to say what it did.
 
-Rules:
-- A note plays its exact cached note, else a stand-in, else waits for it (``note_supply.py``:
-  the cache-miss policy; offline, ``wait_s`` set, it waits for the exact note).
+Rules, each kept where its job is done:
+- A note plays its exact cached note, else a stand-in, else waits for it; a pitch outside the
+  model's range plays the nearest model pitch, shifted a little (``note_supply.py``).
 - Morph, timbre knobs and the XY pad move a channel along a line of timbres, its sounding notes
   following (``timbre_lines.py``). Knobs, pad and buttons act on the channel their controller
   arrives on: each channel keeps its own knob stops, pad position, button states and line.
-- Exploring: the random-timbre and save buttons (``channel_timbres.py``).
-- MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
-  becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
-  once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
+- What a channel plays, the random-timbre and save buttons (``channel_timbres.py``).
+- Controllers, MIDI learn (``learn()``; ``controllers.py``): the learned controller is handed
+  once to whoever saves it (``take_learned()``), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
+
+This module is the engine's façade: what live play, render, the surfaces and MPE input call.
+Most of its length is that interface (documented methods handing work to the modules above);
+the work itself is done there.
 """
 
 from __future__ import annotations
@@ -98,11 +101,7 @@ class Engine:
     quantised morph steps (``morph_steps``), empty for no morph. ``channels``: the channels
     (0-15) to play, None = all. ``space`` holds the knob directions and the pad's corners
     (None: no knobs, no pad); ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's
-    (x, y).
-
-    Knobs, pad, the random and save buttons and waiting note-ons act per channel: a controller
-    acts on the channel it arrived on, and each channel keeps its own knob stops, pad position,
-    button states and the line it is moving along (the morph path, a knob's stops, a pad edge).
+    (x, y). Knobs, pad, buttons and waiting note-ons act per channel (see the module docstring).
     """
 
     def __init__(
@@ -376,7 +375,7 @@ class Engine:
         named.update((t.name, t) for t in self.programs.values())
         position = self.morph_position
         return EngineStatus(
-            timbre=self._current_name(),
+            timbre=self._choice.name(self.focus),
             morph_position=(
                 None
                 if position is None or self.morph is not self._path
@@ -389,12 +388,6 @@ class Engine:
         )
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _current_name(self) -> str:
-        kit, current = self._kits[self.focus], self.current()
-        if kit is not None:
-            return kit.name
-        return current.name if current is not None else "(percussion: not played)"
 
     def _set_focus(self, channel: int) -> None:
         self.focus = channel
