@@ -7,96 +7,59 @@ changes into voice commands (``voices.Voices``: one voice pool shared by every c
 the note cache for what will be needed next.
 
 General MIDI: channel 10 is percussion; its notes name drum sounds, not pitches. A drum kit
-(``drums``, a ``timbre.DrumKit``) plays each key as its own hit: a timbre's note at the kit's
-pitch, shaped by the kit's hold and decay (``note.shape_hit``, made once per cached note) and
-played as a one-shot (note-offs do not cut it, as on a GM drum channel). A melodic preset as
-``drums`` plays each key at its own pitch; without either, drum notes are not played (one
+(``drums``, a ``timbre.DrumKit``) plays each key as its own hit (``drum_hits.py``). A melodic
+preset as ``drums`` plays each key at its own pitch; without either, drum notes are not played (one
 notice). A kit can also play a melodic channel (``kit``). A program the bank lacks plays a
 stand-in (``programs.py``), with one notice. Every note played or skipped is counted per channel
 (``report()``), for a render to say what it did.
 
-Rules:
-- A note plays its exact cached note. If that note is not cached yet it plays at once from the
-  nearest cached pitch of the same timbre, rate-shifted, and the exact note is requested at
-  ``Priority.WAITING`` for the next note-on. Offline (``wait_s`` set) it waits for the exact note.
-  A timbre with nothing cached yet (a random draw, a new knob stop) has no stand-in: its note-on
-  waits, and ``start_pending()`` (polled by the player) starts the exact note when it arrives,
-  unless the key was released first or ``PENDING_S`` passed.
-- A pitch outside the model's range plays the nearest model pitch rate-shifted by up to
-  ``max_shift_semitones``; farther ones are ignored with one warning per pitch.
-- Morph (a position per channel): the path is quantised to ``steps`` timbres (slerp between
-  neighbouring presets); a voice crossfades the two nearest *cached* steps around the knob
-  position, so the knob acts within one audio block; the exact neighbours are requested at
-  NEAR, the rest of their pitches behind.
-- A timbre with ``loop`` set plays looping voices: a held note sustains (mixer.py) instead of
-  ending after the note's 4 s. A morph step loops like the nearer of its two presets; a voice
-  keeps the looping it started with while the morph moves.
-- Timbre knobs and the XY pad (``timbre_space.TimbreSpace``): a knob's controller moves along
-  the line of that knob's stops, a pad controller along the grid edge nearest the pad position;
-  both are played exactly as the morph path is (two neighbouring timbres crossfaded, sounding
-  notes following). A program change or a random draw becomes the new base the knobs move.
-  Knobs, pad and buttons act on the channel their controller arrives on: each channel keeps its
-  own knob stops, pad position, button states and the line it moves along.
-- Exploring: the random-timbre button draws a fresh timbre for the next notes (the pitches played
-  last are rendered first); the save button marks what the channel's last note played, knob
-  offsets included (the timbre it started with, or the step a knob or the morph moved it to while
-  it sounded), for ``take_save()``: the live status loop writes it, so no file is written on the
-  MIDI thread. What the next note would play can differ: a draw made after that note, or while
-  its note-on still waited for the draw before, has not been heard. Before any note on the
-  channel, the save keeps what its next note would play.
-  Buttons act when pressed (a value ≥ 64 after one below).
-- MIDI learn (``learn()``): the next controller moved (not the pedal or a channel-mode message)
-  becomes the morph controller, or with ``learn(knob=k)`` knob k's; ``take_learned()`` hands it
-  once to whoever saves it (the live status loop), so no file is written on the MIDI thread.
+Rules, each kept where its job is done:
+- A note plays its exact cached note, else a stand-in, else waits for it; a pitch outside the
+  model's range plays the nearest model pitch, shifted a little (``note_supply.py``).
+- Morph, timbre knobs and the XY pad move a channel along a line of timbres, its sounding notes
+  following (``timbre_lines.py``). Knobs, pad and buttons act on the channel their controller
+  arrives on: each channel keeps its own knob stops, pad position, button states and line.
+- What a channel plays, the random-timbre and save buttons (``channel_timbres.py``).
+- Controllers, MIDI learn (``learn()``; ``controllers.py``): the learned controller is handed
+  once to whoever saves it (``take_learned()``), so no file is written on the MIDI thread.
 - Malformed or unsupported messages are dropped and counted (``ignored``), as mido does with
   incoming garbage: a live instrument must not stop for a stray byte.
+
+This module is the engine's façade: what live play, render, the surfaces and MPE input call.
+Most of its length is that interface (documented methods handing work to the modules above);
+the work itself is done there.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-import weakref
-from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.channel_timbres import ChannelTimbres
 from gansynth_instrument.channels import (
     CHANNELS,
     DEFAULT_BEND_RANGE_SEMITONES,
     DRUM_CHANNEL,
-    RPN_BEND_RANGE,
-    RPN_NULL,
     Channel,
 )
-from gansynth_instrument.errors import CacheError
-from gansynth_instrument.explore import random_timbre
-from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
-from gansynth_instrument.levels import (
-    DEFAULT_VELOCITY_CURVE,
-    VELOCITY_CURVES,
-    db_to_gain,
-    velocity_gain,
+from gansynth_instrument.controllers import Bindings, ControlChanges
+from gansynth_instrument.drum_hits import DrumHits
+from gansynth_instrument.engine_report import (
+    MELODIC_DRUMS,
+    PERCUSSION_NOTICE,
+    SKIP_CHANNEL,
+    SKIP_PERCUSSION,
+    SKIP_RANGE,
+    ChannelReport,
+    EngineStatus,
+    Tally,
 )
+from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
+from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
+from gansynth_instrument.levels import note_amplitude as note_amplitude
 from gansynth_instrument.midi_spec import (
-    CC_ALL_NOTES_OFF,
-    CC_ALL_SOUND_OFF,
-    CC_BANK_LSB,
-    CC_BANK_MSB,
-    CC_DATA_LSB,
-    CC_DATA_MSB,
-    CC_EXPRESSION,
     CC_MOD_WHEEL,
-    CC_NRPN_LSB,
-    CC_NRPN_MSB,
-    CC_PAN,
-    CC_RESET_CONTROLLERS,
-    CC_RPN_LSB,
-    CC_RPN_MSB,
-    CC_SUSTAIN,
-    CC_VOLUME,
     CHANNEL_MASK,
     CONTROL_CHANGE,
     DATA_BYTES,
@@ -104,70 +67,28 @@ from gansynth_instrument.midi_spec import (
     KIND_MASK,
     NOTE_OFF,
     NOTE_ON,
-    PEDAL_DOWN_MIN,
     PITCH_BEND,
     PROGRAM_CHANGE,
     STATUS_BIT,
     SYSTEM,
 )
 from gansynth_instrument.mixer import IMMEDIATE
-from gansynth_instrument.note import Note, shape_hit
+from gansynth_instrument.note import Note
+from gansynth_instrument.note_supply import PENDING_S as PENDING_S  # what callers wait for
+from gansynth_instrument.note_supply import NoteSupply
+from gansynth_instrument.planning import planned_notes
 from gansynth_instrument.programs import Programs
-from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
+from gansynth_instrument.timbre import DrumKit, Timbre
+from gansynth_instrument.timbre_lines import TimbreLines
 from gansynth_instrument.timbre_space import TimbreSpace
-from gansynth_instrument.voices import Layer, Voices, pitch_ratio
+from gansynth_instrument.voices import Layer, Voices
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]  # see levels.py
+
 DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
-RECENT_PITCHES = 16  # a new preset makes the last pitches played first
-PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
-SKIP_PERCUSSION = "drum notes"
-PERCUSSION_NOTICE = (
-    "channel 10 is General MIDI percussion: its notes name drums, not pitches, and are not "
-    "played (give it a drum kit or a preset with --drums NAME, or a bank's 'drums:')"
-)
-SKIP_RANGE = "notes out of the model's range"
-SKIP_KIT = "drum notes the kit lacks"
-HIT_ATTACK_S = 0.001  # a drum hit starts at once; 1 ms only keeps its first sample from clicking
-MELODIC_DRUMS = "a melodic preset as the drum kit: each key plays its own pitch"
-KIT_ON_MELODIC = "a drum kit on a melodic channel: each key plays the kit's sound"
-SKIP_CHANNEL = "notes on channels not chosen"
-
-
-def note_amplitude(
-    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
-) -> float:
-    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
-    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
-    here, so a change of level staging reaches them all."""
-    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """A snapshot for the live status view."""
-
-    timbre: str
-    morph_position: float | None  # 0..1 along the morph path; None while a preset plays
-    cache_fill: dict[str, tuple[int, int]]  # timbre name → (cached, requested) pitches
-    dropped_commands: int
-    ignored_messages: int
-    morph_cc: int | None
-
-
-@dataclass(frozen=True)
-class ChannelReport:
-    """What one channel did: notes played per preset (or kit), notes skipped per reason, and
-    remarks on what played it (a melodic preset as the kit, a kit on a melodic channel)."""
-
-    channel: int  # 0-15
-    played: dict[str, int]
-    skipped: dict[str, int]
-    remarks: tuple[str, ...] = ()
 
 
 class Engine:
@@ -180,11 +101,7 @@ class Engine:
     quantised morph steps (``morph_steps``), empty for no morph. ``channels``: the channels
     (0-15) to play, None = all. ``space`` holds the knob directions and the pad's corners
     (None: no knobs, no pad); ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's
-    (x, y).
-
-    Knobs, pad, the random and save buttons and waiting note-ons act per channel: a controller
-    acts on the channel it arrived on, and each channel keeps its own knob stops, pad position,
-    button states and the line it is moving along (the morph path, a knob's stops, a pad edge).
+    (x, y). Knobs, pad, buttons and waiting note-ons act per channel (see the module docstring).
     """
 
     def __init__(
@@ -218,64 +135,80 @@ class Engine:
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
-        self._pitch_set = frozenset(self.pitches)
         self.programs = dict(programs or {})
         self._programs = Programs({0: self.programs, **(variations or {})})
         self._path = list(morph)  # the bank's morph steps
-        self.morph_cc = morph_cc if self._path else None
         self.listen = frozenset(range(CHANNELS) if channels is None else channels)
-        # Per channel: its knob stops and pad position (a fork of ``space``), and the line it
-        # moves along: the morph path, a knob's stops, a pad edge.
-        self._spaces = [space.fork() if space is not None else None for _ in range(CHANNELS)]
+        # Per channel, the line it moves along: the morph path, a knob's stops, a pad edge.
         self._lines: list[list[Timbre]] = [self._path] * CHANNELS
         knobs = space.knobs if space is not None else None
-        self._knob_of = {cc: k for k, cc in enumerate(knob_ccs[: knobs.count if knobs else 0])}
         has_pad = space is not None and bool(space.corners)
-        self._pad_axis = {cc: axis for axis, cc in enumerate(pad_ccs)} if has_pad else {}
         self.random_cc, self.save_cc = random_cc, save_cc
         buttons = [cc for cc in (random_cc, save_cc) if cc is not None]
-        self._buttons = [dict.fromkeys(buttons, 0) for _ in range(CHANNELS)]
+        self._bindings = Bindings(
+            morph_cc if self._path else None,
+            knob_ccs[: knobs.count if knobs else 0],
+            pad_ccs if has_pad else (),
+            buttons,
+        )
         self.velocity_exponent = velocity_exponent
         self.max_shift_semitones = max_shift_semitones
         self.wait_s = wait_s
         self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
-        self._timbres: list[Timbre | None] = [
-            space.set_base(timbre) if space is not None else timbre for space in self._spaces
-        ]
-        # A channel playing a kit plays it instead of its timbre (``_hit``).
-        self._kits: list[DrumKit | None] = [kit] * CHANNELS
-        self._kits[DRUM_CHANNEL] = drums if isinstance(drums, DrumKit) else None
-        self._timbres[DRUM_CHANNEL] = drums if isinstance(drums, Timbre) else None
-        # Each cached note shaped into hits once (note → (hold_s, decay_s) → hit), kept while
-        # the cache keeps the note.
-        self._hit_notes: weakref.WeakKeyDictionary[Note, dict[tuple[float, float], Note]] = (
-            weakref.WeakKeyDictionary()
+        # Per channel: the timbre its last note started with, or the step a line moved it to
+        # while it sounded: what the save button keeps (None: no note yet; ChannelTimbres.press).
+        self._heard: list[Timbre | None] = [None] * CHANNELS
+        self._supply = NoteSupply(
+            cache,
+            voices,
+            lines=self._lines,
+            channels=self.channels,
+            heard=self._heard,
+            pitches=self.pitches,
+            max_shift_semitones=max_shift_semitones,
+            wait_s=wait_s,
+            warn_once=self._warn_once,
         )
-        self._remarks: list[set[str]] = [set() for _ in range(CHANNELS)]
+        self._glides = TimbreLines(
+            self._path, space, self._lines, self.channels, self._supply, self._set_focus
+        )
+        self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
+        self._choice = ChannelTimbres(
+            timbre,
+            kit=kit,
+            drums=drums,
+            programs=self._programs,
+            spaces=self._spaces,
+            lines=self._lines,
+            channels=self.channels,
+            heard=self._heard,
+            random_cc=random_cc,
+            supply=self._supply,
+            model_pitch=self.model_pitch,
+            focus=self._set_focus,
+            warn_once=self._warn_once,
+        )
+        self._controls = ControlChanges(
+            self.channels,
+            voices,
+            self._supply,
+            self._glides,
+            self._bindings,
+            press=self._choice.press,
+            warn_once=self._warn_once,
+        )
+        # A channel playing a kit plays it instead of its timbre (``drum_hits.py``).
+        self._timbres, self._kits = self._choice.timbres, self._choice.kits
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
-        self._played: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
-        self._skipped: list[Counter[str]] = [Counter() for _ in range(CHANNELS)]
+        self._tally = Tally()
         self.ignored = 0
-        self._learning = False
-        self._learn_knob: int | None = None  # learn(knob=k): which knob the next CC binds
-        self._learned: int | None = None  # bound by learn(), not yet taken by take_learned()
-        self._learned_knob: tuple[int, int] | None = None  # (knob, cc), for take_learned_knob()
-        self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
-        # Per channel: the timbre its last note started with, or the step a line moved it to
-        # while it sounded: what the save button keeps (None: no note yet, see _control_change).
-        self._heard: list[Timbre | None] = [None] * CHANNELS
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
-        # Note-ons waiting for their timbre's first note: key → (timbre, model pitch, velocity,
-        # when it came); see start_pending().
-        self._pending: dict[tuple[int, int], tuple[Timbre, int, int, float]] = {}
-        # Channels whose sounding notes play a stand-in for a line's exact step (not made yet):
-        # start_pending() crossfades them to the exact steps when those arrive.
-        self._stale: set[int] = set()
-        self._recent: deque[int] = deque(maxlen=RECENT_PITCHES)
+        self._drums = DrumHits(
+            self._supply, voices, self._tally, self.model_pitch, velocity_exponent
+        )
         self._warned: set[str] = set()
-        self._prefetched: set[str] = set()
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -291,15 +224,16 @@ class Engine:
             return
         if channel not in self.listen:
             if kind == NOTE_ON and msg[2] > 0:
-                self._skipped[channel][SKIP_CHANNEL] += 1
+                self._tally.skipped[channel][SKIP_CHANNEL] += 1
             return
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
-            self._pending.pop((channel, msg[1]), None)
+            self._supply.pending.pop((channel, msg[1]), None)
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
-            self._control_change(channel, msg[1], msg[2], frame)
+            if not self._controls.handle(channel, msg[1], msg[2], frame):
+                self.ignored += 1
         elif kind == PROGRAM_CHANGE:
             self.program_change(msg[1], channel)
         elif kind == PITCH_BEND:
@@ -340,25 +274,13 @@ class Engine:
     def prefetch(self) -> None:
         """Ask for every pitch of the current timbre in the background, and the kits' hits
         first (call once at start)."""
-        hits: dict[str, tuple[Timbre, set[int]]] = {}
-        for kit in {id(k): k for k in self._kits if k is not None}.values():
-            for hit in kit.hits.values():
-                pitch = self.model_pitch(hit.pitch, warn=False)
-                if pitch is not None:
-                    hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
-        for timbre, pitches in hits.values():
-            self.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
+        self._drums.prefetch(self._kits)
         if self.timbre is not None:
-            self._request_all(self.timbre)
+            self._supply.request_all(self.timbre)
 
     def drums_summary(self) -> str:
         """What channel 10 plays, for a render's or the player's summary."""
-        kit, timbre = self._kits[DRUM_CHANNEL], self._timbres[DRUM_CHANNEL]
-        if kit is not None:
-            return f"{kit.name} (a kit of {len(kit.hits)} drum sounds)"
-        if timbre is not None:
-            return f"{timbre.name} ({MELODIC_DRUMS})"
-        return "not played"
+        return self._choice.drums_summary()
 
     def timbre_of(self, channel: int) -> Timbre | None:
         """What ``channel`` plays now (None: nothing, e.g. unmapped percussion)."""
@@ -370,153 +292,82 @@ class Engine:
         """Timbre key → (timbre, model pitches) the program changes and note-ons of
         ``messages`` will ask for, from the engine's present state and without acting on any:
         a renderer asks the cache for them up front, so they render in batches."""
-        timbres = list(self._timbres)
-        kits = list(self._kits)
-        banks = [c.bank for c in self.channels]
-        wanted: dict[str, tuple[Timbre, set[int]]] = {}
-        for msg in messages:
-            kind, channel = msg[0] & KIND_MASK, msg[0] & CHANNEL_MASK
-            if channel not in self.listen or len(msg) < 2:
-                continue
-            if kind == CONTROL_CHANGE and len(msg) > 2 and msg[1] == CC_BANK_MSB:
-                banks[channel] = msg[2]
-            elif kind == PROGRAM_CHANGE and channel != DRUM_CHANNEL:
-                chosen, _ = self._programs.resolve(banks[channel], msg[1])
-                timbres[channel] = chosen or timbres[channel]
-                kits[channel] = None if chosen is not None else kits[channel]
-            elif kind == NOTE_ON and len(msg) > 2 and msg[2] > 0:
-                kit = kits[channel]
-                hit = kit.hits.get(msg[1]) if kit is not None else None
-                timbre = hit.timbre if hit is not None else timbres[channel]
-                if kit is not None and hit is None:
-                    continue
-                pitch = self.model_pitch(hit.pitch if hit else msg[1], warn=False)
-                if timbre is not None and pitch is not None:
-                    wanted.setdefault(timbre.key, (timbre, set()))[1].add(pitch)
-        return wanted
+        return planned_notes(
+            messages,
+            timbres=self._timbres,
+            kits=self._kits,
+            banks=[c.bank for c in self.channels],
+            listen=self.listen,
+            programs=self._programs,
+            model_pitch=lambda pitch: self.model_pitch(pitch, warn=False),
+        )
 
     def report(self) -> list[ChannelReport]:
         """Per channel that had notes: notes played per preset and skipped per reason."""
-        return [
-            ChannelReport(
-                c, dict(self._played[c]), dict(self._skipped[c]), tuple(sorted(self._remarks[c]))
-            )
-            for c in range(CHANNELS)
-            if self._played[c] or self._skipped[c]
-        ]
+        return self._tally.report()
+
+    @property
+    def morph_cc(self) -> int | None:
+        """The morph's controller (None: no morph path)."""
+        return self._bindings.morph_cc
 
     def learn(self, knob: int | None = None) -> None:
         """Bind the morph (or knob ``knob``, 0-based) to the next controller moved (other than
         pedal and channel modes)."""
-        if knob is not None:
-            if not 0 <= knob < len(self._knob_of) or self.space is None:
-                raise ValueError(f"knob {knob + 1}: this instrument has {len(self._knob_of)}")
-            self._learn_knob, self._learning = knob, True
-        elif self._path:
-            self._learning = True
+        self._bindings.learn(knob, has_knobs=self.space is not None, has_morph=bool(self._path))
 
     @property
     def learning(self) -> bool:
         """True until a controller has been bound after ``learn()``."""
-        return self._learning
+        return self._bindings.learning
 
     def take_learned(self) -> int | None:
         """The controller ``learn()`` bound, once (then None): for the caller to save it."""
-        cc, self._learned = self._learned, None
-        return cc
+        return self._bindings.take_learned()
 
     @property
     def pending(self) -> int:
         """Note-ons waiting for their timbre's first note, and channels whose notes wait for
         their line's exact steps (see ``start_pending``)."""
-        return len(self._pending) + len(self._stale)
+        return self._supply.waiting
 
     def start_pending(self, now: float | None = None) -> int:
         """Start every waiting note-on whose exact note has arrived, drop those older than
         ``PENDING_S``; crossfade sounding notes whose line's exact steps have arrived. Returns
         how many still wait. Live, the player calls this every few ms while any wait."""
-        now = time.monotonic() if now is None else now
-        for channel in list(self._stale):
-            sounding = self._sounding_on(channel)
-            if not self._missing_steps(channel, sounding):
-                self._follow(channel, sounding, IMMEDIATE)
-        for key, (timbre, model_pitch, velocity, since) in list(self._pending.items()):
-            note = self.cache.lookup(timbre.key, model_pitch)
-            if note is not None:
-                del self._pending[key]
-                layer = self._shifted(note, key[1])
-                if layer is not None:
-                    self._start(key, timbre, (layer, None, 0.0), velocity, IMMEDIATE)
-            elif now - since > PENDING_S:
-                del self._pending[key]
-        return len(self._pending)
+        return self._supply.start_pending(self._start, now)
 
     def take_learned_knob(self) -> tuple[int, int] | None:
         """(knob, controller) that ``learn(knob=…)`` bound, once (then None)."""
-        bound, self._learned_knob = self._learned_knob, None
-        return bound
+        return self._bindings.take_learned_knob()
 
     def take_save(self) -> Timbre | None:
         """The timbre the save button marked, once (then None): for the caller to write it."""
-        timbre, self._to_save = self._to_save, None
-        return timbre
+        return self._choice.take_save()
 
     def random_timbre(self, channel: int | None = None) -> None:
         """A fresh random timbre for ``channel``'s (default: the focus channel's) next notes,
         with the level and envelope of what it plays; the pitches played last are rendered
         first, then the rest."""
-        channel = self.focus if channel is None else channel
-        current = self.current(channel)
-        if current is not None:
-            self._switch_to(channel, random_timbre(current))
+        self._choice.random(self.focus if channel is None else channel)
 
     def current(self, channel: int | None = None) -> Timbre | None:
         """The one timbre ``channel`` (default: the focus channel) plays now: the nearest step
         of a line that is moving, else its timbre (knob offsets included)."""
-        channel = self.focus if channel is None else channel
-        position = self.channels[channel].morph_position
-        if position is None:
-            return self._timbres[channel]
-        return self._lines[channel][round(position)]
+        return self._choice.current(self.focus if channel is None else channel)
 
     def program_change(self, program: int, channel: int | None = None) -> None:
         """Switch ``channel``'s (default: the focus channel's) timbre for new notes, in the bank
         its last bank select chose; sounding notes keep theirs. A program the bank lacks plays a
         stand-in with one notice (``programs.py``); without a bank there is nothing to switch
         to. Percussion (channel 10) keeps its drum preset."""
-        channel = self.focus if channel is None else channel
-        state = self.channels[channel]
-        state.program = program
-        if channel == DRUM_CHANNEL:
-            return
-        timbre, notice = self._programs.resolve(state.bank, program)
-        if timbre is None:
-            return  # one preset, no bank: program changes have nothing to select
-        if notice is not None:
-            self._warn_once(f"bank {state.bank} program {program}", notice)
-        self._switch_to(channel, timbre)
+        self._choice.program_change(self.focus if channel is None else channel, program)
 
     def switch_to(self, timbre: Timbre, channel: int | None = None) -> None:
         """``channel``'s (default: the focus channel's) new notes play ``timbre``, a timbre from
         outside the bank (a preset file, a latent drawn in the browser), as a program change
         switches: sounding notes keep theirs, the pitches played last render first."""
-        self._switch_to(self.focus if channel is None else channel, timbre)
-
-    def _switch_to(self, channel: int, timbre: Timbre) -> None:
-        """``channel``'s new notes play ``timbre`` (moved by its knobs); sounding ones keep
-        theirs."""
-        space = self._spaces[channel]
-        timbre = space.set_base(timbre) if space is not None else timbre
-        self.focus = channel
-        self._timbres[channel] = timbre
-        self._kits[channel] = None
-        self.channels[channel].morph_position = None
-        if self.wait_s is None:
-            recent = [self.model_pitch(p) for p in reversed(self._recent)]
-            played = list(dict.fromkeys(p for p in recent if p is not None))
-            if played:
-                self.cache.request(timbre.latent, played, Priority.NEAR)
-            self._request_all(timbre)
+        self._choice.switch_to(self.focus if channel is None else channel, timbre)
 
     def status(self) -> EngineStatus:
         """What the live view shows; cheap enough to call a few times a second."""
@@ -524,7 +375,7 @@ class Engine:
         named.update((t.name, t) for t in self.programs.values())
         position = self.morph_position
         return EngineStatus(
-            timbre=self._current_name(),
+            timbre=self._choice.name(self.focus),
             morph_position=(
                 None
                 if position is None or self.morph is not self._path
@@ -538,187 +389,40 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _current_name(self) -> str:
-        kit, current = self._kits[self.focus], self.current()
-        if kit is not None:
-            return kit.name
-        return current.name if current is not None else "(percussion: not played)"
+    def _set_focus(self, channel: int) -> None:
+        self.focus = channel
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
             logger.warning("%s", message)
 
-    def _request_all(self, timbre: Timbre) -> None:
-        if self.wait_s is None and timbre.key not in self._prefetched:
-            self._prefetched.add(timbre.key)
-            self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
-
     def model_pitch(self, pitch: int, *, warn: bool = True) -> int | None:
         """The model pitch that plays ``pitch`` (itself if the model has it), None if too far."""
-        if pitch in self._pitch_set:
-            return pitch
-        nearest = min(self.pitches, key=lambda p: (abs(p - pitch), p))
-        if abs(nearest - pitch) > self.max_shift_semitones:
-            if not warn:
-                return None
-            self._warn_once(
-                f"pitch {pitch}",
-                f"MIDI note {pitch} is more than {self.max_shift_semitones} semitones from the "
-                f"model's pitches ({self.pitches[0]}..{self.pitches[-1]}); ignored",
-            )
-            return None
-        return nearest
-
-    def _layer(
-        self, timbre: Timbre, model_pitch: int, pitch: int, priority: Priority
-    ) -> Layer | None:
-        """The exact note, else (live) the nearest cached pitch rate-shifted, else None."""
-        key = timbre.key
-        note = self.cache.lookup(key, model_pitch)
-        if note is None:
-            self.cache.request(timbre.latent, [model_pitch], priority)
-            if self.wait_s is not None:
-                note = self._wait(timbre, model_pitch)
-            else:
-                note = self.cache.nearest(key, model_pitch)
-        self.cache.played(key, model_pitch)
-        return self._shifted(note, pitch)
-
-    def _wait(self, timbre: Timbre, model_pitch: int) -> Note:
-        if not self.cache.wait(timbre.key, [model_pitch], self.wait_s):
-            raise CacheError(
-                f"note {model_pitch} of '{timbre.name}' was not rendered within {self.wait_s} s"
-            )
-        note = self.cache.lookup(timbre.key, model_pitch)
-        assert note is not None
-        return note
-
-    def _shifted(self, note: Note | None, pitch: int) -> Layer | None:
-        if note is None or abs(pitch - note.pitch) > self.max_shift_semitones:
-            return None
-        return Layer(note, pitch_ratio(pitch - note.pitch))
-
-    @staticmethod
-    def _neighbour_steps(position: float) -> list[int]:
-        return list(dict.fromkeys((math.floor(position), math.ceil(position))))
-
-    def _morph_layers(
-        self,
-        line: list[Timbre],
-        u: float,
-        model_pitch: int,
-        pitch: int,
-        priority: Priority | None,
-    ) -> tuple[Layer, Layer | None, float] | None:
-        """(layer_a, layer_b, weight of b) at position ``u`` along ``line``; see the module
-        docstring.
-
-        Missing exact neighbour steps are requested at ``priority`` (None: already requested).
-        """
-        keys = [step.key for step in line]
-        for step in self._neighbour_steps(u) if priority is not None else ():
-            if self.cache.lookup(keys[step], model_pitch) is None:
-                self.cache.request(line[step].latent, [model_pitch], priority)
-                if self.wait_s is not None:
-                    self._wait(line[step], model_pitch)
-        cached = [
-            s for s, key in enumerate(keys) if self.cache.lookup(key, model_pitch) is not None
-        ]
-        below = max((s for s in cached if s <= u), default=None)
-        above = min((s for s in cached if s >= u), default=None)
-        if below is None and above is None:
-            # Nothing of this pitch yet: the nearest step that has any pitch, rate-shifted.
-            for step in sorted(range(len(line)), key=lambda s: abs(s - u)):
-                layer = self._shifted(self.cache.nearest(keys[step], model_pitch), pitch)
-                if layer is not None:
-                    return layer, None, 0.0
-            return None
-        if below is None or above is None or below == above:
-            only = below if below is not None else above
-            note = self.cache.lookup(keys[only], model_pitch)
-            layer = self._shifted(note, pitch)
-            return (layer, None, 0.0) if layer is not None else None
-        a = self._shifted(self.cache.lookup(keys[below], model_pitch), pitch)
-        b = self._shifted(self.cache.lookup(keys[above], model_pitch), pitch)
-        if a is None or b is None:
-            return None
-        return a, b, (u - below) / (above - below)
+        return self._supply.model_pitch(pitch, warn=warn)
 
     def _note_on(self, channel: int, pitch: int, velocity: int, frame: int) -> None:
         kit = self._kits[channel]
         if kit is not None:
-            self._hit(channel, kit, pitch, velocity, frame)
+            played = self._drums.play(channel, kit, pitch, velocity, frame)
+            self.last_played = played or self.last_played
             return
         timbre = self._timbres[channel]
-        position = self.channels[channel].morph_position
-        if timbre is None and position is None:
-            self._skipped[channel][SKIP_PERCUSSION] += 1
+        if timbre is None and self.channels[channel].morph_position is None:
+            self._tally.skipped[channel][SKIP_PERCUSSION] += 1
             self._warn_once("percussion", PERCUSSION_NOTICE)
             return
         model_pitch = self.model_pitch(pitch)
         if model_pitch is None:
-            self._skipped[channel][SKIP_RANGE] += 1
+            self._tally.skipped[channel][SKIP_RANGE] += 1
             return
-        self._recent.append(pitch)
+        self._choice.recent.append(pitch)
         self.focus = channel
-        if position is None:
-            assert timbre is not None
-            layer = self._layer(timbre, model_pitch, pitch, Priority.WAITING)
-            layers = (layer, None, 0.0) if layer is not None else None
-        else:
-            line = self._lines[channel]
-            timbre = line[round(position)]
-            layers = self._morph_layers(line, position, model_pitch, pitch, Priority.WAITING)
-            for step in line:
-                self.cache.played(step.key, model_pitch)
-            if self.wait_s is None and self._missing_steps(channel, [(0, pitch, model_pitch)]):
-                self._stale.add(channel)  # a stand-in: crossfaded when the exact steps arrive
+        timbre, layers = self._supply.note_layers(channel, timbre, model_pitch, pitch)
         if layers is None:  # nothing near enough cached yet: the exact note is on its way
-            if self.wait_s is None:
-                self._pending[(channel, pitch)] = (timbre, model_pitch, velocity, time.monotonic())
+            self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
-
-    def _hit(self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int) -> None:
-        """Play ``kit``'s hit for ``key`` as a one-shot; live, a hit whose note is not cached
-        yet plays from the nearest cached pitch of its timbre, or not at all (a late drum hit
-        is worse than none)."""
-        hit = kit.hits.get(key)
-        if hit is None:
-            self._skipped[channel][SKIP_KIT] += 1
-            return
-        model_pitch = self.model_pitch(hit.pitch)
-        if model_pitch is None:
-            self._skipped[channel][SKIP_RANGE] += 1
-            return
-        layer = self._layer(hit.timbre, model_pitch, hit.pitch, Priority.WAITING)
-        if layer is None:
-            return
-        note = self._hit_note(layer.note, hit)
-        self._played[channel][kit.name] += 1
-        if channel != DRUM_CHANNEL:
-            self._remarks[channel].add(KIT_ON_MELODIC)
-        self.last_played = (hit.timbre, note)
-        amp = note_amplitude(hit.timbre, velocity, self.velocity_exponent)
-        self.voices.note_on(
-            (channel, key),
-            Layer(note, layer.pitch_ratio),
-            amp=amp * db_to_gain(hit.gain_db),
-            attack_s=HIT_ATTACK_S,
-            release_s=hit.decay_s,
-            one_shot=True,
-            channel=channel,
-            frame=frame,
-        )
-
-    def _hit_note(self, note: Note, hit: KitHit) -> Note:
-        """``note`` shaped into ``hit`` (made once per note and envelope)."""
-        shaped = self._hit_notes.setdefault(note, {})
-        envelope = (hit.hold_s, hit.decay_s)
-        if envelope not in shaped:
-            shaped[envelope] = shape_hit(note, *envelope)
-        return shaped[envelope]
 
     def _start(
         self,
@@ -729,9 +433,9 @@ class Engine:
         frame: int,
     ) -> None:
         channel = key[0]
-        self._played[channel][timbre.name] += 1
+        self._tally.played[channel][timbre.name] += 1
         if channel == DRUM_CHANNEL:
-            self._remarks[channel].add(MELODIC_DRUMS)
+            self._tally.remarks[channel].add(MELODIC_DRUMS)
         self._heard[channel] = timbre
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
@@ -748,149 +452,6 @@ class Engine:
             frame=frame,
         )
 
-    def _control_change(self, channel: int, cc: int, value: int, frame: int) -> None:
-        state = self.channels[channel]
-        if cc == CC_SUSTAIN:
-            state.sustain = value >= PEDAL_DOWN_MIN
-            self.voices.sustain(state.sustain, frame, channel)
-        elif cc == CC_ALL_SOUND_OFF:
-            self._drop_pending(channel)
-            self.voices.all_sound_off(frame, channel)
-        elif cc == CC_RESET_CONTROLLERS:
-            state.reset_controllers()
-            self.voices.sustain(False, frame, channel)
-            self.voices.bend(0.0, frame, channel)
-            self.voices.channel_gain(channel, *state.gains(), frame)
-            if state.morph_position is not None and self._path:  # RP-015: mod wheel to 0
-                self._morph_to(channel, 0, frame)
-        elif cc >= CC_ALL_NOTES_OFF:
-            self._drop_pending(channel)
-            self.voices.all_notes_off(frame, channel)
-        elif self._learning and self._learn_knob is not None:
-            knob, self._learn_knob, self._learning = self._learn_knob, None, False
-            self._knob_of = {c: k for c, k in self._knob_of.items() if k != knob}
-            self._knob_of[cc] = knob
-            self._learned_knob = (knob, cc)
-            logger.info("knob %d bound to CC%d", knob + 1, cc)
-            self._turn(channel, knob, value, frame)
-        elif self._learning:
-            self._learning = False
-            self.morph_cc = self._learned = cc
-            logger.info("morph bound to CC%d", cc)
-            self._morph_to(channel, value, frame)
-        elif cc == self.morph_cc:
-            self._morph_to(channel, value, frame)
-        elif cc in self._knob_of:
-            self._turn(channel, self._knob_of[cc], value, frame)
-        elif cc in self._pad_axis:
-            space = self._spaces[channel]
-            assert space is not None
-            self._glide(channel, *space.move_pad(self._pad_axis[cc], value), frame)
-        elif cc in self._buttons[channel]:
-            buttons = self._buttons[channel]
-            pressed = value >= PEDAL_DOWN_MIN > buttons[cc]  # pressed, as a pedal is
-            buttons[cc] = value
-            if pressed and cc == self.random_cc:
-                self.random_timbre(channel)
-            elif pressed:
-                self._to_save = self._heard[channel] or self.current(channel)
-        elif cc in (CC_VOLUME, CC_EXPRESSION, CC_PAN):
-            if cc == CC_VOLUME:
-                state.volume = value
-            elif cc == CC_EXPRESSION:
-                state.expression = value
-            else:
-                state.pan = value
-            self.voices.channel_gain(channel, *state.gains(), frame)
-        elif cc == CC_BANK_MSB:
-            state.bank = value
-        elif cc == CC_BANK_LSB:
-            state.bank_lsb = value
-        elif cc in (CC_RPN_MSB, CC_RPN_LSB):
-            msb, lsb = state.rpn
-            state.rpn = (value, lsb) if cc == CC_RPN_MSB else (msb, value)
-        elif cc in (CC_NRPN_MSB, CC_NRPN_LSB):
-            state.rpn = RPN_NULL  # data entry now goes to an NRPN, which nothing here has
-        elif cc in (CC_DATA_MSB, CC_DATA_LSB):
-            notice = state.data_entry(cc, value)
-            if notice is not None:
-                self._warn_once(f"bend range {channel}", notice)
-            if state.rpn == RPN_BEND_RANGE:
-                self.voices.bend(state.bend_semitones(), frame, channel)
-        else:
-            self.ignored += 1
-
-    def _drop_pending(self, channel: int) -> None:
-        for key in [k for k in self._pending if k[0] == channel]:
-            del self._pending[key]
-
-    def _turn(self, channel: int, knob: int, value: int, frame: int) -> None:
-        space = self._spaces[channel]
-        assert space is not None
-        self._glide(channel, *space.turn(knob, value), frame)
-
-    def _morph_to(self, channel: int, value: int, frame: int) -> None:
-        """Move ``channel`` along the morph path: its new and sounding notes take the position."""
-        self._glide(channel, self._path, value / DATA_MAX * (len(self._path) - 1), frame)
-
-    def _glide(self, channel: int, line: list[Timbre], u: float, frame: int) -> None:
-        """Move ``channel`` to position ``u`` (in steps) along ``line``: its new notes and
-        sounding notes take the new position, crossfading the two steps around it."""
-        state = self.channels[channel]
-        if line is self._lines[channel] and u == state.morph_position:
-            return
-        self._lines[channel], state.morph_position = line, u
-        self.focus = channel
-        sounding = self._sounding_on(channel)
-        if self.wait_s is None:
-            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
-            for step, missing in self._missing_steps(channel, sounding).items():
-                self.cache.request(line[step].latent, missing, Priority.NEAR)
-            for step in self._neighbour_steps(u):
-                self._request_all(line[step])
-        self._follow(channel, sounding, frame)
-
-    def _sounding_on(self, channel: int) -> list[tuple[int, int, int | None]]:
-        """(slot, pitch, model pitch) of ``channel``'s sounding voices."""
-        return [
-            (slot, pitch, self.model_pitch(pitch))
-            for slot, (ch, pitch) in self.voices.sounding()
-            if ch == channel
-        ]
-
-    def _missing_steps(
-        self, channel: int, sounding: Sequence[tuple[int, int, int | None]]
-    ) -> dict[int, list[int]]:
-        """Step → the sounding pitches it lacks, for the steps around ``channel``'s position."""
-        line, u = self._lines[channel], self.channels[channel].morph_position
-        played = sorted({mp for _, _, mp in sounding if mp is not None})
-        missing = {}
-        for step in self._neighbour_steps(u) if u is not None else ():
-            lacking = [p for p in played if self.cache.lookup(line[step].key, p) is None]
-            if lacking:
-                missing[step] = lacking
-        return missing
-
-    def _follow(
-        self, channel: int, sounding: Sequence[tuple[int, int, int | None]], frame: int
-    ) -> None:
-        """``channel``'s sounding notes take its line's position (the nearest made steps where
-        the exact ones are not made yet; ``start_pending`` moves them on when those arrive)."""
-        line, u = self._lines[channel], self.channels[channel].morph_position
-        assert u is not None
-        priority = Priority.NEAR if self.wait_s is not None else None
-        for slot, pitch, model_pitch in sounding:
-            layers = None
-            if model_pitch is not None:
-                layers = self._morph_layers(line, u, model_pitch, pitch, priority)
-            if layers is not None:
-                self.voices.morph(slot, *layers, frame=frame)
-                self._heard[channel] = line[round(u)]
-        if self.wait_s is None and self._missing_steps(channel, sounding):
-            self._stale.add(channel)
-        else:
-            self._stale.discard(channel)
-
     # -- per-note expression (MPE: ``mpe_input.py`` drives these on member channels) -----------
 
     def move(
@@ -899,26 +460,12 @@ class Engine:
         """Move ``channel``'s knob, morph or pad axis (``("knob", k)``, ``("morph", 0)``,
         ``("pad", axis)``) to controller ``value``, as its own controller would: that channel's
         notes follow, no other's. False when this instrument has no such target."""
-        what, index = target
-        space = self._spaces[channel]
-        if what == "morph" and self._path:
-            self._morph_to(channel, value, frame)
-        elif what == "knob" and space is not None and index < len(space.knob_stop):
-            self._turn(channel, index, value, frame)
-        elif what == "pad" and space is not None and space.corners:
-            self._glide(channel, *space.move_pad(index, value), frame)
-        else:
-            return False
-        return True
+        return self._glides.move(channel, target, value, frame)
 
     def request_line(self, channel: int, pitch: int) -> None:
         """Ask for every step of ``channel``'s line at ``pitch``, sooner than the rest of their
         pitches: a note that slides needs them next."""
-        model_pitch = self.model_pitch(pitch, warn=False)
-        if self.wait_s is None and model_pitch is not None:
-            for step in self._lines[channel]:
-                if self.cache.lookup(step.key, model_pitch) is None:
-                    self.cache.request(step.latent, [model_pitch], Priority.NEAR)
+        self._glides.request_line(channel, self.model_pitch(pitch, warn=False))
 
     def set_level(self, channel: int, level: float, frame: int = IMMEDIATE) -> None:
         """``channel``'s voices play at ``level`` times its volume, expression and pan (an MPE

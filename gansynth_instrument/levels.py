@@ -23,10 +23,14 @@ A note's samples reach the output as::
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gansynth_instrument.errors import GansynthError
+
+if TYPE_CHECKING:
+    from gansynth_instrument.timbre import Timbre
 
 REFERENCE_PITCH = 60  # middle C; a model without it is levelled at its nearest pitch
 # A levelled timbre's middle C at velocity 127 on a channel at its GM defaults: clearly heard
@@ -42,6 +46,7 @@ VELOCITY_CURVES = {
     "soft": 0.5,  # for keyboards that are hard to play loud
     "fixed": 0.0,  # every note at full level, whatever the touch
 }
+DEFAULT_VELOCITY_EXPONENT = VELOCITY_CURVES[DEFAULT_VELOCITY_CURVE]
 LIMIT_DBFS = -1.0  # the limiter acts only above this
 LIMIT = 10.0 ** (LIMIT_DBFS / 20.0)
 LOOKAHEAD_S = 0.00035  # gain comes down over this before a peak: added to the output latency
@@ -82,6 +87,15 @@ def velocity_gain(velocity: int, exponent: float) -> float:
 
 def db_to_gain(gain_db: float) -> float:
     return 10.0 ** (gain_db / 20.0)
+
+
+def note_amplitude(
+    timbre: Timbre, velocity: int, exponent: float = DEFAULT_VELOCITY_EXPONENT
+) -> float:
+    """A note's amplitude factor: the velocity curve, (velocity/127)^exponent, times the timbre's
+    gain. Live play, ``render`` and baked sample packs (``bake.py``) all take a note's level from
+    here, so a change of level staging reaches them all."""
+    return velocity_gain(velocity, exponent) * db_to_gain(timbre.gain_db)
 
 
 def master_gain(gain_db: float) -> float:
@@ -232,6 +246,7 @@ def master_clip(
 
 __all__ = [
     "DEFAULT_VELOCITY_CURVE",
+    "DEFAULT_VELOCITY_EXPONENT",
     "LIMIT",
     "LIMIT_DBFS",
     "MASTER_GAIN_DB_RANGE",
@@ -246,6 +261,7 @@ __all__ = [
     "master_clip",
     "master_gain",
     "normalize_peak",
+    "note_amplitude",
     "peak",
     "reference_pitch",
     "velocity_exponent",

@@ -113,6 +113,8 @@ def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
     child = reachable(import_graph(), "gansynth_instrument.audio_process")
     assert "gansynth_instrument.mixer" in child
     control_side = {"cache", "disk_store", "note_workers", "make", "voices", "engine", "model"}
+    control_side |= {"note_supply", "controllers", "engine_report", "planning", "drum_hits"}
+    control_side |= {"timbre_lines", "channel_timbres"}
     control_side |= {"ui_server", "ui_surface"}  # the browser surface lives in the player
     assert child & {f"gansynth_instrument.{name}" for name in control_side} == set()
     loaded = modules_loaded("import gansynth_instrument.cli, gansynth_instrument.audio_process")
