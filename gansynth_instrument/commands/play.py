@@ -128,14 +128,18 @@ def run(args: argparse.Namespace) -> int:
         player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with contextlib.closing(player), contextlib.ExitStack() as stack:
-        if args.ui:
-            stack.enter_context(serve_ui(player, args.ui_host, args.ui_port, not args.no_browser))
-        if args.osc is not None:
-            stack.enter_context(serve_osc(player, args.osc_host, args.osc))
-        _print_header(player, model.path)
-        if keyboard is not None:
-            print(TypingKeyboard.HELP)
+        # From here on Ctrl-C is the way to stop: also one that lands as "Ctrl-C to stop." is
+        # printed, before the status loop has begun.
         try:
+            if args.ui:
+                stack.enter_context(
+                    serve_ui(player, args.ui_host, args.ui_port, not args.no_browser)
+                )
+            if args.osc is not None:
+                stack.enter_context(serve_osc(player, args.osc_host, args.osc))
+            _print_header(player, model.path)
+            if keyboard is not None:
+                print(TypingKeyboard.HELP)
             with _cbreak(keyboard is not None):
                 _status_loop(player, keyboard)
         except KeyboardInterrupt:
