@@ -279,6 +279,22 @@ def process_cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure_player(
+    player: Player, port: str | None, script: list[tuple[float, list[int]]], seconds: float
+) -> tuple[Capture, list[StreamStats]]:
+    """``measure`` with the player's stream stats at the start and the end of the recording (the
+    end's callback times over the recorded callbacks only)."""
+    window: list[StreamStats] = []
+    capture = measure(
+        port,
+        script,
+        seconds,
+        lambda: window.append(player.audio.stats()),
+        lambda: window.append(player.audio.stats(since=window[0].callbacks)),
+    )
+    return capture, window
+
+
 def phase_latency(
     model, args, cache_dir: Path, renderer: str | None = None, page: bool = False
 ) -> dict[str, object]:
@@ -393,14 +409,7 @@ def phase_knob(model, args, cache_dir: Path) -> dict[str, object]:
                 (t + 0.6, [0x80, 60, 0]),
                 (t + 1.0, [0xB0, 1, 0]),
             ]
-        window: list[StreamStats] = []
-        capture = measure(
-            port,
-            script,
-            seconds,
-            lambda: window.append(player.audio.stats()),
-            lambda: window.append(player.audio.stats(since=window[0].callbacks)),
-        )
+        capture, window = measure_player(player, port, script, seconds)
     out = []
     audio = capture.audio.astype(np.float64)
     for k in range(args.knob_moves):
@@ -780,14 +789,7 @@ def instrument_run(
         warm(player, player.engine.timbre, list(FLOOR_PITCHES))
         if warm_up is not None:
             warm_up(player)
-        window: list[StreamStats] = []
-        capture = measure(
-            port,
-            script,
-            seconds,
-            lambda: window.append(player.audio.stats()),
-            lambda: window.append(player.audio.stats(since=window[0].callbacks)),
-        )
+        capture, window = measure_player(player, port, script, seconds)
         starts = player.audio.meters.starts(since=window[0].callbacks).copy()
     before, after = window
     latencies, heard = onset_latencies(capture, measured)

@@ -295,13 +295,11 @@ class StreamMeters:
         the block that played a command sent then, as each block takes the commands that arrived
         before it. None while no callback has begun since; NaN when the ring no longer holds the
         callbacks of that time."""
-        count = int(self.values[self._CALLBACKS])
-        held = min(count, len(self._starts))
-        starts = self._starts[np.arange(count - held, count) % len(self._starts)]
+        starts = self.starts()
         later = starts[starts >= when_s]
         if not len(later):
             return None
-        if count > held and later[0] == starts[0]:
+        if int(self.values[self._CALLBACKS]) > len(starts) and later[0] == starts[0]:
             return math.nan  # the callbacks before the oldest held one are gone
         return float(later[0])
 

@@ -50,7 +50,7 @@ from gansynth_instrument.audio import (
     abandon_portaudio,
     name_jack_client,
 )
-from gansynth_instrument.command_sender import CommandSender
+from gansynth_instrument.command_sender import CommandSender, SenderLink
 from gansynth_instrument.compiled_mixer import RING_RECORDS, core_arguments, load_core, numpy_notice
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.levels import MasterBus
@@ -153,7 +153,7 @@ class _Config:
     gain_db: float
 
 
-class AudioProcess(StreamHealth):
+class AudioProcess(SenderLink, StreamHealth):
     """The mixer and the audio stream in a child process (see the module docstring).
 
     ``open()`` starts the child and opens the stream there; errors (no device, a wrong rate) are
@@ -223,20 +223,7 @@ class AudioProcess(StreamHealth):
         self.device: OutputDevice = reply[1]
         self.latency_s: float = reply[2]
 
-    # -- MixerLink: what Voices calls (MIDI thread, under the player's lock) -------------------
-
-    def send(self, cmd: tuple) -> bool:
-        """Write a command to the ring, its notes copied into the arena first; False if the
-        ring is full or the arena has no free entry (see ``CommandSender``)."""
-        return self._sender.send(cmd)
-
-    def pending(self) -> int:
-        """Records written that the child has not applied yet."""
-        return self._sender.pending()
-
-    def take_finished(self) -> list[int]:
-        """Serial numbers of the voices the child ended since the last call."""
-        return self._sender.take_finished()
+    # -- MixerLink (``SenderLink``): Voices calls it on the MIDI thread, under the player's lock
 
     def _copy(self, entry: int, note: Any) -> None:
         frames, limit = len(note.pcm), self._arena.shape[1]
@@ -248,20 +235,6 @@ class AudioProcess(StreamHealth):
     def mixer(self) -> str:
         """Which mixer the child runs: "compiled" (the C core) or "numpy"."""
         return MIXERS[int(self._status[STATUS_MIXER])]
-
-    @property
-    def voices_active(self) -> int:
-        """Voices mixed in the child's last block."""
-        return int(self._status[STATUS_VOICES])
-
-    @property
-    def voices_peak(self) -> int:
-        """The most voices mixed in one block since it was last set to 0."""
-        return int(self._status[STATUS_PEAK])
-
-    @voices_peak.setter
-    def voices_peak(self, value: int) -> None:
-        self._status[STATUS_PEAK] = value
 
     @property
     def limited_frames(self) -> int:

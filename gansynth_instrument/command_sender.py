@@ -23,7 +23,15 @@ import numpy as np
 
 from gansynth_instrument.mixer import CMD_MORPH, CMD_NOTE_ON, NOTE_FIELDS, layers_after
 from gansynth_instrument.note import LoopedNote
-from gansynth_instrument.protocol import ENDED_RING, OP_LOAD, STATUS_ENDED, Ring, to_record
+from gansynth_instrument.protocol import (
+    ENDED_RING,
+    OP_LOAD,
+    STATUS_ENDED,
+    STATUS_PEAK,
+    STATUS_VOICES,
+    Ring,
+    to_record,
+)
 
 logger = logging.getLogger(__name__)
 _IN_FLIGHT = 1 << 62  # an entry being placed: not free until its command's count is known
@@ -110,6 +118,12 @@ class CommandSender:
                 self._hold(slot, None, ())
         return serials
 
+    def held(self, slot: int) -> tuple[int, ...]:
+        """The entries the voice in ``slot`` may read, least recently named first (the notes
+        ``mixer.layers_after`` gives its commands); () once it ended."""
+        voice = self._voice.get(slot)
+        return voice[1] if voice is not None else ()
+
     def _warn_dropped(self) -> None:
         dropped = self._ring.dropped
         if dropped > self._dropped_seen:
@@ -165,4 +179,39 @@ class CommandSender:
                 self._users[entry] += 1
 
 
-__all__ = ["CommandSender"]
+class SenderLink:
+    """What ``Voices`` calls on a mixer fed through a ``CommandSender`` (the compiled mixer here,
+    the audio process's child there), and the mixer's status row read back."""
+
+    _sender: CommandSender
+    _status: np.ndarray
+
+    def send(self, cmd: tuple) -> bool:
+        """Write a command, its notes stored first; False if the ring is full or no note entry
+        is free (see ``CommandSender.send``)."""
+        return self._sender.send(cmd)
+
+    def pending(self) -> int:
+        """Records written that the mixer has not applied yet."""
+        return self._sender.pending()
+
+    def take_finished(self) -> list[int]:
+        """Serial numbers of the voices the mixer ended since the last call."""
+        return self._sender.take_finished()
+
+    @property
+    def voices_active(self) -> int:
+        """Voices mixed in the mixer's last block."""
+        return int(self._status[STATUS_VOICES])
+
+    @property
+    def voices_peak(self) -> int:
+        """The most voices mixed in one block since it was last set to 0."""
+        return int(self._status[STATUS_PEAK])
+
+    @voices_peak.setter
+    def voices_peak(self, value: int) -> None:
+        self._status[STATUS_PEAK] = value
+
+
+__all__ = ["CommandSender", "SenderLink"]

@@ -29,25 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from gansynth_instrument.command_sender import CommandSender
+from gansynth_instrument.command_sender import CommandSender, SenderLink
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.levels import MasterBus
-from gansynth_instrument.mixer import (
-    CMD_MORPH,
-    CMD_NOTE_ON,
-    DEFAULT_GLIDE_S,
-    MORPH_LAYERS,
-    Mixer,
-    layers_after,
-    voice_slots,
-)
-from gansynth_instrument.protocol import (
-    ENDED_RING,
-    STATUS_PEAK,
-    STATUS_SIZE,
-    STATUS_VOICES,
-    Ring,
-)
+from gansynth_instrument.mixer import DEFAULT_GLIDE_S, MORPH_LAYERS, Mixer, voice_slots
+from gansynth_instrument.protocol import ENDED_RING, STATUS_SIZE, Ring
 
 MIXER_ENV = "GANSYNTH_REQUIRE_COMPILED_MIXER"
 CHOICE_ENV = "GANSYNTH_MIXER"
@@ -90,11 +76,11 @@ def core_arguments(
         "master_gain": float(master.gain),
         "limit": limiter.limit,
         "delay_frames": limiter.delay_frames,
-        "release_per_frame": limiter._release_per_frame,
+        "release_per_frame": limiter.release_per_frame,
     }
 
 
-class CompiledMixer:
+class CompiledMixer(SenderLink):
     """A ``Mixer`` whose mixing is the compiled core's (see the module docstring)."""
 
     def __init__(
@@ -138,7 +124,6 @@ class CompiledMixer:
         )
         self._notes: list[Any] = [None] * entries  # the note each entry was stored from
         self._sender = CommandSender(ring, self._status, ended, entries, self._attach)
-        self._layers: dict[int, tuple[int, tuple[Any, ...]]] = {}  # slot → serial, notes
 
     def _attach(self, entry: int, note: Any) -> None:
         self._core.attach(entry, note.pcm)
@@ -146,33 +131,10 @@ class CompiledMixer:
 
     # -- control side: what Voices calls ------------------------------------------------------
 
-    def send(self, cmd: tuple) -> bool:
-        if not self._sender.send(cmd):
-            return False
-        self._follow_layers(cmd)
-        return True
-
-    def pending(self) -> int:
-        return self._sender.pending()
-
-    def take_finished(self) -> list[int]:
-        return self._sender.take_finished()
-
     def layer_notes(self, slot: int) -> tuple[np.ndarray, ...]:
-        """The waveforms the voice in ``slot`` holds, least recently named first
-        (``mixer.layers_after`` of its commands, as the core keeps them)."""
-        held = self._layers.get(slot)
-        return tuple(note.pcm for note in held[1]) if held is not None else ()
-
-    def _follow_layers(self, cmd: tuple) -> None:
-        if cmd[1] == CMD_NOTE_ON:
-            self._layers[cmd[2]] = (cmd[3], tuple(n for n in (cmd[4], cmd[6]) if n is not None))
-        elif cmd[1] == CMD_MORPH and self._layers.get(cmd[2], (None,))[0] == cmd[3]:
-            held = self._layers[cmd[2]][1]
-            by_pcm = {id(n.pcm): n for n in (*held, cmd[4], cmd[6]) if n is not None}
-            named = tuple(id(n.pcm) for n in (cmd[4], cmd[6]) if n is not None)
-            kept = layers_after(tuple(id(n.pcm) for n in held), named)
-            self._layers[cmd[2]] = (cmd[3], tuple(by_pcm[k] for k in kept))
+        """The waveforms the voice in ``slot`` holds, least recently named first: the entries
+        the sender keeps for it (``mixer.layers_after`` of its commands, as the core does)."""
+        return tuple(self._notes[entry].pcm for entry in self._sender.held(slot))
 
     # -- audio side ---------------------------------------------------------------------------
 
@@ -186,18 +148,6 @@ class CompiledMixer:
     @property
     def frames_mixed(self) -> int:
         return self._core.frames_mixed
-
-    @property
-    def voices_active(self) -> int:
-        return int(self._status[STATUS_VOICES])
-
-    @property
-    def voices_peak(self) -> int:
-        return int(self._status[STATUS_PEAK])
-
-    @voices_peak.setter
-    def voices_peak(self, value: int) -> None:
-        self._status[STATUS_PEAK] = value
 
 
 def make_mixer(sample_rate: int, **options: Any) -> CompiledMixer | Mixer:

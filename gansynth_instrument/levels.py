@@ -142,7 +142,7 @@ class Limiter:
             raise ValueError(f"limit must be in (0, 1], got {limit}")
         self.limit = float(limit)
         self.delay_frames = max(1, round(lookahead_s * sample_rate))
-        self._release_per_frame = 10.0 ** (release_db_per_s / 20.0 / sample_rate)
+        self.release_per_frame = 10.0 ** (release_db_per_s / 20.0 / sample_rate)
         self._gain = 1.0
         self.limited_frames = 0  # frames that came out with a gain below 1 (for meters)
         span = self.delay_frames + max_block_frames
@@ -187,7 +187,7 @@ class Limiter:
             length = end - start
             loudest = float(magnitude[start : end + delay].max())
             bound = self.limit / loudest if loudest > self.limit else 1.0
-            target = min(bound, gain * self._release_per_frame**length)
+            target = min(bound, gain * self.release_per_frame**length)
             if gain == 1.0 and target == 1.0:
                 out[start:end] = signal[start:end]
             else:

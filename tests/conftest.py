@@ -42,7 +42,13 @@ def jack_server() -> Iterator[JackServer]:
     # Real-time scheduling keeps the dummy driver on pace while other work loads the cores
     # (realtime-rig.md). Synchronous mode: the cycle waits for every client, so a late PortAudio
     # callback does not leave the recorder reading half-written ports.
-    server = JackServer(sample_rate=48000, period_frames=128, realtime=True, sync=True)
+    yield from serve_jack(period_frames=128)
+
+
+def serve_jack(period_frames: int) -> Iterator[JackServer]:
+    """A started private dummy server at 48 kHz, real-time and synchronous, stopped after the
+    yield (a fixture's body); a server that will not start fails the test."""
+    server = JackServer(sample_rate=48000, period_frames=period_frames, realtime=True, sync=True)
     try:
         server.start()
     except RigError as err:

@@ -339,11 +339,7 @@ def test_a_first_start_shows_each_step_on_captured_stderr(jack_server, tiny_mode
     """A first play of a model finds its knob directions (15 s for the bundled model): stderr,
     even into a pipe, names each start-up step and shows the knobs' progress bar."""
     play, _ = start_play(tiny_model, tmp_path, f"keys-{uuid.uuid4().hex[:6]}")
-    try:
-        play.send_signal(signal.SIGINT)
-        _, err = play.communicate(timeout=60)
-    finally:
-        play.kill()
+    err = stop(play)
     assert play.returncode == 0, err
     steps = ["starting: the model [0/3", "starting: timbre knobs [1/3", "timbre knobs (PCA):"]
     steps.append("starting: audio and MIDI [2/3")
@@ -372,13 +368,14 @@ def test_a_second_player_names_the_port_jack_gave_it(jack_server: JackServer, ti
         stop(first)
 
 
-def stop(play: subprocess.Popen) -> None:
-    """Ctrl-C a ``start_play`` child (killed if it does not end within a minute)."""
+def stop(play: subprocess.Popen) -> str:
+    """Ctrl-C a ``start_play`` child (killed if it does not end within a minute); its stderr."""
     try:
         play.send_signal(signal.SIGINT)
-        play.communicate(timeout=60)
+        _, err = play.communicate(timeout=60)
     finally:
         play.kill()
+    return err
 
 
 def send_then_stop(

@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from jackrig import JackServer, RigError
+from conftest import serve_jack
+from jackrig import JackServer
 
 from gansynth_instrument import cli
 from gansynth_instrument.audio import AudioOutput
@@ -17,13 +18,7 @@ from gansynth_instrument.errors import DeviceError
 
 @pytest.fixture(scope="module")
 def server64() -> Iterator[JackServer]:
-    server = JackServer(sample_rate=48000, period_frames=64, realtime=True, sync=True)
-    try:
-        server.start()
-    except RigError as err:
-        pytest.fail(str(err), pytrace=False)
-    yield server
-    server.stop()
+    yield from serve_jack(period_frames=64)
 
 
 def test_64_frame_blocks_run_at_the_servers_period(server64: JackServer) -> None:

@@ -5,7 +5,6 @@ leave no identifier there (onnxruntime's ``~/.cache/Microsoft/DeveloperTools``, 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ import mido
 import pytest
 from jackrig import JackServer
 from midi_writer import write_midi
-from test_live import start_play
+from test_live import start_play, stop
 
 TELEMETRY = ("intel", ".cache/Microsoft")
 
@@ -51,10 +50,6 @@ def test_play_writes_no_telemetry_into_home(
 ):
     home, env = _fresh_home(tmp_path)
     play, _ = start_play(tiny_model, tmp_path / "cache", f"keys-{uuid.uuid4().hex[:6]}", env=env)
-    try:
-        play.send_signal(signal.SIGINT)
-        _, err = play.communicate(timeout=60)
-    finally:
-        play.kill()
+    err = stop(play)
     assert play.returncode == 0, err
     assert _left_in(home) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gansynth_instrument.compiled_mixer import CompiledMixer
 from gansynth_instrument.mixer import MORPH_LAYERS, Mixer, layers_after
 from gansynth_instrument.note import LoopedNote, Note, loop_note
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
@@ -325,11 +326,16 @@ def test_a_note_named_when_every_layer_is_taken_replaces_the_least_recently_name
     np.testing.assert_allclose(out[200:], expected[200:], rtol=1e-5, atol=1e-7)
 
 
-def test_the_mixer_holds_exactly_the_notes_layers_after_predicts():
+@pytest.mark.parametrize("kind", ["numpy", "compiled"])
+def test_the_mixer_holds_exactly_the_notes_layers_after_predicts(kind: str):
     """Random knob moves over six steps: after each morph the voice's layers hold what
-    ``layers_after`` says (the audio process frees arena entries by it)."""
+    ``layers_after`` says (the audio process frees arena entries by it), in either mixer."""
     rng = np.random.default_rng(3)
-    mixer, voices = engine()
+    if kind == "compiled":
+        mixer = CompiledMixer(RATE, polyphony=8, channels=2)
+        voices = Voices(mixer)
+    else:
+        mixer, voices = engine()
     steps = [constant_note(1000 * (k + 1), frames=RATE * 4) for k in range(6)]
     slot = voices.note_on(60, Layer(steps[0]), Layer(steps[1]), weight=0.5)
     held: tuple = (id(steps[0].pcm), id(steps[1].pcm))
