@@ -112,7 +112,7 @@ PROBE = Preset("bench-probe", seed=4242, latent=None, attack_s=0.001, release_s=
 
 @dataclass(frozen=True)
 class Capture:
-    """What the measuring process sent and recorded (left channel)."""
+    """What the measuring process sent and recorded (left channel, or [frames, 2] stereo)."""
 
     audio: np.ndarray
     cycle_wall_s: np.ndarray  # recorded cycle k = frames k * block_frames onwards
@@ -136,6 +136,7 @@ def _measure(
     seconds: float,
     out: str,
     marks: tuple[EventType, EventType, EventType],
+    stereo: bool = False,
 ) -> None:
     """In the measuring process: connect (to nothing when ``port`` is None), record, send the
     script on time, save the capture. ``marks``: set when recording starts, set when it has
@@ -151,7 +152,8 @@ def _measure(
             for at_s, msg in script:
                 time.sleep(max(0.0, start + at_s - time.perf_counter()))
                 sent.append(sender.send(msg))
-            audio = recorder.wait(timeout_s=seconds + 60)[:, 0].copy()
+            audio = recorder.wait(timeout_s=seconds + 60)
+            audio = (audio if stereo else audio[:, 0]).copy()
             walls = recorder.cycle_wall_s.copy()
         written = sender.written_s[-len(sent) :] if sent else []
     ended.set()
@@ -165,6 +167,7 @@ def measure(
     seconds: float,
     on_start: Callable[[], None] = lambda: None,
     on_end: Callable[[], None] = lambda: None,
+    stereo: bool = False,
 ) -> Capture:
     """Run ``script`` from a separate process (its JACK clients' Python callbacks must not take
     the player's GIL: a musician's keyboard and a recorder are other programs).
@@ -177,7 +180,7 @@ def measure(
     marks = (context.Event(), context.Event(), context.Event())
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "capture.npz")
-        child = context.Process(target=_measure, args=(port, script, seconds, out, marks))
+        child = context.Process(target=_measure, args=(port, script, seconds, out, marks, stereo))
         child.start()
         for mark, then in zip(marks[:2], (on_start, on_end), strict=True):
             while not mark.wait(0.1):
