@@ -14,12 +14,12 @@ and their weights (a crossfade between neighbouring morph steps); every layer wh
 glide, each layer on its own clock. So a knob that crosses a step, from steps (A, B) to (B, C),
 fades A out while C fades in, instead of swapping the pair at once (a discontinuity: a click);
 and A is silent one glide later however many morphs arrive meanwhile (an MPE slide sends one
-about every millisecond), before a later step may take its layer. A named note that no layer holds takes an
-empty layer or the one whose note was named least recently (``layers_after``: the audio process's
-arena follows the same rule). Notes play their length once and end, unless the voice plays
-``LoopedNote``s: while held it wraps its read position within the loop; a release stops the
-wrapping, so the voice plays on through the rest of the seam and the note's own tail while its
-release envelope runs.
+about every millisecond), before a later step may take its layer. A named note that no layer
+holds takes an empty layer or the one whose note was named least recently (``layers_after``: the
+audio process's arena follows the same rule). Notes play their length once and end, unless the
+voice plays ``LoopedNote``s: while held it wraps its read position within the loop; a release
+stops the wrapping, so the voice plays on through the rest of the seam and the note's own tail
+while its release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
