@@ -330,7 +330,7 @@ def main() -> None:
     for measure, sliding, held, noise in distances:
         print(
             f"   {measure:<13} {sliding:>8.2f} {held:>6.2f} {noise:>9.2f} "
-            f"{sliding / max(held, 1e-9):>10.1f}x"
+            + (f"{sliding / held:>10.1f}x" if held >= 0.005 else f"{'held = untouched':>10}")
         )
     print(
         f"2. clicks over a {SWEEP_S:g} s CC74 sweep (ch 2 left, ch 3 right held), median of "
