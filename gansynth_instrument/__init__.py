@@ -10,9 +10,11 @@ so the command line starts fast)::
     Timbre, morph_steps                what the engine plays, and the steps of a morph path
     NoteCache, Priority, Note          finished notes at the output rate, made in the background
     Mixer, Voices, Engine              voices → samples, note-on → voice, MIDI → voice commands
-    assemble, Instrument               cache + voices + engine for a preset or bank, in one call
-    Player                             live play: the instrument, an audio stream, MIDI inputs
+    Sounds, EngineConfig, CacheConfig  what plays; the engine's and the note cache's settings
+    assemble, Instrument               cache + voices + engine for Sounds, in one call
+    Player, PlayConfig                 live play: the instrument, an audio stream, MIDI inputs
     read_midi, render_midi_engine      a MIDI file's events; a MIDI file → stereo file (engine)
+    RenderConfig                       render_midi_engine's settings
     GansynthError                      base of every error a user can cause
 """
 
@@ -26,7 +28,9 @@ __version__ = "0.1.0"
 # name → the module that defines it
 _EXPORTS = {
     "Bank": "presets",
+    "CacheConfig": "config",
     "Engine": "engine",
+    "EngineConfig": "config",
     "GansynthError": "errors",
     "Instrument": "instrument",
     "Mixer": "mixer",
@@ -34,9 +38,12 @@ _EXPORTS = {
     "ModelInfo": "metadata",
     "Note": "note",
     "NoteCache": "cache",
+    "PlayConfig": "live",
     "Player": "live",
     "Preset": "presets",
     "Priority": "cache",
+    "RenderConfig": "render_engine",
+    "Sounds": "config",
     "Timbre": "timbre",
     "Voices": "voices",
     "assemble": "instrument",
@@ -46,12 +53,14 @@ _EXPORTS = {
     "morph_steps": "timbre",
     "random_latent": "latent",
     "read_midi": "midi_file",
-    "render_midi_engine": "offline",
+    "render_midi_engine": "render_engine",
     "slerp": "latent",
 }
 __all__ = [
     "Bank",
+    "CacheConfig",
     "Engine",
+    "EngineConfig",
     "GansynthError",
     "Instrument",
     "Mixer",
@@ -59,9 +68,12 @@ __all__ = [
     "ModelInfo",
     "Note",
     "NoteCache",
+    "PlayConfig",
     "Player",
     "Preset",
     "Priority",
+    "RenderConfig",
+    "Sounds",
     "Timbre",
     "Voices",
     "__version__",
@@ -78,19 +90,20 @@ __all__ = [
 
 if TYPE_CHECKING:
     from gansynth_instrument.cache import NoteCache, Priority
+    from gansynth_instrument.config import CacheConfig, EngineConfig, Sounds
     from gansynth_instrument.engine import Engine
     from gansynth_instrument.errors import GansynthError
     from gansynth_instrument.instrument import Instrument, assemble
     from gansynth_instrument.latent import random_latent, slerp
-    from gansynth_instrument.live import Player
+    from gansynth_instrument.live import PlayConfig, Player
     from gansynth_instrument.metadata import ModelInfo
     from gansynth_instrument.midi_file import read_midi
     from gansynth_instrument.mixer import Mixer
     from gansynth_instrument.model import Model, load_model
     from gansynth_instrument.note import Note
-    from gansynth_instrument.offline import render_midi_engine
     from gansynth_instrument.preset_files import find_bank, find_preset
     from gansynth_instrument.presets import Bank, Preset
+    from gansynth_instrument.render_engine import RenderConfig, render_midi_engine
     from gansynth_instrument.timbre import Timbre, morph_steps
     from gansynth_instrument.voices import Voices
 

@@ -47,14 +47,12 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.config import DEFAULT_MAX_SHIFT_SEMITONES
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.engine import (
-    DEFAULT_MAX_SHIFT_SEMITONES,
-    DEFAULT_VELOCITY_EXPONENT,
-    note_amplitude,
-)
+from gansynth_instrument.engine import note_amplitude
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
+from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
 from gansynth_instrument.preset_files import bank_preset
