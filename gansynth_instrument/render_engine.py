@@ -43,7 +43,6 @@ from gansynth_instrument.offline import check_output_file
 ENGINE_BLOCK_FRAMES = 1024
 ENGINE_POLYPHONY = 64  # offline can afford more voices than live play
 ENGINE_WAIT_S = 600.0  # per note; only bounds a hang (a full-size model on a slow CPU)
-DEFAULT_BANK = "default"  # the shipped bank: program changes and the mod-wheel morph work
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gansynth_instrument.config import Sounds
     from gansynth_instrument.metadata import ModelInfo
     from gansynth_instrument.model import Model
     from gansynth_instrument.presets import Bank, Kit, Preset
@@ -57,3 +58,23 @@ def drums_from_args(
         return find_kit_or_preset(DEFAULT_KIT, model=info), bank
     except PresetError:
         return None, bank
+
+
+def sounds_from_args(args: argparse.Namespace, info: ModelInfo | None) -> Sounds:
+    """What play and render play: ``--preset`` and/or ``--bank`` (neither: the default bank),
+    and the drums (``drums_from_args``); presets checked against the model ``info`` describes
+    (None: a single preset, read without the model). A bank's notice of the presets it left out
+    is printed on stderr."""
+    import sys
+
+    from gansynth_instrument.config import Sounds
+    from gansynth_instrument.preset_files import DEFAULT_BANK, find_bank, find_kit_or_preset
+
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
+    bank = find_bank(args.bank, model=info) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank(DEFAULT_BANK, model=info)
+    drums, bank = drums_from_args(args, info, bank)
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
+    return Sounds(preset, bank, drums, info.preset_model if info is not None else None)

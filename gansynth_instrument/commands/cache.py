@@ -14,6 +14,7 @@ from gansynth_instrument.cache import (
     warm,
 )
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.config import check_sample_rate
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR, DEFAULT_MAX_DISK_BYTES, DiskStore
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             args.presets,
             args.bank,
             args.seed,
-            args.sample_rate,
+            check_sample_rate(args.sample_rate),
             args.cache_dir,
             batch_size=args.batch_size,
             max_disk_mb=args.max_disk_mb,
