@@ -49,6 +49,7 @@ from jackrig import JackServer  # noqa: E402
 from test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
 from gansynth_instrument.cache import Priority  # noqa: E402
+from gansynth_instrument.config import Sounds  # noqa: E402
 from gansynth_instrument.ganspace import knob_directions  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.model import load_model, model_path  # noqa: E402
@@ -135,7 +136,7 @@ def response(model, notes: Path, takes: int) -> tuple[list[float], float]:
         model,
         args,
         notes,
-        preset=_looping_pad(),
+        Sounds(_looping_pad()),
         knobs=knob_directions(model, cache_dir=notes / "knobs", progress=False),
         sample_rate=RATE,
         mpe="lower",

@@ -40,12 +40,13 @@ import soundfile as sf
 from scipy.signal import resample_poly, stft
 
 from gansynth_instrument.channels import CHANNELS, DRUM_CHANNEL
+from gansynth_instrument.config import CacheConfig, EngineConfig, Sounds
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.model import Model, load_model, model_path
-from gansynth_instrument.offline import DEFAULT_BANK, render_midi_engine
-from gansynth_instrument.preset_files import find_bank
+from gansynth_instrument.preset_files import DEFAULT_BANK, find_bank
+from gansynth_instrument.render_engine import ENGINE_WAIT_S, RenderConfig, render_midi_engine
 
 RATE = 48000
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
@@ -234,11 +235,13 @@ def bench_song(
             model,
             song,
             out,
-            bank=bank,
-            channels=channels,
-            sample_rate=RATE,
-            cache_dir=cache_dir,
-            progress=False,
+            Sounds(bank=bank),
+            RenderConfig(
+                EngineConfig(channels=channels, wait_s=ENGINE_WAIT_S),
+                CacheConfig(cache_dir),
+                sample_rate=RATE,
+                progress=False,
+            ),
         )
         ours = sf.read(out, dtype="float32", always_2d=True)[0]
         fs = fluidsynth_render(song, soundfont, channels)
@@ -248,11 +251,13 @@ def bench_song(
         model,
         song,
         target,
-        bank=bank,
-        sample_rate=RATE,
-        cache_dir=cache_dir,
-        progress=False,
-        loudness=DEFAULT_TARGET_LUFS,
+        Sounds(bank=bank),
+        RenderConfig(
+            cache=CacheConfig(cache_dir),
+            sample_rate=RATE,
+            progress=False,
+            loudness=DEFAULT_TARGET_LUFS,
+        ),
     )
     written = sf.read(target, dtype="float32", always_2d=True)[0]
     rendered = {

@@ -14,6 +14,7 @@ from tonemodel import ToneModel
 
 from gansynth_instrument import knobs, pad
 from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.config import Sounds
 from gansynth_instrument.errors import GansynthError, PresetError
 from gansynth_instrument.explore import found_name, random_timbre, save_found
 from gansynth_instrument.instrument import build_engine
@@ -329,7 +330,7 @@ def test_pad_corners_from_a_model_of_another_latent_size_are_one_line(
     with NoteCache(model, model.sample_rate, cache_dir=None) as cache:
         voices = Voices(Mixer(model.sample_rate, polyphony=2, channels=1))
         with pytest.raises(PresetError) as err:
-            build_engine(cache, voices, model.pitches, model.latent_size, bank=bank)
+            build_engine(cache, voices, model.pitches, model.latent_size, Sounds(bank=bank))
     message = str(err.value)
     assert "wide.yaml" in message and "256 values, but the model expects 8" in message
     assert "\n" not in message

@@ -30,12 +30,14 @@ from gansynth_instrument import cli
 from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.commands.play import status_line
+from gansynth_instrument.config import CacheConfig, Sounds
 from gansynth_instrument.engine import EngineStatus
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
-from gansynth_instrument.live import LiveStatus, Player
+from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, PlayConfig, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.presets import Bank, Preset
 from gansynth_instrument.timbre import Timbre
 
 RATE = 48000
@@ -52,10 +54,14 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def playing(model, cache_dir: Path, **kw) -> Iterator[tuple[Player, MidiSender]]:
+def playing(
+    model, cache_dir: Path, preset: Preset | None = None, bank: Bank | None = None
+) -> Iterator[tuple[Player, MidiSender]]:
     """A started Player on a fresh virtual port, and a JACK MIDI client connected to it."""
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    player = Player(model, sample_rate=RATE, virtual_midi=port, cache_dir=cache_dir, **kw)
+    cache = CacheConfig(cache_dir, DEFAULT_RENDERER)
+    config = PlayConfig(cache=cache, sample_rate=RATE, virtual_midi=port)
+    player = Player(model, Sounds(preset, bank), config)
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
         yield player, sender

@@ -23,9 +23,11 @@ from tonemodel import ToneModel
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.config import EngineConfig
 from gansynth_instrument.engine import Engine
+from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.offline import read_midi, render_events
+from gansynth_instrument.render_engine import render_events
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Voices
 
@@ -49,10 +51,13 @@ def cache() -> Iterator[NoteCache]:
         yield c
 
 
-def engine(cache: NoteCache, polyphony: int = 32, **kw) -> tuple[Engine, Mixer]:
+def engine(
+    cache: NoteCache, polyphony: int = 32, channels: set[int] | None = None, **kw
+) -> tuple[Engine, Mixer]:
     mixer = Mixer(RATE, polyphony=polyphony, channels=2)
     kw.setdefault("programs", {0: DARK, 40: BRIGHT, 73: MID})
-    made = Engine(cache, Voices(mixer), ToneModel.pitches, DARK, wait_s=WAIT_S, **kw)
+    config = EngineConfig(channels=channels, wait_s=WAIT_S)
+    made = Engine(cache, Voices(mixer), ToneModel.pitches, DARK, config=config, **kw)
     return made, mixer
 
 

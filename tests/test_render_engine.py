@@ -17,13 +17,14 @@ from midi_writer import write_midi
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.compiled_mixer import CHOICE_ENV, MIXER_ENV, load_core
+from gansynth_instrument.config import CacheConfig, EngineConfig, Sounds
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.instrument import assemble, build_engine
 from gansynth_instrument.knobs import KNOB_CCS, KNOB_SPAN
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.offline import render_events, render_midi_engine
 from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.render_engine import RenderConfig, render_events, render_midi_engine
 from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
@@ -52,9 +53,8 @@ def test_each_note_is_its_cached_note_at_its_frame_with_envelope_and_velocity(mo
     )
     preset = find_preset("felt-keys")
     out = tmp_path / "two.wav"
-    result = render_midi_engine(
-        model, midi, out, preset=preset, sample_rate=RATE, cache_dir=tmp_path / "notes"
-    )
+    config = RenderConfig(cache=CacheConfig(tmp_path / "notes"), sample_rate=RATE)
+    result = render_midi_engine(model, midi, out, Sounds(preset), config)
     audio, rate = sf.read(out, dtype="float32")
     assert rate == RATE and result.notes == 2
 
@@ -111,8 +111,8 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
                 Voices(mixer),
                 model.pitches,
                 model.latent_size,
-                bank=find_bank("default"),
-                wait_s=WAIT_S,
+                Sounds(bank=find_bank("default")),
+                EngineConfig(wait_s=WAIT_S),
             )
             results.append(render_events(engine, mixer, events, block_frames=block))
             assert engine.morph_position == len(engine.morph) - 1  # CC1 went to 127
@@ -137,10 +137,10 @@ def test_render_sounds_the_same_with_the_compiled_and_the_numpy_mixer(
     for choice in ("compiled", "numpy"):
         monkeypatch.setenv(CHOICE_ENV, choice)
         out = tmp_path / f"{choice}.wav"
-        options = {"sample_rate": RATE, "subtype": "FLOAT", "progress": False}
-        render_midi_engine(
-            model, midi, out, bank=find_bank("default"), cache_dir=tmp_path / "notes", **options
+        config = RenderConfig(
+            cache=CacheConfig(tmp_path / "notes"), sample_rate=RATE, subtype="FLOAT", progress=False
         )
+        render_midi_engine(model, midi, out, Sounds(bank=find_bank("default")), config)
         notice = capsys.readouterr().err
         assert ("using the numpy mixer" in notice) == (choice == "numpy"), notice
         audio[choice], _ = sf.read(out, dtype="float32", always_2d=True)
@@ -183,9 +183,8 @@ def test_knob_ccs_in_the_file_move_the_timbre_as_live_play_does(tiny_model, mode
     knobs = knob_directions(model, cache_dir=cache_dir / "knobs", progress=False)
     preset = find_preset("felt-keys")
     direct = tmp_path / "direct.wav"
-    render_midi_engine(
-        model, turned, direct, preset=preset, knobs=knobs, sample_rate=RATE, cache_dir=cache_dir
-    )
+    config = RenderConfig(cache=CacheConfig(cache_dir), sample_rate=RATE)
+    render_midi_engine(model, turned, direct, Sounds(preset), config, knobs=knobs)
     assert np.array_equal(sf.read(direct, dtype="float32")[0][:, 0], audio["turned"])
     assert np.array_equal(audio["ignored"], audio["plain"])
     held = slice(round(0.4 * RATE), round(1.0 * RATE))
@@ -193,7 +192,8 @@ def test_knob_ccs_in_the_file_move_the_timbre_as_live_play_does(tiny_model, mode
     assert change > 0.1 * np.abs(audio["plain"][held]).max()  # the held note follows the knob
 
     # Live: the engine with knob 1 at 127 plays the timbre at the knob's top stop.
-    live = assemble(model, Mixer(RATE, polyphony=4), preset=preset, knobs=knobs, cache_dir=None)
+    memory_only = CacheConfig(cache_dir=None)
+    live = assemble(model, Mixer(RATE, polyphony=4), Sounds(preset), cache=memory_only, knobs=knobs)
     live.engine.handle([0xB0, KNOB_CCS[0], 127])
     top = live.engine.current()
     z = preset.latent_vector(model.latent_size)

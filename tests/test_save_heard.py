@@ -22,11 +22,12 @@ from midi_writer import write_midi
 from scipy.signal import welch
 
 from gansynth_instrument.cache import Priority
-from gansynth_instrument.live import Player
+from gansynth_instrument.config import CacheConfig, Sounds
+from gansynth_instrument.live import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model, model_path
-from gansynth_instrument.offline import render_midi_engine
 from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.render_engine import RenderConfig, render_midi_engine
 
 RATE = 48000
 ROUNDS = 20
@@ -61,11 +62,13 @@ def test_twenty_random_then_save_rounds_each_save_the_note_heard(jack_server: Ja
     start = find_preset("felt-keys")
     player = Player(
         model,
-        preset=start,
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=tmp_path / "notes",
-        presets_dir=presets,
+        Sounds(start),
+        PlayConfig(
+            cache=CacheConfig(tmp_path / "notes", DEFAULT_RENDERER),
+            sample_rate=RATE,
+            virtual_midi=port,
+            presets_dir=presets,
+        ),
     )
     heard, saved = [], []
     with player, MidiSender() as sender:
@@ -116,9 +119,8 @@ def test_twenty_random_then_save_rounds_each_save_the_note_heard(jack_server: Ja
             ],
         )
         out = tmp_path / f"{name}.wav"
-        render_midi_engine(
-            model, midi, out, preset=preset, cache_dir=tmp_path / "notes", progress=False
-        )
+        config = RenderConfig(cache=CacheConfig(tmp_path / "notes"), progress=False)
+        render_midi_engine(model, midi, out, Sounds(preset), config)
         audio, rate = soundfile.read(out, dtype="float32")
         assert rate == RATE
         rendered.append(spectrum_db(body(audio[:, 0])))
