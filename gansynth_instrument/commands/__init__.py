@@ -26,9 +26,10 @@ def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
 
 
 def load_model_from_args(args: argparse.Namespace) -> Model:
-    """The model the shared model options name (``cli.add_model_options``): ``--model`` (else
-    ``$GANSYNTH_MODEL``, else the bundled model) on ``--backend`` with ``--threads`` and
-    ``--precision``. Imports onnxruntime: call it once the other arguments are checked."""
+    """The model the shared model options name (``parsers.options.add_model_options``):
+    ``--model`` (else ``$GANSYNTH_MODEL``, else the bundled model) on ``--backend`` with
+    ``--threads`` and ``--precision``. Imports onnxruntime: call it once the other arguments are
+    checked."""
     from gansynth_instrument.model import load_model, model_path
 
     return load_model(
