@@ -16,8 +16,10 @@ from midi_writer import write_midi
 
 from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
+from gansynth_instrument.commands import render as render_command
 from gansynth_instrument.compiled_mixer import CHOICE_ENV, MIXER_ENV, load_core
 from gansynth_instrument.config import CacheConfig, EngineConfig, Sounds
+from gansynth_instrument.engine import Engine
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.instrument import assemble, build_engine
 from gansynth_instrument.knobs import KNOB_CCS, KNOB_SPAN
@@ -292,3 +294,34 @@ def test_an_mpe_file_whose_pressure_turns_a_knob_has_the_knobs_found(tiny_model,
 
 
 MPE_LOWER_ZONE = [(101, 0), (100, 6), (6, 15)]  # RPN 6 on channel 1: a lower zone of 15
+
+
+def test_the_render_command_hands_its_config_to_the_engine(
+    tiny_model, magenta_tiny, tmp_path, monkeypatch, capsys
+):
+    """``render`` through the real code: the settings ``render_config`` built from the
+    arguments reach the engine whole (the same object the builder made), and it plays by them."""
+    built: list[RenderConfig] = []
+    engines: list[Engine] = []
+    real_build, real_init = render_command.render_config, Engine.__init__
+
+    def build(args):
+        built.append(real_build(args))
+        return built[-1]
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        engines.append(self)
+
+    monkeypatch.setattr(render_command, "render_config", build)
+    monkeypatch.setattr(Engine, "__init__", init)
+    out = tmp_path / "song.wav"
+    argv = ["render", magenta_tiny / "midi_input.mid", "-o", out, "--model", tiny_model]
+    argv += ["--sample-rate", RATE, "--cache-dir", tmp_path / "notes", "--channels", "2-16"]
+    argv += ["--velocity-curve", "linear", "--preset", "felt-keys"]
+    assert cli.main([str(a) for a in argv]) == 0
+    (config,), (engine,) = built, engines
+    assert engine.config is config.engine
+    assert config.engine.channels == frozenset(range(1, 16)) and engine.velocity_exponent == 1.0
+    assert engine.listen == config.engine.channels  # channel 1, the file's, is not played
+    assert "0 notes" in capsys.readouterr().out
