@@ -32,6 +32,8 @@ def render_args(*options: str):
     [
         (["--polyphony", "0"], "--polyphony must be at least 1, got 0"),
         (["--blocksize", "15"], "--blocksize must be 16..2048 frames, got 15"),
+        (["--blocksize", "0"], "--blocksize must be 16..2048 frames, got 0"),
+        (["--blocksize", "2049"], "--blocksize must be 16..2048 frames, got 2049"),
         (["--sample-rate", "100"], "--sample-rate 100 Hz is not an output rate"),
         (["--gain-db", "30"], "--gain-db must be -60..24 dB, got 30"),
         (["--bend-range", "49"], "--bend-range must be 0..48 semitones, got 49"),
