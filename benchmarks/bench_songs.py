@@ -3,9 +3,10 @@
     python benchmarks/bench_songs.py [SONG.mid ...] [--seconds 100] [--model MODEL.onnx]
         [--cache-dir DIR] [--soundfont SF2] [--no-per-channel] [--json OUT.json]
 
-Each song's first ``--seconds`` is rendered by the instrument (``offline.render_midi_engine``, the
-default bank, default gain staging) and by FluidSynth (pyfluidsynth at its defaults, gain 0.2;
-FluidR3_GM from Debian's fluid-soundfont-gm, else TimGM6mb), both at 48 kHz stereo. Default songs:
+Each song's first ``--seconds`` is rendered by the instrument
+(``render_engine.render_midi_engine``, the default bank, default gain staging) and by FluidSynth
+(pyfluidsynth at its defaults, gain 0.2; FluidR3_GM from Debian's fluid-soundfont-gm, else
+TimGM6mb), both at 48 kHz stereo. Default songs:
 three OpenMSX songs (Debian's openttd-openmsx). Per song, one row for the whole song, one without
 channel 10 (drums) in either render, and one per channel that plays notes, rendered alone:
 

@@ -1,7 +1,8 @@
-"""One place that assembles an instrument: a model's note cache, the voices and the engine, for a
-preset or a bank. Live play (``live.Player``, mixer in the audio process) and the engine render of
-a MIDI file (``offline.render_midi_engine``, mixer in this process) both build theirs here, so the
-two cannot drift apart.
+"""One place that assembles an instrument: a model's note cache, the voices and the engine, for
+``config.Sounds`` (a preset or a bank) with the cache's and the engine's configs. Live play
+(``live.Player``, mixer in the audio process) and the engine render of a MIDI file
+(``render_engine.render_midi_engine``, mixer in this process) both build theirs here, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
