@@ -82,8 +82,8 @@ def test_the_graph_reader_finds_a_cycle_and_what_imports_what() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     graph = import_graph()
-    assert "gansynth_instrument.cache" in graph["gansynth_instrument.engine"]
-    assert "gansynth_instrument.mixer" in graph["gansynth_instrument.audio_process"]
+    assert "gansynth_instrument.notes.cache" in graph["gansynth_instrument.live.engine"]
+    assert "gansynth_instrument.live.mixer" in graph["gansynth_instrument.live.audio_process"]
 
 
 def test_imports_go_one_way() -> None:
@@ -110,20 +110,22 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
     """What the spawned audio child can import (lazy imports included), and what it does import:
     the console script's module, then audio_process."""
-    child = reachable(import_graph(), "gansynth_instrument.audio_process")
-    assert "gansynth_instrument.mixer" in child
+    child = reachable(import_graph(), "gansynth_instrument.live.audio_process")
+    assert "gansynth_instrument.live.mixer" in child
     control_side = {"cache", "disk_store", "note_workers", "make", "voices", "engine", "model"}
     control_side |= {"note_supply", "controllers", "engine_report", "planning", "drum_hits"}
     control_side |= {"timbre_lines", "channel_timbres"}
     control_side |= {"ui_server", "ui_surface"}  # the browser surface lives in the player
     assert child & {f"gansynth_instrument.{name}" for name in control_side} == set()
-    loaded = modules_loaded("import gansynth_instrument.cli, gansynth_instrument.audio_process")
-    assert "gansynth_instrument.mixer" in loaded
+    loaded = modules_loaded(
+        "import gansynth_instrument.cli, gansynth_instrument.live.audio_process"
+    )
+    assert "gansynth_instrument.live.mixer" in loaded
     heavy = {
-        "gansynth_instrument.cache",
-        "gansynth_instrument.voices",
-        "gansynth_instrument.engine",
-        "gansynth_instrument.model",
+        "gansynth_instrument.notes.cache",
+        "gansynth_instrument.live.voices",
+        "gansynth_instrument.live.engine",
+        "gansynth_instrument.model.runtime",
         "soxr",
         "tqdm",
         "platformdirs",
@@ -143,7 +145,7 @@ def test_the_public_api_is_what_the_package_docstring_promises() -> None:
     for name in gansynth_instrument.__all__:
         assert name in gansynth_instrument.__doc__ or name == "__version__", name
         assert getattr(gansynth_instrument, name) is not None
-    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model"
+    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model.runtime"
 
 
 def test_the_command_line_imports_nothing_heavy_before_a_command_runs() -> None:
