@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gansynth_instrument.live.compiled_mixer import CompiledMixer
-from gansynth_instrument.live.mixer import MORPH_LAYERS, Mixer, layers_after
+from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Layer, Voices, pitch_ratio
 from gansynth_instrument.notes.note import LoopedNote, Note, loop_note
 
@@ -101,15 +100,6 @@ def test_voices_peak_holds_the_most_voices_of_any_block_until_reset():
     mixer.voices_peak = 0  # the meter's reset
     render(mixer, 100)
     assert mixer.voices_peak == 0
-
-
-def test_playback_rate_interpolates_linearly_and_converts_sample_rate():
-    mixer, voices = engine()
-    note = make_note(np.arange(2000) * 8, rate=RATE // 2)  # half the output rate: 0.5 step/frame
-    voices.note_on(60, Layer(note, pitch_ratio=1.5), attack_s=1 / RATE)
-    out = render(mixer, 400)
-    positions = np.arange(400) * 1.5 * 0.5
-    np.testing.assert_allclose(out, positions * 8 / 32768, rtol=1e-6)
 
 
 def keys(voices: Voices) -> list:
@@ -326,39 +316,6 @@ def test_a_note_named_when_every_layer_is_taken_replaces_the_least_recently_name
     np.testing.assert_allclose(out[200:], expected[200:], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind", ["numpy", "compiled"])
-def test_the_mixer_holds_exactly_the_notes_layers_after_predicts(kind: str):
-    """Random knob moves over six steps: after each morph the voice's layers hold what
-    ``layers_after`` says (the audio process frees arena entries by it), in either mixer."""
-    rng = np.random.default_rng(3)
-    if kind == "compiled":
-        mixer = CompiledMixer(RATE, polyphony=8, channels=2)
-        voices = Voices(mixer)
-    else:
-        mixer, voices = engine()
-    steps = [constant_note(1000 * (k + 1), frames=RATE * 4) for k in range(6)]
-    slot = voices.note_on(60, Layer(steps[0]), Layer(steps[1]), weight=0.5)
-    held: tuple = (id(steps[0].pcm), id(steps[1].pcm))
-    for move in range(60):
-        a = int(rng.integers(6))
-        b = None if rng.random() < 0.2 else steps[(a + 1) % 6]
-        voices.morph(slot, Layer(steps[a]), Layer(b) if b else None, float(rng.random()))
-        named = (id(steps[a].pcm),) + ((id(b.pcm),) if b else ())
-        held = layers_after(held, named)
-        render(mixer, int(rng.integers(1, 200)))
-        assert len(held) <= MORPH_LAYERS
-        assert tuple(id(p) for p in mixer.layer_notes(slot)) == held, move
-
-
-def test_morph_for_a_finished_voice_is_ignored():
-    mixer, voices = engine()
-    a, b = constant_note(frames=100), constant_note(frames=100)
-    slot = voices.note_on(60, Layer(a), attack_s=1 / RATE)
-    render(mixer, 200)
-    voices.morph(slot, Layer(b), None, 0.0)
-    assert not render(mixer, 100).any()
-
-
 def test_full_command_queue_drops_and_counts_instead_of_blocking():
     mixer = Mixer(RATE, polyphony=4)
     voices = Voices(mixer, queue_limit=3)
@@ -369,52 +326,6 @@ def test_full_command_queue_drops_and_counts_instead_of_blocking():
     assert voices.in_use() == 3
 
 
-def scenario(mixer: Mixer, voices: Voices) -> None:
-    """Notes, releases, pedal, bend and morph at awkward frames (all before rendering starts)."""
-    rng = np.random.default_rng(7)
-    notes = [make_note(rng.integers(-20000, 20000, 3000), pitch=p) for p in (48, 55, 60, 67)]
-    slots = {}
-    for i, pitch in enumerate((48, 55, 60, 67, 72)):
-        note = notes[i % 4]
-        other = notes[(i + 1) % 4]
-        slots[pitch] = voices.note_on(
-            pitch,
-            Layer(note, pitch_ratio=pitch_ratio(pitch - note.pitch) * 0.7),
-            Layer(other, pitch_ratio=0.9),
-            weight=0.3,
-            attack_s=0.005,
-            release_s=0.02,
-            frame=i * 333,
-        )
-    voices.sustain(True, frame=1400)
-    voices.note_off(55, frame=1500)
-    voices.bend(1.37, frame=1601)
-    voices.morph(slots[60], Layer(notes[2]), Layer(notes[3]), 0.8, frame=1777)
-    voices.morph(slots[67], Layer(notes[0]), None, 0.0, frame=1990)
-    voices.note_off(48, frame=2100)
-    voices.sustain(False, frame=2600)
-    voices.bend(-0.5, frame=2800)
-    voices.all_notes_off(frame=3300)
-    # One layer only while the two-layer voices' tails end: the one-layer fast path takes over.
-    voices.note_on(84, Layer(notes[1], pitch_ratio=0.5), frame=3400)
-
-
-@pytest.mark.parametrize("block", [1, 127, 128, 8193])
-def test_rendering_in_blocks_equals_rendering_in_one_go(block):
-    frames = 5000
-    results = []
-    for size in (frames, block):
-        mixer, voices = engine(polyphony=4, max_block_frames=256)  # the 6th note steals
-        scenario(mixer, voices)
-        results.append(render(mixer, frames, size))
-    whole, blocked = results
-    assert np.abs(whole).max() > 0.1
-    assert np.array_equal(whole, blocked)
-
-
-# -- looping voices (a preset's loop: true) -------------------------------------------------------
-
-
 def decaying_tone(seconds: float = 4.0, pitch: int = 60) -> Note:
     """A 4 s note like the model's: a pitched tone (with a harmonic) that decays, so a loop of it
     has a level step and a phase to hide at its seam."""
@@ -422,24 +333,6 @@ def decaying_tone(seconds: float = 4.0, pitch: int = 60) -> Note:
     f = 440.0 * 2 ** ((pitch - 69) / 12)
     wave = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t + 1.0)
     return make_note(np.round(20000 * wave * np.exp(-0.6 * t)), pitch=pitch)
-
-
-def test_loop_note_layout_joins_the_original_at_both_ends_of_the_seam():
-    note = decaying_tone()
-    looped = loop_note(note)
-    pcm, start, end = note.pcm, looped.loop_start, looped.loop_end
-    length = end - start
-    assert abs(start - 3 * RATE) <= RATE / 200  # 3 s, moved by at most a pitch period
-    assert abs(length - 2 * RATE) <= RATE / 200  # a 2 s loop (1 s → 3 s of the note)
-    assert len(looped.pcm) == len(pcm) + length and not looped.pcm.flags.writeable
-    assert np.array_equal(looped.pcm[:start], pcm[:start])  # before the loop: as rendered
-    assert np.array_equal(looped.pcm[end:], pcm[start:])  # after it: the note's own tail
-    # The seam ends with the audio just before the tail and then fades in from the loop start.
-    seam = looped.pcm[start:end]
-    assert np.array_equal(seam[-RATE // 2 :], pcm[start - RATE // 2 : start])
-    begin = start - length  # where the loop starts in the note
-    assert np.array_equal(seam[RATE // 4 : RATE // 2], pcm[begin + RATE // 4 : begin + RATE // 2])
-    assert (looped.gain, looped.pitch, looped.sample_rate) == (note.gain, 60, RATE)
 
 
 def test_held_looping_voice_sounds_past_the_note_and_its_seam_does_not_click():
@@ -515,29 +408,3 @@ def test_the_loop_version_of_a_note_is_made_once_and_reused():
     voices.note_on(62, Layer(note, pitch_ratio=pitch_ratio(2)), loop=True)
     first, second = (cmd[4] for cmd in mixer.commands)  # note_a of each note-on command
     assert isinstance(first, LoopedNote) and second is first
-
-
-def looping_scenario(mixer: Mixer, voices: Voices) -> None:
-    """Looping voices with bend, morph, steal and release at awkward frames."""
-    notes = [decaying_tone(1.0, pitch=p) for p in (55, 60, 64)]
-    slot = voices.note_on(60, Layer(notes[1]), release_s=0.02, loop=True, frame=0)
-    voices.note_on(55, Layer(notes[0], pitch_ratio=0.9), release_s=0.02, loop=True, frame=77)
-    voices.bend(0.7, frame=1999)
-    voices.morph(slot, Layer(notes[1]), Layer(notes[2], pitch_ratio=0.8), 0.4, frame=4321)
-    voices.note_off(55, frame=6001)
-    voices.note_off(60, frame=9999)
-    voices.morph(slot, Layer(notes[2]), None, 0.0, frame=10003)
-    voices.note_on(64, Layer(notes[2]), frame=10100)
-
-
-@pytest.mark.parametrize("block", [1, 127, 1000])
-def test_looping_voices_render_the_same_in_any_block_size(block):
-    frames = 12000
-    results = []
-    for size in (frames, block):
-        mixer, voices = engine(polyphony=4, max_block_frames=256)
-        looping_scenario(mixer, voices)
-        results.append(render(mixer, frames, size))
-    whole, blocked = results
-    assert np.abs(whole[9000:9999]).max() > 0.01  # looping past the 1 s notes
-    assert np.array_equal(whole, blocked)
