@@ -1,4 +1,5 @@
-"""Voice engine without audio: envelopes, stealing, pedal, bend, morph crossfade, block sizes.
+"""Voice engine without audio: envelopes, stealing, pedal, bend, morph crossfade, looping voices
+(the mixer's own tests, block sizes included, are in test_mixer.py).
 
 Expected outputs are computed here from the documented formulas (module docstring of mixer.py), not
 taken from the Mixer.

@@ -38,7 +38,7 @@ from surfaces.surface_rig import RATE, header_value, start_play, surface_rig, wa
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PITCH = 60
 DOM_TIMEOUT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)
 CC_SHOWN_S = 0.100  # the issue: a controller moved on a MIDI keyboard shows within 100 ms
