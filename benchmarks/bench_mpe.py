@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_live  # noqa: E402
 from bench_knobs import clicks  # noqa: E402
 from jackrig import JackServer  # noqa: E402
-from test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
+from live.test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
 from gansynth_instrument.live.player import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.model.runtime import load_model, model_path  # noqa: E402
