@@ -7,30 +7,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gansynth_instrument.audio_files import output_format
-from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
     load_model_from_args,
     model_info_from_args,
     sounds_from_args,
 )
-from gansynth_instrument.config import CacheConfig, EngineConfig
-from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.ganspace import knob_directions
-from gansynth_instrument.knobs import KNOB_CCS, turns_knobs
-from gansynth_instrument.levels import velocity_exponent
-from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS
-from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
-from gansynth_instrument.midi_file import read_midi
-from gansynth_instrument.mpe import MpeSettings
-from gansynth_instrument.offline import check_output_file
-from gansynth_instrument.render_engine import (
+from gansynth_instrument.live.channels import parse_channels
+from gansynth_instrument.live.config import CacheConfig, EngineConfig
+from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.notes.levels import velocity_exponent
+from gansynth_instrument.offline.audio_files import output_format
+from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS
+from gansynth_instrument.offline.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
+from gansynth_instrument.offline.midi_file import read_midi
+from gansynth_instrument.offline.render import check_output_file
+from gansynth_instrument.offline.render_engine import (
     ENGINE_WAIT_S,
     EngineRender,
     RenderConfig,
     channel_lines,
     render_midi_engine,
 )
+from gansynth_instrument.presets.ganspace import knob_directions
+from gansynth_instrument.presets.knobs import KNOB_CCS, turns_knobs
+from gansynth_instrument.presets.mpe import MpeSettings
 
 
 def render_config(args: argparse.Namespace) -> RenderConfig:

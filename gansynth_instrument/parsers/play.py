@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.osc_addresses import OSC_ADDRESSES
 from gansynth_instrument.parsers import options
+from gansynth_instrument.surfaces.osc_addresses import OSC_ADDRESSES
 
 
 def add_play(sub: argparse._SubParsersAction) -> None:
