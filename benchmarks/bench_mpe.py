@@ -55,7 +55,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_live  # noqa: E402
 from bench_quality import click_frames  # noqa: E402
 from jackrig import JackServer  # noqa: E402
-from test_mpe_live import (  # noqa: E402
+from live.test_mpe_live import (  # noqa: E402
     AFTER_S,
     RATE,
     RELEASE_S,
@@ -67,10 +67,11 @@ from test_mpe_live import (  # noqa: E402
     window,
 )
 
-from gansynth_instrument.cache import Priority  # noqa: E402
-from gansynth_instrument.ganspace import knob_directions  # noqa: E402
-from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
-from gansynth_instrument.model import load_model, model_path  # noqa: E402
+from gansynth_instrument.live.config import Sounds  # noqa: E402
+from gansynth_instrument.live.player import DEFAULT_RENDERER, Player  # noqa: E402
+from gansynth_instrument.model.runtime import load_model, model_path  # noqa: E402
+from gansynth_instrument.notes.cache import Priority  # noqa: E402
+from gansynth_instrument.presets.ganspace import knob_directions  # noqa: E402
 
 BEFORE_S = 0.6  # the test's window before the sweep, from each note's onset
 TAKE_S = 2.8
@@ -306,7 +307,7 @@ def main() -> None:
                 model,
                 argparse.Namespace(renderer=DEFAULT_RENDERER),
                 notes,
-                preset=pad(),
+                Sounds(pad()),
                 knobs=knobs,
                 sample_rate=RATE,
                 mpe="lower",
