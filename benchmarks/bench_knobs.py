@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from gansynth_instrument.banks import Bank
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.engine import RANDOM_CC
 from gansynth_instrument.explore import save_found
@@ -60,7 +61,6 @@ from gansynth_instrument.live import live_render_threads
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
 from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.presets import Bank
 from gansynth_instrument.timbre import Timbre
 
 FLOOR_DB = 80.0

@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # name → the module that defines it
 _EXPORTS = {
-    "Bank": "presets",
+    "Bank": "banks",
     "Engine": "engine",
     "GansynthError": "errors",
     "Instrument": "instrument",
@@ -77,6 +77,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from gansynth_instrument.banks import Bank
     from gansynth_instrument.cache import NoteCache, Priority
     from gansynth_instrument.engine import Engine
     from gansynth_instrument.errors import GansynthError
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     from gansynth_instrument.note import Note
     from gansynth_instrument.offline import render_midi_engine
     from gansynth_instrument.preset_files import find_bank, find_preset
-    from gansynth_instrument.presets import Bank, Preset
+    from gansynth_instrument.presets import Preset
     from gansynth_instrument.timbre import Timbre, morph_steps
     from gansynth_instrument.voices import Voices
 

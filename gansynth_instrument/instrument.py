@@ -11,16 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gansynth_instrument.banks import Bank
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.ganspace import KnobDirections
+from gansynth_instrument.kits import Kit
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
 from gansynth_instrument.preset_files import bank_preset, find_preset
-from gansynth_instrument.presets import Bank, Kit, Preset
+from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import DrumKit, KitHit, Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace
 from gansynth_instrument.voices import MixerLink, Voices

@@ -53,8 +53,10 @@ from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX
 from gansynth_instrument.mpe_input import MpeInput
 
 if TYPE_CHECKING:
+    from gansynth_instrument.banks import Bank
+    from gansynth_instrument.kits import Kit
     from gansynth_instrument.make import NoteModel
-    from gansynth_instrument.presets import Bank, Kit, Preset
+    from gansynth_instrument.presets import Preset
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames

@@ -27,6 +27,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gansynth_instrument.audio_files import BlockWriter, copy_scaled, output_format, stream_to_file
+from gansynth_instrument.banks import Bank
 from gansynth_instrument.compiled_mixer import CompiledMixer, make_mixer
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
@@ -34,6 +35,7 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.ganspace import KnobDirections
 from gansynth_instrument.instrument import assemble
+from gansynth_instrument.kits import Kit
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.levels import (
     MasterBus,
@@ -57,7 +59,7 @@ from gansynth_instrument.model import Model
 from gansynth_instrument.mpe_input import MpeInput
 from gansynth_instrument.pad import PAD_SIZE_RANGE, grid_latents
 from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.presets import Bank, Kit, Preset
+from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import Timbre, blend_settings
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here

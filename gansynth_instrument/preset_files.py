@@ -28,20 +28,15 @@ from typing import Any
 import numpy as np
 import platformdirs
 
+from gansynth_instrument.banks import Bank, bank_text
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.fileio import write_text_atomic
+from gansynth_instrument.kits import Kit
 from gansynth_instrument.latent import LATENT_SIZE
 from gansynth_instrument.metadata import ModelInfo, ModelTimbre
+from gansynth_instrument.preset_fields import check_name
 from gansynth_instrument.preset_yaml import parse_yaml, read_yaml
-from gansynth_instrument.presets import (
-    Bank,
-    Kit,
-    Preset,
-    bank_text,
-    check_name,
-    preset_between,
-    random_seed,
-)
+from gansynth_instrument.presets import Preset, preset_between, random_seed
 from gansynth_instrument.timbre import Timbre
 
 APP_NAME = "gansynth-instrument"

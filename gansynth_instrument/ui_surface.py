@@ -44,6 +44,7 @@ from gansynth_instrument.midi_spec import (
     SYSTEM,
 )
 from gansynth_instrument.note import Note
+from gansynth_instrument.preset_fields import check_name
 from gansynth_instrument.preset_files import (
     check_free,
     delete_preset,
@@ -55,7 +56,6 @@ from gansynth_instrument.preset_files import (
     user_preset_path,
     user_presets_dir,
 )
-from gansynth_instrument.presets import check_name
 from gansynth_instrument.timbre import Timbre
 
 # MIDI messages the page may send: what a keyboard with knobs, a pad and buttons sends.

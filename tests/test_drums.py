@@ -25,12 +25,12 @@ from gansynth_instrument import cli
 from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.engine import Engine
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.kits import Kit
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.note import Note, shape_hit
 from gansynth_instrument.offline import render_events
 from gansynth_instrument.preset_files import find_kit_or_preset, load_kit_file
-from gansynth_instrument.presets import Kit
 from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.voices import Voices
 

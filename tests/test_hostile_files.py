@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument import cli
+from gansynth_instrument.banks import Bank
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
 from gansynth_instrument.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
 from gansynth_instrument.preset_files import (
@@ -29,7 +30,7 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
 )
 from gansynth_instrument.preset_yaml import MAX_FILE_BYTES
-from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.presets import Preset
 
 FUZZ = settings(
     max_examples=120,

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument import cli, explore, preset_files
+from gansynth_instrument.banks import BANK_HEADER, Bank, bank_text
 from gansynth_instrument.errors import OutputError, PresetError
+from gansynth_instrument.kits import Kit
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.metadata import ModelTimbre
 from gansynth_instrument.preset_files import (
@@ -34,7 +36,7 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
     timbre_preset,
 )
-from gansynth_instrument.presets import BANK_HEADER, Bank, Kit, Preset, bank_text, preset_between
+from gansynth_instrument.presets import Preset, preset_between
 from gansynth_instrument.timbre import Timbre
 
 

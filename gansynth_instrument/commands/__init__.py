@@ -10,9 +10,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gansynth_instrument.banks import Bank
+    from gansynth_instrument.kits import Kit
     from gansynth_instrument.metadata import ModelInfo
     from gansynth_instrument.model import Model
-    from gansynth_instrument.presets import Bank, Kit, Preset
+    from gansynth_instrument.presets import Preset
 
 
 def model_info_from_args(args: argparse.Namespace) -> ModelInfo:

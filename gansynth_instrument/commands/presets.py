@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gansynth_instrument.banks import Bank
 from gansynth_instrument.errors import ModelError, PresetError
 from gansynth_instrument.knob_qualities import describe_knob
 from gansynth_instrument.knobs import describe, parse_knobs
@@ -26,7 +27,7 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
     user_presets_dir,
 )
-from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.presets import Preset
 
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
 
