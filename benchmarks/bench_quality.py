@@ -55,10 +55,10 @@ from jackrig import (  # noqa: E402
 )
 
 from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
+from gansynth_instrument.bank_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.cache import NoteCache  # noqa: E402
 from gansynth_instrument.memory import no_huge_pages  # noqa: E402
 from gansynth_instrument.model import BUNDLED_MODEL, load_model, read_info  # noqa: E402
-from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.timbre import Timbre, morph_steps  # noqa: E402
 
 RATE = 48000

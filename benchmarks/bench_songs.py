@@ -39,13 +39,13 @@ import pyloudnorm
 import soundfile as sf
 from scipy.signal import resample_poly, stft
 
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.channels import CHANNELS, DRUM_CHANNEL
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.model import Model, load_model, model_path
 from gansynth_instrument.offline import DEFAULT_BANK, render_midi_engine
-from gansynth_instrument.preset_files import find_bank
 
 RATE = 48000
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")

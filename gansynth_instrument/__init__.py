@@ -40,7 +40,7 @@ _EXPORTS = {
     "Timbre": "timbre",
     "Voices": "voices",
     "assemble": "instrument",
-    "find_bank": "preset_files",
+    "find_bank": "bank_files",
     "find_preset": "preset_files",
     "load_model": "model",
     "morph_steps": "timbre",
@@ -77,6 +77,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from gansynth_instrument.bank_files import find_bank
     from gansynth_instrument.banks import Bank
     from gansynth_instrument.cache import NoteCache, Priority
     from gansynth_instrument.engine import Engine
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     from gansynth_instrument.model import Model, load_model
     from gansynth_instrument.note import Note
     from gansynth_instrument.offline import render_midi_engine
-    from gansynth_instrument.preset_files import find_bank, find_preset
+    from gansynth_instrument.preset_files import find_preset
     from gansynth_instrument.presets import Preset
     from gansynth_instrument.timbre import Timbre, morph_steps
     from gansynth_instrument.voices import Voices

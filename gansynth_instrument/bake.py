@@ -46,6 +46,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from gansynth_instrument.bank_files import bank_preset
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.cache import NoteCache, Priority
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
@@ -58,7 +59,6 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
-from gansynth_instrument.preset_files import bank_preset
 from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 

@@ -88,7 +88,7 @@ class Bank:
     pressure go (``mpe.MpeSettings``); a target the bank lacks (the morph or a pad axis) is
     refused here.
 
-    A bank loaded for a model (``preset_files.load_bank_file``) holds the presets its names
+    A bank loaded for a model (``bank_files.load_bank_file``) holds the presets its names
     stand for in ``presets`` (the model's own timbres have no file to find them by again), and
     in ``notice`` the lines that say which presets it skipped: one for those not suiting the
     model, one warning per broken user file.

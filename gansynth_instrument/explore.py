@@ -13,12 +13,8 @@ from pathlib import Path
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.latent import random_latent
-from gansynth_instrument.preset_files import (
-    name_holder,
-    save_preset,
-    timbre_preset,
-    user_presets_dir,
-)
+from gansynth_instrument.preset_files import timbre_preset, user_presets_dir
+from gansynth_instrument.preset_saving import name_holder, save_preset
 from gansynth_instrument.presets import Preset, random_seed
 from gansynth_instrument.timbre import Timbre
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gansynth_instrument.bank_files import bank_preset
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, NoteCache
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
@@ -21,7 +22,7 @@ from gansynth_instrument.kits import Kit
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.pad import PAD_SIZE
-from gansynth_instrument.preset_files import bank_preset, find_preset
+from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import DrumKit, KitHit, Timbre, morph_steps
 from gansynth_instrument.timbre_space import TimbreSpace

@@ -46,15 +46,17 @@ from gansynth_instrument.midi_spec import (
 from gansynth_instrument.note import Note
 from gansynth_instrument.preset_fields import check_name
 from gansynth_instrument.preset_files import (
-    check_free,
-    delete_preset,
     find_preset,
     list_presets,
+    timbre_preset,
+    user_presets_dir,
+)
+from gansynth_instrument.preset_saving import (
+    check_free,
+    delete_preset,
     save_copy,
     save_preset,
-    timbre_preset,
     user_preset_path,
-    user_presets_dir,
 )
 from gansynth_instrument.timbre import Timbre
 

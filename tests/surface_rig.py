@@ -15,11 +15,11 @@ from typing import Any
 
 from jackrig import MidiSender, midi_input_port
 
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.live import Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import Model
-from gansynth_instrument.preset_files import find_bank
 
 RATE = 48000
 WAIT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)

@@ -20,15 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument import cli
+from gansynth_instrument.bank_files import find_bank, load_bank_file
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
 from gansynth_instrument.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
-from gansynth_instrument.preset_files import (
-    find_bank,
-    load_bank_file,
-    load_preset_file,
-    shipped_presets_dir,
-)
+from gansynth_instrument.preset_files import load_preset_file, shipped_presets_dir
 from gansynth_instrument.preset_yaml import MAX_FILE_BYTES
 from gansynth_instrument.presets import Preset
 

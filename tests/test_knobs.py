@@ -13,6 +13,7 @@ import pytest
 from tonemodel import ToneModel
 
 from gansynth_instrument import knobs, pad
+from gansynth_instrument.bank_files import find_bank, save_knob_cc
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.errors import GansynthError, PresetError
@@ -20,7 +21,8 @@ from gansynth_instrument.explore import found_name, random_timbre, save_found
 from gansynth_instrument.instrument import build_engine
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.preset_files import find_bank, find_preset, save_knob_cc, save_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.preset_saving import save_preset
 from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Voices

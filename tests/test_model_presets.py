@@ -23,18 +23,13 @@ from test_live import match, note, onset, playing, record
 from test_multitimbral import write_midi
 
 from gansynth_instrument import cli
+from gansynth_instrument.bank_files import find_bank, load_bank_file
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.metadata import ModelInfo, ModelTimbre
 from gansynth_instrument.model import load_model, model_path, read_info
-from gansynth_instrument.preset_files import (
-    create_preset,
-    find_bank,
-    find_preset,
-    load_bank_file,
-    save_copy,
-    shipped_presets_dir,
-)
+from gansynth_instrument.preset_files import find_preset, shipped_presets_dir
+from gansynth_instrument.preset_saving import create_preset, save_copy
 from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import Timbre
 

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.midi_spec import BEND_CENTER, control_change
 from gansynth_instrument.mpe import (
@@ -18,7 +19,6 @@ from gansynth_instrument.mpe import (
     MpeZones,
     target_of,
 )
-from gansynth_instrument.preset_files import find_bank
 
 
 def rpn(channel: int, msb: int, lsb: int, value: int, cents: int | None = None) -> list[list[int]]:

@@ -27,7 +27,8 @@ from test_live import MATCH, MISMATCH, match, note, onset
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.live import Player
 from gansynth_instrument.osc_addresses import OSC_ADDRESSES
-from gansynth_instrument.preset_files import check_free, find_preset
+from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.preset_saving import check_free
 
 PITCH = 60
 OSC_EXTRA_S = 0.020  # an OSC note's delay beyond a MIDI note's (same run), median

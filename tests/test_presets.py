@@ -12,29 +12,28 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gansynth_instrument import cli, explore, preset_files
+from gansynth_instrument import cli, explore, preset_saving
+from gansynth_instrument.bank_files import find_bank, list_banks, save_knob_cc, save_morph_cc
 from gansynth_instrument.banks import BANK_HEADER, Bank, bank_text
 from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.kits import Kit
 from gansynth_instrument.latent import random_latent, slerp
 from gansynth_instrument.metadata import ModelTimbre
 from gansynth_instrument.preset_files import (
+    find_preset,
+    is_shipped,
+    list_presets,
+    load_preset_file,
+    shipped_presets_dir,
+    timbre_preset,
+)
+from gansynth_instrument.preset_saving import (
     check_free,
     create_preset,
     delete_preset,
-    find_bank,
-    find_preset,
-    is_shipped,
-    list_banks,
-    list_presets,
-    load_preset_file,
     name_holder,
     save_copy,
-    save_knob_cc,
-    save_morph_cc,
     save_preset,
-    shipped_presets_dir,
-    timbre_preset,
 )
 from gansynth_instrument.presets import Preset, preset_between
 from gansynth_instrument.timbre import Timbre
@@ -274,7 +273,7 @@ def test_every_save_by_a_new_name_asks_the_one_rule(
     assert find_preset("mine", user_dir=user_dir).seed == 5  # nothing was overwritten
     # The save button's generated name passes over a shipped one as over the user's.
     fake_shipped = _write(tmp_path / "shipped" / "found-20260101-120000.yaml", "")
-    monkeypatch.setattr(preset_files, "shipped_presets_dir", lambda: fake_shipped.parent)
+    monkeypatch.setattr(preset_saving, "shipped_presets_dir", lambda: fake_shipped.parent)
     when = datetime.datetime(2026, 1, 1, 12, 0, 0)
     assert explore.found_name(user_dir, when) == "found-20260101-120000-2"
 

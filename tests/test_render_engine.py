@@ -15,6 +15,7 @@ import soundfile as sf
 from midi_writer import write_midi
 
 from gansynth_instrument import cli
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.compiled_mixer import CHOICE_ENV, MIXER_ENV, load_core
 from gansynth_instrument.ganspace import knob_directions
@@ -23,7 +24,7 @@ from gansynth_instrument.knobs import KNOB_CCS, KNOB_SPAN
 from gansynth_instrument.midi_file import read_midi
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.offline import render_events, render_midi_engine
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.voices import Voices
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick

@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
@@ -34,7 +35,7 @@ from gansynth_instrument.levels import master_gain, velocity_exponent
 from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.midi_spec import note_off
-from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
+from gansynth_instrument.preset_files import find_kit_or_preset
 
 STATUS_PERIOD_S = 0.25
 SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns

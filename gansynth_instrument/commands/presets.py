@@ -9,24 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from gansynth_instrument.bank_files import find_bank, scan_banks
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.errors import ModelError, PresetError
 from gansynth_instrument.knob_qualities import describe_knob
 from gansynth_instrument.knobs import describe, parse_knobs
 from gansynth_instrument.metadata import ModelInfo
 from gansynth_instrument.preset_files import (
-    create_preset,
-    delete_preset,
-    find_bank,
     find_preset,
     is_shipped,
     lookup_preset,
-    save_copy,
-    scan_banks,
     scan_presets,
     shipped_presets_dir,
     user_presets_dir,
 )
+from gansynth_instrument.preset_saving import create_preset, delete_preset, save_copy
 from gansynth_instrument.presets import Preset
 
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")

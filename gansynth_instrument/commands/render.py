@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from gansynth_instrument.audio_files import output_format
+from gansynth_instrument.bank_files import find_bank
 from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
     drums_from_args,
@@ -29,7 +30,7 @@ from gansynth_instrument.offline import (
     check_output_file,
     render_midi_engine,
 )
-from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
+from gansynth_instrument.preset_files import find_kit_or_preset
 
 
 def run(args: argparse.Namespace) -> int:
