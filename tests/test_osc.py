@@ -210,6 +210,7 @@ def test_bad_messages_are_one_line_each_and_change_nothing(rig: Rig):
     assert len(errors) == len(bad), errors
     for (address, _), line in zip(bad, errors, strict=True):
         assert line.startswith(f"osc: {address}: ")
+        assert line.count(address) == 1, line  # named by the table's row, nowhere else
     assert "1..8" in errors[0] and "../../etc/passwd" in errors[9], errors
     with pytest.raises(PresetError) as taken:  # the one rule for new names, in its words
         check_free("save", "felt-keys", user_dir=rig.user_dir)
