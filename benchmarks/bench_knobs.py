@@ -49,7 +49,6 @@ import numpy as np
 from scipy import signal
 
 from gansynth_instrument.banks import Bank
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.engine import RANDOM_CC
 from gansynth_instrument.explore import save_found
 from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, compute_directions
@@ -60,6 +59,7 @@ from gansynth_instrument.latent import random_latent
 from gansynth_instrument.live import live_render_threads
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre
 

@@ -88,11 +88,12 @@ from jackrig import (  # noqa: E402
 
 from gansynth_instrument.audio import StreamStats  # noqa: E402
 from gansynth_instrument.bank_files import bank_preset, find_bank  # noqa: E402
-from gansynth_instrument.cache import NoteCache, Priority  # noqa: E402
+from gansynth_instrument.cache import NoteCache  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
 from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.mixer import CMD_NOTE_ON  # noqa: E402
 from gansynth_instrument.model import load_model  # noqa: E402
+from gansynth_instrument.note_queue import Priority  # noqa: E402
 from gansynth_instrument.note_workers import WORKERS  # noqa: E402
 from gansynth_instrument.presets import Preset  # noqa: E402
 from gansynth_instrument.timbre import Timbre  # noqa: E402

@@ -48,10 +48,10 @@ from bench_knobs import clicks  # noqa: E402
 from jackrig import JackServer  # noqa: E402
 from test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
-from gansynth_instrument.cache import Priority  # noqa: E402
 from gansynth_instrument.ganspace import knob_directions  # noqa: E402
 from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.model import load_model, model_path  # noqa: E402
+from gansynth_instrument.note_queue import Priority  # noqa: E402
 
 BEFORE_S, AFTER_S, WINDOW_S = 0.6, 2.1, 0.35  # the test's windows, from each note's onset
 TAKE_S = 2.8

@@ -36,7 +36,7 @@ _EXPORTS = {
     "NoteCache": "cache",
     "Player": "live",
     "Preset": "presets",
-    "Priority": "cache",
+    "Priority": "note_queue",
     "Timbre": "timbre",
     "Voices": "voices",
     "assemble": "instrument",
@@ -79,7 +79,7 @@ __all__ = [
 if TYPE_CHECKING:
     from gansynth_instrument.bank_files import find_bank
     from gansynth_instrument.banks import Bank
-    from gansynth_instrument.cache import NoteCache, Priority
+    from gansynth_instrument.cache import NoteCache
     from gansynth_instrument.engine import Engine
     from gansynth_instrument.errors import GansynthError
     from gansynth_instrument.instrument import Instrument, assemble
@@ -90,6 +90,7 @@ if TYPE_CHECKING:
     from gansynth_instrument.mixer import Mixer
     from gansynth_instrument.model import Model, load_model
     from gansynth_instrument.note import Note
+    from gansynth_instrument.note_queue import Priority
     from gansynth_instrument.offline import render_midi_engine
     from gansynth_instrument.preset_files import find_preset
     from gansynth_instrument.presets import Preset

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from gansynth_instrument.bank_files import bank_preset
 from gansynth_instrument.banks import Bank
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.engine import (
     DEFAULT_MAX_SHIFT_SEMITONES,
@@ -59,6 +59,7 @@ from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
 from gansynth_instrument.make import NoteModel
 from gansynth_instrument.note import Note, loop_note
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.presets import Preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.channels import CHANNELS, DRUM_CHANNEL, Channel
 from gansynth_instrument.engine_report import MELODIC_DRUMS
 from gansynth_instrument.explore import random_timbre
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.note_supply import NoteSupply
 from gansynth_instrument.programs import Programs
 from gansynth_instrument.timbre import DrumKit, Timbre

@@ -10,11 +10,11 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.channels import DRUM_CHANNEL
 from gansynth_instrument.engine_report import KIT_ON_MELODIC, SKIP_KIT, SKIP_RANGE, Tally
 from gansynth_instrument.levels import db_to_gain, note_amplitude
 from gansynth_instrument.note import Note, shape_hit
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.note_supply import NoteSupply
 from gansynth_instrument.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.voices import Layer, Voices

@@ -22,11 +22,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.channels import Channel
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.mixer import IMMEDIATE
 from gansynth_instrument.note import Note
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.voices import Layer, Voices, pitch_ratio
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.channels import CHANNELS, Channel
 from gansynth_instrument.midi_spec import DATA_MAX
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.note_supply import NoteSupply, neighbour_steps
 from gansynth_instrument.timbre import Timbre
 from gansynth_instrument.timbre_space import TimbreSpace

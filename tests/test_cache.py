@@ -20,13 +20,14 @@ import pytest
 import soxr
 from generate_spy import GenerateSpy
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.cli import main
 from gansynth_instrument.disk_store import DiskStore, NoteKey
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.latent import latent_digest, random_latent
 from gansynth_instrument.levels import TARGET_PEAK
 from gansynth_instrument.model import Model
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre, morph_steps
 

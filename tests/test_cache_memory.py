@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from generate_spy import GenerateSpy
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.mixer import Mixer
 from gansynth_instrument.model import Model
 from gansynth_instrument.note import Note
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.voices import Layer, Voices
 
 WAIT_S = 300  # only bounds a hang; no test measures time

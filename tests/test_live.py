@@ -29,13 +29,13 @@ from scipy.signal import correlate
 from gansynth_instrument import cli
 from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.bank_files import find_bank
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.commands.play import status_line
 from gansynth_instrument.engine import EngineStatus
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
 from gansynth_instrument.live import LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.timbre import Timbre
 

@@ -20,11 +20,11 @@ import pytest
 import soundfile as sf
 from jackrig import MidiSender, Recorder, midi_input_port
 
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.live import Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model, model_path
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.offline import render_midi_engine
 from gansynth_instrument.preset_files import find_preset
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gansynth_instrument.cache import NoteCache, Priority
+from gansynth_instrument.cache import NoteCache
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.latent import random_latent
 from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.note_queue import Priority
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 OUTPUT_RATE = 48000

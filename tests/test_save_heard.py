@@ -21,10 +21,10 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from midi_writer import write_midi
 from scipy.signal import welch
 
-from gansynth_instrument.cache import Priority
 from gansynth_instrument.live import Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.model import load_model, model_path
+from gansynth_instrument.note_queue import Priority
 from gansynth_instrument.offline import render_midi_engine
 from gansynth_instrument.preset_files import find_preset
 
