@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from gansynth_instrument import spectral
-from gansynth_instrument.dataset import detect_pitch, read_dataset
+from gansynth_instrument.dataset import read_dataset
+from gansynth_instrument.pitch_labels import detect_pitch
 from gansynth_instrument.training import run_state
 from gansynth_instrument.training.config import schedule_at
 from gansynth_instrument.training.networks import upscale

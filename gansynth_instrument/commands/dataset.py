@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.dataset import (
-    META_JSON,
-    SAMPLE_RATE,
-    TFRECORD,
-    chop,
-    from_soundfont,
-    pad,
-    read_note_files,
-    write_dataset,
-)
+from gansynth_instrument.dataset import META_JSON, SAMPLE_RATE, TFRECORD, write_dataset
 from gansynth_instrument.errors import DatasetError
+from gansynth_instrument.recordings import chop, pad, read_note_files
+from gansynth_instrument.soundfont import from_soundfont
 
 
 def _range(text: str) -> tuple[int, int]:
