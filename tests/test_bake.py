@@ -28,13 +28,14 @@ from sfzen import SFZ
 
 from gansynth_instrument import cli
 from gansynth_instrument.bake import bake as bake_pack
-from gansynth_instrument.bake import ds_velocity_layers, velocity_curve
+from gansynth_instrument.bake_plan import velocity_curve
 from gansynth_instrument.banks import Bank
 from gansynth_instrument.engine import DEFAULT_MAX_SHIFT_SEMITONES
 from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
 from gansynth_instrument.offline import render_midi_engine
 from gansynth_instrument.preset_files import find_preset
 from gansynth_instrument.presets import Preset
+from gansynth_instrument.sampler_formats import ds_velocity_layers
 from gansynth_instrument.timbre import Timbre
 
 RATE = 48000
