@@ -51,7 +51,7 @@ class DrumHits:
                 if pitch is not None:
                     hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
         for timbre, pitches in hits.values():
-            self._supply.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
+            self._supply.request_soon(timbre, sorted(pitches))
 
     def play(
         self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int
