@@ -51,8 +51,8 @@ class NoteQueue:
         self._reference_pitch = reference_pitch
         self._separate_first = separate_first
         self.near_semitones = near_semitones
-        self.pending: dict[NoteKey, Priority] = {}
-        self.in_flight: set[NoteKey] = set()
+        self._pending: dict[NoteKey, Priority] = {}
+        self._in_flight: set[NoteKey] = set()
         self._first_in_flight: set[NoteKey] = set()
         self._queue: list[_Entry] = []  # heap; stale entries skipped on pop
         self._first_queue: list[_Entry] = []  # FIRST notes, for the first worker
@@ -85,7 +85,7 @@ class NoteQueue:
         for distance in range(self.near_semitones + 1):  # nearest first: FIFO within a class
             for neighbour in (pitch - distance, pitch + distance):  # repeat at 0: no-op
                 key = (timbre, neighbour)
-                if key in self.pending:
+                if key in self._pending:
                     self._enqueue(key, Priority.NEAR)
 
     def _enqueue(self, key: NoteKey, priority: Priority) -> None:
@@ -97,12 +97,12 @@ class NoteQueue:
         if first:
             priority = Priority.FIRST
         separate = first and self._separate_first
-        if key in self.in_flight and not (separate and key not in self._first_in_flight):
+        if key in self._in_flight and not (separate and key not in self._first_in_flight):
             return
-        current = self.pending.get(key)
+        current = self._pending.get(key)
         if current is not None and current <= priority:
             return
-        self.pending[key] = priority
+        self._pending[key] = priority
         queue = self._first_queue if separate else self._queue
         heapq.heappush(queue, (int(priority), next(self._order), *key))
 
@@ -116,7 +116,7 @@ class NoteQueue:
         while queue and len(batch) < size:
             priority, _, timbre, pitch = queue[0]
             key = (timbre, pitch)
-            if self.pending.get(key) != priority:  # stale: raised since, or already taken
+            if self._pending.get(key) != priority:  # stale: raised since, or already taken
                 heapq.heappop(queue)
                 continue
             if batch_priority is not None and priority != batch_priority:
@@ -124,10 +124,10 @@ class NoteQueue:
             heapq.heappop(queue)
             if priority == Priority.FIRST and timbre in self._ready:
                 # A note of its timbre is ready now (a stand-in): it waits as others do.
-                if key in self.in_flight:
-                    del self.pending[key]  # the other worker is making it
+                if key in self._in_flight:
+                    del self._pending[key]  # the other worker is making it
                 else:
-                    self.pending[key] = Priority.WAITING
+                    self._pending[key] = Priority.WAITING
                     heapq.heappush(self._queue, (int(Priority.WAITING), next(self._order), *key))
                 continue
             batch_priority = priority
@@ -135,7 +135,7 @@ class NoteQueue:
             if timbre not in self._begun:
                 self._begun.add(timbre)
                 reference = (timbre, self._reference_pitch)
-                if reference in self.pending and reference not in self.in_flight:
+                if reference in self._pending and reference not in self._in_flight:
                     self._take(reference, batch)
                 break
             if priority == Priority.FIRST:
@@ -145,21 +145,21 @@ class NoteQueue:
         return batch
 
     def _take(self, key: NoteKey, batch: list[NoteKey]) -> None:
-        del self.pending[key]
-        self.in_flight.add(key)
+        del self._pending[key]
+        self._in_flight.add(key)
         batch.append(key)
 
     def done(self, key: NoteKey) -> None:
         """``key`` is made (by either worker): its timbre has a stand-in from now on."""
-        self.in_flight.discard(key)
+        self._in_flight.discard(key)
         self._first_in_flight.discard(key)
-        self.pending.pop(key, None)  # made by the other worker meanwhile
+        self._pending.pop(key, None)  # made by the other worker meanwhile
         self._ready.add(key[0])
 
     def failed(self, key: NoteKey) -> bool:
         """``key`` could not be made; whether it was still in flight (else made meanwhile)."""
         self._first_in_flight.discard(key)
-        if key not in self.in_flight:
+        if key not in self._in_flight:
             return False
-        self.in_flight.discard(key)
+        self._in_flight.discard(key)
         return True
