@@ -37,7 +37,7 @@ from gansynth_export.graph import he_scale, weight_name
 from gansynth_export.onnx_model import export_model, random_checkpoint
 from tqdm import tqdm
 
-from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
+from gansynth_instrument.model.metadata import INPUT_LATENT, INPUT_PITCH
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bundle_writer import write_bundle  # tests/ helper that writes TF V2 bundles

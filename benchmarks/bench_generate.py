@@ -34,9 +34,9 @@ import onnx
 import scipy.signal
 
 from gansynth_instrument.errors import ModelError
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import available_backends, load_model
-from gansynth_instrument.spectral import spectrogram_to_audio
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.model.runtime import available_backends, load_model
+from gansynth_instrument.model.spectral import spectrogram_to_audio
 
 MAGENTA_MS_PER_NOTE = 90.0  # issue 4: Magenta's generate_samples_from_z, full-size, batch 1
 TARGET_RATIO = 0.75

@@ -5,5 +5,7 @@
     export_model(checkpoint, output)            cli.py: build + ModelInfo metadata + atomic write
     TensorBundle(prefix)                        bundle.py: TF V2 checkpoint reader, no TensorFlow
 
-No TensorFlow is imported anywhere; the runtime (gansynth_instrument) never imports this package.
+No TensorFlow is imported anywhere. Of the instrument it imports only the top-level helpers and
+``model/`` (the ONNX contract it writes); only the instrument's ``training/`` and ``commands/``
+import it (``tests/test_layout.py`` checks both).
 """

@@ -30,7 +30,7 @@ from gansynth_export.bundle import TensorBundle
 from gansynth_export.graph import GeneratorConfig, expected_shapes
 
 from gansynth_instrument.errors import CheckpointError
-from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
+from gansynth_instrument.model.metadata import MAG_NORMALIZER, P_NORMALIZER
 
 EXPERIMENT_JSON = "experiment.json"
 META_JSON = "meta.json"

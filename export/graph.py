@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from gansynth_instrument.metadata import (
+from gansynth_instrument.model.metadata import (
     INPUT_LATENT,
     INPUT_PITCH,
     MAG_NORMALIZER,

@@ -11,7 +11,7 @@ from gansynth_export.graph import build_generator, graph_digest, random_weights,
 from gansynth_instrument import __version__
 from gansynth_instrument.errors import OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
-from gansynth_instrument.metadata import ModelInfo, ModelTimbre
+from gansynth_instrument.model.metadata import ModelInfo, ModelTimbre
 
 
 def random_checkpoint(seed: int) -> Checkpoint:

@@ -10,7 +10,7 @@ import pytest
 from generate_spy import GenerateSpy
 from jackrig import JackServer, RigError
 
-from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.model.runtime import Model, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 

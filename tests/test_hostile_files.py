@@ -3,8 +3,8 @@
 Crafted files (alias bombs, deep nesting, oversize, absurd MIDI timing) must fail with one clear
 line, quickly; fuzzed files (bytes of real files mutated by hypothesis) must either load as valid
 data or raise the boundary's own error, never crash or hang. Checkpoint indexes are fuzzed in
-test_export_bundle.py, a checkpoint's experiment.json here. Runs are bounded (``max_examples``)
-and each example has a deadline, so a hang fails the test instead of stalling CI.
+tests/export/test_export_bundle.py, a checkpoint's experiment.json here. Runs are bounded
+(``max_examples``) and each example has a deadline, so a hang fails the test instead of stalling CI.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument import cli
-from gansynth_instrument.bank_files import find_bank, load_bank_file
-from gansynth_instrument.banks import Bank
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
-from gansynth_instrument.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
-from gansynth_instrument.preset_files import load_preset_file, shipped_presets_dir
-from gansynth_instrument.preset_yaml import MAX_FILE_BYTES
-from gansynth_instrument.presets import Preset
+from gansynth_instrument.offline.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank, load_bank_file
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import load_preset_file, shipped_presets_dir
+from gansynth_instrument.presets.preset_yaml import MAX_FILE_BYTES
 
 FUZZ = settings(
     max_examples=120,

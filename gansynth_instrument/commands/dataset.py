@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.dataset import META_JSON, SAMPLE_RATE, TFRECORD, write_dataset
 from gansynth_instrument.errors import DatasetError
-from gansynth_instrument.recordings import chop, pad, read_note_files
-from gansynth_instrument.soundfont import from_soundfont
+from gansynth_instrument.training.dataset import META_JSON, SAMPLE_RATE, TFRECORD, write_dataset
+from gansynth_instrument.training.recordings import chop, pad, read_note_files
+from gansynth_instrument.training.soundfont import from_soundfont
 
 
 def _range(text: str) -> tuple[int, int]:

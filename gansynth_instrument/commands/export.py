@@ -11,7 +11,7 @@ from gansynth_export.onnx_model import check_output, export_model, random_checkp
 from tqdm import tqdm
 
 from gansynth_instrument.errors import CheckpointError
-from gansynth_instrument.metadata import FAMILY_PATTERN
+from gansynth_instrument.model.metadata import FAMILY_PATTERN
 from gansynth_instrument.training.timbre_presets import model_timbres
 
 

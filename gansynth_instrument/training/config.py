@@ -12,7 +12,7 @@ from gansynth_export.checkpoint import MEL_PROG_HIRES, magenta_progress, stage_l
 from gansynth_export.graph import GeneratorConfig
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
+from gansynth_instrument.model.metadata import MAG_NORMALIZER, P_NORMALIZER
 from gansynth_instrument.training.networks import filters_for
 
 # Magenta's mel_prog_hires + the set_flags values it relies on (experiment.json keys).

@@ -25,7 +25,7 @@ from gansynth_export.graph import (
 )
 
 from gansynth_instrument.errors import GansynthError, TrainingError
-from gansynth_instrument.metadata import ModelInfo
+from gansynth_instrument.model.metadata import ModelInfo
 from gansynth_instrument.training.networks import Generator
 from gansynth_instrument.training.run_state import STATE_PT
 

@@ -1,0 +1,1 @@
+"""Tests of gansynth_export (the top-level export/ folder)."""
