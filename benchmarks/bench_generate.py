@@ -113,8 +113,8 @@ def export_full_size(directory: Path) -> Path:
 
 
 def export_tiny(directory: Path, fixtures: Path) -> Path:
-    from gansynth_export.checkpoint import read_checkpoint
-    from gansynth_export.onnx_model import export_model
+    from gansynth_instrument.export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.onnx_model import export_model
 
     path = directory / "magenta-tiny.onnx"
     export_model(read_checkpoint(fixtures / "magenta-tiny" / "stage_00012"), path)
@@ -158,7 +158,7 @@ def magenta_tf_rows(repeats: int, cores: int, fixtures: Path) -> tuple[list[str]
         import magenta_tf
     except ImportError:
         return ["(TensorFlow not installed: no same-run Magenta baseline; see --help)"], None
-    from gansynth_export.onnx_model import random_checkpoint
+    from gansynth_instrument.export.onnx_model import random_checkpoint
 
     rows = []
     if (fixtures / "magenta-tiny").is_dir():

@@ -253,7 +253,7 @@ def checkpoint_copy(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path
 
 
 def test_deeply_nested_experiment_json_is_one_line(checkpoint_copy: Path) -> None:
-    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.checkpoint import read_checkpoint
 
     flags = checkpoint_copy / "experiment.json"
     original = flags.read_bytes()
@@ -270,7 +270,7 @@ def test_deeply_nested_experiment_json_is_one_line(checkpoint_copy: Path) -> Non
 def test_mutated_experiment_json_reads_or_raises_checkpoint_error(
     checkpoint_copy: Path, data: st.DataObject
 ) -> None:
-    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.checkpoint import read_checkpoint
 
     flags = checkpoint_copy / "experiment.json"
     original = flags.read_bytes()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = {"gansynth_instrument": REPO / "gansynth_instrument", "gansynth_export": REPO / "export"}
+PACKAGES = {"gansynth_instrument": REPO / "gansynth_instrument"}
 
 
 def module_files() -> dict[str, Path]:
@@ -92,12 +92,12 @@ def test_imports_go_one_way() -> None:
 
 # The folders, lowest first: a module may import from its own folder and the ones before it.
 # "core" is the package's top-level helpers (errors, fileio, midi_spec, ...); "entry" is cli.py
-# and __main__.py; gansynth_export (the export/ folder) builds on the model's contract and is
-# used by the trainer and the export command only.
+# and __main__.py; export/ (checkpoint → ONNX) builds on the model's contract and is used by the
+# trainer and the export command only.
 LAYERS = [
     "core",
     "model",
-    "gansynth_export",
+    "export",
     "notes",
     "presets",
     "live",
@@ -113,8 +113,6 @@ ENTRY = {"gansynth_instrument.cli", "gansynth_instrument.__main__"}
 def layer(module: str) -> str:
     """The folder of ``LAYERS`` a module belongs to."""
     package, _, rest = module.partition(".")
-    if package == "gansynth_export":
-        return "gansynth_export"
     if module in ENTRY:
         return "entry"
     folder = rest.partition(".")[0]
@@ -159,14 +157,14 @@ def test_imports_between_folders_go_down_the_layers() -> None:
 
 
 def test_the_exporter_and_the_instrument_meet_at_one_level() -> None:
-    """gansynth_export imports only the instrument's core and model (the ONNX contract it writes);
-    of the instrument, only the trainer and the commands import gansynth_export."""
+    """export/ imports only the core and model/ (the ONNX contract it writes); only the trainer
+    and the commands import export/."""
     graph = import_graph()
     for name, targets in graph.items():
         for target in targets:
-            if layer(name) == "gansynth_export" and target.startswith("gansynth_instrument"):
+            if layer(name) == "export" and layer(target) != "export":
                 assert layer(target) in {"core", "model"}, f"{name} -> {target}"
-            if layer(target) == "gansynth_export" and name.startswith("gansynth_instrument"):
+            if layer(target) == "export" and layer(name) != "export":
                 assert layer(name) in {"training", "commands"}, f"{name} -> {target}"
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gansynth_export.graph import GeneratorConfig, lod_weights
 from tqdm import tqdm
 
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.export.graph import GeneratorConfig, lod_weights
 from gansynth_instrument.fileio import atomic_path
 from gansynth_instrument.model import spectral
 from gansynth_instrument.training.config import Schedule

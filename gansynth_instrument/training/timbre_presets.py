@@ -21,8 +21,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from gansynth_export.checkpoint import TIMBRES_JSON
-
+from gansynth_instrument.export.checkpoint import TIMBRES_JSON
 from gansynth_instrument.fileio import write_text_atomic
 from gansynth_instrument.model.metadata import ModelTimbre
 from gansynth_instrument.presets.preset import Preset

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from gansynth_export.checkpoint import EXPERIMENT_JSON
 from tqdm import tqdm
 
 from gansynth_instrument.errors import DatasetError, TrainingError
+from gansynth_instrument.export.checkpoint import EXPERIMENT_JSON
 from gansynth_instrument.fileio import check_writable_dir, write_text_atomic
 from gansynth_instrument.memory import keep_freed_memory
 from gansynth_instrument.training.config import (

@@ -1,1 +1,1 @@
-"""Tests of gansynth_export (the top-level export/ folder)."""
+"""Tests of gansynth_instrument.export (the top-level export/ folder)."""

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from gansynth_export.graph import graph_digest, lod_weights, upscale_conv_kernel
-from gansynth_export.onnx_model import export_model, random_checkpoint
 from onnx import TensorProto, helper
 
 from gansynth_instrument import __version__
+from gansynth_instrument.export.graph import graph_digest, lod_weights, upscale_conv_kernel
+from gansynth_instrument.export.onnx_model import export_model, random_checkpoint
 from gansynth_instrument.model.metadata import (
     INPUT_LATENT,
     INPUT_PITCH,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundle_writer import write_bundle
-from gansynth_export.bundle import TensorBundle, _parse_entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.export.bundle import TensorBundle, _parse_entry
 
 BUNDLES = ["stage_00012/model.ckpt-54", "stage_00011/model.ckpt-46"]
 

@@ -14,8 +14,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from bundle_writer import write_bundle
-from gansynth_export.bundle import TensorBundle
-from gansynth_export.checkpoint import (
+
+from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.export.bundle import TensorBundle
+from gansynth_instrument.export.checkpoint import (
     EMA_SUFFIX,
     GENERATOR_SCOPE,
     NSYNTH_PITCHES,
@@ -23,10 +25,8 @@ from gansynth_export.checkpoint import (
     magenta_progress,
     read_checkpoint,
 )
-from gansynth_export.graph import random_weights
-from gansynth_export.onnx_model import export_model
-
-from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.export.graph import random_weights
+from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model.metadata import INPUT_LATENT, INPUT_PITCH
 
 STAGE12, STAGE11 = "stage_00012", "stage_00011"

@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 import pytest
 from bundle_writer import write_bundle
-from gansynth_export.bundle import TensorBundle
 
 from gansynth_instrument.cli import main
+from gansynth_instrument.export.bundle import TensorBundle
 from gansynth_instrument.live.compiled_mixer import mixer_in_use
 from gansynth_instrument.model.metadata import ModelInfo
 

@@ -15,15 +15,15 @@ import onnx
 import pytest
 import soundfile as sf
 import yaml
-from gansynth_export.checkpoint import Checkpoint
-from gansynth_export.graph import GeneratorConfig, random_weights
-from gansynth_export.onnx_model import export_model
 from jackrig import JackServer
 from live.test_multitimbral import write_midi
 from live.test_player import match, note, onset, playing, record
 
 from gansynth_instrument import cli
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.export.checkpoint import Checkpoint
+from gansynth_instrument.export.graph import GeneratorConfig, random_weights
+from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model.metadata import ModelInfo, ModelTimbre
 from gansynth_instrument.model.runtime import load_model, model_path, read_info
 from gansynth_instrument.notes.timbre import Timbre

@@ -16,18 +16,18 @@ import onnx
 import pytest
 import soundfile
 import torch
-from gansynth_export.checkpoint import Checkpoint, magenta_progress, stage_lengths
-from gansynth_export.graph import (
+
+from gansynth_instrument.cli import main
+from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.export.checkpoint import Checkpoint, magenta_progress, stage_lengths
+from gansynth_instrument.export.graph import (
     GeneratorConfig,
     expected_shapes,
     released_config,
     stored_weights,
     weight_name,
 )
-from gansynth_export.onnx_model import export_model
-
-from gansynth_instrument.cli import main
-from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model import spectral
 from gansynth_instrument.model.metadata import Representation
 from gansynth_instrument.model.runtime import load_model

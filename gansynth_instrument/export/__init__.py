@@ -1,4 +1,4 @@
-"""gansynth_export: Magenta GANSynth checkpoints → one self-describing ONNX instrument model.
+"""export/: Magenta GANSynth checkpoints → one self-describing ONNX instrument model.
 
     read_checkpoint(path) -> Checkpoint         checkpoint.py: model/stage dir or zip, EMA weights
     build_generator(weights, config, progress)  graph.py: onnx.ModelProto, weights by Magenta name

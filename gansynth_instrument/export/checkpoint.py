@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from gansynth_export.bundle import TensorBundle
-from gansynth_export.graph import GeneratorConfig, expected_shapes
 
 from gansynth_instrument.errors import CheckpointError
+from gansynth_instrument.export.bundle import TensorBundle
+from gansynth_instrument.export.graph import GeneratorConfig, expected_shapes
 from gansynth_instrument.model.metadata import MAG_NORMALIZER, P_NORMALIZER
 
 EXPERIMENT_JSON = "experiment.json"

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-from gansynth_export.checkpoint import Checkpoint
-from gansynth_export.graph import build_generator, graph_digest, random_weights, released_config
 
 from gansynth_instrument import __version__
 from gansynth_instrument.errors import OutputError
+from gansynth_instrument.export.checkpoint import Checkpoint
+from gansynth_instrument.export.graph import (
+    build_generator,
+    graph_digest,
+    random_weights,
+    released_config,
+)
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
 from gansynth_instrument.model.metadata import ModelInfo, ModelTimbre
 
