@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.live.engine import DEFAULT_MAX_SHIFT_SEMITONES, note_amplitude
+from gansynth_instrument.live.config import DEFAULT_MAX_SHIFT_SEMITONES
+from gansynth_instrument.live.engine import note_amplitude
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
 from gansynth_instrument.presets.bank import Bank
 from gansynth_instrument.presets.bank_files import bank_preset

@@ -37,6 +37,7 @@ from gansynth_instrument.presets.preset_yaml import read_yaml
 APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
 KITS_SUBDIR = "kits"
+DEFAULT_BANK = "default"  # play and render without --preset: program changes, the mod-wheel morph
 DEFAULT_KIT = "gm-kit"  # channel 10 with a single preset (the default bank names it too)
 
 
