@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.audio_process import AudioProcess
 from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES
 from gansynth_instrument.channels import CHANNELS, DEFAULT_BEND_RANGE_SEMITONES
@@ -51,6 +50,7 @@ from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX, KIND_MASK
 from gansynth_instrument.mpe_input import MpeInput
+from gansynth_instrument.stream_meters import StreamStats
 
 if TYPE_CHECKING:
     from gansynth_instrument.make import NoteModel

@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 from jackrig import JackServer, Recorder
 
-from gansynth_instrument.audio_process import (
-    JACK_CLIENT_NAME,
-    AudioProcess,
-    _Config,
-    _Layout,
-    _mix_function,
-    _RingReader,
-)
+from gansynth_instrument.audio_mix import ChildConfig, RingReader, SharedLayout, mix_function
+from gansynth_instrument.audio_process import JACK_CLIENT_NAME, AudioProcess
 from gansynth_instrument.command_sender import CommandSender
 from gansynth_instrument.compiled_mixer import RING_RECORDS, load_core
 from gansynth_instrument.errors import DeviceError
@@ -214,7 +208,7 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
     """The audio child's mix over a shared layout in this process (no stream), a sender
     writing to it as the player does, and its status row: the compiled core's, or the NumPy
     fallback's reader."""
-    config = _Config(_Layout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
+    config = ChildConfig(SharedLayout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
     views = config.layout.views(bytearray(config.layout.size))
     ring, status, ended, _, arena = views
 
@@ -223,9 +217,9 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
 
     if numpy:
         master = MasterBus(RATE, gain_db=6.0, max_block_frames=1024)
-        mix = _RingReader(Mixer(RATE, polyphony=2, master=master), views, NOTE_FRAMES).mix
+        mix = RingReader(Mixer(RATE, polyphony=2, master=master), views, NOTE_FRAMES).mix
     else:
-        mix = _mix_function(config, views)
+        mix = mix_function(config, views)
     ring = Ring(ring, RING_RECORDS)
     return CommandSender(ring, status, ended, 12, copy), mix, ring, status
 

@@ -27,7 +27,6 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
 from gansynth_instrument import cli
-from gansynth_instrument.audio import StreamStats
 from gansynth_instrument.cache import Priority
 from gansynth_instrument.commands.play import status_line
 from gansynth_instrument.engine import EngineStatus
@@ -36,6 +35,7 @@ from gansynth_instrument.keyboard import TypingKeyboard
 from gansynth_instrument.live import LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.stream_meters import StreamStats
 from gansynth_instrument.timbre import Timbre
 
 RATE = 48000
