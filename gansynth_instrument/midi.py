@@ -2,16 +2,19 @@
 
 A thin adapter around python-rtmidi, in the way a mido backend or a FluidSynth MIDI driver is one:
 it knows nothing about the engine. ``handle(msg)`` receives each message as a list of ints
-(status byte first) in rtmidi's callback; the engine decodes it.
+(status byte first), in order, on a thread of this input (``midi-handler``); the engine decodes
+it.
 
-Why rtmidi's callback: under JACK, rtmidi calls it on its client's process thread, inside the
-graph's cycle that brought the message, and the audio process's callback in that cycle has
-mostly not run yet: a note-on's command reaches it in the same cycle, as a one-process Python
-instrument's does (``bench_live.py --floor --hops`` times each step: 0.16 ms from the command to
-the callback's start at 128 frames, median). Handed over later (a thread polling rtmidi's queue
-every 0.5 ms did), it waited for the next cycle: 2.3 ms, most of a period. The price: that JACK
-thread waits for this process's GIL and for the engine's work on the message, so ``handle`` must
-stay short (it decides the note and sends the command; it never waits for the audio side).
+Why that thread: under JACK, rtmidi calls its callback on its client's process thread, inside
+the graph's cycle that brought the message, and that cycle is not over until the callback
+returns. The callback only puts the message in a queue, whose ``get`` wakes the handler thread
+at once (no polling: a thread polling rtmidi every 0.5 ms made notes wait for the next cycle,
+2.3 ms at 128 frames). The engine's work on a message (about 0.2-0.3 ms of Python a note-on,
+more under load or when the GIL is busy) then runs beside the JACK cycle, not in it: run in the
+callback, a chord of a few notes held the cycle past a 64-frame period (1.33 ms), an xrun for
+every client on the server. A note still sounds as soon as it did from the callback: the audio
+process's callback of the cycle that brought it has as a rule already run (``bench_live.py
+--floor --hops``: the command reaches the next cycle's callback, as the floor's does).
 
 API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
 and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
@@ -29,7 +32,9 @@ names to pass to ``--device`` and ``--midi-in``.
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 import weakref
@@ -41,7 +46,7 @@ import rtmidi
 from gansynth_instrument.errors import DeviceError
 
 MidiHandler = Callable[[list[int]], None]
-"""``handle(msg)``: one MIDI message as raw bytes (status first), called in rtmidi's callback."""
+"""``handle(msg)``: one MIDI message as raw bytes (status first), on the input's handler thread."""
 
 DRAIN_S = 0.02  # several JACK periods: what rtmidi's thread holds is handed over by then
 QUEUE_SIZE = 4096  # messages rtmidi keeps per client while its callback is not set yet
@@ -134,8 +139,32 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
     raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
 
 
-def _free_clients(clients: list[rtmidi.MidiIn], delivering: list[bool]) -> None:
-    """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first.
+class _Delivery:
+    """The handler thread: takes each message rtmidi's callback queued, in order, and hands it to
+    ``handle``; an exception is printed with its traceback and counted. ``None`` ends it."""
+
+    def __init__(self, handle: MidiHandler) -> None:
+        self.inbox: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.errors = 0
+        self._handle = handle
+        self.thread = threading.Thread(target=self._run, name="midi-handler", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (msg := self.inbox.get()) is not None:
+            try:
+                self._handle(msg)
+            except Exception:
+                self.errors += 1
+                print(f"MIDI message {msg} failed in the handler:", file=sys.stderr)
+                traceback.print_exc()
+
+
+def _free_clients(
+    clients: list[rtmidi.MidiIn], delivering: list[bool], delivery: _Delivery
+) -> None:
+    """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first,
+    then end the handler thread once it has handled what was queued (waiting up to DRAIN_S).
 
     python-rtmidi frees a callback when its port closes, while rtmidi's thread may be waiting for
     the GIL to call it: a crash. So delivery stops first (the callback returns at once), and the
@@ -147,13 +176,17 @@ def _free_clients(clients: list[rtmidi.MidiIn], delivering: list[bool]) -> None:
         client = clients.pop()
         client.close_port()
         client.delete()
+    if delivery.thread.is_alive():
+        delivery.inbox.put(None)
+        if delivery.thread is not threading.current_thread():
+            delivery.thread.join(DRAIN_S)
 
 
 class MidiInput:
     """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
     none is named, from one virtual port called ``virtual`` that other programs connect to.
 
-    Every message goes to ``handle`` as raw bytes, from rtmidi's callback (see the module
+    Every message goes to ``handle`` as raw bytes, on the input's handler thread (see the module
     docstring). ``port_names`` lists what was opened (source ports, or the virtual port's full
     name, the one other programs connect to);
     ``api`` is the MIDI API ('Jack', 'ALSA', ...). ``close()`` (or leaving the ``with`` block)
@@ -171,16 +204,17 @@ class MidiInput:
         virtual: str = DEFAULT_VIRTUAL_PORT,
         client_name: str = CLIENT_NAME,
     ) -> None:
-        self._handle = handle
         self._clients: list[rtmidi.MidiIn] = []
         # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
         # interpreter is a fatal error.
         self._delivering = [True]  # set False (by close) before the clients go
-        self._free = weakref.finalize(self, _free_clients, self._clients, self._delivering)
+        self._delivery = _Delivery(handle)
+        self._free = weakref.finalize(
+            self, _free_clients, self._clients, self._delivering, self._delivery
+        )
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
-        self.handler_errors = 0
         try:
             if ports:
                 for wanted in ports:
@@ -241,17 +275,15 @@ class MidiInput:
                 changes.append(f"MIDI input {name!r} is back; reconnected")
         return changes
 
+    @property
+    def handler_errors(self) -> int:
+        """Messages whose ``handle`` raised."""
+        return self._delivery.errors
+
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
-        """rtmidi's callback, on its JACK thread (or ALSA's reader thread)."""
-        if not self._delivering[0]:
-            return
-        msg = event[0]
-        try:
-            self._handle(msg)
-        except Exception:
-            self.handler_errors += 1
-            print(f"MIDI message {msg} failed in the handler:", file=sys.stderr)
-            traceback.print_exc()
+        """rtmidi's callback, on its JACK thread (or ALSA's reader thread): queue, nothing more."""
+        if self._delivering[0]:
+            self._delivery.inbox.put(event[0])
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""

@@ -32,7 +32,7 @@ from gansynth_instrument.commands.play import status_line
 from gansynth_instrument.engine import EngineStatus
 from gansynth_instrument.ganspace import knob_directions
 from gansynth_instrument.keyboard import TypingKeyboard
-from gansynth_instrument.live import LiveStatus, Player
+from gansynth_instrument.live import GIL_SWITCH_INTERVAL_S, LiveStatus, Player
 from gansynth_instrument.midi import CLIENT_NAME
 from gansynth_instrument.preset_files import find_bank, find_preset
 from gansynth_instrument.stream_meters import StreamStats
@@ -116,7 +116,10 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
     jack_server: JackServer, model, cache_dir
 ):
     preset = find_preset("felt-keys")
+    default_interval = sys.getswitchinterval()
     with playing(model, cache_dir, preset=preset) as (player, sender):
+        # rtmidi's JACK thread waits for the GIL at most about this long (see live.py).
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S < default_interval
         timbre = player.engine.timbre
         for pitch in (60, 67):
             expected = note(player, timbre, pitch)
@@ -130,6 +133,7 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             silent_from = round((0.45 + preset.release_s + 0.05) * RATE)
             assert np.abs(captured[start : start + round(0.3 * RATE)]).max() > 0.05
             assert not captured[silent_from:].any()
+    assert sys.getswitchinterval() == default_interval
 
 
 def test_a_random_timbres_first_note_is_its_exact_note(jack_server: JackServer, model, tmp_path):
