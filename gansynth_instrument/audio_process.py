@@ -49,6 +49,7 @@ from gansynth_instrument.audio_mix import MIXERS, ChildConfig, SharedLayout, mix
 from gansynth_instrument.command_sender import CommandSender, SenderLink
 from gansynth_instrument.compiled_mixer import RING_RECORDS
 from gansynth_instrument.errors import DeviceError, GansynthError
+from gansynth_instrument.memory import Settled, settle_for_realtime
 from gansynth_instrument.mixer import MORPH_LAYERS, voice_slots
 from gansynth_instrument.note import looped_frames_bound
 from gansynth_instrument.processes import (
@@ -140,6 +141,7 @@ class AudioProcess(SenderLink, StreamHealth):
             raise
         self.device: OutputDevice = reply[1]
         self.latency_s: float = reply[2]
+        self.settled: Settled = reply[3]  # the child's collector and locked memory
 
     # -- MixerLink (``SenderLink``): Voices calls it on the MIDI thread, under the player's lock
 
@@ -258,9 +260,8 @@ class AudioProcess(SenderLink, StreamHealth):
 
 
 def _serve(control: Connection, config: ChildConfig) -> None:
-    """The child's main thread: open the stream, then answer requests until ``close``."""
-    import gc
-
+    """The child's main thread: open the stream, settle the process
+    (``memory.settle_for_realtime``), then answer requests until ``close``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle: it closes us
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     name_jack_client(JACK_CLIENT_NAME)  # unless the player's main module imported sounddevice
@@ -285,10 +286,8 @@ def _serve(control: Connection, config: ChildConfig) -> None:
     except DeviceError as err:
         control.send(("error", str(err)))
         return
-    control.send(("ok", output.device, output.latency_s))
-    # Everything allocated so far lives as long as the process: keep the collector off it.
-    gc.collect()
-    gc.freeze()
+    # Everything allocated so far lives as long as the process (memory.py's policy).
+    control.send(("ok", output.device, output.latency_s, settle_for_realtime()))
     status = views[1]
     while True:
         try:
