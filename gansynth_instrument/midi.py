@@ -7,14 +7,17 @@ it.
 
 Why that thread: under JACK, rtmidi calls its callback on its client's process thread, inside
 the graph's cycle that brought the message, and that cycle is not over until the callback
-returns. The callback only puts the message in a queue, whose ``get`` wakes the handler thread
-at once (no polling: a thread polling rtmidi every 0.5 ms made notes wait for the next cycle,
-2.3 ms at 128 frames). The engine's work on a message (about 0.2-0.3 ms of Python a note-on,
-more under load or when the GIL is busy) then runs beside the JACK cycle, not in it: run in the
-callback, a chord of a few notes held the cycle past a 64-frame period (1.33 ms), an xrun for
-every client on the server. A note still sounds as soon as it did from the callback: the audio
-process's callback of the cycle that brought it has as a rule already run (``bench_live.py
---floor --hops``: the command reaches the next cycle's callback, as the floor's does).
+returns. The engine's work on a note-on is 0.2-0.3 ms of Python (``bench_live.py --floor
+--hops``), more when the GIL is busy: in the callback, a chord of five notes would hold the cycle
+past a 64-frame period (1.33 ms), an xrun for every client on the server, and a handler that
+blocked lost the messages behind it. So the callback only puts the message in a queue, whose
+``get`` wakes the handler thread at once (no polling: a thread polling rtmidi every 0.5 ms made
+notes wait for the next cycle, 2.3 ms at 128 frames), and the engine works beside the cycle. A
+note sounds as soon as it did from the callback: the audio process's callback of the cycle that
+brought it has as a rule run already, so its command is taken by the next cycle's, as the
+floor's is (``--hops``). The handler thread runs at the lowest real-time priority where the
+system allows it, below JACK's threads: as a plain thread on a loaded machine it waited for a
+CPU 1.1 ms (median; 12 ms at worst), past that next cycle.
 
 API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
 and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
@@ -31,6 +34,7 @@ names to pass to ``--device`` and ``--midi-in``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -50,6 +54,10 @@ MidiHandler = Callable[[list[int]], None]
 
 DRAIN_S = 0.02  # several JACK periods: what rtmidi's thread holds is handed over by then
 QUEUE_SIZE = 4096  # messages rtmidi keeps per client while its callback is not set yet
+# The handler thread's real-time priority: the lowest, under every JACK thread, over every other
+# program's threads; a thread or process it starts gets the normal policy back.
+HANDLER_POLICY = getattr(os, "SCHED_FIFO", 0) | getattr(os, "SCHED_RESET_ON_FORK", 0)
+HANDLER_PRIORITY = 1
 
 CLIENT_NAME = "gansynth-instrument"
 DEFAULT_VIRTUAL_PORT = "midi_in"
@@ -151,6 +159,8 @@ class _Delivery:
         self.thread.start()
 
     def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # no right to it: a plain thread
+            os.sched_setscheduler(0, HANDLER_POLICY, os.sched_param(HANDLER_PRIORITY))
         while (msg := self.inbox.get()) is not None:
             try:
                 self._handle(msg)

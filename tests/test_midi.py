@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -75,9 +76,11 @@ def test_the_handler_runs_beside_the_jack_cycle_not_in_it(jack_server: JackServe
     cycle goes on (the sender's cycles keep counting); they are then handled in order."""
     inbox, release = Inbox(), threading.Event()
     threads: list[threading.Thread] = []
+    policies: list[int] = []
 
     def handle(msg: list[int]) -> None:
         threads.append(threading.current_thread())
+        policies.append(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK)
         if not threads[1:]:
             release.wait(5.0)
         inbox.handle(msg)
@@ -98,6 +101,9 @@ def test_the_handler_runs_beside_the_jack_cycle_not_in_it(jack_server: JackServe
         assert inbox.wait(len(MESSAGES)) == MESSAGES
     assert queued == len(MESSAGES) - 1  # taken from JACK while the first was being handled
     assert {t.name for t in threads} == {"midi-handler"}  # not rtmidi's thread
+    # At the lowest real-time priority where the system allows it (root, or an rtprio limit).
+    may = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 1
+    assert set(policies) == {os.SCHED_FIFO if may else os.SCHED_OTHER}
 
 
 def test_a_failing_handler_is_reported_and_delivery_goes_on(
