@@ -149,10 +149,12 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
 
 class _Delivery:
     """The handler thread: takes each message rtmidi's callback queued, in order, and hands it to
-    ``handle``; an exception is printed with its traceback and counted. ``None`` ends it."""
+    ``handle`` while ``on``; an exception is printed with its traceback and counted. ``None``
+    ends it."""
 
     def __init__(self, handle: MidiHandler) -> None:
         self.inbox: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.on = True  # set False (by close) before the clients go: nothing is handled after
         self.errors = 0
         self._handle = handle
         self.thread = threading.Thread(target=self._run, name="midi-handler", daemon=True)
@@ -162,6 +164,8 @@ class _Delivery:
         with contextlib.suppress(AttributeError, OSError):  # no right to it: a plain thread
             os.sched_setscheduler(0, HANDLER_POLICY, os.sched_param(HANDLER_PRIORITY))
         while (msg := self.inbox.get()) is not None:
+            if not self.on:
+                continue
             try:
                 self._handle(msg)
             except Exception:
@@ -170,16 +174,15 @@ class _Delivery:
                 traceback.print_exc()
 
 
-def _free_clients(
-    clients: list[rtmidi.MidiIn], delivering: list[bool], delivery: _Delivery
-) -> None:
+def _free_clients(clients: list[rtmidi.MidiIn], delivery: _Delivery) -> None:
     """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first,
-    then end the handler thread once it has handled what was queued (waiting up to DRAIN_S).
+    then end the handler thread (waiting up to DRAIN_S for the message it may be handling).
 
     python-rtmidi frees a callback when its port closes, while rtmidi's thread may be waiting for
-    the GIL to call it: a crash. So delivery stops first (the callback returns at once), and the
-    GIL is let go for ``DRAIN_S`` while rtmidi's thread hands over what it already holds."""
-    delivering[0] = False
+    the GIL to call it: a crash. So delivery stops first (the callback returns at once, and the
+    handler thread drops what is still queued: the player behind it is closing), and the GIL is
+    let go for ``DRAIN_S`` while rtmidi's thread hands over what it already holds."""
+    delivery.on = False
     if clients:
         time.sleep(DRAIN_S)
     while clients:
@@ -217,11 +220,8 @@ class MidiInput:
         self._clients: list[rtmidi.MidiIn] = []
         # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
         # interpreter is a fatal error.
-        self._delivering = [True]  # set False (by close) before the clients go
         self._delivery = _Delivery(handle)
-        self._free = weakref.finalize(
-            self, _free_clients, self._clients, self._delivering, self._delivery
-        )
+        self._free = weakref.finalize(self, _free_clients, self._clients, self._delivery)
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
@@ -292,7 +292,7 @@ class MidiInput:
 
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
         """rtmidi's callback, on its JACK thread (or ALSA's reader thread): queue, nothing more."""
-        if self._delivering[0]:
+        if self._delivery.on:
             self._delivery.inbox.put(event[0])
 
     def close(self) -> None:
