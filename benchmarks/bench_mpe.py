@@ -48,6 +48,7 @@ from bench_knobs import clicks  # noqa: E402
 from jackrig import JackServer  # noqa: E402
 from live.test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
+from gansynth_instrument.live.config import Sounds  # noqa: E402
 from gansynth_instrument.live.player import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.model.runtime import load_model, model_path  # noqa: E402
 from gansynth_instrument.notes.cache import Priority  # noqa: E402
@@ -135,7 +136,7 @@ def response(model, notes: Path, takes: int) -> tuple[list[float], float]:
         model,
         args,
         notes,
-        preset=_looping_pad(),
+        Sounds(_looping_pad()),
         knobs=knob_directions(model, cache_dir=notes / "knobs", progress=False),
         sample_rate=RATE,
         mpe="lower",

@@ -48,13 +48,11 @@ from tqdm import tqdm
 
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import check_writable_dir, disk_full_error, no_space_left
-from gansynth_instrument.live.engine import (
-    DEFAULT_MAX_SHIFT_SEMITONES,
-    DEFAULT_VELOCITY_EXPONENT,
-    note_amplitude,
-)
+from gansynth_instrument.live.config import DEFAULT_MAX_SHIFT_SEMITONES
+from gansynth_instrument.live.engine import note_amplitude
 from gansynth_instrument.notes.cache import NoteCache, Priority
 from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.notes.levels import DEFAULT_VELOCITY_EXPONENT
 from gansynth_instrument.notes.make import NoteModel
 from gansynth_instrument.notes.note import Note, loop_note
 from gansynth_instrument.notes.timbre import Timbre, morph_steps

@@ -48,6 +48,7 @@ APP_NAME = "gansynth-instrument"
 PRESET_SUFFIX = ".yaml"
 BANKS_SUBDIR = "banks"
 KITS_SUBDIR = "kits"
+DEFAULT_BANK = "default"  # play and render without --preset: program changes, the mod-wheel morph
 DEFAULT_KIT = "gm-kit"  # channel 10 with a single preset (the default bank names it too)
 PROGRAMS_FROM_PRESETS = "presets"  # bank files: "programs: presets" = each preset's own number
 
