@@ -56,12 +56,12 @@ from gansynth_instrument.live.player import live_render_threads
 from gansynth_instrument.model.knob_qualities import knob_summary, orient
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.bank import Bank
 from gansynth_instrument.presets.explore import save_found
 from gansynth_instrument.presets.ganspace import KNOB_COUNT, KnobDirections, compute_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS, describe
-from gansynth_instrument.presets.preset import Bank
 from gansynth_instrument.presets.preset_files import find_preset
 
 FLOOR_DB = 80.0

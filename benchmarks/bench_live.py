@@ -101,12 +101,13 @@ from gansynth_instrument.live.player import (  # noqa: E402
 )
 from gansynth_instrument.live.stream_meters import StreamStats  # noqa: E402
 from gansynth_instrument.model.runtime import load_model  # noqa: E402
-from gansynth_instrument.notes.cache import NoteCache, Priority  # noqa: E402
+from gansynth_instrument.notes.cache import NoteCache  # noqa: E402
+from gansynth_instrument.notes.note_queue import Priority  # noqa: E402
 from gansynth_instrument.notes.note_workers import WORKERS  # noqa: E402
 from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
+from gansynth_instrument.presets.bank_files import bank_preset, find_bank  # noqa: E402
 from gansynth_instrument.presets.ganspace import KnobDirections  # noqa: E402
 from gansynth_instrument.presets.preset import Preset  # noqa: E402
-from gansynth_instrument.presets.preset_files import bank_preset, find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128

@@ -51,7 +51,8 @@ from gansynth_instrument.offline.render_engine import (
     RenderConfig,
     render_midi_engine,
 )
-from gansynth_instrument.presets.preset_files import DEFAULT_BANK, find_bank
+from gansynth_instrument.presets.bank_files import find_bank
+from gansynth_instrument.presets.preset_files import DEFAULT_BANK
 
 RATE = 48000
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")

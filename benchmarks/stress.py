@@ -68,7 +68,7 @@ from gansynth_instrument.live.player import (  # noqa: E402
 )
 from gansynth_instrument.model.runtime import load_model  # noqa: E402
 from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
-from gansynth_instrument.presets.preset_files import find_bank  # noqa: E402
+from gansynth_instrument.presets.bank_files import find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128

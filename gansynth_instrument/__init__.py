@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 # name → the module that defines it
 _EXPORTS = {
-    "Bank": "presets.preset",
+    "Bank": "presets.bank",
     "CacheConfig": "live.config",
     "Engine": "live.engine",
     "EngineConfig": "live.config",
@@ -41,13 +41,13 @@ _EXPORTS = {
     "PlayConfig": "live.player",
     "Player": "live.player",
     "Preset": "presets.preset",
-    "Priority": "notes.cache",
+    "Priority": "notes.note_queue",
     "RenderConfig": "offline.render_engine",
     "Sounds": "live.config",
     "Timbre": "notes.timbre",
     "Voices": "live.voices",
     "assemble": "live.instrument",
-    "find_bank": "presets.preset_files",
+    "find_bank": "presets.bank_files",
     "find_preset": "presets.preset_files",
     "load_model": "model.runtime",
     "morph_steps": "notes.timbre",
@@ -99,13 +99,16 @@ if TYPE_CHECKING:
     from gansynth_instrument.model.latent import random_latent, slerp
     from gansynth_instrument.model.metadata import ModelInfo
     from gansynth_instrument.model.runtime import Model, load_model
-    from gansynth_instrument.notes.cache import NoteCache, Priority
+    from gansynth_instrument.notes.cache import NoteCache
     from gansynth_instrument.notes.note import Note
+    from gansynth_instrument.notes.note_queue import Priority
     from gansynth_instrument.notes.timbre import Timbre, morph_steps
     from gansynth_instrument.offline.midi_file import read_midi
     from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
-    from gansynth_instrument.presets.preset import Bank, Preset
-    from gansynth_instrument.presets.preset_files import find_bank, find_preset
+    from gansynth_instrument.presets.bank import Bank
+    from gansynth_instrument.presets.bank_files import find_bank
+    from gansynth_instrument.presets.preset import Preset
+    from gansynth_instrument.presets.preset_files import find_preset
 
 
 def __getattr__(name: str) -> Any:

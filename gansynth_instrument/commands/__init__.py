@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from gansynth_instrument.live.config import Sounds
     from gansynth_instrument.model.metadata import ModelInfo
     from gansynth_instrument.model.runtime import Model
-    from gansynth_instrument.presets.preset import Bank, Kit, Preset
+    from gansynth_instrument.presets.bank import Bank
+    from gansynth_instrument.presets.kit import Kit
+    from gansynth_instrument.presets.preset import Preset
 
 
 def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
@@ -69,7 +71,8 @@ def sounds_from_args(args: argparse.Namespace, info: ModelInfo | None) -> Sounds
     import sys
 
     from gansynth_instrument.live.config import Sounds
-    from gansynth_instrument.presets.preset_files import DEFAULT_BANK, find_bank, find_kit_or_preset
+    from gansynth_instrument.presets.bank_files import find_bank
+    from gansynth_instrument.presets.preset_files import DEFAULT_BANK, find_kit_or_preset
 
     preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
     bank = find_bank(args.bank, model=info) if args.bank else None

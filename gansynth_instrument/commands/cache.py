@@ -23,7 +23,8 @@ from gansynth_instrument.notes.disk_store import (
     DiskStore,
 )
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
-from gansynth_instrument.presets.preset_files import bank_preset, find_bank, find_preset
+from gansynth_instrument.presets.bank_files import bank_preset, find_bank
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:

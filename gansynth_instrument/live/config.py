@@ -23,7 +23,9 @@ from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.notes.levels import DEFAULT_VELOCITY_EXPONENT, master_gain
 
 if TYPE_CHECKING:
-    from gansynth_instrument.presets.preset import Bank, Kit, Preset
+    from gansynth_instrument.presets.bank import Bank
+    from gansynth_instrument.presets.kit import Kit
+    from gansynth_instrument.presets.preset import Preset
 
 # Output rates from telephone quality to the highest rate audio interfaces run at: outside them
 # a rate is a typo (0 divided by zero, 100 Hz and 1 MHz were taken).

@@ -179,7 +179,6 @@ class Engine:
             heard=self._heard,
             random_cc=random_cc,
             supply=self._supply,
-            model_pitch=self.model_pitch,
             focus=self._set_focus,
             warn_once=self._warn_once,
         )
@@ -224,7 +223,7 @@ class Engine:
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
-            self._supply.pending.pop((channel, msg[1]), None)
+            self._supply.release((channel, msg[1]))
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             if not self._controls.handle(channel, msg[1], msg[2], frame):
@@ -413,9 +412,8 @@ class Engine:
             return
         self._choice.recent.append(pitch)
         self.focus = channel
-        timbre, layers = self._supply.note_layers(channel, timbre, model_pitch, pitch)
-        if layers is None:  # nothing near enough cached yet: the exact note is on its way
-            self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
+        timbre, layers = self._supply.note_on((channel, pitch), timbre, model_pitch, velocity)
+        if layers is None:  # nothing near enough cached yet: it waits for its exact note
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
 
@@ -460,7 +458,7 @@ class Engine:
     def request_line(self, channel: int, pitch: int) -> None:
         """Ask for every step of ``channel``'s line at ``pitch``, sooner than the rest of their
         pitches: a note that slides needs them next."""
-        self._glides.request_line(channel, self.model_pitch(pitch, warn=False))
+        self._supply.request_line(channel, self.model_pitch(pitch, warn=False))
 
     def set_level(self, channel: int, level: float, frame: int = IMMEDIATE) -> None:
         """``channel``'s voices play at ``level`` times its volume, expression and pan (an MPE

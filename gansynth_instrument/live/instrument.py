@@ -17,11 +17,13 @@ from gansynth_instrument.midi_spec import CC_MOD_WHEEL
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.make import NoteModel
 from gansynth_instrument.notes.timbre import DrumKit, KitHit, Timbre, morph_steps
+from gansynth_instrument.presets.bank_files import bank_preset
 from gansynth_instrument.presets.ganspace import KnobDirections
+from gansynth_instrument.presets.kit import Kit
 from gansynth_instrument.presets.knobs import KNOB_CCS
 from gansynth_instrument.presets.pad import PAD_SIZE
-from gansynth_instrument.presets.preset import Kit, Preset
-from gansynth_instrument.presets.preset_files import bank_preset, find_preset
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
 from gansynth_instrument.presets.timbre_space import TimbreSpace
 
 

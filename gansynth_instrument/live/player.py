@@ -230,7 +230,7 @@ class Player:
             cc = self.engine.take_learned()
         if cc is None:
             return None
-        from gansynth_instrument.presets.preset_files import save_morph_cc
+        from gansynth_instrument.presets.bank_files import save_morph_cc
 
         assert self.bank is not None  # a morph, hence something learned, needs a bank
         try:
@@ -257,7 +257,7 @@ class Player:
         knob, cc = bound
         if self.bank is None:
             return f"knob {knob + 1} bound to CC{cc} (this session: a single preset has no bank)"
-        from gansynth_instrument.presets.preset_files import save_knob_cc
+        from gansynth_instrument.presets.bank_files import save_knob_cc
 
         try:
             path = save_knob_cc(self.bank, knob, cc, user_dir=self._presets_dir)

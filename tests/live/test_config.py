@@ -16,7 +16,8 @@ from gansynth_instrument.live.config import CacheConfig, EngineConfig, Sounds
 from gansynth_instrument.live.player import PlayConfig
 from gansynth_instrument.notes import levels
 from gansynth_instrument.offline.render_engine import ENGINE_WAIT_S, RenderConfig
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.bank_files import find_bank
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def play_args(*options: str):

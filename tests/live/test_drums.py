@@ -32,7 +32,7 @@ from gansynth_instrument.notes.note import Note, shape_hit
 from gansynth_instrument.notes.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.offline.midi_file import read_midi
 from gansynth_instrument.offline.render_engine import render_events
-from gansynth_instrument.presets.preset import Kit
+from gansynth_instrument.presets.kit import Kit
 from gansynth_instrument.presets.preset_files import find_kit_or_preset, load_kit_file
 
 RATE = ToneModel.sample_rate

@@ -39,11 +39,13 @@ from gansynth_instrument.live.player import (
     Player,
 )
 from gansynth_instrument.live.stream_meters import StreamStats
-from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
-from gansynth_instrument.presets.preset import Bank, Preset
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
 from gansynth_instrument.surfaces.keyboard import TypingKeyboard
 
 RATE = 48000

@@ -25,7 +25,7 @@ from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.midi import CLIENT_NAME
 from gansynth_instrument.live.player import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.model.runtime import load_model, model_path
-from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
 from gansynth_instrument.presets.preset_files import find_preset
 

@@ -31,9 +31,11 @@ from gansynth_instrument.live.config import DEFAULT_MAX_SHIFT_SEMITONES, CacheCo
 from gansynth_instrument.model.runtime import BUNDLED_MODEL, Model, load_model
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.offline.bake import bake as bake_pack
-from gansynth_instrument.offline.bake import ds_velocity_layers, velocity_curve
+from gansynth_instrument.offline.bake_plan import velocity_curve
 from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
-from gansynth_instrument.presets.preset import Bank, Preset
+from gansynth_instrument.offline.sampler_formats import ds_velocity_layers
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.preset import Preset
 from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 48000

@@ -29,9 +29,10 @@ from gansynth_instrument.offline.render_engine import (
     render_events,
     render_midi_engine,
 )
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS, KNOB_SPAN
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
 WAIT_S = 300.0  # only bounds a hang

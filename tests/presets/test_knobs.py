@@ -21,14 +21,12 @@ from gansynth_instrument.model.latent import random_latent, slerp
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets import knobs, pad
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank, save_knob_cc
 from gansynth_instrument.presets.explore import found_name, random_timbre, save_found
-from gansynth_instrument.presets.preset import Bank, Preset
-from gansynth_instrument.presets.preset_files import (
-    find_bank,
-    find_preset,
-    save_knob_cc,
-    save_preset,
-)
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
+from gansynth_instrument.presets.preset_saving import save_preset
 
 # -- knobs ------------------------------------------------------------------------------------
 

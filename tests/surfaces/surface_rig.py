@@ -19,8 +19,8 @@ from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.midi import CLIENT_NAME
 from gansynth_instrument.live.player import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.model.runtime import Model
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
-from gansynth_instrument.presets.preset_files import find_bank
 
 RATE = 48000
 WAIT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)
