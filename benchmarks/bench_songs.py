@@ -12,6 +12,7 @@ channel 10 (drums) in either render, and one per channel that plays notes, rende
 - ``LUFS``: integrated loudness (ITU-R BS.1770, pyloudnorm) of the instrument's mix as ``play``
   makes it (not normalised) and of FluidSynth's render;
 - ``dBTP``: true peak, the peak of the signal oversampled 4× (scipy's ``resample_poly``);
+- ``RMS diff``: the instrument's RMS minus FluidSynth's, in dB (issue 29: within 6 dB);
 - ``limited %``: frames the instrument's master limiter turned down;
 - ``corr`` and ``lag ms``: the largest Pearson correlation of the two renders' onset envelopes
   (spectral flux of the log magnitude, 5 ms hops) within ±``MAX_LAG_S``, and the lag where it is
@@ -63,6 +64,7 @@ COLUMNS = (
     "FS LUFS",
     "ours dBTP",
     "FS dBTP",
+    "RMS diff",
     "limited %",
     "corr",
     "lag ms",
@@ -78,6 +80,7 @@ class Row:
     fs_lufs: float
     ours_dbtp: float
     fs_dbtp: float
+    rms_diff_db: float
     limited_percent: float
     corr: float
     lag_ms: float
@@ -88,6 +91,7 @@ class Row:
             self.fs_lufs,
             self.ours_dbtp,
             self.fs_dbtp,
+            self.rms_diff_db,
             self.limited_percent,
             self.corr,
         )
@@ -166,6 +170,12 @@ def lufs(audio: np.ndarray) -> float:
     return float(pyloudnorm.Meter(RATE).integrated_loudness(audio.astype(np.float64)))
 
 
+def rms_db(audio: np.ndarray) -> float:
+    """RMS over the whole render and both channels, in dBFS."""
+    mean_square = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
+    return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+
+
 def onset_envelope(audio: np.ndarray) -> np.ndarray:
     """Spectral flux: the positive change of log magnitude summed over frequency, per hop."""
     _, _, spectrum = stft(audio.mean(axis=1), RATE, nperseg=WINDOW, noverlap=WINDOW - HOP)
@@ -201,6 +211,7 @@ def compare(what: str, ours: np.ndarray, limited: int, fs: np.ndarray) -> Row:
         lufs(fs),
         true_peak_dbtp(ours),
         true_peak_dbtp(fs),
+        rms_db(ours) - rms_db(fs),
         100 * limited / max(1, len(ours)),
         corr,
         lag,

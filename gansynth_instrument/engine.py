@@ -57,6 +57,7 @@ from gansynth_instrument.engine_report import (
 )
 from gansynth_instrument.knobs import EXPLORE_CCS, KNOB_CCS
 from gansynth_instrument.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
+from gansynth_instrument.levels import AttackGains
 from gansynth_instrument.levels import note_amplitude as note_amplitude
 from gansynth_instrument.midi_spec import (
     CC_MOD_WHEEL,
@@ -205,6 +206,7 @@ class Engine:
         self.ignored = 0
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
+        self._attack_gains = AttackGains()
         self._drums = DrumHits(
             self._supply, voices, self._tally, self.model_pitch, velocity_exponent
         )
@@ -439,6 +441,7 @@ class Engine:
         self._heard[channel] = timbre
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
+        amp *= self._attack_gains(layers[0].note, timbre.attack_s)  # its peak as it sounds
         self.voices.note_on(
             key,
             layers[0],
