@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.make import quantize
 from gansynth_instrument.levels import (
     LEVEL_WINDOW_S,
     LIMIT,
@@ -25,6 +24,7 @@ from gansynth_instrument.levels import (
     velocity_exponent,
     velocity_gain,
 )
+from gansynth_instrument.make import quantize
 
 RATE = 48000
 
