@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from gansynth_instrument.errors import GansynthError
 
 if TYPE_CHECKING:
-    from gansynth_instrument.notes.note import LoopedNote, Note
     from gansynth_instrument.notes.timbre import Timbre
 
 REFERENCE_PITCH = 60  # middle C; a model without it is levelled at its nearest pitch
@@ -110,15 +109,22 @@ def attack_gain(samples: np.ndarray, sample_rate: int, attack_s: float) -> float
     return min(reference / heard, db_to_gain(MAX_ATTACK_GAIN_DB))
 
 
+class Samples(Protocol):
+    """What ``AttackGains`` reads of a note (``note.Note``, ``note.LoopedNote``)."""
+
+    pcm: np.ndarray
+    sample_rate: int
+
+
 class AttackGains:
     """``attack_gain`` of each note played and attack, worked out once (kept while the note is)."""
 
     def __init__(self) -> None:
-        self._gains: weakref.WeakKeyDictionary[Note | LoopedNote, dict[float, float]] = (
+        self._gains: weakref.WeakKeyDictionary[Samples, dict[float, float]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def __call__(self, note: Note | LoopedNote, attack_s: float) -> float:
+    def __call__(self, note: Samples, attack_s: float) -> float:
         per_note = self._gains.setdefault(note, {})
         if attack_s not in per_note:
             per_note[attack_s] = attack_gain(note.pcm, note.sample_rate, attack_s)
@@ -315,6 +321,7 @@ __all__ = [
     "AttackGains",
     "Limiter",
     "MasterBus",
+    "Samples",
     "attack_gain",
     "db_to_gain",
     "level_gain",
