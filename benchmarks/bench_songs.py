@@ -1,7 +1,7 @@
 """General MIDI songs through the instrument beside FluidSynth: loudness, peaks, limiting, timing.
 
     python benchmarks/bench_songs.py [SONG.mid ...] [--seconds 100] [--model MODEL.onnx]
-        [--cache-dir DIR] [--soundfont SF2] [--no-per-channel] [--json OUT.json]
+        [--cache-dir DIR] [--soundfont SF2] [--no-per-channel] [--live] [--json OUT.json]
 
 Each song's first ``--seconds`` is rendered by the instrument
 (``render_engine.render_midi_engine``, the default bank, default gain staging) and by FluidSynth
@@ -13,10 +13,16 @@ channel 10 (drums) in either render, and one per channel that plays notes, rende
 - ``LUFS``: integrated loudness (ITU-R BS.1770, pyloudnorm) of the instrument's mix as ``play``
   makes it (not normalised) and of FluidSynth's render;
 - ``dBTP``: true peak, the peak of the signal oversampled 4× (scipy's ``resample_poly``);
+- ``RMS diff``: the instrument's RMS minus FluidSynth's, in dB (issue 29: within 6 dB);
 - ``limited %``: frames the instrument's master limiter turned down;
 - ``corr`` and ``lag ms``: the largest Pearson correlation of the two renders' onset envelopes
   (spectral flux of the log magnitude, 5 ms hops) within ±``MAX_LAG_S``, and the lag where it is
   (positive: the instrument is late).
+
+``--live``: the excerpt is also played into ``gansynth-instrument play`` (default settings, a
+private JACK dummy server at 48 kHz / 128 frames, MIDI from an rtmidi client on time, the left
+output recorded: benchmarks/bench_quality.py's rig), after the renders have cached its notes;
+one line per song gives the recording's peak and its RMS minus FluidSynth's left channel's.
 
 Then the song as ``render`` writes it by default (``--loudness -16``), measured again from the file.
 Prints tables; nothing is asserted (tests/offline/test_songs.py runs it on an excerpt).
@@ -29,6 +35,7 @@ import json
 import math
 import sys
 import tempfile
+import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +62,9 @@ from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.preset_files import DEFAULT_BANK
 
 RATE = 48000
+REPO = Path(__file__).resolve().parent.parent
+LIVE_LEAD_S = 0.5  # the song starts this long into the recording
+LIVE_TAIL_S = 2.0
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
 DEFAULT_SONGS = ("5432gone_redfarn.mid", "busy_schedule.mid", "chuggachugga.mid")
 SOUNDFONTS = (
@@ -70,6 +80,7 @@ COLUMNS = (
     "FS LUFS",
     "ours dBTP",
     "FS dBTP",
+    "RMS diff",
     "limited %",
     "corr",
     "lag ms",
@@ -85,6 +96,7 @@ class Row:
     fs_lufs: float
     ours_dbtp: float
     fs_dbtp: float
+    rms_diff_db: float
     limited_percent: float
     corr: float
     lag_ms: float
@@ -95,6 +107,7 @@ class Row:
             self.fs_lufs,
             self.ours_dbtp,
             self.fs_dbtp,
+            self.rms_diff_db,
             self.limited_percent,
             self.corr,
         )
@@ -173,6 +186,12 @@ def lufs(audio: np.ndarray) -> float:
     return float(pyloudnorm.Meter(RATE).integrated_loudness(audio.astype(np.float64)))
 
 
+def rms_db(audio: np.ndarray) -> float:
+    """RMS over the whole render and both channels, in dBFS."""
+    mean_square = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
+    return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+
+
 def onset_envelope(audio: np.ndarray) -> np.ndarray:
     """Spectral flux: the positive change of log magnitude summed over frequency, per hop."""
     _, _, spectrum = stft(audio.mean(axis=1), RATE, nperseg=WINDOW, noverlap=WINDOW - HOP)
@@ -208,6 +227,7 @@ def compare(what: str, ours: np.ndarray, limited: int, fs: np.ndarray) -> Row:
         lufs(fs),
         true_peak_dbtp(ours),
         true_peak_dbtp(fs),
+        rms_db(ours) - rms_db(fs),
         100 * limited / max(1, len(ours)),
         corr,
         lag,
@@ -274,6 +294,32 @@ def bench_song(
     return rows, rendered
 
 
+def live_row(model: Path, song: Path, seconds: float, cache_dir: Path, fs: np.ndarray) -> str:
+    """``song`` played live into ``play`` (bench_quality.py's rig): its peak and RMS difference."""
+    sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "tests")]
+    from bench_quality import BLOCK, Rig
+    from jackrig import JackServer
+
+    script = [(e.time_s + LIVE_LEAD_S, list(e.data)) for e in read_midi(song) if e.data[0] < 0xF0]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        JackServer(sample_rate=RATE, period_frames=BLOCK, realtime=True, sync=True) as server,
+    ):
+        rig = Rig(model, cache_dir, [], Path(tmp) / "play.log")
+        try:
+            time.sleep(1.5)
+            audio, xruns = rig.play(server, seconds + LIVE_LEAD_S + LIVE_TAIL_S, script)
+        finally:
+            rig.close()
+    audio = audio.astype(np.float64)
+    peak = 20 * math.log10(max(float(np.abs(audio).max()), 1e-12))
+    ours = 10 * math.log10(max(float(np.mean(audio**2)), 1e-24))
+    theirs = 10 * math.log10(max(float(np.mean(fs[:, 0].astype(np.float64) ** 2)), 1e-24))
+    # Both over the song's length: the recording's lead-in and FluidSynth's tail are silence.
+    ours += 10 * math.log10(len(audio) / len(fs))
+    return f"live (play): peak {peak:.2f} dBFS, RMS diff {ours - theirs:+.2f} dB, {xruns} xruns"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("songs", nargs="*", type=Path, help="General MIDI files (default: OpenMSX)")
@@ -282,6 +328,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--soundfont", type=Path, help="default: FluidR3_GM, else TimGM6mb")
     parser.add_argument("--no-per-channel", action="store_true", help="whole songs only")
+    parser.add_argument("--live", action="store_true", help="also play each song into play")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     songs = args.songs or [OPENMSX / name for name in DEFAULT_SONGS]
@@ -306,6 +353,10 @@ def main() -> None:
                 f"file {rendered['LUFS']:.2f} LUFS, true peak {rendered['dBTP']:.2f} dBTP"
             )
             figures[song.name] = {"rows": [asdict(r) for r in rows], "rendered": rendered}
+            if args.live:
+                fs = fluidsynth_render(part, soundfont, set(range(CHANNELS)))
+                path = model_path(args.model)
+                print(live_row(path, part, args.seconds, args.cache_dir, fs))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 

@@ -174,9 +174,11 @@ class RingReader:
     ) -> None:
         pcm = self._arena[entry, :frames]
         if loop_end:
-            self._notes[entry] = LoopedNote(pcm, gain, pitch, sample_rate, loop_start, loop_end)
-        else:
-            self._notes[entry] = Note(pcm, gain, pitch, sample_rate)
+            self._notes[entry] = LoopedNote(
+                pcm, gain, pitch, sample_rate, loop_start, loop_end, peak=0.0
+            )
+        else:  # gain is already levelled (command_sender): played as given
+            self._notes[entry] = Note(pcm, gain, pitch, sample_rate, peak=0.0)
 
 
 def mix_function(config: ChildConfig, views: tuple[np.ndarray, ...]) -> MixFn:

@@ -77,6 +77,7 @@ from gansynth_instrument.midi_spec import (
 )
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.levels import DEFAULT_VELOCITY_EXPONENT as DEFAULT_VELOCITY_EXPONENT
+from gansynth_instrument.notes.levels import AttackGains
 from gansynth_instrument.notes.levels import note_amplitude as note_amplitude
 from gansynth_instrument.notes.note import Note
 from gansynth_instrument.notes.timbre import DrumKit, Timbre
@@ -199,6 +200,7 @@ class Engine:
         self.ignored = 0
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
+        self._attack_gains = AttackGains()
         self._drums = DrumHits(
             self._supply, voices, self._tally, self.model_pitch, config.velocity_exponent
         )
@@ -432,6 +434,7 @@ class Engine:
         self._heard[channel] = timbre
         self.last_played = (timbre, layers[0].note)
         amp = note_amplitude(timbre, velocity, self.velocity_exponent)
+        amp *= self._attack_gains(layers[0].note, timbre.attack_s)  # its peak as it sounds
         self.voices.note_on(
             key,
             layers[0],

@@ -15,8 +15,9 @@ Finished notes also go to the disk store (``disk_store.py``), so a restart or a 
 not make them again.
 
 Levels: a timbre's notes are levelled by its loudness reference (``levels.py``), the peak of its
-note at ``levels.reference_pitch``: made with the timbre's first batch when no note carries it
-yet, then written into every note's header on disk, so it is measured once per timbre.
+note at ``levels.reference_pitch`` over that note's start (``levels.window_peak``): made with the
+timbre's first batch when no note carries it yet, then written into every note's header on
+disk, so it is measured once per timbre.
 
 Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``/``played``/
 ``progress`` take a lock the worker threads only hold for bookkeeping (never while making notes or
@@ -51,7 +52,7 @@ from gansynth_instrument.notes.disk_store import (
     NoteKey,
 )
 from gansynth_instrument.notes.levels import reference_pitch
-from gansynth_instrument.notes.make import INT16_FULL_SCALE, NoteModel
+from gansynth_instrument.notes.make import NoteModel
 from gansynth_instrument.notes.note import Note
 from gansynth_instrument.notes.note_memory import NoteMemory
 from gansynth_instrument.notes.note_queue import NEAR_SEMITONES, NoteQueue, Priority
@@ -357,7 +358,7 @@ class NoteCache:
             if note.reference > 0.0:
                 self._references[timbre] = note.reference
             elif pitch == self._reference_pitch:
-                self._references[timbre] = note.gain * INT16_FULL_SCALE  # its own peak
+                self._references[timbre] = note.peak  # its own (levels.window_peak)
 
     def _finish(self, key: tuple[str, int], note: Note, requested: bool, *, made: bool) -> None:
         """Publish a requested note with its timbre's reference; store it if it was made now,

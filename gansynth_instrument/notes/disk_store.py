@@ -78,7 +78,7 @@ def _encode(key: NoteKey, note: Note) -> tuple[bytes, memoryview, bytes]:
             "pitch": key.pitch,
             "sample_rate": key.sample_rate,
             "gain": note.gain,
-            "reference": note.reference,
+            "window_reference": note.reference,
             "frames": len(note.pcm),
         }
     ).encode()
@@ -120,7 +120,8 @@ def _decode(data: bytes, key: NoteKey) -> Note:
         raise _CorruptEntry("sample count does not match the header")
     if not isinstance(gain, float) or not math.isfinite(gain) or gain <= 0:
         raise _CorruptEntry(f"bad gain {gain!r}")
-    reference = header.get("reference", 0.0)  # absent in files written before levelling
+    # Absent in files written before levelling by the window peak (levels.py): measured again.
+    reference = header.get("window_reference", 0.0)
     if not isinstance(reference, float) or not math.isfinite(reference) or reference < 0:
         raise _CorruptEntry(f"bad reference {reference!r}")
     pcm = np.frombuffer(data, dtype="<i2", count=frames, offset=offset).astype(np.int16, copy=False)

@@ -2,28 +2,36 @@
 
 A note's samples reach the output as::
 
-    waveform × level(timbre) × velocity_gain(velocity) × 10^(preset gain_db / 20)
+    waveform × level(note) × attack_gain(note, attack) × velocity_gain(velocity)
+             × 10^(preset gain_db / 20) × channel volume, expression and pan
              × 10^(master gain_db / 20)  →  the master-bus limiter
 
 - ``level``: the model makes some timbres far louder than others (tens of dB apart), so each
-  timbre is levelled once: its ``reference`` is the peak of its note at ``REFERENCE_PITCH``,
-  measured when the timbre's notes are made and kept with them, and every note of the timbre is
-  scaled by ``TARGET_PEAK / reference``. A timbre's notes keep their loudness relative to each
-  other (the model's own balance across the keyboard); every timbre's middle C at full velocity
-  peaks at ``TARGET_PEAK_DBFS`` before preset and master gain.
+  timbre is levelled once: its ``reference`` is the peak of its note at ``REFERENCE_PITCH`` over
+  that note's first ``LEVEL_WINDOW_S`` (what a played note reaches, not a swell few notes are
+  held long enough to reach), measured when the timbre's notes are made and kept with them. A
+  note is scaled by ``TARGET_PEAK`` over the larger of that reference and its own peak (the
+  same window; ``note_level``): a timbre's quieter notes keep the model's balance across the
+  keyboard, and no note, of any model, timbre or pitch, passes ``TARGET_PEAK_DBFS`` at full
+  velocity on a channel at its GM defaults, before preset and master gain.
+- ``attack_gain``: a preset's slow attack lowers a note whose peak comes early; the engine makes
+  that up (``attack_gain``, at most ``MAX_ATTACK_GAIN_DB``), so a note's peak *as it sounds* is
+  the one levelled.
 - ``velocity_gain``: ``(velocity / 127) ** exponent`` with a named exponent (``VELOCITY_CURVES``);
   the default ``gm`` is General MIDI's curve (DLS level 1: 40·log10(velocity/127) dB).
 - preset ``gain_db`` (presets.py) balances one preset against others; master ``gain_db``
   (``MASTER_GAIN_DB_RANGE``) sets the whole instrument's level.
 - ``Limiter``: chords add up; the master bus never exceeds ``LIMIT_DBFS`` (a look-ahead limiter
   that leaves audio below it untouched), so the output never clips. ``TARGET_PEAK_DBFS`` leaves
-  room enough that it is a safety net, not a compressor on a whole song.
+  room enough that it is a safety net, not a compressor on a whole song (its share of a General
+  MIDI song's frames: benchmarks/bench_songs.py).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -33,11 +41,12 @@ if TYPE_CHECKING:
     from gansynth_instrument.notes.timbre import Timbre
 
 REFERENCE_PITCH = 60  # middle C; a model without it is levelled at its nearest pitch
-# A levelled timbre's middle C at velocity 127 on a channel at its GM defaults: clearly heard
-# alone, 11 dB below the limiter for a band's chords to add up (the limiter's share of a General
-# MIDI song's frames: benchmarks/bench_songs.py).
+# A levelled note at velocity 127 on a channel at its GM defaults: clearly heard alone, 11 dB
+# below the limiter for a band's chords to add up.
 TARGET_PEAK_DBFS = -12.0
 TARGET_PEAK = 10.0 ** (TARGET_PEAK_DBFS / 20.0)
+LEVEL_WINDOW_S = 1.0  # a note is levelled by its peak over this much of its start
+MAX_ATTACK_GAIN_DB = 6.0  # the most a slow attack is made up for
 MASTER_GAIN_DB_RANGE = (-60.0, 24.0)
 DEFAULT_VELOCITY_CURVE = "gm"
 VELOCITY_CURVES = {
@@ -53,20 +62,73 @@ LOOKAHEAD_S = 0.00035  # gain comes down over this before a peak: added to the o
 RELEASE_DB_PER_S = 80.0  # gain recovers at this rate after a peak (6 dB in 75 ms)
 
 
-def reference_pitch(pitches: tuple[int, ...] | list[int]) -> int:
-    """The pitch a model's timbres are levelled at: ``REFERENCE_PITCH`` or the nearest one."""
-    return min(pitches, key=lambda p: (abs(p - REFERENCE_PITCH), p))
-
-
 def peak(audio: np.ndarray) -> float:
     """Largest absolute sample (0.0 for an empty or silent waveform)."""
     return float(np.max(np.abs(audio))) if audio.size else 0.0
 
 
+def reference_pitch(pitches: tuple[int, ...] | list[int]) -> int:
+    """The pitch a model's timbres are levelled at: ``REFERENCE_PITCH`` or the nearest one."""
+    return min(pitches, key=lambda p: (abs(p - REFERENCE_PITCH), p))
+
+
+def window_peak(samples: np.ndarray, sample_rate: int) -> float:
+    """A note's loudness reference in its samples' units: the largest magnitude over its first
+    ``LEVEL_WINDOW_S`` (0.0 for silence)."""
+    window = samples[: round(LEVEL_WINDOW_S * sample_rate)]
+    if not window.size:
+        return 0.0
+    return max(float(window.max()), -float(window.min()))
+
+
 def level_gain(reference: float) -> float:
-    """The factor that levels a timbre whose reference note peaks at ``reference`` (a silent
-    timbre stays silent rather than being blown up)."""
+    """The factor that brings a peak of ``reference`` to ``TARGET_PEAK`` (silence stays silent
+    rather than being blown up)."""
     return TARGET_PEAK / reference if reference > 0.0 else 1.0
+
+
+def note_level(reference: float, peak: float) -> float:
+    """A note's levelling factor: its timbre's (``reference``), lowered for a note whose own
+    ``peak`` is above it, so none passes ``TARGET_PEAK``; by its own peak before its timbre's
+    reference is known; 1.0 with neither (samples already levelled)."""
+    return level_gain(max(reference, peak))
+
+
+def attack_gain(samples: np.ndarray, sample_rate: int, attack_s: float) -> float:
+    """The factor that brings a note's peak under a linear ``attack_s`` fade-in (the voices'
+    attack) back up to its ``window_peak``: 1.0 when its peak comes after the attack, at most
+    ``MAX_ATTACK_GAIN_DB``. Allocates: control side, once per note and attack."""
+    window = samples[: round(LEVEL_WINDOW_S * sample_rate)]
+    reference = window_peak(window, sample_rate)
+    if reference <= 0.0:
+        return 1.0
+    attack = max(1, round(attack_s * sample_rate))
+    head = np.abs(window[:attack], dtype=np.float64)
+    ramp = np.arange(1, len(head) + 1, dtype=np.float64) / attack
+    heard = max(float((head * ramp).max()), window_peak(window[attack:], sample_rate))
+    return min(reference / heard, db_to_gain(MAX_ATTACK_GAIN_DB))
+
+
+class Samples(Protocol):
+    """What ``AttackGains`` reads of a note (``note.Note``, ``note.LoopedNote``)."""
+
+    pcm: np.ndarray
+    sample_rate: int
+
+
+class AttackGains:
+    """``attack_gain`` of each note played and attack, worked out once (kept while the note is)."""
+
+    def __init__(self) -> None:
+        self._gains: weakref.WeakKeyDictionary[Samples, dict[float, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, note: Samples, attack_s: float) -> float:
+        per_note = self._gains.setdefault(note, {})
+        if attack_s not in per_note:
+            per_note[attack_s] = attack_gain(note.pcm, note.sample_rate, attack_s)
+        return per_note[attack_s]
 
 
 def velocity_exponent(curve: str) -> float:
@@ -249,23 +311,30 @@ def master_clip(
 __all__ = [
     "DEFAULT_VELOCITY_CURVE",
     "DEFAULT_VELOCITY_EXPONENT",
+    "LEVEL_WINDOW_S",
     "LIMIT",
     "LIMIT_DBFS",
     "MASTER_GAIN_DB_RANGE",
+    "MAX_ATTACK_GAIN_DB",
     "REFERENCE_PITCH",
     "TARGET_PEAK",
     "TARGET_PEAK_DBFS",
     "VELOCITY_CURVES",
+    "AttackGains",
     "Limiter",
     "MasterBus",
+    "Samples",
+    "attack_gain",
     "db_to_gain",
     "level_gain",
     "master_clip",
     "master_gain",
     "normalize_peak",
     "note_amplitude",
+    "note_level",
     "peak",
     "reference_pitch",
     "velocity_exponent",
     "velocity_gain",
+    "window_peak",
 ]

@@ -1,5 +1,5 @@
-"""A finished note as every later stage reads it: int16 samples plus one gain, and its timbre's
-loudness reference (``levels.py``: every note of a timbre is scaled by ``level`` when played).
+"""A finished note as every later stage reads it: int16 samples plus one gain, its timbre's
+loudness reference and its own peak (``levels.py``: every note is scaled by ``level`` when played).
 
 ``Note`` is what making a note produces (``make.py``), the cache keeps and the mixer plays.
 ``LoopedNote`` is the same note laid out for a crossfaded loop (``loop_note``): made on the control
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gansynth_instrument.notes.levels import level_gain
+from gansynth_instrument.notes.levels import note_level, window_peak
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,9 @@ class Note:
     int16 with a per-note scale (peak ↦ 32767) halves memory against float32; the quantisation
     noise sits ~96 dB below the note's peak. ``reference``: the peak of its timbre's note at
     ``levels.REFERENCE_PITCH``, which the note cache measures once per timbre and keeps with every
-    note of it (0.0: not known, played as made).
+    note of it (0.0: not known). ``peak``: the note's own (``levels.window_peak``), measured when
+    it is made unless given (0.0 with no reference: played as given, as the audio process plays
+    samples already levelled).
     """
 
     pcm: np.ndarray  # int16 mono at sample_rate, read-only
@@ -40,11 +42,17 @@ class Note:
     pitch: int
     sample_rate: int
     reference: float = 0.0
+    peak: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.peak is None:
+            own = self.gain * window_peak(self.pcm, self.sample_rate)
+            object.__setattr__(self, "peak", own)
 
     @property
     def level(self) -> float:
-        """The timbre's levelling factor (``levels.level_gain`` of its reference)."""
-        return level_gain(self.reference)
+        """The note's levelling factor (``levels.note_level``)."""
+        return note_level(self.reference, self.peak)
 
     def to_float(self) -> np.ndarray:
         """float32 copy of the waveform as it plays, levelled (allocates: not for the audio
@@ -71,10 +79,11 @@ class LoopedNote:
     loop_start: int
     loop_end: int
     reference: float = 0.0
+    peak: float = 0.0  # the note's (loop_note): its start is the note's own
 
     @property
     def level(self) -> float:
-        return level_gain(self.reference)
+        return note_level(self.reference, self.peak)
 
 
 def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
@@ -97,9 +106,9 @@ def loop_note(note: Note, crossfade_s: float = LOOP_CROSSFADE_S) -> LoopedNote:
     seam = np.concatenate([np.round(blend).astype(np.int16), pcm[start + fade : end]])
     out = np.concatenate([pcm[:end], seam, pcm[end:]])
     out.flags.writeable = False
-    return LoopedNote(
-        out, note.gain, note.pitch, note.sample_rate, end, end + len(seam), note.reference
-    )
+    loop = (end, end + len(seam))
+    levels = (note.reference, note.peak)
+    return LoopedNote(out, note.gain, note.pitch, note.sample_rate, *loop, *levels)
 
 
 def looped_frames_bound(frames: int) -> int:
@@ -134,4 +143,4 @@ def shape_hit(note: Note, hold_s: float, decay_s: float) -> Note:
     envelope = np.concatenate([np.ones(min(hold, frames)), 10.0 ** (HIT_FLOOR_DB / 20.0 * t)])
     pcm = np.round(note.pcm[:frames] * envelope).astype(np.int16)
     pcm.flags.writeable = False
-    return Note(pcm, note.gain, note.pitch, note.sample_rate, note.reference)
+    return Note(pcm, note.gain, note.pitch, note.sample_rate, note.reference)  # its own peak

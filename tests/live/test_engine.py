@@ -20,6 +20,7 @@ from gansynth_instrument.live.engine import PENDING_S, RANDOM_CC, SAVE_CC, Engin
 from gansynth_instrument.live.mixer import DEFAULT_GLIDE_S, Mixer
 from gansynth_instrument.live.voices import Voices
 from gansynth_instrument.notes.cache import NoteCache
+from gansynth_instrument.notes.levels import attack_gain
 from gansynth_instrument.notes.note import Note
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
 from gansynth_instrument.presets.ganspace import KnobDirections
@@ -75,10 +76,21 @@ def render(mixer: Mixer, frames: int) -> np.ndarray:
     return out[:, 0]
 
 
-def played(note: Note, frames: int, ratio: float = 1.0, start: float = 0.0) -> np.ndarray:
-    """The note read at ``start + ratio * f`` with linear interpolation (zero past its end)."""
+def played(
+    note: Note,
+    frames: int,
+    ratio: float = 1.0,
+    start: float = 0.0,
+    attack_s: float = 0.005,
+    started: Note | None = None,
+) -> np.ndarray:
+    """The note read at ``start + ratio * f`` with linear interpolation (zero past its end), at
+    the gain that makes up for an ``attack_s`` attack (levels.attack_gain; the test timbres') on
+    the note its voice ``started`` with (a voice keeps it as it morphs to other notes)."""
     pos = start + ratio * np.arange(frames)
-    return np.interp(pos, np.arange(len(note.pcm)), note.to_float(), right=0.0)
+    first = started or note
+    gain = attack_gain(first.pcm, first.sample_rate, attack_s)
+    return gain * np.interp(pos, np.arange(len(note.pcm)), note.to_float(), right=0.0)
 
 
 def attack(frames: int, t: Timbre, offset: int = 0) -> np.ndarray:
@@ -224,14 +236,17 @@ def test_morph_cc_crossfades_the_nearest_rendered_steps_for_held_and_new_notes(c
     engine.handle([0x90, 64, 127])
     w = (64 / 127 * 4) / 4  # crossfade of the nearest rendered steps, 0 and 4
     out = render(mixer, 3000)
-    held = (1 - w) * played(a60, 3000, start=1000) + w * played(b60, 3000, start=1000)
-    new = attack(3000, steps[2]) * ((1 - w) * played(a64, 3000) + w * played(b64, 3000))
+    held = (1 - w) * played(a60, 3000, start=1000) + w * played(b60, 3000, 1, 1000, started=a60)
+    new = attack(3000, steps[2]) * (
+        (1 - w) * played(a64, 3000) + w * played(b64, 3000, started=a64)
+    )
     np.testing.assert_allclose(out[GLIDE:], (held + new)[GLIDE:], atol=1e-5)  # after the glide
     # The exact neighbouring steps fill in behind.
     assert cache.wait(steps[2].key, [60, 64], WAIT_S) and cache.wait(steps[3].key, [60, 64], WAIT_S)
     engine.handle([0xB0, 1, 127])
     out = render(mixer, GLIDE + 500)[GLIDE:]  # the old steps fade out over the glide
-    expected = played(b60, 500, start=4000 + GLIDE) + played(b64, 500, start=3000 + GLIDE)
+    expected = played(b60, 500, 1, 4000 + GLIDE, started=a60)
+    expected += played(b64, 500, 1, 3000 + GLIDE, started=a64)
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
@@ -351,14 +366,15 @@ def test_the_pad_glides_between_grid_points(cache):
     )
     engine.handle([0xB0, 16, 127])  # x = 1: corner B, a grid point
     out = render(mixer, 3000)
-    np.testing.assert_allclose(out[2000:], played(b60, 3000, start=1000)[2000:], atol=1e-5)
+    expected = played(b60, 3000, start=1000, started=a60)
+    np.testing.assert_allclose(out[2000:], expected[2000:], atol=1e-5)
     assert engine.current().key == corners[1].key
     middle = space.point((1, 0))
     (m60,) = cached(cache, middle, [60])
     engine.handle([0xB0, 16, 32])  # between A (0) and the middle point (1): x = 0.5 grid steps
     w = 32 * 2 / 127
     out = render(mixer, 3000)
-    expected = (1 - w) * played(a60, 3000, start=4000) + w * played(m60, 3000, start=4000)
+    expected = (1 - w) * played(a60, 3000, start=4000) + w * played(m60, 3000, 1, 4000, started=a60)
     np.testing.assert_allclose(out[2000:], expected[2000:], atol=1e-5)
 
 

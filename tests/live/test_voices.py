@@ -22,7 +22,7 @@ def make_note(
 ) -> Note:
     pcm = np.asarray(pcm, dtype=np.int16)
     pcm.flags.writeable = False
-    return Note(pcm=pcm, gain=gain, pitch=pitch, sample_rate=rate)
+    return Note(pcm=pcm, gain=gain, pitch=pitch, sample_rate=rate, peak=0.0)  # played as given
 
 
 def constant_note(value: int = 10000, frames: int = RATE, **kw) -> Note:

@@ -26,7 +26,7 @@ from gansynth_instrument.model.latent import latent_digest, random_latent
 from gansynth_instrument.model.runtime import Model
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.disk_store import DiskStore, NoteKey
-from gansynth_instrument.notes.levels import TARGET_PEAK
+from gansynth_instrument.notes.levels import LEVEL_WINDOW_S, TARGET_PEAK
 from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
 from gansynth_instrument.presets.preset_files import find_preset
@@ -312,9 +312,11 @@ def test_cache_command_errors_are_one_line(
 def test_each_timbre_is_levelled_by_its_reference_note_kept_on_disk(
     model: Model, spy: GenerateSpy, tmp_path: Path
 ) -> None:
-    """Two timbres of different loudness: each one's middle C plays at the target peak, other
-    pitches keep their level relative to it; the reference goes to disk with every note, so a
-    restart that reads one pitch neither renders nor reads the middle C again."""
+    """Two timbres of different loudness: each one's middle C plays at the target peak over its
+    start (``levels.window_peak``), other pitches keep their level relative to it unless they
+    would pass the target; the reference goes to disk with every note, so a restart that reads
+    one pitch neither renders nor reads the middle C again."""
+    window = round(LEVEL_WINDOW_S * OUTPUT_RATE)
     pitches = [36, 48]
     levelled = {}
     for seed in (1, 7):
@@ -327,14 +329,15 @@ def test_each_timbre_is_levelled_by_its_reference_note_kept_on_disk(
             assert cache.wait(timbre, [60], WAIT_S)
             reference = cache.lookup(timbre, 60)
         assert spy.calls == []
-        played = np.abs(reference.to_float()).max()
+        played = np.abs(reference.to_float()[:window]).max()
         assert played == pytest.approx(TARGET_PEAK, rel=1e-5)
-        raw_peak = reference.gain * 32767
+        raw_peak = np.abs(reference.pcm[:window]).max() * reference.gain
         for pitch in pitches:
             note = notes[pitch]
             assert note.reference == pytest.approx(raw_peak)
-            played = np.abs(note.to_float()).max()
-            assert played == pytest.approx(note.gain * 32767 * TARGET_PEAK / raw_peak, rel=1e-5)
+            played = np.abs(note.to_float()[:window]).max()
+            own = np.abs(note.pcm[:window]).max() * note.gain
+            assert played == pytest.approx(own * TARGET_PEAK / max(raw_peak, own), rel=1e-5)
         levelled[seed] = raw_peak
     assert levelled[1] != pytest.approx(levelled[7], rel=0.05)  # really two loudnesses
 

@@ -7,17 +7,24 @@ import pytest
 
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.notes.levels import (
+    LEVEL_WINDOW_S,
     LIMIT,
+    MAX_ATTACK_GAIN_DB,
     TARGET_PEAK,
+    AttackGains,
     Limiter,
     MasterBus,
+    attack_gain,
+    db_to_gain,
     level_gain,
     master_gain,
     normalize_peak,
+    note_level,
     reference_pitch,
     velocity_exponent,
     velocity_gain,
 )
+from gansynth_instrument.notes.make import quantize
 
 RATE = 48000
 
@@ -40,6 +47,55 @@ def test_levelling_brings_any_reference_to_the_target_peak():
     for reference in (0.003, 0.05, 0.7, 2.5):
         assert reference * level_gain(reference) == pytest.approx(TARGET_PEAK)
     assert level_gain(0.0) == 1.0  # a silent timbre is not blown up
+
+
+def test_no_note_passes_the_target_and_quieter_notes_keep_their_balance():
+    """A note louder than its timbre's reference is brought to the target; a quieter one keeps
+    its distance below it (the model's balance across the keyboard)."""
+    reference = 0.5
+    loud, quiet = 0.9, 0.1
+    assert loud * note_level(reference, loud) == pytest.approx(TARGET_PEAK)
+    assert quiet * note_level(reference, quiet) == pytest.approx(TARGET_PEAK * quiet / reference)
+    assert note_level(0.0, loud) == pytest.approx(TARGET_PEAK / loud)  # before the reference
+    assert note_level(0.0, 0.0) == 1.0  # already levelled samples play as given
+
+
+def test_a_note_is_levelled_by_its_peak_over_its_start_not_a_late_swell():
+    """A note that swells to twice its early level after ``LEVEL_WINDOW_S`` (a bowed or blown
+    note held long) is levelled by what a short note of it reaches."""
+    early = _tone(LEVEL_WINDOW_S, 0.25)[:, 0]
+    late = _tone(3.0, 0.5)[:, 0]
+    note = quantize(np.concatenate([early, late]), 60, RATE)
+    assert note.peak == pytest.approx(0.25, rel=1e-3)
+    played = note.to_float()
+    assert np.abs(played[: len(early)]).max() == pytest.approx(TARGET_PEAK, rel=1e-3)
+
+
+def test_attack_gain_makes_up_for_a_slow_attack_over_an_early_peak():
+    """A plucked note (peak at once, then decaying) under a 0.5 s attack: the gain brings its
+    peak as it sounds back to its own; a note whose peak comes after the attack gets none."""
+    t = np.arange(RATE * 2) / RATE
+    plucked = (np.sin(2 * np.pi * 220 * t) * np.exp(-t)).astype(np.float32)  # 4.3 dB down at 0.5 s
+    gain = attack_gain(plucked, RATE, 0.5)
+    ramp = np.minimum(1.0, np.arange(1, len(t) + 1) / (0.5 * RATE))
+    heard = np.abs(plucked * ramp)[: round(LEVEL_WINDOW_S * RATE)].max()
+    assert heard * gain == pytest.approx(np.abs(plucked).max(), rel=1e-3)
+    swelling = (np.sin(2 * np.pi * 220 * t) * np.minimum(1.0, t / 0.8)).astype(np.float32)
+    assert attack_gain(swelling, RATE, 0.01) == 1.0
+    click = np.zeros(RATE, dtype=np.float32)
+    click[0] = 1.0  # all at its first sample: made up to the cap, not blown up
+    assert attack_gain(click, RATE, 0.8) == pytest.approx(db_to_gain(MAX_ATTACK_GAIN_DB))
+    assert attack_gain(np.zeros(RATE, dtype=np.float32), RATE, 0.5) == 1.0
+
+
+def test_attack_gains_are_worked_out_once_per_note_and_attack():
+    note = quantize(_tone(1.0, 0.5)[:, 0], 60, RATE)
+    gains = AttackGains()
+    first = gains(note, 0.3)
+    assert gains(note, 0.3) == first
+    assert gains._gains[note] == {0.3: first}
+    gains(note, 0.01)
+    assert set(gains._gains[note]) == {0.3, 0.01}
 
 
 def test_reference_pitch_is_middle_c_or_the_nearest():

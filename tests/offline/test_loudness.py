@@ -156,6 +156,23 @@ def test_render_of_silence_is_written_as_it_is_with_a_notice(tiny_model, tmp_pat
     np.testing.assert_array_equal(sf.read(tmp_path / "tick.wav", dtype="float32")[0], raw)
 
 
+def test_render_of_a_silent_song_is_written_silent_with_a_notice(tiny_model, tmp_path, capsys):
+    # A song whose one channel is turned down to nothing (CC7 0): digital silence, not a -inf
+    # LUFS mix to be raised by the gain cap.
+    midi = write_midi(
+        tmp_path / "rest.mid",
+        [
+            (0.0, mido.Message("control_change", control=7, value=0)),
+            (0.5, mido.Message("note_on", note=60, velocity=100)),
+            (3.0, mido.Message("note_off", note=60)),
+        ],
+    )
+    assert run_render(tiny_model, tmp_path, midi, tmp_path / "rest.wav") == 0
+    captured = capsys.readouterr()
+    assert "not normalised" in captured.err and "written as it is" in captured.err
+    assert not sf.read(tmp_path / "rest.wav", dtype="float32")[0].any()
+
+
 def test_render_refuses_a_loudness_outside_the_range_before_the_model_loads(tmp_path, capsys):
     midi = chords(tmp_path / "chords.mid", seconds=1)
     missing_model = tmp_path / "no-such-model.onnx"
