@@ -98,10 +98,10 @@ def loudness_lines(result: EngineRender, sample_rate: int) -> list[str]:
     if done is None:
         lines.append("  not normalised (--no-normalize)")
     elif done.applied:
-        lines.append(
-            f"  {done.note}: now {measured.lufs + done.gain_db:.1f} LUFS, true peak "
-            f"{measured.true_peak_dbtp + done.gain_db:.1f} dBTP"
-        )
+        written = done.written
+        lufs = written.lufs if written else measured.lufs + done.gain_db
+        true_peak = written.true_peak_dbtp if written else measured.true_peak_dbtp + done.gain_db
+        lines.append(f"  {done.note}: now {lufs:.1f} LUFS, true peak {true_peak:.1f} dBTP")
     return lines
 
 

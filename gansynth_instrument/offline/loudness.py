@@ -8,6 +8,9 @@ the 400 ms blocks (75 % overlap) those hops make, absolute gate −70 LUFS, rela
 ``pyloudnorm.Meter.integrated_loudness`` computes it on a whole array. True peak is the peak of
 the signal oversampled 4× (BS.1770-4 Annex 2), through soxr's streaming resampler.
 
+When the gain that reaches the target would lift the true peak over the ceiling, the gain is
+applied in full through a true-peak look-ahead limiter (``limit_scaled``), as mastering tools do.
+
 A song with too little sound above the absolute gate (silence, a lone click) has no loudness
 worth matching: it is left as it is rather than amplified by tens of dB (``normalising_gain``).
 """
@@ -15,14 +18,19 @@ worth matching: it is left as it is rather than amplified by tens of dB (``norma
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
+import soundfile as sf
 import soxr
-from scipy.signal import lfilter
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import lfilter, resample_poly
 
 from gansynth_instrument.errors import GansynthError
+from gansynth_instrument.offline.audio_files import BlockWriter, copy_scaled
 
 DEFAULT_TARGET_LUFS = -16.0
 TARGET_RANGE_LUFS = (-40.0, -5.0)
@@ -34,6 +42,11 @@ HOP_S = 0.1
 OVERSAMPLING = 4  # BS.1770-4 Annex 2: 4× at 48 kHz
 MIN_GATED_S = 1.0  # less audio above the absolute gate than this is not normalised
 MAX_GAIN_DB = 40.0  # nor is a song that would need more gain than this
+LIMIT_LOOKAHEAD_S = 0.0015  # the limiter's gain is down before the peak it meets
+LIMIT_RELEASE_S = 0.08  # time constant of its gain reduction (dB) coming back to 0
+LIMIT_MARGIN_DB = 0.2  # it aims this far under the ceiling: its peak detector is not the meter's
+LIMITED_DB = 0.1  # a frame turned down by more than this counts as limited
+LIMIT_PASSES = 4  # measured gains tried before the one written
 
 
 def check_target(lufs: float) -> float:
@@ -127,12 +140,15 @@ class Normalisation:
     gain_db: float  # 0.0 when the audio is left as it is
     applied: bool
     note: str  # what was done, for a line of its own
+    limit: bool = False  # the gain needs the true-peak limiter (``limit_scaled``)
+    written: Loudness | None = None  # the limited file's, as measured; None: measured + gain
 
 
 def normalising_gain(measured: Loudness, target_lufs: float) -> Normalisation:
-    """The gain that brings ``measured`` to ``target_lufs``, lowered where it would lift the true
-    peak above ``TRUE_PEAK_CEILING_DBTP``. Audio with less than ``MIN_GATED_S`` above the gates
-    (silence, a lone click), or that would need more than ``MAX_GAIN_DB``, is left as it is."""
+    """The gain that brings ``measured`` to ``target_lufs``; ``limit`` where it would lift the
+    true peak above ``TRUE_PEAK_CEILING_DBTP``, so the peaks must be limited. Audio with less than
+    ``MIN_GATED_S`` above the gates (silence, a lone click), or that would need more than
+    ``MAX_GAIN_DB``, is left as it is."""
     if measured.gated_s < MIN_GATED_S:
         return Normalisation(
             0.0,
@@ -154,21 +170,147 @@ def normalising_gain(measured: Loudness, target_lufs: float) -> Normalisation:
             wanted, True, f"normalised to {target_lufs:g} LUFS: gain {wanted:+.1f} dB"
         )
     return Normalisation(
-        room,
+        wanted,
         True,
-        f"gain {room:+.1f} dB, not the {wanted:+.1f} dB that {target_lufs:g} LUFS needs: the "
-        f"true peak stays at {TRUE_PEAK_CEILING_DBTP:g} dBTP "
-        f"({measured.lufs + room:.1f} LUFS)",
+        f"normalised to {target_lufs:g} LUFS: gain {wanted:+.1f} dB, true-peak limited",
+        limit=True,
     )
+
+
+def limited_gain(
+    source: Path, measured: Loudness, target_lufs: float, sample_rate: int, channels: int
+) -> tuple[float, Loudness]:
+    """The gain (dB) that, through ``limit_scaled``, brings ``source`` to ``target_lufs``, and
+    the loudness it gives: limiting takes loudness away, so each try is measured and the gain
+    raised by what it missed (``LIMIT_PASSES`` tries at most; a pass reads the file once)."""
+
+    def loudness_at(gain_db: float) -> Loudness:
+        meter = LoudnessMeter(sample_rate, channels)
+        limit_scaled(source, 10.0 ** (gain_db / 20.0), meter.add)
+        return meter.result()
+
+    gain_db = target_lufs - measured.lufs
+    for _ in range(LIMIT_PASSES - 1):
+        got = loudness_at(gain_db)
+        if abs(got.lufs - target_lufs) < 0.05 or gain_db >= MAX_GAIN_DB:
+            return gain_db, got
+        gain_db = min(MAX_GAIN_DB, gain_db + target_lufs - got.lufs)
+    return gain_db, loudness_at(gain_db)
+
+
+def write_normalised(
+    mix: Path, writer: BlockWriter, measured: Loudness, target_lufs: float
+) -> Normalisation:
+    """``mix`` (a sound file that measured ``measured``) into ``writer`` at ``target_lufs``: one
+    gain for the whole file where the true peak stays under the ceiling (``normalising_gain``),
+    else the full gain through the true-peak limiter (``limited_gain``, ``limit_scaled``)."""
+    normalisation = normalising_gain(measured, target_lufs)
+    if not normalisation.limit:
+        copy_scaled(mix, writer, 10.0 ** (normalisation.gain_db / 20.0))
+        return normalisation
+    info = sf.info(str(mix))
+    gain_db, written = limited_gain(mix, measured, target_lufs, info.samplerate, info.channels)
+    limited = limit_scaled(mix, 10.0 ** (gain_db / 20.0), writer.write)
+    return limited.normalisation(target_lufs, gain_db, written)
+
+
+@dataclass(frozen=True)
+class Limited:
+    """What ``limit_scaled`` did."""
+
+    frames: int  # frames it turned down
+    total_frames: int
+    max_reduction_db: float  # its deepest gain reduction
+
+    def normalisation(self, target_lufs: float, gain_db: float, written: Loudness) -> Normalisation:
+        """What was done, for the render's summary."""
+        share = 100 * self.frames / max(1, self.total_frames)
+        return Normalisation(
+            gain_db,
+            True,
+            f"normalised to {target_lufs:g} LUFS: gain {gain_db:+.1f} dB, limited {share:.1f} % "
+            f"of frames by up to {self.max_reduction_db:.1f} dB",
+            limit=True,
+            written=written,
+        )
+
+
+def limit_scaled(
+    source: Path,
+    gain: float,
+    sink: Callable[[np.ndarray], None],
+    *,
+    ceiling_dbtp: float = TRUE_PEAK_CEILING_DBTP - LIMIT_MARGIN_DB,
+    block_frames: int = 65536,
+) -> Limited:
+    """``source`` (a sound file) times ``gain`` into ``sink`` block by block, through a
+    stereo-linked true-peak limiter: each frame's peak is read on the signal oversampled 4×, the
+    gain reduction (dB) needed under ``ceiling_dbtp`` is held over ``LIMIT_LOOKAHEAD_S`` ahead,
+    released exponentially (``LIMIT_RELEASE_S``) and averaged over the look-ahead, so it is down
+    in full by each peak and moves smoothly. Memory is a few blocks, whatever the file's length.
+    """
+    sample_rate = sf.info(str(source)).samplerate
+    lookahead = max(1, round(LIMIT_LOOKAHEAD_S * sample_rate))
+    tau = LIMIT_RELEASE_S * sample_rate
+    margin = 16  # frames either side that make the 4× interpolation exact inside a window
+    ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+    released = 0.0  # the reduction (dB) at the frame before the block
+    history = None  # the reductions of the look-ahead's frames before the block
+    frames = limited = 0
+    deepest = 0.0
+    with sf.SoundFile(str(source)) as file:
+        total = file.frames
+        for start in range(0, total, block_frames):
+            end = min(start + block_frames, total)
+            first = max(0, start - margin)
+            file.seek(first)
+            last = end + lookahead - 1 + margin
+            window = file.read(last - first, dtype="float32", always_2d=True)
+            window *= np.float32(gain)
+            # Peak of each frame and the interpolated points either side of it, all channels.
+            fine = np.abs(resample_poly(window, OVERSAMPLING, 1, axis=0)).max(axis=1)
+            fine = np.pad(fine, (OVERSAMPLING, OVERSAMPLING))
+            offset = (start - first) * OVERSAMPLING + OVERSAMPLING
+            count = min(end + lookahead - 1, total) - start
+            spans = sliding_window_view(fine[offset - OVERSAMPLING + 1 :], 2 * OVERSAMPLING - 1)
+            peaks = spans[: count * OVERSAMPLING : OVERSAMPLING].max(axis=1)
+            with np.errstate(divide="ignore"):
+                needed = np.maximum(0.0, 20.0 * np.log10(peaks / ceiling))
+            needed = np.pad(needed, (0, end - start + lookahead - 1 - len(needed)))
+            held = sliding_window_view(needed, lookahead).max(axis=1)
+            # Exponential release: reduction[n] = max over k ≤ n of held[k]·exp(-(n - k)/tau).
+            steps = np.arange(len(held)) / tau
+            with np.errstate(divide="ignore"):
+                rising = np.maximum.accumulate(np.log(held) + steps) - steps
+            carried = math.log(released) - (steps + 1 / tau) if released > 0 else -np.inf
+            reduction = np.exp(np.maximum(rising, carried))
+            if history is None:  # before the file, as at its first frame: down by its peaks
+                history = np.full(lookahead - 1, reduction[0])
+            smoothed = np.convolve(np.concatenate([history, reduction]), np.ones(lookahead))
+            smoothed = smoothed[lookahead - 1 : lookahead - 1 + len(reduction)] / lookahead
+            released = float(reduction[-1])
+            history = np.concatenate([history, reduction])[len(reduction) :]
+            block = window[start - first : end - first]
+            if smoothed.max() > 0.0:
+                block = block * (10.0 ** (-smoothed / 20.0)).astype(np.float32)[:, None]
+                limited += int(np.count_nonzero(smoothed > LIMITED_DB))
+                deepest = max(deepest, float(smoothed.max()))
+            sink(block)
+            frames += end - start
+    return Limited(limited, frames, deepest)
 
 
 __all__ = [
     "DEFAULT_TARGET_LUFS",
     "TARGET_RANGE_LUFS",
     "TRUE_PEAK_CEILING_DBTP",
+    "Limited",
     "Loudness",
     "LoudnessMeter",
     "Normalisation",
     "check_target",
+    "limit_scaled",
+    "limited_gain",
     "normalising_gain",
+    "write_normalised",
 ]

@@ -27,10 +27,9 @@ from gansynth_instrument.live.instrument import assemble
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.mpe_input import MpeInput
 from gansynth_instrument.model.runtime import Model
-from gansynth_instrument.notes.levels import MasterBus, db_to_gain
+from gansynth_instrument.notes.levels import MasterBus
 from gansynth_instrument.offline.audio_files import (
     BlockWriter,
-    copy_scaled,
     output_format,
     stream_to_file,
 )
@@ -39,7 +38,7 @@ from gansynth_instrument.offline.loudness import (
     LoudnessMeter,
     Normalisation,
     check_target,
-    normalising_gain,
+    write_normalised,
 )
 from gansynth_instrument.offline.midi_file import MidiEvent, read_midi
 from gansynth_instrument.offline.render import check_output_file
@@ -258,9 +257,8 @@ def render_midi_engine(
             except OutputError as err:  # the first pass is the output's: name the output
                 raise OutputError(str(err).replace(str(mix), str(out_path), 1)) from None
             measured = meter.result()
-            normalisation = normalising_gain(measured, loudness)
             with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
-                copy_scaled(mix, writer, db_to_gain(normalisation.gain_db))
+                normalisation = write_normalised(mix, writer, measured, loudness)
     report = engine.report()
     return EngineRender(
         Path(out_path),
