@@ -21,7 +21,7 @@ import json
 import re
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -468,12 +468,12 @@ def read_dataset(path: Path) -> Dataset:
 def render_soundfont(
     sf2: Path,
     *,
-    programs: tuple[int, ...],
-    velocities: tuple[int, ...],
+    programs: Mapping[int, tuple[int, ...]],
     pitches: tuple[int, ...],
     hold_s: float = 3.0,
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
-    """Yield (program, velocity, pitch, float32 mono 4 s) per note, NSynth-style.
+    """Yield (program, velocity, pitch, float32 mono 4 s) per note, NSynth-style, for each
+    program at each of its velocities (``programs``: program → velocities).
 
     Each note is held ``hold_s`` then released, rendered by FluidSynth at 16 kHz with reverb and
     chorus off, from a silent synth (all sounds off between notes).
@@ -497,7 +497,7 @@ def render_soundfont(
         if font < 0:
             raise DatasetError(f"{sf2}: FluidSynth cannot load this soundfont")
         hold = round(hold_s * SAMPLE_RATE)
-        for program in programs:
+        for program, velocities in programs.items():
             if synth.program_select(0, font, 0, program) != 0:
                 raise DatasetError(f"{sf2}: no preset for program {program} in bank 0")
             for velocity in velocities:
@@ -518,23 +518,23 @@ def from_soundfont(
     sf2: Path,
     out_dir: Path,
     *,
-    programs: tuple[int, ...],
-    velocities: tuple[int, ...],
+    programs: Mapping[int, tuple[int, ...]],
     pitch_range: tuple[int, int] = NSYNTH_PITCHES,
     silence_db: float = -50.0,
     max_detune_cents: float | None = 50.0,
 ) -> Summary:
-    """Render a soundfont's notes and write the dataset; labels are the played pitches.
+    """Render a soundfont's notes (``programs``: program → its velocities) and write the
+    dataset; labels are the played pitches.
 
     The loudest note is scaled to peak 0.9 (one gain for all, so velocity stays audible). Notes a
     preset does not sound, and (unless ``max_detune_cents`` is None) notes whose detected pitch is
     further than that from the played one, are dropped: out-of-tune samples teach the wrong pitch.
     """
     pitches = tuple(range(pitch_range[0], pitch_range[1] + 1))
-    total = len(programs) * len(velocities) * len(pitches)
+    total = sum(len(v) for v in programs.values()) * len(pitches)
     rendered = list(
         tqdm(
-            render_soundfont(sf2, programs=programs, velocities=velocities, pitches=pitches),
+            render_soundfont(sf2, programs=programs, pitches=pitches),
             total=total,
             desc="rendering",
             unit="note",
