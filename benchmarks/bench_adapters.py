@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 
-from gansynth_instrument.audio import AudioOutput
-from gansynth_instrument.midi import MidiInput
+from gansynth_instrument.live.audio import AudioOutput
+from gansynth_instrument.live.midi import MidiInput
 
 SAMPLE_RATE = 48000
 BLOCK_FRAMES = 128

@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from gansynth_instrument.bake import bake
-from gansynth_instrument.cache import warm
-from gansynth_instrument.model import BUNDLED_MODEL, load_model
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.model.runtime import BUNDLED_MODEL, load_model
+from gansynth_instrument.notes.cache import warm
+from gansynth_instrument.offline.bake import bake
+from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 48000
 BIT_DEPTH = 24

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gansynth_instrument.cache import DEFAULT_BATCH_SIZE, NoteCache, Priority
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.model.runtime import Model, load_model
+from gansynth_instrument.notes.cache import DEFAULT_BATCH_SIZE, NoteCache, Priority
 
 WAIT_S = 3600.0
 

@@ -26,7 +26,7 @@ from midi_writer import write_midi  # noqa: E402
 from onsets import fluidsynth_render, onset_correlation  # noqa: E402
 
 from gansynth_instrument.cli import main  # noqa: E402
-from gansynth_instrument.midi_file import read_midi  # noqa: E402
+from gansynth_instrument.offline.midi_file import read_midi  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")

@@ -26,18 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from gansynth_export.checkpoint import (
+from tqdm import tqdm
+
+from gansynth_instrument.export.checkpoint import (
     EMA_SUFFIX,
     GENERATOR_SCOPE,
     MEL_PROG_HIRES,
     Checkpoint,
     read_checkpoint,
 )
-from gansynth_export.graph import he_scale, weight_name
-from gansynth_export.onnx_model import export_model, random_checkpoint
-from tqdm import tqdm
-
-from gansynth_instrument.metadata import INPUT_LATENT, INPUT_PITCH
+from gansynth_instrument.export.graph import he_scale, weight_name
+from gansynth_instrument.export.onnx_model import export_model, random_checkpoint
+from gansynth_instrument.model.metadata import INPUT_LATENT, INPUT_PITCH
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bundle_writer import write_bundle  # tests/ helper that writes TF V2 bundles

@@ -34,9 +34,9 @@ import onnx
 import scipy.signal
 
 from gansynth_instrument.errors import ModelError
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import available_backends, load_model
-from gansynth_instrument.spectral import spectrogram_to_audio
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.model.runtime import available_backends, load_model
+from gansynth_instrument.model.spectral import spectrogram_to_audio
 
 MAGENTA_MS_PER_NOTE = 90.0  # issue 4: Magenta's generate_samples_from_z, full-size, batch 1
 TARGET_RATIO = 0.75
@@ -113,8 +113,8 @@ def export_full_size(directory: Path) -> Path:
 
 
 def export_tiny(directory: Path, fixtures: Path) -> Path:
-    from gansynth_export.checkpoint import read_checkpoint
-    from gansynth_export.onnx_model import export_model
+    from gansynth_instrument.export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.onnx_model import export_model
 
     path = directory / "magenta-tiny.onnx"
     export_model(read_checkpoint(fixtures / "magenta-tiny" / "stage_00012"), path)
@@ -158,7 +158,7 @@ def magenta_tf_rows(repeats: int, cores: int, fixtures: Path) -> tuple[list[str]
         import magenta_tf
     except ImportError:
         return ["(TensorFlow not installed: no same-run Magenta baseline; see --help)"], None
-    from gansynth_export.onnx_model import random_checkpoint
+    from gansynth_instrument.export.onnx_model import random_checkpoint
 
     rows = []
     if (fixtures / "magenta-tiny").is_dir():

@@ -48,20 +48,20 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from gansynth_instrument.cache import Priority
-from gansynth_instrument.engine import RANDOM_CC
-from gansynth_instrument.explore import save_found
-from gansynth_instrument.ganspace import KNOB_COUNT, KnobDirections, compute_directions
-from gansynth_instrument.instrument import assemble
-from gansynth_instrument.knob_qualities import knob_summary, orient
-from gansynth_instrument.knobs import KNOB_CCS, describe
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.live import live_render_threads
-from gansynth_instrument.mixer import Mixer
-from gansynth_instrument.model import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.presets import Bank
-from gansynth_instrument.timbre import Timbre
+from gansynth_instrument.live.engine import RANDOM_CC
+from gansynth_instrument.live.instrument import assemble
+from gansynth_instrument.live.mixer import Mixer
+from gansynth_instrument.live.player import live_render_threads
+from gansynth_instrument.model.knob_qualities import knob_summary, orient
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.model.runtime import BUNDLED_MODEL, Model, load_model
+from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.explore import save_found
+from gansynth_instrument.presets.ganspace import KNOB_COUNT, KnobDirections, compute_directions
+from gansynth_instrument.presets.knobs import KNOB_CCS, describe
+from gansynth_instrument.presets.preset import Bank
+from gansynth_instrument.presets.preset_files import find_preset
 
 FLOOR_DB = 80.0
 DECAY_DB = 20.0

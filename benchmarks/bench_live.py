@@ -86,16 +86,16 @@ from jackrig import (  # noqa: E402
     stolen_s,
 )
 
-from gansynth_instrument.audio import StreamStats  # noqa: E402
-from gansynth_instrument.cache import NoteCache, Priority  # noqa: E402
-from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
-from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
-from gansynth_instrument.mixer import CMD_NOTE_ON  # noqa: E402
-from gansynth_instrument.model import load_model  # noqa: E402
-from gansynth_instrument.note_workers import WORKERS  # noqa: E402
-from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
-from gansynth_instrument.presets import Preset  # noqa: E402
-from gansynth_instrument.timbre import Timbre  # noqa: E402
+from gansynth_instrument.live.audio import StreamStats  # noqa: E402
+from gansynth_instrument.live.midi import CLIENT_NAME  # noqa: E402
+from gansynth_instrument.live.mixer import CMD_NOTE_ON  # noqa: E402
+from gansynth_instrument.live.player import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
+from gansynth_instrument.model.runtime import load_model  # noqa: E402
+from gansynth_instrument.notes.cache import NoteCache, Priority  # noqa: E402
+from gansynth_instrument.notes.note_workers import WORKERS  # noqa: E402
+from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
+from gansynth_instrument.presets.preset import Preset  # noqa: E402
+from gansynth_instrument.presets.preset_files import bank_preset, find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -249,8 +249,8 @@ def page_open(player: Player) -> Iterator[None]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from gansynth_instrument.ui_server import UiServer
-    from gansynth_instrument.ui_surface import Surface
+    from gansynth_instrument.surfaces.ui_server import UiServer
+    from gansynth_instrument.surfaces.ui_surface import Surface
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -639,7 +639,7 @@ def _floor_synth(
     import rtmidi
     import sounddevice as sd
 
-    from gansynth_instrument.audio import StreamMeters
+    from gansynth_instrument.live.audio import StreamMeters
 
     meters = StreamMeters(blocks, np.frombuffer(meters_buffer, np.float64))
     inbox: deque[tuple[int, bool, float]] = deque()
@@ -691,7 +691,7 @@ def _floor_synth(
 
 def floor_run(block: int, notes: int) -> dict[str, object]:
     """The minimal instrument, measured as ``instrument_run`` measures the player."""
-    from gansynth_instrument.audio import StreamMeters
+    from gansynth_instrument.live.audio import StreamMeters
 
     context = multiprocessing.get_context("spawn")
     seconds = floor_seconds(notes)

@@ -17,7 +17,7 @@ waveforms at the model's 16 kHz (noise: what they hold does not change the mixer
 round is at most the 1,500 blocks a note sounds. The sweep sends a morph to every held voice
 at each of 86 CC1 steps over 3 s, 0 → 1 → 0 along 9 morph steps, as
 bench_quality.py's knob sweep does.
-``--against REV`` also times ``gansynth_instrument/mixer.py`` as it was at REV (e.g. the commit
+``--against REV`` also times ``gansynth_instrument/live/mixer.py`` as it was at REV (e.g. the commit
 before the General MIDI merge, whose commands carry no MIDI channel and whose bus was mono).
 
 Prints per scenario the median, p99 and max CPU microseconds per block over the rounds' blocks (the
@@ -42,10 +42,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gansynth_instrument import mixer as current_mixer  # noqa: E402
-from gansynth_instrument.compiled_mixer import CompiledMixer  # noqa: E402
-from gansynth_instrument.levels import MasterBus  # noqa: E402
-from gansynth_instrument.note import Note  # noqa: E402
+from gansynth_instrument.live import mixer as current_mixer  # noqa: E402
+from gansynth_instrument.live.compiled_mixer import CompiledMixer  # noqa: E402
+from gansynth_instrument.notes.levels import MasterBus  # noqa: E402
+from gansynth_instrument.notes.note import Note  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -58,9 +58,10 @@ WARM_BLOCKS = 100
 
 
 def mixer_at(rev: str) -> ModuleType:
-    """``gansynth_instrument/mixer.py`` as it was at ``rev``, imported as a module of its own."""
+    """``gansynth_instrument/live/mixer.py`` as it was at ``rev``, imported as a module of its own
+    (a revision after the move into folders)."""
     source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:gansynth_instrument/mixer.py"],
+        ["git", "-C", str(REPO), "show", f"{rev}:gansynth_instrument/live/mixer.py"],
         check=True,
         capture_output=True,
         text=True,

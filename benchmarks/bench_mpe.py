@@ -5,8 +5,8 @@
 
 A player with a lower zone forced (``--mpe lower``), its slide on knob 1, a looping copy of
 slow-pad (held notes sustain), MIDI from a JACK client and its output recorded by another, as
-tests/test_mpe_live.py does (two notes on member channels 2 and 3, panned left and right, so each
-side is one note). Every stop a slid note passes is made before it is measured. It prints:
+tests/live/test_mpe_live.py does (two notes on member channels 2 and 3, panned left and right,
+so each side is one note). Every stop a slid note passes is made before it is measured. It prints:
 
 1. Per-note independence. Channel 2's CC74 sweeps 0 → 127 over 1 s while channel 3 holds;
    log-spectral distance (spectral shapes, each normalised to its energy, 60 Hz-8 kHz) of each
@@ -46,12 +46,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_live  # noqa: E402
 from bench_knobs import clicks  # noqa: E402
 from jackrig import JackServer  # noqa: E402
-from test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
+from live.test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
-from gansynth_instrument.cache import Priority  # noqa: E402
-from gansynth_instrument.ganspace import knob_directions  # noqa: E402
-from gansynth_instrument.live import DEFAULT_RENDERER, Player  # noqa: E402
-from gansynth_instrument.model import load_model, model_path  # noqa: E402
+from gansynth_instrument.live.player import DEFAULT_RENDERER, Player  # noqa: E402
+from gansynth_instrument.model.runtime import load_model, model_path  # noqa: E402
+from gansynth_instrument.notes.cache import Priority  # noqa: E402
+from gansynth_instrument.presets.ganspace import knob_directions  # noqa: E402
 
 BEFORE_S, AFTER_S, WINDOW_S = 0.6, 2.1, 0.35  # the test's windows, from each note's onset
 TAKE_S = 2.8
@@ -172,7 +172,7 @@ def response(model, notes: Path, takes: int) -> tuple[list[float], float]:
 
 
 def _looping_pad():
-    from gansynth_instrument.preset_files import find_preset
+    from gansynth_instrument.presets.preset_files import find_preset
 
     return find_preset("slow-pad").copy(loop=True)
 

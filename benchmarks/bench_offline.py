@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from gansynth_instrument.magenta import render_magenta
-from gansynth_instrument.model import load_model
-from gansynth_instrument.offline import Hallucination, hallucinate
+from gansynth_instrument.model.runtime import load_model
+from gansynth_instrument.offline.magenta import render_magenta
+from gansynth_instrument.offline.render import Hallucination, hallucinate
 
 FIXTURES = Path(os.environ.get("GANSYNTH_FIXTURES", Path(__file__).parents[2] / "shared/fixtures"))
 

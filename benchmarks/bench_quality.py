@@ -22,7 +22,7 @@ click = a run of 1 ms frames whose RMS above 10 kHz (8th-order Butterworth high-
 discontinuity); xruns = ``XRun`` lines in jackd's log during the phase. Floors: the xruns of a
 silent PortAudio client recorded as the player is (same server, same recorder, counted once both
 run), before the player starts and after it stops; and the held phase's clicks. Prints a table;
-nothing is asserted here (tests/test_quality.py asserts on ``--json``).
+nothing is asserted here (tests/model/test_quality.py asserts on ``--json``).
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ from jackrig import (  # noqa: E402
     stolen_s,
 )
 
-from gansynth_instrument.audio_process import JACK_CLIENT_NAME  # noqa: E402
-from gansynth_instrument.cache import NoteCache  # noqa: E402
+from gansynth_instrument.live.audio_process import JACK_CLIENT_NAME  # noqa: E402
 from gansynth_instrument.memory import no_huge_pages  # noqa: E402
-from gansynth_instrument.model import BUNDLED_MODEL, load_model, read_info  # noqa: E402
-from gansynth_instrument.preset_files import bank_preset, find_bank  # noqa: E402
-from gansynth_instrument.timbre import Timbre, morph_steps  # noqa: E402
+from gansynth_instrument.model.runtime import BUNDLED_MODEL, load_model, read_info  # noqa: E402
+from gansynth_instrument.notes.cache import NoteCache  # noqa: E402
+from gansynth_instrument.notes.timbre import Timbre, morph_steps  # noqa: E402
+from gansynth_instrument.presets.preset_files import bank_preset, find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -77,7 +77,7 @@ CLICK_THRESHOLD_DB = -40.0
 CLICK_FRAME_S = 0.001
 READY_TIMEOUT_S = 120.0
 SETTLE_S = 1.5  # after a warm-up sweep or a program change, before measuring
-TARGET_PEAK_DBFS = (-14.5, -3.0)  # before the preset's gain_db (tests/test_quality.py)
+TARGET_PEAK_DBFS = (-14.5, -3.0)  # before the preset's gain_db (tests/model/test_quality.py)
 LEVEL_TRIES = 10
 
 

@@ -18,7 +18,7 @@ channel 10 (drums) in either render, and one per channel that plays notes, rende
   (positive: the instrument is late).
 
 Then the song as ``render`` writes it by default (``--loudness -16``), measured again from the file.
-Prints tables; nothing is asserted (tests/test_songs.py runs it on an excerpt).
+Prints tables; nothing is asserted (tests/offline/test_songs.py runs it on an excerpt).
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ import pyloudnorm
 import soundfile as sf
 from scipy.signal import resample_poly, stft
 
-from gansynth_instrument.channels import CHANNELS, DRUM_CHANNEL
-from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS
-from gansynth_instrument.midi_file import read_midi
-from gansynth_instrument.model import Model, load_model, model_path
-from gansynth_instrument.offline import DEFAULT_BANK, render_midi_engine
-from gansynth_instrument.preset_files import find_bank
+from gansynth_instrument.live.channels import CHANNELS, DRUM_CHANNEL
+from gansynth_instrument.model.runtime import Model, load_model, model_path
+from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS
+from gansynth_instrument.offline.midi_file import read_midi
+from gansynth_instrument.offline.render import DEFAULT_BANK, render_midi_engine
+from gansynth_instrument.presets.preset_files import find_bank
 
 RATE = 48000
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gansynth_instrument import spectral
-from gansynth_instrument.dataset import detect_pitch, read_dataset
+from gansynth_instrument.model import spectral
 from gansynth_instrument.training import run_state
 from gansynth_instrument.training.config import schedule_at
+from gansynth_instrument.training.dataset import detect_pitch, read_dataset
 from gansynth_instrument.training.networks import upscale
 from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import SILENT_MAG, Sampler, timbre_latents

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gansynth_instrument.dataset import Dataset, detect_pitch, level_db, read_dataset
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.model import Model, load_model
-from gansynth_instrument.preset_files import find_preset
-from gansynth_instrument.spectral import audio_to_spectrogram, spectrogram_to_audio
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.model.runtime import Model, load_model
+from gansynth_instrument.model.spectral import audio_to_spectrogram, spectrogram_to_audio
+from gansynth_instrument.presets.preset_files import find_preset
+from gansynth_instrument.training.dataset import Dataset, detect_pitch, level_db, read_dataset
 from gansynth_instrument.training.timbre_presets import SOUNDFONT_NAME, preset_name
 
 DB_PER_NEPER_POWER = 10.0 / np.log(10.0)  # ln power → dB

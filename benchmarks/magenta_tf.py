@@ -27,10 +27,10 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN / CPU-feature banners in the table
 import tensorflow as tf
-from gansynth_export.checkpoint import Checkpoint, read_checkpoint
-from gansynth_export.graph import he_scale, lod_weights, weight_name
 
-from gansynth_instrument.spectral import mel_to_linear_matrix
+from gansynth_instrument.export.checkpoint import Checkpoint, read_checkpoint
+from gansynth_instrument.export.graph import he_scale, lod_weights, weight_name
+from gansynth_instrument.model.spectral import mel_to_linear_matrix
 
 GRAPH_BATCH = 8  # batch_size_schedule of the released models: generate_samples_from_z pads to it
 N_FFT, HOP, CROP = 2048, 512, 3072

@@ -58,11 +58,11 @@ sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI 
 
 from jackrig import JackServer, silent_client_xruns, stolen_s  # noqa: E402
 
-from gansynth_instrument.live import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
-from gansynth_instrument.midi import CLIENT_NAME  # noqa: E402
-from gansynth_instrument.model import load_model  # noqa: E402
-from gansynth_instrument.preset_files import find_bank  # noqa: E402
-from gansynth_instrument.timbre import Timbre  # noqa: E402
+from gansynth_instrument.live.midi import CLIENT_NAME  # noqa: E402
+from gansynth_instrument.live.player import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
+from gansynth_instrument.model.runtime import load_model  # noqa: E402
+from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
+from gansynth_instrument.presets.preset_files import find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128

@@ -25,29 +25,29 @@ __version__ = "0.1.0"
 
 # name → the module that defines it
 _EXPORTS = {
-    "Bank": "presets",
-    "Engine": "engine",
+    "Bank": "presets.preset",
+    "Engine": "live.engine",
     "GansynthError": "errors",
-    "Instrument": "instrument",
-    "Mixer": "mixer",
-    "Model": "model",
-    "ModelInfo": "metadata",
-    "Note": "note",
-    "NoteCache": "cache",
-    "Player": "live",
-    "Preset": "presets",
-    "Priority": "cache",
-    "Timbre": "timbre",
-    "Voices": "voices",
-    "assemble": "instrument",
-    "find_bank": "preset_files",
-    "find_preset": "preset_files",
-    "load_model": "model",
-    "morph_steps": "timbre",
-    "random_latent": "latent",
-    "read_midi": "midi_file",
-    "render_midi_engine": "offline",
-    "slerp": "latent",
+    "Instrument": "live.instrument",
+    "Mixer": "live.mixer",
+    "Model": "model.runtime",
+    "ModelInfo": "model.metadata",
+    "Note": "notes.note",
+    "NoteCache": "notes.cache",
+    "Player": "live.player",
+    "Preset": "presets.preset",
+    "Priority": "notes.cache",
+    "Timbre": "notes.timbre",
+    "Voices": "live.voices",
+    "assemble": "live.instrument",
+    "find_bank": "presets.preset_files",
+    "find_preset": "presets.preset_files",
+    "load_model": "model.runtime",
+    "morph_steps": "notes.timbre",
+    "random_latent": "model.latent",
+    "read_midi": "offline.midi_file",
+    "render_midi_engine": "offline.render",
+    "slerp": "model.latent",
 }
 __all__ = [
     "Bank",
@@ -77,22 +77,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from gansynth_instrument.cache import NoteCache, Priority
-    from gansynth_instrument.engine import Engine
     from gansynth_instrument.errors import GansynthError
-    from gansynth_instrument.instrument import Instrument, assemble
-    from gansynth_instrument.latent import random_latent, slerp
-    from gansynth_instrument.live import Player
-    from gansynth_instrument.metadata import ModelInfo
-    from gansynth_instrument.midi_file import read_midi
-    from gansynth_instrument.mixer import Mixer
-    from gansynth_instrument.model import Model, load_model
-    from gansynth_instrument.note import Note
-    from gansynth_instrument.offline import render_midi_engine
-    from gansynth_instrument.preset_files import find_bank, find_preset
-    from gansynth_instrument.presets import Bank, Preset
-    from gansynth_instrument.timbre import Timbre, morph_steps
-    from gansynth_instrument.voices import Voices
+    from gansynth_instrument.live.engine import Engine
+    from gansynth_instrument.live.instrument import Instrument, assemble
+    from gansynth_instrument.live.mixer import Mixer
+    from gansynth_instrument.live.player import Player
+    from gansynth_instrument.live.voices import Voices
+    from gansynth_instrument.model.latent import random_latent, slerp
+    from gansynth_instrument.model.metadata import ModelInfo
+    from gansynth_instrument.model.runtime import Model, load_model
+    from gansynth_instrument.notes.cache import NoteCache, Priority
+    from gansynth_instrument.notes.note import Note
+    from gansynth_instrument.notes.timbre import Timbre, morph_steps
+    from gansynth_instrument.offline.midi_file import read_midi
+    from gansynth_instrument.offline.render import render_midi_engine
+    from gansynth_instrument.presets.preset import Bank, Preset
+    from gansynth_instrument.presets.preset_files import find_bank, find_preset
 
 
 def __getattr__(name: str) -> Any:

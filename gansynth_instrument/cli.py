@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.interrupts import import_whole
-from gansynth_instrument.osc_addresses import OSC_ADDRESSES
+from gansynth_instrument.surfaces.osc_addresses import OSC_ADDRESSES
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from gansynth_export.bundle import DTYPES, TABLE_MAGIC
 
 from gansynth_instrument.checksum import masked_crc32c
+from gansynth_instrument.export.bundle import DTYPES, TABLE_MAGIC
 
 DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
 

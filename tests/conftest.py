@@ -10,7 +10,7 @@ import pytest
 from generate_spy import GenerateSpy
 from jackrig import JackServer, RigError
 
-from gansynth_instrument.model import Model, load_model
+from gansynth_instrument.model.runtime import Model, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,8 +58,8 @@ def serve_jack(period_frames: int) -> Iterator[JackServer]:
 
 
 def _export_tiny(tmp_path_factory: pytest.TempPathFactory, stage_dir: Path) -> Path:
-    from gansynth_export.checkpoint import read_checkpoint
-    from gansynth_export.onnx_model import export_model
+    from gansynth_instrument.export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.onnx_model import export_model
 
     out = tmp_path_factory.mktemp("tiny_model") / f"magenta-tiny-{stage_dir.name}.onnx"
     export_model(read_checkpoint(stage_dir), out)
@@ -68,7 +68,7 @@ def _export_tiny(tmp_path_factory: pytest.TempPathFactory, stage_dir: Path) -> P
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path) -> Path:
-    """magenta-tiny's stage_00012 (progress 6) exported to ONNX by gansynth_export."""
+    """magenta-tiny's stage_00012 (progress 6) exported to ONNX by gansynth_instrument.export."""
     return _export_tiny(tmp_path_factory, magenta_tiny / "stage_00012")
 
 

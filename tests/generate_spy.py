@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from gansynth_instrument.model import Model
+from gansynth_instrument.model.runtime import Model
 
 
 class GenerateSpy:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gansynth_instrument.midi_file import read_midi
+from gansynth_instrument.offline.midi_file import read_midi
 
 FRAME_S = 0.01
 MAX_LAG_S = 0.05

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gansynth_instrument.cli import build_parser
-from gansynth_instrument.osc_addresses import OSC_ADDRESSES
+from gansynth_instrument.surfaces.osc_addresses import OSC_ADDRESSES
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

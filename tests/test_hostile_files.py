@@ -3,8 +3,8 @@
 Crafted files (alias bombs, deep nesting, oversize, absurd MIDI timing) must fail with one clear
 line, quickly; fuzzed files (bytes of real files mutated by hypothesis) must either load as valid
 data or raise the boundary's own error, never crash or hang. Checkpoint indexes are fuzzed in
-test_export_bundle.py, a checkpoint's experiment.json here. Runs are bounded (``max_examples``)
-and each example has a deadline, so a hang fails the test instead of stalling CI.
+tests/export/test_export_bundle.py, a checkpoint's experiment.json here. Runs are bounded
+(``max_examples``) and each example has a deadline, so a hang fails the test instead of stalling CI.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 
 from gansynth_instrument import cli
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
-from gansynth_instrument.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
-from gansynth_instrument.preset_files import (
+from gansynth_instrument.offline.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
+from gansynth_instrument.presets.preset import Bank, Preset
+from gansynth_instrument.presets.preset_files import (
     find_bank,
     load_bank_file,
     load_preset_file,
     shipped_presets_dir,
 )
-from gansynth_instrument.preset_yaml import MAX_FILE_BYTES
-from gansynth_instrument.presets import Bank, Preset
+from gansynth_instrument.presets.preset_yaml import MAX_FILE_BYTES
 
 FUZZ = settings(
     max_examples=120,
@@ -256,7 +256,7 @@ def checkpoint_copy(tmp_path_factory: pytest.TempPathFactory, magenta_tiny: Path
 
 
 def test_deeply_nested_experiment_json_is_one_line(checkpoint_copy: Path) -> None:
-    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.checkpoint import read_checkpoint
 
     flags = checkpoint_copy / "experiment.json"
     original = flags.read_bytes()
@@ -273,7 +273,7 @@ def test_deeply_nested_experiment_json_is_one_line(checkpoint_copy: Path) -> Non
 def test_mutated_experiment_json_reads_or_raises_checkpoint_error(
     checkpoint_copy: Path, data: st.DataObject
 ) -> None:
-    from gansynth_export.checkpoint import read_checkpoint
+    from gansynth_instrument.export.checkpoint import read_checkpoint
 
     flags = checkpoint_copy / "experiment.json"
     original = flags.read_bytes()

@@ -1,5 +1,5 @@
-"""The package's layout as docs/design.md draws it: imports go one way, and the audio process
-loads only the mixer side.
+"""The package's layout as docs/design.md draws it: imports go one way (no cycle, and between
+folders only downwards in ``LAYERS``), and the audio process loads only the mixer side.
 
 The import graph is read from the source with ``ast`` (every import, also those inside functions
 and ``if TYPE_CHECKING:`` blocks), so a cycle is found whether or not a test happens to import
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = {"gansynth_instrument": REPO / "gansynth_instrument", "gansynth_export": REPO / "export"}
+PACKAGES = {"gansynth_instrument": REPO / "gansynth_instrument"}
 
 
 def module_files() -> dict[str, Path]:
@@ -82,12 +82,99 @@ def test_the_graph_reader_finds_a_cycle_and_what_imports_what() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     graph = import_graph()
-    assert "gansynth_instrument.cache" in graph["gansynth_instrument.engine"]
-    assert "gansynth_instrument.mixer" in graph["gansynth_instrument.audio_process"]
+    assert "gansynth_instrument.notes.cache" in graph["gansynth_instrument.live.engine"]
+    assert "gansynth_instrument.live.mixer" in graph["gansynth_instrument.live.audio_process"]
 
 
 def test_imports_go_one_way() -> None:
     assert find_cycle(import_graph()) is None
+
+
+# The folders, lowest first: a module may import from its own folder and the ones before it.
+# "core" is the package's top-level helpers (errors, fileio, midi_spec, ...); "entry" is cli.py
+# and __main__.py; export/ (checkpoint → ONNX) builds on the model's contract and is used by the
+# trainer and the export command only.
+LAYERS = [
+    "core",
+    "model",
+    "export",
+    "notes",
+    "presets",
+    "live",
+    "offline",
+    "surfaces",
+    "training",
+    "commands",
+    "entry",
+]
+ENTRY = {"gansynth_instrument.cli", "gansynth_instrument.__main__"}
+
+
+def layer(module: str) -> str:
+    """The folder of ``LAYERS`` a module belongs to."""
+    package, _, rest = module.partition(".")
+    if module in ENTRY:
+        return "entry"
+    folder = rest.partition(".")[0]
+    return folder if (PACKAGES[package] / folder).is_dir() else "core"
+
+
+def wrong_way(graph: dict[str, set[str]]) -> list[str]:
+    """Each import from a folder to one above it in ``LAYERS``, as 'importer -> imported'."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    return sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name not in PACKAGES
+        for target in targets
+        if rank[layer(name)] < rank[layer(target)]
+    )
+
+
+def test_the_direction_reader_finds_an_import_upwards() -> None:
+    engine, cache = "gansynth_instrument.live.engine", "gansynth_instrument.notes.cache"
+    assert [layer(m) for m in (engine, cache, "gansynth_instrument.errors")] == [
+        "live",
+        "notes",
+        "core",
+    ]
+    assert wrong_way({engine: {cache}, cache: set()}) == []
+    assert wrong_way({engine: set(), cache: {engine}}) == [f"{cache} -> {engine}"]
+
+
+def test_every_folder_has_its_place_in_the_layers() -> None:
+    folders = {path.name for path in PACKAGES["gansynth_instrument"].iterdir()}
+    folders = {
+        name
+        for name in folders
+        if (PACKAGES["gansynth_instrument"] / name / "__init__.py").is_file()
+    }
+    assert folders <= set(LAYERS), folders - set(LAYERS)
+
+
+def test_imports_between_folders_go_down_the_layers() -> None:
+    assert wrong_way(import_graph()) == []
+
+
+def test_the_exporter_and_the_instrument_meet_at_one_level() -> None:
+    """export/ imports only the core and model/ (the ONNX contract it writes); only the trainer
+    and the commands import export/."""
+    graph = import_graph()
+    for name, targets in graph.items():
+        for target in targets:
+            if layer(name) == "export" and layer(target) != "export":
+                assert layer(target) in {"core", "model"}, f"{name} -> {target}"
+            if layer(target) == "export" and layer(name) != "export":
+                assert layer(name) in {"training", "commands"}, f"{name} -> {target}"
+
+
+def test_the_folders_packages_import_nothing() -> None:
+    """Importing one module of a folder (the audio child's mixer) loads no other module with it."""
+    graph = import_graph()
+    for folder in LAYERS:
+        init = f"gansynth_instrument.{folder}"
+        if init in graph and folder != "commands":  # commands/ holds the commands' shared helpers
+            assert graph[init] == set(), init
 
 
 def modules_loaded(code: str) -> set[str]:
@@ -110,20 +197,24 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_audio_process_loads_neither_the_cache_nor_its_libraries() -> None:
     """What the spawned audio child can import (lazy imports included), and what it does import:
     the console script's module, then audio_process."""
-    child = reachable(import_graph(), "gansynth_instrument.audio_process")
-    assert "gansynth_instrument.mixer" in child
-    control_side = {"cache", "disk_store", "note_workers", "make", "voices", "engine", "model"}
-    control_side |= {"note_supply", "controllers", "engine_report", "planning", "drum_hits"}
-    control_side |= {"timbre_lines", "channel_timbres"}
-    control_side |= {"ui_server", "ui_surface"}  # the browser surface lives in the player
-    assert child & {f"gansynth_instrument.{name}" for name in control_side} == set()
-    loaded = modules_loaded("import gansynth_instrument.cli, gansynth_instrument.audio_process")
-    assert "gansynth_instrument.mixer" in loaded
+    child = reachable(import_graph(), "gansynth_instrument.live.audio_process")
+    assert "gansynth_instrument.live.mixer" in child
+    mixer_side = {"audio", "audio_process", "command_sender", "compiled_mixer", "mixer", "protocol"}
+    # what a note is (its samples, its level; levels names Timbre for its types only)
+    notes = {"notes.note", "notes.levels", "notes.timbre", "model.latent"}
+    allowed = {f"gansynth_instrument.live.{name}" for name in mixer_side}
+    allowed |= {f"gansynth_instrument.{name}" for name in notes} | {"gansynth_instrument.live"}
+    outside = {name for name in child - allowed if layer(name) != "core"}
+    assert outside == set(), outside
+    loaded = modules_loaded(
+        "import gansynth_instrument.cli, gansynth_instrument.live.audio_process"
+    )
+    assert "gansynth_instrument.live.mixer" in loaded
     heavy = {
-        "gansynth_instrument.cache",
-        "gansynth_instrument.voices",
-        "gansynth_instrument.engine",
-        "gansynth_instrument.model",
+        "gansynth_instrument.notes.cache",
+        "gansynth_instrument.live.voices",
+        "gansynth_instrument.live.engine",
+        "gansynth_instrument.model.runtime",
         "soxr",
         "tqdm",
         "platformdirs",
@@ -143,7 +234,7 @@ def test_the_public_api_is_what_the_package_docstring_promises() -> None:
     for name in gansynth_instrument.__all__:
         assert name in gansynth_instrument.__doc__ or name == "__version__", name
         assert getattr(gansynth_instrument, name) is not None
-    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model"
+    assert gansynth_instrument.load_model.__module__ == "gansynth_instrument.model.runtime"
 
 
 def test_the_command_line_imports_nothing_heavy_before_a_command_runs() -> None:

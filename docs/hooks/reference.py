@@ -74,7 +74,7 @@ def api_markdown() -> str:
 
 
 def osc_markdown() -> str:
-    from gansynth_instrument.osc_addresses import OSC_ADDRESSES
+    from gansynth_instrument.surfaces.osc_addresses import OSC_ADDRESSES
 
     lines = ["| address | arguments | does |", "|---|---|---|"]
     lines += [f"| `{a.address}` | {a.arguments} | {a.does} |" for a in OSC_ADDRESSES]

@@ -10,16 +10,16 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gansynth_instrument.metadata import ModelInfo
-    from gansynth_instrument.model import Model
-    from gansynth_instrument.presets import Bank, Kit, Preset
+    from gansynth_instrument.model.metadata import ModelInfo
+    from gansynth_instrument.model.runtime import Model
+    from gansynth_instrument.presets.preset import Bank, Kit, Preset
 
 
 def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
     """The metadata of the model ``--model`` names (else ``$GANSYNTH_MODEL``, else the bundled
     one), read without starting a backend: what presets and banks are checked against (its own
     timbres, the model presets are made for) before the model loads."""
-    from gansynth_instrument.model import model_path, read_info
+    from gansynth_instrument.model.runtime import model_path, read_info
 
     return read_info(model_path(args.model))
 
@@ -28,7 +28,7 @@ def load_model_from_args(args: argparse.Namespace) -> Model:
     """The model the shared model options name (``cli.add_model_options``): ``--model`` (else
     ``$GANSYNTH_MODEL``, else the bundled model) on ``--backend`` with ``--threads`` and
     ``--precision``. Imports onnxruntime: call it once the other arguments are checked."""
-    from gansynth_instrument.model import load_model, model_path
+    from gansynth_instrument.model.runtime import load_model, model_path
 
     return load_model(
         model_path(args.model), backend=args.backend, threads=args.threads, precision=args.precision
@@ -45,7 +45,7 @@ def drums_from_args(
     from dataclasses import replace
 
     from gansynth_instrument.errors import PresetError
-    from gansynth_instrument.preset_files import DEFAULT_KIT, find_kit_or_preset
+    from gansynth_instrument.presets.preset_files import DEFAULT_KIT, find_kit_or_preset
 
     if args.no_drums:
         return None, replace(bank, drums=None, kit=None) if bank is not None else None

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gansynth_instrument import bake
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.levels import velocity_exponent
-from gansynth_instrument.preset_files import find_bank, find_preset
+from gansynth_instrument.notes.levels import velocity_exponent
+from gansynth_instrument.offline import bake
+from gansynth_instrument.presets.preset_files import find_bank, find_preset
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,18 +7,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gansynth_instrument.cache import (
+from gansynth_instrument.commands import load_model_from_args, model_info_from_args
+from gansynth_instrument.errors import CacheError
+from gansynth_instrument.model.latent import random_latent
+from gansynth_instrument.notes.cache import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_MEMORY_BYTES,
     mib_to_bytes,
     warm,
 )
-from gansynth_instrument.commands import load_model_from_args, model_info_from_args
-from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR, DEFAULT_MAX_DISK_BYTES, DiskStore
-from gansynth_instrument.errors import CacheError
-from gansynth_instrument.latent import random_latent
-from gansynth_instrument.preset_files import bank_preset, find_bank, find_preset
-from gansynth_instrument.timbre import Timbre, morph_steps
+from gansynth_instrument.notes.disk_store import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MAX_DISK_BYTES,
+    DiskStore,
+)
+from gansynth_instrument.notes.timbre import Timbre, morph_steps
+from gansynth_instrument.presets.preset_files import bank_preset, find_bank, find_preset
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.dataset import (
+from gansynth_instrument.errors import DatasetError
+from gansynth_instrument.training.dataset import (
     META_JSON,
     SAMPLE_RATE,
     TFRECORD,
@@ -15,7 +16,6 @@ from gansynth_instrument.dataset import (
     read_note_files,
     write_dataset,
 )
-from gansynth_instrument.errors import DatasetError
 
 
 def _range(text: str) -> tuple[int, int]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from gansynth_instrument.audio import NO_OUTPUT_HINT, list_outputs
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.midi import list_inputs
+from gansynth_instrument.live.audio import NO_OUTPUT_HINT, list_outputs
+from gansynth_instrument.live.midi import list_inputs
 
 
 def run(args: argparse.Namespace) -> int:

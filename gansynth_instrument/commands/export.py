@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gansynth_export.checkpoint import read_checkpoint
-from gansynth_export.onnx_model import check_output, export_model, random_checkpoint
 from tqdm import tqdm
 
 from gansynth_instrument.errors import CheckpointError
-from gansynth_instrument.metadata import FAMILY_PATTERN
+from gansynth_instrument.export.checkpoint import read_checkpoint
+from gansynth_instrument.export.onnx_model import check_output, export_model, random_checkpoint
+from gansynth_instrument.model.metadata import FAMILY_PATTERN
 from gansynth_instrument.training.timbre_presets import model_timbres
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
-from gansynth_instrument.offline import generate_notes
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.offline.render import generate_notes
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gansynth_instrument.commands import load_model_from_args
-from gansynth_instrument.levels import master_gain
-from gansynth_instrument.offline import Hallucination, check_output_file, hallucinate
+from gansynth_instrument.notes.levels import master_gain
+from gansynth_instrument.offline.render import Hallucination, check_output_file, hallucinate
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,10 +7,10 @@ import argparse
 import os
 from pathlib import Path
 
-from gansynth_instrument.compiled_mixer import mixer_in_use
-from gansynth_instrument.knob_qualities import knob_summary
-from gansynth_instrument.metadata import format_pitches
-from gansynth_instrument.model import MODEL_ENV, available_backends, model_path, read_info
+from gansynth_instrument.live.compiled_mixer import mixer_in_use
+from gansynth_instrument.model.knob_qualities import knob_summary
+from gansynth_instrument.model.metadata import format_pitches
+from gansynth_instrument.model.runtime import MODEL_ENV, available_backends, model_path, read_info
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _knobs_text(digest: str, latent_size: int) -> str:
     """What each timbre knob's + side does, as measured when the knobs were found."""
-    from gansynth_instrument.ganspace import cached_knobs  # onnx: only for this line
+    from gansynth_instrument.presets.ganspace import cached_knobs  # onnx: only for this line
 
     knobs = cached_knobs(digest, latent_size)
     if knobs is None:

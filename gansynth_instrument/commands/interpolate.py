@@ -7,9 +7,9 @@ import argparse
 
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.levels import master_gain
-from gansynth_instrument.offline import interpolate, interpolate_grid
-from gansynth_instrument.preset_files import find_preset
+from gansynth_instrument.notes.levels import master_gain
+from gansynth_instrument.offline.render import interpolate, interpolate_grid
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:

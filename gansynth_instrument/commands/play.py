@@ -16,25 +16,35 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gansynth_instrument.audio import STALL_S, check_block_frames, check_block_range, find_output
-from gansynth_instrument.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
-from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
     drums_from_args,
     load_model_from_args,
     model_info_from_args,
 )
-from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.errors import DeviceError, GansynthError
-from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
-from gansynth_instrument.keyboard import TypingKeyboard
-from gansynth_instrument.knob_qualities import knob_summary
-from gansynth_instrument.knobs import KNOB_CCS
-from gansynth_instrument.levels import master_gain, velocity_exponent
-from gansynth_instrument.live import DEFAULT_RENDERER, LiveStatus, Player, live_render_threads
-from gansynth_instrument.midi import DEFAULT_VIRTUAL_PORT
+from gansynth_instrument.live.audio import (
+    STALL_S,
+    check_block_frames,
+    check_block_range,
+    find_output,
+)
+from gansynth_instrument.live.channels import parse_channels
+from gansynth_instrument.live.midi import DEFAULT_VIRTUAL_PORT
+from gansynth_instrument.live.player import (
+    DEFAULT_RENDERER,
+    LiveStatus,
+    Player,
+    live_render_threads,
+)
 from gansynth_instrument.midi_spec import note_off
-from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
+from gansynth_instrument.model.knob_qualities import knob_summary
+from gansynth_instrument.notes.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
+from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.notes.levels import master_gain, velocity_exponent
+from gansynth_instrument.presets.ganspace import KNOB_COUNT, knob_directions
+from gansynth_instrument.presets.knobs import KNOB_CCS
+from gansynth_instrument.presets.preset_files import find_bank, find_kit_or_preset
+from gansynth_instrument.surfaces.keyboard import TypingKeyboard
 
 STATUS_PERIOD_S = 0.25
 SHORT_NAME = 12  # the status line shortens a preset name to this before it drops voices or xruns
@@ -198,8 +208,8 @@ def _check_server(
 @contextlib.contextmanager
 def serve_ui(player: Player, host: str, port: int, browser: bool) -> Iterator[None]:
     """The browser control surface for the session (``ui_server``); its URL is printed."""
-    from gansynth_instrument.ui_server import UiServer
-    from gansynth_instrument.ui_surface import Surface
+    from gansynth_instrument.surfaces.ui_server import UiServer
+    from gansynth_instrument.surfaces.ui_surface import Surface
 
     with UiServer(Surface(player), host=host, port=port) as server:
         print(f"ui      {server.url}", flush=True)
@@ -213,8 +223,8 @@ def serve_ui(player: Player, host: str, port: int, browser: bool) -> Iterator[No
 @contextlib.contextmanager
 def serve_osc(player: Player, host: str, port: int) -> Iterator[None]:
     """The OSC controls for the session (``osc_server``); the address is printed."""
-    from gansynth_instrument.osc_server import OscServer
-    from gansynth_instrument.ui_surface import Surface
+    from gansynth_instrument.surfaces.osc_server import OscServer
+    from gansynth_instrument.surfaces.ui_surface import Surface
 
     with OscServer(Surface(player), host=host, port=port) as server:
         print(f"osc     {server.host}:{server.port} (udp)", flush=True)

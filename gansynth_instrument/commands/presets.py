@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from gansynth_instrument.errors import ModelError, PresetError
-from gansynth_instrument.knob_qualities import describe_knob
-from gansynth_instrument.knobs import describe, parse_knobs
-from gansynth_instrument.metadata import ModelInfo
-from gansynth_instrument.preset_files import (
+from gansynth_instrument.model.knob_qualities import describe_knob
+from gansynth_instrument.model.metadata import ModelInfo
+from gansynth_instrument.presets.knobs import describe, parse_knobs
+from gansynth_instrument.presets.preset import Bank, Preset
+from gansynth_instrument.presets.preset_files import (
     create_preset,
     delete_preset,
     find_bank,
@@ -26,7 +27,6 @@ from gansynth_instrument.preset_files import (
     shipped_presets_dir,
     user_presets_dir,
 )
-from gansynth_instrument.presets import Bank, Preset
 
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
 
@@ -79,7 +79,7 @@ def _model_info(args: argparse.Namespace) -> ModelInfo | None:
     """The model whose own timbres join the presets and that presets are checked against:
     ``--model``, else ``$GANSYNTH_MODEL``, else the bundled one; None when there is none at all
     (an install without the bundled model: the preset files alone)."""
-    from gansynth_instrument.model import model_path, read_info
+    from gansynth_instrument.model.runtime import model_path, read_info
 
     try:
         path = model_path(args.model)
@@ -95,7 +95,7 @@ def _knob_move(
     size, a line per turned knob saying what it did, as measured on the model: "knob 2 +2.5:
     brighter"). The specs and the source preset are checked before the model loads."""
     from gansynth_instrument.commands import load_model_from_args
-    from gansynth_instrument.ganspace import KNOB_COUNT, knob_directions
+    from gansynth_instrument.presets.ganspace import KNOB_COUNT, knob_directions
 
     offsets = parse_knobs(args.knob, KNOB_COUNT)
     find_preset(args.from_preset, model=_model_info(args))

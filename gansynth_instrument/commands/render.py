@@ -7,29 +7,29 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gansynth_instrument.audio_files import output_format
-from gansynth_instrument.channels import parse_channels
 from gansynth_instrument.commands import (
     drums_from_args,
     load_model_from_args,
     model_info_from_args,
 )
-from gansynth_instrument.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.ganspace import knob_directions
-from gansynth_instrument.knobs import KNOB_CCS, turns_knobs
-from gansynth_instrument.levels import master_gain, velocity_exponent
-from gansynth_instrument.loudness import DEFAULT_TARGET_LUFS, check_target
-from gansynth_instrument.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
-from gansynth_instrument.midi_file import read_midi
-from gansynth_instrument.mpe import MpeSettings
-from gansynth_instrument.offline import (
+from gansynth_instrument.live.channels import parse_channels
+from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.notes.levels import master_gain, velocity_exponent
+from gansynth_instrument.offline.audio_files import output_format
+from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS, check_target
+from gansynth_instrument.offline.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
+from gansynth_instrument.offline.midi_file import read_midi
+from gansynth_instrument.offline.render import (
     DEFAULT_BANK,
     EngineRender,
     channel_lines,
     check_output_file,
     render_midi_engine,
 )
-from gansynth_instrument.preset_files import find_bank, find_kit_or_preset
+from gansynth_instrument.presets.ganspace import knob_directions
+from gansynth_instrument.presets.knobs import KNOB_CCS, turns_knobs
+from gansynth_instrument.presets.mpe import MpeSettings
+from gansynth_instrument.presets.preset_files import find_bank, find_kit_or_preset
 
 
 def run(args: argparse.Namespace) -> int:

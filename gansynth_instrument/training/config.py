@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gansynth_export.checkpoint import MEL_PROG_HIRES, magenta_progress, stage_lengths
-from gansynth_export.graph import GeneratorConfig
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.metadata import MAG_NORMALIZER, P_NORMALIZER
+from gansynth_instrument.export.checkpoint import MEL_PROG_HIRES, magenta_progress, stage_lengths
+from gansynth_instrument.export.graph import GeneratorConfig
+from gansynth_instrument.model.metadata import MAG_NORMALIZER, P_NORMALIZER
 from gansynth_instrument.training.networks import filters_for
 
 # Magenta's mel_prog_hires + the set_flags values it relies on (experiment.json keys).

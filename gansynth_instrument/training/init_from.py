@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from gansynth_export.checkpoint import read_checkpoint
-from gansynth_export.graph import (
+
+from gansynth_instrument.errors import GansynthError, TrainingError
+from gansynth_instrument.export.checkpoint import read_checkpoint
+from gansynth_instrument.export.graph import (
     GeneratorConfig,
     check_weights,
     lod_weights,
     stored_weights,
     weight_name,
 )
-
-from gansynth_instrument.errors import GansynthError, TrainingError
-from gansynth_instrument.metadata import ModelInfo
+from gansynth_instrument.model.metadata import ModelInfo
 from gansynth_instrument.training.networks import Generator
 from gansynth_instrument.training.run_state import STATE_PT
 

@@ -8,7 +8,7 @@ downscaling, a minibatch-stddev channel, a WGAN logit and the auxiliary pitch cl
 
 Kernels are stored HWIO, exactly the array Magenta keeps under
 ``progressive_gan_generator/progressive_gan_block_{b}/{conv0,conv1,to_rgb}/conv2d/kernel``, so
-``Generator.magenta_weights()`` is what ``gansynth_export.graph.build_generator`` takes.
+``Generator.magenta_weights()`` is what ``gansynth_instrument.export.graph.build_generator`` takes.
 
 Every block exists from the start (Magenta adds them stage by stage); a block the current stage
 does not reach gets no gradient, so it stays at its initial values until its stage comes, as in
@@ -23,8 +23,9 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gansynth_export.graph import GeneratorConfig, he_scale, lod_weights, weight_name
 from torch import nn
+
+from gansynth_instrument.export.graph import GeneratorConfig, he_scale, lod_weights, weight_name
 
 LEAKY_SLOPE = 0.2
 PIXEL_NORM_EPS = 1e-8

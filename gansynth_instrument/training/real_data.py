@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gansynth_export.graph import GeneratorConfig, lod_weights
 from tqdm import tqdm
 
-from gansynth_instrument import spectral
-from gansynth_instrument.dataset import SAMPLE_RATE, Dataset
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.export.graph import GeneratorConfig, lod_weights
 from gansynth_instrument.fileio import atomic_path
+from gansynth_instrument.model import spectral
 from gansynth_instrument.training.config import Schedule
+from gansynth_instrument.training.dataset import SAMPLE_RATE, Dataset
 from gansynth_instrument.training.networks import upscale
 from gansynth_instrument.training.synthesis import loudness_and_brightness
 

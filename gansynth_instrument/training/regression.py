@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gansynth_export.checkpoint import TIMBRES_JSON
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.metadata import Representation
-from gansynth_instrument.spectral import mel_bin_centres_hz
+from gansynth_instrument.export.checkpoint import TIMBRES_JSON
+from gansynth_instrument.model.metadata import Representation
+from gansynth_instrument.model.spectral import mel_bin_centres_hz
 from gansynth_instrument.training.synthesis import (
     first_source,
     loudness_and_brightness,

@@ -10,10 +10,10 @@ import soundfile
 import torch
 import torch.nn.functional as F
 
-from gansynth_instrument import spectral
-from gansynth_instrument.dataset import detect_pitch
 from gansynth_instrument.fileio import atomic_path
+from gansynth_instrument.model import spectral
 from gansynth_instrument.training.config import Schedule
+from gansynth_instrument.training.dataset import detect_pitch
 from gansynth_instrument.training.networks import upscale
 from gansynth_instrument.training.run_state import Run
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from gansynth_export.checkpoint import EMA_SUFFIX, GENERATOR_SCOPE
-from gansynth_export.checkpoint import TRAINED_NPZ as EMA_NPZ
-from gansynth_export.graph import GeneratorConfig
 
 from gansynth_instrument.errors import TrainingError
+from gansynth_instrument.export.checkpoint import EMA_SUFFIX, GENERATOR_SCOPE
+from gansynth_instrument.export.checkpoint import TRAINED_NPZ as EMA_NPZ
+from gansynth_instrument.export.graph import GeneratorConfig
 from gansynth_instrument.fileio import atomic_path
 from gansynth_instrument.training.config import generator_config
 from gansynth_instrument.training.networks import Discriminator, Generator, filters_for

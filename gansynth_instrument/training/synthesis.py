@@ -3,7 +3,7 @@ on the audio (its level, its brightness) reaches the generator's weights.
 
 ``spectral.spectrogram_to_audio`` is the exact, NumPy one the runtime uses; this one leaves out
 Magenta's float32 phase round trip (it only adds multiples of 2π, up to rounding), which keeps it
-differentiable and within rounding of the exact audio (``tests/test_train.py`` holds them
+differentiable and within rounding of the exact audio (``tests/training/test_train.py`` holds them
 together).
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gansynth_instrument.metadata import Representation
-from gansynth_instrument.spectral import MAG2_EPS, sparse_mel_to_linear, synthesis_window
+from gansynth_instrument.model.metadata import Representation
+from gansynth_instrument.model.spectral import MAG2_EPS, sparse_mel_to_linear, synthesis_window
 
 BRIGHT_BAND_HZ = (4000.0, 8000.0)  # issue 16's brightness band
 SILENT_SHARE = 1e-8  # -80 dB: the band share of a note with nothing there

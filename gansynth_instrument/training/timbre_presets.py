@@ -21,12 +21,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from gansynth_export.checkpoint import TIMBRES_JSON
-
+from gansynth_instrument.export.checkpoint import TIMBRES_JSON
 from gansynth_instrument.fileio import write_text_atomic
-from gansynth_instrument.metadata import ModelTimbre
-from gansynth_instrument.preset_files import PRESET_SUFFIX, timbre_preset
-from gansynth_instrument.presets import Preset
+from gansynth_instrument.model.metadata import ModelTimbre
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import PRESET_SUFFIX, timbre_preset
 
 # General MIDI names of the programs the bundled model was trained on (one of each GM family
 # with a pitched FluidR3 instrument; docs/model-card.md).

@@ -36,11 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from gansynth_export.checkpoint import EXPERIMENT_JSON
 from tqdm import tqdm
 
-from gansynth_instrument.dataset import META_JSON, Dataset, read_dataset
 from gansynth_instrument.errors import DatasetError, TrainingError
+from gansynth_instrument.export.checkpoint import EXPERIMENT_JSON
 from gansynth_instrument.fileio import check_writable_dir, write_text_atomic
 from gansynth_instrument.memory import keep_freed_memory
 from gansynth_instrument.training.config import (
@@ -49,6 +48,7 @@ from gansynth_instrument.training.config import (
     parse_hparams,
     schedule_at,
 )
+from gansynth_instrument.training.dataset import META_JSON, Dataset, read_dataset
 from gansynth_instrument.training.init_from import apply_initial, read_initial
 from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import (

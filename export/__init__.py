@@ -1,9 +1,0 @@
-"""gansynth_export: Magenta GANSynth checkpoints → one self-describing ONNX instrument model.
-
-    read_checkpoint(path) -> Checkpoint         checkpoint.py: model/stage dir or zip, EMA weights
-    build_generator(weights, config, progress)  graph.py: onnx.ModelProto, weights by Magenta name
-    export_model(checkpoint, output)            cli.py: build + ModelInfo metadata + atomic write
-    TensorBundle(prefix)                        bundle.py: TF V2 checkpoint reader, no TensorFlow
-
-No TensorFlow is imported anywhere; the runtime (gansynth_instrument) never imports this package.
-"""

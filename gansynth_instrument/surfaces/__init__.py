@@ -1,0 +1,1 @@
+"""Control surfaces: the browser page (``ui/``) and its server, OSC, the computer keyboard."""

@@ -1,0 +1,1 @@
+"""Tests of gansynth_instrument/live/."""

@@ -1,0 +1,1 @@
+"""Tests of the model folder (gansynth_instrument/model/)."""
