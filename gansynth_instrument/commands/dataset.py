@@ -74,9 +74,7 @@ def run(args: argparse.Namespace) -> int | None:
         summary = from_soundfont(
             args.soundfont,
             args.out_dir,
-            programs=_programs(
-                args.programs, _ints(args.velocities, "--velocities", 1, 127)
-            ),
+            programs=_programs(args.programs, _ints(args.velocities, "--velocities", 1, 127)),
             max_detune_cents=None if args.keep_detuned else 50.0,
             **common,
         )
