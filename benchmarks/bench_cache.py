@@ -23,7 +23,8 @@ import numpy as np
 
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import Model, load_model
-from gansynth_instrument.notes.cache import DEFAULT_BATCH_SIZE, NoteCache, Priority
+from gansynth_instrument.notes.cache import DEFAULT_BATCH_SIZE, NoteCache
+from gansynth_instrument.notes.note_queue import Priority
 
 WAIT_S = 3600.0
 

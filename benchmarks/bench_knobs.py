@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.engine import RANDOM_CC
 from gansynth_instrument.live.instrument import assemble
 from gansynth_instrument.live.mixer import Mixer
@@ -55,12 +56,12 @@ from gansynth_instrument.live.player import live_render_threads
 from gansynth_instrument.model.knob_qualities import knob_summary, orient
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import BUNDLED_MODEL, Model, load_model
-from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.bank import Bank
 from gansynth_instrument.presets.explore import save_found
 from gansynth_instrument.presets.ganspace import KNOB_COUNT, KnobDirections, compute_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS, describe
-from gansynth_instrument.presets.preset import Bank
 from gansynth_instrument.presets.preset_files import find_preset
 
 FLOOR_DB = 80.0
@@ -130,7 +131,7 @@ def sweep_clicks(model: Model, knobs: KnobDirections, pitch: int = 60) -> list[t
     rows = []
     for what, cc in (("untouched", None), ("knob 1", KNOB_CCS[0]), ("pad x", 16), ("morph", 1)):
         mixer = Mixer(rate, polyphony=8, channels=1)
-        inst = assemble(model, mixer, bank=bank, knobs=knobs, cache_dir=None)
+        inst = assemble(model, mixer, Sounds(bank=bank), cache=CacheConfig(None), knobs=knobs)
         engine, space = inst.engine, inst.engine.space
         assert space is not None
         # Every timbre the sweep passes is cached before it starts; the knob and the pad move
@@ -172,9 +173,8 @@ def first_note_ms(model: Model, fresh: int) -> tuple[dict[str, list[float]], flo
         model.generate(random_latent(900 + i, model.latent_size)[None], [60])
         floor.append(1e3 * (time.perf_counter() - t0))
     mixer = Mixer(48000, polyphony=16, channels=1)
-    inst = assemble(
-        model, mixer, preset=find_preset("felt-keys"), cache_dir=None, renderer="process"
-    )
+    cache = CacheConfig(None, "process")
+    inst = assemble(model, mixer, Sounds(find_preset("felt-keys")), cache=cache)
     engine = inst.engine
     times: dict[str, list[float]] = {"played last": [], "not played": []}
     with inst.cache as cache:

@@ -70,6 +70,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.signal import correlate
@@ -87,15 +88,23 @@ from jackrig import (  # noqa: E402
 )
 
 from gansynth_instrument.live.audio import StreamStats  # noqa: E402
+from gansynth_instrument.live.config import CacheConfig, Sounds  # noqa: E402
 from gansynth_instrument.live.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.live.mixer import CMD_NOTE_ON  # noqa: E402
-from gansynth_instrument.live.player import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
+from gansynth_instrument.live.player import (  # noqa: E402
+    DEFAULT_RENDERER,
+    PlayConfig,
+    Player,
+    live_render_threads,
+)
 from gansynth_instrument.model.runtime import load_model  # noqa: E402
-from gansynth_instrument.notes.cache import NoteCache, Priority  # noqa: E402
+from gansynth_instrument.notes.cache import NoteCache  # noqa: E402
+from gansynth_instrument.notes.note_queue import Priority  # noqa: E402
 from gansynth_instrument.notes.note_workers import WORKERS  # noqa: E402
 from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
+from gansynth_instrument.presets.bank_files import bank_preset, find_bank  # noqa: E402
+from gansynth_instrument.presets.ganspace import KnobDirections  # noqa: E402
 from gansynth_instrument.presets.preset import Preset  # noqa: E402
-from gansynth_instrument.presets.preset_files import bank_preset, find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -234,12 +243,22 @@ def percent(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def new_player(model, args, cache_dir: Path, **kw) -> tuple[Player, str]:
-    """A player on a virtual MIDI port, and the port's name pattern for ``measure``."""
+def new_player(
+    model,
+    args,
+    cache_dir: Path,
+    sounds: Sounds,
+    *,
+    renderer: str | None = None,
+    knobs: KnobDirections | None = None,
+    **settings: Any,
+) -> tuple[Player, str]:
+    """A player of ``sounds`` on a virtual MIDI port (``settings``: other ``PlayConfig``
+    fields), and the port's name pattern for ``measure``."""
     port = f"bench-{uuid.uuid4().hex[:6]}"
-    kw.setdefault("renderer", args.renderer)
-    player = Player(model, cache_dir=cache_dir, virtual_midi=port, **kw)
-    return player, f"{CLIENT_NAME}.*:{port}"
+    cache = CacheConfig(cache_dir, renderer or args.renderer)
+    config = PlayConfig(cache=cache, virtual_midi=port, **settings)
+    return Player(model, sounds, config, knobs=knobs), f"{CLIENT_NAME}.*:{port}"
 
 
 @contextlib.contextmanager
@@ -304,7 +323,7 @@ def phase_latency(
         model,
         args,
         cache_dir,
-        preset=PROBE,
+        Sounds(PROBE),
         polyphony=args.voices + 8,
         # The stream's timing ring then holds the probe phase only (read right after it).
         timing_blocks=int(probe_s * RATE / BLOCK),
@@ -390,7 +409,7 @@ def phase_knob(model, args, cache_dir: Path) -> dict[str, object]:
         model,
         args,
         cache_dir,
-        bank=find_bank("default", model=model.info),
+        Sounds(bank=find_bank("default", model=model.info)),
         timing_blocks=int(seconds * RATE / BLOCK) + 1,  # the timing ring holds the whole phase
     )
     with player:
@@ -439,7 +458,9 @@ def phase_knob(model, args, cache_dir: Path) -> dict[str, object]:
 
 def phase_switch(model, args, cache_dir: Path) -> list[float]:
     """Program change to a preset with nothing cached → its note for the played pitch is ready."""
-    player, port = new_player(model, args, cache_dir, bank=find_bank("default", model=model.info))
+    player, port = new_player(
+        model, args, cache_dir, Sounds(bank=find_bank("default", model=model.info))
+    )
     out = []
     with player:
         warm(player, player.engine.timbre, [60, 64, 67])
@@ -763,7 +784,7 @@ def instrument_run(
         model,
         args,
         cache_dir,
-        preset=PROBE,
+        Sounds(PROBE),
         block_frames=block,
         timing_blocks=int(seconds * RATE / block) + 64,
         **player_kw,

@@ -48,9 +48,10 @@ from bench_knobs import clicks  # noqa: E402
 from jackrig import JackServer  # noqa: E402
 from live.test_mpe_live import RATE, mpe_player, onset, record, shape, two_notes, warm  # noqa: E402
 
+from gansynth_instrument.live.config import Sounds  # noqa: E402
 from gansynth_instrument.live.player import DEFAULT_RENDERER, Player  # noqa: E402
 from gansynth_instrument.model.runtime import load_model, model_path  # noqa: E402
-from gansynth_instrument.notes.cache import Priority  # noqa: E402
+from gansynth_instrument.notes.note_queue import Priority  # noqa: E402
 from gansynth_instrument.presets.ganspace import knob_directions  # noqa: E402
 
 BEFORE_S, AFTER_S, WINDOW_S = 0.6, 2.1, 0.35  # the test's windows, from each note's onset
@@ -135,7 +136,7 @@ def response(model, notes: Path, takes: int) -> tuple[list[float], float]:
         model,
         args,
         notes,
-        preset=_looping_pad(),
+        Sounds(_looping_pad()),
         knobs=knob_directions(model, cache_dir=notes / "knobs", progress=False),
         sample_rate=RATE,
         mpe="lower",

@@ -59,7 +59,7 @@ from gansynth_instrument.memory import no_huge_pages  # noqa: E402
 from gansynth_instrument.model.runtime import BUNDLED_MODEL, load_model, read_info  # noqa: E402
 from gansynth_instrument.notes.cache import NoteCache  # noqa: E402
 from gansynth_instrument.notes.timbre import Timbre, morph_steps  # noqa: E402
-from gansynth_instrument.presets.preset_files import bank_preset, find_bank  # noqa: E402
+from gansynth_instrument.presets.bank_files import bank_preset, find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128

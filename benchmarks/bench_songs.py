@@ -3,9 +3,10 @@
     python benchmarks/bench_songs.py [SONG.mid ...] [--seconds 100] [--model MODEL.onnx]
         [--cache-dir DIR] [--soundfont SF2] [--no-per-channel] [--json OUT.json]
 
-Each song's first ``--seconds`` is rendered by the instrument (``offline.render_midi_engine``, the
-default bank, default gain staging) and by FluidSynth (pyfluidsynth at its defaults, gain 0.2;
-FluidR3_GM from Debian's fluid-soundfont-gm, else TimGM6mb), both at 48 kHz stereo. Default songs:
+Each song's first ``--seconds`` is rendered by the instrument
+(``render_engine.render_midi_engine``, the default bank, default gain staging) and by FluidSynth
+(pyfluidsynth at its defaults, gain 0.2; FluidR3_GM from Debian's fluid-soundfont-gm, else
+TimGM6mb), both at 48 kHz stereo. Default songs:
 three OpenMSX songs (Debian's openttd-openmsx). Per song, one row for the whole song, one without
 channel 10 (drums) in either render, and one per channel that plays notes, rendered alone:
 
@@ -40,12 +41,18 @@ import soundfile as sf
 from scipy.signal import resample_poly, stft
 
 from gansynth_instrument.live.channels import CHANNELS, DRUM_CHANNEL
+from gansynth_instrument.live.config import CacheConfig, EngineConfig, Sounds
 from gansynth_instrument.model.runtime import Model, load_model, model_path
 from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS
 from gansynth_instrument.offline.midi_file import read_midi
-from gansynth_instrument.offline.render import DEFAULT_BANK, render_midi_engine
-from gansynth_instrument.presets.preset_files import find_bank
+from gansynth_instrument.offline.render_engine import (
+    ENGINE_WAIT_S,
+    RenderConfig,
+    render_midi_engine,
+)
+from gansynth_instrument.presets.bank_files import find_bank
+from gansynth_instrument.presets.preset_files import DEFAULT_BANK
 
 RATE = 48000
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
@@ -234,11 +241,13 @@ def bench_song(
             model,
             song,
             out,
-            bank=bank,
-            channels=channels,
-            sample_rate=RATE,
-            cache_dir=cache_dir,
-            progress=False,
+            Sounds(bank=bank),
+            RenderConfig(
+                EngineConfig(channels=channels, wait_s=ENGINE_WAIT_S),
+                CacheConfig(cache_dir),
+                sample_rate=RATE,
+                progress=False,
+            ),
         )
         ours = sf.read(out, dtype="float32", always_2d=True)[0]
         fs = fluidsynth_render(song, soundfont, channels)
@@ -248,11 +257,13 @@ def bench_song(
         model,
         song,
         target,
-        bank=bank,
-        sample_rate=RATE,
-        cache_dir=cache_dir,
-        progress=False,
-        loudness=DEFAULT_TARGET_LUFS,
+        Sounds(bank=bank),
+        RenderConfig(
+            cache=CacheConfig(cache_dir),
+            sample_rate=RATE,
+            progress=False,
+            loudness=DEFAULT_TARGET_LUFS,
+        ),
     )
     written = sf.read(target, dtype="float32", always_2d=True)[0]
     rendered = {

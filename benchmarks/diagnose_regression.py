@@ -36,8 +36,9 @@ import torch.nn.functional as F
 from gansynth_instrument.model import spectral
 from gansynth_instrument.training import run_state
 from gansynth_instrument.training.config import schedule_at
-from gansynth_instrument.training.dataset import detect_pitch, read_dataset
+from gansynth_instrument.training.dataset import read_dataset
 from gansynth_instrument.training.networks import upscale
+from gansynth_instrument.training.pitch_labels import detect_pitch
 from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import SILENT_MAG, Sampler, timbre_latents
 

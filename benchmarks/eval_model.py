@@ -5,7 +5,7 @@
                                     [--data DATASET [--prefix fluid-]]
 
 Pitch: for ``--latents`` random timbres (``random_latent(seed + i)``), every pitch of the model is
-generated and its fundamental detected (``dataset.detect_pitch``, YIN); the figure is the
+generated and its fundamental detected (``pitch_labels.detect_pitch``, YIN); the figure is the
 fraction within ``--cents`` of the requested pitch (issue 16 asks >= 95 % at 30 cents), with
 the octave errors (detected within half a semitone of a whole number of octaves away) and the
 in-tune fraction at pitches 30-40, where this model family errs most. Then, per pitch with misses:
@@ -39,7 +39,8 @@ from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import Model, load_model
 from gansynth_instrument.model.spectral import audio_to_spectrogram, spectrogram_to_audio
 from gansynth_instrument.presets.preset_files import find_preset
-from gansynth_instrument.training.dataset import Dataset, detect_pitch, level_db, read_dataset
+from gansynth_instrument.training.dataset import Dataset, read_dataset
+from gansynth_instrument.training.pitch_labels import detect_pitch, level_db
 from gansynth_instrument.training.timbre_presets import SOUNDFONT_NAME, preset_name
 
 DB_PER_NEPER_POWER = 10.0 / np.log(10.0)  # ln power → dB

@@ -25,7 +25,7 @@ from midi_writer import write_midi  # noqa: E402
 from onsets import fluidsynth_render  # noqa: E402
 
 from gansynth_instrument.cli import main  # noqa: E402
-from gansynth_instrument.presets.preset import Kit  # noqa: E402
+from gansynth_instrument.presets.kit import Kit  # noqa: E402
 from gansynth_instrument.presets.preset_files import find_kit_or_preset  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")

@@ -58,11 +58,17 @@ sys.path.insert(0, str(REPO / "tests"))  # the live-test rig: JACK server, MIDI 
 
 from jackrig import JackServer, silent_client_xruns, stolen_s  # noqa: E402
 
+from gansynth_instrument.live.config import CacheConfig, Sounds  # noqa: E402
 from gansynth_instrument.live.midi import CLIENT_NAME  # noqa: E402
-from gansynth_instrument.live.player import DEFAULT_RENDERER, Player, live_render_threads  # noqa: E402
+from gansynth_instrument.live.player import (  # noqa: E402
+    DEFAULT_RENDERER,
+    PlayConfig,
+    Player,
+    live_render_threads,
+)
 from gansynth_instrument.model.runtime import load_model  # noqa: E402
 from gansynth_instrument.notes.timbre import Timbre  # noqa: E402
-from gansynth_instrument.presets.preset_files import find_bank  # noqa: E402
+from gansynth_instrument.presets.bank_files import find_bank  # noqa: E402
 
 RATE = 48000
 BLOCK = 128
@@ -408,16 +414,14 @@ def run(
     ):
         silent_s = min(flood_s, SILENT_MAX_S)
         silent_before = silent_client_xruns(silent_s, RATE, BLOCK)
-        player = Player(
-            model,
-            bank=bank,
+        config = PlayConfig(
+            cache=CacheConfig(cache_dir, renderer),
             sample_rate=RATE,
             block_frames=BLOCK,
             virtual_midi=port,
-            cache_dir=cache_dir,
             timing_blocks=blocks,
-            renderer=renderer,
         )
+        player = Player(model, Sounds(bank=bank), config)
         with player:
             for timbre in bank_timbres(player) if preload else [player.engine.timbre]:
                 player.cache.request(timbre.latent, model.pitches)

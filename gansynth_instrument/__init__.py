@@ -10,9 +10,11 @@ so the command line starts fast)::
     Timbre, morph_steps                what the engine plays, and the steps of a morph path
     NoteCache, Priority, Note          finished notes at the output rate, made in the background
     Mixer, Voices, Engine              voices → samples, note-on → voice, MIDI → voice commands
-    assemble, Instrument               cache + voices + engine for a preset or bank, in one call
-    Player                             live play: the instrument, an audio stream, MIDI inputs
+    Sounds, EngineConfig, CacheConfig  what plays; the engine's and the note cache's settings
+    assemble, Instrument               cache + voices + engine for Sounds, in one call
+    Player, PlayConfig                 live play: the instrument, an audio stream, MIDI inputs
     read_midi, render_midi_engine      a MIDI file's events; a MIDI file → stereo file (engine)
+    RenderConfig                       render_midi_engine's settings
     GansynthError                      base of every error a user can cause
 """
 
@@ -25,8 +27,10 @@ __version__ = "0.1.0"
 
 # name → the module that defines it
 _EXPORTS = {
-    "Bank": "presets.preset",
+    "Bank": "presets.bank",
+    "CacheConfig": "live.config",
     "Engine": "live.engine",
+    "EngineConfig": "live.config",
     "GansynthError": "errors",
     "Instrument": "live.instrument",
     "Mixer": "live.mixer",
@@ -34,24 +38,29 @@ _EXPORTS = {
     "ModelInfo": "model.metadata",
     "Note": "notes.note",
     "NoteCache": "notes.cache",
+    "PlayConfig": "live.player",
     "Player": "live.player",
     "Preset": "presets.preset",
-    "Priority": "notes.cache",
+    "Priority": "notes.note_queue",
+    "RenderConfig": "offline.render_engine",
+    "Sounds": "live.config",
     "Timbre": "notes.timbre",
     "Voices": "live.voices",
     "assemble": "live.instrument",
-    "find_bank": "presets.preset_files",
+    "find_bank": "presets.bank_files",
     "find_preset": "presets.preset_files",
     "load_model": "model.runtime",
     "morph_steps": "notes.timbre",
     "random_latent": "model.latent",
     "read_midi": "offline.midi_file",
-    "render_midi_engine": "offline.render",
+    "render_midi_engine": "offline.render_engine",
     "slerp": "model.latent",
 }
 __all__ = [
     "Bank",
+    "CacheConfig",
     "Engine",
+    "EngineConfig",
     "GansynthError",
     "Instrument",
     "Mixer",
@@ -59,9 +68,12 @@ __all__ = [
     "ModelInfo",
     "Note",
     "NoteCache",
+    "PlayConfig",
     "Player",
     "Preset",
     "Priority",
+    "RenderConfig",
+    "Sounds",
     "Timbre",
     "Voices",
     "__version__",
@@ -78,21 +90,25 @@ __all__ = [
 
 if TYPE_CHECKING:
     from gansynth_instrument.errors import GansynthError
+    from gansynth_instrument.live.config import CacheConfig, EngineConfig, Sounds
     from gansynth_instrument.live.engine import Engine
     from gansynth_instrument.live.instrument import Instrument, assemble
     from gansynth_instrument.live.mixer import Mixer
-    from gansynth_instrument.live.player import Player
+    from gansynth_instrument.live.player import PlayConfig, Player
     from gansynth_instrument.live.voices import Voices
     from gansynth_instrument.model.latent import random_latent, slerp
     from gansynth_instrument.model.metadata import ModelInfo
     from gansynth_instrument.model.runtime import Model, load_model
-    from gansynth_instrument.notes.cache import NoteCache, Priority
+    from gansynth_instrument.notes.cache import NoteCache
     from gansynth_instrument.notes.note import Note
+    from gansynth_instrument.notes.note_queue import Priority
     from gansynth_instrument.notes.timbre import Timbre, morph_steps
     from gansynth_instrument.offline.midi_file import read_midi
-    from gansynth_instrument.offline.render import render_midi_engine
-    from gansynth_instrument.presets.preset import Bank, Preset
-    from gansynth_instrument.presets.preset_files import find_bank, find_preset
+    from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
+    from gansynth_instrument.presets.bank import Bank
+    from gansynth_instrument.presets.bank_files import find_bank
+    from gansynth_instrument.presets.preset import Preset
+    from gansynth_instrument.presets.preset_files import find_preset
 
 
 def __getattr__(name: str) -> Any:

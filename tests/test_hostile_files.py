@@ -22,13 +22,10 @@ from hypothesis import strategies as st
 from gansynth_instrument import cli
 from gansynth_instrument.errors import CheckpointError, MidiFileError, PresetError
 from gansynth_instrument.offline.midi_file import MAX_MIDI_DURATION_S, midi_notes, read_midi
-from gansynth_instrument.presets.preset import Bank, Preset
-from gansynth_instrument.presets.preset_files import (
-    find_bank,
-    load_bank_file,
-    load_preset_file,
-    shipped_presets_dir,
-)
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank, load_bank_file
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import load_preset_file, shipped_presets_dir
 from gansynth_instrument.presets.preset_yaml import MAX_FILE_BYTES
 
 FUZZ = settings(

@@ -105,6 +105,7 @@ LAYERS = [
     "surfaces",
     "training",
     "commands",
+    "parsers",
     "entry",
 ]
 ENTRY = {"gansynth_instrument.cli", "gansynth_instrument.__main__"}
@@ -255,3 +256,15 @@ def test_every_command_has_its_module() -> None:
     for name in commands.choices:
         module = importlib.import_module(f"gansynth_instrument.commands.{name}")
         assert callable(module.run), name
+
+
+def test_every_folder_is_installed() -> None:
+    """pyproject lists the packages by hand (presets/ installs under another name), so a new
+    folder left out of that list would be missing from an installed wheel."""
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    root = PACKAGES["gansynth_instrument"]
+    folders = {
+        ".".join(["gansynth_instrument", *init.parent.relative_to(root).parts])
+        for init in root.rglob("__init__.py")
+    }
+    assert [name for name in sorted(folders) if f'"{name}"' not in pyproject] == []

@@ -10,9 +10,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gansynth_instrument.live.config import Sounds
     from gansynth_instrument.model.metadata import ModelInfo
     from gansynth_instrument.model.runtime import Model
-    from gansynth_instrument.presets.preset import Bank, Kit, Preset
+    from gansynth_instrument.presets.bank import Bank
+    from gansynth_instrument.presets.kit import Kit
+    from gansynth_instrument.presets.preset import Preset
 
 
 def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
@@ -25,9 +28,10 @@ def model_info_from_args(args: argparse.Namespace) -> ModelInfo:
 
 
 def load_model_from_args(args: argparse.Namespace) -> Model:
-    """The model the shared model options name (``cli.add_model_options``): ``--model`` (else
-    ``$GANSYNTH_MODEL``, else the bundled model) on ``--backend`` with ``--threads`` and
-    ``--precision``. Imports onnxruntime: call it once the other arguments are checked."""
+    """The model the shared model options name (``parsers.options.add_model_options``):
+    ``--model`` (else ``$GANSYNTH_MODEL``, else the bundled model) on ``--backend`` with
+    ``--threads`` and ``--precision``. Imports onnxruntime: call it once the other arguments are
+    checked."""
     from gansynth_instrument.model.runtime import load_model, model_path
 
     return load_model(
@@ -57,3 +61,24 @@ def drums_from_args(
         return find_kit_or_preset(DEFAULT_KIT, model=info), bank
     except PresetError:
         return None, bank
+
+
+def sounds_from_args(args: argparse.Namespace, info: ModelInfo | None) -> Sounds:
+    """What play and render play: ``--preset`` and/or ``--bank`` (neither: the default bank),
+    and the drums (``drums_from_args``); presets checked against the model ``info`` describes
+    (None: a single preset, read without the model). A bank's notice of the presets it left out
+    is printed on stderr."""
+    import sys
+
+    from gansynth_instrument.live.config import Sounds
+    from gansynth_instrument.presets.bank_files import find_bank
+    from gansynth_instrument.presets.preset_files import DEFAULT_BANK, find_kit_or_preset
+
+    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
+    bank = find_bank(args.bank, model=info) if args.bank else None
+    if preset is None and bank is None:
+        bank = find_bank(DEFAULT_BANK, model=info)
+    drums, bank = drums_from_args(args, info, bank)
+    if bank is not None and bank.notice:
+        print(bank.notice, file=sys.stderr)
+    return Sounds(preset, bank, drums, info.preset_model if info is not None else None)

@@ -10,7 +10,8 @@ from gansynth_instrument.commands import load_model_from_args, model_info_from_a
 from gansynth_instrument.errors import GansynthError
 from gansynth_instrument.notes.levels import velocity_exponent
 from gansynth_instrument.offline import bake
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.bank_files import find_bank
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:

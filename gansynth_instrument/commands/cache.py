@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gansynth_instrument.commands import load_model_from_args, model_info_from_args
 from gansynth_instrument.errors import CacheError
+from gansynth_instrument.live.config import check_sample_rate
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.notes.cache import (
     DEFAULT_BATCH_SIZE,
@@ -22,7 +23,8 @@ from gansynth_instrument.notes.disk_store import (
     DiskStore,
 )
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
-from gansynth_instrument.presets.preset_files import bank_preset, find_bank, find_preset
+from gansynth_instrument.presets.bank_files import bank_preset, find_bank
+from gansynth_instrument.presets.preset_files import find_preset
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             args.presets,
             args.bank,
             args.seed,
-            args.sample_rate,
+            check_sample_rate(args.sample_rate),
             args.cache_dir,
             batch_size=args.batch_size,
             max_disk_mb=args.max_disk_mb,

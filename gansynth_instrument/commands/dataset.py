@@ -6,16 +6,9 @@ from __future__ import annotations
 import argparse
 
 from gansynth_instrument.errors import DatasetError
-from gansynth_instrument.training.dataset import (
-    META_JSON,
-    SAMPLE_RATE,
-    TFRECORD,
-    chop,
-    from_soundfont,
-    pad,
-    read_note_files,
-    write_dataset,
-)
+from gansynth_instrument.training.dataset import META_JSON, SAMPLE_RATE, TFRECORD, write_dataset
+from gansynth_instrument.training.recordings import chop, pad, read_note_files
+from gansynth_instrument.training.soundfont import from_soundfont
 
 
 def _range(text: str) -> tuple[int, int]:

@@ -17,22 +17,19 @@ from typing import Any
 from tqdm import tqdm
 
 from gansynth_instrument.commands import (
-    drums_from_args,
     load_model_from_args,
     model_info_from_args,
+    sounds_from_args,
 )
 from gansynth_instrument.errors import DeviceError, GansynthError
-from gansynth_instrument.live.audio import (
-    STALL_S,
-    check_block_frames,
-    check_block_range,
-    find_output,
-)
+from gansynth_instrument.live.audio import STALL_S, check_block_frames, find_output
 from gansynth_instrument.live.channels import parse_channels
+from gansynth_instrument.live.config import CacheConfig, EngineConfig
 from gansynth_instrument.live.midi import DEFAULT_VIRTUAL_PORT
 from gansynth_instrument.live.player import (
     DEFAULT_RENDERER,
     LiveStatus,
+    PlayConfig,
     Player,
     live_render_threads,
 )
@@ -40,10 +37,9 @@ from gansynth_instrument.midi_spec import note_off
 from gansynth_instrument.model.knob_qualities import knob_summary
 from gansynth_instrument.notes.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
 from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.notes.levels import master_gain, velocity_exponent
-from gansynth_instrument.presets.ganspace import KNOB_COUNT, knob_directions
+from gansynth_instrument.notes.levels import velocity_exponent
+from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS
-from gansynth_instrument.presets.preset_files import find_bank, find_kit_or_preset
 from gansynth_instrument.surfaces.keyboard import TypingKeyboard
 
 STATUS_PERIOD_S = 0.25
@@ -55,48 +51,50 @@ KEY_HOLD_S = 0.4  # a typed note's length: terminals report presses, not release
 PORT_CHECK_MAX_SILENCE_S = 0.05
 
 
+def play_config(args: argparse.Namespace) -> PlayConfig:
+    """Live play's settings from the arguments: each checked once as its config is made, before
+    any file, model or device opens (a one-line error naming the option)."""
+    channels = None if args.channel is None else parse_channels("--channel", args.channel)
+    return PlayConfig(
+        engine=EngineConfig(
+            channels=channels,
+            bend_range_semitones=args.bend_range,
+            velocity_exponent=velocity_exponent(args.velocity_curve),
+        ),
+        cache=CacheConfig(
+            args.cache_dir or DEFAULT_CACHE_DIR,
+            args.renderer or DEFAULT_RENDERER,
+            mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
+        ),
+        sample_rate=args.sample_rate,
+        block_frames=args.blocksize,
+        device=args.device,
+        midi_in=tuple(args.midi_in or ()),
+        virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
+        polyphony=args.polyphony,
+        gain_db=args.gain_db,
+        knobs=not args.no_knobs,
+        learn=args.learn,
+        learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
+        mpe=args.mpe,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Open everything, show the status line until Ctrl-C."""
-    channels = None if args.channel is None else parse_channels("--channel", args.channel)
-    check_block_range(args.blocksize)
-    checks = (
-        (args.polyphony >= 1, "--polyphony must be at least 1", args.polyphony),
-        (0 <= args.bend_range <= 48, "--bend-range must be 0..48 semitones", args.bend_range),
-    )
-    for ok, rule, value in checks:
-        if not ok:
-            raise GansynthError(f"{rule}, got {value}")
-    exponent = velocity_exponent(args.velocity_curve)  # one-line errors: the choices, the range
-    master_gain(args.gain_db)
+    config = play_config(args)
     if args.keys and not sys.stdin.isatty():
         raise GansynthError("--keys needs a terminal to read key presses from")
-    if args.learn_knob is not None and not 1 <= args.learn_knob <= KNOB_COUNT:
-        raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {args.learn_knob}")
-    if args.learn_knob is not None and args.no_knobs:
-        raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
     if args.ui:
         check_ui(args.ui_host, args.ui_port)  # a missing extra is one line before the model loads
     if args.osc is not None:
         check_osc(args.osc_host, args.osc)
     single = args.preset and not args.bank  # known before the model's file is read
-    info = None if args.learn and single else model_info_from_args(args)
-    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
-    bank = find_bank(args.bank, model=info) if args.bank else None
-    if preset is None and bank is None:
-        bank = find_bank("default", model=info)
-    drums, bank = drums_from_args(args, info, bank)
-    if args.learn and (bank is None or not bank.morph_path):
-        what = f"bank '{bank.name}' has no morph path" if bank else "a single preset has no morph"
-        raise GansynthError(
-            f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
-            "(--bank NAME, or no --preset for the default bank)"
-        )
-    assert info is not None
-    if bank is not None and bank.notice:
-        print(bank.notice, file=sys.stderr)
+    sounds = sounds_from_args(args, None if args.learn and single else model_info_from_args(args))
+    config.check_sounds(sounds)
     # No audio output → one line suggesting 'render'; a block size JACK cannot serve → one line
     # with its period; both before the model loads.
-    check_block_frames(find_output(args.device), args.blocksize)
+    check_block_frames(find_output(config.device), config.block_frames)
     if args.threads is None:
         args.threads = live_render_threads()
     # Each step can take seconds (the knobs' first time, 15 s): one bar names the step.
@@ -107,34 +105,13 @@ def run(args: argparse.Namespace) -> int:
         model = load_model_from_args(args)
         starting.update()
         starting.set_description_str("timbre knobs")
-        cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
-        knobs = None if args.no_knobs else knob_directions(model, cache_dir=cache_dir / "knobs")
+        knobs = None
+        if config.knobs:
+            assert config.cache.cache_dir is not None  # the CLI always has a cache folder
+            knobs = knob_directions(model, cache_dir=config.cache.cache_dir / "knobs")
         starting.update()
         starting.set_description_str("audio and MIDI")
-        player = Player(
-            model,
-            preset=preset,
-            bank=bank,
-            sample_rate=args.sample_rate,
-            block_frames=args.blocksize,
-            device=args.device,
-            midi_in=args.midi_in or (),
-            virtual_midi=args.virtual_midi or DEFAULT_VIRTUAL_PORT,
-            channels=channels,
-            drums=drums,
-            polyphony=args.polyphony,
-            cache_dir=cache_dir,
-            bend_range_semitones=args.bend_range,
-            velocity_exponent=exponent,
-            gain_db=args.gain_db,
-            learn=args.learn,
-            knobs=knobs,
-            learn_knob=None if args.learn_knob is None else args.learn_knob - 1,
-            renderer=args.renderer or DEFAULT_RENDERER,
-            max_memory_bytes=mib_to_bytes(args.max_memory_mb, DEFAULT_MAX_MEMORY_BYTES),
-            preset_model=info.preset_model,
-            mpe=args.mpe,
-        )
+        player = Player(model, sounds, config, knobs=knobs)
         player.start()
     keyboard = TypingKeyboard(morph_cc=player.engine.morph_cc) if args.keys else None
     with contextlib.closing(player), contextlib.ExitStack() as stack:

@@ -12,21 +12,19 @@ import numpy as np
 from gansynth_instrument.errors import ModelError, PresetError
 from gansynth_instrument.model.knob_qualities import describe_knob
 from gansynth_instrument.model.metadata import ModelInfo
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank, scan_banks
 from gansynth_instrument.presets.knobs import describe, parse_knobs
-from gansynth_instrument.presets.preset import Bank, Preset
+from gansynth_instrument.presets.preset import Preset
 from gansynth_instrument.presets.preset_files import (
-    create_preset,
-    delete_preset,
-    find_bank,
     find_preset,
     is_shipped,
     lookup_preset,
-    save_copy,
-    scan_banks,
     scan_presets,
     shipped_presets_dir,
     user_presets_dir,
 )
+from gansynth_instrument.presets.preset_saving import create_preset, delete_preset, save_copy
 
 _EDITABLE_FIELDS = ("gain_db", "attack_s", "release_s", "program", "bank", "loop", "description")
 

@@ -8,76 +8,71 @@ import argparse
 import sys
 
 from gansynth_instrument.commands import (
-    drums_from_args,
     load_model_from_args,
     model_info_from_args,
+    sounds_from_args,
 )
 from gansynth_instrument.live.channels import parse_channels
+from gansynth_instrument.live.config import CacheConfig, EngineConfig
 from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
-from gansynth_instrument.notes.levels import master_gain, velocity_exponent
+from gansynth_instrument.notes.levels import velocity_exponent
 from gansynth_instrument.offline.audio_files import output_format
-from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS, check_target
+from gansynth_instrument.offline.loudness import DEFAULT_TARGET_LUFS
 from gansynth_instrument.offline.magenta import MAGENTA_MAX_PITCH, MAGENTA_MIN_PITCH, render_magenta
 from gansynth_instrument.offline.midi_file import read_midi
-from gansynth_instrument.offline.render import (
-    DEFAULT_BANK,
+from gansynth_instrument.offline.render import check_output_file
+from gansynth_instrument.offline.render_engine import (
+    ENGINE_WAIT_S,
     EngineRender,
+    RenderConfig,
     channel_lines,
-    check_output_file,
     render_midi_engine,
 )
 from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS, turns_knobs
 from gansynth_instrument.presets.mpe import MpeSettings
-from gansynth_instrument.presets.preset_files import find_bank, find_kit_or_preset
+
+
+def render_config(args: argparse.Namespace) -> RenderConfig:
+    """The engine render's settings from the arguments: each checked once as its config is
+    made, before the model loads (a one-line error naming the option)."""
+    channels = parse_channels("--channels", args.channels) if args.channels else None
+    target = DEFAULT_TARGET_LUFS if args.loudness is None else args.loudness
+    return RenderConfig(
+        engine=EngineConfig(
+            channels=channels,
+            velocity_exponent=velocity_exponent(args.velocity_curve),
+            wait_s=ENGINE_WAIT_S,
+        ),
+        cache=CacheConfig(args.cache_dir or DEFAULT_CACHE_DIR),
+        sample_rate=args.sample_rate,
+        subtype=args.subtype,
+        gain_db=args.gain_db,
+        mpe=args.mpe,
+        loudness=None if args.no_normalize else target,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """The engine mode, or --magenta; prints what it wrote."""
     if args.magenta:
         return _run_magenta(args)
-    # Bad output, MIDI file, channels or presets fail before the model loads.
+    # Bad output, MIDI file, settings or presets fail before the model loads.
     check_output_file(args.output)
     output_format(args.output, args.subtype)
-    channels = parse_channels("--channels", args.channels) if args.channels else None
-    target = DEFAULT_TARGET_LUFS if args.loudness is None else args.loudness
-    loudness = None if args.no_normalize else check_target(target)
+    config = render_config(args)
     events = read_midi(args.midi_file)
-    info = model_info_from_args(args)
-    preset = find_kit_or_preset(args.preset, model=info) if args.preset else None
-    bank = find_bank(args.bank, model=info) if args.bank else None
-    if preset is None and bank is None:
-        bank = find_bank(DEFAULT_BANK, model=info)
-    drums, bank = drums_from_args(args, info, bank)
-    if bank is not None and bank.notice:
-        print(bank.notice, file=sys.stderr)
-    exponent = velocity_exponent(args.velocity_curve)  # one-line errors, before the model loads
-    master_gain(args.gain_db)
+    sounds = sounds_from_args(args, model_info_from_args(args))
     model = load_model_from_args(args)
-    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
+    bank = sounds.bank
     knob_ccs = bank.knob_ccs if bank is not None else KNOB_CCS
     knobs = None  # found (or read from the cache) as play does, for a song that turns a knob
     mpe = bank.mpe if bank is not None else MpeSettings()
     messages = [e.data for e in events]
     if not args.no_knobs and (turns_knobs(messages, knob_ccs) or mpe.turns_knobs(messages)):
-        knobs = knob_directions(model, cache_dir=cache_dir / "knobs")
-    result = render_midi_engine(
-        model,
-        args.midi_file,
-        args.output,
-        preset=preset,
-        bank=bank,
-        drums=drums,
-        channels=channels,
-        knobs=knobs,
-        sample_rate=args.sample_rate,
-        subtype=args.subtype,
-        cache_dir=cache_dir,
-        gain_db=args.gain_db,
-        velocity_exponent=exponent,
-        mpe=args.mpe,
-        loudness=loudness,
-    )
+        assert config.cache.cache_dir is not None  # the CLI always has a cache folder
+        knobs = knob_directions(model, cache_dir=config.cache.cache_dir / "knobs")
+    result = render_midi_engine(model, args.midi_file, args.output, sounds, config, knobs=knobs)
     clipped = f", {result.clipped} samples clipped" if result.clipped else ""
     print(
         f"wrote {result.path}  {result.notes} notes, {result.duration_s:.2f} s at "

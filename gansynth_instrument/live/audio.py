@@ -175,16 +175,16 @@ def jack_period_frames() -> int | None:
 
 
 def check_block_range(block_frames: int) -> None:
-    """A block size within ``BLOCK_FRAMES_RANGE`` (checked before any device is asked)."""
+    """A block size within ``BLOCK_FRAMES_RANGE``: ``player.PlayConfig`` checks it when made,
+    before any device is asked."""
     low, high = BLOCK_FRAMES_RANGE
     if not low <= block_frames <= high:
         raise DeviceError(f"--blocksize must be {low}..{high} frames, got {block_frames}")
 
 
 def check_block_frames(device: OutputDevice, block_frames: int) -> None:
-    """A block size the output can serve: within ``BLOCK_FRAMES_RANGE``, and on JACK the server's
-    period (see the module docstring). ``DeviceError`` says what the server runs at."""
-    check_block_range(block_frames)
+    """A block size the output can serve: on JACK the server's period (see the module
+    docstring). ``DeviceError`` says what the server runs at."""
     if device.host_api != JACK_HOST_API:
         return
     period = jack_period_frames()

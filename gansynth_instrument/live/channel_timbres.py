@@ -24,7 +24,6 @@ from gansynth_instrument.live.channels import CHANNELS, DRUM_CHANNEL, Channel, g
 from gansynth_instrument.live.engine_report import MELODIC_DRUMS
 from gansynth_instrument.live.note_supply import NoteSupply
 from gansynth_instrument.live.programs import Programs
-from gansynth_instrument.notes.cache import Priority
 from gansynth_instrument.notes.timbre import DrumKit, Timbre
 from gansynth_instrument.presets.explore import random_timbre
 from gansynth_instrument.presets.timbre_space import TimbreSpace
@@ -52,7 +51,6 @@ class ChannelTimbres:
         heard: list[Timbre | None],
         random_cc: int | None,
         supply: NoteSupply,
-        model_pitch: Callable[[int], int | None],
         focus: Callable[[int], None],
         warn_once: Callable[[str, str], None],
         remark: Callable[[int, str], None],
@@ -68,8 +66,7 @@ class ChannelTimbres:
         self._lines, self._channels, self._supply = lines, channels, supply
         self._heard, self._random_cc = heard, random_cc
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
-        self._model_pitch, self._focus, self._warn_once = model_pitch, focus, warn_once
-        self._remark = remark
+        self._focus, self._warn_once, self._remark = focus, warn_once, remark
 
     def current(self, channel: int) -> Timbre | None:
         """The one timbre ``channel`` plays now: the nearest step of a line that is moving, else
@@ -127,13 +124,7 @@ class ChannelTimbres:
         self.timbres[channel] = timbre
         self.kits[channel] = None
         self._channels[channel].morph_position = None
-        supply = self._supply
-        if supply.wait_s is None:
-            recent = [self._model_pitch(p) for p in reversed(self.recent)]
-            played = list(dict.fromkeys(p for p in recent if p is not None))
-            if played:
-                supply.cache.request(timbre.latent, played, Priority.NEAR)
-            supply.request_all(timbre)
+        self._supply.request_switch(timbre, list(reversed(self.recent)))
 
     def name(self, channel: int) -> str:
         """What ``channel`` plays, for the live view: its kit's name, else its timbre's."""

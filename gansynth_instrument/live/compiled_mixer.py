@@ -150,14 +150,27 @@ class CompiledMixer(SenderLink):
         return self._core.frames_mixed
 
 
-def make_mixer(sample_rate: int, **options: Any) -> CompiledMixer | Mixer:
+def make_mixer(
+    sample_rate: int,
+    *,
+    polyphony: int = 32,
+    channels: int = 2,
+    max_block_frames: int = 1024,
+    master: MasterBus | None = None,
+) -> CompiledMixer | Mixer:
     """The compiled mixer where its core loads, else (or as ``CHOICE_ENV`` chooses) the NumPy
     ``Mixer`` with one notice line on stderr; with ``MIXER_ENV`` set to 1, that is an error."""
     module, why = load_core()
-    if module is not None:
-        return CompiledMixer(sample_rate, **options)
-    numpy_notice(why)
-    return Mixer(sample_rate, **options)
+    mixer = CompiledMixer if module is not None else Mixer
+    if module is None:
+        numpy_notice(why)
+    return mixer(
+        sample_rate,
+        polyphony=polyphony,
+        channels=channels,
+        max_block_frames=max_block_frames,
+        master=master,
+    )
 
 
 def numpy_notice(why: str) -> None:

@@ -14,9 +14,9 @@ from gansynth_instrument.live.channels import DRUM_CHANNEL
 from gansynth_instrument.live.engine_report import KIT_ON_MELODIC, SKIP_KIT, SKIP_RANGE, Tally
 from gansynth_instrument.live.note_supply import NoteSupply
 from gansynth_instrument.live.voices import Layer, Voices
-from gansynth_instrument.notes.cache import Priority
 from gansynth_instrument.notes.levels import db_to_gain, note_amplitude
 from gansynth_instrument.notes.note import Note, shape_hit
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import DrumKit, KitHit, Timbre
 
 HIT_ATTACK_S = 0.001  # a drum hit starts at once; 1 ms only keeps its first sample from clicking
@@ -51,7 +51,7 @@ class DrumHits:
                 if pitch is not None:
                     hits.setdefault(hit.timbre.key, (hit.timbre, set()))[1].add(pitch)
         for timbre, pitches in hits.values():
-            self._supply.cache.request(timbre.latent, sorted(pitches), Priority.NEAR)
+            self._supply.request_soon(timbre, sorted(pitches))
 
     def play(
         self, channel: int, kit: DrumKit, key: int, velocity: int, frame: int

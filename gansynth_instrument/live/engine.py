@@ -33,15 +33,15 @@ the work itself is done there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from gansynth_instrument.live.channel_timbres import ChannelTimbres
 from gansynth_instrument.live.channels import (
     CHANNELS,
-    DEFAULT_BEND_RANGE_SEMITONES,
     DRUM_CHANNEL,
     Channel,
 )
+from gansynth_instrument.live.config import EngineConfig
 from gansynth_instrument.live.controllers import Bindings, ControlChanges
 from gansynth_instrument.live.drum_hits import DrumHits
 from gansynth_instrument.live.engine_report import (
@@ -86,7 +86,6 @@ from gansynth_instrument.presets.timbre_space import TimbreSpace
 logger = logging.getLogger(__name__)
 
 
-DEFAULT_MAX_SHIFT_SEMITONES = 12  # beyond an octave a rate-shifted GANSynth note sounds wrong
 RANDOM_CC = EXPLORE_CCS["the random-timbre button"]
 SAVE_CC = EXPLORE_CCS["the save-timbre button"]
 
@@ -98,8 +97,9 @@ class Engine:
     select CC0 → program → timbre); ``timbre`` is what every channel plays at start, or
     ``kit`` when given (a kit as the preset; a program change replaces it). ``drums`` plays
     channel 10: a kit, a melodic preset, or None (its notes are skipped). ``morph`` holds the
-    quantised morph steps (``morph_steps``), empty for no morph. ``channels``: the channels
-    (0-15) to play, None = all. ``space`` holds the knob directions and the pad's corners
+    quantised morph steps (``morph_steps``), empty for no morph. ``config``: the channels to
+    play, bend range, velocity curve, shift limit and wait (``config.EngineConfig``, checked when
+    made). ``space`` holds the knob directions and the pad's corners
     (None: no knobs, no pad); ``knob_ccs`` are the knobs' controllers, ``pad_ccs`` the pad's
     (x, y). Knobs, pad, buttons and waiting note-ons act per channel (see the module docstring).
     """
@@ -117,21 +117,15 @@ class Engine:
         kit: DrumKit | None = None,
         morph: Sequence[Timbre] = (),
         morph_cc: int | None = CC_MOD_WHEEL,
-        channels: Collection[int] | None = None,
         space: TimbreSpace[Timbre] | None = None,
         knob_ccs: Sequence[int] = KNOB_CCS,
         pad_ccs: Sequence[int] = (),
         random_cc: int | None = RANDOM_CC,
         save_cc: int | None = SAVE_CC,
-        bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
-        velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
-        max_shift_semitones: int = DEFAULT_MAX_SHIFT_SEMITONES,
-        wait_s: float | None = None,
+        config: EngineConfig | None = None,
     ) -> None:
-        if channels is not None and (not channels or not all(0 <= c < CHANNELS for c in channels)):
-            raise ValueError(f"MIDI channels are 0..15 (or None for all), got {sorted(channels)}")
-        if velocity_exponent < 0:
-            raise ValueError(f"velocity exponent must be ≥ 0, got {velocity_exponent}")
+        config = config or EngineConfig()
+        channels = config.channels
         self.cache = cache
         self.voices = voices
         self.pitches = tuple(sorted(pitches))
@@ -151,10 +145,11 @@ class Engine:
             pad_ccs if has_pad else (),
             buttons,
         )
-        self.velocity_exponent = velocity_exponent
-        self.max_shift_semitones = max_shift_semitones
-        self.wait_s = wait_s
-        self.channels = [Channel(c, bend_range=bend_range_semitones) for c in range(CHANNELS)]
+        self.config = config
+        self.velocity_exponent = config.velocity_exponent
+        self.channels = [
+            Channel(c, bend_range=config.bend_range_semitones) for c in range(CHANNELS)
+        ]
         # Per channel: the timbre its last note started with, or the step a line moved it to
         # while it sounded: what the save button keeps (None: no note yet; ChannelTimbres.press).
         self._heard: list[Timbre | None] = [None] * CHANNELS
@@ -165,8 +160,8 @@ class Engine:
             channels=self.channels,
             heard=self._heard,
             pitches=self.pitches,
-            max_shift_semitones=max_shift_semitones,
-            wait_s=wait_s,
+            max_shift_semitones=config.max_shift_semitones,
+            wait_s=config.wait_s,
             warn_once=self._warn_once,
         )
         self._glides = TimbreLines(
@@ -185,7 +180,6 @@ class Engine:
             heard=self._heard,
             random_cc=random_cc,
             supply=self._supply,
-            model_pitch=self.model_pitch,
             focus=self._set_focus,
             warn_once=self._warn_once,
             remark=lambda channel, text: self._tally.remarks[channel].add(text),
@@ -207,7 +201,7 @@ class Engine:
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None
         self._drums = DrumHits(
-            self._supply, voices, self._tally, self.model_pitch, velocity_exponent
+            self._supply, voices, self._tally, self.model_pitch, config.velocity_exponent
         )
         self._warned: set[str] = set()
 
@@ -230,7 +224,7 @@ class Engine:
         if kind == NOTE_ON and msg[2] > 0:
             self._note_on(channel, msg[1], msg[2], frame)
         elif kind in (NOTE_ON, NOTE_OFF):  # velocity 0 = note-off (MIDI running-status idiom)
-            self._supply.pending.pop((channel, msg[1]), None)
+            self._supply.release((channel, msg[1]))
             self.voices.note_off((channel, msg[1]), frame)
         elif kind == CONTROL_CHANGE:
             if not self._controls.handle(channel, msg[1], msg[2], frame):
@@ -419,9 +413,8 @@ class Engine:
             return
         self._choice.recent.append(pitch)
         self.focus = channel
-        timbre, layers = self._supply.note_layers(channel, timbre, model_pitch, pitch)
-        if layers is None:  # nothing near enough cached yet: the exact note is on its way
-            self._supply.hold((channel, pitch), timbre, model_pitch, velocity)
+        timbre, layers = self._supply.note_on((channel, pitch), timbre, model_pitch, velocity)
+        if layers is None:  # nothing near enough cached yet: it waits for its exact note
             return
         self._start((channel, pitch), timbre, layers, velocity, frame)
 
@@ -466,7 +459,7 @@ class Engine:
     def request_line(self, channel: int, pitch: int) -> None:
         """Ask for every step of ``channel``'s line at ``pitch``, sooner than the rest of their
         pitches: a note that slides needs them next."""
-        self._glides.request_line(channel, self.model_pitch(pitch, warn=False))
+        self._supply.request_line(channel, self.model_pitch(pitch, warn=False))
 
     def set_level(self, channel: int, level: float, frame: int = IMMEDIATE) -> None:
         """``channel``'s voices play at ``level`` times its volume, expression and pan (an MPE

@@ -1,28 +1,29 @@
-"""One place that assembles an instrument: a model's note cache, the voices and the engine, for a
-preset or a bank. Live play (``live.Player``, mixer in the audio process) and the engine render of
-a MIDI file (``offline.render_midi_engine``, mixer in this process) both build theirs here, so the
-two cannot drift apart.
+"""One place that assembles an instrument: a model's note cache, the voices and the engine, for
+``config.Sounds`` (a preset or a bank) with the cache's and the engine's configs. Live play
+(``player.Player``, mixer in the audio process) and the engine render of a MIDI file
+(``render_engine.render_midi_engine``, mixer in this process) both build theirs here, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from gansynth_instrument.errors import PresetError
+from gansynth_instrument.live.config import CacheConfig, EngineConfig, Sounds
 from gansynth_instrument.live.engine import Engine
 from gansynth_instrument.live.voices import MixerLink, Voices
 from gansynth_instrument.midi_spec import CC_MOD_WHEEL
-from gansynth_instrument.notes.cache import DEFAULT_MAX_MEMORY_BYTES, NoteCache
-from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
+from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.make import NoteModel
 from gansynth_instrument.notes.timbre import DrumKit, KitHit, Timbre, morph_steps
+from gansynth_instrument.presets.bank_files import bank_preset
 from gansynth_instrument.presets.ganspace import KnobDirections
+from gansynth_instrument.presets.kit import Kit
+from gansynth_instrument.presets.knobs import KNOB_CCS
 from gansynth_instrument.presets.pad import PAD_SIZE
-from gansynth_instrument.presets.preset import Bank, Kit, Preset
-from gansynth_instrument.presets.preset_files import bank_preset, find_preset
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
 from gansynth_instrument.presets.timbre_space import TimbreSpace
 
 
@@ -38,39 +39,26 @@ class Instrument:
 def assemble(
     model: NoteModel,
     link: MixerLink,
+    sounds: Sounds,
     *,
-    preset: Preset | Kit | None = None,
-    bank: Bank | None = None,
-    drums: Preset | Kit | None = None,
+    cache: CacheConfig | None = None,
+    engine: EngineConfig | None = None,
     knobs: KnobDirections | None = None,
-    cache_dir: Path | None = DEFAULT_CACHE_DIR,
-    renderer: str = "thread",
-    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
-    **engine_settings: Any,
 ) -> Instrument:
-    """The instrument for ``model`` playing through ``link`` (a ``Mixer``, or an ``AudioProcess``)
-    at its sample rate, with timbre knobs when ``knobs`` are given (``ganspace.knob_directions``).
-    The cache is not started: the caller starts and closes it."""
-    cache = NoteCache(
+    """The instrument for ``model`` playing ``sounds`` through ``link`` (a ``Mixer``, or an
+    ``AudioProcess``) at its sample rate, with timbre knobs when ``knobs`` are given
+    (``ganspace.knob_directions``). The cache is not started: the caller starts and closes it."""
+    cache = cache or CacheConfig()
+    notes = NoteCache(
         model,
         link.sample_rate,
-        cache_dir=cache_dir,
-        renderer=renderer,
-        max_memory_bytes=max_memory_bytes,
+        cache_dir=cache.cache_dir,
+        renderer=cache.renderer,
+        max_memory_bytes=cache.max_memory_bytes,
     )
     voices = Voices(link)
-    engine = build_engine(
-        cache,
-        voices,
-        model.pitches,
-        model.latent_size,
-        preset=preset,
-        bank=bank,
-        drums=drums,
-        knobs=knobs,
-        **engine_settings,
-    )
-    return Instrument(cache, voices, engine)
+    made = build_engine(notes, voices, model.pitches, model.latent_size, sounds, engine, knobs)
+    return Instrument(notes, voices, made)
 
 
 def build_engine(
@@ -78,15 +66,13 @@ def build_engine(
     voices: Voices,
     pitches: Sequence[int],
     latent_size: int,
-    *,
-    preset: Preset | Kit | None = None,
-    bank: Bank | None = None,
-    drums: Preset | Kit | None = None,
+    sounds: Sounds,
+    config: EngineConfig | None = None,
     knobs: KnobDirections | None = None,
-    **settings: Any,
 ) -> Engine:
-    """An Engine for one preset, or for a bank (programs in bank select 0 and its variations,
-    drums, morph path, pad; presets found by name), with timbre knobs when ``knobs`` are given.
+    """An Engine for ``sounds``: one preset, or a bank (programs in bank select 0 and its
+    variations, drums, morph path, pad; presets found by name), with timbre knobs when ``knobs``
+    are given.
 
     With a bank, every channel starts on program 0 (General MIDI), or the lowest program when
     0 has no preset; a bank with only a morph path starts at its first preset. ``preset`` wins
@@ -94,6 +80,7 @@ def build_engine(
     as ``preset`` plays every channel until a program change. A pad corner preset whose latent
     does not fit the model is a PresetError naming it.
     """
+    preset, bank, drums = sounds.preset, sounds.bank, sounds.drums
 
     def timbre_of(name: str) -> Timbre:
         return Timbre.from_preset(bank_preset(bank, name), latent_size)
@@ -107,7 +94,6 @@ def build_engine(
     variations: dict[int, dict[int, Timbre]] = {}
     drum_timbre = player_of(drums) if drums is not None else None
     morph: list[Timbre] = []
-    morph_cc = settings.pop("morph_cc", None)
     if bank is not None:
         programs = {program: timbre_of(name) for program, name in bank.programs.items()}
         variations = {
@@ -120,29 +106,18 @@ def build_engine(
             drum_timbre = timbre_of(bank.drums)
         if len(bank.morph_path) >= 2:
             morph = morph_steps([timbre_of(n) for n in bank.morph_path], bank.morph_steps)
-        if morph_cc is None:
-            morph_cc = bank.morph_cc
     kit = drum_kit(preset, latent_size) if isinstance(preset, Kit) else None
     if kit is not None:
         first = next(iter(kit.hits.values())).timbre  # what the knobs move, for a program change
     elif preset is not None:
         first = Timbre.from_preset(preset, latent_size)
-    elif programs:
-        first = programs[min(programs)]
-    elif morph:
-        first = morph[0]
-    else:
-        raise PresetError("nothing to play: give a preset, or a bank with programs or a morph path")
+    else:  # ``Sounds`` holds a preset, or a bank with programs or a morph path
+        first = programs[min(programs)] if programs else morph[0]
     corners = [timbre_of(name) for name in bank.pad_corners] if bank is not None else []
     space = None
     if knobs is not None or corners:
         size = bank.pad_size if bank is not None else PAD_SIZE
         space = TimbreSpace(first, knobs, corners=corners, pad_size=size)
-    if corners:
-        assert bank is not None
-        settings.setdefault("pad_ccs", bank.pad_ccs)
-    if bank is not None:
-        settings.setdefault("knob_ccs", bank.knob_ccs)
     return Engine(
         cache,
         voices,
@@ -153,9 +128,11 @@ def build_engine(
         drums=drum_timbre,
         kit=kit,
         morph=morph,
-        morph_cc=morph_cc if morph_cc is not None else CC_MOD_WHEEL,
+        morph_cc=bank.morph_cc if bank is not None else CC_MOD_WHEEL,
         space=space,
-        **settings,
+        knob_ccs=bank.knob_ccs if bank is not None else KNOB_CCS,
+        pad_ccs=bank.pad_ccs if bank is not None and corners else (),
+        config=config,
     )
 
 

@@ -35,6 +35,14 @@ mono level.
 
 Every per-sample quantity is an elementwise function of integer frame counts, so the output does
 not depend on how the audio is cut into blocks; a command's frame stamp is the exact frame it acts.
+
+Why one module of this length: it has one job, to be the reference the compiled core
+(``_mixcore.c``, ``compiled_mixer.py``) is checked against sample for sample
+(``tests/test_mixer_compiled.py``), and it follows the core's order (commands, layers and
+morphs, one chunk's arithmetic, the bus, the master stage). Those stages work in place on one
+set of arrays allocated before the stream starts; split into classes they would hand the same
+arrays back and forth, and the file would no longer read beside the C function by function. The
+limiter it runs is already apart (``levels.Limiter``).
 """
 
 from __future__ import annotations

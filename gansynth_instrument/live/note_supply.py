@@ -26,8 +26,9 @@ from gansynth_instrument.errors import CacheError
 from gansynth_instrument.live.channels import Channel
 from gansynth_instrument.live.mixer import IMMEDIATE
 from gansynth_instrument.live.voices import Layer, Voices, pitch_ratio
-from gansynth_instrument.notes.cache import NoteCache, Priority
+from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.note import Note
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
 
 PENDING_S = 1.0  # a note-on still waiting for its first note after this long is dropped
@@ -127,33 +128,74 @@ class NoteSupply:
             self._prefetched.add(timbre.key)
             self.cache.request(timbre.latent, self.pitches, Priority.BACKGROUND)
 
-    def hold(self, key: Key, timbre: Timbre, model_pitch: int, velocity: int) -> None:
-        """Live, keep a note-on with nothing near enough cached until its exact note arrives."""
+    def request_soon(self, timbre: Timbre, model_pitches: Sequence[int]) -> None:
+        """Ask for these pitches of ``timbre`` before the background (a kit's hits at start)."""
+        self.cache.request(timbre.latent, model_pitches, Priority.NEAR)
+
+    def request_switch(self, timbre: Timbre, recent: Sequence[int]) -> None:
+        """Live, a channel switched to ``timbre``: the ``recent`` pitches (played last first)
+        soon, so the next notes find them, then every pitch in the background."""
         if self.wait_s is None:
-            self.pending[key] = (timbre, model_pitch, velocity, time.monotonic())
+            model_pitches = (self.model_pitch(p) for p in recent)
+            played = list(dict.fromkeys(p for p in model_pitches if p is not None))
+            if played:
+                self.request_soon(timbre, played)
+            self.request_all(timbre)
+
+    def request_line(self, channel: int, model_pitch: int | None) -> None:
+        """Live, ask for every step of ``channel``'s line at ``model_pitch``, sooner than the rest
+        of their pitches: a note that slides needs them next."""
+        if self.wait_s is None and model_pitch is not None:
+            for step in self._lines[channel]:
+                if self.cache.lookup(step.key, model_pitch) is None:
+                    self.request_soon(step, [model_pitch])
+
+    def release(self, key: Key) -> None:
+        """A note-off: a note-on still waiting for its note is not started."""
+        self.pending.pop(key, None)
 
     def drop_channel(self, channel: int) -> None:
         """Forget ``channel``'s waiting note-ons (all notes or sound off)."""
         for key in [k for k in self.pending if k[0] == channel]:
             del self.pending[key]
 
-    def note_layers(
-        self, channel: int, timbre: Timbre | None, model_pitch: int, pitch: int
+    def note_on(
+        self, key: Key, timbre: Timbre | None, model_pitch: int, velocity: int
     ) -> tuple[Timbre, Layers | None]:
-        """What a note-on on ``channel`` plays: ``timbre``'s note, or while the channel moves
-        along a line, the steps around its position (a stand-in there marks the channel stale);
-        None for the layers when nothing near enough is cached yet."""
+        """What a note-on on ``key``'s channel plays: ``timbre``'s note, or while the channel
+        moves along a line, the steps around its position (a stand-in there marks the channel
+        stale). None for the layers when nothing near enough is cached yet: live, the note-on
+        then waits for its exact note (``start_pending``)."""
+        channel, pitch = key
         position = self._channels[channel].morph_position
         if position is None:
             assert timbre is not None
             layer = self.layer(timbre, model_pitch, pitch, Priority.WAITING)
-            return timbre, ((layer, None, 0.0) if layer is not None else None)
-        line = self._lines[channel]
-        layers = self.line_layers(line, position, model_pitch, pitch, Priority.WAITING)
-        for step in line:
-            self.cache.played(step.key, model_pitch)
-        self.mark_stale(channel, [(0, pitch, model_pitch)])
-        return line[round(position)], layers
+            layers = (layer, None, 0.0) if layer is not None else None
+        else:
+            line = self._lines[channel]
+            layers = self.line_layers(line, position, model_pitch, pitch, Priority.WAITING)
+            for step in line:
+                self.cache.played(step.key, model_pitch)
+            self.mark_stale(channel, [(0, pitch, model_pitch)])
+            timbre = line[round(position)]
+        if layers is None and self.wait_s is None:
+            self.pending[key] = (timbre, model_pitch, velocity, time.monotonic())
+        return timbre, layers
+
+    def glide(self, channel: int, frame: int) -> None:
+        """``channel`` moved along its line: its sounding notes follow (``follow``); live, the
+        exact steps they lack are asked for soon (one request per step for every sounding
+        pitch: a knob sends ~100 messages/s), the steps' other pitches in the background."""
+        sounding = self.sounding_on(channel)
+        position = self._channels[channel].morph_position
+        if self.wait_s is None and position is not None:
+            line = self._lines[channel]
+            for step, missing in self.missing_steps(channel, sounding).items():
+                self.request_soon(line[step], missing)
+            for step in neighbour_steps(position):
+                self.request_all(line[step])
+        self.follow(channel, sounding, frame)
 
     def layer(
         self, timbre: Timbre, model_pitch: int, pitch: int, priority: Priority

@@ -32,29 +32,33 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.live.audio import StreamStats
+from gansynth_instrument.live.audio import StreamStats, check_block_range
 from gansynth_instrument.live.audio_process import AudioProcess
-from gansynth_instrument.live.channels import CHANNELS, DEFAULT_BEND_RANGE_SEMITONES
-from gansynth_instrument.live.engine import DEFAULT_VELOCITY_EXPONENT, Engine, EngineStatus
+from gansynth_instrument.live.channels import CHANNELS
+from gansynth_instrument.live.config import (
+    CacheConfig,
+    EngineConfig,
+    Sounds,
+    check_master_gain,
+    check_sample_rate,
+)
+from gansynth_instrument.live.engine import Engine, EngineStatus
 from gansynth_instrument.live.instrument import assemble
 from gansynth_instrument.live.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.live.mpe_input import MpeInput
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX, KIND_MASK
-from gansynth_instrument.notes.cache import DEFAULT_MAX_MEMORY_BYTES
-from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.presets.explore import save_found
-from gansynth_instrument.presets.ganspace import KnobDirections
+from gansynth_instrument.presets.ganspace import KNOB_COUNT, KnobDirections
 
 if TYPE_CHECKING:
     from gansynth_instrument.notes.make import NoteModel
-    from gansynth_instrument.presets.preset import Bank, Kit, Preset
 
 DEFAULT_POLYPHONY = 32
 MIXER_CHUNK_FRAMES = 1024  # the Mixer splits longer blocks; PortAudio asks for block_frames
@@ -84,90 +88,105 @@ class LiveStatus:
     note_to_sound_s: float | None = None
 
 
-class Player:
-    """Everything one live session holds. ``start()`` (or ``with``) opens the cache renderer,
-    the audio stream and the MIDI inputs, in that order; ``close()`` undoes it in reverse.
+@dataclass(frozen=True)
+class PlayConfig:
+    """Live play's settings, each checked once when made (``config.py``): the engine's and the
+    note cache's, the audio output (rate, block size, device, polyphony, master gain), the MIDI
+    inputs, MIDI learn, and whether the model's timbre knobs play (``knobs``).
 
     ``midi_in`` names ports to open; with none, a virtual port ``virtual_midi`` appears for other
-    programs to connect to. ``channels`` (0-15) filters input; None hears every channel.
-    ``drums`` plays channel 10 (General MIDI percussion): a kit or a preset (default: the
-    bank's, else not played).
-    ``timing_blocks``: how many recent callbacks the stream's timing statistics cover.
-    ``renderer``: where the cache renders notes, "thread" or "process" (see DEFAULT_RENDERER).
-    ``knobs``: the model's timbre knob directions (None: no knobs); ``learn_knob`` (0-based):
-    the next controller moved turns that knob. ``save_found`` writes what the save button kept.
-    ``learn``: the next controller moved drives the morph; ``save_learned`` writes it into the
-    bank (a shipped bank as a user copy in ``presets_dir``, default the user presets dir).
-    ``mpe`` ("lower", "upper", "both") forces MPE zones (``mpe_input.py``); without it a zone
-    follows the MPE Configuration Message.
+    programs to connect to. ``timing_blocks``: how many recent callbacks the stream's timing
+    statistics cover. ``learn``: the next controller moved drives the morph (``check_sounds``:
+    it needs a bank with a morph path); ``learn_knob`` (0-based): the next controller moved turns
+    that knob. A bound controller or a found timbre is saved in ``presets_dir`` (default: the user
+    presets dir). ``mpe`` ("lower", "upper", "both") forces MPE zones (``mpe_input.py``); without
+    it a zone follows the MPE Configuration Message.
+    """
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    cache: CacheConfig = field(default_factory=lambda: CacheConfig(renderer=DEFAULT_RENDERER))
+    sample_rate: int = 48000
+    block_frames: int = 128
+    device: str | int | None = None
+    midi_in: tuple[str, ...] = ()
+    virtual_midi: str = DEFAULT_VIRTUAL_PORT
+    polyphony: int = DEFAULT_POLYPHONY
+    gain_db: float = 0.0
+    knobs: bool = True
+    learn: bool = False
+    learn_knob: int | None = None
+    timing_blocks: int = 4096
+    presets_dir: Path | None = None
+    mpe: str | None = None
+
+    def __post_init__(self) -> None:
+        check_sample_rate(self.sample_rate)
+        check_block_range(self.block_frames)
+        if self.polyphony < 1:
+            raise GansynthError(f"--polyphony must be at least 1, got {self.polyphony}")
+        check_master_gain(self.gain_db)
+        if self.learn_knob is not None and not 0 <= self.learn_knob < KNOB_COUNT:
+            raise GansynthError(f"--learn-knob must be 1..{KNOB_COUNT}, got {self.learn_knob + 1}")
+        if self.learn_knob is not None and not self.knobs:
+            raise GansynthError("--learn-knob binds a timbre knob, and --no-knobs turns them off")
+
+    def check_sounds(self, sounds: Sounds) -> None:
+        """``learn`` binds a controller to the morph: ``sounds`` must have a bank with a morph
+        path (a one-line error, before the model loads)."""
+        bank = sounds.bank
+        if self.learn and (bank is None or not bank.morph_path):
+            what = "a single preset has no morph"
+            if bank is not None:
+                what = f"bank '{bank.name}' has no morph path"
+            raise GansynthError(
+                f"--learn binds a knob to the morph, and {what}: play a bank with a morph path "
+                "(--bank NAME, or no --preset for the default bank)"
+            )
+
+
+class Player:
+    """Everything one live session holds: ``sounds`` played with ``config``'s settings (see
+    ``PlayConfig``). ``start()`` (or ``with``) opens the cache renderer, the audio stream and the
+    MIDI inputs, in that order; ``close()`` undoes it in reverse. ``knobs``: the model's timbre
+    knob directions (None: no knobs). ``save_found`` writes what the save button kept;
+    ``save_learned`` and ``learned_knob`` what MIDI learn bound (a shipped bank as a user copy).
     """
 
     def __init__(
         self,
         model: NoteModel,
+        sounds: Sounds,
+        config: PlayConfig | None = None,
         *,
-        preset: Preset | Kit | None = None,
-        bank: Bank | None = None,
-        sample_rate: int = 48000,
-        block_frames: int = 128,
-        device: str | int | None = None,
-        midi_in: Sequence[str] = (),
-        virtual_midi: str = DEFAULT_VIRTUAL_PORT,
-        channels: Collection[int] | None = None,
-        drums: Preset | Kit | None = None,
-        polyphony: int = DEFAULT_POLYPHONY,
-        cache_dir: Path | None = DEFAULT_CACHE_DIR,
-        bend_range_semitones: float = DEFAULT_BEND_RANGE_SEMITONES,
-        velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
-        learn: bool = False,
         knobs: KnobDirections | None = None,
-        learn_knob: int | None = None,
-        timing_blocks: int = 4096,
-        renderer: str = DEFAULT_RENDERER,
-        max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
-        presets_dir: Path | None = None,
-        gain_db: float = 0.0,
-        preset_model: str | None = None,
-        mpe: str | None = None,
     ) -> None:
-        self.sample_rate = sample_rate
-        self.preset_model = preset_model  # what a saved timbre is made for
-        self.bank = bank
-        self._presets_dir = presets_dir
-        self.block_frames = block_frames
-        self._midi_in = tuple(midi_in)
-        self._virtual_midi = virtual_midi
+        config = config or PlayConfig()
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.preset_model = sounds.preset_model  # what a saved timbre is made for
+        self.bank = sounds.bank
+        self._presets_dir = config.presets_dir
+        self.block_frames = config.block_frames
         self.audio = AudioProcess(
-            note_frames=math.ceil(model.audio_length * sample_rate / model.sample_rate) + 1,
-            sample_rate=sample_rate,
-            block_frames=block_frames,
-            device=device,
-            polyphony=polyphony,
+            note_frames=math.ceil(model.audio_length * config.sample_rate / model.sample_rate) + 1,
+            sample_rate=config.sample_rate,
+            block_frames=config.block_frames,
+            device=config.device,
+            polyphony=config.polyphony,
             max_block_frames=MIXER_CHUNK_FRAMES,
-            timing_blocks=timing_blocks,
-            gain_db=gain_db,
+            timing_blocks=config.timing_blocks,
+            gain_db=config.gain_db,
         )
         instrument = assemble(
-            model,
-            self.audio,
-            preset=preset,
-            bank=bank,
-            knobs=knobs,
-            cache_dir=cache_dir,
-            renderer=renderer,
-            max_memory_bytes=max_memory_bytes,
-            channels=channels,
-            drums=drums,
-            bend_range_semitones=bend_range_semitones,
-            velocity_exponent=velocity_exponent,
+            model, self.audio, sounds, cache=config.cache, engine=config.engine, knobs=knobs
         )
         self.cache = instrument.cache
         self.engine = instrument.engine
-        self.mpe = MpeInput(self.engine, bank.mpe if bank is not None else None, forced=mpe)
-        if learn:
+        self.mpe = MpeInput(self.engine, self.bank.mpe if self.bank else None, forced=config.mpe)
+        if config.learn:
             self.engine.learn()
-        if learn_knob is not None:
-            self.engine.learn(knob=learn_knob)
+        if config.learn_knob is not None:
+            self.engine.learn(knob=config.learn_knob)
         # Each channel's controllers as a message last set them (0-127; UNSET: none did yet), for
         # views to show; written by ``handle`` only, read without the lock.
         self.controllers = [bytearray([UNSET] * (DATA_MAX + 1)) for _ in range(CHANNELS)]
@@ -206,7 +225,7 @@ class Player:
             cc = self.engine.take_learned()
         if cc is None:
             return None
-        from gansynth_instrument.presets.preset_files import save_morph_cc
+        from gansynth_instrument.presets.bank_files import save_morph_cc
 
         assert self.bank is not None  # a morph, hence something learned, needs a bank
         try:
@@ -233,7 +252,7 @@ class Player:
         knob, cc = bound
         if self.bank is None:
             return f"knob {knob + 1} bound to CC{cc} (this session: a single preset has no bank)"
-        from gansynth_instrument.presets.preset_files import save_knob_cc
+        from gansynth_instrument.presets.bank_files import save_knob_cc
 
         try:
             path = save_knob_cc(self.bank, knob, cc, user_dir=self._presets_dir)
@@ -271,7 +290,9 @@ class Player:
             pending.start()
             stack.callback(pending.join)
             stack.callback(self._stop_pending.set)
-            self.midi = MidiInput(self.handle, ports=self._midi_in, virtual=self._virtual_midi)
+            self.midi = MidiInput(
+                self.handle, ports=self.config.midi_in, virtual=self.config.virtual_midi
+            )
             stack.callback(self._close_midi)
             # What exists now (model, sessions, modules) lives all session. A full garbage
             # collection would walk all of it, in whichever thread allocates next; frozen, the

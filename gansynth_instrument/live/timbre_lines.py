@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gansynth_instrument.live.channels import CHANNELS, Channel
-from gansynth_instrument.live.note_supply import NoteSupply, neighbour_steps
+from gansynth_instrument.live.note_supply import NoteSupply
 from gansynth_instrument.midi_spec import DATA_MAX
-from gansynth_instrument.notes.cache import Priority
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets.timbre_space import TimbreSpace
 
@@ -82,21 +81,4 @@ class TimbreLines:
             return
         self._lines[channel], state.morph_position = line, u
         self._focus(channel)
-        supply = self._supply
-        sounding = supply.sounding_on(channel)
-        if supply.wait_s is None:
-            # One request per step for every sounding pitch (a knob sends ~100 messages/s).
-            for step, missing in supply.missing_steps(channel, sounding).items():
-                supply.cache.request(line[step].latent, missing, Priority.NEAR)
-            for step in neighbour_steps(u):
-                supply.request_all(line[step])
-        supply.follow(channel, sounding, frame)
-
-    def request_line(self, channel: int, model_pitch: int | None) -> None:
-        """Live, ask for every step of ``channel``'s line at ``model_pitch``, sooner than the rest
-        of their pitches: a note that slides needs them next."""
-        cache = self._supply.cache
-        if self._supply.wait_s is None and model_pitch is not None:
-            for step in self._lines[channel]:
-                if cache.lookup(step.key, model_pitch) is None:
-                    cache.request(step.latent, [model_pitch], Priority.NEAR)
+        self._supply.glide(channel, frame)

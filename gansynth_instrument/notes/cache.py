@@ -5,14 +5,12 @@ background thread fills the cache: it takes the most urgent pending notes (``Pri
 up to ``batch_size`` of one priority class into one call of its note worker (``note_workers.py``:
 make the notes in that thread, or in a process of its own), and keeps each note in memory.
 
-A new timbre's first note has no stand-in (no other pitch of it is cached): its note-on waits in
-silence. So a WAITING request for a timbre none of whose notes is ready yet jumps the queue
-(``FIRST``), and the first batch of any timbre holds one note (with its reference note, below,
-when that is another pitch). With a worker process, a second thread and a second process, not
-niced (``note_workers.start_first_note_worker``), make ``FIRST`` notes one at a time: they never
-wait behind the niced worker's batch in progress (a note in it is made again there), nor for
-the CPU that a niced process gets on a busy machine. That process starts with the first note
-the cache has to make.
+Which note is made next is ``note_queue``'s: a new timbre's first note jumps the queue
+(``Priority.FIRST``: it has no stand-in, so its note-on waits in silence). With a worker
+process, a second thread and a second process, not niced
+(``note_workers.start_first_note_worker``), make ``FIRST`` notes one at a time: they never wait
+behind the niced worker's batch in progress, nor for the CPU that a niced process gets on a busy
+machine. That process starts with the first note the cache has to make.
 Finished notes also go to the disk store (``disk_store.py``), so a restart or a preset switch does
 not make them again.
 
@@ -25,23 +23,16 @@ Threads: ``lookup``/``nearest`` are plain dict reads and never wait; ``request``
 doing I/O). Within a NoteCache only the worker threads touch the disk store (one at a time) or log.
 
 Memory: a fully cached preset is pitches x note length x output rate x 2 bytes. The in-memory
-notes are capped (``max_memory_bytes``): past the cap the worker thread drops the least recently
-used notes (by lookup/publish time), those of recently played timbres last. A dropped note is
-still on disk, so the next request for it is a disk read, not a model run. Dropping only removes
-the cache's reference: a sounding voice keeps its own.
+notes are capped (``max_memory_bytes``; ``note_memory``): past the cap the least recently used
+notes are dropped, those of recently played timbres last; a dropped note is still on disk.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
-import enum
-import heapq
-import itertools
 import logging
 import threading
-from collections import deque
 from collections.abc import Container, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -62,6 +53,8 @@ from gansynth_instrument.notes.disk_store import (
 from gansynth_instrument.notes.levels import reference_pitch
 from gansynth_instrument.notes.make import INT16_FULL_SCALE, NoteModel
 from gansynth_instrument.notes.note import Note
+from gansynth_instrument.notes.note_memory import NoteMemory
+from gansynth_instrument.notes.note_queue import NEAR_SEMITONES, NoteQueue, Priority
 from gansynth_instrument.notes.note_workers import NoteWorker, start_first_note_worker, start_worker
 
 logger = logging.getLogger(__name__)
@@ -69,20 +62,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_MEMORY_BYTES = 512 * 1024**2  # ≈ 22 fully cached presets at 48 kHz
 MIB = 1024**2
 DEFAULT_BATCH_SIZE = 4  # bounds how long a WAITING note can queue behind a batch already made
-NEAR_SEMITONES = 2  # a played pitch pulls this many semitones either side forward (Priority.NEAR)
-RECENT_PLAYED = 16  # how many played (timbre, pitch) pairs steer later requests
-
-
-_Entry = tuple[int, int, str, int]  # a queue entry: priority, order, timbre, pitch
-
-
-class Priority(enum.IntEnum):
-    """How soon a note is needed; lower = sooner."""
-
-    FIRST = -1  # WAITING, and no note of its timbre is ready (no stand-in): the cache raises it
-    WAITING = 0  # someone pressed the key and hears nothing (or a stand-in) until it is ready
-    NEAR = 1  # close to a recently played pitch: likely next
-    BACKGROUND = 2  # the rest of a preset, filled while nothing else is pending
 
 
 class NoteCache:
@@ -113,8 +92,6 @@ class NoteCache:
             raise CacheError(f"batch size must be >= 1, got {batch_size}")
         self.sample_rate = int(sample_rate)
         self.batch_size = batch_size
-        self.near_semitones = near_semitones
-        self.max_memory_bytes = int(max_memory_bytes)
         self._model = model
         self.renderer = renderer
         self._worker = start_worker(renderer, model)
@@ -126,31 +103,22 @@ class NoteCache:
         self._references: dict[str, float] = {}
         self._store = DiskStore(cache_dir, max_disk_bytes) if cache_dir is not None else None
         self._store_lock = threading.Lock()  # between the two renderer threads only
-        # Written by the worker threads only, under _cond; read lock-free (a dict get / a tuple
-        # swap is atomic).
-        self._notes: dict[tuple[str, int], Note] = {}
-        self._cached_pitches: dict[str, tuple[int, ...]] = {}
-        # Last lookup/publish tick per cached note: written lock-free by lookups (an int store).
-        self._last_used: dict[tuple[str, int], int] = {}
-        self._ticks = itertools.count()
+        # Written by the worker threads only, under _cond; read lock-free.
+        self._memory = NoteMemory(max_memory_bytes)
         # Everything below is guarded by _cond.
-        self._memory_bytes = 0
+        self._queue = NoteQueue(
+            self._memory,
+            reference_pitch=self._reference_pitch,
+            separate_first=self._first_worker is not None,
+            near_semitones=near_semitones,
+        )
         self._done: set[tuple[str, int]] = set()  # published at least once (maybe evicted since)
         self._cond = threading.Condition()
         self._latents: dict[str, np.ndarray] = {}
         self._requested: dict[str, set[int]] = {}
-        self._pending: dict[tuple[str, int], Priority] = {}
-        self._queue: list[_Entry] = []  # heap; stale entries skipped on pop
-        self._first_queue: list[_Entry] = []  # FIRST notes, for the first worker
-        self._first_in_flight: set[tuple[str, int]] = set()
         self._first_wanted = False  # the first worker starts with the first note to make
         self._first_asked = False
-        self._order = itertools.count()
-        self._in_flight: set[tuple[str, int]] = set()
-        self._begun: set[str] = set()  # timbres a batch was taken of
-        self._ready: set[str] = set()  # timbres with a note published
         self._errors: dict[tuple[str, int], Exception] = {}
-        self._recent: deque[tuple[str, int]] = deque(maxlen=RECENT_PLAYED)
         self._closing = False
         self._threads: list[threading.Thread] = []
 
@@ -198,32 +166,28 @@ class NoteCache:
         self.close()
 
     @property
+    def max_memory_bytes(self) -> int:
+        """The cap on note samples held in memory."""
+        return self._memory.max_bytes
+
+    @property
+    def near_semitones(self) -> int:
+        """How far either side of a played pitch pending notes move up to ``Priority.NEAR``."""
+        return self._queue.near_semitones
+
+    @property
     def memory_bytes(self) -> int:
         """Bytes of note samples held in memory now (at most ``max_memory_bytes``)."""
-        return self._memory_bytes
+        return self._memory.bytes
 
     def lookup(self, timbre: str, pitch: int) -> Note | None:
         """The cached note, or None (not made yet, or evicted: request it again). Never
         blocks."""
-        key = (timbre, pitch)
-        note = self._notes.get(key)
-        if note is not None:
-            self._last_used[key] = next(self._ticks)
-        return note
+        return self._memory.lookup(timbre, pitch)
 
     def nearest(self, timbre: str, pitch: int) -> Note | None:
         """The cached note of this timbre closest in pitch (ties → lower), or None. Never blocks."""
-        pitches = self._cached_pitches.get(timbre)
-        if not pitches:
-            return None
-        i = bisect.bisect_left(pitches, pitch)
-        below = pitches[i - 1] if i > 0 else None
-        above = pitches[i] if i < len(pitches) else None
-        if above is None or (below is not None and pitch - below <= above - pitch):
-            best = below
-        else:
-            best = above
-        return self.lookup(timbre, best)
+        return self._memory.nearest(timbre, pitch)
 
     def request(
         self,
@@ -251,22 +215,14 @@ class NoteCache:
             for pitch in wanted:
                 key = (timbre, pitch)
                 self._errors.pop(key, None)  # asking again retries a failed note
-                urgent = priority
-                if urgent > Priority.NEAR and self._near_recent(timbre, pitch):
-                    urgent = Priority.NEAR
-                self._enqueue(key, urgent)
+                self._queue.add(key, priority)
             self._cond.notify_all()
         return timbre
 
     def played(self, timbre: str, pitch: int) -> None:
         """Hint that ``pitch`` was played: pending pitches within ``near_semitones`` become NEAR."""
         with self._cond:
-            self._recent.append((timbre, pitch))
-            for distance in range(self.near_semitones + 1):  # nearest first: FIFO within a class
-                for neighbour in (pitch - distance, pitch + distance):  # repeat at 0: no-op
-                    key = (timbre, neighbour)
-                    if key in self._pending:
-                        self._enqueue(key, Priority.NEAR)
+            self._queue.played(timbre, pitch)
             self._cond.notify_all()
 
     def progress(self, timbre: str) -> tuple[int, int]:
@@ -292,7 +248,7 @@ class NoteCache:
         Raises CacheError if one of them failed.
         """
         keys = [(timbre, int(p)) for p in pitches]
-        ready = self._notes if in_memory else self._done
+        ready = self._memory if in_memory else self._done
         with self._cond:
             return self._cond.wait_for(lambda: self._all_ready(keys, ready), timeout_s)
 
@@ -303,75 +259,13 @@ class NoteCache:
                 raise CacheError(f"rendering pitch {key[1]} failed: {err}") from err
         return all(key in ready for key in keys)
 
-    def _near_recent(self, timbre: str, pitch: int) -> bool:
-        return any(t == timbre and abs(p - pitch) <= self.near_semitones for t, p in self._recent)
-
-    def _enqueue(self, key: tuple[str, int], priority: Priority) -> None:
-        """Add or raise a pending note (caller holds _cond); cached/in-progress ones stay put,
-        except a FIRST note in the niced worker's batch: the first worker makes it too."""
-        if key in self._notes:
-            return
-        first = priority == Priority.WAITING and key[0] not in self._ready
-        if first:
-            priority = Priority.FIRST
-        separate = first and self._first_worker is not None
-        if key in self._in_flight and not (separate and key not in self._first_in_flight):
-            return
-        current = self._pending.get(key)
-        if current is not None and current <= priority:
-            return
-        self._pending[key] = priority
-        queue = self._first_queue if separate else self._queue
-        heapq.heappush(queue, (int(priority), next(self._order), *key))
-
-    def _take_batch(self, queue: list[_Entry], size: int) -> list[tuple[str, int]]:
-        """Pop up to ``size`` pending notes of the most urgent class from ``queue`` (caller
-        holds _cond). A FIRST note goes alone, and so does a timbre's first batch, with its
-        reference note when that is pending too (it is made with the first batch anyway, see
-        ``_fill``)."""
-        batch: list[tuple[str, int]] = []
-        batch_priority = None
-        while queue and len(batch) < size:
-            priority, _, timbre, pitch = queue[0]
-            key = (timbre, pitch)
-            if self._pending.get(key) != priority:  # stale: raised since, or already taken
-                heapq.heappop(queue)
-                continue
-            if batch_priority is not None and priority != batch_priority:
-                break
-            heapq.heappop(queue)
-            if priority == Priority.FIRST and timbre in self._ready:
-                # A note of its timbre is ready now (a stand-in): it waits as others do.
-                if key in self._in_flight:
-                    del self._pending[key]  # the other worker is making it
-                else:
-                    self._pending[key] = Priority.WAITING
-                    heapq.heappush(self._queue, (int(Priority.WAITING), next(self._order), *key))
-                continue
-            batch_priority = priority
-            self._take(key, batch)
-            if timbre not in self._begun:
-                self._begun.add(timbre)
-                reference = (timbre, self._reference_pitch)
-                if reference in self._pending and reference not in self._in_flight:
-                    self._take(reference, batch)
-                break
-            if priority == Priority.FIRST:
-                break
-        return batch
-
-    def _take(self, key: tuple[str, int], batch: list[tuple[str, int]]) -> None:
-        del self._pending[key]
-        self._in_flight.add(key)
-        batch.append(key)
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or bool(self._queue))
+                self._cond.wait_for(lambda: self._closing or self._queue.has_work())
                 if self._closing:
                     return
-                batch = self._take_batch(self._queue, self.batch_size)
+                batch = self._queue.take_batch(self.batch_size)
             self._make(batch, self._worker)
 
     def _run_first(self) -> None:
@@ -381,13 +275,12 @@ class NoteCache:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: self._closing or bool(self._first_queue) or self._first_wanted
+                    lambda: self._closing or self._queue.has_work(first=True) or self._first_wanted
                 )
                 if self._closing:
                     return
                 start, self._first_wanted = self._first_wanted, False
-                batch = self._take_batch(self._first_queue, 1)
-                self._first_in_flight.update(batch)
+                batch = self._queue.take_batch(1, first=True)
                 self._cond.notify_all()  # notes it passed on to the other queue
             if start:
                 with contextlib.suppress(CacheError):  # said by the first batch that needs it
@@ -406,9 +299,7 @@ class NoteCache:
             logger.exception("note cache: rendering %d note(s) failed", len(batch))
             with self._cond:
                 for key in batch:
-                    self._first_in_flight.discard(key)
-                    if key in self._in_flight:
-                        self._in_flight.discard(key)
+                    if self._queue.failed(key):
                         self._errors[key] = err
                 self._cond.notify_all()
 
@@ -492,44 +383,10 @@ class NoteCache:
 
     def _publish(self, key: tuple[str, int], note: Note) -> None:
         with self._cond:
-            old = self._notes.get(key)
-            self._memory_bytes += note.pcm.nbytes - (0 if old is None else old.pcm.nbytes)
-            self._last_used[key] = next(self._ticks)
-            self._notes[key] = note
-            timbre, pitch = key
-            if pitch not in self._cached_pitches.get(timbre, ()):
-                self._cached_pitches[timbre] = tuple(
-                    sorted((*self._cached_pitches.get(timbre, ()), pitch))
-                )
-            self._in_flight.discard(key)
-            self._first_in_flight.discard(key)
-            self._pending.pop(key, None)  # made by the other worker meanwhile
-            self._ready.add(timbre)
+            self._memory.put(key, note, self._queue.playing())
+            self._queue.done(key)
             self._done.add(key)
-            self._evict_over_cap(keep=key)
             self._cond.notify_all()
-
-    def _evict_over_cap(self, keep: tuple[str, int]) -> None:
-        """Drop least recently used notes until within the cap (caller holds _cond): first those
-        of timbres not played lately, then any but ``keep`` (the note just published)."""
-        if self._memory_bytes <= self.max_memory_bytes:
-            return
-        playing = {timbre for timbre, _ in self._recent}
-        order = sorted(
-            (key for key in self._notes if key != keep),
-            key=lambda k: (k[0] in playing, self._last_used.get(k, -1)),
-        )
-        for key in order:
-            if self._memory_bytes <= self.max_memory_bytes:
-                break
-            timbre, pitch = key
-            self._memory_bytes -= self._notes.pop(key).pcm.nbytes
-            self._last_used.pop(key, None)
-            left = tuple(p for p in self._cached_pitches[timbre] if p != pitch)
-            if left:
-                self._cached_pitches[timbre] = left
-            else:
-                del self._cached_pitches[timbre]
 
 
 def mib_to_bytes(mib: float | None, default: int) -> int:

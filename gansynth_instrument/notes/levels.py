@@ -203,7 +203,9 @@ class Limiter:
 
 class MasterBus:
     """Master gain then the limiter, in place on the mixer's stereo bus (``channels`` 2: left,
-    right; see the module docstring); allocation-free like ``Limiter``."""
+    right; see the module docstring); allocation-free like ``Limiter``. ``gain_db`` is checked
+    where it is set (``master_gain``: the play and render settings, the clip commands), not here.
+    """
 
     def __init__(
         self,
@@ -213,7 +215,7 @@ class MasterBus:
         channels: int = 2,
         max_block_frames: int = 1024,
     ) -> None:
-        self.gain = master_gain(gain_db)
+        self.gain = db_to_gain(gain_db)
         self.limiter = Limiter(sample_rate, channels=channels, max_block_frames=max_block_frames)
 
     @property

@@ -1,4 +1,4 @@
-"""Offline: notes, hallucinations, interpolations and MIDI renders written to WAV files.
+"""Offline: notes, hallucinations and interpolations written to WAV files.
 
 These replace what course users did with ``gansynth_generate`` and the Pd patches:
 
@@ -6,9 +6,9 @@ These replace what course users did with ``gansynth_generate`` and the Pd patche
 - ``hallucinate``: the course's hallucination patch (overlapping enveloped notes on a slerp path).
 - ``interpolate``: notes along the slerp path between two timbres (``gansynth_multi.pd``, the
   NSynth Super grid).
-- ``render_midi_engine``: a MIDI file through the instrument (``instrument.assemble``), exact
-  notes at exact frames, in stereo, streamed to the file as it renders (``audio_files.py``).
-  Magenta's own MIDI mode is ``magenta.render_magenta``.
+
+A MIDI file through the instrument is ``render_engine.render_midi_engine``; Magenta's own MIDI
+mode is ``magenta.render_magenta``.
 
 WAVs are float32, written atomically; the output location is checked before any model runs.
 """
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +27,10 @@ from tqdm import tqdm
 
 from gansynth_instrument.errors import GansynthError, OutputError
 from gansynth_instrument.fileio import atomic_path, check_writable_dir
-from gansynth_instrument.live.compiled_mixer import CompiledMixer, make_mixer
-from gansynth_instrument.live.engine import DEFAULT_VELOCITY_EXPONENT, ChannelReport, Engine
-from gansynth_instrument.live.instrument import assemble
-from gansynth_instrument.live.mixer import Mixer
-from gansynth_instrument.live.mpe_input import MpeInput
 from gansynth_instrument.model.latent import random_latent, slerp
 from gansynth_instrument.model.metadata import check_pitches
 from gansynth_instrument.model.runtime import Model
-from gansynth_instrument.notes.disk_store import DEFAULT_CACHE_DIR
 from gansynth_instrument.notes.levels import (
-    MasterBus,
     db_to_gain,
     level_gain,
     master_clip,
@@ -47,22 +39,7 @@ from gansynth_instrument.notes.levels import (
     reference_pitch,
 )
 from gansynth_instrument.notes.timbre import Timbre, blend_settings
-from gansynth_instrument.offline.audio_files import (
-    BlockWriter,
-    copy_scaled,
-    output_format,
-    stream_to_file,
-)
-from gansynth_instrument.offline.loudness import (
-    Loudness,
-    LoudnessMeter,
-    Normalisation,
-    normalising_gain,
-)
-from gansynth_instrument.offline.midi_file import MidiEvent, read_midi
-from gansynth_instrument.presets.ganspace import KnobDirections
 from gansynth_instrument.presets.pad import PAD_SIZE_RANGE, grid_latents
-from gansynth_instrument.presets.preset import Bank, Kit, Preset
 from gansynth_instrument.presets.preset_files import find_preset
 
 BATCH_SIZE = 8  # notes per model call: Magenta's released batch size, and a good CPU batch here
@@ -414,239 +391,3 @@ def hallucinate(
         clip[i * spacing : i * spacing + len(note)] += note * envelope * np.float32(gain)
     clip = master_clip(clip, model.sample_rate, gain_db)
     return write_wav(out_path, clip, model.sample_rate), len(latents), length / model.sample_rate
-
-
-# --- engine mode: a MIDI file through the live instrument's own engine ----------------------------
-
-ENGINE_BLOCK_FRAMES = 1024
-ENGINE_POLYPHONY = 64  # offline can afford more voices than live play
-ENGINE_WAIT_S = 600.0  # per note; only bounds a hang (a full-size model on a slow CPU)
-DEFAULT_BANK = "default"  # the shipped bank: program changes and the mod-wheel morph work
-
-
-@dataclass(frozen=True)
-class EngineRender:
-    """What ``render_midi_engine`` wrote."""
-
-    path: Path
-    notes: int
-    duration_s: float
-    peak: float  # largest |sample|; above 1.0 a float WAV holds it, other formats clip
-    clipped: int  # samples clipped to ±1 (formats that cannot hold more)
-    channels: list[ChannelReport]  # per MIDI channel: presets played, notes skipped
-    drums: str  # what channel 10 played (``Engine.drums_summary``)
-    limited_frames: int  # frames the master limiter turned down
-    loudness: Loudness  # of the mix as the instrument made it (live play's level)
-    normalisation: Normalisation | None  # the gain applied for the loudness target; None: off
-
-
-def render_blocks(
-    engine: Engine | MpeInput,
-    mixer: Mixer | CompiledMixer,
-    events: Sequence[MidiEvent],
-    *,
-    block_frames: int = ENGINE_BLOCK_FRAMES,
-    progress: bool = False,
-) -> Iterator[np.ndarray]:
-    """Feed timed MIDI to ``engine`` (or an ``MpeInput`` in front of it) and yield ``mixer``'s
-    audio ([frames, channels] float32) block by block until it falls silent, as long as the last
-    event or the last sound.
-
-    Each event's commands carry its exact frame, so the audio does not depend on
-    ``block_frames``. Trailing silence is held back as a count, not as audio, and given out
-    only as far as a later sound or the last event needs it: memory stays one block. A mixer
-    with a master bus is run on by the limiter's delay, which is cut from the start.
-    """
-    rate = mixer.sample_rate
-    stamped = [(round(e.time_s * rate), e.data) for e in events]
-    last_event = stamped[-1][0] if stamped else 0
-    given = 0
-    silent = 0  # frames mixed after the last sound and not given out yet
-    zeros = np.zeros((block_frames, mixer.channels), dtype=np.float32)
-    skip = mixer.master.delay_frames if mixer.master is not None else 0
-    for block in _mixed(engine, mixer, stamped, block_frames, progress):
-        if skip:
-            cut = min(skip, len(block))
-            block, skip = block[cut:], skip - cut
-        sounding = np.flatnonzero(block.any(axis=1))
-        if len(sounding):
-            yield from _zeros(zeros, silent)
-            last = int(sounding[-1]) + 1
-            yield block[:last]
-            given += silent + last
-            silent = len(block) - last
-        else:
-            silent += len(block)
-    yield from _zeros(zeros, min(silent, max(0, last_event - given)))
-
-
-def _mixed(
-    engine: Engine | MpeInput,
-    mixer: Mixer | CompiledMixer,
-    stamped: Sequence[tuple[int, Sequence[int]]],
-    block_frames: int,
-    progress: bool,
-) -> Iterator[np.ndarray]:
-    """The mixer's blocks while events, voices or commands remain, then as many as the master
-    bus's delay needs to play out."""
-    rate = mixer.sample_rate
-    last_event = stamped[-1][0] if stamped else 0
-    i = frame = 0
-    with tqdm(
-        total=round(last_event / rate, 1), unit="s", disable=not progress, leave=False
-    ) as bar:
-        while i < len(stamped) or mixer.voices_active or mixer.pending():
-            end = frame + block_frames
-            while i < len(stamped) and stamped[i][0] < end:
-                engine.handle(stamped[i][1], stamped[i][0])
-                i += 1
-            block = np.empty((block_frames, mixer.channels), dtype=np.float32)
-            mixer.mix(block, block_frames)
-            yield block
-            frame = end
-            bar.update(round(min(frame, last_event) / rate, 1) - bar.n)
-    delay = mixer.master.delay_frames if mixer.master is not None else 0
-    for _ in range(-(-delay // block_frames)):
-        block = np.empty((block_frames, mixer.channels), dtype=np.float32)
-        mixer.mix(block, block_frames)
-        yield block
-
-
-def _zeros(zeros: np.ndarray, frames: int) -> Iterator[np.ndarray]:
-    for start in range(0, frames, len(zeros)):
-        yield zeros[: min(len(zeros), frames - start)]
-
-
-def render_events(
-    engine: Engine,
-    mixer: Mixer | CompiledMixer,
-    events: Sequence[MidiEvent],
-    *,
-    block_frames: int = ENGINE_BLOCK_FRAMES,
-) -> np.ndarray:
-    """``render_blocks`` gathered into one array ([frames, channels]): for short songs."""
-    blocks = list(render_blocks(engine, mixer, events, block_frames=block_frames))
-    if not blocks:
-        return np.zeros((0, mixer.channels), dtype=np.float32)
-    return np.concatenate(blocks)
-
-
-def render_midi_engine(
-    model: Model,
-    midi_path: Path,
-    out_path: Path,
-    *,
-    preset: Preset | Kit | None = None,
-    bank: Bank | None = None,
-    drums: Preset | Kit | None = None,
-    channels: Collection[int] | None = None,
-    knobs: KnobDirections | None = None,
-    sample_rate: int = 48000,
-    subtype: str | None = None,
-    cache_dir: Path | None = DEFAULT_CACHE_DIR,
-    block_frames: int = ENGINE_BLOCK_FRAMES,
-    progress: bool = True,
-    gain_db: float = 0.0,
-    velocity_exponent: float = DEFAULT_VELOCITY_EXPONENT,
-    mpe: str | None = None,
-    loudness: float | None = None,
-) -> EngineRender:
-    """A MIDI file → stereo audio file through the live engine: same channels, voices,
-    envelopes, pedal, bend, morph, timbre knobs (given ``knobs``, ``ganspace.knob_directions``)
-    and XY pad (a bank's corners), and the same gain staging (levelled timbres, velocity curve,
-    preset and master gain, the master-bus limiter; ``levels.py``).
-
-    ``loudness``: the integrated loudness (LUFS) the file is brought to, true peak at most
-    ``loudness.TRUE_PEAK_CEILING_DBTP`` (``loudness.normalising_gain``); None writes the mix at
-    the level live play has. The mix is measured as it renders to a float WAV beside the output,
-    then copied to the output at the chosen gain: two streaming passes, memory one block.
-
-    Unlike live play it waits for each exact note before its note-on instead of playing a
-    nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
-    cache. ``channels`` (0-15) chooses the MIDI channels to play (None: all). MPE zones follow
-    the file's MPE Configuration Messages, or ``mpe`` forces them (``mpe_input.py``). The file
-    is written as it renders (``audio_files.py``), in the format its extension names.
-    """
-    check_output_file(out_path)
-    output_format(out_path, subtype)
-    events = read_midi(midi_path)
-    master = MasterBus(sample_rate, gain_db=gain_db, max_block_frames=block_frames)
-    mixer = make_mixer(
-        sample_rate,
-        polyphony=ENGINE_POLYPHONY,
-        channels=2,
-        max_block_frames=block_frames,
-        master=master,
-    )
-    instrument = assemble(
-        model,
-        mixer,
-        preset=preset,
-        bank=bank,
-        drums=drums,
-        knobs=knobs,
-        cache_dir=cache_dir,
-        wait_s=ENGINE_WAIT_S,
-        channels=channels,
-        velocity_exponent=velocity_exponent,
-    )
-    engine = instrument.engine
-    meter = LoudnessMeter(sample_rate, mixer.channels)
-
-    def mix_to(writer: BlockWriter) -> None:
-        with instrument.cache as cache:
-            # Ask for every note the song's programs will play up front, so the cache batches.
-            for timbre, pitches in engine.planned_notes(e.data for e in events).values():
-                cache.request(timbre.latent, sorted(pitches))
-            midi_in = MpeInput(engine, bank.mpe if bank is not None else None, forced=mpe)
-            for block in render_blocks(
-                midi_in, mixer, events, block_frames=block_frames, progress=progress
-            ):
-                writer.write(block)
-                meter.add(block)
-
-    normalisation = None
-    if loudness is None:
-        with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
-            mix_to(writer)
-        measured = meter.result()
-    else:
-        out_dir = Path(out_path).parent
-        with tempfile.TemporaryDirectory(prefix=".render-", dir=out_dir) as scratch:
-            mix = Path(scratch) / "mix.wav"
-            try:
-                with stream_to_file(mix, sample_rate, mixer.channels, "FLOAT") as first:
-                    mix_to(first)
-            except OutputError as err:  # the first pass is the output's: name the output
-                raise OutputError(str(err).replace(str(mix), str(out_path), 1)) from None
-            measured = meter.result()
-            normalisation = normalising_gain(measured, loudness)
-            with stream_to_file(out_path, sample_rate, mixer.channels, subtype) as writer:
-                copy_scaled(mix, writer, db_to_gain(normalisation.gain_db))
-    report = engine.report()
-    return EngineRender(
-        Path(out_path),
-        sum(sum(r.played.values()) for r in report),
-        writer.frames / sample_rate,
-        writer.peak,
-        writer.clipped,
-        report,
-        engine.drums_summary(),
-        master.limiter.limited_frames,
-        measured,
-        normalisation,
-    )
-
-
-def channel_lines(reports: Sequence[ChannelReport]) -> list[str]:
-    """One line per MIDI channel (counted 1-16): the presets it played and what it skipped."""
-    lines = []
-    for r in reports:
-        played = ", ".join(f"{name} ({count} notes)" for name, count in r.played.items())
-        skipped = ", ".join(f"{count} {why}" for why, count in r.skipped.items())
-        text = played or "nothing played"
-        if skipped:
-            text += f"; skipped {skipped}"
-        text += "".join(f"; {remark}" for remark in r.remarks)
-        lines.append(f"  channel {r.channel + 1:>2}: {text}")
-    return lines

@@ -15,12 +15,8 @@ from gansynth_instrument.errors import PresetError
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets.preset import Preset, random_seed
-from gansynth_instrument.presets.preset_files import (
-    name_holder,
-    save_preset,
-    timbre_preset,
-    user_presets_dir,
-)
+from gansynth_instrument.presets.preset_files import timbre_preset, user_presets_dir
+from gansynth_instrument.presets.preset_saving import name_holder, save_preset
 
 FOUND_PREFIX = "found"
 _MAX_SAME_SECOND = 1000

@@ -74,7 +74,7 @@ def target_of(name: str) -> tuple[str, int]:
 class MpeSettings:
     """A bank's ``mpe:`` block: the timbre target CC74 moves (``slide``), where channel pressure
     goes (``level``, the default, or a second timbre target) and the members' pitch-bend range.
-    Whether the targets exist in the bank is the bank's check (``presets.Bank``)."""
+    Whether the targets exist in the bank is the bank's check (``banks.Bank``)."""
 
     slide: str = "knob1"
     pressure: str = "level"

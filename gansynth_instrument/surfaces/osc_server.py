@@ -130,23 +130,24 @@ class OscServer:
             if not ccs:
                 raise PresetError("this player has no timbre knobs")
             raise PresetError(f"expects N VALUE with N 1..{len(ccs)}, got {_shown(args)}")
-        self._controls([ccs[args[0] - 1]], args[1:], "/knob N")
+        self._controls([ccs[args[0] - 1]], args[1:], "N VALUE")
 
     def _on_pad(self, args: list[Any]) -> None:
         if not self.surface.pad_ccs:
             raise PresetError("the bank has no XY pad")
-        self._controls(list(self.surface.pad_ccs), args, "/pad")
+        self._controls(list(self.surface.pad_ccs), args, "X Y")
 
     def _on_morph(self, args: list[Any]) -> None:
         cc = self.surface.player.engine.morph_cc
         if cc is None:
             raise PresetError("the bank has no morph path")
-        self._controls([cc], args, "/morph")
+        self._controls([cc], args, "VALUE")
 
-    def _controls(self, ccs: list[int], args: list[Any], what: str) -> None:
-        """Set each of ``ccs`` to its 0..1 value in ``args``."""
+    def _controls(self, ccs: list[int], args: list[Any], names: str) -> None:
+        """Set each of ``ccs`` to its 0..1 value in ``args`` (``names``, for the error line: the
+        address itself comes from the table, through ``_dispatch``)."""
         if len(args) != len(ccs) or not all(_unit(v) for v in args):
-            raise PresetError(f"{what} takes {len(ccs)} value(s) 0..1, got {_shown(args)}")
+            raise PresetError(f"expects {names}, each value 0..1, got {_shown(args)}")
         for cc, value in zip(ccs, args, strict=True):
             self._midi([CONTROL_CHANGE, cc, round(float(value) * DATA_MAX)])
 

@@ -67,7 +67,7 @@ class UiServer:
         self.port = port
         self.token = token or secrets.token_urlsafe(24)
         self._files = {
-            path: (resources.files("gansynth_instrument") / "ui" / name).read_text("utf-8")
+            path: (resources.files("gansynth_instrument.surfaces") / "ui" / name).read_text("utf-8")
             for path, (name, _) in STATIC.items()
         }
         self._clients: set[web.WebSocketResponse] = set()

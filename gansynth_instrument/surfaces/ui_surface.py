@@ -44,17 +44,19 @@ from gansynth_instrument.model.latent import latent_digest, rescale
 from gansynth_instrument.notes.note import Note
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets.knobs import KNOB_CCS
-from gansynth_instrument.presets.preset import check_name
+from gansynth_instrument.presets.preset_fields import check_name
 from gansynth_instrument.presets.preset_files import (
-    check_free,
-    delete_preset,
     find_preset,
     list_presets,
+    timbre_preset,
+    user_presets_dir,
+)
+from gansynth_instrument.presets.preset_saving import (
+    check_free,
+    delete_preset,
     save_copy,
     save_preset,
-    timbre_preset,
     user_preset_path,
-    user_presets_dir,
 )
 from gansynth_instrument.surfaces.keyboard import KEY_BUTTONS, KEY_SEMITONES
 

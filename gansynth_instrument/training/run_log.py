@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from gansynth_instrument.fileio import atomic_path
 from gansynth_instrument.model import spectral
 from gansynth_instrument.training.config import Schedule
-from gansynth_instrument.training.dataset import detect_pitch
 from gansynth_instrument.training.networks import upscale
+from gansynth_instrument.training.pitch_labels import detect_pitch
 from gansynth_instrument.training.run_state import Run
 
 LOSSES_CSV = "losses.csv"

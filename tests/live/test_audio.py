@@ -109,16 +109,6 @@ def test_a_block_size_other_than_jacks_period_names_the_period(
     assert "--blocksize 128" in message
 
 
-@pytest.mark.parametrize("block_frames", [0, 15, 2049, 100000])
-def test_a_block_size_outside_the_range_names_the_range(
-    jack_server: JackServer, block_frames: int
-) -> None:
-    with pytest.raises(
-        DeviceError, match=rf"^--blocksize must be 16\.\.2048 frames, got {block_frames}$"
-    ):
-        AudioOutput(Ramp().mix, block_frames=block_frames)
-
-
 def test_too_many_channels_is_one_line(jack_server: JackServer) -> None:
     channels = find_output(None).channels + 1
     with pytest.raises(DeviceError, match=f"{channels} needed") as err:

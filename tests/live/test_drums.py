@@ -23,6 +23,7 @@ from tonemodel import ToneModel
 
 from gansynth_instrument import cli
 from gansynth_instrument.errors import PresetError
+from gansynth_instrument.live.config import EngineConfig
 from gansynth_instrument.live.engine import Engine
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Voices
@@ -30,8 +31,8 @@ from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.note import Note, shape_hit
 from gansynth_instrument.notes.timbre import DrumKit, KitHit, Timbre
 from gansynth_instrument.offline.midi_file import read_midi
-from gansynth_instrument.offline.render import render_events
-from gansynth_instrument.presets.preset import Kit
+from gansynth_instrument.offline.render_engine import render_events
+from gansynth_instrument.presets.kit import Kit
 from gansynth_instrument.presets.preset_files import find_kit_or_preset, load_kit_file
 
 RATE = ToneModel.sample_rate
@@ -114,7 +115,8 @@ def cache() -> Iterator[NoteCache]:
 
 def play(cache: NoteCache, tmp_path: Path, messages: list, **kw) -> tuple[np.ndarray, Engine]:
     mixer = Mixer(RATE, polyphony=8, channels=2)
-    engine = Engine(cache, Voices(mixer), ToneModel.pitches, tone("keys", 0.0), wait_s=60, **kw)
+    keys, config = tone("keys", 0.0), EngineConfig(wait_s=60)
+    engine = Engine(cache, Voices(mixer), ToneModel.pitches, keys, config=config, **kw)
     song = write_midi(tmp_path / "song.mid", messages)
     return render_events(engine, mixer, read_midi(song)), engine
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from tonemodel import ToneModel
 
+from gansynth_instrument.live.config import EngineConfig
 from gansynth_instrument.live.engine import PENDING_S, RANDOM_CC, SAVE_CC, Engine
 from gansynth_instrument.live.mixer import DEFAULT_GLIDE_S, Mixer
 from gansynth_instrument.live.voices import Voices
@@ -134,7 +135,7 @@ def test_uncached_pitch_plays_the_nearest_pitch_shifted_then_the_exact_note(cach
 
 def test_pitch_outside_the_model_is_shifted_within_the_bound_else_ignored_once(cache, caplog):
     (top,) = cached(cache, DARK, [72])
-    engine, mixer = make(cache, max_shift_semitones=12)
+    engine, mixer = make(cache, config=EngineConfig(max_shift_semitones=12))
     engine.handle([0x90, 79, 127])  # 7 above the model's top pitch
     out = render(mixer, 8000)
     assert dominant_hz(out[2000:]) == pytest.approx(440 * 2 ** ((79 - 69) / 12), rel=3e-3)
@@ -148,7 +149,7 @@ def test_pitch_outside_the_model_is_shifted_within_the_bound_else_ignored_once(c
 
 def test_pitch_bend_message_shifts_the_measured_pitch(cache):
     cached(cache, DARK, [69])
-    engine, mixer = make(cache, bend_range_semitones=2.0)
+    engine, mixer = make(cache, config=EngineConfig(bend_range_semitones=2.0))
     engine.handle([0x90, 69, 127])
     render(mixer, 1000)
     engine.handle([0xE0, 0x7F, 0x7F])  # full up
@@ -289,7 +290,7 @@ def test_morph_steps_loop_like_the_nearer_preset():
 
 def test_malformed_system_and_other_channel_messages_are_ignored(cache):
     cached(cache, DARK, [60])
-    engine, mixer = make(cache, channels={0})
+    engine, mixer = make(cache, config=EngineConfig(channels=frozenset({0})))
     for msg in ([], [0x90, 60], [0x90, 200, 100], [0xF8], [0x3C, 100], [0xD0, 40]):
         engine.handle(msg)
     assert engine.ignored == 6

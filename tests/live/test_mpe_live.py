@@ -20,11 +20,12 @@ import pytest
 import soundfile as sf
 from jackrig import MidiSender, Recorder, midi_input_port
 
+from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.midi import CLIENT_NAME
-from gansynth_instrument.live.player import Player
+from gansynth_instrument.live.player import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.model.runtime import load_model, model_path
-from gansynth_instrument.notes.cache import Priority
-from gansynth_instrument.offline.render import render_midi_engine
+from gansynth_instrument.notes.note_queue import Priority
+from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
 from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.preset_files import find_preset
 
@@ -52,17 +53,19 @@ def bundled(tmp_path_factory: pytest.TempPathFactory):
 
 
 @contextmanager
-def mpe_player(bundled, **kw) -> Iterator[tuple[Player, MidiSender]]:
+def mpe_player(bundled, mpe: str | None = None) -> Iterator[tuple[Player, MidiSender]]:
     model, knobs, notes = bundled
     port = f"mpe-{uuid.uuid4().hex[:6]}"
     player = Player(
         model,
-        preset=find_preset("slow-pad").copy(loop=True),  # held notes sustain steadily
+        Sounds(find_preset("slow-pad").copy(loop=True)),  # held notes sustain steadily
+        PlayConfig(
+            cache=CacheConfig(notes, DEFAULT_RENDERER),
+            sample_rate=RATE,
+            virtual_midi=port,
+            mpe=mpe,
+        ),
         knobs=knobs,
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=notes,
-        **kw,
     )
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
@@ -201,10 +204,9 @@ def test_an_mpe_file_renders_deterministically(bundled, tmp_path):
             model,
             song,
             tmp_path / name,
-            preset=find_preset("slow-pad"),
+            Sounds(find_preset("slow-pad")),
+            RenderConfig(cache=CacheConfig(notes), progress=False),
             knobs=knobs,
-            cache_dir=notes,
-            progress=False,
         )
         assert result.notes == 3
         # The samples, not the file's bytes: libsndfile stamps a float WAV's PEAK chunk with the

@@ -22,12 +22,14 @@ from midi_writer import write_midi
 from tonemodel import ToneModel
 
 from gansynth_instrument import cli
+from gansynth_instrument.live.config import EngineConfig
 from gansynth_instrument.live.engine import Engine
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Voices
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.timbre import Timbre
-from gansynth_instrument.offline.render import read_midi, render_events
+from gansynth_instrument.offline.midi_file import read_midi
+from gansynth_instrument.offline.render_engine import render_events
 
 RATE = ToneModel.sample_rate
 WAIT_S = 60.0
@@ -49,10 +51,13 @@ def cache() -> Iterator[NoteCache]:
         yield c
 
 
-def engine(cache: NoteCache, polyphony: int = 32, **kw) -> tuple[Engine, Mixer]:
+def engine(
+    cache: NoteCache, polyphony: int = 32, channels: set[int] | None = None, **kw
+) -> tuple[Engine, Mixer]:
     mixer = Mixer(RATE, polyphony=polyphony, channels=2)
     kw.setdefault("programs", {0: DARK, 40: BRIGHT, 73: MID})
-    made = Engine(cache, Voices(mixer), ToneModel.pitches, DARK, wait_s=WAIT_S, **kw)
+    config = EngineConfig(channels=channels, wait_s=WAIT_S)
+    made = Engine(cache, Voices(mixer), ToneModel.pitches, DARK, config=config, **kw)
     return made, mixer
 
 

@@ -27,15 +27,19 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
 from gansynth_instrument import cli
-from gansynth_instrument.commands.play import status_line
+from gansynth_instrument.commands.play import play_config, status_line
 from gansynth_instrument.live.audio import StreamStats
+from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.engine import EngineStatus
 from gansynth_instrument.live.midi import CLIENT_NAME
-from gansynth_instrument.live.player import LiveStatus, Player
-from gansynth_instrument.notes.cache import Priority
+from gansynth_instrument.live.player import DEFAULT_RENDERER, LiveStatus, PlayConfig, Player
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
 from gansynth_instrument.surfaces.keyboard import TypingKeyboard
 
 RATE = 48000
@@ -52,10 +56,14 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def playing(model, cache_dir: Path, **kw) -> Iterator[tuple[Player, MidiSender]]:
+def playing(
+    model, cache_dir: Path, preset: Preset | None = None, bank: Bank | None = None
+) -> Iterator[tuple[Player, MidiSender]]:
     """A started Player on a fresh virtual port, and a JACK MIDI client connected to it."""
     port = f"keys-{uuid.uuid4().hex[:6]}"
-    player = Player(model, sample_rate=RATE, virtual_midi=port, cache_dir=cache_dir, **kw)
+    cache = CacheConfig(cache_dir, DEFAULT_RENDERER)
+    config = PlayConfig(cache=cache, sample_rate=RATE, virtual_midi=port)
+    player = Player(model, Sounds(preset, bank), config)
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
         yield player, sender
@@ -110,6 +118,25 @@ def match(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
 
 def onset(captured: np.ndarray) -> int:
     return int(np.flatnonzero(np.abs(captured) > 1e-4)[0])
+
+
+def test_the_settings_play_builds_from_its_arguments_reach_the_engine_and_the_audio(
+    jack_server: JackServer, model, cache_dir
+):
+    """``play``'s arguments → ``play_config`` → ``Player``: the engine gets the engine config
+    the builder made (the same object), and the cache and the audio process play by the rest."""
+    port = f"keys-{uuid.uuid4().hex[:6]}"
+    argv = ["play", "--channel", "1-2", "--polyphony", "12", "--bend-range", "7"]
+    argv += ["--sample-rate", str(RATE), "--cache-dir", str(cache_dir), "--virtual-midi", port]
+    argv += ["--renderer", "thread", "--max-memory-mb", "64"]
+    config = play_config(cli.build_parser().parse_args(argv))
+    with Player(model, Sounds(find_preset("felt-keys")), config) as player:
+        assert player.engine.config is config.engine
+        assert player.engine.listen == frozenset({0, 1})
+        assert {c.bend_range for c in player.engine.channels} == {7.0}
+        assert player.audio.polyphony == 12 and player.audio.sample_rate == RATE
+        assert player.cache.renderer == "thread"
+        assert player.cache.max_memory_bytes == 64 * 2**20
 
 
 def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(

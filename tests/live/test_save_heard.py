@@ -21,11 +21,12 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from midi_writer import write_midi
 from scipy.signal import welch
 
+from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.midi import CLIENT_NAME
-from gansynth_instrument.live.player import Player
+from gansynth_instrument.live.player import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.model.runtime import load_model, model_path
-from gansynth_instrument.notes.cache import Priority
-from gansynth_instrument.offline.render import render_midi_engine
+from gansynth_instrument.notes.note_queue import Priority
+from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
 from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 48000
@@ -61,11 +62,13 @@ def test_twenty_random_then_save_rounds_each_save_the_note_heard(jack_server: Ja
     start = find_preset("felt-keys")
     player = Player(
         model,
-        preset=start,
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=tmp_path / "notes",
-        presets_dir=presets,
+        Sounds(start),
+        PlayConfig(
+            cache=CacheConfig(tmp_path / "notes", DEFAULT_RENDERER),
+            sample_rate=RATE,
+            virtual_midi=port,
+            presets_dir=presets,
+        ),
     )
     heard, saved = [], []
     with player, MidiSender() as sender:
@@ -116,9 +119,8 @@ def test_twenty_random_then_save_rounds_each_save_the_note_heard(jack_server: Ja
             ],
         )
         out = tmp_path / f"{name}.wav"
-        render_midi_engine(
-            model, midi, out, preset=preset, cache_dir=tmp_path / "notes", progress=False
-        )
+        config = RenderConfig(cache=CacheConfig(tmp_path / "notes"), progress=False)
+        render_midi_engine(model, midi, out, Sounds(preset), config)
         audio, rate = soundfile.read(out, dtype="float32")
         assert rate == RATE
         rendered.append(spectrum_db(body(audio[:, 0])))

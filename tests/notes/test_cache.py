@@ -24,9 +24,10 @@ from gansynth_instrument.cli import main
 from gansynth_instrument.errors import CacheError, ModelError
 from gansynth_instrument.model.latent import latent_digest, random_latent
 from gansynth_instrument.model.runtime import Model
-from gansynth_instrument.notes.cache import NoteCache, Priority
+from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.disk_store import DiskStore, NoteKey
 from gansynth_instrument.notes.levels import TARGET_PEAK
+from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre, morph_steps
 from gansynth_instrument.presets.preset_files import find_preset
 

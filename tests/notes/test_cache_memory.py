@@ -19,8 +19,9 @@ from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Layer, Voices
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import Model
-from gansynth_instrument.notes.cache import NoteCache, Priority
+from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.note import Note
+from gansynth_instrument.notes.note_queue import Priority
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 RATE = 16000  # the model's own rate: no resampling, so every note is the same size

@@ -22,7 +22,8 @@ import pytest
 from gansynth_instrument.errors import CacheError
 from gansynth_instrument.model.latent import random_latent
 from gansynth_instrument.model.runtime import Model, load_model
-from gansynth_instrument.notes.cache import NoteCache, Priority
+from gansynth_instrument.notes.cache import NoteCache
+from gansynth_instrument.notes.note_queue import Priority
 
 WAIT_S = 300  # only bounds a hang; no test measures time
 OUTPUT_RATE = 48000

@@ -27,13 +27,15 @@ from midi_writer import write_midi
 from sfzen import SFZ
 
 from gansynth_instrument import cli
-from gansynth_instrument.live.engine import DEFAULT_MAX_SHIFT_SEMITONES
+from gansynth_instrument.live.config import DEFAULT_MAX_SHIFT_SEMITONES, CacheConfig, Sounds
 from gansynth_instrument.model.runtime import BUNDLED_MODEL, Model, load_model
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.offline.bake import bake as bake_pack
-from gansynth_instrument.offline.bake import ds_velocity_layers, velocity_curve
-from gansynth_instrument.offline.render import render_midi_engine
-from gansynth_instrument.presets.preset import Bank, Preset
+from gansynth_instrument.offline.bake_plan import velocity_curve
+from gansynth_instrument.offline.render_engine import RenderConfig, render_midi_engine
+from gansynth_instrument.offline.sampler_formats import ds_velocity_layers
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.preset import Preset
 from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 48000
@@ -160,9 +162,8 @@ def engine_notes(
         messages.append((i * spacing + hold_s, mido.Message("note_off", note=key)))
     midi_path = write_midi(tmp / f"{preset.name}-{velocity}.mid", messages)
     wav = tmp / f"{preset.name}-{velocity}.wav"
-    render_midi_engine(
-        model, midi_path, wav, preset=preset, sample_rate=RATE, cache_dir=cache, progress=False
-    )
+    config = RenderConfig(cache=CacheConfig(cache), sample_rate=RATE, progress=False)
+    render_midi_engine(model, midi_path, wav, Sounds(preset), config)
     stereo, rate = sf.read(wav, dtype="float32")
     assert rate == RATE and np.array_equal(stereo[:, 0], stereo[:, 1])  # a centred channel
     audio = stereo[:, 0]

@@ -15,16 +15,24 @@ import soundfile as sf
 from midi_writer import write_midi
 
 from gansynth_instrument import cli
+from gansynth_instrument.commands import render as render_command
 from gansynth_instrument.live.compiled_mixer import CHOICE_ENV, MIXER_ENV, load_core
+from gansynth_instrument.live.config import CacheConfig, EngineConfig, Sounds
+from gansynth_instrument.live.engine import Engine
 from gansynth_instrument.live.instrument import assemble, build_engine
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Voices
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.offline.midi_file import read_midi
-from gansynth_instrument.offline.render import render_events, render_midi_engine
+from gansynth_instrument.offline.render_engine import (
+    RenderConfig,
+    render_events,
+    render_midi_engine,
+)
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.knobs import KNOB_CCS, KNOB_SPAN
-from gansynth_instrument.presets.preset_files import find_bank, find_preset
+from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 16000  # the model's own rate: no resampling, so the test stays quick
 WAIT_S = 300.0  # only bounds a hang
@@ -52,9 +60,8 @@ def test_each_note_is_its_cached_note_at_its_frame_with_envelope_and_velocity(mo
     )
     preset = find_preset("felt-keys")
     out = tmp_path / "two.wav"
-    result = render_midi_engine(
-        model, midi, out, preset=preset, sample_rate=RATE, cache_dir=tmp_path / "notes"
-    )
+    config = RenderConfig(cache=CacheConfig(tmp_path / "notes"), sample_rate=RATE)
+    result = render_midi_engine(model, midi, out, Sounds(preset), config)
     audio, rate = sf.read(out, dtype="float32")
     assert rate == RATE and result.notes == 2
 
@@ -111,8 +118,8 @@ def test_engine_render_does_not_depend_on_the_block_size(model, tmp_path):
                 Voices(mixer),
                 model.pitches,
                 model.latent_size,
-                bank=find_bank("default"),
-                wait_s=WAIT_S,
+                Sounds(bank=find_bank("default")),
+                EngineConfig(wait_s=WAIT_S),
             )
             results.append(render_events(engine, mixer, events, block_frames=block))
             assert engine.morph_position == len(engine.morph) - 1  # CC1 went to 127
@@ -137,10 +144,10 @@ def test_render_sounds_the_same_with_the_compiled_and_the_numpy_mixer(
     for choice in ("compiled", "numpy"):
         monkeypatch.setenv(CHOICE_ENV, choice)
         out = tmp_path / f"{choice}.wav"
-        options = {"sample_rate": RATE, "subtype": "FLOAT", "progress": False}
-        render_midi_engine(
-            model, midi, out, bank=find_bank("default"), cache_dir=tmp_path / "notes", **options
+        config = RenderConfig(
+            cache=CacheConfig(tmp_path / "notes"), sample_rate=RATE, subtype="FLOAT", progress=False
         )
+        render_midi_engine(model, midi, out, Sounds(bank=find_bank("default")), config)
         notice = capsys.readouterr().err
         assert ("using the numpy mixer" in notice) == (choice == "numpy"), notice
         audio[choice], _ = sf.read(out, dtype="float32", always_2d=True)
@@ -183,9 +190,8 @@ def test_knob_ccs_in_the_file_move_the_timbre_as_live_play_does(tiny_model, mode
     knobs = knob_directions(model, cache_dir=cache_dir / "knobs", progress=False)
     preset = find_preset("felt-keys")
     direct = tmp_path / "direct.wav"
-    render_midi_engine(
-        model, turned, direct, preset=preset, knobs=knobs, sample_rate=RATE, cache_dir=cache_dir
-    )
+    config = RenderConfig(cache=CacheConfig(cache_dir), sample_rate=RATE)
+    render_midi_engine(model, turned, direct, Sounds(preset), config, knobs=knobs)
     assert np.array_equal(sf.read(direct, dtype="float32")[0][:, 0], audio["turned"])
     assert np.array_equal(audio["ignored"], audio["plain"])
     held = slice(round(0.4 * RATE), round(1.0 * RATE))
@@ -193,7 +199,8 @@ def test_knob_ccs_in_the_file_move_the_timbre_as_live_play_does(tiny_model, mode
     assert change > 0.1 * np.abs(audio["plain"][held]).max()  # the held note follows the knob
 
     # Live: the engine with knob 1 at 127 plays the timbre at the knob's top stop.
-    live = assemble(model, Mixer(RATE, polyphony=4), preset=preset, knobs=knobs, cache_dir=None)
+    memory_only = CacheConfig(cache_dir=None)
+    live = assemble(model, Mixer(RATE, polyphony=4), Sounds(preset), cache=memory_only, knobs=knobs)
     live.engine.handle([0xB0, KNOB_CCS[0], 127])
     top = live.engine.current()
     z = preset.latent_vector(model.latent_size)
@@ -292,3 +299,34 @@ def test_an_mpe_file_whose_pressure_turns_a_knob_has_the_knobs_found(tiny_model,
 
 
 MPE_LOWER_ZONE = [(101, 0), (100, 6), (6, 15)]  # RPN 6 on channel 1: a lower zone of 15
+
+
+def test_the_render_command_hands_its_config_to_the_engine(
+    tiny_model, magenta_tiny, tmp_path, monkeypatch, capsys
+):
+    """``render`` through the real code: the settings ``render_config`` built from the
+    arguments reach the engine whole (the same object the builder made), and it plays by them."""
+    built: list[RenderConfig] = []
+    engines: list[Engine] = []
+    real_build, real_init = render_command.render_config, Engine.__init__
+
+    def build(args):
+        built.append(real_build(args))
+        return built[-1]
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        engines.append(self)
+
+    monkeypatch.setattr(render_command, "render_config", build)
+    monkeypatch.setattr(Engine, "__init__", init)
+    out = tmp_path / "song.wav"
+    argv = ["render", magenta_tiny / "midi_input.mid", "-o", out, "--model", tiny_model]
+    argv += ["--sample-rate", RATE, "--cache-dir", tmp_path / "notes", "--channels", "2-16"]
+    argv += ["--velocity-curve", "linear", "--preset", "felt-keys"]
+    assert cli.main([str(a) for a in argv]) == 0
+    (config,), (engine,) = built, engines
+    assert engine.config is config.engine
+    assert config.engine.channels == frozenset(range(1, 16)) and engine.velocity_exponent == 1.0
+    assert engine.listen == config.engine.channels  # channel 1, the file's, is not played
+    assert "0 notes" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import pytest
 from tonemodel import ToneModel
 
 from gansynth_instrument.errors import GansynthError, PresetError
+from gansynth_instrument.live.config import Sounds
 from gansynth_instrument.live.instrument import build_engine
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.voices import Voices
@@ -20,14 +21,12 @@ from gansynth_instrument.model.latent import random_latent, slerp
 from gansynth_instrument.notes.cache import NoteCache
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets import knobs, pad
+from gansynth_instrument.presets.bank import Bank
+from gansynth_instrument.presets.bank_files import find_bank, save_knob_cc
 from gansynth_instrument.presets.explore import found_name, random_timbre, save_found
-from gansynth_instrument.presets.preset import Bank, Preset
-from gansynth_instrument.presets.preset_files import (
-    find_bank,
-    find_preset,
-    save_knob_cc,
-    save_preset,
-)
+from gansynth_instrument.presets.preset import Preset
+from gansynth_instrument.presets.preset_files import find_preset
+from gansynth_instrument.presets.preset_saving import save_preset
 
 # -- knobs ------------------------------------------------------------------------------------
 
@@ -334,7 +333,7 @@ def test_pad_corners_from_a_model_of_another_latent_size_are_one_line(
     with NoteCache(model, model.sample_rate, cache_dir=None) as cache:
         voices = Voices(Mixer(model.sample_rate, polyphony=2, channels=1))
         with pytest.raises(PresetError) as err:
-            build_engine(cache, voices, model.pitches, model.latent_size, bank=bank)
+            build_engine(cache, voices, model.pitches, model.latent_size, Sounds(bank=bank))
     message = str(err.value)
     assert "wide.yaml" in message and "256 values, but the model expects 8" in message
     assert "\n" not in message

@@ -27,16 +27,11 @@ from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model.metadata import ModelInfo, ModelTimbre
 from gansynth_instrument.model.runtime import load_model, model_path, read_info
 from gansynth_instrument.notes.timbre import Timbre
+from gansynth_instrument.presets.bank_files import find_bank, load_bank_file
 from gansynth_instrument.presets.explore import save_found
 from gansynth_instrument.presets.preset import Preset
-from gansynth_instrument.presets.preset_files import (
-    create_preset,
-    find_bank,
-    find_preset,
-    load_bank_file,
-    save_copy,
-    shipped_presets_dir,
-)
+from gansynth_instrument.presets.preset_files import find_preset, shipped_presets_dir
+from gansynth_instrument.presets.preset_saving import create_preset, save_copy
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 LATENT = 64

@@ -10,6 +10,7 @@ import pytest
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.midi_spec import BEND_CENTER, control_change
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.mpe import (
     MANAGER_BEND_RANGE,
     MAX_BEND_RANGE,
@@ -18,7 +19,6 @@ from gansynth_instrument.presets.mpe import (
     MpeZones,
     target_of,
 )
-from gansynth_instrument.presets.preset_files import find_bank
 
 
 def rpn(channel: int, msb: int, lsb: int, value: int, cents: int | None = None) -> list[list[int]]:

@@ -17,32 +17,31 @@ from gansynth_instrument.errors import OutputError, PresetError
 from gansynth_instrument.model.latent import random_latent, slerp
 from gansynth_instrument.model.metadata import ModelTimbre
 from gansynth_instrument.notes.timbre import Timbre
-from gansynth_instrument.presets import explore, preset_files
-from gansynth_instrument.presets.preset import (
-    BANK_HEADER,
-    Bank,
-    Kit,
-    Preset,
-    bank_text,
-    preset_between,
+from gansynth_instrument.presets import explore, preset_saving
+from gansynth_instrument.presets.bank import BANK_HEADER, Bank, bank_text
+from gansynth_instrument.presets.bank_files import (
+    find_bank,
+    list_banks,
+    save_knob_cc,
+    save_morph_cc,
 )
+from gansynth_instrument.presets.kit import Kit
+from gansynth_instrument.presets.preset import Preset, preset_between
 from gansynth_instrument.presets.preset_files import (
+    find_preset,
+    is_shipped,
+    list_presets,
+    load_preset_file,
+    shipped_presets_dir,
+    timbre_preset,
+)
+from gansynth_instrument.presets.preset_saving import (
     check_free,
     create_preset,
     delete_preset,
-    find_bank,
-    find_preset,
-    is_shipped,
-    list_banks,
-    list_presets,
-    load_preset_file,
     name_holder,
     save_copy,
-    save_knob_cc,
-    save_morph_cc,
     save_preset,
-    shipped_presets_dir,
-    timbre_preset,
 )
 
 
@@ -280,7 +279,7 @@ def test_every_save_by_a_new_name_asks_the_one_rule(
     assert find_preset("mine", user_dir=user_dir).seed == 5  # nothing was overwritten
     # The save button's generated name passes over a shipped one as over the user's.
     fake_shipped = _write(tmp_path / "shipped" / "found-20260101-120000.yaml", "")
-    monkeypatch.setattr(preset_files, "shipped_presets_dir", lambda: fake_shipped.parent)
+    monkeypatch.setattr(preset_saving, "shipped_presets_dir", lambda: fake_shipped.parent)
     when = datetime.datetime(2026, 1, 1, 12, 0, 0)
     assert explore.found_name(user_dir, when) == "found-20260101-120000-2"
 

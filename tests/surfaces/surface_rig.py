@@ -15,11 +15,12 @@ from typing import Any
 
 from jackrig import MidiSender, midi_input_port
 
+from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.midi import CLIENT_NAME
-from gansynth_instrument.live.player import Player
+from gansynth_instrument.live.player import DEFAULT_RENDERER, PlayConfig, Player
 from gansynth_instrument.model.runtime import Model
+from gansynth_instrument.presets.bank_files import find_bank
 from gansynth_instrument.presets.ganspace import knob_directions
-from gansynth_instrument.presets.preset_files import find_bank
 
 RATE = 48000
 WAIT_S = 30.0  # only bounds a hang (a note rendering on the loaded machine)
@@ -39,10 +40,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = WAIT_S) -> 
 
 @contextlib.contextmanager
 def surface_rig(
-    model: Model, root: Path, bank_yaml: str, **options: Any
+    model: Model, root: Path, bank_yaml: str, preset_model: str | None = None
 ) -> Iterator[tuple[Player, MidiSender, Path]]:
-    """The player (``options`` go to ``Player``), the sender, and the user presets folder (in
-    ``root``/config) that holds the bank ``rig``."""
+    """The player (its saved timbres made for ``preset_model``), the sender, and the user presets
+    folder (in ``root``/config) that holds the bank ``rig``."""
     # The presets folder's parent holds nothing else, so a test can check that nothing was
     # written beside it; the note cache, which fills in the background, lives apart.
     user_dir = root / "config" / "presets"
@@ -51,13 +52,14 @@ def surface_rig(
     port = f"rig-{uuid.uuid4().hex[:6]}"
     player = Player(
         model,
-        bank=find_bank("rig", user_dir=user_dir),
+        Sounds(bank=find_bank("rig", user_dir=user_dir), preset_model=preset_model),
+        PlayConfig(
+            cache=CacheConfig(root / "notes", DEFAULT_RENDERER),
+            sample_rate=RATE,
+            virtual_midi=port,
+            presets_dir=user_dir,
+        ),
         knobs=knob_directions(model, cache_dir=root / "notes" / "knobs", progress=False),
-        sample_rate=RATE,
-        virtual_midi=port,
-        cache_dir=root / "notes",
-        presets_dir=user_dir,
-        **options,
     )
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))

@@ -25,7 +25,8 @@ from live.test_player import MATCH, MISMATCH, match, note, onset
 
 from gansynth_instrument.errors import PresetError
 from gansynth_instrument.live.player import Player
-from gansynth_instrument.presets.preset_files import check_free, find_preset
+from gansynth_instrument.presets.preset_files import find_preset
+from gansynth_instrument.presets.preset_saving import check_free
 from gansynth_instrument.surfaces.osc_addresses import OSC_ADDRESSES
 from surfaces.surface_rig import RATE, header_value, start_play, surface_rig, wait_for
 
@@ -209,6 +210,7 @@ def test_bad_messages_are_one_line_each_and_change_nothing(rig: Rig):
     assert len(errors) == len(bad), errors
     for (address, _), line in zip(bad, errors, strict=True):
         assert line.startswith(f"osc: {address}: ")
+        assert line.count(address) == 1, line  # named by the table's row, nowhere else
     assert "1..8" in errors[0] and "../../etc/passwd" in errors[9], errors
     with pytest.raises(PresetError) as taken:  # the one rule for new names, in its words
         check_free("save", "felt-keys", user_dir=rig.user_dir)

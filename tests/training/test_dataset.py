@@ -11,7 +11,7 @@ import soundfile
 
 from gansynth_instrument.cli import main
 from gansynth_instrument.errors import DatasetError
-from gansynth_instrument.training import dataset
+from gansynth_instrument.training import dataset, pitch_labels, recordings, tfrecord
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
@@ -34,15 +34,15 @@ def tone(midi: float, seconds: float, rate: int, *, seed: int = 0, harmonics: in
 @pytest.mark.parametrize("midi", [24, 31, 38, 45, 52, 59, 66, 73, 80, 84])
 def test_detect_pitch_within_10_cents(midi: int) -> None:
     detune = np.random.default_rng(midi).uniform(-0.3, 0.3)  # off the semitone grid
-    detected = dataset.detect_pitch(tone(midi + detune, 4.0, 16000, seed=midi))
+    detected = pitch_labels.detect_pitch(tone(midi + detune, 4.0, 16000, seed=midi))
     assert detected is not None
     assert abs(detected - (midi + detune)) * 100 < 10
 
 
 def test_detect_pitch_none_for_noise_and_silence() -> None:
     noise = np.random.default_rng(1).standard_normal(64000).astype(np.float32) * 0.2
-    assert dataset.detect_pitch(noise) is None
-    assert dataset.detect_pitch(np.zeros(64000, np.float32)) is None
+    assert pitch_labels.detect_pitch(noise) is None
+    assert pitch_labels.detect_pitch(np.zeros(64000, np.float32)) is None
 
 
 def _write(path: Path, audio: np.ndarray, rate: int, channels: int = 1) -> None:
@@ -64,7 +64,7 @@ def test_chop_labels_by_pitch_and_drops_silence_and_noise(tmp_path: Path) -> Non
         ]
     )
     _write(tmp_path / "in" / "take one.wav", recording, rate, channels=2)
-    summary = dataset.chop(tmp_path / "in", tmp_path / "out", hop_samples=64000)
+    summary = recordings.chop(tmp_path / "in", tmp_path / "out", hop_samples=64000)
     assert summary.kept == 2
     assert summary.dropped == {"silent (below -50 dBFS RMS)": 1, "unpitched": 1}
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -77,7 +77,7 @@ def test_chop_labels_by_pitch_and_drops_silence_and_noise(tmp_path: Path) -> Non
 
 def test_chop_hop_overlaps_and_fixed_pitch(tmp_path: Path) -> None:
     _write(tmp_path / "in" / "a.wav", tone(50, 8, 16000), 16000)
-    summary = dataset.chop(tmp_path / "in", tmp_path / "out", hop_samples=16000, fixed_pitch=32)
+    summary = recordings.chop(tmp_path / "in", tmp_path / "out", hop_samples=16000, fixed_pitch=32)
     # 8 s with 1 s hop: windows starting at 0..4 s; the quiet tail still passes -50 dBFS
     assert summary.kept + sum(summary.dropped.values()) == 5
     assert {p.name.rsplit("_", 1)[1] for p in (tmp_path / "out").iterdir()} == {"32.wav"}
@@ -87,7 +87,7 @@ def test_pad_normalises_pads_and_trims(tmp_path: Path) -> None:
     _write(tmp_path / "in" / "kit" / "short.aiff", 0.1 * tone(57, 1.0, 48000), 48000)
     _write(tmp_path / "in" / "long.wav", tone(62, 6.0, 22050, seed=4), 22050)
     _write(tmp_path / "in" / "quiet.wav", np.full(16000, 1e-4, np.float32), 16000)
-    summary = dataset.pad(tmp_path / "in", tmp_path / "out")
+    summary = recordings.pad(tmp_path / "in", tmp_path / "out")
     assert summary.kept == 2 and summary.dropped == {"silent (below -50 dBFS RMS)": 1}
     short, _ = soundfile.read(tmp_path / "out" / "kit-short_57.wav")
     long, rate = soundfile.read(tmp_path / "out" / "long_62.wav")
@@ -157,13 +157,13 @@ def test_tfrecord_framing_and_negative_varints() -> None:
     """TensorFlow's own parser reads a hand-written record with negative int64 values back."""
     import tensorflow as tf
 
-    record = dataset.example_bytes({"x": [-3, 2**40], "s": b"abc"})
+    record = tfrecord.example_bytes({"x": [-3, 2**40], "s": b"abc"})
     parsed = tf.io.parse_single_example(
         record,
         {"x": tf.io.FixedLenFeature([2], tf.int64), "s": tf.io.FixedLenFeature([], tf.string)},
     )
     assert list(parsed["x"].numpy()) == [-3, 2**40] and parsed["s"].numpy() == b"abc"
-    framed = dataset.tfrecord_frame(record)
+    framed = tfrecord.tfrecord_frame(record)
     assert len(framed) == len(record) + 16
 
 
@@ -178,9 +178,9 @@ def test_from_soundfont_renders_labelled_notes(tmp_path: Path, capsys) -> None:
     assert peak == pytest.approx(0.9, abs=0.01)
     for row, pitch in enumerate(ds.pitches):
         note = ds.note(row)
-        assert abs(dataset.detect_pitch(note) - pitch) < 0.5
+        assert abs(pitch_labels.detect_pitch(note) - pitch) < 0.5
         # held 3 s then released: louder in the hold than in the last half second
-        assert dataset.level_db(note[: 3 * 16000]) > dataset.level_db(note[-8000:]) + 6
+        assert pitch_labels.level_db(note[: 3 * 16000]) > pitch_labels.level_db(note[-8000:]) + 6
 
 
 def test_from_soundfont_program_with_its_own_velocities(tmp_path: Path, capsys) -> None:

@@ -36,6 +36,7 @@ from gansynth_instrument.training import (
 )
 from gansynth_instrument.training import (
     dataset,
+    pitch_labels,
     regression,
     run_log,
     run_state,
@@ -88,7 +89,7 @@ def test_forward_transform_round_trip_keeps_pitch() -> None:
         normalised = spectral.normalize(spec)
         assert normalised.min() >= -1 and normalised.max() <= 1
         audio = spectral.spectrogram_to_audio(spectral.denormalize(normalised))[0]
-        assert abs(dataset.detect_pitch(audio) - pitch) < 0.2
+        assert abs(pitch_labels.detect_pitch(audio) - pitch) < 0.2
 
 
 @pytest.mark.parametrize("progress", [5.5, 6.0])
@@ -639,12 +640,12 @@ def test_the_trainers_synthesis_is_the_runtimes() -> None:
 
 
 def test_loudness_and_brightness_of_two_sines() -> None:
-    """Level: ln of the mean square (dataset.level_db in nepers); brightness: ln of the 4-8 kHz
+    """Level: ln of the mean square (pitch_labels.level_db in nepers); brightness: ln of the 4-8 kHz
     band's share of the energy, here a 5 kHz sine's power against a 1 kHz one's."""
     t = np.arange(64000) / 16000
     audio = 0.5 * np.sin(2 * np.pi * 1000 * t) + 0.05 * np.sin(2 * np.pi * 5000 * t)
     level, share = synthesis.loudness_and_brightness(torch.from_numpy(audio[None]), 16000)[0]
-    assert float(level) * 10 / np.log(10) == pytest.approx(dataset.level_db(audio), abs=1e-3)
+    assert float(level) * 10 / np.log(10) == pytest.approx(pitch_labels.level_db(audio), abs=1e-3)
     assert float(share) == pytest.approx(np.log(0.05**2 / (0.5**2 + 0.05**2)), abs=1e-3)
 
 
