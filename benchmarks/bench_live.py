@@ -43,12 +43,15 @@ does on this rig, at each of ``--blocks`` (a fresh JACK server each, its period 
 a minimal instrument in another process (an rtmidi JACK virtual input whose callback appends
 (pitch, on) to a deque; a sounddevice stream, latency "low", whose callback drains it and starts
 or stops a sine with a 1 ms attack), then the player (a preset with a 1 ms attack), each sent the
-same ``--floor-notes`` notes 0.8 s apart after a warm-up. Latency runs from the send call to the
-recorder's cycle of the first sample above −80 dBFS. It prints latency median and max, xruns and
-callback time for both, and their ratios. ``--hops`` adds, per note-on, the median of each step
-of its way: to the sender's JACK cycle, to the MIDI callback (``Player.handle``), to the note-on
-command sent to the audio process, to the start of the audio callback that took it (the stream's
-meters), to the recorder's cycle of the onset.
+same ``--floor-notes`` notes about 0.8 s apart after a warm-up. 0.8 s is a whole number of JACK
+periods, so each note is offset by a share of 128 frames (a golden-ratio sequence): the notes
+land at every phase of the cycle, and a run's median no longer depends on the one phase its
+notes all shared (that alone moved a side's median by up to a period between runs). Latency runs
+from the send call to the recorder's cycle of the first sample above −80 dBFS. It prints latency
+median and max, xruns and callback time for both, and their ratios. ``--hops`` adds, per note-on,
+the median and the maximum of each step of its way: to the sender's JACK cycle, to the MIDI
+callback (``Player.handle``), to the note-on command sent to the audio process, to the start of the
+audio callback that took it (the stream's meters), to the recorder's cycle of the onset.
 """
 
 from __future__ import annotations
@@ -87,7 +90,6 @@ from jackrig import (  # noqa: E402
     stolen_s,
 )
 
-from gansynth_instrument.live.audio import StreamStats  # noqa: E402
 from gansynth_instrument.live.config import CacheConfig, Sounds  # noqa: E402
 from gansynth_instrument.live.midi import CLIENT_NAME  # noqa: E402
 from gansynth_instrument.live.mixer import CMD_NOTE_ON  # noqa: E402
@@ -97,6 +99,7 @@ from gansynth_instrument.live.player import (  # noqa: E402
     Player,
     live_render_threads,
 )
+from gansynth_instrument.live.stream_meters import StreamStats  # noqa: E402
 from gansynth_instrument.model.runtime import load_model  # noqa: E402
 from gansynth_instrument.notes.cache import NoteCache  # noqa: E402
 from gansynth_instrument.notes.note_queue import Priority  # noqa: E402
@@ -121,7 +124,7 @@ PROBE = Preset("bench-probe", seed=4242, latent=None, attack_s=0.001, release_s=
 
 @dataclass(frozen=True)
 class Capture:
-    """What the measuring process sent and recorded (left channel)."""
+    """What the measuring process sent and recorded (left channel, or [frames, 2] stereo)."""
 
     audio: np.ndarray
     cycle_wall_s: np.ndarray  # recorded cycle k = frames k * block_frames onwards
@@ -145,6 +148,7 @@ def _measure(
     seconds: float,
     out: str,
     marks: tuple[EventType, EventType, EventType],
+    stereo: bool = False,
 ) -> None:
     """In the measuring process: connect (to nothing when ``port`` is None), record, send the
     script on time, save the capture. ``marks``: set when recording starts, set when it has
@@ -160,7 +164,8 @@ def _measure(
             for at_s, msg in script:
                 time.sleep(max(0.0, start + at_s - time.perf_counter()))
                 sent.append(sender.send(msg))
-            audio = recorder.wait(timeout_s=seconds + 60)[:, 0].copy()
+            audio = recorder.wait(timeout_s=seconds + 60)
+            audio = (audio if stereo else audio[:, 0]).copy()
             walls = recorder.cycle_wall_s.copy()
         written = sender.written_s[-len(sent) :] if sent else []
     ended.set()
@@ -174,6 +179,7 @@ def measure(
     seconds: float,
     on_start: Callable[[], None] = lambda: None,
     on_end: Callable[[], None] = lambda: None,
+    stereo: bool = False,
 ) -> Capture:
     """Run ``script`` from a separate process (its JACK clients' Python callbacks must not take
     the player's GIL: a musician's keyboard and a recorder are other programs).
@@ -186,7 +192,7 @@ def measure(
     marks = (context.Event(), context.Event(), context.Event())
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "capture.npz")
-        child = context.Process(target=_measure, args=(port, script, seconds, out, marks))
+        child = context.Process(target=_measure, args=(port, script, seconds, out, marks, stereo))
         child.start()
         for mark, then in zip(marks[:2], (on_start, on_end), strict=True):
             while not mark.wait(0.1):
@@ -610,17 +616,20 @@ FLOOR_SPACING_S = 0.8  # between the measured notes
 FLOOR_HOLD_S = 0.4
 FLOOR_WARMUP = 5  # notes sent first and not measured (first-use costs on either side)
 FLOOR_PITCHES = (60, 64, 67, 72)
+FLOOR_PHASE_SPREAD_S = 128 / 48000  # each note's offset is a share of this (one or two periods)
+GOLDEN = (math.sqrt(5) - 1) / 2
 AUDIBLE = 10 ** (-80 / 20)  # the first captured sample above -80 dBFS is the note's onset
 SINE_ATTACK_S = 0.001
 FLOOR = "floor"  # the minimal instrument, as a row name
 
 
 def floor_script(notes: int) -> tuple[list[tuple[float, list[int]]], list[int]]:
-    """Warm-up notes, then ``notes`` measured ones, each held FLOOR_HOLD_S; the script and the
-    indices of the measured note-ons in it."""
+    """Warm-up notes, then ``notes`` measured ones, each held FLOOR_HOLD_S and offset within
+    FLOOR_PHASE_SPREAD_S (see the module docstring); the script and the indices of the measured
+    note-ons in it."""
     script, measured = [], []
     for i in range(FLOOR_WARMUP + notes):
-        at_s = 0.3 + i * FLOOR_SPACING_S
+        at_s = 0.3 + i * FLOOR_SPACING_S + (i * GOLDEN % 1.0) * FLOOR_PHASE_SPREAD_S
         pitch = FLOOR_PITCHES[i % len(FLOOR_PITCHES)]
         if i >= FLOOR_WARMUP:
             measured.append(len(script))
@@ -629,7 +638,7 @@ def floor_script(notes: int) -> tuple[list[tuple[float, list[int]]], list[int]]:
 
 
 def floor_seconds(notes: int) -> float:
-    return 0.3 + (FLOOR_WARMUP + notes) * FLOOR_SPACING_S + 0.2
+    return 0.3 + (FLOOR_WARMUP + notes) * FLOOR_SPACING_S + FLOOR_PHASE_SPREAD_S + 0.2
 
 
 def onset_latencies(capture: Capture, measured: list[int]) -> tuple[list[float], np.ndarray]:
@@ -660,7 +669,7 @@ def _floor_synth(
     import rtmidi
     import sounddevice as sd
 
-    from gansynth_instrument.live.audio import StreamMeters
+    from gansynth_instrument.live.stream_meters import StreamMeters
 
     meters = StreamMeters(blocks, np.frombuffer(meters_buffer, np.float64))
     inbox: deque[tuple[int, bool, float]] = deque()
@@ -712,7 +721,7 @@ def _floor_synth(
 
 def floor_run(block: int, notes: int) -> dict[str, object]:
     """The minimal instrument, measured as ``instrument_run`` measures the player."""
-    from gansynth_instrument.live.audio import StreamMeters
+    from gansynth_instrument.live.stream_meters import StreamMeters
 
     context = multiprocessing.get_context("spawn")
     seconds = floor_seconds(notes)
@@ -883,14 +892,17 @@ def floor_compare(model, args) -> None:
     print("   missed: notes with no such sample while held, left out)")
     if not args.hops:
         return
-    print("  hops, median ms (instrument / floor):")
+    print("  hops, ms, median / max (instrument; floor):")
     for block, mine, floor in results:
         print(f"  {block} frames:")
-        names = list(mine["hops"])
-        for name in names:
+        for name, times in mine["hops"].items():
             theirs = floor["hops"].get(name)
-            other = "-" if theirs is None else f"{1e3 * np.nanmedian(theirs):.2f}"
-            print(f"    {name:<34} {1e3 * np.nanmedian(mine['hops'][name]):>6.2f}  {other:>6}")
+            other = "-" if theirs is None else _median_max(theirs)
+            print(f"    {name:<34} {_median_max(times):>13}  {other:>13}")
+
+
+def _median_max(times_s: np.ndarray) -> str:
+    return f"{1e3 * np.nanmedian(times_s):.2f} / {1e3 * np.nanmax(times_s):.2f}"
 
 
 def main() -> None:

@@ -124,16 +124,22 @@ def rms(signal: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64)))) if len(signal) else 0.0
 
 
-def count_clicks(audio: np.ndarray, window: slice, reference_rms: float) -> int:
-    """Clicks in ``audio[window]`` as defined in the module docstring (the filter runs over the
-    whole recording, so its start-up transient falls before the window)."""
+def click_frames(audio: np.ndarray, window: slice, reference_rms: float) -> np.ndarray:
+    """Where each click in ``audio[window]`` (as defined in the module docstring) starts, in
+    CLICK_FRAME_S frames from the window's start (the filter runs over the whole recording, so
+    its start-up transient falls before the window)."""
     sos = butter(8, CLICK_CUTOFF_HZ, "highpass", fs=RATE, output="sos")
     high = sosfilt(sos, audio.astype(np.float64))[window]
     frame = round(CLICK_FRAME_S * RATE)
     frames = len(high) // frame
     energy = np.sqrt(np.mean(np.square(high[: frames * frame]).reshape(frames, frame), axis=1))
     above = energy > reference_rms * 10 ** (CLICK_THRESHOLD_DB / 20)
-    return int(above[0]) + int(np.count_nonzero(above[1:] & ~above[:-1])) if frames else 0
+    return np.flatnonzero(above & ~np.r_[False, above[:-1]])
+
+
+def count_clicks(audio: np.ndarray, window: slice, reference_rms: float) -> int:
+    """Clicks in ``audio[window]`` (``click_frames``)."""
+    return len(click_frames(audio, window, reference_rms))
 
 
 # --- the cache ---------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ for as long, and JACK's cycle misses its deadline. xrun counters say that it hap
 it. This records every scheduler switch and wake-up (ftrace, monotonic clock) and perf's kernel
 stack samples on the same clock while COMMAND runs, then, for every wake-up of a real-time thread
 (SCHED_FIFO/RR) that waited longer than ``--threshold-ms`` to run, prints what ran on that CPU
-meanwhile and the kernel stack perf caught it in. Traced this way (with the one-off scripts this
+meanwhile and the kernel stack perf caught it in. Only COMMAND's own threads count as waiting
+(it and every process and thread it starts, JACK servers included, followed through the trace's
+fork events): other jobs on the machine may run JACK servers of their own, whose waits are
+theirs. Each wait says whether what ran meanwhile was COMMAND's ("ours") or another job's.
+Traced this way (with the one-off scripts this
 grew from), the player's socket read of rendered notes and khugepaged's huge-page copies came up
 (see note_workers._send_notes and memory.no_huge_pages).
 
@@ -35,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 TRACEFS = Path("/sys/kernel/tracing")
-EVENTS = "sched:sched_switch sched:sched_waking"
+EVENTS = "sched:sched_switch sched:sched_waking sched:sched_process_fork"
 BUFFER_KB = 131072  # per CPU: a 2-minute benchmark's switches fit
 PERF_HZ = 4000
 RT_PRIO_MAX = 99  # kernel priorities below 100 are real-time
@@ -48,6 +52,7 @@ WAKING = re.compile(r"comm=(.+?) pid=(\d+) prio=(\d+)")
 SWITCH = re.compile(
     r"prev_comm=(.+?) prev_pid=(\d+) .* ==> next_comm=(.+?) next_pid=(\d+) next_prio=(\d+)"
 )
+FORK = re.compile(r"pid=(\d+) child_comm=(.+?) child_pid=(\d+)")
 SAMPLE = re.compile(r"^\s*(.+?)\s+(\d+)/(\d+)\s+\[(\d+)\]\s+([\d.]+):")
 
 
@@ -60,6 +65,7 @@ class Delay:
     cpu: int
     waiting: str
     displaced: str
+    ours: bool  # what ran meanwhile was COMMAND's
 
     @property
     def ms(self) -> float:
@@ -110,10 +116,12 @@ def stop_tracing(out: Path, saved: dict[str, str]) -> None:
         write(name, value)
 
 
-def delays(trace: Path, threshold_ms: float) -> tuple[list[Delay], np.ndarray]:
-    """Every real-time wake-up → switch-in: those over ``threshold_ms``, and all waits in ms."""
+def delays(trace: Path, threshold_ms: float, root: int) -> tuple[list[Delay], np.ndarray]:
+    """Every real-time wake-up → switch-in of a thread of ``root``'s tree (``root`` and what it
+    forked): those over ``threshold_ms``, and all waits in ms."""
     woken: dict[int, tuple[float, str]] = {}
     process: dict[int, str] = {}
+    tree = {root}
     waits, late = [], []
     with trace.open() as lines:
         for line in lines:
@@ -122,10 +130,15 @@ def delays(trace: Path, threshold_ms: float) -> tuple[list[Delay], np.ndarray]:
                 continue
             tid, tgid, cpu, time_s, event, rest = m.groups()
             process[int(tid)] = tgid
-            if event == "sched_waking":
+            if event == "sched_process_fork":
+                f = FORK.search(rest)
+                if f and int(f.group(1)) in tree:
+                    tree.add(int(f.group(3)))
+            elif event == "sched_waking":
                 w = WAKING.match(rest)
-                if w and int(w.group(3)) <= RT_PRIO_MAX and int(w.group(2)) not in woken:
-                    woken[int(w.group(2))] = (float(time_s), w.group(1))
+                wakee = int(w.group(2)) if w else 0
+                if w and int(w.group(3)) <= RT_PRIO_MAX and wakee in tree and wakee not in woken:
+                    woken[wakee] = (float(time_s), w.group(1))
             elif event == "sched_switch":
                 s = SWITCH.search(rest)
                 if s is None:
@@ -143,6 +156,7 @@ def delays(trace: Path, threshold_ms: float) -> tuple[list[Delay], np.ndarray]:
                                 int(cpu),
                                 f"{name}/{nxt} (process {process.get(nxt, '?')})",
                                 f"{s.group(1)}/{prev} (process {process.get(prev, '?')})",
+                                prev in tree,
                             )
                         )
     return late, np.array(waits)
@@ -211,28 +225,33 @@ def main() -> None:
         except PermissionError:
             sys.exit("rt_delays: writing to /sys/kernel/tracing needs root")
         try:
-            code = subprocess.run(command).returncode
+            child = subprocess.Popen(command)
+            code = child.wait()
         finally:
             stop_tracing(trace, saved)
             if recorder is not None:
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait()
-        late, waits = delays(trace, args.threshold_ms)
+        late, waits = delays(trace, args.threshold_ms, child.pid)
         stacks = samples(perf_data) if recorder is not None else []
     times = [s.time_s for s in stacks]
     late.sort(key=lambda d: -d.ms)
     print(f"\nrt_delays: command exited {code}")
     if not len(waits):
-        print("no real-time thread was woken (is JACK running with -R?)")
+        print("no real-time thread of the command was woken (is JACK running with -R?)")
         return
+    ours = sum(d.ours for d in late)
     print(
-        f"real-time wake-ups {len(waits)}: median {np.median(waits):.3f} ms, "
-        f"p99 {np.percentile(waits, 99):.3f} ms, max {waits.max():.2f} ms; "
-        f"over 0.5 ms {(waits > 0.5).sum()}, over 1 ms {(waits > 1).sum()}"
+        f"real-time wake-ups of the command's threads {len(waits)}: median "
+        f"{np.median(waits):.3f} ms, p99 {np.percentile(waits, 99):.3f} ms, max "
+        f"{waits.max():.2f} ms; over 0.5 ms {(waits > 0.5).sum()}, over 1 ms {(waits > 1).sum()}; "
+        f"over {args.threshold_ms:g} ms behind the command's own threads {ours}, behind "
+        f"other jobs' {len(late) - ours}"
     )
     print(f"\n{'wait ms':>8}  {'cpu':>3}  waiting thread -> what ran on that CPU meanwhile")
     for d in late[: args.top]:
-        print(f"{d.ms:8.2f}  {d.cpu:3d}  {d.waiting} -> {d.displaced}")
+        whose = "ours" if d.ours else "other"
+        print(f"{d.ms:8.2f}  {d.cpu:3d}  {d.waiting} -> {d.displaced} [{whose}]")
         if recorder is not None:
             print(f"{'':15}{culprit(d, stacks, times)}")
     if recorder is None:

@@ -69,8 +69,8 @@ typedef struct {
     int order[LAYERS];
     double ratio[LAYERS], length[LAYERS], note_gain[LAYERS];
     double loop_start[LAYERS], loop_length[LAYERS], loop_end[LAYERS], shift[LAYERS];
-    double gain_from[LAYERS], gain_to[LAYERS];
-    double progress0, since_bend, age, attack, release, released_at, amp, since_glide, bend;
+    double gain_from[LAYERS], gain_to[LAYERS], since_glide[LAYERS];
+    double progress0, since_bend, age, attack, release, released_at, amp, bend;
     double since_bus;
     float bus_from[2], bus_to[2], bus_step[2];
 } Voice;
@@ -229,13 +229,7 @@ static void order_remove(Voice *v, int layer) {
 }
 
 static void morph(Core *c, Voice *v, const Record *r) {
-    double t = v->since_glide / c->glide_frames;
-    if (t > 1.0) t = 1.0;
-    for (int l = 0; l < LAYERS; l++) {
-        v->gain_from[l] = v->gain_from[l] + (v->gain_to[l] - v->gain_from[l]) * t;
-        v->gain_to[l] = 0.0;
-    }
-    v->since_glide = 0.0;
+    double target[LAYERS] = {0.0};
     double weight = r->note_b >= 0 ? r->weight : 0.0;
     int notes[2] = {r->note_a, r->note_b};
     double ratios[2] = {r->ratio_a, r->ratio_b}, gains[2] = {1.0 - weight, weight};
@@ -259,7 +253,16 @@ static void morph(Core *c, Voice *v, const Record *r) {
             set_layer(c, v, layer, notes[k], ratios[k]);
         }
         v->order[v->norder++] = layer;
-        v->gain_to[layer] = gains[k];
+        target[layer] = gains[k];
+    }
+    /* Only a layer whose weight changes starts a new glide (mixer.Mixer._morph). */
+    for (int l = 0; l < LAYERS; l++) {
+        if (target[l] == v->gain_to[l]) continue;
+        double t = v->since_glide[l] / c->glide_frames;
+        if (t > 1.0) t = 1.0;
+        v->gain_from[l] = v->gain_from[l] + (v->gain_to[l] - v->gain_from[l]) * t;
+        v->gain_to[l] = target[l];
+        v->since_glide[l] = 0.0;
     }
 }
 
@@ -302,7 +305,7 @@ static void apply(Core *c, const Record *r) {
         v->attack = r->attack;
         v->release = r->release;
         v->amp = r->amp;
-        v->since_glide = 0.0;
+        for (int l = 0; l < LAYERS; l++) v->since_glide[l] = 0.0;
         if (c->top < r->slot + 1) c->top = r->slot + 1;
         break;
     }
@@ -480,7 +483,7 @@ static int mix_layer(Core *c, Voice *v, int l, int looped, int n, float *sig, in
             s = (float)((double)s * frac);
             s = s + left;
         }
-        double g = ((v->since_glide + (double)i) + 1.0) * c->inv_glide;
+        double g = ((v->since_glide[l] + (double)i) + 1.0) * c->inv_glide;
         if (g > 1.0) g = 1.0;
         double row = (g * gstep + from) * note_gain;
         sig[i] += (float)((double)s * row);
@@ -563,7 +566,7 @@ static void mix_chunk(Core *c, float *out, int n) {
         Voice *v = &c->voices[s];
         v->since_bend += n;
         v->age += n;
-        v->since_glide += n;
+        for (int l = 0; l < LAYERS; l++) v->since_glide[l] += n;
         v->since_bus += n;
         if (!v->active) continue;
         int over = v->age - v->released_at >= v->release;

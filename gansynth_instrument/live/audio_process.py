@@ -14,13 +14,13 @@ How the two processes talk:
 - commands: typed records (``protocol.RECORD``) in a shared-memory ring (``protocol.Ring``). The
   callback drains it at the start of each block: the compiled core (``_mixcore.c``) in its one
   call per block, or, where it is not built, a Python reader that hands the NumPy ``Mixer`` the
-  tuples the records carry (``_RingReader``). Neither waits on anything.
+  tuples the records carry (``audio_mix.RingReader``). Neither waits on anything.
 - control: a duplex pipe to the child's main thread, which sleeps in it: start, stop, close and
   their answers; between requests it notes every ``ACTIVE_POLL_S`` whether the stream is active.
 - shared memory (one anonymous file): the command ring, a status row (``protocol.STATUS_*``:
   voices sounding and their peak, the voice-end count, the frames the limiter turned down,
   whether the stream is active, which mixer runs), a ring of the serial numbers of voices that
-  ended, the stream's meters (``audio.StreamMeters``) and the note arena.
+  ended, the stream's meters (``stream_meters.StreamMeters``) and the note arena.
 
 Notes cross once: a waveform is copied into a free arena entry (sized for a looped note) and
 announced by an ``OP_LOAD`` record, and commands name entries by index. ``CommandSender`` keeps
@@ -31,57 +31,29 @@ every record written while one did.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import multiprocessing
 import signal
 import sys
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
 from typing import Any
-
-import numpy as np
 
 from gansynth_instrument.errors import DeviceError, GansynthError
 from gansynth_instrument.live.audio import (
     AudioOutput,
     OutputDevice,
     StreamHealth,
-    StreamMeters,
     abandon_portaudio,
     name_jack_client,
 )
+from gansynth_instrument.live.audio_mix import MIXERS, ChildConfig, SharedLayout, mix_function
 from gansynth_instrument.live.command_sender import CommandSender, SenderLink
-from gansynth_instrument.live.compiled_mixer import (
-    RING_RECORDS,
-    core_arguments,
-    load_core,
-    numpy_notice,
-)
-from gansynth_instrument.live.mixer import (
-    CMD_MORPH,
-    CMD_NOTE_ON,
-    MORPH_LAYERS,
-    NOTE_FIELDS,
-    Mixer,
-    voice_slots,
-)
-from gansynth_instrument.live.protocol import (
-    ENDED_RING,
-    OP_LOAD,
-    STATUS_ACTIVE,
-    STATUS_ENDED,
-    STATUS_LIMITED,
-    STATUS_MIXER,
-    STATUS_PEAK,
-    STATUS_SIZE,
-    STATUS_VOICES,
-    Ring,
-    from_record,
-    record_error,
-)
-from gansynth_instrument.notes.levels import MasterBus
-from gansynth_instrument.notes.note import LoopedNote, Note, looped_frames_bound
+from gansynth_instrument.live.compiled_mixer import RING_RECORDS
+from gansynth_instrument.live.mixer import MORPH_LAYERS, voice_slots
+from gansynth_instrument.live.protocol import STATUS_ACTIVE, STATUS_LIMITED, STATUS_MIXER, Ring
+from gansynth_instrument.live.stream_meters import StreamMeters
+from gansynth_instrument.memory import Settled, settle_for_realtime
+from gansynth_instrument.notes.note import looped_frames_bound
 from gansynth_instrument.processes import (
     SPAWN,
     end_process,
@@ -98,64 +70,6 @@ EXIT_TIMEOUT_S = 3.0  # then the child is killed (it can hang in a dead JACK ser
 ACTIVE_POLL_S = 0.05
 # The child's GIL is contended only by its own idle main thread, but keep hand-overs short.
 GIL_SWITCH_INTERVAL_S = 0.0005
-
-MIXERS = ("numpy", "compiled")  # the status row's STATUS_MIXER, in words
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where each part lies in the shared file (byte offsets) and how big it is."""
-
-    timing_blocks: int
-    entries: int
-    entry_frames: int
-
-    @property
-    def _sizes(self) -> tuple[int, int, int, int, int]:
-        return (
-            Ring.size(RING_RECORDS),
-            8 * STATUS_SIZE,
-            8 * ENDED_RING,
-            8 * StreamMeters.size(self.timing_blocks),
-            2 * self.entries * self.entry_frames,
-        )
-
-    @property
-    def size(self) -> int:
-        return sum(_align(n) for n in self._sizes)
-
-    def views(self, buffer: mmap.mmap) -> tuple[np.ndarray, ...]:
-        """(command ring bytes, status, voice-end ring, meters, arena) as arrays over
-        ``buffer``."""
-        offsets = [int(n) for n in np.cumsum([0] + [_align(n) for n in self._sizes])]
-        ring = np.frombuffer(buffer, np.uint8, Ring.size(RING_RECORDS), offsets[0])
-        status = np.frombuffer(buffer, np.float64, STATUS_SIZE, offsets[1])
-        ended = np.frombuffer(buffer, np.int64, ENDED_RING, offsets[2])
-        meters = np.frombuffer(
-            buffer, np.float64, StreamMeters.size(self.timing_blocks), offsets[3]
-        )
-        arena = np.frombuffer(
-            buffer, np.int16, self.entries * self.entry_frames, offsets[4]
-        ).reshape(self.entries, self.entry_frames)
-        return ring, status, ended, meters, arena
-
-
-def _align(size: int) -> int:
-    return -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
-
-
-@dataclass(frozen=True)
-class _Config:
-    """Everything the child needs to open the stream (sent at spawn)."""
-
-    layout: _Layout
-    sample_rate: int
-    block_frames: int
-    channels: int
-    device: str | int | None
-    polyphony: int
-    max_block_frames: int
-    gain_db: float
 
 
 class AudioProcess(SenderLink, StreamHealth):
@@ -190,8 +104,8 @@ class AudioProcess(SenderLink, StreamHealth):
         self.polyphony = polyphony
         self.slots = voice_slots(polyphony)
         entries = MORPH_LAYERS * self.slots + arena_spare  # a voice's layers while it morphs
-        self._config = _Config(
-            _Layout(timing_blocks, entries, looped_frames_bound(note_frames)),
+        self._config = ChildConfig(
+            SharedLayout(timing_blocks, entries, looped_frames_bound(note_frames)),
             sample_rate,
             block_frames,
             channels,
@@ -227,6 +141,7 @@ class AudioProcess(SenderLink, StreamHealth):
             raise
         self.device: OutputDevice = reply[1]
         self.latency_s: float = reply[2]
+        self.settled: Settled = reply[3]  # the child's collector and locked memory
 
     # -- MixerLink (``SenderLink``): Voices calls it on the MIDI thread, under the player's lock
 
@@ -344,121 +259,9 @@ class AudioProcess(SenderLink, StreamHealth):
 # -- the child ---------------------------------------------------------------------------------
 
 
-class _RingReader:
-    """The NumPy fallback's side of the ring: records → the ``Mixer``'s tuple commands (notes
-    as ``Note``s over the arena), then the mix and the status the compiled core would write."""
-
-    def __init__(self, mixer: Mixer, views: tuple[np.ndarray, ...], entry_frames: int) -> None:
-        ring, self._status, self._ended, _, self._arena = views
-        self._ring = Ring(ring, RING_RECORDS)
-        self._mixer = mixer
-        self._limiter = mixer.master.limiter if mixer.master is not None else None
-        self._notes: list[Any] = [None] * len(self._arena)
-        self._entry_frames = entry_frames
-        self._taken = 0  # records read; the ring's read count: those applied
-
-    def mix(self, out: np.ndarray, frames: int) -> None:
-        # Real-time thread: audio.py's callback rules apply.
-        mixer, ring = self._mixer, self._ring
-        end = ring.readable(self._taken)
-        if end > self._taken:
-            for position, values in enumerate(ring.peek(self._taken, end), self._taken):
-                self._take(values, position)
-            self._taken = end
-        mixer.mix(out, frames)
-        ring.publish_read(self._taken - len(mixer.commands))
-        status, ended = self._status, self._ended
-        while mixer.finished:
-            count = int(status[STATUS_ENDED])
-            ended[count % ENDED_RING] = mixer.finished.popleft()
-            status[STATUS_ENDED] = count + 1
-        mixer.retired.clear()  # views of the arena: dropping them frees no waveform
-        status[STATUS_VOICES] = mixer.voices_active
-        if mixer.voices_active > status[STATUS_PEAK]:
-            status[STATUS_PEAK] = mixer.voices_active
-        if self._limiter is not None:
-            status[STATUS_LIMITED] = self._limiter.limited_frames
-
-    def _take(self, values: tuple, position: int) -> None:
-        error = record_error(
-            values,
-            position,
-            slots=self._mixer.slots,
-            entries=len(self._notes),
-            loaded=lambda entry: self._notes[entry] is not None,
-            capacity=lambda entry: self._entry_frames,
-        )
-        if error is not None:
-            self._ring.count_dropped()
-            return
-        cmd = from_record(values)
-        if cmd[1] == OP_LOAD:
-            self._load(*cmd[2:])
-            return
-        if cmd[1] in (CMD_NOTE_ON, CMD_MORPH):
-            fields = list(cmd)
-            for i in NOTE_FIELDS:
-                if fields[i] is not None:
-                    fields[i] = self._notes[fields[i]]
-            cmd = tuple(fields)
-        self._mixer.commands.append(cmd)
-
-    def _load(
-        self,
-        entry: int,
-        frames: int,
-        gain: float,
-        pitch: int,
-        sample_rate: int,
-        loop_start: int,
-        loop_end: int,
-    ) -> None:
-        pcm = self._arena[entry, :frames]
-        if loop_end:
-            self._notes[entry] = LoopedNote(pcm, gain, pitch, sample_rate, loop_start, loop_end)
-        else:
-            self._notes[entry] = Note(pcm, gain, pitch, sample_rate)
-
-
-def _mix_function(config: _Config, views: tuple[np.ndarray, ...]) -> Any:
-    """The callback's mix: the compiled core's, else the NumPy reader's (one notice line)."""
-    layout = config.layout
-    chunk = max(config.block_frames, config.max_block_frames)
-    master = MasterBus(config.sample_rate, gain_db=config.gain_db, max_block_frames=chunk)
-    module, why = load_core()
-    status = views[1]
-    if module is not None:
-        core = module.Core(
-            views[0],
-            status,
-            views[2],
-            views[4],
-            layout.entries,
-            layout.entry_frames,
-            config.sample_rate,
-            voice_slots(config.polyphony),
-            config.channels,
-            chunk,
-            **core_arguments(master, config.sample_rate, None),
-        )
-        status[STATUS_MIXER] = MIXERS.index("compiled")
-        return core.mix
-    numpy_notice(why)
-    mixer = Mixer(
-        config.sample_rate,
-        polyphony=config.polyphony,
-        channels=config.channels,
-        max_block_frames=chunk,
-        master=master,
-    )
-    status[STATUS_MIXER] = MIXERS.index("numpy")
-    return _RingReader(mixer, views, layout.entry_frames).mix
-
-
-def _serve(control: Connection, config: _Config) -> None:
-    """The child's main thread: open the stream, then answer requests until ``close``."""
-    import gc
-
+def _serve(control: Connection, config: ChildConfig) -> None:
+    """The child's main thread: open the stream, settle the process
+    (``memory.settle_for_realtime``), then answer requests until ``close``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the player's to handle: it closes us
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     name_jack_client(JACK_CLIENT_NAME)  # unless the player's main module imported sounddevice
@@ -466,7 +269,7 @@ def _serve(control: Connection, config: _Config) -> None:
     buffer = receive_mapping(control, layout.size, populate=True)
     views = layout.views(buffer)
     try:
-        mix = _mix_function(config, views)
+        mix = mix_function(config, views)
     except GansynthError as err:  # the compiled mixer was required and is not there
         control.send(("error", str(err)))
         return
@@ -483,10 +286,8 @@ def _serve(control: Connection, config: _Config) -> None:
     except DeviceError as err:
         control.send(("error", str(err)))
         return
-    control.send(("ok", output.device, output.latency_s))
-    # Everything allocated so far lives as long as the process: keep the collector off it.
-    gc.collect()
-    gc.freeze()
+    # Everything allocated so far lives as long as the process (memory.py's policy).
+    control.send(("ok", output.device, output.latency_s, settle_for_realtime()))
     status = views[1]
     while True:
         try:

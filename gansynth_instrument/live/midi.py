@@ -2,16 +2,22 @@
 
 A thin adapter around python-rtmidi, in the way a mido backend or a FluidSynth MIDI driver is one:
 it knows nothing about the engine. ``handle(msg)`` receives each message as a list of ints
-(status byte first) in rtmidi's callback; the engine decodes it.
+(status byte first), in order, on a thread of this input (``midi-handler``); the engine decodes
+it.
 
-Why rtmidi's callback: under JACK, rtmidi calls it on its client's process thread, inside the
-graph's cycle that brought the message, and the audio process's callback in that cycle has
-mostly not run yet: a note-on's command reaches it in the same cycle, as a one-process Python
-instrument's does (``bench_live.py --floor --hops`` times each step: 0.16 ms from the command to
-the callback's start at 128 frames, median). Handed over later (a thread polling rtmidi's queue
-every 0.5 ms did), it waited for the next cycle: 2.3 ms, most of a period. The price: that JACK
-thread waits for this process's GIL and for the engine's work on the message, so ``handle`` must
-stay short (it decides the note and sends the command; it never waits for the audio side).
+Why that thread: under JACK, rtmidi calls its callback on its client's process thread, inside
+the graph's cycle that brought the message, and that cycle is not over until the callback
+returns. The engine's work on a note-on is 0.2-0.3 ms of Python (``bench_live.py --floor
+--hops``), more when the GIL is busy: in the callback, a chord of five notes would hold the cycle
+past a 64-frame period (1.33 ms), an xrun for every client on the server, and a handler that
+blocked lost the messages behind it. So the callback only puts the message in a queue, whose
+``get`` wakes the handler thread at once (no polling: a thread polling rtmidi every 0.5 ms made
+notes wait for the next cycle, 2.3 ms at 128 frames), and the engine works beside the cycle. A
+note sounds as soon as it did from the callback: the audio process's callback of the cycle that
+brought it has as a rule run already, so its command is taken by the next cycle's, as the
+floor's is (``--hops``). The handler thread runs at the lowest real-time priority where the
+system allows it, below JACK's threads: as a plain thread on a loaded machine it waited for a
+CPU 1.1 ms (median; 12 ms at worst), past that next cycle.
 
 API choice: JACK MIDI when a JACK server runs (rtmidi's default on Linux is ALSA even under JACK,
 and the ALSA sequencer is missing on JACK-only or container machines), else ALSA on Linux, else the
@@ -28,8 +34,11 @@ names to pass to ``--device`` and ``--midi-in``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 import weakref
@@ -41,10 +50,14 @@ import rtmidi
 from gansynth_instrument.errors import DeviceError
 
 MidiHandler = Callable[[list[int]], None]
-"""``handle(msg)``: one MIDI message as raw bytes (status first), called in rtmidi's callback."""
+"""``handle(msg)``: one MIDI message as raw bytes (status first), on the input's handler thread."""
 
 DRAIN_S = 0.02  # several JACK periods: what rtmidi's thread holds is handed over by then
 QUEUE_SIZE = 4096  # messages rtmidi keeps per client while its callback is not set yet
+# The handler thread's real-time priority: the lowest, under every JACK thread, over every other
+# program's threads; a thread or process it starts gets the normal policy back.
+HANDLER_POLICY = getattr(os, "SCHED_FIFO", 0) | getattr(os, "SCHED_RESET_ON_FORK", 0)
+HANDLER_PRIORITY = 1
 
 CLIENT_NAME = "gansynth-instrument"
 DEFAULT_VIRTUAL_PORT = "midi_in"
@@ -134,26 +147,59 @@ def _find_port(ports: Sequence[str], wanted: str) -> int:
     raise DeviceError(f"no MIDI input port {wanted!r}; MIDI inputs are: {listed}")
 
 
-def _free_clients(clients: list[rtmidi.MidiIn], delivering: list[bool]) -> None:
-    """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first.
+class _Delivery:
+    """The handler thread: takes each message rtmidi's callback queued, in order, and hands it to
+    ``handle`` while ``on``; an exception is printed with its traceback and counted. ``None``
+    ends it."""
+
+    def __init__(self, handle: MidiHandler) -> None:
+        self.inbox: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self.on = True  # set False (by close) before the clients go: nothing is handled after
+        self.errors = 0
+        self._handle = handle
+        self.thread = threading.Thread(target=self._run, name="midi-handler", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # no right to it: a plain thread
+            os.sched_setscheduler(0, HANDLER_POLICY, os.sched_param(HANDLER_PRIORITY))
+        while (msg := self.inbox.get()) is not None:
+            if not self.on:
+                continue
+            try:
+                self._handle(msg)
+            except Exception:
+                self.errors += 1
+                print(f"MIDI message {msg} failed in the handler:", file=sys.stderr)
+                traceback.print_exc()
+
+
+def _free_clients(clients: list[rtmidi.MidiIn], delivery: _Delivery) -> None:
+    """Close and free ``clients`` (emptied: nothing is freed twice), their callbacks drained first,
+    then end the handler thread (waiting up to DRAIN_S for the message it may be handling).
 
     python-rtmidi frees a callback when its port closes, while rtmidi's thread may be waiting for
-    the GIL to call it: a crash. So delivery stops first (the callback returns at once), and the
-    GIL is let go for ``DRAIN_S`` while rtmidi's thread hands over what it already holds."""
-    delivering[0] = False
+    the GIL to call it: a crash. So delivery stops first (the callback returns at once, and the
+    handler thread drops what is still queued: the player behind it is closing), and the GIL is
+    let go for ``DRAIN_S`` while rtmidi's thread hands over what it already holds."""
+    delivery.on = False
     if clients:
         time.sleep(DRAIN_S)
     while clients:
         client = clients.pop()
         client.close_port()
         client.delete()
+    if delivery.thread.is_alive():
+        delivery.inbox.put(None)
+        if delivery.thread is not threading.current_thread():
+            delivery.thread.join(DRAIN_S)
 
 
 class MidiInput:
     """MIDI input from the named ``ports`` (each opened through its own rtmidi client), or, when
     none is named, from one virtual port called ``virtual`` that other programs connect to.
 
-    Every message goes to ``handle`` as raw bytes, from rtmidi's callback (see the module
+    Every message goes to ``handle`` as raw bytes, on the input's handler thread (see the module
     docstring). ``port_names`` lists what was opened (source ports, or the virtual port's full
     name, the one other programs connect to);
     ``api`` is the MIDI API ('Jack', 'ALSA', ...). ``close()`` (or leaving the ``with`` block)
@@ -171,16 +217,14 @@ class MidiInput:
         virtual: str = DEFAULT_VIRTUAL_PORT,
         client_name: str = CLIENT_NAME,
     ) -> None:
-        self._handle = handle
         self._clients: list[rtmidi.MidiIn] = []
         # Freed at interpreter exit too: rtmidi's thread calling back into a finalising
         # interpreter is a fatal error.
-        self._delivering = [True]  # set False (by close) before the clients go
-        self._free = weakref.finalize(self, _free_clients, self._clients, self._delivering)
+        self._delivery = _Delivery(handle)
+        self._free = weakref.finalize(self, _free_clients, self._clients, self._delivery)
         self._named: list[tuple[rtmidi.MidiIn, str]] = []  # named inputs: client, source port
         self._present: list[bool] = []
         self.port_names: list[str] = []
-        self.handler_errors = 0
         try:
             if ports:
                 for wanted in ports:
@@ -241,17 +285,15 @@ class MidiInput:
                 changes.append(f"MIDI input {name!r} is back; reconnected")
         return changes
 
+    @property
+    def handler_errors(self) -> int:
+        """Messages whose ``handle`` raised."""
+        return self._delivery.errors
+
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
-        """rtmidi's callback, on its JACK thread (or ALSA's reader thread)."""
-        if not self._delivering[0]:
-            return
-        msg = event[0]
-        try:
-            self._handle(msg)
-        except Exception:
-            self.handler_errors += 1
-            print(f"MIDI message {msg} failed in the handler:", file=sys.stderr)
-            traceback.print_exc()
+        """rtmidi's callback, on its JACK thread (or ALSA's reader thread): queue, nothing more."""
+        if self._delivery.on:
+            self._delivery.inbox.put(event[0])
 
     def close(self) -> None:
         """Stop delivering and free every rtmidi client (safe to call twice)."""

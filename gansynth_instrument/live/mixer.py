@@ -9,15 +9,17 @@ obeys them and decides nothing. In live play the mixer runs in a process of its 
 A voice plays up to ``MORPH_LAYERS`` Notes from the same playback position, each at its own pitch
 ratio (1.0 for the exact pitch, 2^(semitones/12) for the nearest-pitch fallback), times its MIDI
 channel's pitch-bend ratio, and each at its own gain. A note-on or a morph names one or two notes
-and their weights (a crossfade between neighbouring morph steps); every layer's gain then glides
-linearly from where it is to its new weight (0 for a note no longer named) over the glide. So a
-knob that crosses a step, from steps (A, B) to (B, C), fades A out while C fades in, instead of
-swapping the pair at once (a discontinuity: a click). A named note that no layer holds takes an
-empty layer or the one whose note was named least recently (``layers_after``: the audio process's
-arena follows the same rule). Notes play their length once and end, unless the voice plays
-``LoopedNote``s: while held it wraps its read position within the loop; a release stops the
-wrapping, so the voice plays on through the rest of the seam and the note's own tail while its
-release envelope runs.
+and their weights (a crossfade between neighbouring morph steps); every layer whose weight changes
+(0 for a note no longer named) then glides linearly from where it is to its new weight over the
+glide, each layer on its own clock. So a knob that crosses a step, from steps (A, B) to (B, C),
+fades A out while C fades in, instead of swapping the pair at once (a discontinuity: a click);
+and A is silent one glide later however many morphs arrive meanwhile (an MPE slide sends one
+about every millisecond), before a later step may take its layer. A named note that no layer
+holds takes an empty layer or the one whose note was named least recently (``layers_after``: the
+audio process's arena follows the same rule). Notes play their length once and end, unless the
+voice plays ``LoopedNote``s: while held it wraps its read position within the loop; a release
+stops the wrapping, so the voice plays on through the rest of the seam and the note's own tail
+while its release envelope runs.
 
 Envelope of a voice, in output frames ``f`` since its note-on (``A`` attack frames, ``R`` release
 frames, ``f_rel`` the frame its release began)::
@@ -174,7 +176,7 @@ class Mixer:
         self._gain_from = np.zeros((layers, voices))  # each layer's gain glides from here ...
         self._gain_to = np.zeros((layers, voices))  # ... to here
         self._gain_step = np.zeros((layers, voices))  # to - from, in each mixed chunk
-        self._since_glide = np.zeros(voices)
+        self._since_glide = np.zeros((layers, voices))  # frames since each layer's glide began
         # Each voice's layers that hold a note, least recently named first (see layers_after).
         self._order: list[list[int]] = [[] for _ in range(voices)]
         self._depth = [0] * voices  # layers [0, depth) may hold a note
@@ -195,7 +197,6 @@ class Mixer:
         self._ramp = np.arange(chunk, dtype=np.float64)
         self._frames = np.empty((voices, chunk))
         self._env = np.empty((voices, chunk))
-        self._weight = np.empty((voices, chunk))
         self._pos = np.empty((layers, voices, chunk))
         self._floor = np.empty((layers, voices, chunk))
         self._pair_index = np.empty((layers, voices, chunk, 2), dtype=np.intp)  # floor, floor+1
@@ -307,7 +308,7 @@ class Mixer:
             self._attack[slot] = attack
             self._release[slot] = release
             self._amp[slot] = amp
-            self._since_glide[slot] = 0.0
+            self._since_glide[:, slot] = 0.0
             self._top = max(self._top, slot + 1)
         elif op == CMD_RELEASE:
             slot, serial = cmd[2], cmd[3]
@@ -368,15 +369,12 @@ class Mixer:
         ratio_b: float,
         weight: float,
     ) -> None:
-        """Every layer glides from its gain now to its new weight: the named notes' layers to
-        theirs (a note no layer holds enters from silence), the others to 0."""
-        t = min(1.0, self._since_glide[slot] / self._glide_frames)
-        now = self._gain_from[:, slot] + (self._gain_to[:, slot] - self._gain_from[:, slot]) * t
-        self._gain_from[:, slot] = now
-        self._gain_to[:, slot] = 0.0
-        self._since_glide[slot] = 0.0
+        """Every layer whose weight changes glides from its gain now to its new weight: the named
+        notes' layers to theirs (a note no layer holds enters from silence), the others to 0. A
+        layer whose weight stays goes on with its glide."""
         weight = weight if note_b is not None else 0.0
         order = self._order[slot]
+        target = [0.0] * MORPH_LAYERS
         for note, ratio, gain in ((note_a, ratio_a, 1.0 - weight), (note_b, ratio_b, weight)):
             if note is None:
                 continue
@@ -387,7 +385,14 @@ class Mixer:
                 layer = self._depth[slot] if self._depth[slot] < MORPH_LAYERS else order.pop(0)
                 self._set_layer(slot, layer, note, ratio)
             order.append(layer)
-            self._gain_to[layer, slot] = gain
+            target[layer] = gain
+        for layer in range(MORPH_LAYERS):
+            if target[layer] != self._gain_to[layer, slot]:
+                t = min(1.0, self._since_glide[layer, slot] / self._glide_frames)
+                start, end = self._gain_from[layer, slot], self._gain_to[layer, slot]
+                self._gain_from[layer, slot] = start + (end - start) * t
+                self._gain_to[layer, slot] = target[layer]
+                self._since_glide[layer, slot] = 0.0
 
     def _layer_of(self, slot: int, pcm: np.ndarray) -> int | None:
         for layer in range(self._depth[slot]):
@@ -529,15 +534,14 @@ class Mixer:
         np.add(sig, left, out=sig, dtype=np.float32)
         np.multiply(sig, valid, out=sig)
         # Each layer's gain glides linearly from gain_from to gain_to over the glide.
-        glide = self._weight[:top, :n]
         row_gain = self._row_gain[:layers, :top, :n]
-        np.add(self._since_glide[:top, None], ramp, out=glide)
-        np.add(glide, 1.0, out=glide)
-        np.multiply(glide, 1.0 / self._glide_frames, out=glide)
-        np.minimum(glide, 1.0, out=glide)
+        np.add(self._since_glide[:layers, :top, None], ramp, out=row_gain)
+        np.add(row_gain, 1.0, out=row_gain)
+        np.multiply(row_gain, 1.0 / self._glide_frames, out=row_gain)
+        np.minimum(row_gain, 1.0, out=row_gain)
         gain_step = self._gain_step[:layers, :top]
         np.subtract(gain_to[:layers, :top], gain_from[:layers, :top], out=gain_step)
-        np.multiply(glide, gain_step[:, :, None], out=row_gain)
+        np.multiply(row_gain, gain_step[:, :, None], out=row_gain)
         np.add(row_gain, gain_from[:layers, :top, None], out=row_gain)
         np.multiply(row_gain, self._note_gain[:layers, :top, None], out=row_gain)
         np.multiply(sig, row_gain, out=sig, casting="same_kind")
@@ -564,7 +568,7 @@ class Mixer:
 
         self._since_bend[:top] += n
         self._age[:top] += n
-        self._since_glide[:top] += n
+        self._since_glide[:, :top] += n
         self._since_bus[:top] += n
         self.frames_mixed += n
         sounding = self._sounding[:top]

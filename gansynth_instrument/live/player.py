@@ -5,9 +5,12 @@ Processes and threads, and what each may touch:
 - The audio process (``audio_process.py``) holds the audio stream and the ``Mixer``; its
   PortAudio callback is its only busy thread, so nothing else waits for its GIL. ``Voices``
   sends it commands through ``Player.audio`` (an ``AudioProcess``).
-- rtmidi's thread (and the typing keyboard) call ``Player.handle`` → ``MpeInput.handle`` →
-  ``Engine.handle`` under a control-side lock, which the status view takes too; the audio
-  thread never takes it.
+- The MIDI input's handler thread (``midi.py``: rtmidi's JACK thread only queues each message)
+  and the typing keyboard call ``Player.handle`` → ``MpeInput.handle`` → ``Engine.handle`` under
+  a control-side lock, which the status view takes too; the audio thread never takes it.
+  rtmidi's JACK thread still takes this process's GIL to queue a message, so while playing the
+  GIL changes hands every ``GIL_SWITCH_INTERVAL_S`` (CPython's default, 5 ms, is almost four
+  64-frame periods, for which a thread running Python would keep that JACK cycle waiting).
 - The note cache's thread makes notes itself (``renderer="thread"``), or hands the work to a
   worker process and only files the notes it sends back (``"process"``); the engine only asks.
 - The main thread (``commands/play.py``) shows the status line until Ctrl-C, then closes MIDI,
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from gansynth_instrument.errors import GansynthError
-from gansynth_instrument.live.audio import StreamStats, check_block_range
+from gansynth_instrument.live.audio import check_block_range
 from gansynth_instrument.live.audio_process import AudioProcess
 from gansynth_instrument.live.channels import CHANNELS
 from gansynth_instrument.live.config import (
@@ -52,6 +55,7 @@ from gansynth_instrument.live.engine import Engine, EngineStatus
 from gansynth_instrument.live.instrument import assemble
 from gansynth_instrument.live.midi import DEFAULT_VIRTUAL_PORT, MidiInput
 from gansynth_instrument.live.mpe_input import MpeInput
+from gansynth_instrument.live.stream_meters import StreamStats
 from gansynth_instrument.memory import keep_freed_memory, no_huge_pages
 from gansynth_instrument.midi_spec import CHANNEL_MASK, CONTROL_CHANGE, DATA_MAX, KIND_MASK
 from gansynth_instrument.presets.explore import save_found
@@ -69,6 +73,7 @@ PENDING_POLL_S = 0.002  # how soon a waiting note-on starts once its note is cac
 IDLE_POLL_S = 0.02  # the same thread's check when nothing waits
 UNSET = 0xFF  # a controller no message has set (see Player.controllers)
 NOTE_DELAYS = 32  # recent note-ons the note → sound figure is the median of
+GIL_SWITCH_INTERVAL_S = 0.0005  # see the module docstring
 T = TypeVar("T")
 _ABANDONED: list[object] = []  # JACK clients left open because their server hung (see close())
 
@@ -282,6 +287,8 @@ class Player:
             stack.callback(self.cache.close)
             with self._lock:
                 self.engine.prefetch()
+            stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             self.audio.open()
             stack.callback(self.audio.close)
             self.audio.start()

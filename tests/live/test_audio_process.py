@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,14 +17,8 @@ import pytest
 from jackrig import JackServer, Recorder
 
 from gansynth_instrument.errors import DeviceError
-from gansynth_instrument.live.audio_process import (
-    JACK_CLIENT_NAME,
-    AudioProcess,
-    _Config,
-    _Layout,
-    _mix_function,
-    _RingReader,
-)
+from gansynth_instrument.live.audio_mix import ChildConfig, RingReader, SharedLayout, mix_function
+from gansynth_instrument.live.audio_process import JACK_CLIENT_NAME, AudioProcess
 from gansynth_instrument.live.command_sender import CommandSender
 from gansynth_instrument.live.compiled_mixer import RING_RECORDS, load_core
 from gansynth_instrument.live.mixer import CMD_NOTE_ON, IMMEDIATE, MORPH_LAYERS, Mixer, voice_slots
@@ -84,6 +80,44 @@ def test_voices_sent_to_the_audio_process_sound_and_end(jack_server: JackServer)
         voices.bend(1.0)
         voices.all_sound_off()
         assert voices.dropped == 0
+
+
+def arena_mapping(pid: int) -> tuple[int, int, list[str]]:
+    """Size and resident KiB of the shared file's mapping in process ``pid``, and its flags."""
+    lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "/memfd:gansynth-audio" in line)
+    fields = {}
+    for line in lines[start + 1 :]:
+        key, _, value = line.partition(":")
+        fields[key] = value.split()
+        if key == "VmFlags":
+            break
+    return int(fields["Size"][0]), int(fields["Rss"][0]), fields["VmFlags"]
+
+
+def may_lock_memory() -> bool:
+    """Whether this system lets a process lock all its memory (root, or no ``ulimit -l``)."""
+    limit = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    return os.geteuid() == 0 or limit == resource.RLIM_INFINITY
+
+
+def test_the_audio_process_is_settled_for_its_real_time_callback(jack_server: JackServer) -> None:
+    """Once set up, the child runs no garbage collection (collector off, everything frozen), its
+    note arena is resident in both processes before any note arrives (no page fault when a
+    note is copied in or read by the callback), and its memory is locked where the system
+    allows it (else the reason is given)."""
+    with AudioProcess(note_frames=NOTE_FRAMES, sample_rate=RATE, polyphony=4) as audio:
+        settled = audio.settled
+        assert not settled.collector_on and settled.frozen_objects > 10_000
+        for pid in (os.getpid(), audio.pid):
+            size, resident, _ = arena_mapping(pid)
+            assert size >= NOTE_FRAMES * 2 * 12 // 1024 and resident == size, (pid, size, resident)
+        if may_lock_memory():
+            assert settled.memory_locked and "lo" in arena_mapping(audio.pid)[2]
+            vm_locked = Path(f"/proc/{audio.pid}/status").read_text().split("VmLck:")[1]
+            assert int(vm_locked.split()[0]) > size
+        else:
+            assert not settled.memory_locked and settled.why_not_locked.startswith("mlockall")
 
 
 def test_the_status_row_counts_the_frames_the_limiter_turned_down(
@@ -214,7 +248,7 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
     """The audio child's mix over a shared layout in this process (no stream), a sender
     writing to it as the player does, and its status row: the compiled core's, or the NumPy
     fallback's reader."""
-    config = _Config(_Layout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
+    config = ChildConfig(SharedLayout(16, 12, NOTE_FRAMES), RATE, 128, 2, None, 2, 1024, 6.0)
     views = config.layout.views(bytearray(config.layout.size))
     ring, status, ended, _, arena = views
 
@@ -223,9 +257,9 @@ def child_side(numpy: bool) -> tuple[CommandSender, Any, Ring, np.ndarray]:
 
     if numpy:
         master = MasterBus(RATE, gain_db=6.0, max_block_frames=1024)
-        mix = _RingReader(Mixer(RATE, polyphony=2, master=master), views, NOTE_FRAMES).mix
+        mix = RingReader(Mixer(RATE, polyphony=2, master=master), views, NOTE_FRAMES).mix
     else:
-        mix = _mix_function(config, views)
+        mix = mix_function(config, views)
     ring = Ring(ring, RING_RECORDS)
     return CommandSender(ring, status, ended, 12, copy), mix, ring, status
 

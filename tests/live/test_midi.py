@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -66,6 +67,43 @@ def test_virtual_port_receives_from_a_jack_midi_client(jack_server: JackServer) 
         # Still listening: one more message arrives too.
         sender.send([0x90, 67, 1])
         assert inbox.wait(len(MESSAGES) + 1)[-1] == [0x90, 67, 1]
+
+
+def test_the_handler_runs_beside_the_jack_cycle_not_in_it(jack_server: JackServer) -> None:
+    """rtmidi's JACK thread only queues a message: ``handle`` runs on the input's own thread, so
+    a slow handler (the engine under load) holds up no JACK cycle. While the first message's
+    handler blocks, the next messages are still taken from JACK and queued, and the JACK
+    cycle goes on (the sender's cycles keep counting); they are then handled in order."""
+    inbox, release = Inbox(), threading.Event()
+    threads: list[threading.Thread] = []
+    policies: list[int] = []
+
+    def handle(msg: list[int]) -> None:
+        threads.append(threading.current_thread())
+        policies.append(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK)
+        if not threads[1:]:
+            release.wait(5.0)
+        inbox.handle(msg)
+
+    with (
+        MidiInput(handle, virtual="keys", client_name="gsi-thread") as midi_in,
+        MidiSender() as sender,
+    ):
+        sender.connect(midi_input_port(sender.client, "gsi-thread.*:keys"))
+        for msg in MESSAGES:
+            sender.send(msg)
+        time.sleep(0.05)
+        queued = midi_in._delivery.inbox.qsize()
+        cycles = sender._cycles
+        time.sleep(0.1)
+        assert sender._cycles > cycles  # JACK runs on while the handler is busy
+        release.set()
+        assert inbox.wait(len(MESSAGES)) == MESSAGES
+    assert queued == len(MESSAGES) - 1  # taken from JACK while the first was being handled
+    assert {t.name for t in threads} == {"midi-handler"}  # not rtmidi's thread
+    # At the lowest real-time priority where the system allows it (root, or an rtprio limit).
+    may = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 1
+    assert set(policies) == {os.SCHED_FIFO if may else os.SCHED_OTHER}
 
 
 def test_a_failing_handler_is_reported_and_delivery_goes_on(

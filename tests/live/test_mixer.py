@@ -1,6 +1,7 @@
 """The NumPy mixer (voices → samples) driven through ``Voices``: playback rate, the layers a morph
-leaves, commands for finished voices, and the same samples in any block size (plain and looping
-voices). Expected outputs come from the documented formulas, not from the Mixer.
+leaves and their glides under a stream of morphs, commands for finished voices, and the same
+samples in any block size (plain and looping voices). Expected outputs come from the documented
+formulas, not from the Mixer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,29 @@ def test_playback_rate_interpolates_linearly_and_converts_sample_rate():
     out = render(mixer, 400)
     positions = np.arange(400) * 1.5 * 0.5
     np.testing.assert_allclose(out, positions * 8 / 32768, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "compiled"])
+def test_a_fast_slide_through_steps_with_a_command_every_few_frames_never_jumps(kind: str):
+    """A controller sending a message every 8 frames (an MPE slide: about 1 ms) while crossing a
+    step every half glide: each note left behind fades out in one glide, however many commands
+    arrive meanwhile, so its layer is silent when a new step takes it (no click)."""
+    glide = 64
+    mixer = (
+        CompiledMixer(RATE, polyphony=8, channels=2, glide_frames=glide)
+        if kind == "compiled"
+        else Mixer(RATE, polyphony=8, channels=2, glide_frames=glide)
+    )
+    voices = Voices(mixer)
+    steps = [constant_note(12000 * (-1) ** k, frames=RATE * 2) for k in range(12)]
+    slot = voices.note_on(60, Layer(steps[0]), Layer(steps[1]), weight=0.0, attack_s=1 / RATE)
+    for command in range(1, 40):
+        u = command / 4  # a step every 4 commands: every 32 frames
+        k = min(int(u), len(steps) - 2)
+        voices.morph(slot, Layer(steps[k]), Layer(steps[k + 1]), u - k, frame=8 * command)
+    out = render(mixer, 8 * 40 + 2 * glide)
+    # Gliding, two notes' weights move at most 2 / glide per frame: 2 × 12000 / 32768 / 64.
+    assert np.abs(np.diff(out)).max() < 0.015
 
 
 @pytest.mark.parametrize("kind", ["numpy", "compiled"])

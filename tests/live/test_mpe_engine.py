@@ -177,3 +177,36 @@ def test_configuration_and_bend_range_messages_reach_the_zone_through_the_input(
     out = render(mixer, 2000)
     expected = attack(2000, DARK) * played(d60, 2000, ratio=pitch_ratio(-12))
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_more_notes_than_member_channels_share_them_and_are_stolen_as_ordinary_notes(cache):
+    """A zone of 2 members: a third note shares channel 2 with the first (the controller's
+    choice, as the spec describes) and both take channel 2's slide; past the polyphony the
+    oldest is stolen, as on channels with no zone."""
+    midi, engine, mixer, space = mpe(cache, forced=None)
+    for msg in rpn(0, 0, 6, 2):  # a lower zone of 2 members: channels 2 and 3
+        midi.handle(msg)
+    (d64,) = cached(cache, DARK, [64])
+    b60, b67 = cached(cache, brightest(space), [60, 67])
+    cached(cache, DARK, [60, 67])
+    for msg in ([0x91, 60, 127], [0x92, 64, 127], [0x91, 67, 127]):
+        midi.handle(msg)
+    render(mixer, 1000)
+    midi.handle(control_change(74, 127, 1))  # channel 2's slide: both its notes
+    out = render(mixer, 3000)
+    expected = sum(played(n, 3000, start=1000) for n in (b60, d64, b67))
+    np.testing.assert_allclose(out[2000:], expected[2000:], atol=1e-5)
+
+    ordinary, _ = make(cache)  # the same notes on channels in no zone
+    pitches = [48, 50, 52, 53, 55, 57, 59, 62, 65, 69]  # 3 sounding + 10 > polyphony 8
+    for timbre in (DARK, brightest(space)):
+        cached(cache, timbre, pitches)
+    for k, pitch in enumerate(pitches):
+        midi.handle([0x91 + k % 2, pitch, 100])
+    for msg in ([0x91, 60, 127], [0x92, 64, 127], [0x91, 67, 127]):
+        ordinary.handle(msg)
+    for k, pitch in enumerate(pitches):
+        ordinary.handle([0x91 + k % 2, pitch, 100])
+    playing = sorted(key for _, key in engine.voices.sounding())
+    assert len(playing) == 8
+    assert playing == sorted(key for _, key in ordinary.voices.sounding())

@@ -1,7 +1,8 @@
 """MPE through a real player on the JACK dummy server (the bundled model, its timbre knobs), MIDI
 from a JACK client, the output recorded by another; and an MPE MIDI file rendered twice.
 
-Held notes loop (a looping copy of a shipped preset), so a held note's spectrum stays steady.
+Held notes loop (a looping copy of a shipped preset, its release shortened so one take's tail
+has ended before the next take starts), so a held note's spectrum stays steady.
 Two notes on two member channels are panned apart (CC10 on each member channel), so the left
 side is one note and the right the other. Spectra are compared as shapes (each normalised to
 its own energy), so a note's decay does not count as a change of timbre."""
@@ -30,6 +31,8 @@ from gansynth_instrument.presets.ganspace import knob_directions
 from gansynth_instrument.presets.preset_files import find_preset
 
 RATE = 48000
+AFTER_S, WINDOW_S = 2.1, 0.35  # after two_notes' sweep, from each note's onset
+RELEASE_S = 0.25  # the held notes' release: each take waits this (and a little) for silence
 WAIT_S = 120.0  # only bounds a hang: notes of the bundled model on the loaded machine
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +61,7 @@ def mpe_player(bundled, mpe: str | None = None) -> Iterator[tuple[Player, MidiSe
     port = f"mpe-{uuid.uuid4().hex[:6]}"
     player = Player(
         model,
-        Sounds(find_preset("slow-pad").copy(loop=True)),  # held notes sustain steadily
+        Sounds(pad()),
         PlayConfig(
             cache=CacheConfig(notes, DEFAULT_RENDERER),
             sample_rate=RATE,
@@ -70,6 +73,11 @@ def mpe_player(bundled, mpe: str | None = None) -> Iterator[tuple[Player, MidiSe
     with player, MidiSender() as sender:
         sender.connect(midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}"))
         yield player, sender
+
+
+def pad():
+    """slow-pad looping (held notes sustain steadily), with a short release."""
+    return find_preset("slow-pad").copy(loop=True, release_s=RELEASE_S)
 
 
 def warm(player: Player, pitches: dict[int, bool]) -> None:
@@ -84,13 +92,26 @@ def warm(player: Player, pitches: dict[int, bool]) -> None:
 
 
 def record(sender: MidiSender, script: list[tuple[float, list[int]]], seconds: float):
-    """Send each message at its time (s after recording starts); [frames, 2] captured."""
+    """Send each message at its time (s after recording starts); [frames, 2] captured. The
+    last take's release has ended before recording starts."""
+    time.sleep(RELEASE_S + 0.15)
     with Recorder(seconds=seconds) as recorder:
         start = time.perf_counter()
         for at, msg in sorted(script, key=lambda s: s[0]):
             time.sleep(max(0.0, start + at - time.perf_counter()))
             sender.send(msg)
         return recorder.wait(timeout_s=seconds + 10).copy()
+
+
+def clean_take(player: Player, sender: MidiSender, script, seconds: float, tries: int = 4):
+    """``record`` again while the take had an xrun (a dropped block alone moves a 0.35 s
+    piece's spectral shape by ~6 dB, as much as a slide), at most ``tries`` times; the last."""
+    for _ in range(tries):
+        before = player.audio.stats().xruns
+        take = record(sender, script, seconds)
+        if player.audio.stats().xruns == before:
+            break
+    return take
 
 
 def two_notes(sweep: bool, slide_start: int = 0) -> list[tuple[float, list[int]]]:
@@ -115,12 +136,21 @@ def shape(x: np.ndarray) -> np.ndarray:
     return np.maximum(power, power.max() - 60)  # bins 60 dB down: noise, not timbre
 
 
-def lsd(side: np.ndarray, onset: int) -> float:
-    """Log-spectral distance (dB) of a note from before the sweep (0.6-0.95 s in) to after it
-    (2.1-2.45 s in)."""
-    a = side[onset + round(0.6 * RATE) : onset + round(0.95 * RATE)]
-    b = side[onset + round(2.1 * RATE) : onset + round(2.45 * RATE)]
+def window(side: np.ndarray, start_s: float) -> np.ndarray:
+    """``WINDOW_S`` of one side from ``start_s`` after its note's onset."""
+    at = onset(side) + round(start_s * RATE)
+    return side[at : at + round(WINDOW_S * RATE)]
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Log-spectral distance (dB) of two pieces' spectral shapes."""
     return float(np.sqrt(np.mean((shape(a) - shape(b)) ** 2)))
+
+
+def against(take: np.ndarray, reference: np.ndarray, side: int) -> float:
+    """A note after the sweep against the reference take's same note at the same time since its
+    onset: its change, which its own drift (its loop, its attack) does not count in."""
+    return distance(window(take[:, side], AFTER_S), window(reference[:, side], AFTER_S))
 
 
 def onset(side: np.ndarray) -> int:
@@ -149,19 +179,19 @@ def forced(jack_server, bundled) -> Iterator[tuple[Player, MidiSender]]:
 
 
 def test_a_sliding_note_changes_and_the_held_one_does_not(forced):
-    _player, sender = forced
-    untouched = record(sender, two_notes(sweep=False), 2.8)
-    slid = record(sender, two_notes(sweep=True), 2.8)
-    noise = max(lsd(untouched[:, side], onset(untouched[:, side])) for side in (0, 1))
-    sliding = lsd(slid[:, 0], onset(slid[:, 0]))
-    held = lsd(slid[:, 1], onset(slid[:, 1]))
-    print(
-        f"log-spectral distance: sliding {sliding:.2f} dB, held {held:.2f}, untouched {noise:.2f}"
-    )
-    # The issue asks 5× (not reached with this model's knob 1: see the report); the slide must
-    # at least clearly pass both the held note and an untouched one.
-    assert sliding >= 1.5 * max(held, noise)
-    assert held <= 1.5 * noise + 0.5  # within the noise of an untouched note (xruns allowed)
+    """Each note after the sweep against the same note in an untouched take. The noise is what
+    untouched takes differ by in this run; takes with an xrun are taken again, and what an xrun
+    left in the medians is allowed up to a twentieth of the slide's change."""
+    player, sender = forced
+    untouched = [clean_take(player, sender, two_notes(sweep=False), 2.8) for _ in range(3)]
+    slid = [clean_take(player, sender, two_notes(sweep=True), 2.8) for _ in range(3)]
+    reference = untouched[0]
+    noise = max(against(take, reference, side) for take in untouched[1:] for side in (0, 1))
+    sliding = float(np.median([against(take, reference, 0) for take in slid]))
+    held = float(np.median([against(take, reference, 1) for take in slid]))
+    print(f"change from untouched (dB): sliding {sliding:.2f}, held {held:.2f}, noise {noise:.2f}")
+    assert held <= max(2 * noise, sliding / 20)  # within the noise of an untouched note
+    assert sliding >= 5 * max(held, noise)  # the issue's 5×
 
 
 def test_a_per_note_bend_of_an_octave_moves_only_that_note(forced):
@@ -176,6 +206,40 @@ def test_a_per_note_bend_of_an_octave_moves_only_that_note(forced):
     print(f"frequency factors: bent {left:.3f}, other {right:.3f}")
     assert left == pytest.approx(2.0, rel=0.03)
     assert right == pytest.approx(1.0, rel=0.03)
+
+
+def test_values_sent_before_the_note_on_apply_from_its_first_sample(forced):
+    """Channel 4's CC74 (its knob 1's bottom or top stop) and a bend of -12 semitones, sent
+    before its note-on: the note's first 85 ms are that stop's made note an octave down, from
+    the note's own start (the model's attack), not the other stop's nor the unbent note."""
+    player, sender = forced
+    line = player.with_engine(lambda e: e.space.turn(0, 64)[0])
+    first = 4096  # one of ``shape``'s frames
+
+    def start(slide: int) -> np.ndarray:
+        script = [(0.0, [0xB3, 10, 64]), (0.0, [0xB3, 74, slide]), (0.0, [0xE3, 0, 0x30])]
+        script += [(0.05, [0x93, 60, 110]), (0.6, [0x83, 60, 0]), (0.6, [0xE3, 0, 0x40])]
+        audio = record(sender, script, 0.7)[:, 0]
+        return audio[onset(audio) :][:first]
+
+    def made(timbre, octaves: int) -> np.ndarray:
+        """The stop's note at 60 as the mixer plays it ``octaves`` down from its first frame:
+        read by linear interpolation, under the preset's attack."""
+        note = player.cache.lookup(timbre.key, 60)
+        frames = np.arange(first)
+        at = frames * note.sample_rate / RATE / 2**octaves
+        rise = np.minimum(1.0, (frames + 1) / round(player.engine.timbre.attack_s * RATE))
+        return rise * np.interp(at, np.arange(len(note.pcm)), note.to_float())
+
+    for slide, stop, other in ((127, line[-1], line[0]), (0, line[0], line[-1])):
+        heard = start(slide)
+        right = distance(heard, made(stop, 1))
+        wrong = [distance(heard, made(stop, 0)), distance(heard, made(other, 1))]
+        print(
+            f"CC74 {slide}: {right:.2f} dB from the stop an octave down; unbent, other stop: "
+            f"{wrong[0]:.2f}, {wrong[1]:.2f}"
+        )
+        assert right <= min(wrong) / 3
 
 
 def test_zero_members_returns_to_ordinary_channels(forced):

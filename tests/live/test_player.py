@@ -28,11 +28,17 @@ from scipy.signal import correlate
 
 from gansynth_instrument import cli
 from gansynth_instrument.commands.play import play_config, status_line
-from gansynth_instrument.live.audio import StreamStats
 from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.engine import EngineStatus
 from gansynth_instrument.live.midi import CLIENT_NAME
-from gansynth_instrument.live.player import DEFAULT_RENDERER, LiveStatus, PlayConfig, Player
+from gansynth_instrument.live.player import (
+    DEFAULT_RENDERER,
+    GIL_SWITCH_INTERVAL_S,
+    LiveStatus,
+    PlayConfig,
+    Player,
+)
+from gansynth_instrument.live.stream_meters import StreamStats
 from gansynth_instrument.notes.note_queue import Priority
 from gansynth_instrument.notes.timbre import Timbre
 from gansynth_instrument.presets.bank import Bank
@@ -143,7 +149,10 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
     jack_server: JackServer, model, cache_dir
 ):
     preset = find_preset("felt-keys")
+    default_interval = sys.getswitchinterval()
     with playing(model, cache_dir, preset=preset) as (player, sender):
+        # rtmidi's JACK thread waits for the GIL at most about this long (see live.py).
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S < default_interval
         timbre = player.engine.timbre
         for pitch in (60, 67):
             expected = note(player, timbre, pitch)
@@ -157,6 +166,7 @@ def test_each_note_sounds_with_its_cached_waveform_and_note_off_releases_it(
             silent_from = round((0.45 + preset.release_s + 0.05) * RATE)
             assert np.abs(captured[start : start + round(0.3 * RATE)]).max() > 0.05
             assert not captured[silent_from:].any()
+    assert sys.getswitchinterval() == default_interval
 
 
 def test_a_random_timbres_first_note_is_its_exact_note(jack_server: JackServer, model, tmp_path):
