@@ -32,6 +32,22 @@ def _ints(text: str, what: str, low: int, high: int) -> tuple[int, ...]:
     return values
 
 
+def _programs(text: str, velocities: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """``--programs`` 'P,P:V/V,...' → program → velocities (``velocities`` where none given)."""
+    programs: dict[int, tuple[int, ...]] = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        program, _, own = entry.partition(":")
+        (number,) = _ints(program, "--programs", 0, 127)
+        programs[number] = (
+            _ints(own.replace("/", ","), f"--programs {entry}: velocity", 1, 127)
+            if own
+            else velocities
+        )
+    if not programs:
+        raise DatasetError(f"--programs '{text}': expected e.g. 0,24,52:100")
+    return programs
+
+
 def run(args: argparse.Namespace) -> int | None:
     if args.action == "make":
         notes = read_note_files(args.in_dir)
@@ -51,8 +67,7 @@ def run(args: argparse.Namespace) -> int | None:
         summary = from_soundfont(
             args.soundfont,
             args.out_dir,
-            programs=_ints(args.programs, "--programs", 0, 127),
-            velocities=_ints(args.velocities, "--velocities", 1, 127),
+            programs=_programs(args.programs, _ints(args.velocities, "--velocities", 1, 127)),
             max_detune_cents=None if args.keep_detuned else 50.0,
             **common,
         )

@@ -1,6 +1,7 @@
 """What each MIDI channel plays for its new notes, for the engine (``engine.py``): a timbre (a
 program's preset, a preset from outside the bank, a random draw; moved by the channel's knobs) or
-a drum kit. A program the bank lacks plays a stand-in (``programs.py``), with one notice. A
+a drum kit. A program the bank lacks plays a stand-in (``programs.py``), with one notice; each
+program a channel is given, and what plays it, is a remark of the channel's report. A
 switch leaves sounding notes as they are and asks for the pitches played last first, then the
 rest.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from gansynth_instrument.live.channels import CHANNELS, DRUM_CHANNEL, Channel
+from gansynth_instrument.live.channels import CHANNELS, DRUM_CHANNEL, Channel, gm_family
 from gansynth_instrument.live.engine_report import MELODIC_DRUMS
 from gansynth_instrument.live.note_supply import NoteSupply
 from gansynth_instrument.live.programs import Programs
@@ -34,7 +35,8 @@ class ChannelTimbres:
     """Per channel: its timbre and kit (a kit plays instead of the timbre), and the pitches
     played last. ``lines``, ``channels`` and ``heard`` (per channel, the timbre its notes were
     last heard at) are the engine's (read here); ``focus`` is told the channel that switched,
-    ``warn_once`` (key, message) gives a notice once per key."""
+    ``warn_once`` (key, message) gives a notice once per key; ``remark`` (channel, text) notes a
+    program change and what plays it in the channel's report."""
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class ChannelTimbres:
         supply: NoteSupply,
         focus: Callable[[int], None],
         warn_once: Callable[[str, str], None],
+        remark: Callable[[int, str], None],
     ) -> None:
         self.timbres: list[Timbre | None] = [
             space.set_base(timbre) if space is not None else timbre for space in spaces
@@ -63,7 +66,7 @@ class ChannelTimbres:
         self._lines, self._channels, self._supply = lines, channels, supply
         self._heard, self._random_cc = heard, random_cc
         self._to_save: Timbre | None = None  # the save button's timbre, for take_save()
-        self._focus, self._warn_once = focus, warn_once
+        self._focus, self._warn_once, self._remark = focus, warn_once, remark
 
     def current(self, channel: int) -> Timbre | None:
         """The one timbre ``channel`` plays now: the nearest step of a line that is moving, else
@@ -85,6 +88,11 @@ class ChannelTimbres:
             return  # one preset, no bank: program changes have nothing to select
         if notice is not None:
             self._warn_once(f"bank {state.bank} program {program}", notice)
+        bank = f"bank {state.bank} " if state.bank else ""
+        stand_in = " (stand-in)" if notice is not None else ""
+        self._remark(
+            channel, f"{bank}program {program} ({gm_family(program)}) → {timbre.name}{stand_in}"
+        )
         self.switch_to(channel, timbre)
 
     def random(self, channel: int) -> None:

@@ -169,6 +169,7 @@ class Engine:
             self._path, space, self._lines, self.channels, self._supply, self._set_focus
         )
         self._spaces = self._glides.spaces  # per channel: its knob stops and pad position
+        self._tally = Tally()
         self._choice = ChannelTimbres(
             timbre,
             kit=kit,
@@ -182,6 +183,7 @@ class Engine:
             supply=self._supply,
             focus=self._set_focus,
             warn_once=self._warn_once,
+            remark=lambda channel, text: self._tally.remarks[channel].add(text),
         )
         self._controls = ControlChanges(
             self.channels,
@@ -196,7 +198,6 @@ class Engine:
         self._timbres, self._kits = self._choice.timbres, self._choice.kits
         # The channel the live view shows and ``timbre`` names: the last one played or changed.
         self.focus = min(self.listen - {DRUM_CHANNEL}, default=DRUM_CHANNEL)
-        self._tally = Tally()
         self.ignored = 0
         # The timbre and note of the last note started (the browser surface draws its spectrum).
         self.last_played: tuple[Timbre, Note] | None = None

@@ -37,7 +37,8 @@ class EngineStatus:
 @dataclass(frozen=True)
 class ChannelReport:
     """What one channel did: notes played per preset (or kit), notes skipped per reason, and
-    remarks on what played it (a melodic preset as the kit, a kit on a melodic channel)."""
+    remarks on what played it (each program it was given and what played that, a melodic
+    preset as the kit, a kit on a melodic channel)."""
 
     channel: int  # 0-15
     played: dict[str, int]

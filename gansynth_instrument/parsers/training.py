@@ -30,7 +30,11 @@ def add_dataset(sub: argparse._SubParsersAction) -> None:
     font = actions.add_parser("from-soundfont", help="render NSynth-style notes with FluidSynth")
     font.add_argument("soundfont", type=Path, help="the .sf2 file")
     font.add_argument("out_dir", type=Path, help="dataset folder to write")
-    font.add_argument("--programs", default="0,4,19,24,32,40,56,73", help="GM programs")
+    font.add_argument(
+        "--programs",
+        default="0,4,19,24,32,40,56,73",
+        help="GM programs; PROGRAM:V/V gives one its own velocities (e.g. 0,24,52:100)",
+    )
     font.add_argument("--velocities", default="100,75", help="note-on velocities (100,75)")
     font.add_argument(
         "--keep-detuned", action="store_true", help="keep notes > 50 cents off their pitch"

@@ -52,6 +52,23 @@ def timbre_latents(seed: int, count: int, latent_size: int) -> torch.Tensor:
     return torch.from_numpy(rng.standard_normal((count, latent_size)).astype(np.float32))
 
 
+def add_timbres(
+    timbres: dict[str, list[float]], names: list[str], seed: int, latent_size: int
+) -> dict[str, list[float]]:
+    """``timbres`` (the source run's, kept as they are) with a fresh N(0, 1) latent for each of
+    ``names`` it lacks, in sorted order, from a stream of their own.
+
+    Why: ``train --init-from`` with a dataset of more instruments teaches a trained model new
+    ones; its own instruments keep the latents their presets hold, and a new random latent is
+    as far from them as theirs are from each other (a mean latent would sit between them and
+    take their random latents' notes).
+    """
+    missing = sorted(set(names) - set(timbres))
+    rng = np.random.default_rng([seed, 0x7173, len(timbres)])
+    fresh = rng.standard_normal((len(missing), latent_size)).astype(np.float32)
+    return {**timbres, **{n: [float(v) for v in fresh[i]] for i, n in enumerate(missing)}}
+
+
 def read_timbres(train_dir: Path, instruments: tuple[str, ...]) -> torch.Tensor:
     """The run's ``timbres.json`` (instrument → latent, written when the run starts and what
     presets are made from) as latents in the sorted order of ``instruments``' names."""

@@ -5,7 +5,7 @@ out-of-tune notes are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,12 @@ from gansynth_instrument.training.pitch_labels import detect_pitch, level_db
 def render_soundfont(
     sf2: Path,
     *,
-    programs: tuple[int, ...],
-    velocities: tuple[int, ...],
+    programs: Mapping[int, tuple[int, ...]],
     pitches: tuple[int, ...],
     hold_s: float = 3.0,
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
-    """Yield (program, velocity, pitch, float32 mono 4 s) per note, NSynth-style.
+    """Yield (program, velocity, pitch, float32 mono 4 s) per note, NSynth-style, for each
+    program at each of its velocities (``programs``: program → velocities).
 
     Each note is held ``hold_s`` then released, rendered by FluidSynth at 16 kHz with reverb and
     chorus off, from a silent synth (all sounds off between notes).
@@ -55,7 +55,7 @@ def render_soundfont(
         if font < 0:
             raise DatasetError(f"{sf2}: FluidSynth cannot load this soundfont")
         hold = round(hold_s * SAMPLE_RATE)
-        for program in programs:
+        for program, velocities in programs.items():
             if synth.program_select(0, font, 0, program) != 0:
                 raise DatasetError(f"{sf2}: no preset for program {program} in bank 0")
             for velocity in velocities:
@@ -76,23 +76,23 @@ def from_soundfont(
     sf2: Path,
     out_dir: Path,
     *,
-    programs: tuple[int, ...],
-    velocities: tuple[int, ...],
+    programs: Mapping[int, tuple[int, ...]],
     pitch_range: tuple[int, int] = NSYNTH_PITCHES,
     silence_db: float = -50.0,
     max_detune_cents: float | None = 50.0,
 ) -> Summary:
-    """Render a soundfont's notes and write the dataset; labels are the played pitches.
+    """Render a soundfont's notes (``programs``: program → its velocities) and write the
+    dataset; labels are the played pitches.
 
     The loudest note is scaled to peak 0.9 (one gain for all, so velocity stays audible). Notes a
     preset does not sound, and (unless ``max_detune_cents`` is None) notes whose detected pitch is
     further than that from the played one, are dropped: out-of-tune samples teach the wrong pitch.
     """
     pitches = tuple(range(pitch_range[0], pitch_range[1] + 1))
-    total = len(programs) * len(velocities) * len(pitches)
+    total = sum(len(v) for v in programs.values()) * len(pitches)
     rendered = list(
         tqdm(
-            render_soundfont(sf2, programs=programs, velocities=velocities, pitches=pitches),
+            render_soundfont(sf2, programs=programs, pitches=pitches),
             total=total,
             desc="rendering",
             unit="note",

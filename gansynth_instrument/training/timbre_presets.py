@@ -27,16 +27,25 @@ from gansynth_instrument.model.metadata import ModelTimbre
 from gansynth_instrument.presets.preset import Preset
 from gansynth_instrument.presets.preset_files import PRESET_SUFFIX, timbre_preset
 
-# General MIDI names of the programs `dataset from-soundfont` renders by default.
+# General MIDI names of the programs the bundled model was trained on (one of each GM family
+# with a pitched FluidR3 instrument; docs/model-card.md).
 GM_NAMES = {
     0: "piano",
     4: "electric-piano",
+    11: "vibraphone",
     19: "church-organ",
     24: "nylon-guitar",
     32: "acoustic-bass",
     40: "violin",
+    53: "voice-oohs",
     56: "trumpet",
+    65: "alto-sax",
     73: "flute",
+    81: "saw-lead",
+    89: "warm-pad",
+    99: "atmosphere",
+    104: "sitar",
+    114: "steel-drums",
 }
 SOUNDFONT_NAME = re.compile(r"program(\d+)-v(\d+)")
 

@@ -54,6 +54,7 @@ from gansynth_instrument.training.real_data import RealData
 from gansynth_instrument.training.regression import (
     TIMBRES_JSON,
     Sampler,
+    add_timbres,
     pitch_weights,
     read_timbres,
     timbre_latents,
@@ -150,19 +151,19 @@ def _start(opts: TrainOptions, train_dir: Path, data: Dataset, rng: np.random.Ge
         apply_initial(initial, run.generator, run.ema, where.num_blocks, where.progress)
         hp["trainer_init_from"] = f"{initial.path} at {initial.images} images"
         timbres = initial.timbres
+    names = sorted(set(data.instruments))
+    if run.regression:
+        if timbres is None:
+            latents = timbre_latents(int(hp["seed"]), len(names), run.config.latent_size)
+            timbres = {n: [float(v) for v in latents[i]] for i, n in enumerate(names)}
+        new = sorted(set(names) - set(timbres))
+        if new:  # instruments the source did not know: each gets a new latent
+            timbres = add_timbres(timbres, names, int(hp["seed"]), run.config.latent_size)
+            hp["trainer_new_timbres"] = ",".join(new)
     check_writable_dir(train_dir, create=True)
     write_text_atomic(train_dir / EXPERIMENT_JSON, json.dumps(hp, indent=1) + "\n")
     write_text_atomic(train_dir / META_JSON, (data.path / META_JSON).read_text(encoding="utf-8"))
     if run.regression:
-        names = sorted(set(data.instruments))
-        if timbres is None:
-            latents = timbre_latents(int(hp["seed"]), len(names), run.config.latent_size)
-            timbres = {n: [float(v) for v in latents[i]] for i, n in enumerate(names)}
-        missing = sorted(set(names) - set(timbres))
-        if missing:
-            raise TrainingError(
-                f"{opts.init_from}: has no timbre for the dataset's instrument '{missing[0]}'"
-            )
         write_text_atomic(
             train_dir / TIMBRES_JSON, json.dumps({n: timbres[n] for n in names}) + "\n"
         )

@@ -41,7 +41,7 @@ NOTE_FRAMES = RATE  # 1 s notes
 def tone(freq: float, frames: int = NOTE_FRAMES, peak: int = 20000) -> Note:
     pcm = np.round(peak * np.sin(2 * np.pi * freq * np.arange(frames) / RATE)).astype(np.int16)
     pcm.flags.writeable = False
-    return Note(pcm=pcm, gain=0.5 / 32767, pitch=69, sample_rate=RATE)
+    return Note(pcm=pcm, gain=0.5 / 32767, pitch=69, sample_rate=RATE, peak=0.0)  # played as given
 
 
 def looped(note: Note) -> LoopedNote:

@@ -104,20 +104,23 @@ def test_bank_select_reaches_the_models_soft_timbre(
     model64: Path, user_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The model's timbres keep their General MIDI programs and banks: CC0 = 1 then program 0
-    plays m64-keys-soft, program 40 m64-strings."""
+    plays m64-keys-soft, program 40 m64-strings; program 41 (viola) the same family's
+    m64-strings, a stand-in. The summary shows each program and what played it."""
     messages = [
         (0.0, mido.Message("control_change", channel=0, control=0, value=1)),
         (0.0, mido.Message("program_change", channel=0, program=0)),
         (0.0, mido.Message("program_change", channel=1, program=40)),
+        (0.0, mido.Message("program_change", channel=2, program=41)),
     ]
-    for channel in (0, 1):
+    for channel in (0, 1, 2):
         messages += [(0.1, mido.Message("note_on", channel=channel, note=60, velocity=100))]
         messages += [(0.6, mido.Message("note_off", channel=channel, note=60))]
     midi = write_midi(tmp_path / "banks.mid", messages)
     assert _render(model64, midi, tmp_path / "banks.wav") == 0
     out = capsys.readouterr().out
-    assert "channel  1: m64-keys-soft (1 notes)" in out, out
-    assert "channel  2: m64-strings (1 notes)" in out, out
+    assert "channel  1: m64-keys-soft (1 notes); bank 1 program 0 (piano) → m64-keys-soft" in out
+    assert "channel  2: m64-strings (1 notes); program 40 (strings) → m64-strings\n" in out
+    assert "channel  3: m64-strings (1 notes); program 41 (strings) → m64-strings (stand-in)" in out
 
 
 def test_presets_list_shows_the_models_timbres_and_marks_the_others(

@@ -183,6 +183,18 @@ def test_from_soundfont_renders_labelled_notes(tmp_path: Path, capsys) -> None:
         assert pitch_labels.level_db(note[: 3 * 16000]) > pitch_labels.level_db(note[-8000:]) + 6
 
 
+def test_from_soundfont_program_with_its_own_velocities(tmp_path: Path, capsys) -> None:
+    """'24:75/50' renders program 24 at its own velocities, the others at --velocities."""
+    args = [str(SOUNDFONT), str(tmp_path / "ds"), "--programs", "0,24:75/50"]
+    assert main(["dataset", "from-soundfont", *args, "--pitch-range", "60-60"]) == 0
+    ds = dataset.read_dataset(tmp_path / "ds")
+    expected = {"program000-v100", "program000-v075", "program024-v075", "program024-v050"}
+    assert set(ds.instruments) == expected
+    bad = [str(SOUNDFONT), str(tmp_path / "bad"), "--programs", "0,24:200"]
+    assert main(["dataset", "from-soundfont", *bad]) == 1
+    assert "--programs 24:200: velocity" in capsys.readouterr().err
+
+
 def test_from_soundfont_missing_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["dataset", "from-soundfont", str(tmp_path / "no.sf2"), str(tmp_path)]) == 1
     assert "no.sf2: no such file" in capsys.readouterr().err

@@ -482,6 +482,39 @@ def test_init_from_a_run_takes_both_generators(tiny_dataset: Path, tmp_path: Pat
             torch.testing.assert_close(state[key][name], value, msg=f"{key} {name}")
 
 
+def test_init_from_with_new_instruments_adds_their_timbres(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A dataset with an instrument the model lacks: the model's instruments keep their latents,
+    the new one gets its own, far from theirs (not refused, not a copy), and the run trains."""
+    run = tmp_path / "run"
+    new = ["--config", "tiny", "--objective", "regression"]
+    assert _run([str(tiny_dataset), str(run), *new, "--stop-after-images", "8"]) == 0
+    model_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "-o", str(model_path)]) == 0
+    notes = [
+        dataset.Note(f"inst{i}", pitch, tone(pitch, 4, 16000, seed=10 * i + pitch))
+        for i in range(3)
+        for pitch in (40, 52, 64)
+    ]
+    wider = dataset.write_dataset(iter(notes), len(notes), tmp_path / "wider")
+    again = tmp_path / "again"
+    args = [str(wider), str(again), *new, "--init-from", str(model_path)]
+    assert _run([*args, "--stop-after-images", "12"]) == 0
+    old = json.loads((run / regression.TIMBRES_JSON).read_text())
+    timbres = json.loads((again / regression.TIMBRES_JSON).read_text())
+    assert sorted(timbres) == ["inst0", "inst1", "inst2"]
+    assert {k: timbres[k] for k in old} == old
+    added = np.array(timbres["inst2"])
+    assert added.shape == (TINY["latent_vector_size"],)
+    for latent in old.values():
+        cosine = added @ latent / np.linalg.norm(added) / np.linalg.norm(latent)
+        assert cosine < 0.9
+    hp = json.loads((again / "experiment.json").read_text())
+    assert hp["trainer_new_timbres"] == "inst2"
+    assert torch.load(again / run_state.STATE_PT, weights_only=False)["images"] == 12
+
+
 def test_init_from_a_model_that_does_not_fit_is_one_line(
     tiny_dataset: Path, tmp_path: Path, capsys
 ) -> None:
