@@ -72,7 +72,7 @@ class RenderConfig:
     rate and ``subtype`` (the file's sample format; None: its extension's default), the block
     size, master gain, forced MPE zones (``mpe``), and ``loudness``: the integrated loudness
     (LUFS) the file is brought to, true peak at most ``loudness.TRUE_PEAK_CEILING_DBTP``
-    (``loudness.normalising_gain``); None writes the mix at the level live play has."""
+    (``loudness.write_normalised``); None writes the mix at the level live play has."""
 
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(wait_s=ENGINE_WAIT_S))
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -202,7 +202,8 @@ def render_midi_engine(
     ``levels.py``). ``config``: the settings (``RenderConfig``).
 
     With ``config.loudness`` the mix is measured as it renders to a float WAV beside the output,
-    then copied to the output at the chosen gain: two streaming passes, memory one block.
+    then copied to the output at the chosen gain, through the true-peak limiter where that gain
+    would pass the ceiling (``loudness.write_normalised``): streaming passes, memory a few blocks.
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
