@@ -31,11 +31,11 @@ from tqdm import tqdm
 from gansynth_instrument.export.checkpoint import (
     EMA_SUFFIX,
     GENERATOR_SCOPE,
-    MEL_PROG_HIRES,
     Checkpoint,
     read_checkpoint,
 )
 from gansynth_instrument.export.graph import he_scale, weight_name
+from gansynth_instrument.export.hparams import MEL_PROG_HIRES
 from gansynth_instrument.export.onnx_model import export_model, random_checkpoint
 from gansynth_instrument.model.metadata import INPUT_LATENT, INPUT_PITCH
 

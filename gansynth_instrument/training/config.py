@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.export.checkpoint import MEL_PROG_HIRES, magenta_progress, stage_lengths
 from gansynth_instrument.export.graph import GeneratorConfig
+from gansynth_instrument.export.hparams import MEL_PROG_HIRES, magenta_progress, stage_lengths
 from gansynth_instrument.model.metadata import MAG_NORMALIZER, P_NORMALIZER
 from gansynth_instrument.training.networks import filters_for
 

@@ -20,12 +20,10 @@ from gansynth_instrument.export.bundle import TensorBundle
 from gansynth_instrument.export.checkpoint import (
     EMA_SUFFIX,
     GENERATOR_SCOPE,
-    NSYNTH_PITCHES,
-    SET_FLAGS_DEFAULTS,
-    magenta_progress,
     read_checkpoint,
 )
 from gansynth_instrument.export.graph import random_weights
+from gansynth_instrument.export.hparams import NSYNTH_PITCHES, SET_FLAGS_DEFAULTS, magenta_progress
 from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model.metadata import INPUT_LATENT, INPUT_PITCH
 

@@ -19,7 +19,7 @@ import torch
 
 from gansynth_instrument.cli import main
 from gansynth_instrument.errors import TrainingError
-from gansynth_instrument.export.checkpoint import Checkpoint, magenta_progress, stage_lengths
+from gansynth_instrument.export.checkpoint import Checkpoint
 from gansynth_instrument.export.graph import (
     GeneratorConfig,
     expected_shapes,
@@ -27,6 +27,7 @@ from gansynth_instrument.export.graph import (
     stored_weights,
     weight_name,
 )
+from gansynth_instrument.export.hparams import magenta_progress, stage_lengths
 from gansynth_instrument.export.onnx_model import export_model
 from gansynth_instrument.model import spectral
 from gansynth_instrument.model.metadata import Representation
