@@ -188,13 +188,15 @@ def test_more_notes_than_member_channels_share_them_and_are_stolen_as_ordinary_n
         midi.handle(msg)
     (d64,) = cached(cache, DARK, [64])
     b60, b67 = cached(cache, brightest(space), [60, 67])
-    cached(cache, DARK, [60, 67])
+    d60, d67 = cached(cache, DARK, [60, 67])
     for msg in ([0x91, 60, 127], [0x92, 64, 127], [0x91, 67, 127]):
         midi.handle(msg)
     render(mixer, 1000)
     midi.handle(control_change(74, 127, 1))  # channel 2's slide: both its notes
     out = render(mixer, 3000)
-    expected = sum(played(n, 3000, start=1000) for n in (b60, d64, b67))
+    expected = sum(  # each voice keeps the attack make-up of the note it started with
+        played(n, 3000, start=1000, started=s) for n, s in ((b60, d60), (d64, d64), (b67, d67))
+    )
     np.testing.assert_allclose(out[2000:], expected[2000:], atol=1e-5)
 
     ordinary, _ = make(cache)  # the same notes on channels in no zone
