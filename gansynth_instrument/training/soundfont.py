@@ -1,6 +1,6 @@
 """Soundfonts → a dataset (``dataset from-soundfont``): each program's notes rendered NSynth-style
 by FluidSynth (extra ``[soundfont]``), labelled with the played pitch, and checked: silent and
-out-of-tune notes are dropped.
+out-of-tune notes are dropped (but for the sound effects, which no key tunes).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gansynth_instrument.errors import DatasetError
+from gansynth_instrument.live.channels import gm_family
 from gansynth_instrument.training.dataset import (
     NOTE_SAMPLES,
     NSYNTH_PITCHES,
@@ -87,6 +88,9 @@ def from_soundfont(
     The loudest note is scaled to peak 0.9 (one gain for all, so velocity stays audible). Notes a
     preset does not sound, and (unless ``max_detune_cents`` is None) notes whose detected pitch is
     further than that from the played one, are dropped: out-of-tune samples teach the wrong pitch.
+    General MIDI's sound effects (a seashore, a helicopter) have no pitch that follows the key;
+    their notes are kept whatever their pitch, labelled with the key played, as the soundfont maps
+    them (the way a drum kit maps its keys).
     """
     pitches = tuple(range(pitch_range[0], pitch_range[1] + 1))
     total = sum(len(v) for v in programs.values()) * len(pitches)
@@ -108,7 +112,7 @@ def from_soundfont(
         if level_db(audio) < silence_db:
             summary.dropped[f"silent (below {silence_db:g} dBFS RMS)"] += 1
             continue
-        if max_detune_cents is not None:
+        if max_detune_cents is not None and gm_family(program) != "sound effects":
             detected = detect_pitch(audio)
             if detected is None or abs(detected - pitch) * 100 > max_detune_cents:
                 summary.dropped[f"detected pitch > {max_detune_cents:g} cents off"] += 1

@@ -198,3 +198,16 @@ def test_from_soundfont_program_with_its_own_velocities(tmp_path: Path, capsys) 
 def test_from_soundfont_missing_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["dataset", "from-soundfont", str(tmp_path / "no.sf2"), str(tmp_path)]) == 1
     assert "no.sf2: no such file" in capsys.readouterr().err
+
+
+def test_from_soundfont_keeps_sound_effects_at_every_key(tmp_path: Path, capsys) -> None:
+    """GM's sound effects (120-127) do not follow the key: their notes are kept and labelled with
+    the key played, as a soundfont maps them, while a pitched program's detuned notes still go."""
+    args = [str(SOUNDFONT), str(tmp_path / "ds"), "--programs", "0,122", "--velocities", "100"]
+    assert main(["dataset", "from-soundfont", *args, "--pitch-range", "48-52"]) == 0
+    ds = dataset.read_dataset(tmp_path / "ds")
+    effects = [row for row, name in enumerate(ds.instruments) if name == "program122-v100"]
+    assert sorted(ds.pitches[row] for row in effects) == [48, 49, 50, 51, 52]
+    for row in effects:
+        detected = pitch_labels.detect_pitch(ds.note(row))
+        assert detected is None or abs(detected - ds.pitches[row]) > 0.5  # not at its key
