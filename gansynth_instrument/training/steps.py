@@ -3,6 +3,8 @@ several processes need."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -189,5 +191,23 @@ def pitch_rows(run: Run) -> torch.Tensor:
 def _bf16(run: Run) -> bool:
     """bf16 autocast of the CPU forward pass (hparam ``trainer_bf16``, regression only): on CPUs
     with native bf16 the dear top sizes train faster than in float32; the loss, gradients and
-    weights stay float32."""
-    return bool(run.hp.get("trainer_bf16", False)) and not torch.cuda.is_available()
+    weights stay float32. Elsewhere bf16 is emulated and slower than float32, so it is not used."""
+    return (
+        bool(run.hp.get("trainer_bf16", False)) and not torch.cuda.is_available() and native_bf16()
+    )
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has bf16 arithmetic (x86: AVX-512 BF16 or AMX; Arm: BF16), from the
+    kernel's CPU flags (False where they cannot be read)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = {
+        flag
+        for line in text.splitlines()
+        if line.lower().startswith(("flags", "features"))
+        for flag in line.partition(":")[2].split()
+    }
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})

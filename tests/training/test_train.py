@@ -743,3 +743,16 @@ def test_audio_loss_hears_only_notes_from_its_lowest_pitch() -> None:
     for bad in ("128", "-1", "41.5"):
         with pytest.raises(TrainingError, match=rf"'{key}'"):
             train_config.parse_hparams(f'{{"{key}": {bad}}}', bundled)
+
+
+def test_bf16_only_where_the_cpu_has_it(tmp_path: Path) -> None:
+    """bf16 autocast emulated on a CPU without bf16 arithmetic trains slower than float32."""
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n")
+    sapphire = tmp_path / "sapphire"
+    sapphire.write_text("flags\t\t: avx2 avx512f avx512_bf16 amx_bf16\n")
+    neoverse = tmp_path / "neoverse"
+    neoverse.write_text("Features\t: fp asimd sve bf16 i8mm\n")
+    assert not steps.native_bf16(zen3)
+    assert steps.native_bf16(sapphire) and steps.native_bf16(neoverse)
+    assert not steps.native_bf16(tmp_path / "missing")
