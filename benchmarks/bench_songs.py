@@ -33,6 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
+import signal
 import sys
 import tempfile
 import time
@@ -295,7 +297,8 @@ def bench_song(
 
 
 def live_row(model: Path, song: Path, seconds: float, cache_dir: Path, fs: np.ndarray) -> str:
-    """``song`` played live into ``play`` (bench_quality.py's rig): its peak and RMS difference."""
+    """``song`` played live into ``play`` (bench_quality.py's rig): its peak, RMS difference and
+    the share of frames play's limiter turned down (play's last line)."""
     sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "tests")]
     from bench_quality import BLOCK, Rig
     from jackrig import JackServer
@@ -309,6 +312,9 @@ def live_row(model: Path, song: Path, seconds: float, cache_dir: Path, fs: np.nd
         try:
             time.sleep(1.5)
             audio, xruns = rig.play(server, seconds + LIVE_LEAD_S + LIVE_TAIL_S, script)
+            rig.process.send_signal(signal.SIGINT)  # play's last line: the limiter's share
+            rig.process.wait(timeout=60)
+            limited = re.search(r"limiter on ([\d.]+) %", rig.tail())
         finally:
             rig.close()
     audio = audio.astype(np.float64)
@@ -317,7 +323,11 @@ def live_row(model: Path, song: Path, seconds: float, cache_dir: Path, fs: np.nd
     theirs = 10 * math.log10(max(float(np.mean(fs[:, 0].astype(np.float64) ** 2)), 1e-24))
     # Both over the song's length: the recording's lead-in and FluidSynth's tail are silence.
     ours += 10 * math.log10(len(audio) / len(fs))
-    return f"live (play): peak {peak:.2f} dBFS, RMS diff {ours - theirs:+.2f} dB, {xruns} xruns"
+    share = f"limiter on {limited[1]} % of frames" if limited else "limiter share not reported"
+    return (
+        f"live (play): peak {peak:.2f} dBFS, RMS diff {ours - theirs:+.2f} dB, {share}, "
+        f"{xruns} xruns"
+    )
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from gansynth_instrument.live.player import (
     Player,
     live_render_threads,
 )
+from gansynth_instrument.live.stream_meters import StreamStats
 from gansynth_instrument.midi_spec import note_off
 from gansynth_instrument.model.knob_qualities import knob_summary
 from gansynth_instrument.notes.cache import DEFAULT_MAX_MEMORY_BYTES, mib_to_bytes
@@ -131,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
                 _status_loop(player, keyboard)
         except KeyboardInterrupt:
             print(file=sys.stderr)
+        audio = player.audio
+        print(
+            session_summary(
+                audio.stats(), audio.sample_rate, audio.block_frames, audio.limited_frames
+            )
+        )
         # bound or saved after the status loop last looked
         for news in (player.save_learned(), player.learned_knob(), player.save_found()):
             if news is not None:
@@ -306,6 +313,20 @@ def _status_loop(player: Player, keyboard: TypingKeyboard | None = None) -> None
 def latency_text(seconds: float | None) -> str:
     """A latency as every view shows it: milliseconds to 0.1, or "-" before it is measured."""
     return "-" if seconds is None else f"{1e3 * seconds:.1f} ms"
+
+
+def session_summary(
+    stats: StreamStats, sample_rate: int, block_frames: int, limited_frames: int
+) -> str:
+    """The line play ends with: how long the stream ran, the share of it the master limiter
+    turned down (a safety net, rarely on: ``levels.py``) and the xruns."""
+    frames = stats.callbacks * block_frames
+    share = 100 * limited_frames / frames if frames else 0.0
+    minutes, seconds = divmod(frames / sample_rate, 60)
+    return (
+        f"played  {int(minutes)}:{seconds:04.1f}, limiter on {share:.2f} % of frames, "
+        f"{stats.xruns} xruns"
+    )
 
 
 def status_line(status: LiveStatus, width: int = 80) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from jackrig import JackServer, MidiSender, Recorder, midi_input_port
 from scipy.signal import correlate
 
 from gansynth_instrument import cli
-from gansynth_instrument.commands.play import play_config, status_line
+from gansynth_instrument.commands.play import play_config, session_summary, status_line
 from gansynth_instrument.live.config import CacheConfig, Sounds
 from gansynth_instrument.live.engine import EngineStatus
 from gansynth_instrument.live.midi import CLIENT_NAME
@@ -359,12 +360,14 @@ def test_ctrl_c_closes_the_stream_and_the_midi_port(jack_server: JackServer, tin
         with MidiSender() as sender:  # the port is there while it plays
             midi_input_port(sender.client, f"{CLIENT_NAME}.*:{port}")
         play.send_signal(signal.SIGINT)
-        _, err = play.communicate(timeout=60)
+        out, err = play.communicate(timeout=60)
     finally:
         play.kill()
     assert play.returncode == 0 and "Traceback" not in err, err
     (audio,) = [line for line in lines if line.startswith("audio ")]
     assert "JACK" in audio and "output latency " in audio and "reported" not in audio
+    (summary,) = [line for line in out.splitlines() if line.startswith("played  ")]
+    assert re.fullmatch(r"played  0:\d\d\.\d, limiter on 0\.00 % of frames, \d+ xruns", summary)
     assert any(line.startswith("MIDI ") and "channels 1,2,10" in line for line in lines)
     melodic = "a melodic preset as the drum kit: each key plays its own pitch"
     assert f"drums   channel 10: slow-pad ({melodic})\n" in lines
@@ -573,6 +576,20 @@ def _status(timbres: int, *, dropped: int = 0) -> LiveStatus:
     )
     stream = StreamStats(12000, 3, 128 / RATE, 0.005, 0.0053, 0.0004, 0.001)
     return LiveStatus(engine, stream, voices_sounding=5, polyphony=32, note_to_sound_s=0.0079)
+
+
+def test_the_session_summary_gives_the_limiters_share_of_the_frames_played() -> None:
+    stats = StreamStats(
+        callbacks=30000,
+        xruns=2,
+        block_period_s=128 / 48000,
+        latency_s=0.005,
+        dac_latency_s=0.005,
+        callback_median_s=0.0001,
+        callback_max_s=0.001,
+    )
+    line = session_summary(stats, 48000, 128, limited_frames=38400)
+    assert line == "played  1:20.0, limiter on 1.00 % of frames, 2 xruns"
 
 
 @pytest.mark.parametrize("width", [200, 120, 80, 60, 40, 20])
