@@ -27,8 +27,8 @@ from gansynth_instrument.model.metadata import ModelTimbre
 from gansynth_instrument.presets.preset import Preset
 from gansynth_instrument.presets.preset_files import PRESET_SUFFIX, timbre_preset
 
-# General MIDI names of the programs the bundled model was trained on (one of each GM family
-# with a pitched FluidR3 instrument; docs/model-card.md).
+# General MIDI names of the programs the bundled model was trained on (one of each GM family;
+# the seashore, a sound effect, sounds the same at every key: docs/model-card.md).
 GM_NAMES = {
     0: "piano",
     4: "electric-piano",
@@ -46,6 +46,7 @@ GM_NAMES = {
     99: "atmosphere",
     104: "sitar",
     114: "steel-drums",
+    122: "seashore",
 }
 SOUNDFONT_NAME = re.compile(r"program(\d+)-v(\d+)")
 
