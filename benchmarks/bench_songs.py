@@ -14,7 +14,7 @@ channel 10 (drums) in either render, and one per channel that plays notes, rende
   makes it (not normalised) and of FluidSynth's render;
 - ``dBTP``: true peak, the peak of the signal oversampled 4× (scipy's ``resample_poly``);
 - ``RMS diff``: the instrument's RMS minus FluidSynth's, in dB (issue 29: within 6 dB);
-- ``limited %``: frames the instrument's master limiter turned down;
+- ``limited %``: frames the instrument's master limiter turned down (the mix at live play's level);
 - ``corr`` and ``lag ms``: the largest Pearson correlation of the two renders' onset envelopes
   (spectral flux of the log magnitude, 5 ms hops) within ±``MAX_LAG_S``, and the lag where it is
   (positive: the instrument is late).
@@ -22,9 +22,11 @@ channel 10 (drums) in either render, and one per channel that plays notes, rende
 ``--live``: the excerpt is also played into ``gansynth-instrument play`` (default settings, a
 private JACK dummy server at 48 kHz / 128 frames, MIDI from an rtmidi client on time, the left
 output recorded: benchmarks/bench_quality.py's rig), after the renders have cached its notes;
-one line per song gives the recording's peak and its RMS minus FluidSynth's left channel's.
+one line per song gives the recording's peak, its RMS minus FluidSynth's left channel's, and the
+share of frames play's limiter turned down (play's last line; the lead-in and tail count too).
 
-Then the song as ``render`` writes it by default (``--loudness -16``), measured again from the file.
+Then the song as ``render`` writes it by default (``--loudness -16``), measured again from the file,
+with the share of frames its true-peak limiter turned down (render's only limiter then).
 Prints tables; nothing is asserted (tests/offline/test_songs.py runs it on an excerpt).
 """
 
@@ -290,6 +292,7 @@ def bench_song(
     written = sf.read(target, dtype="float32", always_2d=True)[0]
     rendered = {
         "gain dB": result.normalisation.gain_db if result.normalisation else 0.0,
+        "limited %": result.normalisation.limited_percent if result.normalisation else 0.0,
         "LUFS": lufs(written),
         "dBTP": true_peak_dbtp(written),
     }
@@ -360,7 +363,8 @@ def main() -> None:
             print("\n".join(row.line() for row in rows))
             print(
                 f"rendered at {DEFAULT_TARGET_LUFS:g} LUFS: gain {rendered['gain dB']:+.2f} dB, "
-                f"file {rendered['LUFS']:.2f} LUFS, true peak {rendered['dBTP']:.2f} dBTP"
+                f"file {rendered['LUFS']:.2f} LUFS, true peak {rendered['dBTP']:.2f} dBTP, "
+                f"true-peak limited {rendered['limited %']:.2f} % of frames"
             )
             figures[song.name] = {"rows": [asdict(r) for r in rows], "rendered": rendered}
             if args.live:

@@ -87,14 +87,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def loudness_lines(result: EngineRender, sample_rate: int) -> list[str]:
-    """The mix's loudness and limiting as measured, and what normalisation did."""
+    """The mix's loudness as measured (and, at live play's level, its limiter's share), and what
+    normalisation did (its true-peak limiter's share, where it limited)."""
     measured = result.loudness
     frames = max(1, round(result.duration_s * sample_rate))
-    lines = [
-        f"  mix: {measured.lufs:.1f} LUFS, true peak {measured.true_peak_dbtp:.1f} dBTP, "
-        f"limiter on {100 * result.limited_frames / frames:.2f} % of frames"
-    ]
     done = result.normalisation
+    mix = f"  mix: {measured.lufs:.1f} LUFS, true peak {measured.true_peak_dbtp:.1f} dBTP"
+    if done is None:  # at live play's level, through its limiter
+        mix += f", limiter on {100 * result.limited_frames / frames:.2f} % of frames"
+    lines = [mix]
     if done is None:
         lines.append("  not normalised (--no-normalize)")
     elif done.applied:

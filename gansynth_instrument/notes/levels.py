@@ -178,7 +178,9 @@ def normalize_peak(audio: np.ndarray, target: float = 1.0) -> np.ndarray:
 
 class Limiter:
     """A look-ahead peak limiter for the master bus: the output never exceeds ``limit``, and
-    audio that stays below it passes unchanged (delayed by ``delay_frames``).
+    audio that stays below it passes unchanged (delayed by ``delay_frames``). With ``limit`` inf
+    it never acts: the delayed input, for a mix that a later stage brings to its level (render's
+    loudness target).
 
     The signal is delayed by ``delay_frames`` (D). Output is made in segments of at most D
     frames; a segment's gain moves linearly from the previous segment's end gain to a new end
@@ -201,8 +203,8 @@ class Limiter:
         lookahead_s: float = LOOKAHEAD_S,
         release_db_per_s: float = RELEASE_DB_PER_S,
     ) -> None:
-        if not 0.0 < limit <= 1.0:
-            raise ValueError(f"limit must be in (0, 1], got {limit}")
+        if not (0.0 < limit <= 1.0 or limit == math.inf):
+            raise ValueError(f"limit must be in (0, 1] or inf, got {limit}")
         self.limit = float(limit)
         self.delay_frames = max(1, round(lookahead_s * sample_rate))
         self.release_per_frame = 10.0 ** (release_db_per_s / 20.0 / sample_rate)
@@ -265,9 +267,10 @@ class Limiter:
 
 
 class MasterBus:
-    """Master gain then the limiter, in place on the mixer's stereo bus (``channels`` 2: left,
-    right; see the module docstring); allocation-free like ``Limiter``. ``gain_db`` is checked
-    where it is set (``master_gain``: the play and render settings, the clip commands), not here.
+    """Master gain then the limiter (at ``limit``), in place on the mixer's stereo bus
+    (``channels`` 2: left, right; see the module docstring); allocation-free like ``Limiter``.
+    ``gain_db`` is checked where it is set (``master_gain``: the play and render settings, the
+    clip commands), not here.
     """
 
     def __init__(
@@ -277,9 +280,12 @@ class MasterBus:
         gain_db: float = 0.0,
         channels: int = 2,
         max_block_frames: int = 1024,
+        limit: float = LIMIT,
     ) -> None:
         self.gain = db_to_gain(gain_db)
-        self.limiter = Limiter(sample_rate, channels=channels, max_block_frames=max_block_frames)
+        self.limiter = Limiter(
+            sample_rate, channels=channels, max_block_frames=max_block_frames, limit=limit
+        )
 
     @property
     def delay_frames(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +142,7 @@ class Normalisation:
     note: str  # what was done, for a line of its own
     limit: bool = False  # the gain needs the true-peak limiter (``limit_scaled``)
     written: Loudness | None = None  # the limited file's, as measured; None: measured + gain
+    limited_percent: float = 0.0  # of the frames, turned down by the true-peak limiter
 
 
 def normalising_gain(measured: Loudness, target_lufs: float) -> Normalisation:
@@ -205,6 +206,14 @@ def write_normalised(
     gain for the whole file where the true peak stays under the ceiling (``normalising_gain``),
     else the full gain through the true-peak limiter (``limited_gain``, ``limit_scaled``)."""
     normalisation = normalising_gain(measured, target_lufs)
+    if not normalisation.applied and measured.true_peak_dbtp > TRUE_PEAK_CEILING_DBTP:
+        # Written as it is, yet over the ceiling (a loud chord in a short song): the limiter
+        # alone, so that no format clips it.
+        limited = limit_scaled(mix, 1.0, writer.write)
+        share = limited.percent
+        ceiling = f"{TRUE_PEAK_CEILING_DBTP:g} dBTP"
+        note = f"{normalisation.note}; limited {share:.2f} % of frames to {ceiling}"
+        return replace(normalisation, note=note, limit=True, limited_percent=share)
     if not normalisation.limit:
         copy_scaled(mix, writer, 10.0 ** (normalisation.gain_db / 20.0))
         return normalisation
@@ -222,16 +231,21 @@ class Limited:
     total_frames: int
     max_reduction_db: float  # its deepest gain reduction
 
+    @property
+    def percent(self) -> float:
+        """The share of the frames it turned down, in %."""
+        return 100 * self.frames / max(1, self.total_frames)
+
     def normalisation(self, target_lufs: float, gain_db: float, written: Loudness) -> Normalisation:
         """What was done, for the render's summary."""
-        share = 100 * self.frames / max(1, self.total_frames)
         return Normalisation(
             gain_db,
             True,
-            f"normalised to {target_lufs:g} LUFS: gain {gain_db:+.1f} dB, limited {share:.1f} % "
-            f"of frames by up to {self.max_reduction_db:.1f} dB",
+            f"normalised to {target_lufs:g} LUFS: gain {gain_db:+.1f} dB, limited "
+            f"{self.percent:.2f} % of frames by up to {self.max_reduction_db:.1f} dB",
             limit=True,
             written=written,
+            limited_percent=self.percent,
         )
 
 

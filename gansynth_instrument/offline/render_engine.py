@@ -5,6 +5,7 @@ settings of a ``RenderConfig``. Magenta's own MIDI mode is ``magenta.render_mage
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from gansynth_instrument.live.instrument import assemble
 from gansynth_instrument.live.mixer import Mixer
 from gansynth_instrument.live.mpe_input import MpeInput
 from gansynth_instrument.model.runtime import Model
-from gansynth_instrument.notes.levels import MasterBus
+from gansynth_instrument.notes.levels import LIMIT, MasterBus
 from gansynth_instrument.offline.audio_files import (
     BlockWriter,
     output_format,
@@ -201,9 +202,11 @@ def render_midi_engine(
     (levelled timbres, velocity curve, preset and master gain, the master-bus limiter;
     ``levels.py``). ``config``: the settings (``RenderConfig``).
 
-    With ``config.loudness`` the mix is measured as it renders to a float WAV beside the output,
-    then copied to the output at the chosen gain, through the true-peak limiter where that gain
-    would pass the ceiling (``loudness.write_normalised``): streaming passes, memory a few blocks.
+    With ``config.loudness`` the mix is measured as it renders, unlimited, to a float WAV beside
+    the output, then copied to the output at the chosen gain, through the true-peak limiter where
+    that gain would pass the ceiling (``loudness.write_normalised``): one limiter, at the file's
+    level, rather than live play's at -1 dBFS and then a gain that turns the flattened peaks
+    down. Streaming passes, memory a few blocks.
 
     Unlike live play it waits for each exact note before its note-on instead of playing a
     nearest-pitch stand-in, so the result is deterministic. Notes come from (and go to) the note
@@ -217,7 +220,12 @@ def render_midi_engine(
     check_output_file(out_path)
     output_format(out_path, subtype)
     events = read_midi(midi_path)
-    master = MasterBus(sample_rate, gain_db=config.gain_db, max_block_frames=block_frames)
+    # Bound for a loudness target, the mix is not limited here: the target's own stage limits
+    # it once, at the level the file gets (``write_normalised``).
+    limit = LIMIT if loudness is None else math.inf
+    master = MasterBus(
+        sample_rate, gain_db=config.gain_db, max_block_frames=block_frames, limit=limit
+    )
     mixer = make_mixer(
         sample_rate,
         polyphony=ENGINE_POLYPHONY,

@@ -103,7 +103,7 @@ def test_a_peaky_mix_is_limited_to_the_target_under_the_true_peak_ceiling(tmp_pa
     assert after.true_peak_dbtp <= TRUE_PEAK_CEILING_DBTP
     reference = pyloudnorm.Meter(RATE).integrated_loudness(written.astype(np.float64))
     assert reference == pytest.approx(-16.0, abs=0.5)
-    assert done.limit and re.search(r"limited \d+\.\d % of frames by up to \d+\.\d dB", done.note)
+    assert done.limit and re.search(r"limited \d+\.\d+ % of frames by up to \d+\.\d dB", done.note)
     # The limiter only turns the mix down, by no more than the clicks need, and the bed between
     # clicks comes back to the full gain.
     gain = 10 ** (done.gain_db / 20)
@@ -182,7 +182,7 @@ def test_render_meets_the_loudness_target_and_says_what_it_did(tiny_model, tmp_p
     midi = chords(tmp_path / "chords.mid")
     assert run_render(tiny_model, tmp_path, midi, tmp_path / "raw.wav", "--no-normalize") == 0
     raw_out = capsys.readouterr().out
-    assert "not normalised (--no-normalize)" in raw_out
+    assert "not normalised (--no-normalize)" in raw_out and "limiter on 0.00 %" in raw_out
     for target in ("-16", "-23"):
         out = tmp_path / f"at{target}.wav"
         assert run_render(tiny_model, tmp_path, midi, out, "--loudness", target) == 0
@@ -192,7 +192,8 @@ def test_render_meets_the_loudness_target_and_says_what_it_did(tiny_model, tmp_p
         peak = 20 * math.log10(np.abs(resample_poly(audio, 4, 1, axis=0)).max())
         assert peak <= TRUE_PEAK_CEILING_DBTP + 0.05
         assert lufs == pytest.approx(float(target), abs=0.5)
-        assert "mix:" in summary and "LUFS" in summary and "limiter on" in summary
+        # No live-level limiter before the target's stage, so no share of it to report.
+        assert "mix:" in summary and "LUFS" in summary and "limiter on" not in summary
         # The same mix, scaled: one gain for the whole file.
         raw = sf.read(tmp_path / "raw.wav", dtype="float32")[0]
         ratio = np.abs(audio).max() / np.abs(raw).max()
@@ -241,3 +242,35 @@ def test_render_refuses_a_loudness_outside_the_range_before_the_model_loads(tmp_
     err = capsys.readouterr().err.strip()
     assert code != 0 and "--loudness must be -40..-5 LUFS, got 0" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "x.wav").exists()
+
+
+def test_a_normalised_render_keeps_the_peaks_the_master_limiter_would_have_cut(
+    tiny_model, tmp_path, capsys
+):
+    """Render brings a song to its target in one stage: the mix is not first limited at live
+    play's -1 dBFS and then turned down, which would flatten peaks the file has room for."""
+    messages = [
+        (0.0, mido.Message("control_change", channel=c, control=7, value=127)) for c in (0, 1)
+    ]
+    for step in range(12):
+        for channel, pitches in ((0, (60, 64, 67, 72)), (1, (36, 48, 55, 62))):
+            for pitch in pitches:
+                on = mido.Message("note_on", channel=channel, note=pitch, velocity=127)
+                messages.append((step / 2, on))
+                messages.append(
+                    (step / 2 + 0.45, mido.Message("note_off", channel=channel, note=pitch))
+                )
+    midi = write_midi(tmp_path / "loud.mid", messages)
+    assert run_render(tiny_model, tmp_path, midi, tmp_path / "live.wav", "--no-normalize") == 0
+    assert "limiter on 0.00 %" not in capsys.readouterr().out  # live play's level: limited
+    quiet = tmp_path / "quiet.wav"
+    assert run_render(tiny_model, tmp_path, midi, quiet, "--no-normalize", "--gain-db", "-30") == 0
+    assert "limiter on 0.00 %" in capsys.readouterr().out  # 30 dB down: the whole mix, unlimited
+    out = tmp_path / "at-23.wav"
+    assert run_render(tiny_model, tmp_path, midi, out, "--loudness", "-23") == 0
+    summary = capsys.readouterr().out
+    assert "true-peak limited" not in summary and "limited" not in summary.split("normalised")[-1]
+    audio = sf.read(out, dtype="float32")[0]
+    raw = sf.read(quiet, dtype="float32")[0]
+    ratio = np.abs(audio).max() / np.abs(raw).max()
+    np.testing.assert_allclose(audio, raw * ratio, atol=1e-5)

@@ -290,7 +290,8 @@ def test_interpolate_walks_the_slerp_path(model, tmp_path: Path) -> None:
     latents = np.stack([a, slerp(a, b, 0.5), b])
     expected = model.generate(latents, [55, 55, 55])
     references = np.abs(model.generate(latents, [60, 60, 60])).max(axis=1)
-    preset_db = [-1.0, -0.5, 0.0]  # dark-cello's -1 dB to the seed's 0, as a morph step blends
+    cello_db = find_preset("dark-cello").gain_db
+    preset_db = [cello_db, cello_db / 2, 0.0]  # to the seed's 0 dB, as a morph step blends
     for note, want, reference, db in zip(written, expected, references, preset_db, strict=True):
         # Each point levelled by its middle C's peak, then preset and master gain.
         staged = want * TARGET_PEAK / reference * db_to_gain(db) * db_to_gain(-12.0)
@@ -384,8 +385,8 @@ def test_hallucinate_writes_one_evolving_clip(
 
 
 def test_hallucinate_is_staged_like_the_instrument(model, tmp_path: Path) -> None:
-    """Each note levelled by its timbre and at its keypoints' preset gain (dark-cello -1 dB, a seed
-    0 dB: -0.5 dB between), enveloped, summed, master gain, and the limiter above -1 dBFS."""
+    """Each note levelled by its timbre and at its keypoints' preset gain (dark-cello's, a seed's
+    0 dB, halfway between), enveloped, summed, master gain, and the limiter above -1 dBFS."""
     settings = Hallucination(interp_steps=1, spacing_s=1.0)
     through = ["dark-cello", "7"]
     keys = np.stack(
@@ -396,7 +397,8 @@ def test_hallucinate_is_staged_like_the_instrument(model, tmp_path: Path) -> Non
     references = np.abs(model.generate(latents, [60] * 3)).max(axis=1)
     envelope = hallucination_envelope(settings, model.audio_length)
     clip = np.zeros(2 * SR + model.audio_length)
-    preset_db = [-1.0, -0.5, 0.0]
+    cello_db = find_preset("dark-cello").gain_db
+    preset_db = [cello_db, cello_db / 2, 0.0]
     for i, (note, reference, db) in enumerate(zip(notes, references, preset_db, strict=True)):
         levelled = note * TARGET_PEAK / reference * db_to_gain(db)
         clip[i * SR : i * SR + len(note)] += levelled * envelope
