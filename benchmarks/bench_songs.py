@@ -152,8 +152,13 @@ def fluidsynth_render(song: Path, soundfont: Path, channels: Collection[int]) ->
     """``song``'s events on ``channels`` through FluidSynth → float32 [frames, 2] (plus 2 s)."""
     synth = fluidsynth.Synth(samplerate=float(RATE))
     try:
-        if synth.sfload(str(soundfont)) < 0:
+        font = synth.sfload(str(soundfont))
+        if font < 0:
             sys.exit(f"{soundfont}: FluidSynth cannot load it")
+        # A General MIDI synth's power-on state: piano everywhere, the standard kit on channel 10
+        # (pyfluidsynth's sfload leaves a channel with no preset until a program change).
+        for channel in range(CHANNELS):
+            synth.program_select(channel, font, 128 if channel == DRUM_CHANNEL else 0, 0)
         blocks, frame = [], 0
         for event in read_midi(song):
             status, channel = event.data[0] & 0xF0, event.data[0] & 0x0F
