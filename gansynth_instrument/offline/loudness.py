@@ -43,7 +43,8 @@ OVERSAMPLING = 4  # BS.1770-4 Annex 2: 4× at 48 kHz
 MIN_GATED_S = 1.0  # less audio above the absolute gate than this is not normalised
 MAX_GAIN_DB = 40.0  # nor is a song that would need more gain than this
 LIMIT_LOOKAHEAD_S = 0.0015  # the limiter's gain is down before the peak it meets
-LIMIT_RELEASE_S = 0.08  # time constant of its gain reduction (dB) coming back to 0
+LIMIT_RELEASE_S = 0.02  # time constant of its gain reduction (dB) coming back to 0: as fast as
+# the master limiter (levels.RELEASE_DB_PER_S), so a brief peak ducks the song briefly
 LIMIT_MARGIN_DB = 0.2  # it aims this far under the ceiling: its peak detector is not the meter's
 LIMITED_DB = 0.1  # a frame turned down by more than this counts as limited
 LIMIT_PASSES = 4  # measured gains tried before the one written
