@@ -89,8 +89,10 @@ def test_presets_new_knob_errors_are_one_line(
 
 def test_interpolate_grid_writes_the_bilinear_slerp_grid(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "grid"
+    bell = tmp_path / "bell.yaml"  # glass-bell trimmed 3 dB: its gain is blended too
+    bell.write_text(find_preset("glass-bell").copy(name="bell", gain_db=-3.0).to_yaml())
     run = _run(
-        tmp_path, "interpolate", "--grid", "felt-keys", "3", "glass-bell", "4",
+        tmp_path, "interpolate", "--grid", "felt-keys", "3", str(bell), "4",
         "--size", "3", "--pitch", "55", "--model", str(tiny_model), "--backend", "cpu",
         "-o", str(out),
     )  # fmt: skip
@@ -101,7 +103,7 @@ def test_interpolate_grid_writes_the_bilinear_slerp_grid(tiny_model: Path, tmp_p
     corners = [
         find_preset("felt-keys").latent_vector(),
         random_latent(3),
-        find_preset("glass-bell").latent_vector(),
+        find_preset(bell).latent_vector(),
         random_latent(4),
     ]
     model = load_model(tiny_model, backend="cpu")
@@ -109,7 +111,7 @@ def test_interpolate_grid_writes_the_bilinear_slerp_grid(tiny_model: Path, tmp_p
     latents = np.stack([point_latent(corners, p, 3) for p in points])
     expected = model.generate(latents, [55] * 3)
     references = np.abs(model.generate(latents, [60] * 3)).max(axis=1)
-    # glass-bell's -3 dB at (0, 1), the other corners' 0 dB: bilinear in between
+    # the bell's -3 dB at (0, 1), the other corners' 0 dB: bilinear in between
     preset_db = [0.0, -0.75, 0.0]
     for (column, row), want, reference, db in zip(
         points, expected, references, preset_db, strict=True

@@ -28,8 +28,8 @@ TIMEOUT_S = 900  # only bounds a hang: warming ~1100 notes, then about two minut
 BLOCK_PERIOD_MS = 1e3 * 128 / 48000
 # Issue 29: a velocity-127 note sounds between -12 and -3 dBFS, with room for a band above it.
 # levels.TARGET_PEAK_DBFS (-12) levels each note by its peak over its start, as it sounds under
-# the preset's attack (levels.attack_gain); every shipped preset plays at gain_db 0, so this is
-# the level a musician hears from each program.
+# the preset's attack (levels.attack_gain); no shipped preset is trimmed below gain_db 0, so this
+# is the level a musician hears from each program.
 TARGET_PEAK_DBFS = (-12.0 - 0.1, -3.0)  # 0.1 dB: a recorded peak between two samples
 
 
@@ -48,7 +48,7 @@ def test_levels_knob_and_switch_stay_at_the_floor(tmp_path: Path):
     peaks = report["c4_peak_dbfs"]
     assert len(peaks) >= 16  # every program of the default bank was heard
     assert all(low <= peak <= high for peak in peaks.values()), peaks
-    assert all(find_preset(name).gain_db == 0.0 for name in peaks)
+    assert all(find_preset(name).gain_db >= 0.0 for name in peaks)  # none trimmed below
     assert report["chord_peak_dbfs"] <= 0.0
 
     def median(key: str) -> float:

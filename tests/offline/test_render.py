@@ -282,16 +282,23 @@ def test_generate_with_preset_uses_its_timbre(model, tmp_path: Path) -> None:
         np.testing.assert_allclose(sf.read(note.path, dtype="float32")[0], want, atol=1e-6)
 
 
+def trimmed_cello(tmp_path: Path) -> str:
+    """dark-cello trimmed 1 dB, as a file: a preset gain that a path between timbres blends."""
+    path = tmp_path / "cello.yaml"
+    path.write_text(find_preset("dark-cello").copy(name="cello", gain_db=-1.0).to_yaml())
+    return str(path)
+
+
 def test_interpolate_walks_the_slerp_path(model, tmp_path: Path) -> None:
-    written = interpolate(model, "dark-cello", "42", tmp_path, steps=3, pitch=55, gain_db=-12.0)
+    cello = trimmed_cello(tmp_path)
+    written = interpolate(model, cello, "42", tmp_path, steps=3, pitch=55, gain_db=-12.0)
     assert [p.path.name for p in written] == ["interp_00.wav", "interp_01.wav", "interp_02.wav"]
-    a = find_preset("dark-cello").latent_vector(model.latent_size)
+    a = find_preset(cello).latent_vector(model.latent_size)
     b = random_latent(42, model.latent_size)
     latents = np.stack([a, slerp(a, b, 0.5), b])
     expected = model.generate(latents, [55, 55, 55])
     references = np.abs(model.generate(latents, [60, 60, 60])).max(axis=1)
-    cello_db = find_preset("dark-cello").gain_db
-    preset_db = [cello_db, cello_db / 2, 0.0]  # to the seed's 0 dB, as a morph step blends
+    preset_db = [-1.0, -0.5, 0.0]  # the cello's -1 dB to the seed's 0, as a morph step blends
     for note, want, reference, db in zip(written, expected, references, preset_db, strict=True):
         # Each point levelled by its middle C's peak, then preset and master gain.
         staged = want * TARGET_PEAK / reference * db_to_gain(db) * db_to_gain(-12.0)
@@ -385,20 +392,18 @@ def test_hallucinate_writes_one_evolving_clip(
 
 
 def test_hallucinate_is_staged_like_the_instrument(model, tmp_path: Path) -> None:
-    """Each note levelled by its timbre and at its keypoints' preset gain (dark-cello's, a seed's
-    0 dB, halfway between), enveloped, summed, master gain, and the limiter above -1 dBFS."""
+    """Each note levelled by its timbre and at its keypoints' preset gain (the cello -1 dB, a seed
+    0 dB: -0.5 dB between), enveloped, summed, master gain, and the limiter above -1 dBFS."""
     settings = Hallucination(interp_steps=1, spacing_s=1.0)
-    through = ["dark-cello", "7"]
-    keys = np.stack(
-        [find_preset("dark-cello").latent_vector(model.latent_size), random_latent(7, 256)]
-    )
+    cello = trimmed_cello(tmp_path)
+    through = [cello, "7"]
+    keys = np.stack([find_preset(cello).latent_vector(model.latent_size), random_latent(7, 256)])
     latents = hallucination_path(keys, 1)
     notes = model.generate(latents, [48] * 3)
     references = np.abs(model.generate(latents, [60] * 3)).max(axis=1)
     envelope = hallucination_envelope(settings, model.audio_length)
     clip = np.zeros(2 * SR + model.audio_length)
-    cello_db = find_preset("dark-cello").gain_db
-    preset_db = [cello_db, cello_db / 2, 0.0]
+    preset_db = [-1.0, -0.5, 0.0]
     for i, (note, reference, db) in enumerate(zip(notes, references, preset_db, strict=True)):
         levelled = note * TARGET_PEAK / reference * db_to_gain(db)
         clip[i * SR : i * SR + len(note)] += levelled * envelope
