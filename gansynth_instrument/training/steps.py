@@ -3,6 +3,7 @@ several processes need."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -197,9 +198,10 @@ def _bf16(run: Run) -> bool:
     )
 
 
+@functools.cache
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU has bf16 arithmetic (x86: AVX-512 BF16 or AMX; Arm: BF16), from the
-    kernel's CPU flags (False where they cannot be read)."""
+    kernel's CPU flags (False where they cannot be read); read once, not at every step."""
     try:
         text = cpuinfo.read_text()
     except OSError:
